@@ -1,0 +1,523 @@
+//! `berth-bench`: starts Berth and CNCF Distribution side by side and drives both with the
+//! same load generator. See `bench/README.md`.
+
+mod client;
+mod data;
+mod server;
+mod workloads;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Parser, ValueEnum};
+
+use crate::client::Conn;
+use crate::data::{BigBlob, SmallImage};
+use crate::server::{Kind, Server, StartOptions};
+use crate::workloads::UploadMode;
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Only {
+    Berth,
+    Distribution,
+}
+
+/// Benchmark Berth against CNCF Distribution (`docker-registry`) on this machine.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// Number of rounds; each figure is the median over the rounds.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Size of the large blob pushed and pulled, in MiB.
+    #[arg(long, default_value_t = 1024)]
+    size_mib: u64,
+    /// Duration of the manifest GET workload, in seconds.
+    #[arg(long, default_value_t = 5.0)]
+    duration_secs: f64,
+    /// Concurrent keep-alive connections for the manifest GET workload.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Number of small images pushed per round.
+    #[arg(long, default_value_t = 320)]
+    images: usize,
+    /// Concurrent pushers for the small-image workload.
+    #[arg(long, default_value_t = 32)]
+    push_concurrency: usize,
+    /// Benchmark only one registry.
+    #[arg(long, value_enum)]
+    only: Option<Only>,
+    /// Keep the registries' data directories (paths are printed).
+    #[arg(long)]
+    keep: bool,
+    /// Path to the Berth binary.
+    #[arg(long, default_value = "target/release/berth")]
+    berth_bin: PathBuf,
+    /// Path to the Distribution binary.
+    #[arg(long, default_value = "docker-registry")]
+    registry_bin: PathBuf,
+    /// Give Distribution its in-memory blob descriptor cache (as in Debian's default
+    /// config.yml). Off by default.
+    #[arg(long)]
+    dist_cache: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Figure {
+    Push,
+    Pull,
+    ManifestRps,
+    ManifestP50,
+    ManifestP99,
+    SmallPush,
+    IdleRss,
+    PeakRss,
+}
+
+impl Figure {
+    const ALL: [Figure; 8] = [
+        Figure::Push,
+        Figure::Pull,
+        Figure::ManifestRps,
+        Figure::ManifestP50,
+        Figure::ManifestP99,
+        Figure::SmallPush,
+        Figure::IdleRss,
+        Figure::PeakRss,
+    ];
+
+    fn label(self, args: &Args) -> String {
+        match self {
+            Figure::Push => format!("blob push {} MiB (MiB/s)", args.size_mib),
+            Figure::Pull => format!("blob pull {} MiB (MiB/s)", args.size_mib),
+            Figure::ManifestRps => format!("manifest GET x{} conns (req/s)", args.connections),
+            Figure::ManifestP50 => "manifest GET p50 (ms)".to_string(),
+            Figure::ManifestP99 => "manifest GET p99 (ms)".to_string(),
+            Figure::SmallPush => format!(
+                "small-image push x{} (images/s)",
+                args.push_concurrency
+            ),
+            Figure::IdleRss => "idle RSS (MiB)".to_string(),
+            Figure::PeakRss => "peak RSS (MiB)".to_string(),
+        }
+    }
+
+    /// True when a smaller value is better (ratio is then distribution/berth).
+    fn lower_is_better(self) -> bool {
+        matches!(
+            self,
+            Figure::ManifestP50 | Figure::ManifestP99 | Figure::IdleRss | Figure::PeakRss
+        )
+    }
+
+    /// The target, as (description, predicate on (berth, ratio)).
+    fn target(self) -> Option<(&'static str, fn(f64, f64) -> bool)> {
+        match self {
+            Figure::Push => Some(("push >= 5x", |_, r| r >= 5.0)),
+            Figure::Pull => Some(("pull >= 1.5x", |_, r| r >= 1.5)),
+            Figure::ManifestRps => Some(("manifest GET >= 5x", |_, r| r >= 5.0)),
+            Figure::ManifestP99 => Some(("manifest GET p99 <= 10 ms", |b, _| b <= 10.0)),
+            Figure::SmallPush => Some(("small-image push >= 3x", |_, r| r >= 3.0)),
+            Figure::IdleRss => Some(("idle RSS <= 30 MB", |b, _| b * 1.048_576 <= 30.0)),
+            _ => None,
+        }
+    }
+
+    fn format(self, v: f64) -> String {
+        match self {
+            Figure::ManifestP50 | Figure::ManifestP99 => format!("{v:.2}"),
+            Figure::IdleRss | Figure::PeakRss => format!("{v:.1}"),
+            Figure::SmallPush => format!("{v:.1}"),
+            _ => format!("{v:.0}"),
+        }
+    }
+}
+
+type Results = BTreeMap<(Figure, &'static str), Vec<f64>>;
+
+fn record(results: &mut Results, fig: Figure, kind: Kind, v: f64) {
+    results.entry((fig, kind.name())).or_default().push(v);
+}
+
+fn median(v: &[f64]) -> Option<f64> {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
+}
+
+fn client_cpu() -> f64 {
+    server::cpu_secs("/proc/self/stat")
+}
+
+/// Flushes dirty pages so one registry's writeback does not land in the other's timing.
+fn sync_disks() {
+    let _ = std::process::Command::new("sync").status();
+}
+
+/// Runs one timed workload against one server with a timeout, printing a progress line
+/// with client and server CPU time. Returns `None` (after printing why) on failure.
+async fn run_one<T, F>(
+    server: &mut Server,
+    what: &str,
+    timeout: Duration,
+    fut: F,
+    show: impl Fn(&T) -> String,
+) -> Option<T>
+where
+    F: Future<Output = Result<T>>,
+{
+    sync_disks();
+    let (c0, s0, t0) = (client_cpu(), server.cpu_secs(), Instant::now());
+    let res = match tokio::time::timeout(timeout, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(anyhow!("timed out after {timeout:?}")),
+    };
+    let wall = t0.elapsed().as_secs_f64();
+    let (c1, s1) = (client_cpu(), server.cpu_secs());
+    let res = res.and_then(|v| server.check_alive().map(|()| v));
+    match res {
+        Ok(v) => {
+            eprintln!(
+                "  {:<12} {what:<14} {:<40} [{wall:.1} s; cpu: server {:.1} s, client {:.1} s]",
+                server.kind.name(),
+                show(&v),
+                s1 - s0,
+                c1 - c0
+            );
+            Some(v)
+        }
+        Err(e) => {
+            eprintln!("  {:<12} {what:<14} FAILED: {e:#}", server.kind.name());
+            None
+        }
+    }
+}
+
+struct Prepared {
+    big: BigBlob,
+    manifest_image: SmallImage,
+    images: Arc<Vec<SmallImage>>,
+}
+
+const BIG_REPO: &str = "bench/big";
+
+async fn run_round(
+    args: &Args,
+    kinds: &[Kind],
+    opts: &StartOptions<'_>,
+    data: &Prepared,
+    results: &mut Results,
+) -> Result<()> {
+    let mut servers: Vec<Server> = Vec::new();
+    for &kind in kinds {
+        match Server::start(kind, opts).await {
+            Ok(s) => servers.push(s),
+            Err(e) => eprintln!("  {:<12} start FAILED: {e:#}", kind.name()),
+        }
+    }
+    if servers.is_empty() {
+        bail!("no registry started");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for s in &servers {
+        match s.memory() {
+            Ok((rss, _)) => {
+                eprintln!("  {:<12} idle RSS       {rss:.1} MiB", s.kind.name());
+                record(results, Figure::IdleRss, s.kind, rss);
+            }
+            Err(e) => eprintln!("  {:<12} idle RSS FAILED: {e:#}", s.kind.name()),
+        }
+    }
+
+    let mut modes = Vec::new();
+    for s in &servers {
+        let mode = workloads::detect_upload_mode(s.addr).await;
+        if let Err(e) = &mode {
+            eprintln!("  {:<12} upload probe FAILED: {e:#}", s.kind.name());
+        }
+        modes.push(mode.ok());
+    }
+
+    // 1. Large blob push.
+    let mut pushed = vec![false; servers.len()];
+    for (i, s) in servers.iter_mut().enumerate() {
+        let addr = s.addr;
+        let big = &data.big;
+        let r = run_one(
+            s,
+            "blob push",
+            Duration::from_secs(300),
+            workloads::push_blob(addr, BIG_REPO, big),
+            |v| format!("{v:.0} MiB/s"),
+        )
+        .await;
+        if let Some(v) = r {
+            record(results, Figure::Push, s.kind, v);
+            pushed[i] = true;
+        }
+    }
+
+    // 2. Large blob pull.
+    for (i, s) in servers.iter_mut().enumerate() {
+        if !pushed[i] {
+            continue;
+        }
+        let addr = s.addr;
+        let r = run_one(
+            s,
+            "blob pull",
+            Duration::from_secs(300),
+            workloads::pull_blob(addr, BIG_REPO, &data.big.digest, data.big.size()),
+            |v| format!("{v:.0} MiB/s"),
+        )
+        .await;
+        if let Some(v) = r {
+            record(results, Figure::Pull, s.kind, v);
+        }
+    }
+
+    // 3. Manifest GET.
+    let duration = Duration::from_secs_f64(args.duration_secs);
+    for (i, s) in servers.iter_mut().enumerate() {
+        let Some(mode) = modes[i] else { continue };
+        let addr = s.addr;
+        let img = &data.manifest_image;
+        let setup = async {
+            let mut conn = Conn::connect(addr).await?;
+            workloads::push_image(&mut conn, img, mode).await
+        };
+        if let Err(e) = setup.await {
+            eprintln!("  {:<12} manifest setup FAILED: {e:#}", s.kind.name());
+            continue;
+        }
+        let r = run_one(
+            s,
+            "manifest GET",
+            duration + Duration::from_secs(60),
+            workloads::manifest_get(addr, &img.repo, &img.tag, args.connections, duration),
+            |m| {
+                format!(
+                    "{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms ({} req, {} err)",
+                    m.rps, m.p50_ms, m.p99_ms, m.requests, m.errors
+                )
+            },
+        )
+        .await;
+        if let Some(m) = r {
+            record(results, Figure::ManifestRps, s.kind, m.rps);
+            record(results, Figure::ManifestP50, s.kind, m.p50_ms);
+            record(results, Figure::ManifestP99, s.kind, m.p99_ms);
+        }
+    }
+
+    // 4. Concurrent small-image pushes.
+    for (i, s) in servers.iter_mut().enumerate() {
+        let Some(mode) = modes[i] else { continue };
+        let addr = s.addr;
+        let r = run_one(
+            s,
+            "small pushes",
+            Duration::from_secs(300),
+            workloads::push_images(addr, data.images.clone(), args.push_concurrency, mode),
+            |v| format!("{v:.1} images/s ({mode:?})"),
+        )
+        .await;
+        if let Some(v) = r {
+            record(results, Figure::SmallPush, s.kind, v);
+        }
+    }
+
+    // 5. Peak RSS over the round.
+    for s in &mut servers {
+        if s.check_alive().is_err() {
+            continue;
+        }
+        match s.memory() {
+            Ok((rss, hwm)) => {
+                eprintln!(
+                    "  {:<12} RSS now {rss:.1} MiB, peak {hwm:.1} MiB",
+                    s.kind.name()
+                );
+                record(results, Figure::PeakRss, s.kind, hwm);
+            }
+            Err(e) => eprintln!("  {:<12} peak RSS FAILED: {e:#}", s.kind.name()),
+        }
+    }
+    Ok(())
+}
+
+fn print_table(args: &Args, results: &Results, rounds: usize) {
+    let get = |fig: Figure, kind: Kind| results.get(&(fig, kind.name())).and_then(|v| median(v));
+    let header = [
+        "figure".to_string(),
+        "berth".to_string(),
+        "distribution".to_string(),
+        "ratio (>1 = Berth better)".to_string(),
+    ];
+    let mut rows = vec![header];
+    let mut verdicts = Vec::new();
+    for fig in Figure::ALL {
+        let b = get(fig, Kind::Berth);
+        let d = get(fig, Kind::Distribution);
+        let ratio = match (b, d) {
+            (Some(b), Some(d)) if b > 0.0 && d > 0.0 => Some(if fig.lower_is_better() {
+                d / b
+            } else {
+                b / d
+            }),
+            _ => None,
+        };
+        let show = |v: Option<f64>| v.map_or("-".to_string(), |v| fig.format(v));
+        let ratio_s = ratio.map_or("-".to_string(), |r| {
+            let how = if fig.lower_is_better() {
+                "dist/berth"
+            } else {
+                "berth/dist"
+            };
+            format!("{r:.2}x ({how})")
+        });
+        rows.push(vec![fig.label(args), show(b), show(d), ratio_s]);
+        if let (Some((desc, ok)), Some(b)) = (fig.target(), b) {
+            let r = ratio.unwrap_or(f64::NAN);
+            let met = ok(b, r);
+            verdicts.push(format!("{} {desc}", if met { "met   " } else { "MISSED" }));
+        }
+    }
+    let widths: Vec<usize> = (0..4)
+        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+        .collect();
+    println!();
+    println!(
+        "Berth vs CNCF Distribution, median of {rounds} round(s); ratio is berth/dist for \
+         throughput and dist/berth for latency and RSS, so >1 always means Berth is better"
+    );
+    for (i, row) in rows.iter().enumerate() {
+        let line: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(c, cell)| {
+                if c == 0 {
+                    format!("{cell:<w$}", w = widths[c])
+                } else {
+                    format!("{cell:>w$}", w = widths[c])
+                }
+            })
+            .collect();
+        println!("| {} |", line.join(" | "));
+        if i == 0 {
+            let sep: Vec<String> = widths
+                .iter()
+                .enumerate()
+                .map(|(c, w)| {
+                    if c == 0 {
+                        "-".repeat(*w)
+                    } else {
+                        format!("{}:", "-".repeat(w.saturating_sub(1)))
+                    }
+                })
+                .collect();
+            println!("| {} |", sep.join(" | "));
+        }
+    }
+    if !verdicts.is_empty() && args.only.is_none() {
+        println!();
+        println!("Targets: {}", verdicts.join("; "));
+    }
+}
+
+async fn run(args: Args) -> Result<()> {
+    if args.rounds == 0 || args.size_mib == 0 || args.connections == 0 || args.images == 0 {
+        bail!("--rounds, --size-mib, --connections and --images must be positive");
+    }
+    if !args.duration_secs.is_finite() || args.duration_secs <= 0.0 {
+        bail!("--duration-secs must be positive");
+    }
+    let kinds: Vec<Kind> = match args.only {
+        None => vec![Kind::Berth, Kind::Distribution],
+        Some(Only::Berth) => vec![Kind::Berth],
+        Some(Only::Distribution) => vec![Kind::Distribution],
+    };
+    if kinds.contains(&Kind::Berth) && !args.berth_bin.exists() {
+        bail!(
+            "Berth binary {} not found (build it with `cargo build --release`, or pass --berth-bin)",
+            args.berth_bin.display()
+        );
+    }
+    let opts = StartOptions {
+        berth_bin: &args.berth_bin,
+        registry_bin: &args.registry_bin,
+        keep: args.keep,
+        dist_cache: args.dist_cache,
+    };
+
+    let t = Instant::now();
+    let size = args
+        .size_mib
+        .checked_mul(1 << 20)
+        .context("--size-mib too large")?;
+    let big = tokio::task::spawn_blocking(move || BigBlob::generate(size)).await?;
+    let n_images = args.images;
+    let images = tokio::task::spawn_blocking(move || {
+        (0..n_images)
+            .map(|i| {
+                SmallImage::generate(
+                    format!("bench/small-{}", i % 32),
+                    format!("t{i}"),
+                    3,
+                    4 << 10,
+                    100 << 10,
+                )
+            })
+            .collect::<Vec<_>>()
+    })
+    .await?;
+    let manifest_image = SmallImage::generate(
+        "bench/manifest".to_string(),
+        "latest".to_string(),
+        1,
+        4 << 10,
+        100 << 10,
+    );
+    eprintln!(
+        "prepared {} MiB blob ({}) and {} small images in {:.1} s",
+        args.size_mib,
+        big.digest,
+        images.len(),
+        t.elapsed().as_secs_f64()
+    );
+    let data = Prepared {
+        big,
+        manifest_image,
+        images: Arc::new(images),
+    };
+
+    let mut results = Results::new();
+    for round in 1..=args.rounds {
+        eprintln!("round {round}/{}", args.rounds);
+        run_round(&args, &kinds, &opts, &data, &mut results).await?;
+    }
+    print_table(&args, &results, args.rounds);
+    eprintln!("total {:.0} s", t.elapsed().as_secs_f64());
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    // Returning (rather than exiting) on a signal lets the servers' Drop kill them.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = run(args) => r,
+        _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
+        _ = term.recv() => Err(anyhow!("terminated")),
+    }
+}

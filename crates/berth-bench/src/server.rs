@@ -1,0 +1,222 @@
+//! Starting, probing and stopping the registries under test.
+
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use http::{Method, StatusCode};
+
+use crate::client::{Conn, ReqBody};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Berth,
+    Distribution,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Berth => "berth",
+            Kind::Distribution => "distribution",
+        }
+    }
+}
+
+/// A running registry process. Killed (and its data dir removed unless kept) on drop.
+pub struct Server {
+    pub kind: Kind,
+    pub addr: SocketAddr,
+    child: Child,
+    dir: Option<tempfile::TempDir>,
+    root: PathBuf,
+}
+
+pub struct StartOptions<'a> {
+    pub berth_bin: &'a Path,
+    pub registry_bin: &'a Path,
+    pub keep: bool,
+    pub dist_cache: bool,
+}
+
+fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+impl Server {
+    pub async fn start(kind: Kind, opts: &StartOptions<'_>) -> Result<Server> {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("berth-bench-{}-", kind.name()))
+            .tempdir()?;
+        let root = dir.path().to_path_buf();
+        let data = root.join("data");
+        std::fs::create_dir_all(&data)?;
+        let port = free_port()?;
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let log = File::create(root.join("server.log"))?;
+        let mut cmd = match kind {
+            Kind::Berth => {
+                let mut cmd = Command::new(opts.berth_bin);
+                cmd.arg("serve")
+                    .arg("--listen")
+                    .arg(addr.to_string())
+                    .arg("--data-dir")
+                    .arg(&data);
+                if std::env::var_os("RUST_LOG").is_none() {
+                    cmd.env("RUST_LOG", "warn");
+                }
+                cmd
+            }
+            Kind::Distribution => {
+                let cache = if opts.dist_cache {
+                    "  cache:\n    blobdescriptor: inmemory\n"
+                } else {
+                    ""
+                };
+                let config = format!(
+                    "version: 0.1\n\
+                     log:\n  level: error\n  accesslog:\n    disabled: true\n\
+                     storage:\n{cache}  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
+                     http:\n  addr: {addr}\n",
+                    data.display()
+                );
+                let config_path = root.join("config.yml");
+                std::fs::write(&config_path, config)?;
+                let mut cmd = Command::new(opts.registry_bin);
+                cmd.arg("serve").arg(&config_path);
+                cmd
+            }
+        };
+        cmd.stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        let child = cmd.spawn().with_context(|| {
+            format!("starting {} ({:?})", kind.name(), cmd.get_program())
+        })?;
+        let mut server = Server {
+            kind,
+            addr,
+            child,
+            dir: Some(dir),
+            root,
+        };
+        if opts.keep
+            && let Some(dir) = server.dir.take()
+        {
+            let _ = dir.keep();
+        }
+        server.wait_ready().await?;
+        Ok(server)
+    }
+
+    async fn wait_ready(&mut self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "{} exited during start-up ({status}); log:\n{}",
+                    self.kind.name(),
+                    self.log_tail()
+                );
+            }
+            if let Ok(mut conn) = Conn::connect(self.addr).await
+                && let Ok((StatusCode::OK, _, _)) =
+                    conn.call(Method::GET, "/v2/", &[], ReqBody::empty()).await
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{} did not answer 200 on /v2/ within 30 s; log:\n{}",
+                    self.kind.name(),
+                    self.log_tail()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Fails if the process has exited.
+    pub fn check_alive(&mut self) -> Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!(
+                "{} exited ({status}); log:\n{}",
+                self.kind.name(),
+                self.log_tail()
+            );
+        }
+        Ok(())
+    }
+
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.root.join("server.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    /// `VmRSS` and `VmHWM` in MiB.
+    pub fn memory(&self) -> Result<(f64, f64)> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
+        let field = |name: &str| -> Result<f64> {
+            let line = status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .with_context(|| format!("no {name} in /proc/<pid>/status"))?;
+            let kb: f64 = line
+                .trim_start_matches(name)
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .with_context(|| format!("parsing {line:?}"))?;
+            Ok(kb / 1024.0)
+        };
+        Ok((field("VmRSS:")?, field("VmHWM:")?))
+    }
+
+    /// CPU time (user + system) consumed so far, in seconds.
+    pub fn cpu_secs(&self) -> f64 {
+        cpu_secs(&format!("/proc/{}/stat", self.pid()))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if self.dir.is_none() {
+            eprintln!(
+                "  kept {} data in {}",
+                self.kind.name(),
+                self.root.display()
+            );
+        }
+    }
+}
+
+/// user + system CPU seconds from a `/proc/<pid>/stat` file (0 if unreadable).
+pub fn cpu_secs(path: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(path) else {
+        return 0.0;
+    };
+    // Fields after the parenthesised command name start at field 3 (state).
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> f64 { fields.get(i).and_then(|v| v.parse().ok()).unwrap_or(0.0) };
+    // utime is field 14, stime field 15; USER_HZ is 100 on Linux.
+    (ticks(11) + ticks(12)) / 100.0
+}

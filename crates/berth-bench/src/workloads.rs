@@ -1,0 +1,317 @@
+//! The workloads. Each takes the registry's address and works against any registry that
+//! speaks the OCI Distribution API over plain HTTP without auth.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use http::header::{ACCEPT, CONTENT_TYPE};
+use http::{Method, StatusCode};
+use tokio::task::JoinSet;
+
+use crate::client::{Conn, OCTET, ReqBody, location, with_query};
+use crate::data::{BigBlob, MANIFEST_ACCEPT, OCI_MANIFEST, SmallImage};
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// How a registry accepts a small blob in one go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UploadMode {
+    /// `POST /blobs/uploads/?digest=` with the body answers 201 (single request).
+    SinglePost,
+    /// The registry ignores a body on POST: `POST` then `PUT <location>?digest=` with the body.
+    PostPut,
+}
+
+/// Uploads a large blob: POST, one streamed PATCH with the whole body, then PUT ?digest=.
+/// Returns MiB/s over the three requests.
+pub async fn push_blob(addr: SocketAddr, repo: &str, blob: &BigBlob) -> Result<f64> {
+    let mut conn = Conn::connect(addr).await?;
+    let start = Instant::now();
+    let hdrs = conn
+        .expect(
+            Method::POST,
+            &format!("/v2/{repo}/blobs/uploads/"),
+            &[],
+            ReqBody::empty(),
+            StatusCode::ACCEPTED,
+        )
+        .await?;
+    let upload = location(&hdrs)?;
+    let range = format!("0-{}", blob.size().saturating_sub(1));
+    let hdrs = conn
+        .expect(
+            Method::PATCH,
+            &upload,
+            &[OCTET, (http::HeaderName::from_static("content-range"), &range)],
+            ReqBody::Stream(blob.stream()),
+            StatusCode::ACCEPTED,
+        )
+        .await?;
+    let upload = location(&hdrs)?;
+    let hdrs = conn
+        .expect(
+            Method::PUT,
+            &with_query(&upload, "digest", &blob.digest),
+            &[],
+            ReqBody::empty(),
+            StatusCode::CREATED,
+        )
+        .await?;
+    let elapsed = start.elapsed().as_secs_f64();
+    if let Some(d) = hdrs.get("docker-content-digest")
+        && d.as_bytes() != blob.digest.as_bytes()
+    {
+        bail!("server reported digest {d:?}, expected {}", blob.digest);
+    }
+    Ok(blob.size() as f64 / MIB / elapsed)
+}
+
+/// Downloads a blob and discards it. Returns MiB/s.
+pub async fn pull_blob(addr: SocketAddr, repo: &str, digest: &str, size: u64) -> Result<f64> {
+    let mut conn = Conn::connect(addr).await?;
+    let start = Instant::now();
+    let n = conn
+        .get_discard(&format!("/v2/{repo}/blobs/{digest}"))
+        .await?;
+    let elapsed = start.elapsed().as_secs_f64();
+    if n != size {
+        bail!("pulled {n} bytes, expected {size}");
+    }
+    Ok(n as f64 / MIB / elapsed)
+}
+
+/// Uploads one small blob according to `mode`.
+async fn upload_small(
+    conn: &mut Conn,
+    repo: &str,
+    digest: &str,
+    data: &Bytes,
+    mode: UploadMode,
+) -> Result<()> {
+    match mode {
+        UploadMode::SinglePost => {
+            conn.expect(
+                Method::POST,
+                &format!("/v2/{repo}/blobs/uploads/?digest={digest}"),
+                &[OCTET],
+                ReqBody::bytes(data.clone()),
+                StatusCode::CREATED,
+            )
+            .await?;
+        }
+        UploadMode::PostPut => {
+            let hdrs = conn
+                .expect(
+                    Method::POST,
+                    &format!("/v2/{repo}/blobs/uploads/"),
+                    &[],
+                    ReqBody::empty(),
+                    StatusCode::ACCEPTED,
+                )
+                .await?;
+            let upload = location(&hdrs)?;
+            conn.expect(
+                Method::PUT,
+                &with_query(&upload, "digest", digest),
+                &[OCTET],
+                ReqBody::bytes(data.clone()),
+                StatusCode::CREATED,
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Finds out whether the registry completes a monolithic `POST ?digest=` upload itself.
+pub async fn detect_upload_mode(addr: SocketAddr) -> Result<UploadMode> {
+    let mut conn = Conn::connect(addr).await?;
+    let data = Bytes::from(format!("berth-bench probe {:?}", Instant::now()).into_bytes());
+    let digest = crate::data::sha256_digest(&data);
+    let (status, hdrs, body) = conn
+        .call(
+            Method::POST,
+            &format!("/v2/bench/probe/blobs/uploads/?digest={digest}"),
+            &[OCTET],
+            ReqBody::bytes(data.clone()),
+        )
+        .await?;
+    match status {
+        StatusCode::CREATED => Ok(UploadMode::SinglePost),
+        StatusCode::ACCEPTED => {
+            // Finish the session so the probe leaves no dangling upload behind.
+            let upload = location(&hdrs)?;
+            conn.expect(
+                Method::PUT,
+                &with_query(&upload, "digest", &digest),
+                &[OCTET],
+                ReqBody::bytes(data),
+                StatusCode::CREATED,
+            )
+            .await?;
+            Ok(UploadMode::PostPut)
+        }
+        other => bail!(
+            "POST ?digest= probe answered {other}: {}",
+            String::from_utf8_lossy(&body[..body.len().min(400)])
+        ),
+    }
+}
+
+/// Pushes all blobs of an image, then its manifest.
+pub async fn push_image(conn: &mut Conn, image: &SmallImage, mode: UploadMode) -> Result<()> {
+    for blob in &image.blobs {
+        upload_small(conn, &image.repo, &blob.digest, &blob.data, mode)
+            .await
+            .with_context(|| format!("uploading {} to {}", blob.digest, image.repo))?;
+    }
+    conn.expect(
+        Method::PUT,
+        &format!("/v2/{}/manifests/{}", image.repo, image.tag),
+        &[(CONTENT_TYPE, OCI_MANIFEST)],
+        ReqBody::bytes(image.manifest.clone()),
+        StatusCode::CREATED,
+    )
+    .await
+    .with_context(|| format!("putting manifest {}:{}", image.repo, image.tag))?;
+    Ok(())
+}
+
+pub struct ManifestStats {
+    pub rps: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub requests: u64,
+    pub errors: u64,
+}
+
+/// `connections` keep-alive connections GET the manifest as fast as they can for `duration`.
+pub async fn manifest_get(
+    addr: SocketAddr,
+    repo: &str,
+    tag: &str,
+    connections: usize,
+    duration: Duration,
+) -> Result<ManifestStats> {
+    let path: Arc<str> = Arc::from(format!("/v2/{repo}/manifests/{tag}"));
+    // Open every connection and do one request on it before the clock starts.
+    let mut conns = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        let mut conn = Conn::connect(addr).await?;
+        conn.expect(
+            Method::GET,
+            &path,
+            &[(ACCEPT, MANIFEST_ACCEPT)],
+            ReqBody::empty(),
+            StatusCode::OK,
+        )
+        .await?;
+        conns.push(conn);
+    }
+    let start = Instant::now();
+    let end = start + duration;
+    let mut tasks = JoinSet::new();
+    for mut conn in conns {
+        let path = path.clone();
+        tasks.spawn(async move {
+            let mut hist = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3)?;
+            let mut errors = 0u64;
+            let mut last_error = None;
+            loop {
+                let t0 = Instant::now();
+                if t0 >= end {
+                    break;
+                }
+                match conn
+                    .call(Method::GET, &path, &[(ACCEPT, MANIFEST_ACCEPT)], ReqBody::empty())
+                    .await
+                {
+                    Ok((StatusCode::OK, _, body)) if !body.is_empty() => {
+                        let us = t0.elapsed().as_micros();
+                        hist.saturating_record(u64::try_from(us).unwrap_or(u64::MAX));
+                    }
+                    Ok((status, _, _)) => {
+                        errors += 1;
+                        last_error = Some(format!("status {status}"));
+                    }
+                    Err(e) => {
+                        errors += 1;
+                        last_error = Some(format!("{e:#}"));
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            }
+            anyhow::Ok((hist, errors, last_error, Instant::now()))
+        });
+    }
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3)?;
+    let mut errors = 0;
+    let mut last_error = None;
+    let mut finished = start;
+    while let Some(task) = tasks.join_next().await {
+        let (h, e, le, t) = task??;
+        hist.add(&h)?;
+        errors += e;
+        last_error = le.or(last_error);
+        finished = finished.max(t);
+    }
+    let requests = hist.len();
+    if errors > 0 {
+        eprintln!(
+            "    warning: {errors} failed manifest GETs (last: {})",
+            last_error.unwrap_or_default()
+        );
+    }
+    if errors * 100 > requests + errors {
+        bail!("more than 1% of manifest GETs failed ({errors} of {})", requests + errors);
+    }
+    let elapsed = (finished - start).as_secs_f64();
+    Ok(ManifestStats {
+        rps: requests as f64 / elapsed,
+        p50_ms: hist.value_at_quantile(0.50) as f64 / 1000.0,
+        p99_ms: hist.value_at_quantile(0.99) as f64 / 1000.0,
+        requests,
+        errors,
+    })
+}
+
+/// Pushes all `images` with `concurrency` workers, each on its own connection.
+/// Returns images/s.
+pub async fn push_images(
+    addr: SocketAddr,
+    images: Arc<Vec<SmallImage>>,
+    concurrency: usize,
+    mode: UploadMode,
+) -> Result<f64> {
+    let mut conns = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        conns.push(Conn::connect(addr).await?);
+    }
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = JoinSet::new();
+    for mut conn in conns {
+        let images = images.clone();
+        let next = next.clone();
+        tasks.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(image) = images.get(i) else {
+                    break;
+                };
+                push_image(&mut conn, image, mode).await?;
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(task) = tasks.join_next().await {
+        task??;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    Ok(images.len() as f64 / elapsed)
+}

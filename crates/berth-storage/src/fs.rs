@@ -1,0 +1,296 @@
+//! Filesystem backend. Layout under the root directory:
+//!
+//! ```text
+//! blobs/<algorithm>/<first two hex chars>/<hex>   committed blobs, immutable once renamed in
+//! uploads/<session id>                            bytes of an upload session in progress
+//! health/<random>                                 short-lived probe files of /health/endtoend
+//! ```
+//!
+//! A blob is published by renaming its upload file into `blobs/` — atomic on one filesystem — so a
+//! reader never sees a partial blob. With `fsync` on (the default), the data and the directory entry
+//! are flushed before the rename is reported, so a committed blob survives power loss, not only a
+//! killed process.
+
+use crate::{BlobStore, ByteStream, Result, StorageError};
+use async_trait::async_trait;
+use berth_oci::Digest;
+use bytes::Bytes;
+use futures::StreamExt;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use tokio::sync::mpsc;
+
+/// Size of the chunks read from disk for GETs.
+const READ_CHUNK: usize = 1 << 20;
+
+pub struct FsStore {
+    root: PathBuf,
+    fsync: bool,
+}
+
+impl FsStore {
+    /// Opens (creating if needed) a store rooted at `root`.
+    pub fn open(root: impl Into<PathBuf>, fsync: bool) -> Result<FsStore> {
+        let root = root.into();
+        for d in ["blobs", "uploads", "health"] {
+            std::fs::create_dir_all(root.join(d))?;
+        }
+        Ok(FsStore { root, fsync })
+    }
+
+    fn blob_path(&self, d: &Digest) -> PathBuf {
+        let hex = d.hex();
+        self.root
+            .join("blobs")
+            .join(d.algorithm().as_str())
+            .join(&hex[..2])
+            .join(hex)
+    }
+
+    fn upload_path(&self, id: &str) -> Result<PathBuf> {
+        // Session ids are server-made UUIDs; refuse anything that could leave the directory.
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Err(StorageError::UploadNotFound);
+        }
+        Ok(self.root.join("uploads").join(id))
+    }
+}
+
+fn not_found_as(e: std::io::Error, kind: StorageError) -> StorageError {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        kind
+    } else {
+        StorageError::Io(e)
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StorageError::Io(std::io::Error::other(e)))?
+}
+
+/// Streams `len` bytes of `file` from its current position, reading on a blocking thread so that
+/// disk reads and socket writes overlap.
+fn stream_file(mut file: std::fs::File, mut len: u64) -> ByteStream {
+    let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(4);
+    tokio::task::spawn_blocking(move || {
+        while len > 0 {
+            let n = READ_CHUNK.min(usize::try_from(len).unwrap_or(READ_CHUNK));
+            let mut buf = vec![0u8; n];
+            let res = file.read_exact(&mut buf).map(|_| Bytes::from(buf));
+            let failed = res.is_err();
+            if tx.blocking_send(res).is_err() || failed {
+                return;
+            }
+            len -= n as u64;
+        }
+    });
+    tokio_stream_from(rx)
+}
+
+fn tokio_stream_from(mut rx: mpsc::Receiver<std::io::Result<Bytes>>) -> ByteStream {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
+}
+
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    std::fs::File::open(path)?.sync_all()
+}
+
+#[async_trait]
+impl BlobStore for FsStore {
+    fn kind(&self) -> &'static str {
+        "filesystem"
+    }
+
+    async fn stat(&self, digest: &Digest) -> Result<Option<u64>> {
+        match tokio::fs::metadata(self.blob_path(digest)).await {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn get(&self, digest: &Digest, range: Option<(u64, u64)>) -> Result<ByteStream> {
+        let path = self.blob_path(digest);
+        blocking(move || {
+            let mut f = std::fs::File::open(&path).map_err(|e| not_found_as(e, StorageError::NotFound))?;
+            let total = f.metadata()?.len();
+            let (start, len) = match range {
+                Some((s, e)) if s <= e && e < total => (s, e - s + 1),
+                Some(_) => return Err(StorageError::Io(std::io::Error::other("range outside blob"))),
+                None => (0, total),
+            };
+            f.seek(SeekFrom::Start(start))?;
+            Ok(stream_file(f, len))
+        })
+        .await
+    }
+
+    async fn delete(&self, digest: &Digest) -> Result<()> {
+        match tokio::fs::remove_file(self.blob_path(digest)).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
+    async fn upload_begin(&self, id: &str) -> Result<()> {
+        let path = self.upload_path(id)?;
+        tokio::fs::File::create(path).await?;
+        Ok(())
+    }
+
+    async fn upload_append(&self, id: &str, offset: u64, mut data: ByteStream) -> Result<u64> {
+        let path = self.upload_path(id)?;
+        let mut file = blocking(move || {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(|e| not_found_as(e, StorageError::UploadNotFound))?;
+            let actual = f.metadata()?.len();
+            if actual < offset {
+                return Err(StorageError::UploadShort { expected: offset, actual });
+            }
+            // Drop bytes of an earlier write that was never recorded.
+            f.set_len(offset)?;
+            f.seek(SeekFrom::Start(offset))?;
+            Ok(f)
+        })
+        .await?;
+        // The request task reads (and, through the stream, hashes) while a blocking thread writes.
+        let (tx, mut rx) = mpsc::channel::<Bytes>(8);
+        let writer = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
+            let mut written = 0u64;
+            while let Some(chunk) = rx.blocking_recv() {
+                file.write_all(&chunk)?;
+                written += chunk.len() as u64;
+            }
+            Ok(written)
+        });
+        let mut client_err = None;
+        while let Some(item) = data.next().await {
+            match item {
+                Ok(chunk) => {
+                    if tx.send(chunk).await.is_err() {
+                        break; // the writer failed; its error is reported below
+                    }
+                }
+                Err(e) => {
+                    client_err = Some(e);
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        let written = writer
+            .await
+            .map_err(|e| StorageError::Io(std::io::Error::other(e)))??;
+        if let Some(e) = client_err {
+            return Err(StorageError::Client(e));
+        }
+        Ok(offset + written)
+    }
+
+    async fn upload_read(&self, id: &str, len: u64) -> Result<ByteStream> {
+        let path = self.upload_path(id)?;
+        blocking(move || {
+            let f = std::fs::File::open(&path).map_err(|e| not_found_as(e, StorageError::UploadNotFound))?;
+            let actual = f.metadata()?.len();
+            if actual < len {
+                return Err(StorageError::UploadShort { expected: len, actual });
+            }
+            Ok(stream_file(f, len))
+        })
+        .await
+    }
+
+    async fn upload_commit(&self, id: &str, len: u64, digest: &Digest) -> Result<()> {
+        let src = self.upload_path(id)?;
+        let dst = self.blob_path(digest);
+        let fsync = self.fsync;
+        blocking(move || {
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&src)
+                .map_err(|e| not_found_as(e, StorageError::UploadNotFound))?;
+            let actual = f.metadata()?.len();
+            if actual < len {
+                return Err(StorageError::UploadShort { expected: len, actual });
+            }
+            if actual > len {
+                f.set_len(len)?;
+            }
+            if fsync {
+                f.sync_all()?;
+            }
+            drop(f);
+            let parent = dst.parent().ok_or_else(|| std::io::Error::other("blob path has no parent"))?;
+            std::fs::create_dir_all(parent)?;
+            std::fs::rename(&src, &dst)?;
+            if fsync {
+                sync_dir(parent)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn upload_abort(&self, id: &str) -> Result<()> {
+        let path = self.upload_path(id)?;
+        match tokio::fs::remove_file(path).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
+    async fn health(&self) -> Result<()> {
+        let path = self.root.join("health").join(uuid::Uuid::new_v4().to_string());
+        let probe = b"berth health probe";
+        tokio::fs::write(&path, probe).await?;
+        let back = tokio::fs::read(&path).await;
+        let _ = tokio::fs::remove_file(&path).await;
+        if back? != probe {
+            return Err(StorageError::Io(std::io::Error::other("health probe read back different bytes")));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream(parts: &[&'static [u8]]) -> ByteStream {
+        futures::stream::iter(parts.iter().map(|p| Ok(Bytes::from_static(p))).collect::<Vec<_>>()).boxed()
+    }
+
+    async fn collect(s: ByteStream) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut s = s;
+        while let Some(c) = s.next().await {
+            out.extend_from_slice(&c.expect("chunk"));
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn append_truncates_unrecorded_bytes_and_commit_publishes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FsStore::open(dir.path(), true).expect("open");
+        store.upload_begin("u1").await.expect("begin");
+        assert_eq!(store.upload_append("u1", 0, stream(&[b"hello ", b"wor"])).await.expect("append"), 9);
+        // A write that was never recorded: the database still says 6.
+        assert_eq!(store.upload_append("u1", 6, stream(&[b"world"])).await.expect("append"), 11);
+        assert_eq!(collect(store.upload_read("u1", 11).await.expect("read")).await, b"hello world");
+        let d = Digest::sha256_of(b"hello world");
+        assert_eq!(store.stat(&d).await.expect("stat"), None);
+        store.upload_commit("u1", 11, &d).await.expect("commit");
+        assert_eq!(store.stat(&d).await.expect("stat"), Some(11));
+        assert_eq!(collect(store.get(&d, Some((6, 10))).await.expect("get")).await, b"world");
+        assert!(matches!(store.upload_read("u1", 0).await, Err(StorageError::UploadNotFound)));
+        assert!(matches!(store.upload_append("../x", 0, stream(&[])).await, Err(StorageError::UploadNotFound)));
+        store.delete(&d).await.expect("delete");
+        assert!(matches!(store.get(&d, None).await, Err(StorageError::NotFound)));
+        store.health().await.expect("health");
+    }
+}
