@@ -29,7 +29,7 @@ fi
 # ---------------------------------------------------------------------------------------
 step "Debian packages: ${DEB_PACKAGES[*]}"
 deb_installed() {
-    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+    [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]
 }
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then

@@ -1,1 +1,39 @@
-//! placeholder
+//! HTTP: the `/v2` registry API (`oci/`), health and metrics endpoints, and the one place where
+//! domain errors become HTTP answers (`error.rs`). Handlers parse and validate input, call
+//! `berth-core`, and shape headers; they hold no registry logic of their own.
+
+mod error;
+mod observe;
+mod oci;
+
+pub use error::ApiError;
+
+use axum::Router;
+use axum::routing::{any, get};
+use berth_core::Registry;
+use metrics_exporter_prometheus::PrometheusHandle;
+use std::sync::Arc;
+
+/// Everything a handler needs.
+#[derive(Clone)]
+pub struct AppState {
+    pub registry: Registry,
+    pub metrics: Option<PrometheusHandle>,
+    /// Redirect blob GETs to presigned storage URLs when the backend offers them.
+    pub redirect_blobs: bool,
+}
+
+/// The complete HTTP application.
+pub fn router(state: AppState) -> Router {
+    let state = Arc::new(state);
+    Router::new()
+        .route("/v2", any(oci::dispatch))
+        .route("/v2/", any(oci::dispatch))
+        .route("/v2/{*rest}", any(oci::dispatch))
+        .route("/health/instance", get(observe::health_instance))
+        .route("/health/endtoend", get(observe::health_endtoend))
+        .route("/metrics", get(observe::metrics))
+        .layer(axum::middleware::from_fn(observe::track))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}

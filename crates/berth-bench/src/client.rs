@@ -176,27 +176,6 @@ impl Conn {
         }
         Ok(hdrs)
     }
-
-    /// GETs `path` and discards the body, returning the number of body bytes received.
-    pub async fn get_discard(&mut self, path: &str) -> Result<u64> {
-        let resp = self.send(Method::GET, path, &[], ReqBody::empty()).await?;
-        let status = resp.status();
-        let mut body = resp.into_body();
-        if status != StatusCode::OK {
-            let bytes = body.collect().await?.to_bytes();
-            bail!(
-                "GET {path}: expected 200, got {status}: {}",
-                String::from_utf8_lossy(&bytes[..bytes.len().min(400)])
-            );
-        }
-        let mut n = 0u64;
-        while let Some(frame) = body.frame().await {
-            if let Ok(data) = frame?.into_data() {
-                n += data.len() as u64;
-            }
-        }
-        Ok(n)
-    }
 }
 
 /// Turns a `Location` header (absolute URL or absolute path) into a path-and-query.

@@ -49,7 +49,10 @@ impl BigBlob {
 
     pub fn stream(&self) -> BlobStream {
         BlobStream {
-            salt: Some(self.salt.slice(..(self.salt.len() as u64).min(self.size) as usize)),
+            salt: Some(
+                self.salt
+                    .slice(..(self.salt.len() as u64).min(self.size) as usize),
+            ),
             pattern: self.pattern.clone(),
             pos: 0,
             remaining: self.size.saturating_sub(self.salt.len() as u64),

@@ -3,12 +3,15 @@
 
 mod client;
 mod data;
+mod raw;
+mod selftest;
 mod server;
 mod workloads;
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,7 +21,6 @@ use clap::{Parser, ValueEnum};
 use crate::client::Conn;
 use crate::data::{BigBlob, SmallImage};
 use crate::server::{Kind, Server, StartOptions};
-use crate::workloads::UploadMode;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Only {
@@ -64,6 +66,10 @@ struct Args {
     /// config.yml). Off by default.
     #[arg(long)]
     dist_cache: bool,
+    /// Instead of benchmarking registries, measure the load generator against a trivial
+    /// in-process server (shows the client's headroom).
+    #[arg(long)]
+    self_test: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -97,10 +103,7 @@ impl Figure {
             Figure::ManifestRps => format!("manifest GET x{} conns (req/s)", args.connections),
             Figure::ManifestP50 => "manifest GET p50 (ms)".to_string(),
             Figure::ManifestP99 => "manifest GET p99 (ms)".to_string(),
-            Figure::SmallPush => format!(
-                "small-image push x{} (images/s)",
-                args.push_concurrency
-            ),
+            Figure::SmallPush => format!("small-image push x{} (images/s)", args.push_concurrency),
             Figure::IdleRss => "idle RSS (MiB)".to_string(),
             Figure::PeakRss => "peak RSS (MiB)".to_string(),
         }
@@ -115,7 +118,7 @@ impl Figure {
     }
 
     /// The target, as (description, predicate on (berth, ratio)).
-    fn target(self) -> Option<(&'static str, fn(f64, f64) -> bool)> {
+    fn target(self) -> Option<(&'static str, TargetCheck)> {
         match self {
             Figure::Push => Some(("push >= 5x", |_, r| r >= 5.0)),
             Figure::Pull => Some(("pull >= 1.5x", |_, r| r >= 1.5)),
@@ -136,6 +139,9 @@ impl Figure {
         }
     }
 }
+
+/// Decides whether a target is met, given (berth value, ratio).
+type TargetCheck = fn(f64, f64) -> bool;
 
 type Results = BTreeMap<(Figure, &'static str), Vec<f64>>;
 
@@ -369,11 +375,9 @@ fn print_table(args: &Args, results: &Results, rounds: usize) {
         let b = get(fig, Kind::Berth);
         let d = get(fig, Kind::Distribution);
         let ratio = match (b, d) {
-            (Some(b), Some(d)) if b > 0.0 && d > 0.0 => Some(if fig.lower_is_better() {
-                d / b
-            } else {
-                b / d
-            }),
+            (Some(b), Some(d)) if b > 0.0 && d > 0.0 => {
+                Some(if fig.lower_is_better() { d / b } else { b / d })
+            }
             _ => None,
         };
         let show = |v: Option<f64>| v.map_or("-".to_string(), |v| fig.format(v));
@@ -385,7 +389,7 @@ fn print_table(args: &Args, results: &Results, rounds: usize) {
             };
             format!("{r:.2}x ({how})")
         });
-        rows.push(vec![fig.label(args), show(b), show(d), ratio_s]);
+        rows.push([fig.label(args), show(b), show(d), ratio_s]);
         if let (Some((desc, ok)), Some(b)) = (fig.target(), b) {
             let r = ratio.unwrap_or(f64::NAN);
             let met = ok(b, r);
@@ -446,7 +450,7 @@ async fn run(args: Args) -> Result<()> {
         Some(Only::Berth) => vec![Kind::Berth],
         Some(Only::Distribution) => vec![Kind::Distribution],
     };
-    if kinds.contains(&Kind::Berth) && !args.berth_bin.exists() {
+    if !args.self_test && kinds.contains(&Kind::Berth) && !args.berth_bin.exists() {
         bail!(
             "Berth binary {} not found (build it with `cargo build --release`, or pass --berth-bin)",
             args.berth_bin.display()
@@ -459,6 +463,15 @@ async fn run(args: Args) -> Result<()> {
         dist_cache: args.dist_cache,
     };
 
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg")
+        && let Some(one) = load
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<f64>().ok())
+        && one > 1.0
+    {
+        eprintln!("warning: 1-minute load average is {one:.2}; figures will be noisy");
+    }
     let t = Instant::now();
     let size = args
         .size_mib
@@ -494,6 +507,15 @@ async fn run(args: Args) -> Result<()> {
         images.len(),
         t.elapsed().as_secs_f64()
     );
+    if args.self_test {
+        return selftest::run(
+            &big,
+            manifest_image.manifest.clone(),
+            args.connections,
+            Duration::from_secs_f64(args.duration_secs),
+        )
+        .await;
+    }
     let data = Prepared {
         big,
         manifest_image,
@@ -510,14 +532,24 @@ async fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
-    let args = Args::parse();
+async fn run_until_signal(args: Args) -> Result<()> {
     // Returning (rather than exiting) on a signal lets the servers' Drop kill them.
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         r = run(args) => r,
         _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
         _ = term.recv() => Err(anyhow!("terminated")),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    match run_until_signal(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -94,9 +94,9 @@ impl Server {
         cmd.stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
-        let child = cmd.spawn().with_context(|| {
-            format!("starting {} ({:?})", kind.name(), cmd.get_program())
-        })?;
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting {} ({:?})", kind.name(), cmd.get_program()))?;
         let mut server = Server {
             kind,
             addr,
@@ -142,10 +142,6 @@ impl Server {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
-    }
-
-    pub fn root(&self) -> &Path {
-        &self.root
     }
 
     /// Fails if the process has exited.

@@ -9,12 +9,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
-use http::header::{ACCEPT, CONTENT_TYPE};
+use http::header::CONTENT_TYPE;
 use http::{Method, StatusCode};
 use tokio::task::JoinSet;
 
 use crate::client::{Conn, OCTET, ReqBody, location, with_query};
 use crate::data::{BigBlob, MANIFEST_ACCEPT, OCI_MANIFEST, SmallImage};
+use crate::raw::{self, RawConn};
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -47,7 +48,10 @@ pub async fn push_blob(addr: SocketAddr, repo: &str, blob: &BigBlob) -> Result<f
         .expect(
             Method::PATCH,
             &upload,
-            &[OCTET, (http::HeaderName::from_static("content-range"), &range)],
+            &[
+                OCTET,
+                (http::HeaderName::from_static("content-range"), &range),
+            ],
             ReqBody::Stream(blob.stream()),
             StatusCode::ACCEPTED,
         )
@@ -73,16 +77,18 @@ pub async fn push_blob(addr: SocketAddr, repo: &str, blob: &BigBlob) -> Result<f
 
 /// Downloads a blob and discards it. Returns MiB/s.
 pub async fn pull_blob(addr: SocketAddr, repo: &str, digest: &str, size: u64) -> Result<f64> {
-    let mut conn = Conn::connect(addr).await?;
+    let req = raw::get_request(addr, &format!("/v2/{repo}/blobs/{digest}"), &[]);
+    let mut conn = RawConn::connect(addr, 1 << 20).await?;
     let start = Instant::now();
-    let n = conn
-        .get_discard(&format!("/v2/{repo}/blobs/{digest}"))
-        .await?;
+    let resp = conn.get(&req).await?;
     let elapsed = start.elapsed().as_secs_f64();
-    if n != size {
-        bail!("pulled {n} bytes, expected {size}");
+    if resp.status != 200 {
+        bail!("GET blob answered {}", resp.status);
     }
-    Ok(n as f64 / MIB / elapsed)
+    if resp.body_len != size {
+        bail!("pulled {} bytes, expected {size}", resp.body_len);
+    }
+    Ok(size as f64 / MIB / elapsed)
 }
 
 /// Uploads one small blob according to `mode`.
@@ -198,26 +204,30 @@ pub async fn manifest_get(
     connections: usize,
     duration: Duration,
 ) -> Result<ManifestStats> {
-    let path: Arc<str> = Arc::from(format!("/v2/{repo}/manifests/{tag}"));
+    let req: Arc<[u8]> = Arc::from(raw::get_request(
+        addr,
+        &format!("/v2/{repo}/manifests/{tag}"),
+        &[("Accept", MANIFEST_ACCEPT)],
+    ));
     // Open every connection and do one request on it before the clock starts.
     let mut conns = Vec::with_capacity(connections);
     for _ in 0..connections {
-        let mut conn = Conn::connect(addr).await?;
-        conn.expect(
-            Method::GET,
-            &path,
-            &[(ACCEPT, MANIFEST_ACCEPT)],
-            ReqBody::empty(),
-            StatusCode::OK,
-        )
-        .await?;
+        let mut conn = RawConn::connect(addr, 64 << 10).await?;
+        let resp = conn.get(&req).await?;
+        if resp.status != 200 || resp.body_len == 0 {
+            bail!(
+                "warm-up manifest GET answered {} ({} bytes)",
+                resp.status,
+                resp.body_len
+            );
+        }
         conns.push(conn);
     }
     let start = Instant::now();
     let end = start + duration;
     let mut tasks = JoinSet::new();
     for mut conn in conns {
-        let path = path.clone();
+        let req = req.clone();
         tasks.spawn(async move {
             let mut hist = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3)?;
             let mut errors = 0u64;
@@ -227,17 +237,14 @@ pub async fn manifest_get(
                 if t0 >= end {
                     break;
                 }
-                match conn
-                    .call(Method::GET, &path, &[(ACCEPT, MANIFEST_ACCEPT)], ReqBody::empty())
-                    .await
-                {
-                    Ok((StatusCode::OK, _, body)) if !body.is_empty() => {
+                match conn.get(&req).await {
+                    Ok(resp) if resp.status == 200 && resp.body_len > 0 => {
                         let us = t0.elapsed().as_micros();
                         hist.saturating_record(u64::try_from(us).unwrap_or(u64::MAX));
                     }
-                    Ok((status, _, _)) => {
+                    Ok(resp) => {
                         errors += 1;
-                        last_error = Some(format!("status {status}"));
+                        last_error = Some(format!("status {}", resp.status));
                     }
                     Err(e) => {
                         errors += 1;
@@ -268,7 +275,10 @@ pub async fn manifest_get(
         );
     }
     if errors * 100 > requests + errors {
-        bail!("more than 1% of manifest GETs failed ({errors} of {})", requests + errors);
+        bail!(
+            "more than 1% of manifest GETs failed ({errors} of {})",
+            requests + errors
+        );
     }
     let elapsed = (finished - start).as_secs_f64();
     Ok(ManifestStats {

@@ -1,1 +1,82 @@
-//! placeholder
+//! Registry services: blob uploads and reads, manifests, tags and referrers, built on `berth-db`
+//! (rows) and `berth-storage` (bytes). Holds the ordering rules that make writes crash-safe —
+//! bytes first, verified, committed, then rows in one transaction — and the one domain error type,
+//! which the API layer turns into HTTP exactly once.
+
+mod blobs;
+mod error;
+mod manifests;
+mod pulls;
+mod uploads;
+
+pub use berth_db::{Db, DbError};
+pub use berth_storage::{BlobStore, ByteStream};
+pub use error::{Error, Result};
+pub use manifests::{ManifestPut, Referrer};
+pub use uploads::UploadState;
+
+use std::sync::Arc;
+
+/// Settings of the registry core.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// Largest manifest accepted on PUT.
+    pub max_manifest_bytes: usize,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        CoreConfig {
+            max_manifest_bytes: berth_oci::manifest::MAX_MANIFEST_BYTES,
+        }
+    }
+}
+
+/// The registry: cheap to clone, shared by every request.
+#[derive(Clone)]
+pub struct Registry {
+    pub db: Db,
+    pub store: Arc<dyn BlobStore>,
+    pub config: Arc<CoreConfig>,
+    pulls: Arc<pulls::PullRecorder>,
+}
+
+impl Registry {
+    pub fn new(db: Db, store: Arc<dyn BlobStore>, config: CoreConfig) -> Registry {
+        Registry {
+            db,
+            store,
+            config: Arc::new(config),
+            pulls: Arc::new(pulls::PullRecorder::default()),
+        }
+    }
+
+    /// Starts the background task that writes pull times to the database every few seconds
+    /// (a pull must not cost a write transaction).
+    pub fn spawn_background(&self) -> tokio::task::JoinHandle<()> {
+        let reg = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                reg.flush_pulls().await;
+            }
+        })
+    }
+
+    /// Writes recorded pull times now.
+    pub async fn flush_pulls(&self) {
+        let pending = self.pulls.take();
+        if let Err(e) = self.db.record_pulls(&pending).await {
+            tracing::warn!(error = %e, "could not record pull times; will retry");
+            self.pulls.put_back(pending);
+        }
+    }
+
+    /// Database and storage round trips, for `/health/endtoend`.
+    pub async fn health(&self) -> Result<()> {
+        self.db.health().await?;
+        self.store.health().await?;
+        Ok(())
+    }
+}

@@ -1,1 +1,154 @@
-//! placeholder
+//! All SQL lives here: migrations and one module per aggregate (repositories, blobs, uploads,
+//! manifests and tags). Queries are written once in portable SQL with `$n` placeholders and run
+//! through sqlx's `Any` driver, so SQLite and PostgreSQL share them. Depends only on `berth-oci`.
+
+mod blobs;
+mod manifests;
+mod repos;
+mod uploads;
+
+pub use manifests::{ManifestRow, NewManifest, PutManifestError, RefRow, ReferrerRow};
+pub use uploads::UploadRow;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{Any, AnyPool, Executor, Transaction};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The database cannot be reached or is overloaded; the request may be retried.
+    #[error("database unavailable: {0}")]
+    Unavailable(sqlx::Error),
+    #[error("database error: {0}")]
+    Other(sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported DB_URI {0:?}: use sqlite:///path/to/file.db")]
+    UnsupportedUri(String),
+}
+
+impl From<sqlx::Error> for DbError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_) => DbError::Unavailable(e),
+            sqlx::Error::Database(d) if d.message().contains("database is locked") => {
+                DbError::Unavailable(e)
+            }
+            _ => DbError::Other(e),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, DbError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+}
+
+/// The metadata database: a connection pool plus, on SQLite, the lock that serialises writers in
+/// this process (SQLite allows one writer; queueing here is cheaper than busy-retrying).
+#[derive(Clone)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+    write_lock: Arc<Mutex<()>>,
+}
+
+/// A write transaction; dropping it without `commit` rolls back.
+pub struct WriteTx {
+    pub tx: Transaction<'static, Any>,
+    _guard: Option<OwnedMutexGuard<()>>,
+}
+
+impl WriteTx {
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+static MIGRATOR_SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+impl Db {
+    /// Connects to `uri` (Quay's `DB_URI` form). SQLite files are created if missing.
+    pub async fn connect(uri: &str, max_connections: u32) -> Result<Db> {
+        install_default_drivers();
+        let backend = if uri.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            return Err(DbError::UnsupportedUri(uri.to_string()));
+        };
+        let url = if uri.contains('?') {
+            uri.to_string()
+        } else {
+            format!("{uri}?mode=rwc")
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL")
+                        .await?;
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        pool.execute("PRAGMA journal_mode = WAL").await?;
+        Ok(Db {
+            pool,
+            backend,
+            write_lock: Arc::new(Mutex::new(())),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub async fn migrate(&self) -> Result<()> {
+        match self.backend {
+            Backend::Sqlite => MIGRATOR_SQLITE.run(&self.pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Begins a write transaction (on SQLite: `BEGIN IMMEDIATE` behind the in-process writer lock).
+    pub async fn write(&self) -> Result<WriteTx> {
+        match self.backend {
+            Backend::Sqlite => {
+                let guard = self.write_lock.clone().lock_owned().await;
+                let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+                Ok(WriteTx {
+                    tx,
+                    _guard: Some(guard),
+                })
+            }
+        }
+    }
+
+    /// A database round trip, for `/health/endtoend`.
+    pub async fn health(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}

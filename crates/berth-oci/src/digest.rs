@@ -70,7 +70,9 @@ impl FromStr for Digest {
             other => return Err(DigestError(format!("unsupported algorithm {other:?}"))),
         };
         if hex.len() != algo.hex_len()
-            || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         {
             return Err(DigestError(format!(
                 "{} digest must be {} lowercase hex characters",

@@ -19,6 +19,8 @@ pub enum ErrorCode {
     Denied,
     Unsupported,
     TooManyRequests,
+    /// Distribution's code for a bad `n` pagination parameter.
+    PaginationNumberInvalid,
     /// Not an OCI code: a server-side failure, answered 500 without internal detail.
     Internal,
     /// Not an OCI code: the backing database or storage is unavailable, answered 503.
@@ -27,31 +29,124 @@ pub enum ErrorCode {
 
 /// (code, code string, HTTP status, message) — the one table.
 const TABLE: &[(ErrorCode, &str, u16, &str)] = &[
-    (ErrorCode::BlobUnknown, "BLOB_UNKNOWN", 404, "blob unknown to registry"),
-    (ErrorCode::BlobUploadInvalid, "BLOB_UPLOAD_INVALID", 400, "blob upload invalid"),
-    (ErrorCode::BlobUploadUnknown, "BLOB_UPLOAD_UNKNOWN", 404, "blob upload unknown to registry"),
-    (ErrorCode::DigestInvalid, "DIGEST_INVALID", 400, "provided digest did not match uploaded content"),
-    (ErrorCode::ManifestBlobUnknown, "MANIFEST_BLOB_UNKNOWN", 400, "manifest references a manifest or blob unknown to this repository"),
-    (ErrorCode::ManifestInvalid, "MANIFEST_INVALID", 400, "manifest invalid"),
-    (ErrorCode::ManifestUnknown, "MANIFEST_UNKNOWN", 404, "manifest unknown"),
-    (ErrorCode::NameInvalid, "NAME_INVALID", 400, "invalid repository name"),
-    (ErrorCode::NameUnknown, "NAME_UNKNOWN", 404, "repository name not known to registry"),
-    (ErrorCode::SizeInvalid, "SIZE_INVALID", 400, "provided length did not match content length"),
-    (ErrorCode::TagInvalid, "TAG_INVALID", 400, "manifest tag did not match URI"),
-    (ErrorCode::Unauthorized, "UNAUTHORIZED", 401, "authentication required"),
-    (ErrorCode::Denied, "DENIED", 403, "requested access to the resource is denied"),
-    (ErrorCode::Unsupported, "UNSUPPORTED", 405, "the operation is unsupported"),
-    (ErrorCode::TooManyRequests, "TOOMANYREQUESTS", 429, "too many requests"),
-    (ErrorCode::Internal, "INTERNAL_ERROR", 500, "internal server error"),
-    (ErrorCode::Unavailable, "UNAVAILABLE", 503, "service temporarily unavailable, retry later"),
+    (
+        ErrorCode::BlobUnknown,
+        "BLOB_UNKNOWN",
+        404,
+        "blob unknown to registry",
+    ),
+    (
+        ErrorCode::BlobUploadInvalid,
+        "BLOB_UPLOAD_INVALID",
+        400,
+        "blob upload invalid",
+    ),
+    (
+        ErrorCode::BlobUploadUnknown,
+        "BLOB_UPLOAD_UNKNOWN",
+        404,
+        "blob upload unknown to registry",
+    ),
+    (
+        ErrorCode::DigestInvalid,
+        "DIGEST_INVALID",
+        400,
+        "provided digest did not match uploaded content",
+    ),
+    (
+        ErrorCode::ManifestBlobUnknown,
+        "MANIFEST_BLOB_UNKNOWN",
+        400,
+        "manifest references a manifest or blob unknown to this repository",
+    ),
+    (
+        ErrorCode::ManifestInvalid,
+        "MANIFEST_INVALID",
+        400,
+        "manifest invalid",
+    ),
+    (
+        ErrorCode::ManifestUnknown,
+        "MANIFEST_UNKNOWN",
+        404,
+        "manifest unknown",
+    ),
+    (
+        ErrorCode::NameInvalid,
+        "NAME_INVALID",
+        400,
+        "invalid repository name",
+    ),
+    (
+        ErrorCode::NameUnknown,
+        "NAME_UNKNOWN",
+        404,
+        "repository name not known to registry",
+    ),
+    (
+        ErrorCode::SizeInvalid,
+        "SIZE_INVALID",
+        400,
+        "provided length did not match content length",
+    ),
+    (
+        ErrorCode::TagInvalid,
+        "TAG_INVALID",
+        400,
+        "manifest tag did not match URI",
+    ),
+    (
+        ErrorCode::Unauthorized,
+        "UNAUTHORIZED",
+        401,
+        "authentication required",
+    ),
+    (
+        ErrorCode::Denied,
+        "DENIED",
+        403,
+        "requested access to the resource is denied",
+    ),
+    (
+        ErrorCode::Unsupported,
+        "UNSUPPORTED",
+        405,
+        "the operation is unsupported",
+    ),
+    (
+        ErrorCode::TooManyRequests,
+        "TOOMANYREQUESTS",
+        429,
+        "too many requests",
+    ),
+    (
+        ErrorCode::PaginationNumberInvalid,
+        "PAGINATION_NUMBER_INVALID",
+        400,
+        "invalid number of results requested",
+    ),
+    (
+        ErrorCode::Internal,
+        "INTERNAL_ERROR",
+        500,
+        "internal server error",
+    ),
+    (
+        ErrorCode::Unavailable,
+        "UNAVAILABLE",
+        503,
+        "service temporarily unavailable, retry later",
+    ),
 ];
 
 impl ErrorCode {
     fn row(self) -> &'static (ErrorCode, &'static str, u16, &'static str) {
-        TABLE
-            .iter()
-            .find(|r| r.0 == self)
-            .unwrap_or(&TABLE[TABLE.len() - 3])
+        TABLE.iter().find(|r| r.0 == self).unwrap_or(&(
+            ErrorCode::Internal,
+            "INTERNAL_ERROR",
+            500,
+            "internal server error",
+        ))
     }
     /// The wire code, e.g. `BLOB_UNKNOWN`.
     pub fn as_str(self) -> &'static str {

@@ -123,12 +123,15 @@ fn descriptor(v: &Value, what: &str) -> Result<Descriptor, ManifestError> {
 }
 
 /// Parses and validates a manifest. `content_type` is the request's Content-Type, if any.
-pub fn parse_manifest(content_type: Option<&str>, bytes: &[u8]) -> Result<ParsedManifest, ManifestError> {
+pub fn parse_manifest(
+    content_type: Option<&str>,
+    bytes: &[u8],
+) -> Result<ParsedManifest, ManifestError> {
     let raw: Raw = serde_json::from_slice(bytes)
         .map_err(|e| ManifestError(format!("manifest is not a valid JSON object: {e}")))?;
-    let header = content_type
-        .map(media::essence)
-        .filter(|ct| !ct.is_empty() && ct != "application/json" && ct != "application/octet-stream");
+    let header = content_type.map(media::essence).filter(|ct| {
+        !ct.is_empty() && ct != "application/json" && ct != "application/octet-stream"
+    });
     if raw.schema_version == Some(1) {
         return parse_schema1(raw, header, bytes);
     }
@@ -153,7 +156,11 @@ pub fn parse_manifest(content_type: Option<&str>, bytes: &[u8]) -> Result<Parsed
         media::DOCKER_LIST => ManifestKind::DockerList,
         other => return invalid(format!("unsupported manifest media type {other:?}")),
     };
-    let subject = raw.subject.as_ref().map(|s| descriptor(s, "subject")).transpose()?;
+    let subject = raw
+        .subject
+        .as_ref()
+        .map(|s| descriptor(s, "subject"))
+        .transpose()?;
     let mut parsed = ParsedManifest {
         kind,
         media_type,
@@ -173,7 +180,9 @@ pub fn parse_manifest(content_type: Option<&str>, bytes: &[u8]) -> Result<Parsed
             return invalid("an index needs a manifests array");
         };
         for (i, c) in children.iter().enumerate() {
-            parsed.manifests.push(descriptor(c, &format!("manifests[{i}]"))?);
+            parsed
+                .manifests
+                .push(descriptor(c, &format!("manifests[{i}]"))?);
         }
     } else {
         if raw.manifests.is_some() {
@@ -196,7 +205,11 @@ pub fn parse_manifest(content_type: Option<&str>, bytes: &[u8]) -> Result<Parsed
     Ok(parsed)
 }
 
-fn parse_schema1(raw: Raw, header: Option<String>, bytes: &[u8]) -> Result<ParsedManifest, ManifestError> {
+fn parse_schema1(
+    raw: Raw,
+    header: Option<String>,
+    bytes: &[u8],
+) -> Result<ParsedManifest, ManifestError> {
     let signed = raw.signatures.as_ref().is_some_and(|s| !s.is_empty());
     let media_type = match header.as_deref() {
         Some(h @ (media::DOCKER_SCHEMA1 | media::DOCKER_SCHEMA1_SIGNED)) => h.to_string(),
@@ -309,7 +322,10 @@ mod tests {
             media::OCI_MANIFEST
         ));
         let p = parse_manifest(None, a.as_bytes()).expect("valid");
-        assert_eq!(p.effective_artifact_type().as_deref(), Some("application/spdx+json"));
+        assert_eq!(
+            p.effective_artifact_type().as_deref(),
+            Some("application/spdx+json")
+        );
         assert!(p.subject.is_some());
     }
 
@@ -339,7 +355,8 @@ mod tests {
             "{},\n   \"signatures\": [{{\"header\": {{}}, \"signature\": \"x\", \"protected\": \"{protected}\"}}]\n}}",
             &payload[..cut]
         );
-        let p = parse_manifest(Some(media::DOCKER_SCHEMA1_SIGNED), signed.as_bytes()).expect("valid");
+        let p =
+            parse_manifest(Some(media::DOCKER_SCHEMA1_SIGNED), signed.as_bytes()).expect("valid");
         assert_eq!(p.digest, Digest::sha256_of(payload.as_bytes()));
         assert_eq!(p.layers.len(), 1);
     }

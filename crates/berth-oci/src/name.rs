@@ -147,7 +147,9 @@ impl FromStr for Reference {
     type Err = ReferenceError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if s.contains(':') {
-            s.parse().map(Reference::Digest).map_err(ReferenceError::Digest)
+            s.parse()
+                .map(Reference::Digest)
+                .map_err(ReferenceError::Digest)
         } else {
             s.parse().map(Reference::Tag).map_err(ReferenceError::Tag)
         }
@@ -170,15 +172,25 @@ mod tests {
 
     #[test]
     fn names() {
-        for ok in ["a", "library/ubuntu", "a/b/c/d/e", "a-b--c.d_e__f", "x0/blobs/y"] {
+        for ok in [
+            "a",
+            "library/ubuntu",
+            "a/b/c/d/e",
+            "a-b--c.d_e__f",
+            "x0/blobs/y",
+        ] {
             assert!(ok.parse::<RepoName>().is_ok(), "{ok}");
         }
-        for bad in ["", "A", "a//b", "/a", "a/", "a-", "-a", "a..b", "a___b", "a b", "a/.b"] {
+        for bad in [
+            "", "A", "a//b", "/a", "a/", "a-", "-a", "a..b", "a___b", "a b", "a/.b",
+        ] {
             assert!(bad.parse::<RepoName>().is_err(), "{bad}");
         }
         assert!("a".repeat(256).parse::<RepoName>().is_err());
         assert_eq!(
-            "ns/x/y".parse::<RepoName>().map(|n| n.namespace().to_string()),
+            "ns/x/y"
+                .parse::<RepoName>()
+                .map(|n| n.namespace().to_string()),
             Ok("ns".to_string())
         );
     }
@@ -191,7 +203,8 @@ mod tests {
         assert!("a".repeat(129).parse::<Tag>().is_err());
         assert!(matches!("v1".parse::<Reference>(), Ok(Reference::Tag(_))));
         assert!(matches!(
-            "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a".parse::<Reference>(),
+            "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+                .parse::<Reference>(),
             Ok(Reference::Digest(_))
         ));
         assert!("sha256:zz".parse::<Reference>().is_err());

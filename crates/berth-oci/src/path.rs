@@ -66,18 +66,24 @@ fn non_empty(s: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
     use V2Route::*;
+    use proptest::prelude::*;
 
     #[test]
     fn routes() {
         assert_eq!(parse_v2_path("/v2/"), Some(Base));
         assert_eq!(parse_v2_path("/v2"), Some(Base));
         assert_eq!(parse_v2_path("/v2/_catalog"), Some(Catalog));
-        assert_eq!(parse_v2_path("/v2/a/b/tags/list"), Some(Tags { name: "a/b" }));
+        assert_eq!(
+            parse_v2_path("/v2/a/b/tags/list"),
+            Some(Tags { name: "a/b" })
+        );
         assert_eq!(
             parse_v2_path("/v2/a/manifests/latest"),
-            Some(Manifest { name: "a", reference: "latest" })
+            Some(Manifest {
+                name: "a",
+                reference: "latest"
+            })
         );
         assert_eq!(
             parse_v2_path("/v2/a/blobs/b/blobs/uploads/"),
@@ -85,15 +91,24 @@ mod tests {
         );
         assert_eq!(
             parse_v2_path("/v2/a/blobs/uploads/123"),
-            Some(Upload { name: "a", id: "123" })
+            Some(Upload {
+                name: "a",
+                id: "123"
+            })
         );
         assert_eq!(
             parse_v2_path("/v2/a/manifests/blobs/sha256:00"),
-            Some(Blob { name: "a/manifests", digest: "sha256:00" })
+            Some(Blob {
+                name: "a/manifests",
+                digest: "sha256:00"
+            })
         );
         assert_eq!(
             parse_v2_path("/v2/x/y/referrers/sha256:00"),
-            Some(Referrers { name: "x/y", digest: "sha256:00" })
+            Some(Referrers {
+                name: "x/y",
+                digest: "sha256:00"
+            })
         );
         assert_eq!(parse_v2_path("/v2/a/other/x"), None);
         assert_eq!(parse_v2_path("/v2/blobs/x"), None);

@@ -87,7 +87,10 @@ pub fn parse_range(header: &str, total: u64) -> RangeOutcome {
 /// without a unit; a `bytes ` prefix and a `/total` suffix are tolerated.
 pub fn parse_content_range(header: &str) -> Option<ByteRange> {
     let s = header.trim();
-    let s = s.strip_prefix("bytes").map(|r| r.trim_start_matches([' ', '='])).unwrap_or(s);
+    let s = s
+        .strip_prefix("bytes")
+        .map(|r| r.trim_start_matches([' ', '=']))
+        .unwrap_or(s);
     let s = s.split('/').next().unwrap_or(s);
     let (a, b) = s.split_once('-')?;
     let start: u64 = a.trim().parse().ok()?;
@@ -103,17 +106,35 @@ mod tests {
     #[test]
     fn ranges() {
         use RangeOutcome::*;
-        assert_eq!(parse_range("bytes=0-9", 100), Partial(ByteRange { start: 0, end: 9 }));
-        assert_eq!(parse_range("bytes=90-", 100), Partial(ByteRange { start: 90, end: 99 }));
-        assert_eq!(parse_range("bytes=-10", 100), Partial(ByteRange { start: 90, end: 99 }));
-        assert_eq!(parse_range("bytes=50-500", 100), Partial(ByteRange { start: 50, end: 99 }));
+        assert_eq!(
+            parse_range("bytes=0-9", 100),
+            Partial(ByteRange { start: 0, end: 9 })
+        );
+        assert_eq!(
+            parse_range("bytes=90-", 100),
+            Partial(ByteRange { start: 90, end: 99 })
+        );
+        assert_eq!(
+            parse_range("bytes=-10", 100),
+            Partial(ByteRange { start: 90, end: 99 })
+        );
+        assert_eq!(
+            parse_range("bytes=50-500", 100),
+            Partial(ByteRange { start: 50, end: 99 })
+        );
         assert_eq!(parse_range("bytes=100-", 100), Unsatisfiable);
         assert_eq!(parse_range("bytes=-0", 100), Unsatisfiable);
         assert_eq!(parse_range("bytes=5-1", 100), Full);
         assert_eq!(parse_range("items=0-1", 100), Full);
         assert_eq!(parse_range("bytes=0-1,5-6", 100), Full);
-        assert_eq!(parse_content_range("0-99"), Some(ByteRange { start: 0, end: 99 }));
-        assert_eq!(parse_content_range("bytes 10-19/*"), Some(ByteRange { start: 10, end: 19 }));
+        assert_eq!(
+            parse_content_range("0-99"),
+            Some(ByteRange { start: 0, end: 99 })
+        );
+        assert_eq!(
+            parse_content_range("bytes 10-19/*"),
+            Some(ByteRange { start: 10, end: 19 })
+        );
         assert_eq!(parse_content_range("9-1"), None);
         assert_eq!(parse_content_range("x"), None);
     }

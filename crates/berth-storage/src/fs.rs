@@ -114,11 +114,16 @@ impl BlobStore for FsStore {
     async fn get(&self, digest: &Digest, range: Option<(u64, u64)>) -> Result<ByteStream> {
         let path = self.blob_path(digest);
         blocking(move || {
-            let mut f = std::fs::File::open(&path).map_err(|e| not_found_as(e, StorageError::NotFound))?;
+            let mut f =
+                std::fs::File::open(&path).map_err(|e| not_found_as(e, StorageError::NotFound))?;
             let total = f.metadata()?.len();
             let (start, len) = match range {
                 Some((s, e)) if s <= e && e < total => (s, e - s + 1),
-                Some(_) => return Err(StorageError::Io(std::io::Error::other("range outside blob"))),
+                Some(_) => {
+                    return Err(StorageError::Io(std::io::Error::other(
+                        "range outside blob",
+                    )));
+                }
                 None => (0, total),
             };
             f.seek(SeekFrom::Start(start))?;
@@ -149,7 +154,10 @@ impl BlobStore for FsStore {
                 .map_err(|e| not_found_as(e, StorageError::UploadNotFound))?;
             let actual = f.metadata()?.len();
             if actual < offset {
-                return Err(StorageError::UploadShort { expected: offset, actual });
+                return Err(StorageError::UploadShort {
+                    expected: offset,
+                    actual,
+                });
             }
             // Drop bytes of an earlier write that was never recorded.
             f.set_len(offset)?;
@@ -194,10 +202,14 @@ impl BlobStore for FsStore {
     async fn upload_read(&self, id: &str, len: u64) -> Result<ByteStream> {
         let path = self.upload_path(id)?;
         blocking(move || {
-            let f = std::fs::File::open(&path).map_err(|e| not_found_as(e, StorageError::UploadNotFound))?;
+            let f = std::fs::File::open(&path)
+                .map_err(|e| not_found_as(e, StorageError::UploadNotFound))?;
             let actual = f.metadata()?.len();
             if actual < len {
-                return Err(StorageError::UploadShort { expected: len, actual });
+                return Err(StorageError::UploadShort {
+                    expected: len,
+                    actual,
+                });
             }
             Ok(stream_file(f, len))
         })
@@ -215,7 +227,10 @@ impl BlobStore for FsStore {
                 .map_err(|e| not_found_as(e, StorageError::UploadNotFound))?;
             let actual = f.metadata()?.len();
             if actual < len {
-                return Err(StorageError::UploadShort { expected: len, actual });
+                return Err(StorageError::UploadShort {
+                    expected: len,
+                    actual,
+                });
             }
             if actual > len {
                 f.set_len(len)?;
@@ -224,7 +239,9 @@ impl BlobStore for FsStore {
                 f.sync_all()?;
             }
             drop(f);
-            let parent = dst.parent().ok_or_else(|| std::io::Error::other("blob path has no parent"))?;
+            let parent = dst
+                .parent()
+                .ok_or_else(|| std::io::Error::other("blob path has no parent"))?;
             std::fs::create_dir_all(parent)?;
             std::fs::rename(&src, &dst)?;
             if fsync {
@@ -244,13 +261,18 @@ impl BlobStore for FsStore {
     }
 
     async fn health(&self) -> Result<()> {
-        let path = self.root.join("health").join(uuid::Uuid::new_v4().to_string());
+        let path = self
+            .root
+            .join("health")
+            .join(uuid::Uuid::new_v4().to_string());
         let probe = b"berth health probe";
         tokio::fs::write(&path, probe).await?;
         let back = tokio::fs::read(&path).await;
         let _ = tokio::fs::remove_file(&path).await;
         if back? != probe {
-            return Err(StorageError::Io(std::io::Error::other("health probe read back different bytes")));
+            return Err(StorageError::Io(std::io::Error::other(
+                "health probe read back different bytes",
+            )));
         }
         Ok(())
     }
@@ -261,7 +283,13 @@ mod tests {
     use super::*;
 
     fn stream(parts: &[&'static [u8]]) -> ByteStream {
-        futures::stream::iter(parts.iter().map(|p| Ok(Bytes::from_static(p))).collect::<Vec<_>>()).boxed()
+        futures::stream::iter(
+            parts
+                .iter()
+                .map(|p| Ok(Bytes::from_static(p)))
+                .collect::<Vec<_>>(),
+        )
+        .boxed()
     }
 
     async fn collect(s: ByteStream) -> Vec<u8> {
@@ -278,19 +306,46 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = FsStore::open(dir.path(), true).expect("open");
         store.upload_begin("u1").await.expect("begin");
-        assert_eq!(store.upload_append("u1", 0, stream(&[b"hello ", b"wor"])).await.expect("append"), 9);
+        assert_eq!(
+            store
+                .upload_append("u1", 0, stream(&[b"hello ", b"wor"]))
+                .await
+                .expect("append"),
+            9
+        );
         // A write that was never recorded: the database still says 6.
-        assert_eq!(store.upload_append("u1", 6, stream(&[b"world"])).await.expect("append"), 11);
-        assert_eq!(collect(store.upload_read("u1", 11).await.expect("read")).await, b"hello world");
+        assert_eq!(
+            store
+                .upload_append("u1", 6, stream(&[b"world"]))
+                .await
+                .expect("append"),
+            11
+        );
+        assert_eq!(
+            collect(store.upload_read("u1", 11).await.expect("read")).await,
+            b"hello world"
+        );
         let d = Digest::sha256_of(b"hello world");
         assert_eq!(store.stat(&d).await.expect("stat"), None);
         store.upload_commit("u1", 11, &d).await.expect("commit");
         assert_eq!(store.stat(&d).await.expect("stat"), Some(11));
-        assert_eq!(collect(store.get(&d, Some((6, 10))).await.expect("get")).await, b"world");
-        assert!(matches!(store.upload_read("u1", 0).await, Err(StorageError::UploadNotFound)));
-        assert!(matches!(store.upload_append("../x", 0, stream(&[])).await, Err(StorageError::UploadNotFound)));
+        assert_eq!(
+            collect(store.get(&d, Some((6, 10))).await.expect("get")).await,
+            b"world"
+        );
+        assert!(matches!(
+            store.upload_read("u1", 0).await,
+            Err(StorageError::UploadNotFound)
+        ));
+        assert!(matches!(
+            store.upload_append("../x", 0, stream(&[])).await,
+            Err(StorageError::UploadNotFound)
+        ));
         store.delete(&d).await.expect("delete");
-        assert!(matches!(store.get(&d, None).await, Err(StorageError::NotFound)));
+        assert!(matches!(
+            store.get(&d, None).await,
+            Err(StorageError::NotFound)
+        ));
         store.health().await.expect("health");
     }
 }

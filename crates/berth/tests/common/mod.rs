@@ -45,7 +45,9 @@ impl Berth {
         let mut b = Berth::new_in(
             dir,
             extra_args.iter().map(|s| s.to_string()).collect(),
-            envs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            envs.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         );
         b.spawn();
         b
@@ -102,7 +104,10 @@ impl Berth {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("berth did not start listening within 30 s; log: {}", self.log());
+        panic!(
+            "berth did not start listening within 30 s; log: {}",
+            self.log()
+        );
     }
 
     /// The server's log so far (stdout and stderr).

@@ -93,9 +93,7 @@ async fn invalid_repository_names_are_name_invalid() {
         r.expect_error(400, "NAME_INVALID");
         let r = reg.post(&format!("/v2/{name}/blobs/uploads/")).await;
         r.expect_error(400, "NAME_INVALID");
-        let r = reg
-            .put_manifest(name, "latest", OCI_MANIFEST, b"{}")
-            .await;
+        let r = reg.put_manifest(name, "latest", OCI_MANIFEST, b"{}").await;
         r.expect_error(400, "NAME_INVALID");
     }
 }

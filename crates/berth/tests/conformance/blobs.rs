@@ -148,9 +148,13 @@ async fn blob_unknown_digest_is_blob_unknown() {
 async fn blob_in_missing_repository_is_404() {
     let reg = Reg::start();
     let missing = sha256(b"whatever");
-    let r = reg.get(&format!("/v2/{}/blobs/{missing}", repo("nope"))).await;
+    let r = reg
+        .get(&format!("/v2/{}/blobs/{missing}", repo("nope")))
+        .await;
     r.expect_error_any(404, &["NAME_UNKNOWN", "BLOB_UNKNOWN"]);
-    let r = reg.head(&format!("/v2/{}/blobs/{missing}", repo("nope"))).await;
+    let r = reg
+        .head(&format!("/v2/{}/blobs/{missing}", repo("nope")))
+        .await;
     r.expect_status(404);
     r.expect_empty_body();
 }
@@ -232,7 +236,9 @@ async fn blob_delete_is_202_and_removes_it_from_that_repository_only() {
         .expect_error(404, "BLOB_UNKNOWN");
     // Pushing again makes it readable again.
     reg.push_blob(&a, &data).await;
-    reg.get(&format!("/v2/{a}/blobs/{d}")).await.expect_status(200);
+    reg.get(&format!("/v2/{a}/blobs/{d}"))
+        .await
+        .expect_status(200);
 }
 
 #[tokio::test]

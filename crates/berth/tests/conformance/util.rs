@@ -221,6 +221,34 @@ impl Reg {
         }
     }
 
+    /// Asserts that GET and HEAD of a manifest answer 200 with the exact bytes, media type and
+    /// digest.
+    pub async fn expect_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        body: &[u8],
+        digest: &str,
+    ) {
+        let path = format!("/v2/{repo}/manifests/{reference}");
+        let r = self.get(&path).await;
+        r.expect_status(200);
+        assert_eq!(r.h("content-type"), media_type, "GET {path} content-type");
+        assert_eq!(r.h("docker-content-digest"), digest, "GET {path} digest");
+        assert_eq!(r.h("content-length"), body.len().to_string());
+        assert!(
+            r.body == body,
+            "GET {path}: bytes differ from what was pushed"
+        );
+        let r = self.head(&path).await;
+        r.expect_status(200);
+        assert_eq!(r.h("content-type"), media_type, "HEAD {path} content-type");
+        assert_eq!(r.h("docker-content-digest"), digest, "HEAD {path} digest");
+        assert_eq!(r.h("content-length"), body.len().to_string());
+        r.expect_empty_body();
+    }
+
     /// The `tags` array of `GET /v2/<repo>/tags/list`, asserting 200.
     pub async fn tags(&self, repo: &str) -> Vec<String> {
         let r = self.get(&format!("/v2/{repo}/tags/list")).await;
@@ -261,7 +289,9 @@ impl Resp {
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(|v| v.to_str().expect("ascii header"))
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().expect("ascii header"))
     }
 
     /// A header that must be present.
@@ -287,7 +317,11 @@ impl Resp {
         errors
             .iter()
             .map(|e| {
-                assert!(e["message"].is_string(), "error without message: {}", self.ctx());
+                assert!(
+                    e["message"].is_string(),
+                    "error without message: {}",
+                    self.ctx()
+                );
                 e["code"]
                     .as_str()
                     .unwrap_or_else(|| panic!("error without code: {}", self.ctx()))
@@ -347,7 +381,10 @@ pub fn unique_bytes(label: &str) -> Vec<u8> {
 
 /// A repository name unique to one test.
 pub fn repo(prefix: &str) -> String {
-    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
 }
 
 /// Appends a query parameter to a URL or path that may already carry a query.
@@ -443,7 +480,11 @@ pub fn b64url(data: &[u8]) -> String {
 /// A raw HTTP/1.1 request over a fresh TCP connection (`Connection: close`). Returns status,
 /// lower-cased headers and body. Used for chunked transfer encoding and for paths a URL library
 /// would normalize.
-pub async fn raw_request(host: &str, head: &str, body_chunks: &[&[u8]]) -> (u16, Vec<(String, String)>, Vec<u8>) {
+pub async fn raw_request(
+    host: &str,
+    head: &str,
+    body_chunks: &[&[u8]],
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
     let mut s = tokio::net::TcpStream::connect(host).await.expect("connect");
     s.write_all(head.as_bytes()).await.expect("write head");
     for c in body_chunks {

@@ -1,0 +1,109 @@
+//! Domain errors become HTTP answers here, and only here. Every answer carries the registry JSON
+//! body `{"errors":[{"code","message","detail"}]}` (except to HEAD, which has no body); an
+//! unexpected failure is logged once and answered without internal detail.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use berth_core::Error;
+use berth_oci::ErrorCode;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub status: u16,
+    pub detail: String,
+    /// Answer without a body (the request was HEAD).
+    pub head: bool,
+    /// Extra headers, e.g. `Content-Range` on 416 or `Range` on an out-of-order chunk.
+    pub headers: Vec<(header::HeaderName, String)>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            status: code.status(),
+            detail: detail.into(),
+            head: false,
+            headers: Vec::new(),
+        }
+    }
+    pub fn status(mut self, status: u16) -> ApiError {
+        self.status = status;
+        self
+    }
+    pub fn header(mut self, name: header::HeaderName, value: String) -> ApiError {
+        self.headers.push((name, value));
+        self
+    }
+    pub fn for_head(mut self, head: bool) -> ApiError {
+        self.head = head;
+        self
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> ApiError {
+        match e {
+            Error::Registry {
+                code,
+                status,
+                detail,
+            } => {
+                let mut a = ApiError::new(code, detail);
+                if let Some(s) = status {
+                    a.status = s;
+                }
+                a
+            }
+            Error::Db(berth_core::DbError::Unavailable(err)) => {
+                tracing::error!(error = %err, "database unavailable");
+                ApiError::new(
+                    ErrorCode::Unavailable,
+                    "the metadata database is unavailable; retry shortly",
+                )
+            }
+            other => {
+                tracing::error!(error = %other, "request failed");
+                ApiError::new(ErrorCode::Internal, "internal error; see the server log")
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::json!({
+            "errors": [{"code": self.code.as_str(), "message": self.code.message(), "detail": self.detail}]
+        })
+        .to_string();
+        let len = body.len();
+        let mut resp = if self.head {
+            Response::new(axum::body::Body::empty())
+        } else {
+            Response::new(axum::body::Body::from(body))
+        };
+        *resp.status_mut() = status;
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Ok(v) = HeaderValue::from_str(&len.to_string()) {
+            h.insert(header::CONTENT_LENGTH, v);
+        }
+        for (name, value) in self.headers {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                h.insert(name, v);
+            }
+        }
+        if self.status == 401 {
+            h.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"berth\""),
+            );
+        }
+        resp
+    }
+}

@@ -1,0 +1,159 @@
+//! Upload sessions: POST (plain, monolithic `?digest=`, cross-repository `?mount=&from=`), PATCH,
+//! GET status, PUT to finish, DELETE to cancel.
+
+use super::{ApiResult, Query, body_stream, content_length, header_str, parse_digest, repo};
+use crate::error::ApiError;
+use axum::body::Body;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use berth_core::{Registry, UploadState};
+use berth_oci::range::parse_content_range;
+use berth_oci::{Digest, ErrorCode, RepoName};
+
+fn session_response(status: StatusCode, repo: &RepoName, s: &UploadState) -> Response {
+    let end = s.size.saturating_sub(1);
+    (
+        status,
+        [
+            (
+                header::LOCATION,
+                format!("/v2/{repo}/blobs/uploads/{}", s.id),
+            ),
+            (header::RANGE, format!("0-{end}")),
+            (
+                header::HeaderName::from_static("docker-upload-uuid"),
+                s.id.clone(),
+            ),
+            (header::CONTENT_LENGTH, "0".to_string()),
+        ],
+    )
+        .into_response()
+}
+
+fn created(repo: &RepoName, digest: &Digest) -> Response {
+    (
+        StatusCode::CREATED,
+        [
+            (header::LOCATION, format!("/v2/{repo}/blobs/{digest}")),
+            (
+                header::HeaderName::from_static("docker-content-digest"),
+                digest.to_string(),
+            ),
+            (header::CONTENT_LENGTH, "0".to_string()),
+        ],
+    )
+        .into_response()
+}
+
+pub async fn start(
+    reg: &Registry,
+    name: &RepoName,
+    q: &Query,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult {
+    if let (Some(mount), Some(from)) = (q.get("mount"), q.get("from")) {
+        let digest = parse_digest(mount)?;
+        let from = repo(from)?;
+        if reg.blob_mount(name, &from, &digest).await? {
+            return Ok(created(name, &digest));
+        }
+        // Not mountable: fall back to a fresh upload session, as the spec allows.
+    } else if let Some(d) = q.get("digest") {
+        let digest = parse_digest(d)?;
+        reg.upload_monolithic(name, &digest, content_length(headers)?, body_stream(body))
+            .await?;
+        return Ok(created(name, &digest));
+    }
+    let s = reg.upload_start(name).await?;
+    Ok(session_response(StatusCode::ACCEPTED, name, &s))
+}
+
+pub async fn status(reg: &Registry, name: &RepoName, id: &str) -> ApiResult {
+    let s = reg.upload_status(name, id).await?;
+    Ok(session_response(StatusCode::NO_CONTENT, name, &s))
+}
+
+pub async fn patch(
+    reg: &Registry,
+    name: &RepoName,
+    id: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult {
+    let declared = content_length(headers)?;
+    let (start, expected) = match header_str(headers, header::CONTENT_RANGE) {
+        Some(h) => {
+            let r = parse_content_range(h).ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::BlobUploadInvalid,
+                    format!("Content-Range {h:?} is not <start>-<end>"),
+                )
+                .status(416)
+            })?;
+            if let Some(len) = declared {
+                if len != r.len() {
+                    return Err(ApiError::new(
+                        ErrorCode::SizeInvalid,
+                        format!(
+                            "Content-Range covers {} bytes but Content-Length is {len}",
+                            r.len()
+                        ),
+                    ));
+                }
+            }
+            (Some(r.start), Some(r.len()))
+        }
+        None => (None, declared),
+    };
+    match reg
+        .upload_append(name, id, start, expected, body_stream(body))
+        .await
+    {
+        Ok(s) => Ok(session_response(StatusCode::ACCEPTED, name, &s)),
+        Err(e) => {
+            let mut err = ApiError::from(e);
+            if err.status == 416 {
+                // Tell the client where to resume.
+                if let Ok(s) = reg.upload_status(name, id).await {
+                    err = err
+                        .header(header::RANGE, format!("0-{}", s.size.saturating_sub(1)))
+                        .header(header::LOCATION, format!("/v2/{name}/blobs/uploads/{id}"));
+                }
+            }
+            Err(err)
+        }
+    }
+}
+
+pub async fn put(
+    reg: &Registry,
+    name: &RepoName,
+    id: &str,
+    q: &Query,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult {
+    let digest = q
+        .get("digest")
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::DigestInvalid,
+                "PUT needs ?digest=<algorithm:hex> to finish an upload",
+            )
+        })
+        .and_then(parse_digest)?;
+    let declared = content_length(headers)?;
+    let has_body = match declared {
+        Some(n) => n > 0,
+        None => headers.contains_key(header::TRANSFER_ENCODING),
+    };
+    let chunk = has_body.then(|| (declared, body_stream(body)));
+    reg.upload_finish(name, id, &digest, chunk).await?;
+    Ok(created(name, &digest))
+}
+
+pub async fn cancel(reg: &Registry, name: &RepoName, id: &str) -> ApiResult {
+    reg.upload_cancel(name, id).await?;
+    Ok((StatusCode::NO_CONTENT, [(header::CONTENT_LENGTH, "0")]).into_response())
+}

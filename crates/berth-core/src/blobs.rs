@@ -1,0 +1,90 @@
+//! Blob reads and deletes through a repository.
+
+use crate::{Error, Registry, Result};
+use berth_oci::{Digest, ErrorCode, RepoName};
+use berth_storage::{ByteStream, StorageError};
+
+impl Registry {
+    /// The size of a blob readable through `repo`.
+    pub async fn blob_size(&self, repo: &RepoName, digest: &Digest) -> Result<u64> {
+        match self
+            .db
+            .blob_in_repo(repo.as_str(), &digest.to_string())
+            .await?
+        {
+            Some((size, repo_id)) => {
+                self.pulls.record(repo_id, berth_db::now_ms());
+                Ok(u64::try_from(size).unwrap_or(0))
+            }
+            None => Err(Error::new(
+                ErrorCode::BlobUnknown,
+                format!("blob {digest} is not in repository {repo}"),
+            )),
+        }
+    }
+
+    /// Streams a blob (or an inclusive range of it) readable through `repo`.
+    pub async fn blob_stream(
+        &self,
+        digest: &Digest,
+        range: Option<(u64, u64)>,
+    ) -> Result<ByteStream> {
+        match self.store.get(digest, range).await {
+            Ok(s) => Ok(s),
+            Err(StorageError::NotFound) => {
+                tracing::error!(%digest, "blob is recorded in the database but missing from storage");
+                Err(Error::new(
+                    ErrorCode::BlobUnknown,
+                    format!("blob {digest} is missing from storage"),
+                ))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Unlinks a blob from a repository. The bytes stay until garbage collection finds them unused.
+    pub async fn blob_delete(&self, repo: &RepoName, digest: &Digest) -> Result<()> {
+        let Some(repo_id) = self.db.repo_id(repo.as_str()).await? else {
+            return Err(Error::new(
+                ErrorCode::BlobUnknown,
+                format!("repository {repo} has no blobs"),
+            ));
+        };
+        let mut w = self.db.write().await?;
+        let removed = self
+            .db
+            .unlink_blob(&mut w, repo_id, &digest.to_string())
+            .await?;
+        w.commit().await?;
+        if removed {
+            Ok(())
+        } else {
+            Err(Error::new(
+                ErrorCode::BlobUnknown,
+                format!("blob {digest} is not in repository {repo}"),
+            ))
+        }
+    }
+
+    /// Links a blob already in repository `from` to `repo`. False if `from` does not have it.
+    pub async fn blob_mount(
+        &self,
+        repo: &RepoName,
+        from: &RepoName,
+        digest: &Digest,
+    ) -> Result<bool> {
+        let mut w = self.db.write().await?;
+        let repo_id = self
+            .db
+            .ensure_repo(&mut w, repo.as_str(), repo.namespace())
+            .await?;
+        let mounted = self
+            .db
+            .mount_blob(&mut w, repo_id, from.as_str(), &digest.to_string())
+            .await?;
+        if mounted {
+            w.commit().await?;
+        }
+        Ok(mounted)
+    }
+}

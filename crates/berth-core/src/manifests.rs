@@ -1,0 +1,222 @@
+//! Manifest push, pull and delete; tags; referrers.
+
+use crate::{Error, Registry, Result};
+use berth_db::{ManifestRow, NewManifest, PutManifestError, RefRow};
+use berth_oci::manifest::{ParsedManifest, parse_manifest};
+use berth_oci::{Digest, ErrorCode, Reference, RepoName};
+
+/// What a successful manifest PUT reports.
+#[derive(Debug, Clone)]
+pub struct ManifestPut {
+    pub digest: Digest,
+    pub subject: Option<Digest>,
+}
+
+/// One entry of the referrers answer.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Referrer {
+    pub media_type: String,
+    pub digest: String,
+    pub size: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<serde_json::Value>,
+}
+
+fn refs_of(p: &ParsedManifest) -> Vec<RefRow> {
+    let row = |kind: &'static str, d: &berth_oci::Descriptor| RefRow {
+        kind,
+        digest: d.digest.to_string(),
+        size: d.size,
+        media_type: d.media_type.clone(),
+    };
+    let mut refs = Vec::new();
+    refs.extend(p.config.iter().map(|d| row("config", d)));
+    refs.extend(p.layers.iter().map(|d| row("layer", d)));
+    refs.extend(p.manifests.iter().map(|d| row("manifest", d)));
+    refs.extend(p.subject.iter().map(|d| row("subject", d)));
+    refs
+}
+
+fn manifest_unknown(repo: &RepoName, reference: &Reference) -> Error {
+    Error::new(
+        ErrorCode::ManifestUnknown,
+        format!("manifest {reference} is not in repository {repo}"),
+    )
+}
+
+impl Registry {
+    /// Validates and stores a manifest, tagging it when `reference` is a tag.
+    pub async fn manifest_put(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<ManifestPut> {
+        if body.len() > self.config.max_manifest_bytes {
+            return Err(Error::with_status(
+                ErrorCode::SizeInvalid,
+                413,
+                format!(
+                    "manifest is {} bytes; the limit is {}",
+                    body.len(),
+                    self.config.max_manifest_bytes
+                ),
+            ));
+        }
+        let parsed = parse_manifest(content_type, &body)
+            .map_err(|e| Error::new(ErrorCode::ManifestInvalid, e.0))?;
+        if let Reference::Digest(d) = reference {
+            let matches = if d.algorithm() == parsed.digest.algorithm() {
+                *d == parsed.digest
+            } else {
+                *d == Digest::of(d.algorithm(), &body)
+            };
+            if !matches {
+                return Err(Error::new(
+                    ErrorCode::DigestInvalid,
+                    format!("manifest digest is {}, not {d}", parsed.digest),
+                ));
+            }
+        }
+        let new = NewManifest {
+            digest: match reference {
+                Reference::Digest(d) => d.to_string(),
+                Reference::Tag(_) => parsed.digest.to_string(),
+            },
+            media_type: parsed.media_type.clone(),
+            artifact_type: parsed.effective_artifact_type(),
+            config_digest: parsed.config.as_ref().map(|c| c.digest.to_string()),
+            subject_digest: parsed.subject.as_ref().map(|s| s.digest.to_string()),
+            annotations: parsed
+                .annotations
+                .as_ref()
+                .and_then(|a| serde_json::to_string(a).ok()),
+            refs: refs_of(&parsed),
+            required_blobs: parsed.required_blobs().map(|d| d.to_string()).collect(),
+            required_manifests: parsed
+                .manifests
+                .iter()
+                .map(|d| d.digest.to_string())
+                .collect(),
+            content: body,
+        };
+        let tag = match reference {
+            Reference::Tag(t) => Some(t.as_str()),
+            Reference::Digest(_) => None,
+        };
+        let mut w = self.db.write().await?;
+        let repo_id = self
+            .db
+            .ensure_repo(&mut w, repo.as_str(), repo.namespace())
+            .await?;
+        match self.db.put_manifest(&mut w, repo_id, &new, tag).await {
+            Ok(()) => {}
+            Err(PutManifestError::Missing { blobs, manifests }) => {
+                let mut what = Vec::new();
+                if !blobs.is_empty() {
+                    what.push(format!("blobs {}", blobs.join(", ")));
+                }
+                if !manifests.is_empty() {
+                    what.push(format!("manifests {}", manifests.join(", ")));
+                }
+                return Err(Error::new(
+                    ErrorCode::ManifestBlobUnknown,
+                    format!("push these to {repo} first: {}", what.join("; ")),
+                ));
+            }
+            Err(PutManifestError::Db(e)) => return Err(e.into()),
+        }
+        w.commit().await?;
+        let digest = match reference {
+            Reference::Digest(d) => d.clone(),
+            Reference::Tag(_) => parsed.digest,
+        };
+        Ok(ManifestPut {
+            digest,
+            subject: parsed.subject.map(|s| s.digest),
+        })
+    }
+
+    /// Looks up a live manifest by tag or digest and records the pull.
+    pub async fn manifest_get(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+    ) -> Result<ManifestRow> {
+        let row = match reference {
+            Reference::Tag(t) => self.db.manifest_by_tag(repo.as_str(), t.as_str()).await?,
+            Reference::Digest(d) => {
+                self.db
+                    .manifest_by_digest(repo.as_str(), &d.to_string())
+                    .await?
+            }
+        };
+        let row = row.ok_or_else(|| manifest_unknown(repo, reference))?;
+        self.pulls.record(row.repo_id, berth_db::now_ms());
+        Ok(row)
+    }
+
+    /// Deletes by digest (the manifest and every tag on it) or by tag (only the tag).
+    pub async fn manifest_delete(&self, repo: &RepoName, reference: &Reference) -> Result<()> {
+        let Some(repo_id) = self.db.repo_id(repo.as_str()).await? else {
+            return Err(manifest_unknown(repo, reference));
+        };
+        let mut w = self.db.write().await?;
+        let found = match reference {
+            Reference::Digest(d) => {
+                self.db
+                    .delete_manifest(&mut w, repo_id, &d.to_string())
+                    .await?
+            }
+            Reference::Tag(t) => self.db.delete_tag(&mut w, repo_id, t.as_str()).await?,
+        };
+        if !found {
+            return Err(manifest_unknown(repo, reference));
+        }
+        w.commit().await?;
+        Ok(())
+    }
+
+    /// A page of live tags; NAME_UNKNOWN when the repository does not exist.
+    pub async fn tags(&self, repo: &RepoName, last: Option<&str>, n: i64) -> Result<Vec<String>> {
+        let repo_id = self.db.repo_id(repo.as_str()).await?.ok_or_else(|| {
+            Error::new(
+                ErrorCode::NameUnknown,
+                format!("repository {repo} does not exist"),
+            )
+        })?;
+        Ok(self.db.tags(repo_id, last, n).await?)
+    }
+
+    pub async fn catalog(&self, last: Option<&str>, n: i64) -> Result<Vec<String>> {
+        Ok(self.db.catalog(last, n).await?)
+    }
+
+    /// Manifests in `repo` whose subject is `subject`, optionally only of one artifact type.
+    pub async fn referrers(
+        &self,
+        repo: &RepoName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Referrer>> {
+        let Some(repo_id) = self.db.repo_id(repo.as_str()).await? else {
+            return Ok(Vec::new());
+        };
+        let rows = self.db.referrers(repo_id, &subject.to_string()).await?;
+        Ok(rows
+            .into_iter()
+            .filter(|r| artifact_type.is_none() || r.artifact_type.as_deref() == artifact_type)
+            .map(|r| Referrer {
+                media_type: r.media_type,
+                digest: r.digest,
+                size: r.size,
+                artifact_type: r.artifact_type,
+                annotations: r.annotations.and_then(|a| serde_json::from_str(&a).ok()),
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,339 @@
+//! Blob uploads: sessions (chunked and resumable), single-request monolithic pushes, and the
+//! commit that publishes a verified blob.
+//!
+//! Every append hashes the bytes as they stream to storage and saves the hash state with the new
+//! length in one row update, so the session continues on any request, after a restart, or on
+//! another instance. Nothing is trusted from the client: the digest is computed, never taken.
+
+use crate::{Error, Registry, Result};
+use berth_oci::{Algorithm, Digest, ErrorCode, Hasher, RepoName};
+use berth_storage::{ByteStream, StorageError};
+use futures::StreamExt;
+use std::sync::{Arc, Mutex};
+
+/// Where an upload session stands.
+#[derive(Debug, Clone)]
+pub struct UploadState {
+    pub id: String,
+    pub size: u64,
+}
+
+/// Counts request bodies being streamed into storage right now.
+struct InFlight;
+impl InFlight {
+    fn new() -> InFlight {
+        metrics::gauge!("berth_uploads_in_flight").increment(1.0);
+        InFlight
+    }
+}
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!("berth_uploads_in_flight").decrement(1.0);
+    }
+}
+
+fn unknown_upload(id: &str) -> Error {
+    Error::new(
+        ErrorCode::BlobUploadUnknown,
+        format!("upload {id} is unknown, finished or cancelled; start a new one with POST"),
+    )
+}
+
+/// Wraps a body stream so that every chunk also goes through `hasher`.
+fn hashed(stream: ByteStream, hasher: Arc<Mutex<Hasher>>) -> ByteStream {
+    stream
+        .map(move |item| {
+            if let Ok(chunk) = &item {
+                if let Ok(mut h) = hasher.lock() {
+                    h.update(chunk);
+                }
+            }
+            item
+        })
+        .boxed()
+}
+
+fn storage_err(e: StorageError, id: &str) -> Error {
+    match e {
+        StorageError::UploadNotFound => unknown_upload(id),
+        StorageError::Client(io) => Error::new(
+            ErrorCode::BlobUploadInvalid,
+            format!("request body ended early: {io}"),
+        ),
+        other => other.into(),
+    }
+}
+
+impl Registry {
+    /// Opens an upload session in `repo`, creating the repository on first push.
+    pub async fn upload_start(&self, repo: &RepoName) -> Result<UploadState> {
+        let id = uuid::Uuid::new_v4().to_string();
+        self.store.upload_begin(&id).await?;
+        let hasher = Hasher::new(Algorithm::Sha256);
+        let mut w = self.db.write().await?;
+        let repo_id = self
+            .db
+            .ensure_repo(&mut w, repo.as_str(), repo.namespace())
+            .await?;
+        self.db
+            .create_upload(
+                &mut w,
+                &id,
+                repo_id,
+                Algorithm::Sha256.as_str(),
+                &hasher.save(),
+            )
+            .await?;
+        w.commit().await?;
+        Ok(UploadState { id, size: 0 })
+    }
+
+    pub async fn upload_status(&self, repo: &RepoName, id: &str) -> Result<UploadState> {
+        let row = self
+            .db
+            .get_upload(repo.as_str(), id)
+            .await?
+            .ok_or_else(|| unknown_upload(id))?;
+        Ok(UploadState {
+            id: row.id,
+            size: u64::try_from(row.size).unwrap_or(0),
+        })
+    }
+
+    /// Appends a chunk. `start` is the Content-Range start if the client sent one; it must equal
+    /// the session's length (else 416). `expected_len` is the chunk's declared length, if any.
+    pub async fn upload_append(
+        &self,
+        repo: &RepoName,
+        id: &str,
+        start: Option<u64>,
+        expected_len: Option<u64>,
+        body: ByteStream,
+    ) -> Result<UploadState> {
+        let row = self
+            .db
+            .get_upload(repo.as_str(), id)
+            .await?
+            .ok_or_else(|| unknown_upload(id))?;
+        let old = u64::try_from(row.size).unwrap_or(0);
+        if let Some(start) = start {
+            if start != old {
+                return Err(Error::with_status(
+                    ErrorCode::BlobUploadInvalid,
+                    416,
+                    format!(
+                        "chunk starts at byte {start} but the upload has {old} bytes; resume from {old}"
+                    ),
+                ));
+            }
+        }
+        let hasher = self
+            .resume_hasher(&row.id, &row.hash_algo, row.hash_state.as_deref(), old)
+            .await?;
+        let hasher = Arc::new(Mutex::new(hasher));
+        let _in_flight = InFlight::new();
+        let new = self
+            .store
+            .upload_append(id, old, hashed(body, hasher.clone()))
+            .await
+            .map_err(|e| storage_err(e, id))?;
+        let written = new - old;
+        metrics::counter!("berth_bytes_received_total").increment(written);
+        if let Some(expected) = expected_len {
+            if expected != written {
+                return Err(Error::new(
+                    ErrorCode::SizeInvalid,
+                    format!(
+                        "chunk declared {expected} bytes but {written} arrived; resume from {old}"
+                    ),
+                ));
+            }
+        }
+        let state = hasher.lock().map(|h| h.save()).unwrap_or_default();
+        let advanced = self
+            .db
+            .advance_upload(id, row.size, i64::try_from(new).unwrap_or(i64::MAX), &state)
+            .await?;
+        if !advanced {
+            return Err(Error::new(
+                ErrorCode::BlobUploadInvalid,
+                "another request changed this upload at the same time; query its status and resume",
+            ));
+        }
+        Ok(UploadState {
+            id: row.id,
+            size: new,
+        })
+    }
+
+    /// Restores the saved hash state, or re-hashes the stored bytes when there is none.
+    async fn resume_hasher(
+        &self,
+        id: &str,
+        algo: &str,
+        state: Option<&[u8]>,
+        len: u64,
+    ) -> Result<Hasher> {
+        let algo = match algo {
+            "sha512" => Algorithm::Sha512,
+            _ => Algorithm::Sha256,
+        };
+        if let Some(h) = state.and_then(|s| Hasher::restore(algo, s)) {
+            return Ok(h);
+        }
+        self.rehash(id, algo, len).await
+    }
+
+    async fn rehash(&self, id: &str, algo: Algorithm, len: u64) -> Result<Hasher> {
+        let mut h = Hasher::new(algo);
+        let mut s = self
+            .store
+            .upload_read(id, len)
+            .await
+            .map_err(|e| storage_err(e, id))?;
+        while let Some(chunk) = s.next().await {
+            h.update(&chunk.map_err(StorageError::Io)?);
+        }
+        Ok(h)
+    }
+
+    /// Finishes a session: appends the optional last chunk, verifies `digest` against the bytes,
+    /// publishes the blob and links it to the repository.
+    pub async fn upload_finish(
+        &self,
+        repo: &RepoName,
+        id: &str,
+        digest: &Digest,
+        last_chunk: Option<(Option<u64>, ByteStream)>,
+    ) -> Result<()> {
+        let state = match last_chunk {
+            Some((len, body)) => self.upload_append(repo, id, None, len, body).await?,
+            None => self.upload_status(repo, id).await?,
+        };
+        let row = self
+            .db
+            .get_upload(repo.as_str(), id)
+            .await?
+            .ok_or_else(|| unknown_upload(id))?;
+        let hasher = if digest.algorithm().as_str() == row.hash_algo {
+            self.resume_hasher(id, &row.hash_algo, row.hash_state.as_deref(), state.size)
+                .await?
+        } else {
+            self.rehash(id, digest.algorithm(), state.size).await?
+        };
+        let actual = hasher.finish();
+        if &actual != digest {
+            self.upload_cancel(repo, id).await?;
+            return Err(Error::new(
+                ErrorCode::DigestInvalid,
+                format!(
+                    "uploaded content has digest {actual}, not {digest}; the upload was discarded, push it again"
+                ),
+            ));
+        }
+        self.store
+            .upload_commit(id, state.size, digest)
+            .await
+            .map_err(|e| storage_err(e, id))?;
+        let mut w = self.db.write().await?;
+        self.db
+            .link_blob(
+                &mut w,
+                row.repo_id,
+                &digest.to_string(),
+                i64::try_from(state.size).unwrap_or(i64::MAX),
+            )
+            .await?;
+        self.db.delete_upload(&mut w, id).await?;
+        w.commit().await?;
+        Ok(())
+    }
+
+    /// A whole blob in one request (`POST ...?digest=`). No session row is written: the bytes go to
+    /// a temporary object, are verified, committed, and linked in one transaction. A crash leaves at
+    /// most an orphan temporary object, swept by garbage collection.
+    pub async fn upload_monolithic(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        expected_len: Option<u64>,
+        body: ByteStream,
+    ) -> Result<u64> {
+        let id = uuid::Uuid::new_v4().to_string();
+        self.store.upload_begin(&id).await?;
+        let result = self
+            .monolithic_inner(repo, digest, expected_len, body, &id)
+            .await;
+        if result.is_err() {
+            let _ = self.store.upload_abort(&id).await;
+        }
+        result
+    }
+
+    async fn monolithic_inner(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        expected_len: Option<u64>,
+        body: ByteStream,
+        id: &str,
+    ) -> Result<u64> {
+        let hasher = Arc::new(Mutex::new(Hasher::new(digest.algorithm())));
+        let _in_flight = InFlight::new();
+        let size = self
+            .store
+            .upload_append(id, 0, hashed(body, hasher.clone()))
+            .await
+            .map_err(|e| storage_err(e, id))?;
+        metrics::counter!("berth_bytes_received_total").increment(size);
+        if let Some(expected) = expected_len {
+            if expected != size {
+                return Err(Error::new(
+                    ErrorCode::SizeInvalid,
+                    format!("Content-Length was {expected} but {size} bytes arrived"),
+                ));
+            }
+        }
+        let actual = hasher.lock().map(|h| h.clone().finish()).map_err(|_| {
+            Error::Storage(StorageError::Io(std::io::Error::other(
+                "hasher lock poisoned",
+            )))
+        })?;
+        if &actual != digest {
+            return Err(Error::new(
+                ErrorCode::DigestInvalid,
+                format!("uploaded content has digest {actual}, not {digest}"),
+            ));
+        }
+        self.store.upload_commit(id, size, digest).await?;
+        let mut w = self.db.write().await?;
+        let repo_id = self
+            .db
+            .ensure_repo(&mut w, repo.as_str(), repo.namespace())
+            .await?;
+        self.db
+            .link_blob(
+                &mut w,
+                repo_id,
+                &digest.to_string(),
+                i64::try_from(size).unwrap_or(i64::MAX),
+            )
+            .await?;
+        w.commit().await?;
+        Ok(size)
+    }
+
+    /// Cancels a session and removes its bytes.
+    pub async fn upload_cancel(&self, repo: &RepoName, id: &str) -> Result<()> {
+        let row = self
+            .db
+            .get_upload(repo.as_str(), id)
+            .await?
+            .ok_or_else(|| unknown_upload(id))?;
+        let mut w = self.db.write().await?;
+        self.db.delete_upload(&mut w, &row.id).await?;
+        w.commit().await?;
+        self.store.upload_abort(id).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,112 @@
+//! Blobs and their links to repositories.
+
+use crate::{Db, Result, WriteTx, now_ms};
+use sqlx::Row;
+
+impl Db {
+    /// The size of `digest` if it is linked to repository `repo` (by name).
+    pub async fn blob_in_repo(&self, repo: &str, digest: &str) -> Result<Option<(i64, i64)>> {
+        let row = sqlx::query(
+            "SELECT b.size, r.id FROM repositories r
+             JOIN repo_blobs rb ON rb.repo_id = r.id
+             JOIN blobs b ON b.digest = rb.digest
+             WHERE r.name = $1 AND rb.digest = $2",
+        )
+        .bind(repo)
+        .bind(digest)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| (r.get::<i64, _>(0), r.get::<i64, _>(1))))
+    }
+
+    /// Records a verified, committed blob and links it to a repository. Idempotent.
+    pub async fn link_blob(
+        &self,
+        w: &mut WriteTx,
+        repo_id: i64,
+        digest: &str,
+        size: i64,
+    ) -> Result<()> {
+        let now = now_ms();
+        sqlx::query("INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING")
+            .bind(digest)
+            .bind(size)
+            .bind(now)
+            .execute(&mut *w.tx)
+            .await?;
+        // Re-linking refreshes linked_at, which restarts the blob's protection from garbage collection.
+        sqlx::query(
+            "INSERT INTO repo_blobs (repo_id, digest, linked_at) VALUES ($1, $2, $3)
+             ON CONFLICT (repo_id, digest) DO UPDATE SET linked_at = excluded.linked_at",
+        )
+        .bind(repo_id)
+        .bind(digest)
+        .bind(now)
+        .execute(&mut *w.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Links a blob that is already recorded (a cross-repository mount). False if it is not recorded.
+    pub async fn mount_blob(
+        &self,
+        w: &mut WriteTx,
+        repo_id: i64,
+        from_repo: &str,
+        digest: &str,
+    ) -> Result<bool> {
+        let found = sqlx::query(
+            "SELECT b.size FROM repositories r JOIN repo_blobs rb ON rb.repo_id = r.id
+             JOIN blobs b ON b.digest = rb.digest WHERE r.name = $1 AND rb.digest = $2",
+        )
+        .bind(from_repo)
+        .bind(digest)
+        .fetch_optional(&mut *w.tx)
+        .await?;
+        let Some(row) = found else {
+            return Ok(false);
+        };
+        let size: i64 = row.get(0);
+        self.link_blob(w, repo_id, digest, size).await?;
+        Ok(true)
+    }
+
+    /// Removes a blob's link to a repository; the bytes stay until garbage collection.
+    pub async fn unlink_blob(&self, w: &mut WriteTx, repo_id: i64, digest: &str) -> Result<bool> {
+        let res = sqlx::query("DELETE FROM repo_blobs WHERE repo_id = $1 AND digest = $2")
+            .bind(repo_id)
+            .bind(digest)
+            .execute(&mut *w.tx)
+            .await?;
+        Ok(res.rows_affected() > 0)
+    }
+
+    /// Of `digests`, those not linked to the repository.
+    pub async fn missing_blobs(
+        &self,
+        w: &mut WriteTx,
+        repo_id: i64,
+        digests: &[String],
+    ) -> Result<Vec<String>> {
+        let mut missing = Vec::new();
+        for d in digests {
+            let found = sqlx::query("SELECT 1 FROM repo_blobs WHERE repo_id = $1 AND digest = $2")
+                .bind(repo_id)
+                .bind(d)
+                .fetch_optional(&mut *w.tx)
+                .await?;
+            if found.is_none() {
+                missing.push(d.clone());
+            }
+        }
+        Ok(missing)
+    }
+
+    /// (number of blobs, total bytes) recorded.
+    pub async fn blob_totals(&self) -> Result<(i64, i64)> {
+        let r = sqlx::query("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM blobs")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((r.get::<i64, _>(0), r.get::<i64, _>(1)))
+    }
+}

@@ -1,0 +1,295 @@
+//! Manifests, their references, tags with their history, and referrers.
+
+use crate::{Db, DbError, Result, WriteTx, now_ms};
+use sqlx::Row;
+
+/// A reference from a manifest: a config or layer blob, a child manifest, or its subject.
+#[derive(Debug, Clone)]
+pub struct RefRow {
+    pub kind: &'static str,
+    pub digest: String,
+    pub size: i64,
+    pub media_type: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewManifest {
+    pub digest: String,
+    pub media_type: String,
+    pub artifact_type: Option<String>,
+    pub config_digest: Option<String>,
+    pub subject_digest: Option<String>,
+    pub annotations: Option<String>,
+    pub content: Vec<u8>,
+    pub refs: Vec<RefRow>,
+    /// Blobs that must be linked to the repository.
+    pub required_blobs: Vec<String>,
+    /// Manifests that must exist in the repository (children of an index).
+    pub required_manifests: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ManifestRow {
+    pub repo_id: i64,
+    pub digest: String,
+    pub media_type: String,
+    pub content: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReferrerRow {
+    pub digest: String,
+    pub media_type: String,
+    pub size: i64,
+    pub artifact_type: Option<String>,
+    pub annotations: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PutManifestError {
+    #[error(
+        "manifest references blobs {blobs:?} and manifests {manifests:?} unknown to this repository"
+    )]
+    Missing {
+        blobs: Vec<String>,
+        manifests: Vec<String>,
+    },
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<sqlx::Error> for PutManifestError {
+    fn from(e: sqlx::Error) -> Self {
+        PutManifestError::Db(e.into())
+    }
+}
+
+macro_rules! live_manifest {
+    ($rest:literal) => {
+        concat!(
+            "SELECT m.repo_id, m.digest, m.media_type, m.content FROM manifests m
+             JOIN repositories r ON r.id = m.repo_id ",
+            $rest
+        )
+    };
+}
+
+fn manifest_row(r: &sqlx::any::AnyRow) -> ManifestRow {
+    ManifestRow {
+        repo_id: r.get(0),
+        digest: r.get(1),
+        media_type: r.get(2),
+        content: r.get(3),
+    }
+}
+
+impl Db {
+    /// Stores a manifest and optionally points a tag at it, in one transaction that first checks
+    /// every reference exists in the repository. Because the check and the insert share the
+    /// transaction, garbage collection cannot remove a blob between them.
+    pub async fn put_manifest(
+        &self,
+        w: &mut WriteTx,
+        repo_id: i64,
+        m: &NewManifest,
+        tag: Option<&str>,
+    ) -> std::result::Result<(), PutManifestError> {
+        let blobs = self.missing_blobs(w, repo_id, &m.required_blobs).await?;
+        let mut manifests = Vec::new();
+        for d in &m.required_manifests {
+            let found = sqlx::query(
+                "SELECT 1 FROM manifests WHERE repo_id = $1 AND digest = $2 AND deleted_at IS NULL",
+            )
+            .bind(repo_id)
+            .bind(d)
+            .fetch_optional(&mut *w.tx)
+            .await?;
+            if found.is_none() {
+                manifests.push(d.clone());
+            }
+        }
+        if !blobs.is_empty() || !manifests.is_empty() {
+            return Err(PutManifestError::Missing { blobs, manifests });
+        }
+        let now = now_ms();
+        let size = i64::try_from(m.content.len()).unwrap_or(i64::MAX);
+        let row = sqlx::query(
+            "INSERT INTO manifests (repo_id, digest, media_type, artifact_type, config_digest, subject_digest,
+                                    annotations, size, content, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+             ON CONFLICT (repo_id, digest) DO UPDATE SET deleted_at = NULL
+             RETURNING id",
+        )
+        .bind(repo_id)
+        .bind(&m.digest)
+        .bind(&m.media_type)
+        .bind(m.artifact_type.clone())
+        .bind(m.config_digest.clone())
+        .bind(m.subject_digest.clone())
+        .bind(m.annotations.clone())
+        .bind(size)
+        .bind(m.content.clone())
+        .bind(now)
+        .fetch_one(&mut *w.tx)
+        .await?;
+        let manifest_id: i64 = row.get(0);
+        for (pos, r) in m.refs.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO manifest_refs (manifest_id, kind, position, digest, size, media_type)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            )
+            .bind(manifest_id)
+            .bind(r.kind)
+            .bind(i64::try_from(pos).unwrap_or(i64::MAX))
+            .bind(&r.digest)
+            .bind(r.size)
+            .bind(&r.media_type)
+            .execute(&mut *w.tx)
+            .await?;
+        }
+        if let Some(tag) = tag {
+            self.set_tag(w, repo_id, tag, &m.digest, now).await?;
+        }
+        self.touch_push(w, repo_id).await?;
+        Ok(())
+    }
+
+    /// Points `tag` at `digest`, closing the tag's previous history row if it pointed elsewhere.
+    async fn set_tag(
+        &self,
+        w: &mut WriteTx,
+        repo_id: i64,
+        tag: &str,
+        digest: &str,
+        now: i64,
+    ) -> Result<()> {
+        let current = sqlx::query(
+            "SELECT manifest_digest FROM tags WHERE repo_id = $1 AND name = $2 AND end_at IS NULL",
+        )
+        .bind(repo_id)
+        .bind(tag)
+        .fetch_optional(&mut *w.tx)
+        .await?;
+        if let Some(r) = current {
+            if r.get::<String, _>(0) == digest {
+                return Ok(());
+            }
+            sqlx::query(
+                "UPDATE tags SET end_at = $1 WHERE repo_id = $2 AND name = $3 AND end_at IS NULL",
+            )
+            .bind(now)
+            .bind(repo_id)
+            .bind(tag)
+            .execute(&mut *w.tx)
+            .await?;
+        }
+        sqlx::query(
+            "INSERT INTO tags (repo_id, name, manifest_digest, start_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(repo_id)
+        .bind(tag)
+        .bind(digest)
+        .bind(now)
+        .execute(&mut *w.tx)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn manifest_by_digest(
+        &self,
+        repo: &str,
+        digest: &str,
+    ) -> Result<Option<ManifestRow>> {
+        let row = sqlx::query(live_manifest!(
+            "WHERE r.name = $1 AND m.digest = $2 AND m.deleted_at IS NULL"
+        ))
+        .bind(repo)
+        .bind(digest)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(manifest_row))
+    }
+
+    pub async fn manifest_by_tag(&self, repo: &str, tag: &str) -> Result<Option<ManifestRow>> {
+        let row = sqlx::query(live_manifest!(
+            "JOIN tags t ON t.repo_id = m.repo_id AND t.manifest_digest = m.digest
+             WHERE r.name = $1 AND t.name = $2 AND t.end_at IS NULL AND m.deleted_at IS NULL"
+        ))
+        .bind(repo)
+        .bind(tag)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(manifest_row))
+    }
+
+    /// Marks a manifest deleted and ends every live tag on it (both stay in history).
+    pub async fn delete_manifest(
+        &self,
+        w: &mut WriteTx,
+        repo_id: i64,
+        digest: &str,
+    ) -> Result<bool> {
+        let now = now_ms();
+        let res = sqlx::query("UPDATE manifests SET deleted_at = $1 WHERE repo_id = $2 AND digest = $3 AND deleted_at IS NULL")
+            .bind(now)
+            .bind(repo_id)
+            .bind(digest)
+            .execute(&mut *w.tx)
+            .await?;
+        sqlx::query("UPDATE tags SET end_at = $1 WHERE repo_id = $2 AND manifest_digest = $3 AND end_at IS NULL")
+            .bind(now)
+            .bind(repo_id)
+            .bind(digest)
+            .execute(&mut *w.tx)
+            .await?;
+        Ok(res.rows_affected() > 0)
+    }
+
+    /// Ends a live tag (it stays in history).
+    pub async fn delete_tag(&self, w: &mut WriteTx, repo_id: i64, tag: &str) -> Result<bool> {
+        let res = sqlx::query(
+            "UPDATE tags SET end_at = $1 WHERE repo_id = $2 AND name = $3 AND end_at IS NULL",
+        )
+        .bind(now_ms())
+        .bind(repo_id)
+        .bind(tag)
+        .execute(&mut *w.tx)
+        .await?;
+        Ok(res.rows_affected() > 0)
+    }
+
+    /// Live tag names in lexical order after `last`, at most `n`.
+    pub async fn tags(&self, repo_id: i64, last: Option<&str>, n: i64) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT name FROM tags WHERE repo_id = $1 AND end_at IS NULL AND name > $2 ORDER BY name LIMIT $3",
+        )
+        .bind(repo_id)
+        .bind(last.unwrap_or(""))
+        .bind(n)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| r.get::<String, _>(0)).collect())
+    }
+
+    /// Live manifests of the repository whose subject is `subject`.
+    pub async fn referrers(&self, repo_id: i64, subject: &str) -> Result<Vec<ReferrerRow>> {
+        let rows = sqlx::query(
+            "SELECT digest, media_type, size, artifact_type, annotations FROM manifests
+             WHERE repo_id = $1 AND subject_digest = $2 AND deleted_at IS NULL ORDER BY created_at, digest",
+        )
+        .bind(repo_id)
+        .bind(subject)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| ReferrerRow {
+                digest: r.get(0),
+                media_type: r.get(1),
+                size: r.get(2),
+                artifact_type: r.get(3),
+                annotations: r.get(4),
+            })
+            .collect())
+    }
+}

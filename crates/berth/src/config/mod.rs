@@ -1,0 +1,523 @@
+//! Configuration: one typed struct, read from a YAML file in the style of Quay's `config.yaml`,
+//! then `BERTH_<KEY>` environment variables, then command-line flags. Wherever Quay has a key for a
+//! setting, Berth reads that key with the same meaning; Berth's own keys follow the same style.
+//! A Quay key this version does not act on is reported at start; any other unknown key, and any bad
+//! value, stops the start with a message naming the key.
+
+mod quay_keys;
+
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Keys Berth acts on (Quay's where Quay has one, Berth's own otherwise).
+pub const BERTH_KEYS: &[(&str, &str)] = &[
+    (
+        "LISTEN_ADDRESS",
+        "address:port to listen on (default 127.0.0.1:5000)",
+    ),
+    (
+        "DATA_DIR",
+        "directory for the embedded database and local blobs (default ./berth-data)",
+    ),
+    ("SERVER_HOSTNAME", "public host[:port] of the registry"),
+    ("PREFERRED_URL_SCHEME", "http or https"),
+    (
+        "EXTERNAL_TLS_TERMINATION",
+        "TLS is terminated by a proxy in front of Berth",
+    ),
+    (
+        "DB_URI",
+        "metadata database, e.g. sqlite:///var/lib/berth/berth.db",
+    ),
+    (
+        "DB_MAX_CONNECTIONS",
+        "database connection pool size (default 16)",
+    ),
+    (
+        "DISTRIBUTED_STORAGE_CONFIG",
+        "storage locations: {name: [Driver, {params}]}",
+    ),
+    (
+        "DISTRIBUTED_STORAGE_PREFERENCE",
+        "storage locations in order of preference",
+    ),
+    (
+        "DISTRIBUTED_STORAGE_DEFAULT_LOCATIONS",
+        "locations new blobs are placed in",
+    ),
+    (
+        "STORAGE_FSYNC",
+        "flush blob data to disk before a push is acknowledged (default true)",
+    ),
+    (
+        "TLS_CERT_FILE",
+        "PEM certificate chain; with TLS_KEY_FILE, Berth serves https",
+    ),
+    ("TLS_KEY_FILE", "PEM private key"),
+    (
+        "AUTHENTICATION_TYPE",
+        "Database (accounts arrive in a later version)",
+    ),
+    (
+        "FEATURE_PROXY_STORAGE",
+        "stream blobs through Berth instead of redirecting to storage URLs",
+    ),
+    ("LOG_FORMAT", "text or json (default text)"),
+];
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StorageLocation {
+    Local { path: PathBuf },
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    pub server_hostname: String,
+    pub preferred_url_scheme: String,
+    pub external_tls_termination: bool,
+    pub db_uri: Option<String>,
+    pub db_max_connections: u32,
+    pub storage: BTreeMap<String, StorageLocation>,
+    pub storage_preference: Vec<String>,
+    pub storage_default_locations: Vec<String>,
+    pub storage_fsync: bool,
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    pub authentication_type: String,
+    pub proxy_storage: bool,
+    pub log_json: bool,
+    /// Quay keys present in the file that this version reads but does not act on.
+    pub unused_quay_keys: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:5000".into(),
+            data_dir: PathBuf::from("berth-data"),
+            server_hostname: "localhost:5000".into(),
+            preferred_url_scheme: "http".into(),
+            external_tls_termination: false,
+            db_uri: None,
+            db_max_connections: 16,
+            storage: BTreeMap::new(),
+            storage_preference: Vec::new(),
+            storage_default_locations: Vec::new(),
+            storage_fsync: true,
+            tls_cert_file: None,
+            tls_key_file: None,
+            authentication_type: "Database".into(),
+            proxy_storage: false,
+            log_json: false,
+            unused_quay_keys: Vec::new(),
+        }
+    }
+}
+
+/// A configuration error, always naming the key at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("config key {key}: {msg}")]
+pub struct ConfigError {
+    pub key: String,
+    pub msg: String,
+}
+
+fn err<T>(key: &str, msg: impl Into<String>) -> Result<T, ConfigError> {
+    Err(ConfigError {
+        key: key.to_string(),
+        msg: msg.into(),
+    })
+}
+
+fn as_string(key: &str, v: &Value) -> Result<String, ConfigError> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        other => err(key, format!("expected a string, found {other}")),
+    }
+}
+
+fn as_bool(key: &str, v: &Value) -> Result<bool, ConfigError> {
+    match v {
+        Value::Bool(b) => Ok(*b),
+        Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(true),
+        Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(false),
+        other => err(key, format!("expected true or false, found {other}")),
+    }
+}
+
+fn as_string_list(key: &str, v: &Value) -> Result<Vec<String>, ConfigError> {
+    match v {
+        Value::Array(items) => items.iter().map(|i| as_string(key, i)).collect(),
+        Value::String(s) => Ok(s
+            .split(',')
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .collect()),
+        other => err(key, format!("expected a list of strings, found {other}")),
+    }
+}
+
+fn parse_storage(
+    key: &str,
+    v: &Value,
+    base: &Path,
+) -> Result<BTreeMap<String, StorageLocation>, ConfigError> {
+    let Value::Object(map) = v else {
+        return err(key, "expected a map of location name to [Driver, {params}]");
+    };
+    let mut out = BTreeMap::new();
+    for (name, spec) in map {
+        let (driver, params) = match spec {
+            Value::Array(a) if a.len() == 2 => (a[0].as_str().unwrap_or(""), &a[1]),
+            _ => {
+                return err(
+                    key,
+                    format!("location {name:?} must be [DriverName, {{params}}]"),
+                );
+            }
+        };
+        let loc = match driver {
+            "LocalStorage" => {
+                let Some(p) = params.get("storage_path").and_then(Value::as_str) else {
+                    return err(
+                        key,
+                        format!("location {name:?}: LocalStorage needs storage_path"),
+                    );
+                };
+                let p = PathBuf::from(p);
+                StorageLocation::Local {
+                    path: if p.is_absolute() { p } else { base.join(p) },
+                }
+            }
+            "S3Storage"
+            | "RadosGWStorage"
+            | "GoogleCloudStorage"
+            | "AzureStorage"
+            | "STSS3Storage"
+            | "CloudFrontedS3Storage"
+            | "SwiftStorage" => {
+                return err(
+                    key,
+                    format!(
+                        "location {name:?}: driver {driver} is not available in this version of Berth; use LocalStorage"
+                    ),
+                );
+            }
+            other => {
+                return err(
+                    key,
+                    format!("location {name:?}: unknown storage driver {other:?}"),
+                );
+            }
+        };
+        out.insert(name.clone(), loc);
+    }
+    Ok(out)
+}
+
+/// The closest known key, to suggest on a typo.
+fn suggest(key: &str) -> Option<&'static str> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut prev: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut cur = vec![i + 1];
+            for (j, cb) in b.iter().enumerate() {
+                cur.push(
+                    (prev[j] + usize::from(ca != *cb))
+                        .min(prev[j + 1] + 1)
+                        .min(cur[j] + 1),
+                );
+            }
+            prev = cur;
+        }
+        prev[b.len()]
+    }
+    BERTH_KEYS
+        .iter()
+        .map(|(k, _)| *k)
+        .chain(quay_keys::QUAY_KEYS.iter().copied())
+        .map(|k| (distance(key, k), k))
+        .filter(|(d, _)| *d <= 3)
+        .min()
+        .map(|(_, k)| k)
+}
+
+impl Config {
+    /// Builds the configuration from an optional YAML file, then `BERTH_*` environment variables.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl Iterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut values: Map<String, Value> = Map::new();
+        let mut base = PathBuf::from(".");
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+                key: "(file)".into(),
+                msg: format!("cannot read {}: {e}", path.display()),
+            })?;
+            if !text.trim().is_empty() {
+                let parsed: Map<String, Value> =
+                    serde_saphyr::from_str(&text).map_err(|e| ConfigError {
+                        key: "(file)".into(),
+                        msg: format!("{} is not a YAML map of keys: {e}", path.display()),
+                    })?;
+                values.extend(parsed);
+            }
+            if let Some(dir) = path.parent() {
+                base = dir.to_path_buf();
+            }
+        }
+        for (k, v) in env {
+            let Some(key) = k.strip_prefix("BERTH_") else {
+                continue;
+            };
+            if key == "CONFIG" || key.is_empty() {
+                continue;
+            }
+            let value: Value = if v.trim().is_empty() {
+                Value::String(String::new())
+            } else {
+                serde_saphyr::from_str(&v).unwrap_or(Value::String(v.clone()))
+            };
+            values.insert(key.to_string(), value);
+        }
+        let mut c = Config::default();
+        for (key, v) in &values {
+            c.set(key, v, &base)?;
+        }
+        c.finish(file)?;
+        Ok(c)
+    }
+
+    fn set(&mut self, key: &str, v: &Value, base: &Path) -> Result<(), ConfigError> {
+        match key {
+            "LISTEN_ADDRESS" => self.listen = as_string(key, v)?,
+            "DATA_DIR" => self.data_dir = PathBuf::from(as_string(key, v)?),
+            "SERVER_HOSTNAME" => self.server_hostname = as_string(key, v)?,
+            "PREFERRED_URL_SCHEME" => {
+                let s = as_string(key, v)?;
+                if s != "http" && s != "https" {
+                    return err(key, format!("must be http or https, not {s:?}"));
+                }
+                self.preferred_url_scheme = s;
+            }
+            "EXTERNAL_TLS_TERMINATION" => self.external_tls_termination = as_bool(key, v)?,
+            "DB_URI" => {
+                let s = as_string(key, v)?;
+                if !s.starts_with("sqlite:") {
+                    return err(
+                        key,
+                        format!(
+                            "{s:?} is not supported by this version of Berth; use sqlite:///path/to/berth.db"
+                        ),
+                    );
+                }
+                self.db_uri = Some(s);
+            }
+            "DB_MAX_CONNECTIONS" => {
+                self.db_max_connections = v
+                    .as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .filter(|n| *n > 0)
+                    .map_or_else(
+                        || err(key, format!("expected a positive integer, found {v}")),
+                        Ok,
+                    )?
+            }
+            "DISTRIBUTED_STORAGE_CONFIG" => self.storage = parse_storage(key, v, base)?,
+            "DISTRIBUTED_STORAGE_PREFERENCE" => self.storage_preference = as_string_list(key, v)?,
+            "DISTRIBUTED_STORAGE_DEFAULT_LOCATIONS" => {
+                self.storage_default_locations = as_string_list(key, v)?
+            }
+            "STORAGE_FSYNC" => self.storage_fsync = as_bool(key, v)?,
+            "TLS_CERT_FILE" => self.tls_cert_file = Some(PathBuf::from(as_string(key, v)?)),
+            "TLS_KEY_FILE" => self.tls_key_file = Some(PathBuf::from(as_string(key, v)?)),
+            "AUTHENTICATION_TYPE" => {
+                let s = as_string(key, v)?;
+                if s != "Database" {
+                    return err(
+                        key,
+                        format!("{s:?} is not available in this version of Berth; use Database"),
+                    );
+                }
+                self.authentication_type = s;
+            }
+            "FEATURE_PROXY_STORAGE" => self.proxy_storage = as_bool(key, v)?,
+            "LOG_FORMAT" => {
+                self.log_json = match as_string(key, v)?.as_str() {
+                    "json" => true,
+                    "text" => false,
+                    other => return err(key, format!("must be text or json, not {other:?}")),
+                }
+            }
+            k if k.starts_with("FEATURE_") && quay_keys::QUAY_KEYS.contains(&k) => {
+                as_bool(key, v)?;
+                self.unused_quay_keys.push(k.to_string());
+            }
+            k if quay_keys::QUAY_KEYS.contains(&k) || k.ends_with("_LOGIN_CONFIG") => {
+                self.unused_quay_keys.push(k.to_string());
+            }
+            k => {
+                let hint = suggest(k)
+                    .map(|s| format!("; did you mean {s}?"))
+                    .unwrap_or_default();
+                return err(
+                    k,
+                    format!("unknown key (not a Berth or Quay setting){hint}"),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Fills derived defaults and checks cross-key rules.
+    fn finish(&mut self, file: Option<&Path>) -> Result<(), ConfigError> {
+        if self.storage.is_empty() {
+            self.storage.insert(
+                "default".into(),
+                StorageLocation::Local {
+                    path: self.data_dir.join("storage"),
+                },
+            );
+        }
+        if self.storage_preference.is_empty() {
+            self.storage_preference = self.storage.keys().cloned().collect();
+        }
+        for name in self
+            .storage_preference
+            .iter()
+            .chain(&self.storage_default_locations)
+        {
+            if !self.storage.contains_key(name) {
+                return err(
+                    "DISTRIBUTED_STORAGE_PREFERENCE",
+                    format!("location {name:?} is not defined in DISTRIBUTED_STORAGE_CONFIG"),
+                );
+            }
+        }
+        match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(_), None) => {
+                return err(
+                    "TLS_KEY_FILE",
+                    "TLS_CERT_FILE is set, so TLS_KEY_FILE is needed too",
+                );
+            }
+            (None, Some(_)) => {
+                return err(
+                    "TLS_CERT_FILE",
+                    "TLS_KEY_FILE is set, so TLS_CERT_FILE is needed too",
+                );
+            }
+            (None, None)
+                if self.preferred_url_scheme == "https" && !self.external_tls_termination =>
+            {
+                // Quay's convention: ssl.cert and ssl.key beside config.yaml.
+                if let Some(dir) = file.and_then(Path::parent) {
+                    let (cert, key) = (dir.join("ssl.cert"), dir.join("ssl.key"));
+                    if cert.exists() && key.exists() {
+                        self.tls_cert_file = Some(cert);
+                        self.tls_key_file = Some(key);
+                    }
+                }
+            }
+            _ => {}
+        }
+        self.unused_quay_keys.sort();
+        Ok(())
+    }
+
+    /// The database URI: `DB_URI`, or an SQLite file in the data directory.
+    pub fn db_uri(&self) -> String {
+        self.db_uri
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("berth.db").display()))
+    }
+
+    /// The storage location this instance writes to and reads from first.
+    pub fn preferred_storage(&self) -> Option<(&String, &StorageLocation)> {
+        self.storage_preference
+            .first()
+            .and_then(|n| self.storage.get_key_value(n))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(yaml: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, yaml).expect("write");
+        Config::load(
+            Some(&path),
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    }
+
+    #[test]
+    fn quay_config_is_accepted_and_unused_keys_reported() {
+        let c = load(
+            "SERVER_HOSTNAME: reg.example.com\nPREFERRED_URL_SCHEME: http\nDB_URI: sqlite:///tmp/x.db\n\
+             AUTHENTICATION_TYPE: Database\nBUILDLOGS_REDIS: {host: redis}\nFEATURE_BUILD_SUPPORT: false\n\
+             DISTRIBUTED_STORAGE_CONFIG: {local_us: [LocalStorage, {storage_path: /srv/blobs}]}\n\
+             DISTRIBUTED_STORAGE_PREFERENCE: [local_us]\nTAG_EXPIRATION_OPTIONS: [1d, 2w]\n",
+            &[],
+        )
+        .expect("valid");
+        assert_eq!(c.server_hostname, "reg.example.com");
+        assert_eq!(c.db_uri(), "sqlite:///tmp/x.db");
+        assert_eq!(
+            c.preferred_storage().map(|(_, l)| l.clone()),
+            Some(StorageLocation::Local {
+                path: "/srv/blobs".into()
+            })
+        );
+        assert_eq!(
+            c.unused_quay_keys,
+            [
+                "BUILDLOGS_REDIS",
+                "FEATURE_BUILD_SUPPORT",
+                "TAG_EXPIRATION_OPTIONS"
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_values_and_unknown_keys_name_the_key() {
+        let e = load("STORAGE_FSYNC: maybe\n", &[]).expect_err("bad bool");
+        assert_eq!(e.key, "STORAGE_FSYNC");
+        let e = load("SERVER_HOSTNAM: x\n", &[]).expect_err("typo");
+        assert_eq!(e.key, "SERVER_HOSTNAM");
+        assert!(e.msg.contains("SERVER_HOSTNAME"), "{}", e.msg);
+        let e = load("DISTRIBUTED_STORAGE_PREFERENCE: [nowhere]\n", &[])
+            .expect_err("undefined location");
+        assert_eq!(e.key, "DISTRIBUTED_STORAGE_PREFERENCE");
+        let e = load("FEATURE_BUILD_SUPPORT: 3\n", &[]).expect_err("feature must be bool");
+        assert_eq!(e.key, "FEATURE_BUILD_SUPPORT");
+        let e = load("TLS_CERT_FILE: /x\n", &[]).expect_err("key missing");
+        assert_eq!(e.key, "TLS_KEY_FILE");
+    }
+
+    #[test]
+    fn environment_overrides_file() {
+        let c = load(
+            "LISTEN_ADDRESS: 127.0.0.1:1\nSTORAGE_FSYNC: true\n",
+            &[
+                ("BERTH_LISTEN_ADDRESS", "127.0.0.1:2"),
+                ("BERTH_STORAGE_FSYNC", "false"),
+                ("OTHER", "x"),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(c.listen, "127.0.0.1:2");
+        assert!(!c.storage_fsync);
+        let e = load("", &[("BERTH_NOPE", "1")]).expect_err("unknown env key");
+        assert_eq!(e.key, "NOPE");
+    }
+}

@@ -1,0 +1,197 @@
+//! Process wiring for `berth serve`: logging, database, storage, metrics, and the listener
+//! (plain HTTP or TLS), with a clean shutdown on SIGINT/SIGTERM.
+
+use crate::config::{Config, StorageLocation};
+use anyhow::Context;
+use berth_api::AppState;
+use berth_core::{CoreConfig, Db, Registry};
+use berth_storage::{BlobStore, FsStore};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_rustls::rustls;
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn open_db(cfg: &Config) -> anyhow::Result<Db> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("cannot create data directory {}", cfg.data_dir.display()))?;
+    let uri = cfg.db_uri();
+    Db::connect(&uri, cfg.db_max_connections)
+        .await
+        .with_context(|| format!("cannot open the database {uri} (DB_URI)"))
+}
+
+pub async fn migrate_only(cfg: Config) -> anyhow::Result<()> {
+    init_logging(cfg.log_json);
+    let db = open_db(&cfg).await?;
+    db.migrate().await.context("database migration failed")?;
+    println!("database {} is up to date", cfg.db_uri());
+    Ok(())
+}
+
+fn open_storage(cfg: &Config) -> anyhow::Result<Arc<dyn BlobStore>> {
+    let (name, loc) = cfg
+        .preferred_storage()
+        .context("DISTRIBUTED_STORAGE_PREFERENCE names no storage location")?;
+    match loc {
+        StorageLocation::Local { path } => {
+            let store = FsStore::open(path, cfg.storage_fsync).with_context(|| {
+                format!("cannot open storage location {name} at {}", path.display())
+            })?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+fn tls_config(cfg: &Config) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let (Some(cert), Some(key)) = (&cfg.tls_cert_file, &cfg.tls_key_file) else {
+        return Ok(None);
+    };
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+        .with_context(|| {
+            format!(
+                "TLS_CERT_FILE {}: not a readable PEM certificate chain",
+                cert.display()
+            )
+        })?;
+    let key = PrivateKeyDer::from_pem_file(key).with_context(|| {
+        format!(
+            "TLS_KEY_FILE {}: not a readable PEM private key",
+            key.display()
+        )
+    })?;
+    let mut sc = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .context("TLS_CERT_FILE and TLS_KEY_FILE do not form a usable certificate and key")?;
+    sc.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Some(Arc::new(sc)))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+pub async fn serve(cfg: Config, migrate: bool) -> anyhow::Result<()> {
+    init_logging(cfg.log_json);
+    if !cfg.unused_quay_keys.is_empty() {
+        tracing::warn!(
+            keys = %cfg.unused_quay_keys.join(", "),
+            "these Quay config keys are read but not acted on by this version of Berth"
+        );
+    }
+    let db = open_db(&cfg).await?;
+    if migrate {
+        db.migrate().await.context("database migration failed")?;
+    }
+    let store = open_storage(&cfg)?;
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .context("cannot install the metrics recorder")?;
+    let registry = Registry::new(db, store, CoreConfig::default());
+    let background = registry.spawn_background();
+    let app = berth_api::router(AppState {
+        registry: registry.clone(),
+        metrics: Some(metrics),
+        redirect_blobs: !cfg.proxy_storage,
+    });
+    let tls = tls_config(&cfg)?;
+    let listener = TcpListener::bind(&cfg.listen).await.with_context(|| {
+        format!(
+            "cannot listen on {} (LISTEN_ADDRESS / --listen); is another process using it?",
+            cfg.listen
+        )
+    })?;
+    let addr = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "Berth is listening on {scheme}://{addr}");
+    if tls.is_none() && !addr.ip().is_loopback() {
+        tracing::warn!(
+            "serving plain http on a non-loopback address; clients need --tls-verify=false or an insecure-registry entry"
+        );
+    }
+    eprintln!(
+        "Berth {} listening on {scheme}://{addr} (data in {})",
+        env!("CARGO_PKG_VERSION"),
+        cfg.data_dir.display()
+    );
+    eprintln!("  push: podman push --tls-verify=false IMAGE {addr}/NAMESPACE/NAME:TAG");
+    match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+                .context("server failed")?;
+        }
+        Some(tls) => serve_tls(listener, app, tls).await?,
+    }
+    background.abort();
+    registry.flush_pulls().await;
+    tracing::info!("Berth stopped");
+    Ok(())
+}
+
+async fn serve_tls(
+    listener: TcpListener,
+    app: axum::Router,
+    tls: Arc<rustls::ServerConfig>,
+) -> anyhow::Result<()> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => r.context("accept failed")?,
+            _ = &mut shutdown => return Ok(()),
+        };
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            let stream = match acceptor.accept(tcp).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+            };
+            let service = TowerToHyperService::new(app);
+            if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+}

@@ -1,0 +1,1148 @@
+//! Integration tests with real registry clients against a real Berth over plain http on
+//! 127.0.0.1: skopeo (OCI image, multi-arch index, Docker schema 2), podman (push/pull through
+//! its own store) and the `oras` Python library (artifacts with `subject`, the referrers API).
+//!
+//! The clients are installed by `./scripts/test.sh`; a missing client fails the test with a
+//! message saying so. Images are built here from random bytes as OCI image layouts (tar layers,
+//! gzip-compressed, with a real image config), so nothing is fetched from the network.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::Berth;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+const ACCEPT_ALL_MANIFESTS: &str = "application/vnd.oci.image.manifest.v1+json, \
+     application/vnd.oci.image.index.v1+json, \
+     application/vnd.docker.distribution.manifest.v2+json, \
+     application/vnd.docker.distribution.manifest.list.v2+json";
+const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+// ---------------------------------------------------------------------------------------------
+// Small utilities: digests, random bytes, tar and gzip writers.
+
+fn sha256_digest(data: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(data)))
+}
+
+/// splitmix64, seeded from a v4 UUID: random contents without another dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn new() -> Rng {
+        Rng(uuid::Uuid::new_v4().as_u64_pair().0)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        let mut v = Vec::with_capacity(n + 8);
+        while v.len() < n {
+            v.extend_from_slice(&self.next_u64().to_le_bytes());
+        }
+        v.truncate(n);
+        v
+    }
+
+    fn word(&mut self) -> String {
+        format!("{:016x}", self.next_u64())
+    }
+}
+
+/// A ustar archive: `(path, contents)`; a path ending in `/` is a directory.
+fn tar(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
+    fn field(h: &mut [u8], at: usize, len: usize, value: u64) {
+        let s = format!("{:0width$o}\0", value, width = len - 1);
+        h[at..at + len].copy_from_slice(s.as_bytes());
+    }
+    let mut out = Vec::new();
+    for (path, data) in entries {
+        assert!(path.len() < 100, "tar path too long: {path}");
+        let dir = path.ends_with('/');
+        let mut h = [0u8; 512];
+        h[..path.len()].copy_from_slice(path.as_bytes());
+        field(&mut h, 100, 8, if dir { 0o755 } else { 0o644 }); // mode
+        field(&mut h, 108, 8, 0); // uid
+        field(&mut h, 116, 8, 0); // gid
+        field(&mut h, 124, 12, if dir { 0 } else { data.len() as u64 }); // size
+        field(&mut h, 136, 12, 1_700_000_000); // mtime
+        h[156] = if dir { b'5' } else { b'0' }; // typeflag
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[263..265].copy_from_slice(b"00");
+        h[265..269].copy_from_slice(b"root");
+        h[297..301].copy_from_slice(b"root");
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u64 = h.iter().map(|&b| u64::from(b)).sum();
+        let chk = format!("{sum:06o}\0 ");
+        h[148..156].copy_from_slice(chk.as_bytes());
+        out.extend_from_slice(&h);
+        if !dir {
+            out.extend_from_slice(data);
+            out.resize(out.len().div_ceil(512) * 512, 0);
+        }
+    }
+    out.resize(out.len() + 1024, 0);
+    out
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut table = [0u32; 256];
+    for (i, t) in table.iter_mut().enumerate() {
+        let mut c = i as u32;
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+        }
+        *t = c;
+    }
+    let mut crc = !0u32;
+    for &b in data {
+        crc = table[((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8);
+    }
+    !crc
+}
+
+/// gzip with stored (uncompressed) deflate blocks: valid gzip for every reader, no codec needed.
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+    let mut chunks = data.chunks(65_535).peekable();
+    if chunks.peek().is_none() {
+        out.extend_from_slice(&[1, 0, 0, 0xff, 0xff]);
+    }
+    while let Some(chunk) = chunks.next() {
+        out.push(u8::from(chunks.peek().is_none()));
+        let len = chunk.len() as u16;
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(chunk);
+    }
+    out.extend_from_slice(&crc32(data).to_le_bytes());
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out
+}
+
+fn descriptor(media_type: &str, data: &[u8]) -> Value {
+    json!({ "mediaType": media_type, "digest": sha256_digest(data), "size": data.len() })
+}
+
+fn digests_of(list: &Value) -> Vec<String> {
+    list.as_array()
+        .expect("array of descriptors")
+        .iter()
+        .map(|d| d["digest"].as_str().expect("descriptor digest").to_string())
+        .collect()
+}
+
+fn parse(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).unwrap_or_else(|e| {
+        panic!(
+            "invalid JSON ({e}): {}",
+            String::from_utf8_lossy(&bytes[..bytes.len().min(2000)])
+        )
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// OCI image layouts written from Rust, and read back after a client wrote one.
+
+struct Layout {
+    dir: PathBuf,
+    refs: Vec<Value>,
+}
+
+/// An image built into a layout: what a registry and the clients must preserve.
+struct Image {
+    manifest: Vec<u8>,
+    digest: String,
+    config_digest: String,
+    layers: Vec<String>,
+    diff_ids: Vec<String>,
+}
+
+impl Layout {
+    fn create(dir: &Path) -> Layout {
+        std::fs::create_dir_all(dir.join("blobs/sha256")).expect("create layout dir");
+        std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)
+            .expect("write oci-layout");
+        let l = Layout {
+            dir: dir.to_path_buf(),
+            refs: Vec::new(),
+        };
+        l.write_index();
+        l
+    }
+
+    fn put_blob(&self, data: &[u8]) -> String {
+        let digest = sha256_digest(data);
+        let hex = digest.trim_start_matches("sha256:");
+        std::fs::write(self.dir.join("blobs/sha256").join(hex), data).expect("write blob");
+        digest
+    }
+
+    fn write_index(&self) {
+        let index = json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": self.refs });
+        std::fs::write(
+            self.dir.join("index.json"),
+            serde_json::to_vec(&index).expect("json"),
+        )
+        .expect("write index.json");
+    }
+
+    /// Name a manifest or index in index.json.
+    fn tag(&mut self, media_type: &str, bytes: &[u8], tag: &str) {
+        let mut d = descriptor(media_type, bytes);
+        d["annotations"] = json!({ REF_NAME: tag });
+        self.refs.push(d);
+        self.write_index();
+    }
+
+    /// An image of `layer_sizes.len()` gzip tar layers of random files, for linux/`arch`.
+    fn image(&self, rng: &mut Rng, arch: &str, layer_sizes: &[usize]) -> Image {
+        let mut layer_descs = Vec::new();
+        let mut layers = Vec::new();
+        let mut diff_ids = Vec::new();
+        let mut history = Vec::new();
+        for (i, &size) in layer_sizes.iter().enumerate() {
+            let dir = format!("layer{i}-{}/", rng.word());
+            let tar = tar(&[
+                (dir.clone(), Vec::new()),
+                (format!("{dir}random.bin"), rng.bytes(size)),
+                (
+                    format!("{dir}hello.txt"),
+                    format!("layer {i} of a Berth test image for {arch}\n").into_bytes(),
+                ),
+            ]);
+            let gz = gzip(&tar);
+            diff_ids.push(sha256_digest(&tar));
+            layers.push(self.put_blob(&gz));
+            layer_descs.push(descriptor(OCI_LAYER_GZIP, &gz));
+            history.push(json!({
+                "created": "2024-01-01T00:00:00Z",
+                "created_by": format!("berth test layer {i}"),
+            }));
+        }
+        let mut config = json!({
+            "created": "2024-01-01T00:00:00Z",
+            "architecture": arch,
+            "os": "linux",
+            "config": {
+                "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+                "Cmd": ["/bin/sh"],
+                "Labels": { "org.example.nonce": rng.word() },
+            },
+            "rootfs": { "type": "layers", "diff_ids": diff_ids },
+            "history": history,
+        });
+        if arch == "arm64" {
+            config["variant"] = json!("v8");
+        }
+        let config = serde_json::to_vec(&config).expect("json");
+        let config_digest = self.put_blob(&config);
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": descriptor(OCI_CONFIG, &config),
+            "layers": layer_descs,
+            "annotations": { "org.opencontainers.image.description": "berth client test" },
+        });
+        let manifest = serde_json::to_vec(&manifest).expect("json");
+        let digest = self.put_blob(&manifest);
+        Image {
+            manifest,
+            digest,
+            config_digest,
+            layers,
+            diff_ids,
+        }
+    }
+}
+
+/// A blob of a layout a client wrote, checked against its name.
+fn layout_blob(dir: &Path, digest: &str) -> Vec<u8> {
+    let hex = digest
+        .strip_prefix("sha256:")
+        .unwrap_or_else(|| panic!("not a sha256 digest: {digest}"));
+    let path = dir.join("blobs/sha256").join(hex);
+    let data = std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    assert_eq!(
+        sha256_digest(&data),
+        digest,
+        "blob {} does not match its digest",
+        path.display()
+    );
+    data
+}
+
+/// The descriptor named `tag` in a layout's index.json.
+fn layout_ref(dir: &Path, tag: &str) -> Value {
+    let index = parse(&std::fs::read(dir.join("index.json")).expect("read index.json"));
+    index["manifests"]
+        .as_array()
+        .expect("index.json manifests")
+        .iter()
+        .find(|d| d["annotations"][REF_NAME] == tag)
+        .unwrap_or_else(|| panic!("no {tag} in {}/index.json: {index}", dir.display()))
+        .clone()
+}
+
+/// Check that a layout holds the image manifest `digest` with its config and layers; return it.
+fn check_layout_image(dir: &Path, digest: &str) -> Value {
+    let manifest = parse(&layout_blob(dir, digest));
+    layout_blob(dir, manifest["config"]["digest"].as_str().expect("config"));
+    for l in digests_of(&manifest["layers"]) {
+        layout_blob(dir, &l);
+    }
+    manifest
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running clients.
+
+/// Where `name` is on PATH, or a failure telling how to install the test clients.
+fn require_tool(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "`{name}` is not installed (not on PATH): run ./scripts/test.sh, which installs \
+                 the clients these tests drive (skopeo, podman, buildah, uidmap, and the oras \
+                 Python package in target/test-venv)"
+            )
+        })
+}
+
+/// Run a command; on failure, panic with everything it printed.
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    if !out.status.success() {
+        panic!(
+            "{cmd:?} failed with {}\n--- stdout\n{}\n--- stderr\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out
+}
+
+fn skopeo() -> Command {
+    let mut c = Command::new(require_tool("skopeo"));
+    // No dependence on the machine's /etc/containers/policy.json.
+    c.arg("--insecure-policy");
+    c
+}
+
+fn stdout_json(out: &Output) -> Value {
+    parse(&out.stdout)
+}
+
+/// What `skopeo inspect --raw` prints: the manifest exactly as the registry serves it.
+fn skopeo_raw(reference: &str) -> Vec<u8> {
+    run(skopeo()
+        .args(["inspect", "--tls-verify=false", "--raw"])
+        .arg(reference))
+    .stdout
+}
+
+// ---------------------------------------------------------------------------------------------
+// Talking to the registry directly.
+
+struct Resp {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().expect("header value is text").to_string())
+    }
+}
+
+fn http(method: &str, url: &str, headers: &[(&str, &str)]) -> Resp {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = client.request(method.clone(), url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp
+            .bytes()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {url}: body: {e}"))
+            .to_vec();
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    })
+}
+
+fn describe(method: &str, url: &str, r: &Resp) -> String {
+    format!(
+        "{method} {url} -> {} {:?}\n{}",
+        r.status,
+        r.headers,
+        String::from_utf8_lossy(&r.body[..r.body.len().min(2000)])
+    )
+}
+
+/// GET a manifest; checks status 200 and that the body matches Docker-Content-Digest if sent.
+fn get_manifest(b: &Berth, repo: &str, reference: &str, accept: &str) -> Resp {
+    let url = b.url(&format!("/v2/{repo}/manifests/{reference}"));
+    let r = http("GET", &url, &[("Accept", accept)]);
+    assert_eq!(r.status, 200, "{}", describe("GET", &url, &r));
+    if let Some(d) = r.header("docker-content-digest") {
+        assert_eq!(
+            d,
+            sha256_digest(&r.body),
+            "Docker-Content-Digest does not match the body: {}",
+            describe("GET", &url, &r)
+        );
+    }
+    if reference.starts_with("sha256:") {
+        assert_eq!(
+            sha256_digest(&r.body),
+            reference,
+            "manifest fetched by digest has other bytes: {}",
+            describe("GET", &url, &r)
+        );
+    }
+    r
+}
+
+/// GET a blob and check its bytes against the digest.
+fn check_blob(b: &Berth, repo: &str, digest: &str) {
+    let url = b.url(&format!("/v2/{repo}/blobs/{digest}"));
+    let r = http("GET", &url, &[]);
+    assert_eq!(r.status, 200, "{}", describe("GET", &url, &r));
+    assert_eq!(
+        sha256_digest(&r.body),
+        digest,
+        "blob bytes do not match their digest: GET {url} -> {} bytes",
+        r.body.len()
+    );
+}
+
+fn content_type(r: &Resp) -> String {
+    r.header("content-type")
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+// skopeo
+
+#[test]
+fn skopeo_copies_an_oci_image_both_ways() {
+    require_tool("skopeo");
+    let b = Berth::start();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("src");
+    let mut layout = Layout::create(&src);
+    let mut rng = Rng::new();
+    let img = layout.image(&mut rng, "amd64", &[20_000, 300_000, 1_500_000, 700]);
+    layout.tag(OCI_MANIFEST, &img.manifest, "v1");
+
+    let remote = format!("docker://{}/ns/img:v1", b.host);
+    run(skopeo()
+        .args(["copy", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:v1", src.display()))
+        .arg(&remote));
+
+    // The registry serves exactly the manifest that was pushed, and every blob.
+    let raw = skopeo_raw(&remote);
+    assert_eq!(
+        raw,
+        img.manifest,
+        "skopeo inspect --raw differs from the pushed manifest:\n{}",
+        String::from_utf8_lossy(&raw)
+    );
+    let r = get_manifest(&b, "ns/img", "v1", ACCEPT_ALL_MANIFESTS);
+    assert_eq!(r.body, img.manifest);
+    assert_eq!(content_type(&r), OCI_MANIFEST);
+    get_manifest(&b, "ns/img", &img.digest, OCI_MANIFEST);
+    check_blob(&b, "ns/img", &img.config_digest);
+    for l in &img.layers {
+        check_blob(&b, "ns/img", l);
+    }
+
+    let info = stdout_json(&run(skopeo()
+        .args(["inspect", "--tls-verify=false"])
+        .arg(&remote)));
+    assert_eq!(
+        info["Digest"],
+        img.digest.as_str(),
+        "skopeo inspect: {info}"
+    );
+    assert_eq!(info["Architecture"], "amd64", "skopeo inspect: {info}");
+    assert_eq!(info["Os"], "linux", "skopeo inspect: {info}");
+    assert_eq!(info["Layers"], json!(img.layers), "skopeo inspect: {info}");
+
+    let tags = stdout_json(&run(skopeo()
+        .args(["list-tags", "--tls-verify=false"])
+        .arg(format!("docker://{}/ns/img", b.host))));
+    assert_eq!(tags["Tags"], json!(["v1"]), "skopeo list-tags: {tags}");
+
+    // Pull it back into a fresh layout: same manifest digest, same config and layers.
+    let out = tmp.path().join("out");
+    run(skopeo()
+        .args(["copy", "--src-tls-verify=false"])
+        .arg(&remote)
+        .arg(format!("oci:{}:v1", out.display())));
+    let desc = layout_ref(&out, "v1");
+    assert_eq!(desc["digest"], img.digest.as_str(), "pulled: {desc}");
+    let manifest = check_layout_image(&out, &img.digest);
+    assert_eq!(manifest["config"]["digest"], img.config_digest.as_str());
+    assert_eq!(digests_of(&manifest["layers"]), img.layers);
+
+    // Registry to registry, into another repository (skopeo may try a cross-repo mount).
+    let other = format!("docker://{}/other/copy:v1", b.host);
+    run(skopeo()
+        .args(["copy", "--src-tls-verify=false", "--dest-tls-verify=false"])
+        .arg(&remote)
+        .arg(&other));
+    assert_eq!(skopeo_raw(&other), img.manifest);
+    for l in &img.layers {
+        check_blob(&b, "other/copy", l);
+    }
+}
+
+#[test]
+fn skopeo_copies_a_multi_arch_index_with_all() {
+    require_tool("skopeo");
+    let b = Berth::start();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("src");
+    let mut layout = Layout::create(&src);
+    let mut rng = Rng::new();
+    let amd = layout.image(&mut rng, "amd64", &[10_000, 200_000, 50_000]);
+    let arm = layout.image(&mut rng, "arm64", &[12_000, 150_000, 80_000]);
+    let mut amd_desc = descriptor(OCI_MANIFEST, &amd.manifest);
+    amd_desc["platform"] = json!({ "architecture": "amd64", "os": "linux" });
+    let mut arm_desc = descriptor(OCI_MANIFEST, &arm.manifest);
+    arm_desc["platform"] = json!({ "architecture": "arm64", "os": "linux", "variant": "v8" });
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [amd_desc, arm_desc],
+    }))
+    .expect("json");
+    let index_digest = layout.put_blob(&index);
+    layout.tag(OCI_INDEX, &index, "multi");
+
+    let remote = format!("docker://{}/ns/multi:v1", b.host);
+    run(skopeo()
+        .args(["copy", "--all", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:multi", src.display()))
+        .arg(&remote));
+
+    assert_eq!(skopeo_raw(&remote), index, "index changed on the way");
+    let r = get_manifest(&b, "ns/multi", "v1", ACCEPT_ALL_MANIFESTS);
+    assert_eq!(content_type(&r), OCI_INDEX);
+    assert_eq!(sha256_digest(&r.body), index_digest);
+    for child in [&amd, &arm] {
+        let r = get_manifest(&b, "ns/multi", &child.digest, ACCEPT_ALL_MANIFESTS);
+        assert_eq!(r.body, child.manifest);
+        assert_eq!(content_type(&r), OCI_MANIFEST);
+        let raw = skopeo_raw(&format!("docker://{}/ns/multi@{}", b.host, child.digest));
+        assert_eq!(raw, child.manifest);
+        for l in &child.layers {
+            check_blob(&b, "ns/multi", l);
+        }
+    }
+
+    // Everything back into a fresh layout.
+    let out = tmp.path().join("out");
+    run(skopeo()
+        .args(["copy", "--all", "--src-tls-verify=false"])
+        .arg(&remote)
+        .arg(format!("oci:{}:multi", out.display())));
+    let desc = layout_ref(&out, "multi");
+    assert_eq!(desc["digest"], index_digest.as_str(), "pulled: {desc}");
+    let pulled = parse(&layout_blob(&out, &index_digest));
+    assert_eq!(
+        digests_of(&pulled["manifests"]),
+        vec![amd.digest.clone(), arm.digest.clone()]
+    );
+    for child in [&amd, &arm] {
+        let m = check_layout_image(&out, &child.digest);
+        assert_eq!(digests_of(&m["layers"]), child.layers);
+        assert_eq!(m["config"]["digest"], child.config_digest.as_str());
+    }
+
+    // Without --all, skopeo picks the platform's child from the index.
+    let arm_out = tmp.path().join("arm");
+    run(skopeo()
+        .args(["--override-arch", "arm64", "--override-os", "linux"])
+        .args(["copy", "--src-tls-verify=false"])
+        .arg(&remote)
+        .arg(format!("oci:{}:arm", arm_out.display())));
+    let desc = layout_ref(&arm_out, "arm");
+    assert_eq!(desc["digest"], arm.digest.as_str(), "arm64 pull: {desc}");
+    check_layout_image(&arm_out, &arm.digest);
+}
+
+#[test]
+fn skopeo_pushes_and_pulls_docker_schema2() {
+    require_tool("skopeo");
+    let b = Berth::start();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("src");
+    let mut layout = Layout::create(&src);
+    let mut rng = Rng::new();
+    let img = layout.image(&mut rng, "amd64", &[30_000, 100_000, 5_000]);
+    layout.tag(OCI_MANIFEST, &img.manifest, "v1");
+
+    let remote = format!("docker://{}/ns/docker2:v1", b.host);
+    run(skopeo()
+        .args(["copy", "--format", "v2s2", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:v1", src.display()))
+        .arg(&remote));
+
+    let raw = skopeo_raw(&remote);
+    let m = parse(&raw);
+    assert_eq!(m["schemaVersion"], 2, "{m}");
+    assert_eq!(m["mediaType"], DOCKER_MANIFEST, "{m}");
+    assert_eq!(m["config"]["mediaType"], DOCKER_CONFIG, "{m}");
+    assert_eq!(digests_of(&m["layers"]), img.layers, "{m}");
+    for l in m["layers"].as_array().expect("layers") {
+        assert_eq!(l["mediaType"], DOCKER_LAYER_GZIP, "{m}");
+    }
+    let digest = sha256_digest(&raw);
+
+    let r = get_manifest(&b, "ns/docker2", "v1", DOCKER_MANIFEST);
+    assert_eq!(content_type(&r), DOCKER_MANIFEST, "{:?}", r.headers);
+    assert_eq!(r.body, raw);
+    let r = get_manifest(&b, "ns/docker2", &digest, ACCEPT_ALL_MANIFESTS);
+    assert_eq!(content_type(&r), DOCKER_MANIFEST, "{:?}", r.headers);
+    let url = b.url(&format!("/v2/ns/docker2/manifests/{digest}"));
+    let head = http("HEAD", &url, &[("Accept", DOCKER_MANIFEST)]);
+    assert_eq!(head.status, 200, "{}", describe("HEAD", &url, &head));
+    check_blob(
+        &b,
+        "ns/docker2",
+        m["config"]["digest"].as_str().expect("config"),
+    );
+
+    let info = stdout_json(&run(skopeo()
+        .args(["inspect", "--tls-verify=false"])
+        .arg(&remote)));
+    assert_eq!(info["Digest"], digest.as_str(), "skopeo inspect: {info}");
+
+    // dir: keeps the manifest as served and every blob under its hex digest.
+    let out = tmp.path().join("dir");
+    run(skopeo()
+        .args(["copy", "--src-tls-verify=false"])
+        .arg(&remote)
+        .arg(format!("dir:{}", out.display())));
+    assert_eq!(
+        std::fs::read(out.join("manifest.json")).expect("manifest.json"),
+        raw
+    );
+    let mut blobs = digests_of(&m["layers"]);
+    blobs.push(m["config"]["digest"].as_str().expect("config").to_string());
+    for d in blobs {
+        let path = out.join(d.trim_start_matches("sha256:"));
+        let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(sha256_digest(&data), d);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// podman
+
+struct Podman {
+    root: PathBuf,
+    runroot: PathBuf,
+    tmpdir: PathBuf,
+    policy: PathBuf,
+    bin: PathBuf,
+}
+
+impl Podman {
+    fn new(dir: &Path) -> Podman {
+        let p = Podman {
+            root: dir.join("root"),
+            runroot: dir.join("runroot"),
+            tmpdir: dir.join("tmp"),
+            policy: dir.join("policy.json"),
+            bin: require_tool("podman"),
+        };
+        for d in [&p.root, &p.runroot, &p.tmpdir] {
+            std::fs::create_dir_all(d).expect("podman dirs");
+        }
+        std::fs::write(
+            &p.policy,
+            br#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
+        )
+        .expect("policy.json");
+        p
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.arg("--root")
+            .arg(&self.root)
+            .arg("--runroot")
+            .arg(&self.runroot)
+            .arg("--tmpdir")
+            .arg(&self.tmpdir)
+            .args([
+                "--storage-driver",
+                "vfs",
+                "--cgroup-manager",
+                "cgroupfs",
+                "--events-backend",
+                "file",
+            ])
+            .env("TMPDIR", &self.tmpdir);
+        c
+    }
+
+    fn inspect(&self, image: &str) -> Value {
+        let v = stdout_json(&run(self.cmd().args(["image", "inspect", image])));
+        v.as_array()
+            .and_then(|a| a.first())
+            .cloned()
+            .unwrap_or_else(|| panic!("podman image inspect {image}: {v}"))
+    }
+}
+
+#[test]
+fn podman_pushes_and_pulls_back() {
+    require_tool("podman");
+    let b = Berth::start();
+    let mut rng = Rng::new();
+    // podman names an image pulled from `oci:DIR` after DIR, so DIR must be lowercase.
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!("berth-podman-{}", rng.word()))
+        .rand_bytes(0)
+        .tempdir()
+        .expect("tempdir");
+    let src = tmp.path().join("src");
+    let mut layout = Layout::create(&src);
+    let img = layout.image(&mut rng, "amd64", &[40_000, 250_000, 9_000]);
+    layout.tag(OCI_MANIFEST, &img.manifest, "v1");
+    let podman = Podman::new(&tmp.path().join("podman"));
+    let policy = format!("--signature-policy={}", podman.policy.display());
+
+    let pulled = run(podman
+        .cmd()
+        .args(["pull", "--quiet", &policy])
+        .arg(format!("oci:{}:v1", src.display())));
+    let id = String::from_utf8_lossy(&pulled.stdout).trim().to_string();
+    let local = podman.inspect(&id);
+    assert_eq!(
+        format!("sha256:{}", local["Id"].as_str().expect("Id")),
+        img.config_digest,
+        "podman image inspect: {local}"
+    );
+    assert_eq!(local["RootFS"]["Layers"], json!(img.diff_ids), "{local}");
+
+    // Push under a registry name, check what arrived, forget the image, pull it back.
+    let target = format!("{}/ns/pod:v1", b.host);
+    let digest_file = tmp.path().join("pushed.digest");
+    run(podman.cmd().args(["tag", &id, &target]));
+    run(podman
+        .cmd()
+        .args(["push", "--tls-verify=false", &policy, "--digestfile"])
+        .arg(&digest_file)
+        .arg(&target));
+    let r = get_manifest(&b, "ns/pod", "v1", ACCEPT_ALL_MANIFESTS);
+    let pushed_digest = sha256_digest(&r.body);
+    let pushed_file = std::fs::read_to_string(&digest_file).expect("read digestfile");
+    assert_eq!(pushed_file.trim(), pushed_digest, "podman --digestfile");
+    let manifest = parse(&r.body);
+    let config_digest = manifest["config"]["digest"]
+        .as_str()
+        .expect("config")
+        .to_string();
+    check_blob(&b, "ns/pod", &config_digest);
+    let config = parse(
+        &http(
+            "GET",
+            &b.url(&format!("/v2/ns/pod/blobs/{config_digest}")),
+            &[],
+        )
+        .body,
+    );
+    assert_eq!(
+        config["rootfs"]["diff_ids"],
+        json!(img.diff_ids),
+        "{config}"
+    );
+    let layers = digests_of(&manifest["layers"]);
+    assert_eq!(layers.len(), img.layers.len(), "{manifest}");
+    for l in &layers {
+        check_blob(&b, "ns/pod", l);
+    }
+
+    run(podman.cmd().args(["rmi", "--all", "--force"]));
+    let left = run(podman.cmd().args(["images", "--all", "--quiet"]));
+    assert!(
+        String::from_utf8_lossy(&left.stdout).trim().is_empty(),
+        "images left after rmi --all: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
+
+    run(podman
+        .cmd()
+        .args(["pull", "--quiet", "--tls-verify=false", &policy])
+        .arg(&target));
+    let back = podman.inspect(&target);
+    assert_eq!(back["Digest"], pushed_digest.as_str(), "{back}");
+    assert_eq!(back["RootFS"]["Layers"], json!(img.diff_ids), "{back}");
+    assert_eq!(
+        format!("sha256:{}", back["Id"].as_str().expect("Id")),
+        config_digest,
+        "{back}"
+    );
+    let repo_digest = format!("{}/ns/pod@{pushed_digest}", b.host);
+    assert!(
+        back["RepoDigests"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|d| d == repo_digest.as_str())),
+        "{repo_digest} not in RepoDigests: {back}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// oras (the Python library)
+
+/// Drives the `oras` Python library; one JSON argument says what to do, one JSON line answers.
+const ORAS_SCRIPT: &str = r#"
+import dataclasses, hashlib, json, os, sys
+import oras.client, oras.defaults, oras.oci, oras.provider
+
+# Fail at once on a server error instead of oras' retries with growing back-off.
+oras.provider.Registry.do_request = oras.provider.Registry.do_request.__wrapped__
+
+a = json.loads(sys.argv[1])
+os.chdir(a["work"])
+host, repo = a["host"], a["repo"]
+client = oras.client.OrasClient(hostname=host, insecure=True)
+
+
+def answer(r, **extra):
+    print(json.dumps({
+        "status": r.status_code,
+        "headers": {k.lower(): v for k, v in r.headers.items()},
+        "body": r.text[:2000],
+        **extra,
+    }))
+
+
+def subject():
+    s = a["subject"]
+    return oras.oci.Subject(mediaType=s["mediaType"], digest=s["digest"], size=s["size"])
+
+
+def ok(r):
+    if r.status_code not in (200, 201, 202):
+        raise SystemExit(f"{r.request.method} {r.request.url} -> {r.status_code} {r.headers} {r.text[:2000]}")
+
+
+if a["cmd"] == "push-base":
+    # An image: a real config and one uncompressed tar layer, pushed by tag.
+    r = client.push(
+        target=f"{host}/{repo}:base",
+        files=["base.tar:application/vnd.oci.image.layer.v1.tar"],
+        manifest_config="base-config.json:application/vnd.oci.image.config.v1+json",
+        quiet=True,
+    )
+    answer(r)
+elif a["cmd"] == "push-sbom":
+    # Blob by blob, then a manifest with artifactType and subject, pushed by digest (no tag).
+    container = client.get_container(f"{host}/{repo}:unused")
+    with open("empty.json", "w") as f:
+        f.write("{}")
+    conf = {"mediaType": "application/vnd.oci.empty.v1+json",
+            "digest": oras.defaults.blank_config_hash, "size": 2}
+    ok(client.upload_blob("empty.json", container, conf))
+    layer = oras.oci.NewLayer("sbom.spdx.json", media_type="application/spdx+json")
+    layer["annotations"] = {oras.defaults.annotation_title: "sbom.spdx.json"}
+    ok(client.upload_blob("sbom.spdx.json", container, layer))
+    manifest = oras.oci.NewManifest()
+    manifest["artifactType"] = "application/spdx+json"
+    manifest["config"] = conf
+    manifest["layers"] = [layer]
+    manifest["subject"] = dataclasses.asdict(subject())
+    manifest["annotations"] = {"org.opencontainers.image.created": "2024-01-01T00:00:00Z",
+                               "org.example.sbom.format": "spdx"}
+    # requests sends json.dumps(manifest) as it is: that is the digest the registry must see.
+    body = json.dumps(manifest).encode()
+    digest = "sha256:" + hashlib.sha256(body).hexdigest()
+    r = client.upload_manifest(manifest, client.get_container(f"{host}/{repo}@{digest}"))
+    answer(r, digest=digest, size=len(body))
+elif a["cmd"] == "push-sig":
+    # oras' own push: no artifactType (so the config mediaType stands in), chunked uploads.
+    r = client.push(
+        target=f"{host}/{repo}:sig",
+        files=["sig.bin:application/vnd.example.signature.v1"],
+        manifest_config="sig-config.json:application/vnd.example.signature.config.v1+json",
+        manifest_annotations={"org.example.kind": "signature"},
+        subject=subject(),
+        do_chunked=True,
+        chunk_size=4096,
+        quiet=True,
+    )
+    answer(r)
+elif a["cmd"] == "pull":
+    files = client.pull(target=f"{host}/{repo}{a['ref']}", outdir=a["outdir"])
+    print(json.dumps({"files": files}))
+else:
+    raise SystemExit("unknown cmd " + a["cmd"])
+"#;
+
+/// A Python interpreter that can `import oras`: `python3` on PATH (the venv's bin dir, as
+/// ./scripts/test.sh arranges) or target/test-venv/bin/python of this workspace.
+fn oras_python() -> PathBuf {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-venv/bin/python");
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let candidates = std::env::split_paths(&path)
+        .map(|d| d.join("python3"))
+        .filter(|p| p.is_file())
+        .chain(std::iter::once(venv));
+    for py in candidates {
+        let works = Command::new(&py)
+            .args(["-c", "import oras.client"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if works {
+            return py;
+        }
+    }
+    panic!(
+        "no python3 with the `oras` package (looked on PATH and in target/test-venv): run \
+         ./scripts/test.sh, which creates target/test-venv with oras installed"
+    )
+}
+
+fn oras(py: &Path, script: &Path, args: Value) -> Value {
+    let out = run(Command::new(py)
+        .arg(script)
+        .arg(serde_json::to_string(&args).expect("json")));
+    let line = String::from_utf8_lossy(&out.stdout);
+    let line = line.lines().last().unwrap_or_default();
+    serde_json::from_str(line).unwrap_or_else(|e| {
+        panic!(
+            "oras script printed no JSON ({e}) for {args}:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn referrers(b: &Berth, repo: &str, digest: &str, query: &str) -> (Resp, Value) {
+    let url = b.url(&format!("/v2/{repo}/referrers/{digest}{query}"));
+    let r = http("GET", &url, &[]);
+    assert_eq!(r.status, 200, "{}", describe("GET", &url, &r));
+    assert_eq!(content_type(&r), OCI_INDEX, "{}", describe("GET", &url, &r));
+    let index = parse(&r.body);
+    assert_eq!(index["schemaVersion"], 2, "{}", describe("GET", &url, &r));
+    assert_eq!(
+        index["mediaType"],
+        OCI_INDEX,
+        "{}",
+        describe("GET", &url, &r)
+    );
+    assert!(
+        index["manifests"].is_array(),
+        "{}",
+        describe("GET", &url, &r)
+    );
+    (r, index)
+}
+
+#[test]
+fn oras_pushes_artifacts_with_subject_listed_by_referrers() {
+    let py = oras_python();
+    let b = Berth::start();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let work = tmp.path();
+    let mut rng = Rng::new();
+    let script = work.join("oras_client.py");
+    std::fs::write(&script, ORAS_SCRIPT).expect("write script");
+    let repo = "ns/art";
+    let common = |cmd: &str| json!({ "cmd": cmd, "host": b.host, "repo": repo, "work": work });
+
+    // The base image.
+    let tar = tar(&[(format!("base-{}.txt", rng.word()), rng.bytes(10_000))]);
+    std::fs::write(work.join("base.tar"), &tar).expect("write");
+    let config = json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "rootfs": { "type": "layers", "diff_ids": [sha256_digest(&tar)] },
+    });
+    std::fs::write(
+        work.join("base-config.json"),
+        serde_json::to_vec(&config).expect("json"),
+    )
+    .expect("write");
+    let r = oras(&py, &script, common("push-base"));
+    assert_eq!(r["status"], 201, "push base: {r}");
+    let base = get_manifest(&b, repo, "base", OCI_MANIFEST);
+    let base_digest = sha256_digest(&base.body);
+    let subject =
+        json!({ "mediaType": OCI_MANIFEST, "digest": base_digest, "size": base.body.len() });
+
+    // Nothing refers to it yet: an empty list, not an error.
+    let (_, index) = referrers(&b, repo, &base_digest, "");
+    assert_eq!(index["manifests"], json!([]), "{index}");
+
+    // An SBOM with artifactType, pushed by digest.
+    let sbom = serde_json::to_vec_pretty(&json!({
+        "spdxVersion": "SPDX-2.3",
+        "SPDXID": "SPDXRef-DOCUMENT",
+        "name": format!("berth-test-{}", rng.word()),
+        "packages": [{ "name": "busybox", "versionInfo": "1.36.1" }],
+        "noise": hex::encode(rng.bytes(3_000)),
+    }))
+    .expect("json");
+    std::fs::write(work.join("sbom.spdx.json"), &sbom).expect("write");
+    let mut args = common("push-sbom");
+    args["subject"] = subject.clone();
+    let r = oras(&py, &script, args);
+    assert_eq!(r["status"], 201, "push sbom by digest: {r}");
+    let sbom_digest = r["digest"].as_str().expect("digest").to_string();
+    assert_eq!(
+        r["headers"]["oci-subject"],
+        base_digest.as_str(),
+        "a manifest with a subject must be answered with OCI-Subject: {r}"
+    );
+    let sbom_manifest = get_manifest(&b, repo, &sbom_digest, OCI_MANIFEST);
+    assert_eq!(
+        sbom_manifest.body.len() as u64,
+        r["size"].as_u64().expect("size")
+    );
+
+    // A signature without artifactType (its config's mediaType stands in), uploaded in chunks.
+    let sig = rng.bytes(10_000);
+    std::fs::write(work.join("sig.bin"), &sig).expect("write");
+    std::fs::write(
+        work.join("sig-config.json"),
+        br#"{"kind":"test signature"}"#,
+    )
+    .expect("write");
+    let mut args = common("push-sig");
+    args["subject"] = subject.clone();
+    let r = oras(&py, &script, args);
+    assert_eq!(r["status"], 201, "push sig: {r}");
+    assert_eq!(r["headers"]["oci-subject"], base_digest.as_str(), "{r}");
+    let sig_manifest = get_manifest(&b, repo, "sig", OCI_MANIFEST);
+    let sig_digest = sha256_digest(&sig_manifest.body);
+
+    // Both are listed, each with its artifactType and its manifest's annotations.
+    let (_, index) = referrers(&b, repo, &base_digest, "");
+    let listed = index["manifests"].as_array().expect("manifests");
+    assert_eq!(listed.len(), 2, "{index}");
+    let find = |d: &str| {
+        listed
+            .iter()
+            .find(|m| m["digest"] == d)
+            .unwrap_or_else(|| panic!("{d} not among the referrers: {index}"))
+            .clone()
+    };
+    let s = find(&sbom_digest);
+    assert_eq!(s["mediaType"], OCI_MANIFEST, "{s}");
+    assert_eq!(s["artifactType"], "application/spdx+json", "{s}");
+    assert_eq!(s["size"], sbom_manifest.body.len(), "{s}");
+    assert_eq!(s["annotations"]["org.example.sbom.format"], "spdx", "{s}");
+    let g = find(&sig_digest);
+    assert_eq!(g["mediaType"], OCI_MANIFEST, "{g}");
+    assert_eq!(
+        g["artifactType"], "application/vnd.example.signature.config.v1+json",
+        "{g}"
+    );
+    assert_eq!(g["size"], sig_manifest.body.len(), "{g}");
+    assert_eq!(g["annotations"]["org.example.kind"], "signature", "{g}");
+
+    // Filtering by artifactType.
+    let (r, index) = referrers(
+        &b,
+        repo,
+        &base_digest,
+        "?artifactType=application/spdx%2Bjson",
+    );
+    assert_eq!(
+        digests_of(&index["manifests"]),
+        vec![sbom_digest.clone()],
+        "{index}"
+    );
+    assert_eq!(
+        r.header("oci-filters-applied").as_deref(),
+        Some("artifactType"),
+        "a filtered referrers answer must say OCI-Filters-Applied: artifactType; {:?}",
+        r.headers
+    );
+    let (_, index) = referrers(
+        &b,
+        repo,
+        &base_digest,
+        "?artifactType=application/vnd.example.none",
+    );
+    assert_eq!(index["manifests"], json!([]), "{index}");
+
+    // The referrers are per repository; another one knows nothing of them.
+    let (_, index) = referrers(&b, "ns/elsewhere", &base_digest, "");
+    assert_eq!(index["manifests"], json!([]), "{index}");
+
+    // Pull the artifacts back with oras: the files come back byte for byte.
+    for (reference, name, bytes) in [
+        (format!("@{sbom_digest}"), "sbom.spdx.json", &sbom),
+        (":sig".to_string(), "sig.bin", &sig),
+    ] {
+        let outdir = work.join(format!("pulled-{name}"));
+        let mut args = common("pull");
+        args["ref"] = json!(reference);
+        args["outdir"] = json!(outdir);
+        let r = oras(&py, &script, args);
+        assert_eq!(r["files"], json!([outdir.join(name)]), "{r}");
+        assert_eq!(
+            &std::fs::read(outdir.join(name)).expect("pulled file"),
+            bytes
+        );
+    }
+}
