@@ -43,10 +43,10 @@ fn unknown_upload(id: &str) -> Error {
 fn hashed(stream: ByteStream, hasher: Arc<Mutex<Hasher>>) -> ByteStream {
     stream
         .map(move |item| {
-            if let Ok(chunk) = &item {
-                if let Ok(mut h) = hasher.lock() {
-                    h.update(chunk);
-                }
+            if let Ok(chunk) = &item
+                && let Ok(mut h) = hasher.lock()
+            {
+                h.update(chunk);
             }
             item
         })
@@ -116,16 +116,16 @@ impl Registry {
             .await?
             .ok_or_else(|| unknown_upload(id))?;
         let old = u64::try_from(row.size).unwrap_or(0);
-        if let Some(start) = start {
-            if start != old {
-                return Err(Error::with_status(
-                    ErrorCode::BlobUploadInvalid,
-                    416,
-                    format!(
-                        "chunk starts at byte {start} but the upload has {old} bytes; resume from {old}"
-                    ),
-                ));
-            }
+        if let Some(start) = start
+            && start != old
+        {
+            return Err(Error::with_status(
+                ErrorCode::BlobUploadInvalid,
+                416,
+                format!(
+                    "chunk starts at byte {start} but the upload has {old} bytes; resume from {old}"
+                ),
+            ));
         }
         let hasher = self
             .resume_hasher(&row.id, &row.hash_algo, row.hash_state.as_deref(), old)
@@ -139,15 +139,13 @@ impl Registry {
             .map_err(|e| storage_err(e, id))?;
         let written = new - old;
         metrics::counter!("berth_bytes_received_total").increment(written);
-        if let Some(expected) = expected_len {
-            if expected != written {
-                return Err(Error::new(
-                    ErrorCode::SizeInvalid,
-                    format!(
-                        "chunk declared {expected} bytes but {written} arrived; resume from {old}"
-                    ),
-                ));
-            }
+        if let Some(expected) = expected_len
+            && expected != written
+        {
+            return Err(Error::new(
+                ErrorCode::SizeInvalid,
+                format!("chunk declared {expected} bytes but {written} arrived; resume from {old}"),
+            ));
         }
         let state = hasher.lock().map(|h| h.save()).unwrap_or_default();
         let advanced = self
@@ -286,13 +284,13 @@ impl Registry {
             .await
             .map_err(|e| storage_err(e, id))?;
         metrics::counter!("berth_bytes_received_total").increment(size);
-        if let Some(expected) = expected_len {
-            if expected != size {
-                return Err(Error::new(
-                    ErrorCode::SizeInvalid,
-                    format!("Content-Length was {expected} but {size} bytes arrived"),
-                ));
-            }
+        if let Some(expected) = expected_len
+            && expected != size
+        {
+            return Err(Error::new(
+                ErrorCode::SizeInvalid,
+                format!("Content-Length was {expected} but {size} bytes arrived"),
+            ));
         }
         let actual = hasher.lock().map(|h| h.clone().finish()).map_err(|_| {
             Error::Storage(StorageError::Io(std::io::Error::other(

@@ -41,21 +41,20 @@ pub async fn get(
         .header(header::CONTENT_RANGE, format!("bytes */{size}"))),
         RangeOutcome::Full => {
             if head {
-                return Ok(base(StatusCode::OK, size)
+                return base(StatusCode::OK, size)
                     .body(Body::empty())
-                    .map_err(internal)?);
+                    .map_err(internal);
             }
-            if st.redirect_blobs {
-                if let Some(url) = reg
+            if st.redirect_blobs
+                && let Some(url) = reg
                     .store
                     .presigned_url(digest)
                     .await
                     .map_err(berth_core::Error::from)?
-                {
-                    return Ok(
-                        (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, url)]).into_response()
-                    );
-                }
+            {
+                return Ok(
+                    (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, url)]).into_response()
+                );
             }
             let stream = reg.blob_stream(digest, None).await?;
             base(StatusCode::OK, size)

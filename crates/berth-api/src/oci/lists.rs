@@ -44,12 +44,10 @@ fn paged(
         body["name"] = serde_json::Value::String(name.to_string());
     }
     let mut resp = (StatusCode::OK, axum::Json(body)).into_response();
-    if more {
-        if let Some(last) = items.last() {
-            let last: String = form_urlencoded::byte_serialize(last.as_bytes()).collect();
-            if let Ok(v) = format!("<{path}?last={last}&n={n}>; rel=\"next\"").parse() {
-                resp.headers_mut().insert(header::LINK, v);
-            }
+    if more && let Some(last) = items.last() {
+        let last: String = form_urlencoded::byte_serialize(last.as_bytes()).collect();
+        if let Ok(v) = format!("<{path}?last={last}&n={n}>; rel=\"next\"").parse() {
+            resp.headers_mut().insert(header::LINK, v);
         }
     }
     resp

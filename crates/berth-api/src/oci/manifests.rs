@@ -42,19 +42,18 @@ pub async fn get(
     if matches!(reference, Reference::Tag(_))
         && media::is_index(&row.media_type)
         && !accepts(&accept, &row.media_type)
+        && let Ok(parsed) = parse_manifest(Some(&row.media_type), &row.content)
     {
-        if let Ok(parsed) = parse_manifest(Some(&row.media_type), &row.content) {
-            let child = parsed.manifests.iter().find(|d| {
-                d.platform.as_ref().is_some_and(|p| {
-                    p.get("os").and_then(|v| v.as_str()) == Some("linux")
-                        && p.get("architecture").and_then(|v| v.as_str()) == Some("amd64")
-                }) && accepts(&accept, &d.media_type)
-            });
-            if let Some(child) = child {
-                row = reg
-                    .manifest_get(repo, &Reference::Digest(child.digest.clone()))
-                    .await?;
-            }
+        let child = parsed.manifests.iter().find(|d| {
+            d.platform.as_ref().is_some_and(|p| {
+                p.get("os").and_then(|v| v.as_str()) == Some("linux")
+                    && p.get("architecture").and_then(|v| v.as_str()) == Some("amd64")
+            }) && accepts(&accept, &d.media_type)
+        });
+        if let Some(child) = child {
+            row = reg
+                .manifest_get(repo, &Reference::Digest(child.digest.clone()))
+                .await?;
         }
     }
     let len = row.content.len();
@@ -109,10 +108,10 @@ pub async fn put(
         ],
     )
         .into_response();
-    if let Some(subject) = put.subject {
-        if let Ok(v) = subject.to_string().parse() {
-            resp.headers_mut().insert("OCI-Subject", v);
-        }
+    if let Some(subject) = put.subject
+        && let Ok(v) = subject.to_string().parse()
+    {
+        resp.headers_mut().insert("OCI-Subject", v);
     }
     Ok(resp)
 }

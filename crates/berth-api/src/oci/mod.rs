@@ -166,6 +166,6 @@ pub fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     }
 }
 
-pub fn header_str<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+pub fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }

@@ -91,16 +91,16 @@ pub async fn patch(
                 )
                 .status(416)
             })?;
-            if let Some(len) = declared {
-                if len != r.len() {
-                    return Err(ApiError::new(
-                        ErrorCode::SizeInvalid,
-                        format!(
-                            "Content-Range covers {} bytes but Content-Length is {len}",
-                            r.len()
-                        ),
-                    ));
-                }
+            if let Some(len) = declared
+                && len != r.len()
+            {
+                return Err(ApiError::new(
+                    ErrorCode::SizeInvalid,
+                    format!(
+                        "Content-Range covers {} bytes but Content-Length is {len}",
+                        r.len()
+                    ),
+                ));
             }
             (Some(r.start), Some(r.len()))
         }
