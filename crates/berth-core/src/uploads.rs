@@ -229,10 +229,17 @@ impl Registry {
                 ),
             ));
         }
-        self.store
-            .upload_commit(id, state.size, digest)
-            .await
-            .map_err(|e| storage_err(e, id))?;
+        match self.store.upload_commit(id, state.size, digest).await {
+            Ok(()) => {}
+            // A crash between publishing the bytes and recording the rows leaves the session row
+            // with its bytes already published; the verified hash state proves they are this blob.
+            Err(StorageError::UploadNotFound)
+                if self.store.stat(digest).await? == Some(state.size) =>
+            {
+                tracing::info!(upload = id, %digest, "completing an upload published before a restart");
+            }
+            Err(e) => return Err(storage_err(e, id)),
+        }
         let mut w = self.db.write().await?;
         self.db
             .link_blob(

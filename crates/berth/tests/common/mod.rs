@@ -94,10 +94,10 @@ impl Berth {
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    panic!("berth exited early with {status}; log: {}", self.log());
-                }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("berth exited early with {status}; log: {}", self.log());
             }
             if std::net::TcpStream::connect(&self.host).is_ok() {
                 return;
