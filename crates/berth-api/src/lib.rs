@@ -34,6 +34,10 @@ pub fn router(state: AppState) -> Router {
         .route("/health/endtoend", get(observe::health_endtoend))
         .route("/metrics", get(observe::metrics))
         .layer(axum::middleware::from_fn(observe::track))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(tower_http::trace::DefaultMakeSpan::new().level(tracing::Level::INFO))
+                .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
         .with_state(state)
 }

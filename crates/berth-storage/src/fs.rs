@@ -22,6 +22,8 @@ use tokio::sync::mpsc;
 
 /// Size of the chunks read from disk for GETs.
 const READ_CHUNK: usize = 1 << 20;
+/// Size of the writes made to upload files.
+const WRITE_CHUNK: usize = 1 << 20;
 
 pub struct FsStore {
     root: PathBuf,
@@ -166,7 +168,7 @@ impl BlobStore for FsStore {
         })
         .await?;
         // The request task reads (and, through the stream, hashes) while a blocking thread writes.
-        let (tx, mut rx) = mpsc::channel::<Bytes>(8);
+        let (tx, mut rx) = mpsc::channel::<Bytes>(4);
         let writer = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
             let mut written = 0u64;
             while let Some(chunk) = rx.blocking_recv() {
@@ -175,12 +177,19 @@ impl BlobStore for FsStore {
             }
             Ok(written)
         });
+        // Coalesce the body's small chunks into large writes: page-cache writes of 16 KiB cost about
+        // four times the kernel time of 1 MiB writes on this kind of machine.
         let mut client_err = None;
+        let mut buf = bytes::BytesMut::with_capacity(WRITE_CHUNK);
         while let Some(item) = data.next().await {
             match item {
                 Ok(chunk) => {
-                    if tx.send(chunk).await.is_err() {
-                        break; // the writer failed; its error is reported below
+                    buf.extend_from_slice(&chunk);
+                    if buf.len() >= WRITE_CHUNK {
+                        let full = std::mem::replace(&mut buf, bytes::BytesMut::with_capacity(WRITE_CHUNK));
+                        if tx.send(full.freeze()).await.is_err() {
+                            break; // the writer failed; its error is reported below
+                        }
                     }
                 }
                 Err(e) => {
@@ -188,6 +197,9 @@ impl BlobStore for FsStore {
                     break;
                 }
             }
+        }
+        if client_err.is_none() && !buf.is_empty() {
+            let _ = tx.send(buf.freeze()).await;
         }
         drop(tx);
         let written = writer
