@@ -3,7 +3,7 @@
 
 use super::{ApiResult, Query, body_stream, content_length, header_str, parse_digest, repo};
 use crate::error::ApiError;
-use axum::body::Body;
+use axum::body::{Body, HttpBody};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use berth_core::{Registry, UploadState};
@@ -144,9 +144,10 @@ pub async fn put(
         })
         .and_then(parse_digest)?;
     let declared = content_length(headers)?;
+    // HTTP/2 bodies carry neither Content-Length nor Transfer-Encoding, so ask the body itself.
     let has_body = match declared {
         Some(n) => n > 0,
-        None => headers.contains_key(header::TRANSFER_ENCODING),
+        None => !body.is_end_stream(),
     };
     let chunk = has_body.then(|| (declared, body_stream(body)));
     reg.upload_finish(name, id, &digest, chunk).await?;
