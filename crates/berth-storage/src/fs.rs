@@ -79,8 +79,16 @@ fn stream_file(mut file: std::fs::File, mut len: u64) -> ByteStream {
     tokio::task::spawn_blocking(move || {
         while len > 0 {
             let n = READ_CHUNK.min(usize::try_from(len).unwrap_or(READ_CHUNK));
-            let mut buf = vec![0u8; n];
-            let res = file.read_exact(&mut buf).map(|_| Bytes::from(buf));
+            // read_to_end fills spare capacity without zeroing it first.
+            let mut buf = Vec::with_capacity(n);
+            let res = match (&mut file).take(n as u64).read_to_end(&mut buf) {
+                Ok(got) if got == n => Ok(Bytes::from(buf)),
+                Ok(got) => Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("blob file ended {} bytes early", n - got),
+                )),
+                Err(e) => Err(e),
+            };
             let failed = res.is_err();
             if tx.blocking_send(res).is_err() || failed {
                 return;
