@@ -80,7 +80,7 @@ cargo clippy --all-targets --locked -- -D warnings
 step "cargo build --locked --bins"
 cargo build --locked --bins
 
-step "cargo test --locked --workspace"
-PATH="$VENV/bin:$PATH" cargo test --locked --workspace
+step "cargo test --locked --workspace --no-fail-fast"
+PATH="$VENV/bin:$PATH" cargo test --locked --workspace --no-fail-fast
 
 step "all tests passed"

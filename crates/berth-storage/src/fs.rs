@@ -194,7 +194,10 @@ impl BlobStore for FsStore {
                 Ok(chunk) => {
                     buf.extend_from_slice(&chunk);
                     if buf.len() >= WRITE_CHUNK {
-                        let full = std::mem::replace(&mut buf, bytes::BytesMut::with_capacity(WRITE_CHUNK));
+                        let full = std::mem::replace(
+                            &mut buf,
+                            bytes::BytesMut::with_capacity(WRITE_CHUNK),
+                        );
                         if tx.send(full.freeze()).await.is_err() {
                             break; // the writer failed; its error is reported below
                         }

@@ -20,6 +20,7 @@ const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 const ACCEPT_ALL_MANIFESTS: &str = "application/vnd.oci.image.manifest.v1+json, \
@@ -367,6 +368,17 @@ fn skopeo_raw(reference: &str) -> Vec<u8> {
     .stdout
 }
 
+/// Prints the server's log when the test fails, to tell a server bug from a test mistake.
+struct LogOnFailure<'a>(&'a Berth);
+
+impl Drop for LogOnFailure<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- berth log ({})\n{}", self.0.host, self.0.log());
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Talking to the registry directly.
 
@@ -478,11 +490,12 @@ fn content_type(r: &Resp) -> String {
 fn skopeo_copies_an_oci_image_both_ways() {
     require_tool("skopeo");
     let b = Berth::start();
+    let _log = LogOnFailure(&b);
     let tmp = tempfile::tempdir().expect("tempdir");
     let src = tmp.path().join("src");
     let mut layout = Layout::create(&src);
     let mut rng = Rng::new();
-    let img = layout.image(&mut rng, "amd64", &[20_000, 300_000, 1_500_000, 700]);
+    let img = layout.image(&mut rng, "amd64", &[20_000, 300_000, 6_000_000, 700]);
     layout.tag(OCI_MANIFEST, &img.manifest, "v1");
 
     let remote = format!("docker://{}/ns/img:v1", b.host);
@@ -547,15 +560,26 @@ fn skopeo_copies_an_oci_image_both_ways() {
     for l in &img.layers {
         check_blob(&b, "other/copy", l);
     }
+
+    // skopeo delete resolves the tag and deletes the manifest by digest: the tag goes with it,
+    // the first repository keeps its copy.
+    run(skopeo().args(["delete", "--tls-verify=false"]).arg(&other));
+    for reference in ["v1", img.digest.as_str()] {
+        let url = b.url(&format!("/v2/other/copy/manifests/{reference}"));
+        let r = http("GET", &url, &[("Accept", ACCEPT_ALL_MANIFESTS)]);
+        assert_eq!(
+            r.status,
+            404,
+            "after skopeo delete: {}",
+            describe("GET", &url, &r)
+        );
+    }
+    assert_eq!(skopeo_raw(&remote), img.manifest);
 }
 
-#[test]
-fn skopeo_copies_a_multi_arch_index_with_all() {
-    require_tool("skopeo");
-    let b = Berth::start();
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let src = tmp.path().join("src");
-    let mut layout = Layout::create(&src);
+/// A layout with one OCI index, tagged `multi`, of a linux/amd64 and a linux/arm64/v8 image.
+fn multi_arch_layout(dir: &Path) -> (Image, Image, Vec<u8>) {
+    let mut layout = Layout::create(dir);
     let mut rng = Rng::new();
     let amd = layout.image(&mut rng, "amd64", &[10_000, 200_000, 50_000]);
     let arm = layout.image(&mut rng, "arm64", &[12_000, 150_000, 80_000]);
@@ -569,8 +593,20 @@ fn skopeo_copies_a_multi_arch_index_with_all() {
         "manifests": [amd_desc, arm_desc],
     }))
     .expect("json");
-    let index_digest = layout.put_blob(&index);
+    layout.put_blob(&index);
     layout.tag(OCI_INDEX, &index, "multi");
+    (amd, arm, index)
+}
+
+#[test]
+fn skopeo_copies_a_multi_arch_index_with_all() {
+    require_tool("skopeo");
+    let b = Berth::start();
+    let _log = LogOnFailure(&b);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("src");
+    let (amd, arm, index) = multi_arch_layout(&src);
+    let index_digest = sha256_digest(&index);
 
     let remote = format!("docker://{}/ns/multi:v1", b.host);
     run(skopeo()
@@ -628,6 +664,7 @@ fn skopeo_copies_a_multi_arch_index_with_all() {
 fn skopeo_pushes_and_pulls_docker_schema2() {
     require_tool("skopeo");
     let b = Berth::start();
+    let _log = LogOnFailure(&b);
     let tmp = tempfile::tempdir().expect("tempdir");
     let src = tmp.path().join("src");
     let mut layout = Layout::create(&src);
@@ -688,6 +725,61 @@ fn skopeo_pushes_and_pulls_docker_schema2() {
         let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert_eq!(sha256_digest(&data), d);
     }
+}
+
+#[test]
+fn skopeo_pushes_a_docker_manifest_list() {
+    require_tool("skopeo");
+    let b = Berth::start();
+    let _log = LogOnFailure(&b);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("src");
+    let (amd, arm, _) = multi_arch_layout(&src);
+
+    // --all --format v2s2 turns the OCI index into a Docker manifest list of schema 2 manifests.
+    let remote = format!("docker://{}/ns/list:v1", b.host);
+    run(skopeo()
+        .args([
+            "copy",
+            "--all",
+            "--format",
+            "v2s2",
+            "--dest-tls-verify=false",
+        ])
+        .arg(format!("oci:{}:multi", src.display()))
+        .arg(&remote));
+    let raw = skopeo_raw(&remote);
+    let list = parse(&raw);
+    assert_eq!(list["mediaType"], DOCKER_MANIFEST_LIST, "{list}");
+    let r = get_manifest(&b, "ns/list", "v1", DOCKER_MANIFEST_LIST);
+    assert_eq!(content_type(&r), DOCKER_MANIFEST_LIST, "{:?}", r.headers);
+    assert_eq!(r.body, raw);
+    let children = list["manifests"].as_array().expect("manifests");
+    assert_eq!(children.len(), 2, "{list}");
+    for (child, img, arch) in [(&children[0], &amd, "amd64"), (&children[1], &arm, "arm64")] {
+        assert_eq!(child["mediaType"], DOCKER_MANIFEST, "{list}");
+        assert_eq!(child["platform"]["architecture"], arch, "{list}");
+        let digest = child["digest"].as_str().expect("digest");
+        let r = get_manifest(&b, "ns/list", digest, ACCEPT_ALL_MANIFESTS);
+        assert_eq!(content_type(&r), DOCKER_MANIFEST, "{:?}", r.headers);
+        assert_eq!(child["size"], r.body.len(), "{list}");
+        let m = parse(&r.body);
+        assert_eq!(digests_of(&m["layers"]), img.layers, "{m}");
+    }
+
+    // A platform's image out of the list, into dir: (which keeps the manifest as served).
+    let out = tmp.path().join("arm");
+    run(skopeo()
+        .args(["--override-arch", "arm64", "--override-os", "linux"])
+        .args(["copy", "--src-tls-verify=false"])
+        .arg(&remote)
+        .arg(format!("dir:{}", out.display())));
+    let pulled = std::fs::read(out.join("manifest.json")).expect("manifest.json");
+    assert_eq!(
+        json!(sha256_digest(&pulled)),
+        children[1]["digest"],
+        "arm64 child"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -754,6 +846,7 @@ impl Podman {
 fn podman_pushes_and_pulls_back() {
     require_tool("podman");
     let b = Berth::start();
+    let _log = LogOnFailure(&b);
     let mut rng = Rng::new();
     // podman names an image pulled from `oci:DIR` after DIR, so DIR must be lowercase.
     let tmp = tempfile::Builder::new()
@@ -1000,6 +1093,7 @@ fn referrers(b: &Berth, repo: &str, digest: &str, query: &str) -> (Resp, Value) 
 fn oras_pushes_artifacts_with_subject_listed_by_referrers() {
     let py = oras_python();
     let b = Berth::start();
+    let _log = LogOnFailure(&b);
     let tmp = tempfile::tempdir().expect("tempdir");
     let work = tmp.path();
     let mut rng = Rng::new();

@@ -237,7 +237,17 @@ async fn sigkill_during_pushes_loses_nothing_acknowledged() {
         server.restart();
         check_storage_files(&dir);
 
-        let l = ledger.lock().expect("ledger");
+        // Snapshot the ledger: the workers are done, and no lock may be held across awaits.
+        let l = {
+            let g = ledger.lock().expect("ledger");
+            Ledger {
+                acked_blobs: g.acked_blobs.clone(),
+                acked_manifests: g.acked_manifests.clone(),
+                attempted_blobs: g.attempted_blobs.clone(),
+                attempted_manifests: g.attempted_manifests.clone(),
+                sessions: Vec::new(),
+            }
+        };
         for ((repo, digest), content) in &l.acked_blobs {
             let (status, body) =
                 get(&c, &format!("{}/v2/{repo}/blobs/{digest}", server.base)).await;
