@@ -104,7 +104,7 @@ impl Db {
 
     /// (number of blobs, total bytes) recorded.
     pub async fn blob_totals(&self) -> Result<(i64, i64)> {
-        let r = sqlx::query("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM blobs")
+        let r = sqlx::query("SELECT COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM blobs")
             .fetch_one(&self.pool)
             .await?;
         Ok((r.get::<i64, _>(0), r.get::<i64, _>(1)))

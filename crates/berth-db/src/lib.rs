@@ -25,7 +25,7 @@ pub enum DbError {
     Other(sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("unsupported DB_URI {0:?}: use sqlite:///path/to/file.db")]
+    #[error("unsupported DB_URI {0:?}: use sqlite:///path/to/file.db or postgresql://user:password@host:port/database")]
     UnsupportedUri(String),
 }
 
@@ -49,6 +49,7 @@ pub type Result<T> = std::result::Result<T, DbError>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
+    Postgres,
 }
 
 /// The metadata database: a connection pool plus, on SQLite, the lock that serialises writers in
@@ -74,6 +75,7 @@ impl WriteTx {
 }
 
 static MIGRATOR_SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static MIGRATOR_POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
@@ -89,27 +91,38 @@ impl Db {
         install_default_drivers();
         let backend = if uri.starts_with("sqlite:") {
             Backend::Sqlite
+        } else if uri.starts_with("postgresql://") || uri.starts_with("postgres://") {
+            Backend::Postgres
         } else {
             return Err(DbError::UnsupportedUri(uri.to_string()));
         };
-        let url = if uri.contains('?') {
-            uri.to_string()
-        } else {
-            format!("{uri}?mode=rwc")
-        };
-        let pool = AnyPoolOptions::new()
+        let options = AnyPoolOptions::new()
             .max_connections(max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(|conn, _meta| {
-                Box::pin(async move {
-                    conn.execute("PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL")
-                        .await?;
-                    Ok(())
-                })
-            })
-            .connect(&url)
-            .await?;
-        pool.execute("PRAGMA journal_mode = WAL").await?;
+            .acquire_timeout(Duration::from_secs(10));
+        let pool = match backend {
+            Backend::Sqlite => {
+                let url = if uri.contains('?') {
+                    uri.to_string()
+                } else {
+                    format!("{uri}?mode=rwc")
+                };
+                let pool = options
+                    .after_connect(|conn, _meta| {
+                        Box::pin(async move {
+                            conn.execute(
+                                "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(&url)
+                    .await?;
+                pool.execute("PRAGMA journal_mode = WAL").await?;
+                pool
+            }
+            Backend::Postgres => options.connect(uri).await?,
+        };
         Ok(Db {
             pool,
             backend,
@@ -128,11 +141,13 @@ impl Db {
     pub async fn migrate(&self) -> Result<()> {
         match self.backend {
             Backend::Sqlite => MIGRATOR_SQLITE.run(&self.pool).await?,
+            Backend::Postgres => MIGRATOR_POSTGRES.run(&self.pool).await?,
         }
         Ok(())
     }
 
-    /// Begins a write transaction (on SQLite: `BEGIN IMMEDIATE` behind the in-process writer lock).
+    /// Begins a write transaction. On SQLite: `BEGIN IMMEDIATE` behind the in-process writer lock;
+    /// on PostgreSQL a plain transaction, with row locks taken where writes must serialise.
     pub async fn write(&self) -> Result<WriteTx> {
         match self.backend {
             Backend::Sqlite => {
@@ -143,6 +158,10 @@ impl Db {
                     _guard: Some(guard),
                 })
             }
+            Backend::Postgres => Ok(WriteTx {
+                tx: self.pool.begin().await?,
+                _guard: None,
+            }),
         }
     }
 

@@ -94,6 +94,7 @@ impl Db {
         m: &NewManifest,
         tag: Option<&str>,
     ) -> std::result::Result<(), PutManifestError> {
+        self.lock_repo(w, repo_id).await?;
         let blobs = self.missing_blobs(w, repo_id, &m.required_blobs).await?;
         let mut manifests = Vec::new();
         for d in &m.required_manifests {
@@ -229,6 +230,7 @@ impl Db {
         repo_id: i64,
         digest: &str,
     ) -> Result<bool> {
+        self.lock_repo(w, repo_id).await?;
         let now = now_ms();
         let res = sqlx::query("UPDATE manifests SET deleted_at = $1 WHERE repo_id = $2 AND digest = $3 AND deleted_at IS NULL")
             .bind(now)
@@ -247,6 +249,7 @@ impl Db {
 
     /// Ends a live tag (it stays in history).
     pub async fn delete_tag(&self, w: &mut WriteTx, repo_id: i64, tag: &str) -> Result<bool> {
+        self.lock_repo(w, repo_id).await?;
         let res = sqlx::query(
             "UPDATE tags SET end_at = $1 WHERE repo_id = $2 AND name = $3 AND end_at IS NULL",
         )

@@ -28,16 +28,33 @@ impl Db {
             .bind(now)
             .execute(&mut *w.tx)
             .await?;
-        let row = sqlx::query(
+        // ON CONFLICT: another instance may create the same repository at the same moment.
+        sqlx::query(
             "INSERT INTO repositories (namespace_id, name, created_at)
-             SELECT id, $1, $2 FROM namespaces WHERE name = $3 RETURNING id",
+             SELECT id, $1, $2 FROM namespaces WHERE name = $3 ON CONFLICT (name) DO NOTHING",
         )
         .bind(name)
         .bind(now)
         .bind(namespace)
-        .fetch_one(&mut *w.tx)
+        .execute(&mut *w.tx)
         .await?;
+        let row = sqlx::query("SELECT id FROM repositories WHERE name = $1")
+            .bind(name)
+            .fetch_one(&mut *w.tx)
+            .await?;
         Ok(row.get::<i64, _>(0))
+    }
+
+    /// Serialises manifest and tag writes to one repository across instances (PostgreSQL row
+    /// lock; on SQLite the single writer already does).
+    pub async fn lock_repo(&self, w: &mut WriteTx, repo_id: i64) -> Result<()> {
+        if self.backend == crate::Backend::Postgres {
+            sqlx::query("SELECT id FROM repositories WHERE id = $1 FOR UPDATE")
+                .bind(repo_id)
+                .execute(&mut *w.tx)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Repository names in lexical order after `last`, at most `n`.

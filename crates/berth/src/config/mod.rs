@@ -309,11 +309,12 @@ impl Config {
             "EXTERNAL_TLS_TERMINATION" => self.external_tls_termination = as_bool(key, v)?,
             "DB_URI" => {
                 let s = as_string(key, v)?;
-                if !s.starts_with("sqlite:") {
+                let known = ["sqlite:", "postgresql://", "postgres://"];
+                if !known.iter().any(|p| s.starts_with(p)) {
                     return err(
                         key,
                         format!(
-                            "{s:?} is not supported by this version of Berth; use sqlite:///path/to/berth.db"
+                            "{s:?} is not supported; use sqlite:///path/to/berth.db or postgresql://user:password@host:5432/db"
                         ),
                     );
                 }

@@ -25,6 +25,25 @@ pub fn free_port() -> u16 {
     l.local_addr().expect("local addr").port()
 }
 
+/// When `TEST_POSTGRES_URL` names a PostgreSQL server (`postgresql://user@host:port`), every test
+/// server gets a fresh database on it; otherwise servers use the embedded SQLite default.
+pub fn test_database() -> Option<String> {
+    let base = std::env::var("TEST_POSTGRES_URL").ok().filter(|s| !s.is_empty())?;
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let out = Command::new("psql")
+        .arg(format!("{base}/postgres"))
+        .args(["-v", "ON_ERROR_STOP=1", "-q", "-c"])
+        .arg(format!("CREATE DATABASE {name}"))
+        .output()
+        .expect("psql is needed when TEST_POSTGRES_URL is set");
+    assert!(
+        out.status.success(),
+        "cannot create test database: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(format!("{base}/{name}"))
+}
+
 pub fn berth_bin() -> &'static str {
     env!("CARGO_BIN_EXE_berth")
 }
@@ -53,8 +72,11 @@ impl Berth {
         b
     }
 
-    fn new_in(dir: &Path, extra_args: Vec<String>, envs: Vec<(String, String)>) -> Berth {
+    fn new_in(dir: &Path, extra_args: Vec<String>, mut envs: Vec<(String, String)>) -> Berth {
         let port = free_port();
+        if let Some(uri) = test_database() {
+            envs.push(("BERTH_DB_URI".into(), uri));
+        }
         Berth {
             base: format!("http://127.0.0.1:{port}"),
             host: format!("127.0.0.1:{port}"),
