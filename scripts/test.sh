@@ -14,7 +14,7 @@ cd "$ROOT"
 ORAS_VERSION="0.2.43"
 VENV="$ROOT/target/test-venv"
 # Debian packages the integration tests drive (real clients and a peer registry).
-DEB_PACKAGES=(skopeo podman buildah docker-registry uidmap)
+DEB_PACKAGES=(skopeo podman buildah docker-registry uidmap postgresql openssl)
 
 START=$(date +%s)
 step() {
@@ -80,7 +80,41 @@ cargo clippy --all-targets --locked -- -D warnings
 step "cargo build --locked --bins"
 cargo build --locked --bins
 
-step "cargo test --locked --workspace --no-fail-fast"
+step "cargo test --locked --workspace --no-fail-fast   (metadata: SQLite)"
 PATH="$VENV/bin:$PATH" cargo test --locked --workspace --no-fail-fast
+
+# ---------------------------------------------------------------------------------------
+# The same server-level suites again with the metadata in a real PostgreSQL, started here on
+# 127.0.0.1 and stopped on exit.
+find_pg_bin() {
+    if command -v "$1" >/dev/null 2>&1; then
+        command -v "$1"
+    else
+        ls /usr/lib/postgresql/*/bin/"$1" 2>/dev/null | sort -V | tail -n 1
+    fi
+}
+INITDB="$(find_pg_bin initdb)"
+PG_CTL="$(find_pg_bin pg_ctl)"
+[ -x "$INITDB" ] && [ -x "$PG_CTL" ] || { echo "initdb/pg_ctl not found; install the postgresql package" >&2; exit 1; }
+PG_DIR="$ROOT/target/pg-test"
+PG_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+rm -rf "$PG_DIR"
+mkdir -p "$PG_DIR"
+# PostgreSQL refuses to run as root: run it as nobody then.
+PG_AS=()
+if [ "$(id -u)" -eq 0 ]; then
+    chown nobody "$PG_DIR"
+    PG_AS=(runuser -u nobody --)
+fi
+stop_pg() { "${PG_AS[@]}" "$PG_CTL" -D "$PG_DIR/data" -m immediate stop >/dev/null 2>&1 || true; }
+trap stop_pg EXIT
+step "PostgreSQL on 127.0.0.1:$PG_PORT"
+"${PG_AS[@]}" "$INITDB" -D "$PG_DIR/data" -U test --auth=trust >"$PG_DIR/initdb.log" 2>&1
+"${PG_AS[@]}" "$PG_CTL" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w \
+    -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" start
+
+step "server suites again with metadata in PostgreSQL"
+TEST_POSTGRES_URL="postgresql://test@127.0.0.1:$PG_PORT" PATH="$VENV/bin:$PATH" \
+    cargo test --locked -p berth --no-fail-fast --test conformance --test clients --test crash
 
 step "all tests passed"

@@ -25,7 +25,9 @@ pub enum DbError {
     Other(sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("unsupported DB_URI {0:?}: use sqlite:///path/to/file.db or postgresql://user:password@host:port/database")]
+    #[error(
+        "unsupported DB_URI {0:?}: use sqlite:///path/to/file.db or postgresql://user:password@host:port/database"
+    )]
     UnsupportedUri(String),
 }
 
