@@ -12,6 +12,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 ORAS_VERSION="0.2.43"
+MOTO_VERSION="5.2.5"
 VENV="$ROOT/target/test-venv"
 # Debian packages the integration tests drive (real clients and a peer registry).
 DEB_PACKAGES=(skopeo podman buildah docker-registry uidmap postgresql openssl)
@@ -68,7 +69,11 @@ have_oras="$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.vers
 if [ "$have_oras" != "$ORAS_VERSION" ]; then
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "oras==$ORAS_VERSION"
 fi
-"$VENV/bin/python" -c 'import oras.client, importlib.metadata as m; print("oras", m.version("oras"))'
+have_moto="$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("moto"))' 2>/dev/null || true)"
+if [ "$have_moto" != "$MOTO_VERSION" ]; then
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+fi
+"$VENV/bin/python" -c 'import oras.client, importlib.metadata as m; print("oras", m.version("oras"), "moto", m.version("moto"))'
 
 # ---------------------------------------------------------------------------------------
 step "cargo fmt --all -- --check"
@@ -80,12 +85,10 @@ cargo clippy --all-targets --locked -- -D warnings
 step "cargo build --locked --bins"
 cargo build --locked --bins
 
-step "cargo test --locked --workspace --no-fail-fast   (metadata: SQLite)"
-PATH="$VENV/bin:$PATH" cargo test --locked --workspace --no-fail-fast
-
 # ---------------------------------------------------------------------------------------
-# The same server-level suites again with the metadata in a real PostgreSQL, started here on
-# 127.0.0.1 and stopped on exit.
+# Real services for the tests, on 127.0.0.1, stopped on exit: PostgreSQL and an S3-compatible
+# server (moto).
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 find_pg_bin() {
     if command -v "$1" >/dev/null 2>&1; then
         command -v "$1"
@@ -97,7 +100,7 @@ INITDB="$(find_pg_bin initdb)"
 PG_CTL="$(find_pg_bin pg_ctl)"
 [ -x "$INITDB" ] && [ -x "$PG_CTL" ] || { echo "initdb/pg_ctl not found; install the postgresql package" >&2; exit 1; }
 PG_DIR="$ROOT/target/pg-test"
-PG_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+PG_PORT="$(free_port)"
 rm -rf "$PG_DIR"
 mkdir -p "$PG_DIR"
 # PostgreSQL refuses to run as root: run it as nobody then.
@@ -106,15 +109,46 @@ if [ "$(id -u)" -eq 0 ]; then
     chown nobody "$PG_DIR"
     PG_AS=(runuser -u nobody --)
 fi
-stop_pg() { "${PG_AS[@]}" "$PG_CTL" -D "$PG_DIR/data" -m immediate stop >/dev/null 2>&1 || true; }
-trap stop_pg EXIT
+MOTO_PID=""
+cleanup() {
+    "${PG_AS[@]}" "$PG_CTL" -D "$PG_DIR/data" -m immediate stop >/dev/null 2>&1 || true
+    [ -n "$MOTO_PID" ] && kill "$MOTO_PID" 2>/dev/null || true
+}
+trap cleanup EXIT
 step "PostgreSQL on 127.0.0.1:$PG_PORT"
 "${PG_AS[@]}" "$INITDB" -D "$PG_DIR/data" -U test --auth=trust >"$PG_DIR/initdb.log" 2>&1
 "${PG_AS[@]}" "$PG_CTL" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w \
     -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" start
+export TEST_POSTGRES_URL_SERVER="postgresql://test@127.0.0.1:$PG_PORT"
 
-step "server suites again with metadata in PostgreSQL"
-TEST_POSTGRES_URL="postgresql://test@127.0.0.1:$PG_PORT" PATH="$VENV/bin:$PATH" \
-    cargo test --locked -p berth --no-fail-fast --test conformance --test clients --test crash
+S3_PORT="$(free_port)"
+step "S3-compatible server (moto) on 127.0.0.1:$S3_PORT"
+"$VENV/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT" >"$ROOT/target/moto.log" 2>&1 &
+MOTO_PID=$!
+export TEST_S3_ENDPOINT="http://127.0.0.1:$S3_PORT" TEST_S3_BUCKET=berth-test
+"$VENV/bin/python" - <<PY
+import time, boto3
+c = boto3.client("s3", endpoint_url="$TEST_S3_ENDPOINT", aws_access_key_id="test",
+                 aws_secret_access_key="test", region_name="us-east-1")
+for _ in range(100):
+    try:
+        c.create_bucket(Bucket="berth-test"); break
+    except Exception:
+        time.sleep(0.1)
+else:
+    raise SystemExit("moto did not start")
+PY
+
+export PATH="$VENV/bin:$PATH"
+step "cargo test --locked --workspace --no-fail-fast   (servers on SQLite + filesystem)"
+cargo test --locked --workspace --no-fail-fast
+
+SERVER_SUITES=(--test conformance --test clients --test crash)
+step "server suites on PostgreSQL + filesystem"
+TEST_POSTGRES_URL="$TEST_POSTGRES_URL_SERVER" cargo test --locked -p berth --no-fail-fast "${SERVER_SUITES[@]}"
+
+step "server suites on PostgreSQL + S3"
+TEST_POSTGRES_URL="$TEST_POSTGRES_URL_SERVER" TEST_STORAGE=s3 \
+    cargo test --locked -p berth --no-fail-fast "${SERVER_SUITES[@]}"
 
 step "all tests passed"

@@ -1,10 +1,14 @@
-//! Blob bytes: the narrow `BlobStore` contract and its backends (filesystem now; S3-compatible
-//! object stores fit the same contract). Knows nothing of repositories, tags or SQL — only
-//! content-addressed blobs and the temporary objects of upload sessions.
+//! Blob bytes: the narrow `BlobStore` contract and its backends — the local filesystem, and S3,
+//! S3-compatible stores and Azure through the `object_store` crate. Knows nothing of repositories,
+//! tags or SQL — only content-addressed blobs and the temporary objects of upload sessions.
 
+#[cfg(test)]
+mod contract;
 mod fs;
+mod object;
 
 pub use fs::FsStore;
+pub use object::ObjectBlobStore;
 
 use async_trait::async_trait;
 use berth_oci::Digest;
@@ -68,4 +72,148 @@ pub trait BlobStore: Send + Sync + 'static {
     }
     /// Writes, reads back and removes a probe object: the storage half of `/health/endtoend`.
     async fn health(&self) -> Result<()>;
+}
+
+/// Where a storage location keeps its bytes; built from Quay's `DISTRIBUTED_STORAGE_CONFIG`.
+/// Its `Debug` and `Display` never show credentials.
+#[derive(Clone, PartialEq)]
+pub enum StorageSpec {
+    Local {
+        path: std::path::PathBuf,
+        fsync: bool,
+    },
+    /// AWS S3 or any S3-compatible endpoint (RADOS Gateway, MinIO, GCS interoperability).
+    S3 {
+        bucket: String,
+        prefix: String,
+        region: Option<String>,
+        /// `scheme://host[:port]`; `None` means AWS.
+        endpoint: Option<String>,
+        /// Credentials; `None` reads the usual AWS environment and instance metadata.
+        access_key: Option<String>,
+        secret_key: Option<String>,
+        session_token: Option<String>,
+    },
+    Azure {
+        container: String,
+        prefix: String,
+        account: String,
+        access_key: Option<String>,
+        sas_token: Option<String>,
+        endpoint: Option<String>,
+    },
+}
+
+impl std::fmt::Display for StorageSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StorageSpec::Local { path, fsync } => {
+                write!(f, "filesystem {} (fsync {fsync})", path.display())
+            }
+            StorageSpec::S3 {
+                bucket,
+                prefix,
+                endpoint,
+                ..
+            } => write!(
+                f,
+                "s3 bucket {bucket:?} prefix {prefix:?} at {}",
+                endpoint.as_deref().unwrap_or("AWS")
+            ),
+            StorageSpec::Azure {
+                container,
+                prefix,
+                account,
+                ..
+            } => write!(
+                f,
+                "azure account {account:?} container {container:?} prefix {prefix:?}"
+            ),
+        }
+    }
+}
+
+impl std::fmt::Debug for StorageSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+/// Opens the backend a spec names.
+pub fn open(spec: &StorageSpec) -> Result<std::sync::Arc<dyn BlobStore>> {
+    use std::sync::Arc;
+    let cfg_err = |e: object_store::Error| StorageError::Io(std::io::Error::other(e));
+    match spec {
+        StorageSpec::Local { path, fsync } => Ok(Arc::new(FsStore::open(path, *fsync)?)),
+        StorageSpec::S3 {
+            bucket,
+            prefix,
+            region,
+            endpoint,
+            access_key,
+            secret_key,
+            session_token,
+        } => {
+            let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+            b = b.with_region(region.clone().unwrap_or_else(|| "us-east-1".into()));
+            if let Some(ep) = endpoint {
+                b = b
+                    .with_endpoint(ep)
+                    .with_allow_http(ep.starts_with("http://"));
+            }
+            if let (Some(a), Some(s)) = (access_key, secret_key) {
+                b = b.with_access_key_id(a).with_secret_access_key(s);
+            }
+            if let Some(t) = session_token {
+                b = b.with_token(t);
+            }
+            let s3 = Arc::new(b.build().map_err(cfg_err)?);
+            Ok(Arc::new(ObjectBlobStore::new(
+                s3.clone(),
+                Some(s3),
+                prefix,
+                "s3",
+            )))
+        }
+        StorageSpec::Azure {
+            container,
+            prefix,
+            account,
+            access_key,
+            sas_token,
+            endpoint,
+        } => {
+            let mut b = object_store::azure::MicrosoftAzureBuilder::from_env()
+                .with_account(account)
+                .with_container_name(container);
+            if let Some(k) = access_key {
+                b = b.with_access_key(k);
+            }
+            if let Some(t) = sas_token {
+                let pairs = form_pairs(t);
+                b = b.with_sas_authorization(pairs);
+            }
+            if let Some(ep) = endpoint {
+                b = b
+                    .with_endpoint(ep.clone())
+                    .with_allow_http(ep.starts_with("http://"));
+            }
+            let az = Arc::new(b.build().map_err(cfg_err)?);
+            Ok(Arc::new(ObjectBlobStore::new(
+                az.clone(),
+                Some(az),
+                prefix,
+                "azure",
+            )))
+        }
+    }
+}
+
+/// `a=1&b=2` into pairs (an Azure SAS token).
+fn form_pairs(s: &str) -> Vec<(String, String)> {
+    s.trim_start_matches('?')
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }

@@ -110,7 +110,7 @@ fn main() -> ExitCode {
                 println!("configuration is valid");
                 println!("  database: {}", cfg.db_uri());
                 if let Some((name, loc)) = cfg.preferred_storage() {
-                    println!("  storage:  {name} {loc:?}");
+                    println!("  storage:  {name} {loc}");
                 }
                 if !cfg.unused_quay_keys.is_empty() {
                     println!(

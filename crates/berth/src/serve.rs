@@ -1,11 +1,11 @@
 //! Process wiring for `berth serve`: logging, database, storage, metrics, and the listener
 //! (plain HTTP or TLS), with a clean shutdown on SIGINT/SIGTERM.
 
-use crate::config::{Config, StorageLocation};
+use crate::config::Config;
 use anyhow::Context;
 use berth_api::AppState;
 use berth_core::{CoreConfig, Db, Registry};
-use berth_storage::{BlobStore, FsStore};
+use berth_storage::BlobStore;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
 use std::sync::Arc;
@@ -44,14 +44,7 @@ fn open_storage(cfg: &Config) -> anyhow::Result<Arc<dyn BlobStore>> {
     let (name, loc) = cfg
         .preferred_storage()
         .context("DISTRIBUTED_STORAGE_PREFERENCE names no storage location")?;
-    match loc {
-        StorageLocation::Local { path } => {
-            let store = FsStore::open(path, cfg.storage_fsync).with_context(|| {
-                format!("cannot open storage location {name} at {}", path.display())
-            })?;
-            Ok(Arc::new(store))
-        }
-    }
+    berth_storage::open(loc).with_context(|| format!("cannot open storage location {name} ({loc})"))
 }
 
 fn tls_config(cfg: &Config) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {

@@ -9,6 +9,8 @@
 //! - `manifest_errors`: manifest validation errors
 //! - `listing`: tags/list and `_catalog` with pagination
 //! - `referrers`: the referrers API and `OCI-Subject`
+//! - `lifecycle`: deletes followed by re-pushes, mounts and references
+//! - `concurrency`: concurrent writers and a crash restart
 
 mod common;
 
@@ -35,3 +37,9 @@ mod listing;
 
 #[path = "conformance/referrers.rs"]
 mod referrers;
+
+#[path = "conformance/concurrency.rs"]
+mod concurrency;
+
+#[path = "conformance/lifecycle.rs"]
+mod lifecycle;

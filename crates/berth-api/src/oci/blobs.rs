@@ -34,10 +34,9 @@ pub async fn get(
     };
     match range {
         RangeOutcome::Unsatisfiable => Err(ApiError::new(
-            ErrorCode::BlobUnknown,
+            ErrorCode::RangeInvalid,
             format!("range is outside the blob of {size} bytes"),
         )
-        .status(416)
         .header(header::CONTENT_RANGE, format!("bytes */{size}"))),
         RangeOutcome::Full => {
             if head {

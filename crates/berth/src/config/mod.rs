@@ -66,10 +66,7 @@ pub const BERTH_KEYS: &[(&str, &str)] = &[
     ("LOG_FORMAT", "text or json (default text)"),
 ];
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum StorageLocation {
-    Local { path: PathBuf },
-}
+pub use berth_storage::StorageSpec as StorageLocation;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -161,6 +158,184 @@ fn as_string_list(key: &str, v: &Value) -> Result<Vec<String>, ConfigError> {
     }
 }
 
+/// Parameters each Quay storage driver accepts (Quay's names); any other parameter is an error.
+const DRIVER_PARAMS: &[(&str, &[&str])] = &[
+    ("LocalStorage", &["storage_path"]),
+    (
+        "S3Storage",
+        &[
+            "storage_path",
+            "s3_bucket",
+            "s3_access_key",
+            "s3_secret_key",
+            "s3_region",
+            "host",
+            "port",
+            "endpoint_url",
+            "maximum_chunk_size_gb",
+            "minimum_chunk_size_mb",
+            "aws_session_token",
+            "signature_version",
+        ],
+    ),
+    (
+        "RadosGWStorage",
+        &[
+            "hostname",
+            "is_secure",
+            "storage_path",
+            "access_key",
+            "secret_key",
+            "bucket_name",
+            "region_name",
+            "signature_version",
+            "port",
+            "minimum_chunk_size_mb",
+            "maximum_chunk_size_mb",
+            "server_side_assembly",
+        ],
+    ),
+    (
+        "GoogleCloudStorage",
+        &[
+            "storage_path",
+            "access_key",
+            "secret_key",
+            "bucket_name",
+            "boto_timeout",
+            "minimum_chunk_size_mb",
+            "signature_version",
+        ],
+    ),
+    (
+        "AzureStorage",
+        &[
+            "azure_container",
+            "storage_path",
+            "azure_account_name",
+            "azure_account_key",
+            "sas_token",
+            "endpoint_url",
+        ],
+    ),
+];
+
+fn parse_location(
+    key: &str,
+    name: &str,
+    driver: &str,
+    params: &Value,
+    base: &Path,
+) -> Result<StorageLocation, ConfigError> {
+    let Some((_, allowed)) = DRIVER_PARAMS.iter().find(|(d, _)| *d == driver) else {
+        let known: Vec<&str> = DRIVER_PARAMS.iter().map(|(d, _)| *d).collect();
+        return err(
+            key,
+            format!(
+                "location {name:?}: storage driver {driver:?} is not supported; use one of {}",
+                known.join(", ")
+            ),
+        );
+    };
+    let Value::Object(p) = params else {
+        return err(key, format!("location {name:?}: parameters must be a map"));
+    };
+    if let Some(bad) = p.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return err(
+            key,
+            format!(
+                "location {name:?}: {driver} has no parameter {bad:?}; it takes {}",
+                allowed.join(", ")
+            ),
+        );
+    }
+    let text = |k: &str| -> Result<Option<String>, ConfigError> {
+        p.get(k)
+            .filter(|v| !v.is_null())
+            .map(|v| as_string(key, v))
+            .transpose()
+    };
+    let need = |k: &str| -> Result<String, ConfigError> {
+        text(k)?.map_or_else(
+            || err(key, format!("location {name:?}: {driver} needs {k}")),
+            Ok,
+        )
+    };
+    let prefix = text("storage_path")?.unwrap_or_default();
+    Ok(match driver {
+        "LocalStorage" => {
+            let path = PathBuf::from(need("storage_path")?);
+            StorageLocation::Local {
+                path: if path.is_absolute() {
+                    path
+                } else {
+                    base.join(path)
+                },
+                fsync: true,
+            }
+        }
+        "S3Storage" => {
+            let endpoint = match (text("endpoint_url")?, text("host")?) {
+                (Some(url), _) => Some(url),
+                (None, Some(host)) => Some(match text("port")? {
+                    Some(port) => format!("https://{host}:{port}"),
+                    None => format!("https://{host}"),
+                }),
+                (None, None) => None,
+            };
+            StorageLocation::S3 {
+                bucket: need("s3_bucket")?,
+                prefix,
+                region: text("s3_region")?,
+                endpoint,
+                access_key: text("s3_access_key")?,
+                secret_key: text("s3_secret_key")?,
+                session_token: text("aws_session_token")?,
+            }
+        }
+        "RadosGWStorage" => {
+            let secure = p
+                .get("is_secure")
+                .map(|v| as_bool(key, v))
+                .transpose()?
+                .unwrap_or(false);
+            let scheme = if secure { "https" } else { "http" };
+            let host = need("hostname")?;
+            let endpoint = match text("port")? {
+                Some(port) => format!("{scheme}://{host}:{port}"),
+                None => format!("{scheme}://{host}"),
+            };
+            StorageLocation::S3 {
+                bucket: need("bucket_name")?,
+                prefix,
+                region: text("region_name")?,
+                endpoint: Some(endpoint),
+                access_key: text("access_key")?,
+                secret_key: text("secret_key")?,
+                session_token: None,
+            }
+        }
+        // Quay reaches GCS through its S3-interoperable XML API with HMAC keys; so does Berth.
+        "GoogleCloudStorage" => StorageLocation::S3 {
+            bucket: need("bucket_name")?,
+            prefix,
+            region: Some("auto".into()),
+            endpoint: Some("https://storage.googleapis.com".into()),
+            access_key: Some(need("access_key")?),
+            secret_key: Some(need("secret_key")?),
+            session_token: None,
+        },
+        _ => StorageLocation::Azure {
+            container: need("azure_container")?,
+            prefix,
+            account: need("azure_account_name")?,
+            access_key: text("azure_account_key")?,
+            sas_token: text("sas_token")?,
+            endpoint: text("endpoint_url")?,
+        },
+    })
+}
+
 fn parse_storage(
     key: &str,
     v: &Value,
@@ -180,41 +355,10 @@ fn parse_storage(
                 );
             }
         };
-        let loc = match driver {
-            "LocalStorage" => {
-                let Some(p) = params.get("storage_path").and_then(Value::as_str) else {
-                    return err(
-                        key,
-                        format!("location {name:?}: LocalStorage needs storage_path"),
-                    );
-                };
-                let p = PathBuf::from(p);
-                StorageLocation::Local {
-                    path: if p.is_absolute() { p } else { base.join(p) },
-                }
-            }
-            "S3Storage"
-            | "RadosGWStorage"
-            | "GoogleCloudStorage"
-            | "AzureStorage"
-            | "STSS3Storage"
-            | "CloudFrontedS3Storage"
-            | "SwiftStorage" => {
-                return err(
-                    key,
-                    format!(
-                        "location {name:?}: driver {driver} is not available in this version of Berth; use LocalStorage"
-                    ),
-                );
-            }
-            other => {
-                return err(
-                    key,
-                    format!("location {name:?}: unknown storage driver {other:?}"),
-                );
-            }
-        };
-        out.insert(name.clone(), loc);
+        out.insert(
+            name.clone(),
+            parse_location(key, name, driver, params, base)?,
+        );
     }
     Ok(out)
 }
@@ -383,6 +527,7 @@ impl Config {
                 "default".into(),
                 StorageLocation::Local {
                     path: self.data_dir.join("storage"),
+                    fsync: true,
                 },
             );
         }
@@ -427,6 +572,11 @@ impl Config {
                 }
             }
             _ => {}
+        }
+        for loc in self.storage.values_mut() {
+            if let StorageLocation::Local { fsync, .. } = loc {
+                *fsync = self.storage_fsync;
+            }
         }
         self.unused_quay_keys.sort();
         Ok(())
@@ -476,7 +626,8 @@ mod tests {
         assert_eq!(
             c.preferred_storage().map(|(_, l)| l.clone()),
             Some(StorageLocation::Local {
-                path: "/srv/blobs".into()
+                path: "/srv/blobs".into(),
+                fsync: true
             })
         );
         assert_eq!(
@@ -487,6 +638,48 @@ mod tests {
                 "TAG_EXPIRATION_OPTIONS"
             ]
         );
+    }
+
+    #[test]
+    fn quay_object_storage_drivers_map_to_backends() {
+        let c = load(
+            "DISTRIBUTED_STORAGE_CONFIG:\n  s3: [S3Storage, {s3_bucket: b, storage_path: /reg, host: s3.example.com, s3_region: eu-west-1}]\n  \
+             ceph: [RadosGWStorage, {hostname: ceph.local, port: 7480, is_secure: false, access_key: a, secret_key: s, bucket_name: q, storage_path: /x}]\n\
+             DISTRIBUTED_STORAGE_PREFERENCE: [ceph, s3]\nSTORAGE_FSYNC: false\n",
+            &[],
+        )
+        .expect("valid");
+        match c.preferred_storage().map(|(_, l)| l.clone()) {
+            Some(StorageLocation::S3 {
+                bucket,
+                endpoint,
+                prefix,
+                ..
+            }) => {
+                assert_eq!(bucket, "q");
+                assert_eq!(endpoint.as_deref(), Some("http://ceph.local:7480"));
+                assert_eq!(prefix, "/x");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        match c.storage.get("s3") {
+            Some(StorageLocation::S3 {
+                endpoint, region, ..
+            }) => {
+                assert_eq!(endpoint.as_deref(), Some("https://s3.example.com"));
+                assert_eq!(region.as_deref(), Some("eu-west-1"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let e = load(
+            "DISTRIBUTED_STORAGE_CONFIG: {x: [S3Storage, {s3_bucket: b, bukket: c}]}\n",
+            &[],
+        )
+        .expect_err("bad param");
+        assert!(e.msg.contains("bukket"), "{}", e.msg);
+        let e = load("DISTRIBUTED_STORAGE_CONFIG: {x: [SwiftStorage, {}]}\n", &[])
+            .expect_err("unsupported driver");
+        assert_eq!(e.key, "DISTRIBUTED_STORAGE_CONFIG");
     }
 
     #[test]

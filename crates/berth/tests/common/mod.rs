@@ -28,7 +28,9 @@ pub fn free_port() -> u16 {
 /// When `TEST_POSTGRES_URL` names a PostgreSQL server (`postgresql://user@host:port`), every test
 /// server gets a fresh database on it; otherwise servers use the embedded SQLite default.
 pub fn test_database() -> Option<String> {
-    let base = std::env::var("TEST_POSTGRES_URL").ok().filter(|s| !s.is_empty())?;
+    let base = std::env::var("TEST_POSTGRES_URL")
+        .ok()
+        .filter(|s| !s.is_empty())?;
     let name = format!("t_{}", uuid::Uuid::new_v4().simple());
     let out = Command::new("psql")
         .arg(format!("{base}/postgres"))
@@ -42,6 +44,26 @@ pub fn test_database() -> Option<String> {
         String::from_utf8_lossy(&out.stderr)
     );
     Some(format!("{base}/{name}"))
+}
+
+/// When `TEST_S3_ENDPOINT` names an S3-compatible server, every test server keeps its blobs there
+/// (bucket `TEST_S3_BUCKET`, default `berth-test`, under a fresh prefix), configured the way a
+/// Quay user would: an `S3Storage` location in `DISTRIBUTED_STORAGE_CONFIG`.
+pub fn test_object_storage() -> Option<String> {
+    let endpoint = std::env::var("TEST_S3_ENDPOINT")
+        .ok()
+        .filter(|s| !s.is_empty())?;
+    let bucket = std::env::var("TEST_S3_BUCKET").unwrap_or_else(|_| "berth-test".into());
+    let prefix = uuid::Uuid::new_v4().simple().to_string();
+    Some(format!(
+        "{{default: [S3Storage, {{s3_bucket: {bucket}, storage_path: /{prefix}, endpoint_url: '{endpoint}', \
+         s3_access_key: test, s3_secret_key: test, s3_region: us-east-1}}]}}"
+    ))
+}
+
+/// True when test servers keep blobs on the local filesystem (inside their data directory).
+pub fn local_blob_storage() -> bool {
+    std::env::var("TEST_STORAGE").map_or(true, |s| s != "s3")
 }
 
 pub fn berth_bin() -> &'static str {
@@ -73,14 +95,20 @@ impl Berth {
     }
 
     fn new_in(dir: &Path, extra_args: Vec<String>, mut envs: Vec<(String, String)>) -> Berth {
-        let port = free_port();
         if let Some(uri) = test_database() {
             envs.push(("BERTH_DB_URI".into(), uri));
         }
+        if let Some(storage) = test_object_storage() {
+            envs.push(("BERTH_DISTRIBUTED_STORAGE_CONFIG".into(), storage));
+            envs.push((
+                "BERTH_DISTRIBUTED_STORAGE_PREFERENCE".into(),
+                "[default]".into(),
+            ));
+        }
         Berth {
-            base: format!("http://127.0.0.1:{port}"),
-            host: format!("127.0.0.1:{port}"),
-            port,
+            base: String::new(),
+            host: String::new(),
+            port: 0,
             data_dir: dir.to_path_buf(),
             extra_args,
             envs,
@@ -89,16 +117,21 @@ impl Berth {
         }
     }
 
+    /// Starts the process. The first start listens on port 0 and learns its port from the
+    /// server's start-up line (no window in which another test could take a pre-picked port);
+    /// restarts reuse that port.
     fn spawn(&mut self) {
+        let log_path = self.data_dir.with_extension("log");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.data_dir.with_extension("log"))
+            .open(&log_path)
             .expect("open server log");
+        let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
         let mut cmd = Command::new(berth_bin());
         cmd.arg("serve")
             .arg("--listen")
-            .arg(&self.host)
+            .arg(format!("127.0.0.1:{}", self.port))
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(&self.extra_args)
@@ -110,26 +143,34 @@ impl Berth {
             cmd.env(k, v);
         }
         self.child = Some(cmd.spawn().expect("spawn berth"));
-        self.wait_ready();
-    }
-
-    fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
+        loop {
             if let Some(child) = self.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
                 panic!("berth exited early with {status}; log: {}", self.log());
             }
-            if std::net::TcpStream::connect(&self.host).is_ok() {
+            let text = std::fs::read(&log_path).unwrap_or_default();
+            let from = usize::try_from(log_start).unwrap_or(0).min(text.len());
+            let fresh = String::from_utf8_lossy(&text[from..]).to_string();
+            if let Some(port) = fresh
+                .lines()
+                .find_map(|l| l.split("listening on http://127.0.0.1:").nth(1))
+                .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|p| p.parse::<u16>().ok())
+            {
+                self.port = port;
+                self.host = format!("127.0.0.1:{port}");
+                self.base = format!("http://127.0.0.1:{port}");
                 return;
             }
-            std::thread::sleep(Duration::from_millis(20));
+            assert!(
+                Instant::now() < deadline,
+                "berth did not start within 30 s; log: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
         }
-        panic!(
-            "berth did not start listening within 30 s; log: {}",
-            self.log()
-        );
     }
 
     /// The server's log so far (stdout and stderr).

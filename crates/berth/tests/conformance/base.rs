@@ -84,6 +84,12 @@ async fn invalid_repository_names_are_name_invalid() {
         "dot_.mix",
         "a/-b",
         "a/b.",
+        "a-_b",
+        "a_-b",
+        "a.-b",
+        "a__.b",
+        "a/",
+        "/a",
         "sp%20ace",
         "colon:name",
         long.as_str(),
@@ -117,6 +123,8 @@ async fn valid_names_for_missing_repositories_are_name_unknown() {
         "a_b",
         "0x/1y",
         "a-b.c_d__e/f",
+        "a-----b",
+        "a__b.c_d",
         "one/two/three/four/five",
     ] {
         let r = reg.get(&format!("/v2/{name}/tags/list")).await;

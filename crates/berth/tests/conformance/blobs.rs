@@ -327,3 +327,16 @@ async fn large_blob_in_chunks_round_trips() {
     r.expect_status(206);
     assert_eq!(r.body, data[chunk - 5..chunk + 5]);
 }
+
+#[tokio::test]
+async fn empty_blob_monolithic_push() {
+    let reg = Reg::start();
+    let repo = repo("bempty-mono");
+    let d = sha256(b"");
+    let r = reg.push_blob_monolithic(&repo, &d, b"").await;
+    r.expect_status(201);
+    assert_eq!(r.h("location"), format!("/v2/{repo}/blobs/{d}"));
+    let r = reg.head(&format!("/v2/{repo}/blobs/{d}")).await;
+    r.expect_status(200);
+    assert_eq!(r.h("content-length"), "0");
+}

@@ -112,7 +112,7 @@ async fn missing_layer_or_config_is_manifest_blob_unknown() {
     let r = reg.put_manifest(&repo, "bad", OCI_MANIFEST, &body).await;
     r.expect_error(400, "MANIFEST_BLOB_UNKNOWN");
 
-    let body = image_manifest(OCI_MANIFEST, &ghost_config, &[layer.clone()]);
+    let body = image_manifest(OCI_MANIFEST, &ghost_config, std::slice::from_ref(&layer));
     let r = reg.put_manifest(&repo, "bad", OCI_MANIFEST, &body).await;
     r.expect_error(400, "MANIFEST_BLOB_UNKNOWN");
 

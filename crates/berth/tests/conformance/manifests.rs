@@ -403,3 +403,18 @@ async fn manifest_in_missing_repository_is_404() {
     r.expect_status(404);
     r.expect_empty_body();
 }
+
+#[tokio::test]
+async fn blob_digest_is_not_a_manifest() {
+    let reg = Reg::start();
+    let repo = repo("notmanifest");
+    let img = reg.push_image(&repo, "v1").await;
+    for d in [&img.config_digest, &img.layer_digest] {
+        reg.get(&format!("/v2/{repo}/manifests/{d}"))
+            .await
+            .expect_error(404, "MANIFEST_UNKNOWN");
+        reg.head(&format!("/v2/{repo}/manifests/{d}"))
+            .await
+            .expect_status(404);
+    }
+}

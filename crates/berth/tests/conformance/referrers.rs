@@ -315,3 +315,37 @@ async fn manifest_without_subject_has_no_oci_subject_header() {
     r.expect_status(201);
     assert!(r.header("oci-subject").is_none());
 }
+
+#[tokio::test]
+async fn referrers_filter_matches_config_media_type_fallback() {
+    let reg = Reg::start();
+    let repo = repo("refcfg");
+    let img = reg.push_image(&repo, "v1").await;
+    push_artifact(&reg, &repo, SIG, &img.descriptor(), None).await;
+    let cfg = unique_bytes("custom config");
+    let cfg_d = reg.push_blob(&repo, &cfg).await;
+    let layer = artifact_layer(&reg, &repo).await;
+    let body = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": desc(CUSTOM_CONFIG, &cfg_d, cfg.len()),
+        "layers": [layer],
+        "subject": img.descriptor(),
+    }))
+    .expect("json");
+    let d = reg
+        .push_manifest(&repo, "custom", OCI_MANIFEST, &body)
+        .await;
+    let (r, list) = referrers(
+        &reg,
+        &repo,
+        &img.digest,
+        // `+` must be percent-encoded in a query string (it would mean a space).
+        &format!("?artifactType={}", CUSTOM_CONFIG.replace('+', "%2B")),
+    )
+    .await;
+    assert_eq!(r.h("oci-filters-applied"), "artifactType");
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["digest"], d.as_str());
+    assert_eq!(list[0]["artifactType"], CUSTOM_CONFIG);
+}

@@ -7,6 +7,7 @@ use reqwest::Method;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256, Sha512};
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -40,15 +41,58 @@ pub struct Resp {
     pub body: Vec<u8>,
 }
 
+/// Whether the server's log says it is listening (true) or that its port was taken (false).
+/// A log that says neither within 10 s counts as listening: the harness already saw the port open.
+fn owns_its_port(berth: &Berth) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = berth.log();
+        if log.contains("Address already in use") || log.contains("cannot listen") {
+            return false;
+        }
+        if log.contains("listening") || Instant::now() > deadline {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        // Blob GETs may be redirected to presigned storage URLs (object storage backends).
+        .redirect(reqwest::redirect::Policy::limited(5))
+        .build()
+        .expect("build reqwest client")
+}
+
 impl Reg {
+    /// Starts a fresh server. `common::Berth` picks a free port and then spawns the server; another
+    /// test can take that port in between, and then this test would silently talk to the other
+    /// test's server. So make sure the process that answers is ours, and retry on a new port if not.
     pub fn start() -> Reg {
-        let berth = Berth::start();
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("build reqwest client");
-        Reg { berth, http }
+        const ATTEMPTS: usize = 5;
+        for attempt in 1..=ATTEMPTS {
+            let berth = match std::panic::catch_unwind(Berth::start) {
+                Ok(b) => b,
+                Err(e) if attempt == ATTEMPTS => std::panic::resume_unwind(e),
+                Err(_) => continue,
+            };
+            if owns_its_port(&berth) {
+                return Reg {
+                    berth,
+                    http: client(),
+                };
+            }
+        }
+        panic!("could not start berth on a port of its own in {ATTEMPTS} attempts");
+    }
+
+    /// Kills the server (SIGKILL), starts it again on the same data directory and port, and
+    /// drops pooled connections to the old process.
+    pub fn restart(&mut self) {
+        self.berth.restart();
+        self.http = client();
     }
 
     /// An absolute URL for a path (`/v2/...`) or an already absolute URL.
@@ -79,13 +123,13 @@ impl Reg {
         let r = req
             .send()
             .await
-            .unwrap_or_else(|e| panic!("{method} {url}: request failed: {e}"));
+            .unwrap_or_else(|e| panic!("{method} {url}: request failed: {e:?}"));
         let status = r.status().as_u16();
         let headers = r.headers().clone();
         let body = r
             .bytes()
             .await
-            .unwrap_or_else(|e| panic!("{method} {url}: reading body failed: {e}"))
+            .unwrap_or_else(|e| panic!("{method} {url}: reading body failed: {e:?}"))
             .to_vec();
         Resp {
             method: method.to_string(),
@@ -259,6 +303,19 @@ impl Reg {
     }
 }
 
+impl Drop for Reg {
+    /// When a test fails, show what the server logged (its data directory is deleted next).
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "---- berth server log ({}) ----\n{}",
+                self.berth.base,
+                self.berth.log()
+            );
+        }
+    }
+}
+
 pub struct Image {
     pub manifest: Vec<u8>,
     pub digest: String,
@@ -320,6 +377,11 @@ impl Resp {
                 assert!(
                     e["message"].is_string(),
                     "error without message: {}",
+                    self.ctx()
+                );
+                assert!(
+                    e.get("detail").is_some(),
+                    "error without detail: {}",
                     self.ctx()
                 );
                 e["code"]
