@@ -173,6 +173,22 @@ impl Berth {
         }
     }
 
+    /// A second instance of the same registry: same database, same blob storage, its own port.
+    pub fn start_sibling(&self) -> Berth {
+        let mut b = Berth {
+            base: String::new(),
+            host: String::new(),
+            port: 0,
+            data_dir: self.data_dir.clone(),
+            extra_args: self.extra_args.clone(),
+            envs: self.envs.clone(),
+            child: None,
+            _tmp: None,
+        };
+        b.spawn();
+        b
+    }
+
     /// The server's log so far (stdout and stderr).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default()
