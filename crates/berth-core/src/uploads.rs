@@ -229,16 +229,16 @@ impl Registry {
                 ),
             ));
         }
-        match self.store.upload_commit(id, state.size, digest).await {
-            Ok(()) => {}
+        if let Err(e) = self.store.upload_commit(id, state.size, digest).await {
             // A crash between publishing the bytes and recording the rows leaves the session row
-            // with its bytes already published; the verified hash state proves they are this blob.
-            Err(StorageError::UploadNotFound)
-                if self.store.stat(digest).await? == Some(state.size) =>
-            {
-                tracing::info!(upload = id, %digest, "completing an upload published before a restart");
+            // with its bytes already published (and its parts partly cleaned up). The saved hash
+            // state proves the session's bytes are this blob, and a published blob was verified
+            // before it was published, so the session can be completed from it.
+            if self.store.stat(digest).await? != Some(state.size) {
+                return Err(storage_err(e, id));
             }
-            Err(e) => return Err(storage_err(e, id)),
+            tracing::info!(upload = id, %digest, "completing an upload whose blob was already published");
+            let _ = self.store.upload_abort(id).await;
         }
         let mut w = self.db.write().await?;
         self.db

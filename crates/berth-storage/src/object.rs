@@ -102,6 +102,9 @@ impl ObjectBlobStore {
             })
             .try_collect()
             .await?;
+        if parts.is_empty() && len > 0 {
+            return Err(StorageError::UploadNotFound);
+        }
         parts.sort_by_key(|p| p.1);
         // A chunk is only ever written at the then-recorded length, so a chunk starting at `s`
         // means every byte an earlier chunk holds at or beyond `s` was never recorded.

@@ -228,8 +228,16 @@ async fn sigkill_during_pushes_loses_nothing_acknowledged() {
         let tasks: Vec<_> = (0..WORKERS)
             .map(|w| tokio::spawn(worker(server.base.clone(), round, w, ledger.clone())))
             .collect();
-        // Kill at a different point of the push stream each round.
-        tokio::time::sleep(Duration::from_millis(80 + (round as u64 * 37) % 400)).await;
+        // Let the load make progress (slow backends need longer), then kill at a different
+        // point of the push stream each round.
+        let before = ledger.lock().expect("ledger").acked_blobs.len();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while ledger.lock().expect("ledger").acked_blobs.len() <= before
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis((round as u64 * 37) % 300)).await;
         server.kill9();
         for t in tasks {
             let _ = t.await;

@@ -81,6 +81,22 @@ impl Berth {
         b
     }
 
+    /// A fresh server (fresh data directory) with extra environment.
+    pub fn start_with_env(envs: &[(&str, &str)]) -> Berth {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("data");
+        let mut b = Berth::new_in(
+            &dir,
+            Vec::new(),
+            envs.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        b._tmp = Some(tmp);
+        b.spawn();
+        b
+    }
+
     /// A server on the given data directory with extra `serve` arguments and environment.
     pub fn start_in(dir: &Path, extra_args: &[&str], envs: &[(&str, &str)]) -> Berth {
         let mut b = Berth::new_in(

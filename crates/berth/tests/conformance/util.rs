@@ -7,7 +7,6 @@ use reqwest::Method;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256, Sha512};
-use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -41,51 +40,23 @@ pub struct Resp {
     pub body: Vec<u8>,
 }
 
-/// Whether the server's log says it is listening (true) or that its port was taken (false).
-/// A log that says neither within 10 s counts as listening: the harness already saw the port open.
-fn owns_its_port(berth: &Berth) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let log = berth.log();
-        if log.contains("Address already in use") || log.contains("cannot listen") {
-            return false;
-        }
-        if log.contains("listening") || Instant::now() > deadline {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
-        // Blob GETs may be redirected to presigned storage URLs (object storage backends).
-        .redirect(reqwest::redirect::Policy::limited(5))
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("build reqwest client")
 }
 
 impl Reg {
-    /// Starts a fresh server. `common::Berth` picks a free port and then spawns the server; another
-    /// test can take that port in between, and then this test would silently talk to the other
-    /// test's server. So make sure the process that answers is ours, and retry on a new port if not.
+    /// Starts a fresh server. Blob GETs are streamed through Berth even on object storage
+    /// (`FEATURE_PROXY_STORAGE`), so that every header asserted here is Berth's own; redirects to
+    /// presigned storage URLs are exercised by the real-client tests.
     pub fn start() -> Reg {
-        const ATTEMPTS: usize = 5;
-        for attempt in 1..=ATTEMPTS {
-            let berth = match std::panic::catch_unwind(Berth::start) {
-                Ok(b) => b,
-                Err(e) if attempt == ATTEMPTS => std::panic::resume_unwind(e),
-                Err(_) => continue,
-            };
-            if owns_its_port(&berth) {
-                return Reg {
-                    berth,
-                    http: client(),
-                };
-            }
+        Reg {
+            berth: Berth::start_with_env(&[("BERTH_FEATURE_PROXY_STORAGE", "true")]),
+            http: client(),
         }
-        panic!("could not start berth on a port of its own in {ATTEMPTS} attempts");
     }
 
     /// Kills the server (SIGKILL), starts it again on the same data directory and port, and
