@@ -143,7 +143,7 @@ export PATH="$VENV/bin:$PATH"
 step "cargo test --locked --workspace --no-fail-fast   (servers on SQLite + filesystem)"
 cargo test --locked --workspace --no-fail-fast
 
-SERVER_SUITES=(--test conformance --test clients --test crash --test multi_instance)
+SERVER_SUITES=(--test conformance --test clients --test crash --test multi_instance --test replication)
 step "server suites on PostgreSQL + filesystem"
 TEST_POSTGRES_URL="$TEST_POSTGRES_URL_SERVER" cargo test --locked -p berth --no-fail-fast "${SERVER_SUITES[@]}"
 

@@ -1,10 +1,11 @@
-//! HTTP: the `/v2` registry API (`oci/`), health and metrics endpoints, and the one place where
+//! HTTP: the `/v2` registry API (`oci/`), the `/api/v1` REST API (`rest.rs`), health and metrics endpoints, and the one place where
 //! domain errors become HTTP answers (`error.rs`). Handlers parse and validate input, call
 //! `berth-core`, and shape headers; they hold no registry logic of their own.
 
 mod error;
 mod observe;
 mod oci;
+mod rest;
 
 pub use error::ApiError;
 
@@ -33,6 +34,10 @@ pub fn router(state: AppState) -> Router {
         .route("/health/instance", get(observe::health_instance))
         .route("/health/endtoend", get(observe::health_endtoend))
         .route("/metrics", get(observe::metrics))
+        .route(
+            "/api/v1/superuser/blobs/{digest}/placements",
+            get(rest::blob_placements),
+        )
         .layer(axum::middleware::from_fn(observe::track))
         .layer(
             tower_http::trace::TraceLayer::new_for_http()

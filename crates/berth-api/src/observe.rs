@@ -52,6 +52,16 @@ pub async fn metrics(State(st): State<Arc<AppState>>) -> Response {
     if let Ok(n) = st.registry.db.uploads_in_progress().await {
         metrics::gauge!("berth_upload_sessions").set(n as f64);
     }
+    if let Ok(counts) = st.registry.db.job_counts().await {
+        for (kind, state, n) in counts {
+            metrics::gauge!("berth_jobs", "kind" => kind, "state" => state).set(n as f64);
+        }
+    }
+    if let Ok(counts) = st.registry.db.placement_counts().await {
+        for (location, n) in counts {
+            metrics::gauge!("berth_blob_placements", "location" => location).set(n as f64);
+        }
+    }
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -29,7 +29,7 @@ impl Registry {
         digest: &Digest,
         range: Option<(u64, u64)>,
     ) -> Result<ByteStream> {
-        match self.store.get(digest, range).await {
+        match self.read_store(digest).await?.get(digest, range).await {
             Ok(s) => Ok(s),
             Err(StorageError::NotFound) => {
                 tracing::error!(%digest, "blob is recorded in the database but missing from storage");
@@ -40,6 +40,12 @@ impl Registry {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// A presigned URL for the blob in the location it would be read from, if that backend can
+    /// make one.
+    pub async fn blob_redirect_url(&self, digest: &Digest) -> Result<Option<String>> {
+        Ok(self.read_store(digest).await?.presigned_url(digest).await?)
     }
 
     /// Unlinks a blob from a repository. The bytes stay until garbage collection finds them unused.

@@ -5,13 +5,16 @@
 
 mod blobs;
 mod error;
+pub mod jobs;
+mod locations;
 mod manifests;
 mod pulls;
 mod uploads;
 
-pub use berth_db::{Db, DbError};
+pub use berth_db::{Db, DbError, now_ms};
 pub use berth_storage::{BlobStore, ByteStream};
 pub use error::{Error, Result};
+pub use locations::Locations;
 pub use manifests::{ManifestPut, Referrer};
 pub use uploads::UploadState;
 
@@ -36,16 +39,21 @@ impl Default for CoreConfig {
 #[derive(Clone)]
 pub struct Registry {
     pub db: Db,
+    /// The preferred location's store: where this instance writes.
     pub store: Arc<dyn BlobStore>,
+    pub locations: Arc<Locations>,
     pub config: Arc<CoreConfig>,
     pulls: Arc<pulls::PullRecorder>,
 }
 
 impl Registry {
-    pub fn new(db: Db, store: Arc<dyn BlobStore>, config: CoreConfig) -> Registry {
+    /// A registry over `locations`; it writes to the preferred one.
+    pub fn new(db: Db, locations: Locations, config: CoreConfig) -> Registry {
+        let store = locations.preferred_store();
         Registry {
             db,
             store,
+            locations: Arc::new(locations),
             config: Arc::new(config),
             pulls: Arc::new(pulls::PullRecorder::default()),
         }

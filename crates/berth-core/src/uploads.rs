@@ -249,6 +249,7 @@ impl Registry {
                 i64::try_from(state.size).unwrap_or(i64::MAX),
             )
             .await?;
+        self.place_new_blob(&mut w, digest).await?;
         self.db.delete_upload(&mut w, id).await?;
         w.commit().await?;
         Ok(())
@@ -324,6 +325,7 @@ impl Registry {
                 i64::try_from(size).unwrap_or(i64::MAX),
             )
             .await?;
+        self.place_new_blob(&mut w, digest).await?;
         w.commit().await?;
         Ok(size)
     }

@@ -110,3 +110,38 @@ impl Db {
         Ok((r.get::<i64, _>(0), r.get::<i64, _>(1)))
     }
 }
+
+impl Db {
+    /// Records that `location` holds a copy of the blob. Idempotent.
+    pub async fn add_placement(&self, w: &mut WriteTx, digest: &str, location: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO blob_placements (digest, location, created_at) VALUES ($1, $2, $3)
+             ON CONFLICT (digest, location) DO NOTHING",
+        )
+        .bind(digest)
+        .bind(location)
+        .bind(now_ms())
+        .execute(&mut *w.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// The locations holding a copy of the blob, with the time each copy was recorded.
+    pub async fn placements(&self, digest: &str) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT location, created_at FROM blob_placements WHERE digest = $1 ORDER BY location",
+        )
+        .bind(digest)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// (location, number of blobs) over all placements.
+    pub async fn placement_counts(&self) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query("SELECT location, COUNT(*) FROM blob_placements GROUP BY location")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+}

@@ -3,10 +3,12 @@
 //! through sqlx's `Any` driver, so SQLite and PostgreSQL share them. Depends only on `berth-oci`.
 
 mod blobs;
+mod jobs;
 mod manifests;
 mod repos;
 mod uploads;
 
+pub use jobs::JobRow;
 pub use manifests::{ManifestRow, NewManifest, PutManifestError, RefRow, ReferrerRow};
 pub use uploads::UploadRow;
 

@@ -45,6 +45,14 @@ enum Command {
         /// Do not run database migrations at start (run `berth migrate` yourself).
         #[arg(long)]
         no_migrate: bool,
+        /// Do not run background workers in this process (run `berth worker` elsewhere).
+        #[arg(long)]
+        no_workers: bool,
+    },
+    /// Run background workers (replication and other queued jobs) without serving HTTP.
+    Worker {
+        #[command(flatten)]
+        common: Common,
     },
     /// Apply database migrations and exit.
     Migrate {
@@ -95,8 +103,13 @@ fn main() -> ExitCode {
             common,
             listen,
             no_migrate,
+            no_workers,
         } => match load(&common, listen) {
-            Ok(cfg) => run(serve::serve(cfg, !no_migrate)),
+            Ok(cfg) => run(serve::serve(cfg, !no_migrate, !no_workers)),
+            Err(code) => return code,
+        },
+        Command::Worker { common } => match load(&common, None) {
+            Ok(cfg) => run(serve::worker_only(cfg)),
             Err(code) => return code,
         },
         Command::Migrate { common } => match load(&common, None) {

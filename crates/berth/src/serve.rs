@@ -4,10 +4,11 @@
 use crate::config::Config;
 use anyhow::Context;
 use berth_api::AppState;
+use berth_core::Locations;
 use berth_core::{CoreConfig, Db, Registry};
-use berth_storage::BlobStore;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_rustls::rustls;
@@ -40,11 +41,44 @@ pub async fn migrate_only(cfg: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn open_storage(cfg: &Config) -> anyhow::Result<Arc<dyn BlobStore>> {
-    let (name, loc) = cfg
-        .preferred_storage()
-        .context("DISTRIBUTED_STORAGE_PREFERENCE names no storage location")?;
-    berth_storage::open(loc).with_context(|| format!("cannot open storage location {name} ({loc})"))
+fn open_locations(cfg: &Config) -> anyhow::Result<Locations> {
+    let mut stores = BTreeMap::new();
+    for (name, spec) in &cfg.storage {
+        let store = berth_storage::open(spec)
+            .with_context(|| format!("cannot open storage location {name} ({spec})"))?;
+        stores.insert(name.clone(), store);
+    }
+    Locations::new(cfg.storage_order(), stores, cfg.replication_targets())
+        .map_err(|e| anyhow::anyhow!("DISTRIBUTED_STORAGE_CONFIG: {e}"))
+}
+
+/// The registry core over the configured database and storage.
+async fn registry(cfg: &Config, migrate: bool) -> anyhow::Result<Registry> {
+    let db = open_db(cfg).await?;
+    if migrate {
+        db.migrate().await.context("database migration failed")?;
+    }
+    Ok(Registry::new(
+        db,
+        open_locations(cfg)?,
+        CoreConfig::default(),
+    ))
+}
+
+fn lease(cfg: &Config) -> std::time::Duration {
+    std::time::Duration::from_secs(cfg.job_lease_seconds)
+}
+
+/// `berth worker`: background jobs only, no HTTP.
+pub async fn worker_only(cfg: Config) -> anyhow::Result<()> {
+    init_logging(cfg.log_json);
+    let registry = registry(&cfg, false).await?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(berth_worker::run(registry, lease(&cfg), stopped));
+    shutdown_signal().await;
+    let _ = stop.send(true);
+    let _ = worker.await;
+    Ok(())
 }
 
 fn tls_config(cfg: &Config) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
@@ -96,7 +130,7 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-pub async fn serve(cfg: Config, migrate: bool) -> anyhow::Result<()> {
+pub async fn serve(cfg: Config, migrate: bool, workers: bool) -> anyhow::Result<()> {
     init_logging(cfg.log_json);
     if !cfg.unused_quay_keys.is_empty() {
         tracing::warn!(
@@ -104,16 +138,19 @@ pub async fn serve(cfg: Config, migrate: bool) -> anyhow::Result<()> {
             "these Quay config keys are read but not acted on by this version of Berth"
         );
     }
-    let db = open_db(&cfg).await?;
-    if migrate {
-        db.migrate().await.context("database migration failed")?;
-    }
-    let store = open_storage(&cfg)?;
+    let registry = registry(&cfg, migrate).await?;
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("cannot install the metrics recorder")?;
-    let registry = Registry::new(db, store, CoreConfig::default());
     let background = registry.spawn_background();
+    let (stop_workers, workers_stopped) = tokio::sync::watch::channel(false);
+    let worker = workers.then(|| {
+        tokio::spawn(berth_worker::run(
+            registry.clone(),
+            lease(&cfg),
+            workers_stopped,
+        ))
+    });
     let app = berth_api::router(AppState {
         registry: registry.clone(),
         metrics: Some(metrics),
@@ -150,6 +187,10 @@ pub async fn serve(cfg: Config, migrate: bool) -> anyhow::Result<()> {
         Some(tls) => serve_tls(listener, app, tls).await?,
     }
     background.abort();
+    let _ = stop_workers.send(true);
+    if let Some(w) = worker {
+        let _ = w.await;
+    }
     registry.flush_pulls().await;
     tracing::info!("Berth stopped");
     Ok(())

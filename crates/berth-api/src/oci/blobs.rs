@@ -45,11 +45,7 @@ pub async fn get(
                     .map_err(internal);
             }
             if st.redirect_blobs
-                && let Some(url) = reg
-                    .store
-                    .presigned_url(digest)
-                    .await
-                    .map_err(berth_core::Error::from)?
+                && let Some(url) = reg.blob_redirect_url(digest).await?
             {
                 return Ok(
                     (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, url)]).into_response()

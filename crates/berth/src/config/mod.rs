@@ -81,6 +81,8 @@ pub struct Config {
     pub storage_preference: Vec<String>,
     pub storage_default_locations: Vec<String>,
     pub storage_fsync: bool,
+    pub storage_replication: bool,
+    pub job_lease_seconds: u64,
     pub tls_cert_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,
     pub authentication_type: String,
@@ -104,6 +106,8 @@ impl Default for Config {
             storage_preference: Vec::new(),
             storage_default_locations: Vec::new(),
             storage_fsync: true,
+            storage_replication: false,
+            job_lease_seconds: 300,
             tls_cert_file: None,
             tls_key_file: None,
             authentication_type: "Database".into(),
@@ -480,6 +484,18 @@ impl Config {
                 self.storage_default_locations = as_string_list(key, v)?
             }
             "STORAGE_FSYNC" => self.storage_fsync = as_bool(key, v)?,
+            "FEATURE_STORAGE_REPLICATION" => self.storage_replication = as_bool(key, v)?,
+            "JOB_LEASE_SECONDS" => {
+                self.job_lease_seconds = v.as_u64().filter(|n| *n > 0).map_or_else(
+                    || {
+                        err(
+                            key,
+                            format!("expected a positive number of seconds, found {v}"),
+                        )
+                    },
+                    Ok,
+                )?
+            }
             "TLS_CERT_FILE" => self.tls_cert_file = Some(PathBuf::from(as_string(key, v)?)),
             "TLS_KEY_FILE" => self.tls_key_file = Some(PathBuf::from(as_string(key, v)?)),
             "AUTHENTICATION_TYPE" => {
@@ -587,6 +603,31 @@ impl Config {
         self.db_uri
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("berth.db").display()))
+    }
+
+    /// Every location, this instance's preference order first, then the rest (still readable).
+    pub fn storage_order(&self) -> Vec<String> {
+        let mut order = self.storage_preference.clone();
+        order.extend(
+            self.storage
+                .keys()
+                .filter(|k| !order.contains(k))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        order
+    }
+
+    /// Locations every new blob is copied to: with FEATURE_STORAGE_REPLICATION, the default
+    /// locations (all locations when none are named); otherwise none.
+    pub fn replication_targets(&self) -> Vec<String> {
+        if !self.storage_replication {
+            Vec::new()
+        } else if self.storage_default_locations.is_empty() {
+            self.storage.keys().cloned().collect()
+        } else {
+            self.storage_default_locations.clone()
+        }
     }
 
     /// The storage location this instance writes to and reads from first.

@@ -83,11 +83,16 @@ impl Berth {
 
     /// A fresh server (fresh data directory) with extra environment.
     pub fn start_with_env(envs: &[(&str, &str)]) -> Berth {
+        Berth::start_with(&[], envs)
+    }
+
+    /// A fresh server (fresh data directory) with extra `serve` arguments and environment.
+    pub fn start_with(args: &[&str], envs: &[(&str, &str)]) -> Berth {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("data");
         let mut b = Berth::new_in(
             &dir,
-            Vec::new(),
+            args.iter().map(|s| s.to_string()).collect(),
             envs.iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
@@ -114,7 +119,10 @@ impl Berth {
         if let Some(uri) = test_database() {
             envs.push(("BERTH_DB_URI".into(), uri));
         }
-        if let Some(storage) = test_object_storage() {
+        let own_storage = envs
+            .iter()
+            .any(|(k, _)| k == "BERTH_DISTRIBUTED_STORAGE_CONFIG");
+        if let Some(storage) = test_object_storage().filter(|_| !own_storage) {
             envs.push(("BERTH_DISTRIBUTED_STORAGE_CONFIG".into(), storage));
             envs.push((
                 "BERTH_DISTRIBUTED_STORAGE_PREFERENCE".into(),
@@ -191,18 +199,38 @@ impl Berth {
 
     /// A second instance of the same registry: same database, same blob storage, its own port.
     pub fn start_sibling(&self) -> Berth {
+        self.start_sibling_with(
+            &self
+                .extra_args
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+            &[],
+        )
+    }
+
+    /// Another instance of the same registry with its own `serve` arguments and extra environment
+    /// (which overrides this one's).
+    pub fn start_sibling_with(&self, args: &[&str], envs: &[(&str, &str)]) -> Berth {
+        let mut all = self.envs.clone();
+        all.extend(envs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let mut b = Berth {
             base: String::new(),
             host: String::new(),
             port: 0,
             data_dir: self.data_dir.clone(),
-            extra_args: self.extra_args.clone(),
-            envs: self.envs.clone(),
+            extra_args: args.iter().map(|s| s.to_string()).collect(),
+            envs: all,
             child: None,
             _tmp: None,
         };
         b.spawn();
         b
+    }
+
+    /// The environment this server runs with (database and storage settings included).
+    pub fn envs(&self) -> &[(String, String)] {
+        &self.envs
     }
 
     /// The server's log so far (stdout and stderr).

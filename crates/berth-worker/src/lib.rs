@@ -1,0 +1,98 @@
+//! Background work: the loop that claims jobs from the database queue and runs them through
+//! `berth-core`. Any number of workers, in `berth serve` processes or `berth worker` processes,
+//! share one queue; a job is leased to one worker at a time, retried with exponential backoff,
+//! and claimed again if its worker dies. Depends on `berth-core` only.
+
+use berth_core::Registry;
+use berth_core::jobs::{Job, ReplicateBlob};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How long a claimed job belongs to its worker before others may take it over, by default.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(300);
+/// Jobs claimed per poll.
+const BATCH: i64 = 4;
+/// Idle wait between polls of an empty queue.
+const IDLE: Duration = Duration::from_millis(500);
+/// Finished jobs are kept this long for inspection.
+const KEEP_DONE_MS: i64 = 24 * 3600 * 1000;
+
+/// Retry delay after the n-th failed attempt: 2, 4, 8 … seconds, at most an hour.
+pub fn backoff_ms(attempts: i64) -> i64 {
+    let exp = u32::try_from(attempts.clamp(1, 12)).unwrap_or(12);
+    (1000i64 << exp).min(3_600_000)
+}
+
+/// Runs one job by kind. An unknown kind or an unreadable payload fails for good.
+async fn run_job(reg: &Registry, kind: &str, payload: &str) -> Result<(), (String, bool)> {
+    match kind {
+        ReplicateBlob::KIND => {
+            let job: ReplicateBlob =
+                serde_json::from_str(payload).map_err(|e| (format!("bad payload: {e}"), false))?;
+            reg.replicate_blob(&job)
+                .await
+                .map_err(|e| (e.to_string(), true))
+        }
+        other => Err((format!("no worker knows job kind {other:?}"), false)),
+    }
+}
+
+/// Claims and runs jobs until `shutdown` turns true. Returns after finishing the jobs in hand.
+/// A job held longer than `lease` by a worker that died is claimed again by another.
+pub async fn run(reg: Registry, lease: Duration, mut shutdown: watch::Receiver<bool>) {
+    let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+    let me = format!("worker-{}", uuid::Uuid::new_v4());
+    tracing::info!(worker = %me, "background worker started");
+    let mut last_prune = std::time::Instant::now();
+    while !*shutdown.borrow() {
+        let jobs = match reg.db.claim_jobs(&me, BATCH, lease_ms).await {
+            Ok(j) => j,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot claim jobs; retrying");
+                Vec::new()
+            }
+        };
+        let idle = jobs.is_empty();
+        for job in jobs {
+            let outcome = run_job(&reg, &job.kind, &job.payload).await;
+            let label = job.kind.clone();
+            let res = match outcome {
+                Ok(()) => {
+                    metrics::counter!("berth_jobs_completed_total", "kind" => label).increment(1);
+                    reg.db.finish_job(job.id, &me).await
+                }
+                Err((error, retryable)) => {
+                    let retry = (retryable && job.attempts < job.max_attempts)
+                        .then(|| berth_core::now_ms() + backoff_ms(job.attempts));
+                    tracing::warn!(job = job.id, kind = %job.kind, attempts = job.attempts, %error, will_retry = retry.is_some(), "job failed");
+                    metrics::counter!("berth_jobs_failed_total", "kind" => label).increment(1);
+                    reg.db.fail_job(job.id, &me, &error, retry).await
+                }
+            };
+            if let Err(e) = res {
+                tracing::warn!(job = job.id, error = %e, "cannot record job outcome; its lease will expire and it will run again");
+            }
+        }
+        if last_prune.elapsed() > Duration::from_secs(3600) {
+            last_prune = std::time::Instant::now();
+            let _ = reg.db.prune_jobs(KEEP_DONE_MS).await;
+        }
+        if idle {
+            tokio::select! {
+                _ = tokio::time::sleep(IDLE) => {},
+                _ = shutdown.changed() => {},
+            }
+        }
+    }
+    tracing::info!(worker = %me, "background worker stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert_eq!(super::backoff_ms(1), 2000);
+        assert_eq!(super::backoff_ms(2), 4000);
+        assert_eq!(super::backoff_ms(30), 3_600_000);
+    }
+}
