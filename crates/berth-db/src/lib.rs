@@ -43,6 +43,13 @@ impl From<sqlx::Error> for DbError {
             sqlx::Error::Database(d) if d.message().contains("database is locked") => {
                 DbError::Unavailable(e)
             }
+            // PostgreSQL shutting down, restarting, or a connection lost (SQLSTATE classes 57P, 08).
+            sqlx::Error::Database(d)
+                if d.code()
+                    .is_some_and(|c| c.starts_with("57P") || c.starts_with("08")) =>
+            {
+                DbError::Unavailable(e)
+            }
             _ => DbError::Other(e),
         }
     }
@@ -102,7 +109,7 @@ impl Db {
         };
         let options = AnyPoolOptions::new()
             .max_connections(max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(10));
+            .acquire_timeout(Duration::from_secs(5));
         let pool = match backend {
             Backend::Sqlite => {
                 let url = if uri.contains('?') {
