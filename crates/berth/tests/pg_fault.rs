@@ -241,7 +241,7 @@ async fn postgres_restart_loses_no_acknowledged_push() {
         .expect("health");
     assert_eq!(health.status(), 200, "recovered without a restart of Berth");
 
-    let t = tally.lock().expect("tally");
+    let t = std::mem::take(&mut *tally.lock().expect("tally"));
     assert!(!t.refused.is_empty(), "some pushes met the outage");
     assert!(
         t.refused.iter().all(|s| *s == 503),
