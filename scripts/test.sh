@@ -147,8 +147,8 @@ SERVER_SUITES=(--test conformance --test clients --test crash --test multi_insta
 step "server suites on PostgreSQL + filesystem"
 TEST_POSTGRES_URL="$TEST_POSTGRES_URL_SERVER" cargo test --locked -p berth --no-fail-fast "${SERVER_SUITES[@]}"
 
-step "server suites on PostgreSQL + S3"
-TEST_POSTGRES_URL="$TEST_POSTGRES_URL_SERVER" TEST_STORAGE=s3 \
+step "server suites on PostgreSQL + S3, the conformance suite split across two instances"
+TEST_POSTGRES_URL="$TEST_POSTGRES_URL_SERVER" TEST_STORAGE=s3 TEST_CLUSTER=1 \
     cargo test --locked -p berth --no-fail-fast "${SERVER_SUITES[@]}"
 
 step "all tests passed"

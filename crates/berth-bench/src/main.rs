@@ -59,6 +59,14 @@ struct Args {
     /// Path to the Berth binary.
     #[arg(long, default_value = "target/release/berth")]
     berth_bin: PathBuf,
+    /// Before each timed workload, wait up to this long for the machine to go idle
+    /// (at most 120 s over the whole run; 0 disables the wait).
+    #[arg(long, default_value_t = 15.0)]
+    idle_wait_secs: f64,
+    /// Extra environment for Berth, e.g. `--berth-env BERTH_STORAGE_FSYNC=false`
+    /// (repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    berth_env: Vec<String>,
     /// Path to the Distribution binary.
     #[arg(long, default_value = "docker-registry")]
     registry_bin: PathBuf,
@@ -164,14 +172,63 @@ fn client_cpu() -> f64 {
     server::cpu_secs("/proc/self/stat")
 }
 
+/// Busy CPU seconds of the whole machine (all cores) from `/proc/stat`.
+fn machine_cpu() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return 0.0;
+    };
+    let Some(line) = stat.lines().next() else {
+        return 0.0;
+    };
+    // cpu user nice system idle iowait irq softirq steal ...
+    let v: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    let busy: f64 = [0, 1, 2, 5, 6, 7].iter().filter_map(|&i| v.get(i)).sum();
+    busy / 100.0
+}
+
 /// Flushes dirty pages so one registry's writeback does not land in the other's timing.
 fn sync_disks() {
     let _ = std::process::Command::new("sync").status();
 }
 
+/// How long to wait for an idle machine: at most `per` before each workload and `left`
+/// over the whole run.
+struct IdleWait {
+    per: Duration,
+    left: Duration,
+}
+
+/// Waits until the machine has been idle for half a second, so that a burst of unrelated
+/// work (a compile, a test suite) does not land in a timed workload.
+async fn wait_for_idle(budget: &mut IdleWait) {
+    let max = budget.per.min(budget.left);
+    let start = Instant::now();
+    loop {
+        let m0 = machine_cpu();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let busy = (machine_cpu() - m0) / 0.5;
+        if busy < 0.15 || start.elapsed() >= max {
+            budget.left = budget.left.saturating_sub(start.elapsed());
+            if start.elapsed() > Duration::from_secs(1) {
+                eprintln!(
+                    "  (waited {:.0} s for the machine to go idle{})",
+                    start.elapsed().as_secs_f64(),
+                    if busy < 0.15 { "" } else { "; it did not" }
+                );
+            }
+            return;
+        }
+    }
+}
+
 /// Runs one timed workload against one server with a timeout, printing a progress line
 /// with client and server CPU time. Returns `None` (after printing why) on failure.
 async fn run_one<T, F>(
+    idle_wait: &mut IdleWait,
     server: &mut Server,
     what: &str,
     timeout: Duration,
@@ -182,22 +239,33 @@ where
     F: Future<Output = Result<T>>,
 {
     sync_disks();
-    let (c0, s0, t0) = (client_cpu(), server.cpu_secs(), Instant::now());
+    wait_for_idle(idle_wait).await;
+    let (c0, s0, m0, t0) = (
+        client_cpu(),
+        server.cpu_secs(),
+        machine_cpu(),
+        Instant::now(),
+    );
     let res = match tokio::time::timeout(timeout, fut).await {
         Ok(r) => r,
         Err(_) => Err(anyhow!("timed out after {timeout:?}")),
     };
     let wall = t0.elapsed().as_secs_f64();
-    let (c1, s1) = (client_cpu(), server.cpu_secs());
+    let (c1, s1, m1) = (client_cpu(), server.cpu_secs(), machine_cpu());
+    // CPU used by everything else on the machine (the idle registry, the kernel's
+    // writeback threads, other users): a large figure means the result is noisy.
+    let others = ((m1 - m0) - (s1 - s0) - (c1 - c0)).max(0.0);
     let res = res.and_then(|v| server.check_alive().map(|()| v));
     match res {
         Ok(v) => {
             eprintln!(
-                "  {:<12} {what:<14} {:<40} [{wall:.1} s; cpu: server {:.1} s, client {:.1} s]",
+                "  {:<12} {what:<14} {:<40} [{wall:.1} s; cpu: server {:.1} s, client {:.1} s, \
+                 others {others:.1} s]{}",
                 server.kind.name(),
                 show(&v),
                 s1 - s0,
-                c1 - c0
+                c1 - c0,
+                if others > 0.25 * wall { " NOISY" } else { "" }
             );
             Some(v)
         }
@@ -222,6 +290,7 @@ async fn run_round(
     opts: &StartOptions<'_>,
     data: &Prepared,
     results: &mut Results,
+    idle: &mut IdleWait,
 ) -> Result<()> {
     let mut servers: Vec<Server> = Vec::new();
     for &kind in kinds {
@@ -259,6 +328,7 @@ async fn run_round(
         let addr = s.addr;
         let big = &data.big;
         let r = run_one(
+            idle,
             s,
             "blob push",
             Duration::from_secs(300),
@@ -279,6 +349,7 @@ async fn run_round(
         }
         let addr = s.addr;
         let r = run_one(
+            idle,
             s,
             "blob pull",
             Duration::from_secs(300),
@@ -306,6 +377,7 @@ async fn run_round(
             continue;
         }
         let r = run_one(
+            idle,
             s,
             "manifest GET",
             duration + Duration::from_secs(60),
@@ -330,6 +402,7 @@ async fn run_round(
         let Some(mode) = modes[i] else { continue };
         let addr = s.addr;
         let r = run_one(
+            idle,
             s,
             "small pushes",
             Duration::from_secs(300),
@@ -445,6 +518,9 @@ async fn run(args: Args) -> Result<()> {
     if !args.duration_secs.is_finite() || args.duration_secs <= 0.0 {
         bail!("--duration-secs must be positive");
     }
+    if !args.idle_wait_secs.is_finite() || args.idle_wait_secs < 0.0 {
+        bail!("--idle-wait-secs must be zero or positive");
+    }
     let kinds: Vec<Kind> = match args.only {
         None => vec![Kind::Berth, Kind::Distribution],
         Some(Only::Berth) => vec![Kind::Berth],
@@ -456,8 +532,16 @@ async fn run(args: Args) -> Result<()> {
             args.berth_bin.display()
         );
     }
+    let mut berth_env = Vec::new();
+    for kv in &args.berth_env {
+        let Some((k, v)) = kv.split_once('=') else {
+            bail!("--berth-env {kv:?}: expected KEY=VALUE");
+        };
+        berth_env.push((k.to_string(), v.to_string()));
+    }
     let opts = StartOptions {
         berth_bin: &args.berth_bin,
+        berth_env: &berth_env,
         registry_bin: &args.registry_bin,
         keep: args.keep,
         dist_cache: args.dist_cache,
@@ -523,9 +607,13 @@ async fn run(args: Args) -> Result<()> {
     };
 
     let mut results = Results::new();
+    let mut idle = IdleWait {
+        per: Duration::from_secs_f64(args.idle_wait_secs),
+        left: Duration::from_secs(120),
+    };
     for round in 1..=args.rounds {
         eprintln!("round {round}/{}", args.rounds);
-        run_round(&args, &kinds, &opts, &data, &mut results).await?;
+        run_round(&args, &kinds, &opts, &data, &mut results, &mut idle).await?;
     }
     print_table(&args, &results, args.rounds);
     eprintln!("total {:.0} s", t.elapsed().as_secs_f64());

@@ -37,6 +37,7 @@ pub struct Server {
 
 pub struct StartOptions<'a> {
     pub berth_bin: &'a Path,
+    pub berth_env: &'a [(String, String)],
     pub registry_bin: &'a Path,
     pub keep: bool,
     pub dist_cache: bool,
@@ -69,6 +70,7 @@ impl Server {
                 if std::env::var_os("RUST_LOG").is_none() {
                     cmd.env("RUST_LOG", "warn");
                 }
+                cmd.envs(opts.berth_env.iter().map(|(k, v)| (k, v)));
                 cmd
             }
             Kind::Distribution => {
@@ -91,7 +93,10 @@ impl Server {
                 cmd
             }
         };
-        cmd.stdin(Stdio::null())
+        // Run inside the temp root so that any path the registry resolves relative to its
+        // working directory also lands in (and is removed with) the temp dir.
+        cmd.current_dir(&root)
+            .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
         let child = cmd

@@ -28,6 +28,11 @@ pub const HELM_CHART: &str = "application/vnd.cncf.helm.chart.content.v1.tar+gzi
 /// One running server plus a client configured the way the tests need it.
 pub struct Reg {
     pub berth: Berth,
+    /// With `TEST_CLUSTER=1`, a second instance on the same database and storage: requests then
+    /// alternate between the two, so every multi-request flow of the suite (an upload's POST,
+    /// PATCHes and PUT; a push and its pull) is split across instances.
+    pub peer: Option<Berth>,
+    turn: std::sync::atomic::AtomicUsize,
     pub http: reqwest::Client,
 }
 
@@ -53,8 +58,13 @@ impl Reg {
     /// (`FEATURE_PROXY_STORAGE`), so that every header asserted here is Berth's own; redirects to
     /// presigned storage URLs are exercised by the real-client tests.
     pub fn start() -> Reg {
+        let berth = Berth::start_with_env(&[("BERTH_FEATURE_PROXY_STORAGE", "true")]);
+        let peer =
+            (std::env::var("TEST_CLUSTER").as_deref() == Ok("1")).then(|| berth.start_sibling());
         Reg {
-            berth: Berth::start_with_env(&[("BERTH_FEATURE_PROXY_STORAGE", "true")]),
+            berth,
+            peer,
+            turn: std::sync::atomic::AtomicUsize::new(0),
             http: client(),
         }
     }
@@ -71,7 +81,14 @@ impl Reg {
         if path_or_url.starts_with("http://") || path_or_url.starts_with("https://") {
             path_or_url.to_string()
         } else {
-            self.berth.url(path_or_url)
+            match &self.peer {
+                Some(peer)
+                    if self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 2 == 1 =>
+                {
+                    peer.url(path_or_url)
+                }
+                _ => self.berth.url(path_or_url),
+            }
         }
     }
 
