@@ -532,6 +532,9 @@ async fn run(args: Args) -> Result<()> {
             args.berth_bin.display()
         );
     }
+    // The servers run with their temp directory as working directory: make the path absolute.
+    let berth_bin =
+        std::fs::canonicalize(&args.berth_bin).unwrap_or_else(|_| args.berth_bin.clone());
     let mut berth_env = Vec::new();
     for kv in &args.berth_env {
         let Some((k, v)) = kv.split_once('=') else {
@@ -540,7 +543,7 @@ async fn run(args: Args) -> Result<()> {
         berth_env.push((k.to_string(), v.to_string()));
     }
     let opts = StartOptions {
-        berth_bin: &args.berth_bin,
+        berth_bin: &berth_bin,
         berth_env: &berth_env,
         registry_bin: &args.registry_bin,
         keep: args.keep,

@@ -24,6 +24,25 @@ use tokio::sync::mpsc;
 const READ_CHUNK: usize = 1 << 20;
 /// Size of the writes made to upload files.
 const WRITE_CHUNK: usize = 1 << 20;
+/// Most buffers gathered into one vectored write (Linux accepts 1024).
+const MAX_IOVECS: usize = 512;
+
+/// Writes every buffer of `batch`, in order, with as few system calls as the kernel allows.
+fn write_all_vectored(file: &mut std::fs::File, batch: &[Bytes]) -> std::io::Result<u64> {
+    let total: usize = batch.iter().map(Bytes::len).sum();
+    let mut slices: Vec<std::io::IoSlice<'_>> =
+        batch.iter().map(|b| std::io::IoSlice::new(b)).collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        match file.write_vectored(rest) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => std::io::IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(total as u64)
+}
 
 pub struct FsStore {
     root: PathBuf,
@@ -176,29 +195,28 @@ impl BlobStore for FsStore {
         })
         .await?;
         // The request task reads (and, through the stream, hashes) while a blocking thread writes.
-        let (tx, mut rx) = mpsc::channel::<Bytes>(4);
+        // The body's small chunks are gathered into batches of about 1 MiB and written with one
+        // vectored write each: page-cache writes of 16 KiB cost about four times the kernel time
+        // of 1 MiB writes on this kind of machine, and gathering avoids copying the bytes again.
+        let (tx, mut rx) = mpsc::channel::<Vec<Bytes>>(4);
         let writer = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
             let mut written = 0u64;
-            while let Some(chunk) = rx.blocking_recv() {
-                file.write_all(&chunk)?;
-                written += chunk.len() as u64;
+            while let Some(batch) = rx.blocking_recv() {
+                written += write_all_vectored(&mut file, &batch)?;
             }
             Ok(written)
         });
-        // Coalesce the body's small chunks into large writes: page-cache writes of 16 KiB cost about
-        // four times the kernel time of 1 MiB writes on this kind of machine.
         let mut client_err = None;
-        let mut buf = bytes::BytesMut::with_capacity(WRITE_CHUNK);
+        let mut batch: Vec<Bytes> = Vec::new();
+        let mut batched = 0usize;
         while let Some(item) = data.next().await {
             match item {
                 Ok(chunk) => {
-                    buf.extend_from_slice(&chunk);
-                    if buf.len() >= WRITE_CHUNK {
-                        let full = std::mem::replace(
-                            &mut buf,
-                            bytes::BytesMut::with_capacity(WRITE_CHUNK),
-                        );
-                        if tx.send(full.freeze()).await.is_err() {
+                    batched += chunk.len();
+                    batch.push(chunk);
+                    if batched >= WRITE_CHUNK || batch.len() >= MAX_IOVECS {
+                        batched = 0;
+                        if tx.send(std::mem::take(&mut batch)).await.is_err() {
                             break; // the writer failed; its error is reported below
                         }
                     }
@@ -209,8 +227,8 @@ impl BlobStore for FsStore {
                 }
             }
         }
-        if client_err.is_none() && !buf.is_empty() {
-            let _ = tx.send(buf.freeze()).await;
+        if client_err.is_none() && !batch.is_empty() {
+            let _ = tx.send(batch).await;
         }
         drop(tx);
         let written = writer
