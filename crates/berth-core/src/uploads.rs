@@ -241,15 +241,8 @@ impl Registry {
             let _ = self.store.upload_abort(id).await;
         }
         let mut w = self.db.write().await?;
-        self.db
-            .link_blob(
-                &mut w,
-                row.repo_id,
-                &digest.to_string(),
-                i64::try_from(state.size).unwrap_or(i64::MAX),
-            )
+        self.record_blob(&mut w, row.repo_id, digest, state.size)
             .await?;
-        self.place_new_blob(&mut w, digest).await?;
         self.db.delete_upload(&mut w, id).await?;
         w.commit().await?;
         Ok(())
@@ -317,17 +310,25 @@ impl Registry {
             .db
             .ensure_repo(&mut w, repo.as_str(), repo.namespace())
             .await?;
-        self.db
-            .link_blob(
-                &mut w,
-                repo_id,
-                &digest.to_string(),
-                i64::try_from(size).unwrap_or(i64::MAX),
-            )
-            .await?;
-        self.place_new_blob(&mut w, digest).await?;
+        self.record_blob(&mut w, repo_id, digest, size).await?;
         w.commit().await?;
         Ok(size)
+    }
+
+    /// Records a verified, published blob: links it to the repository, notes its placement and
+    /// enqueues its replication, all in the caller's transaction.
+    async fn record_blob(
+        &self,
+        w: &mut berth_db::WriteTx,
+        repo_id: i64,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<()> {
+        let d = digest.to_string();
+        self.db
+            .link_blob(w, repo_id, &d, i64::try_from(size).unwrap_or(i64::MAX))
+            .await?;
+        self.place_new_blob(w, digest).await
     }
 
     /// Cancels a session and removes its bytes.
