@@ -75,7 +75,10 @@ pub async fn run(reg: Registry, lease: Duration, mut shutdown: watch::Receiver<b
         }
         if last_prune.elapsed() > Duration::from_secs(3600) {
             last_prune = std::time::Instant::now();
-            let _ = reg.db.prune_jobs(KEEP_DONE_MS).await;
+            // A singleton chore: whichever worker holds the lease prunes, the others skip.
+            if reg.db.acquire_lease("prune_jobs", &me, 3_600_000).await.unwrap_or(false) {
+                let _ = reg.db.prune_jobs(KEEP_DONE_MS).await;
+            }
         }
         if idle {
             tokio::select! {
