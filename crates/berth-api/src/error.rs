@@ -107,3 +107,14 @@ impl IntoResponse for ApiError {
         resp
     }
 }
+
+/// The answer to a request whose handler panicked: logged once, a registry-shaped 500.
+pub fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = err
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| err.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    tracing::error!(panic = what, "request handler panicked");
+    ApiError::new(ErrorCode::Internal, "internal error; see the server log").into_response()
+}

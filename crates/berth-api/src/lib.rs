@@ -39,6 +39,11 @@ pub fn router(state: AppState) -> Router {
             get(rest::blob_placements),
         )
         .layer(axum::middleware::from_fn(observe::track))
+        // Defence in depth: a bug that panics in a handler costs that request a 500, never the
+        // connection or the process.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            error::panic_response,
+        ))
         .layer(
             tower_http::trace::TraceLayer::new_for_http()
                 .make_span_with(
