@@ -13,6 +13,9 @@ cd "$ROOT"
 
 ORAS_VERSION="0.2.43"
 MOTO_VERSION="5.2.5"
+AZURE_BLOB_VERSION="12.31.1"
+AZURITE_VERSION="3.35.0"
+AZURITE_DIR="$ROOT/target/azurite"
 VENV="$ROOT/target/test-venv"
 # Debian packages the integration tests drive (real clients and a peer registry).
 DEB_PACKAGES=(skopeo podman buildah docker-registry uidmap postgresql openssl)
@@ -56,7 +59,7 @@ else
 fi
 
 # ---------------------------------------------------------------------------------------
-step "Python venv $VENV with oras==$ORAS_VERSION"
+step "Python venv $VENV with oras==$ORAS_VERSION, moto==$MOTO_VERSION, azure-storage-blob==$AZURE_BLOB_VERSION"
 if [ -x "$VENV/bin/python" ] && ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
     echo "venv is broken (its python moved?); recreating"
     rm -rf "$VENV"
@@ -73,7 +76,24 @@ have_moto="$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.vers
 if [ "$have_moto" != "$MOTO_VERSION" ]; then
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
 fi
+have_azb="$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("azure-storage-blob"))' 2>/dev/null || true)"
+if [ "$have_azb" != "$AZURE_BLOB_VERSION" ]; then
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "azure-storage-blob==$AZURE_BLOB_VERSION"
+fi
 "$VENV/bin/python" -c 'import oras.client, importlib.metadata as m; print("oras", m.version("oras"), "moto", m.version("moto"))'
+
+# ---------------------------------------------------------------------------------------
+step "Azurite $AZURITE_VERSION (Azure Blob Storage emulator, npm) in $AZURITE_DIR"
+if ! command -v npm >/dev/null 2>&1; then
+    missing_npm=(nodejs npm)
+    "${SUDO[@]}" apt-get update -q
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing_npm[@]}"
+fi
+have_azurite="$(node -e "console.log(require('$AZURITE_DIR/node_modules/azurite/package.json').version)" 2>/dev/null || true)"
+if [ "$have_azurite" != "$AZURITE_VERSION" ]; then
+    mkdir -p "$AZURITE_DIR"
+    npm install --silent --no-audit --no-fund --prefix "$AZURITE_DIR" "azurite@$AZURITE_VERSION"
+fi
 
 # ---------------------------------------------------------------------------------------
 step "cargo fmt --all -- --check"
@@ -110,7 +130,9 @@ if [ "$(id -u)" -eq 0 ]; then
     PG_AS=(runuser -u nobody --)
 fi
 MOTO_PID=""
+AZURITE_PID=""
 cleanup() {
+    [ -n "$AZURITE_PID" ] && kill "$AZURITE_PID" 2>/dev/null || true
     "${PG_AS[@]}" "$PG_CTL" -D "$PG_DIR/data" -m immediate stop >/dev/null 2>&1 || true
     [ -n "$MOTO_PID" ] && kill "$MOTO_PID" 2>/dev/null || true
 }
@@ -137,6 +159,28 @@ for _ in range(100):
         time.sleep(0.1)
 else:
     raise SystemExit("moto did not start")
+PY
+
+AZ_PORT="$(free_port)"
+step "Azure Blob Storage emulator (Azurite) on 127.0.0.1:$AZ_PORT"
+rm -rf "$AZURITE_DIR/data"
+"$AZURITE_DIR/node_modules/.bin/azurite-blob" --blobHost 127.0.0.1 --blobPort "$AZ_PORT" \
+    --location "$AZURITE_DIR/data" --skipApiVersionCheck --disableTelemetry >"$ROOT/target/azurite.log" 2>&1 &
+AZURITE_PID=$!
+export TEST_AZURE_ENDPOINT="http://127.0.0.1:$AZ_PORT/devstoreaccount1" TEST_AZURE_CONTAINER=berth-test
+"$VENV/bin/python" - <<PY
+import time
+from azure.storage.blob import BlobServiceClient
+# Azurite's well-known development account.
+key = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+cs = f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={key};BlobEndpoint=$TEST_AZURE_ENDPOINT;"
+for _ in range(100):
+    try:
+        BlobServiceClient.from_connection_string(cs).create_container("berth-test"); break
+    except Exception:
+        time.sleep(0.1)
+else:
+    raise SystemExit("azurite did not start")
 PY
 
 export PATH="$VENV/bin:$PATH"

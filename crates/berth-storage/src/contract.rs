@@ -198,3 +198,25 @@ async fn s3_backend_keeps_the_contract() {
         .expect("presign");
     assert!(url.is_some_and(|u| u.contains("X-Amz-Signature")));
 }
+
+#[tokio::test]
+async fn azure_backend_keeps_the_contract() {
+    let endpoint = std::env::var("TEST_AZURE_ENDPOINT").expect(
+        "TEST_AZURE_ENDPOINT must name an Azure Blob Storage endpoint such as Azurite's \
+         http://127.0.0.1:PORT/devstoreaccount1 (run ./scripts/test.sh, which starts one on 127.0.0.1)",
+    );
+    // Azurite's well-known development account.
+    let store = crate::open(&StorageSpec::Azure {
+        container: std::env::var("TEST_AZURE_CONTAINER").unwrap_or_else(|_| "berth-test".into()),
+        prefix: format!("contract/{}", uuid::Uuid::new_v4()),
+        account: "devstoreaccount1".into(),
+        access_key: Some(
+            "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==".into(),
+        ),
+        sas_token: None,
+        endpoint: Some(endpoint),
+    })
+    .expect("open");
+    assert_eq!(store.kind(), "azure");
+    run_contract(store.as_ref()).await;
+}
