@@ -76,7 +76,12 @@ pub async fn run(reg: Registry, lease: Duration, mut shutdown: watch::Receiver<b
         if last_prune.elapsed() > Duration::from_secs(3600) {
             last_prune = std::time::Instant::now();
             // A singleton chore: whichever worker holds the lease prunes, the others skip.
-            if reg.db.acquire_lease("prune_jobs", &me, 3_600_000).await.unwrap_or(false) {
+            if reg
+                .db
+                .acquire_lease("prune_jobs", &me, 3_600_000)
+                .await
+                .unwrap_or(false)
+            {
                 let _ = reg.db.prune_jobs(KEEP_DONE_MS).await;
             }
         }
