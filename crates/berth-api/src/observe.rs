@@ -95,8 +95,12 @@ pub async fn track(req: Request, next: Next) -> Response {
     let status = resp.status().as_u16().to_string();
     metrics::counter!("berth_http_requests_total", "route" => route, "method" => method.clone(), "status" => status)
         .increment(1);
-    metrics::histogram!("berth_http_request_duration_seconds", "route" => route, "method" => method)
+    metrics::histogram!("berth_http_request_duration_seconds", "route" => route, "method" => method.clone())
         .record(start.elapsed().as_secs_f64());
+    // HEAD answers carry the Content-Length of a body they do not send.
+    if method == "HEAD" {
+        return resp;
+    }
     if let Some(len) = resp
         .headers()
         .get(header::CONTENT_LENGTH)
