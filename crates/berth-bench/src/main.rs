@@ -1,6 +1,8 @@
-//! `berth-bench`: starts Berth and CNCF Distribution side by side and drives both with the
-//! same load generator. See `bench/README.md`.
+//! `berth-bench`: starts Berth (on its default SQLite + filesystem, and on PostgreSQL + an
+//! S3-compatible store) and CNCF Distribution side by side and drives them with the same
+//! load generator. See `bench/README.md`.
 
+mod backing;
 mod client;
 mod data;
 mod raw;
@@ -18,17 +20,30 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, ValueEnum};
 
+use crate::backing::{Backing, RoundEnv};
 use crate::client::Conn;
 use crate::data::{BigBlob, SmallImage};
 use crate::server::{Kind, Server, StartOptions};
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Only {
     Berth,
+    BerthPgS3,
     Distribution,
 }
 
-/// Benchmark Berth against CNCF Distribution (`docker-registry`) on this machine.
+impl Only {
+    fn kind(self) -> Kind {
+        match self {
+            Only::Berth => Kind::Berth,
+            Only::BerthPgS3 => Kind::BerthPgS3,
+            Only::Distribution => Kind::Distribution,
+        }
+    }
+}
+
+/// Benchmark Berth (SQLite + filesystem, and PostgreSQL + S3) against CNCF Distribution
+/// (`docker-registry`) on this machine.
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
@@ -50,9 +65,20 @@ struct Args {
     /// Concurrent pushers for the small-image workload.
     #[arg(long, default_value_t = 32)]
     push_concurrency: usize,
-    /// Benchmark only one registry.
-    #[arg(long, value_enum)]
-    only: Option<Only>,
+    /// Benchmark only these registries (comma-separated or repeated; default: all three).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Only>,
+    /// Skip the "berth pg+s3" column (Berth on PostgreSQL + s3s-fs).
+    #[arg(long)]
+    no_pg_s3: bool,
+    /// Run the "berth pg+s3" column in the first N rounds only (it takes ~75 s a round,
+    /// mostly s3s-fs listing its bucket during small-image pushes). Default: 1, or every
+    /// round when it is the only column.
+    #[arg(long)]
+    pg_s3_rounds: Option<usize>,
+    /// Path to `s3s-fs` (default: on PATH, else ~/.cargo/bin).
+    #[arg(long)]
+    s3s_fs_bin: Option<PathBuf>,
     /// Keep the registries' data directories (paths are printed).
     #[arg(long)]
     keep: bool,
@@ -151,10 +177,19 @@ impl Figure {
 /// Decides whether a target is met, given (berth value, ratio).
 type TargetCheck = fn(f64, f64) -> bool;
 
-type Results = BTreeMap<(Figure, &'static str), Vec<f64>>;
+#[derive(Default)]
+struct Results {
+    figures: BTreeMap<(Figure, &'static str), Vec<f64>>,
+    /// Registries whose blob pull was redirected, and where to (`host:port`).
+    redirected: BTreeMap<&'static str, String>,
+}
 
 fn record(results: &mut Results, fig: Figure, kind: Kind, v: f64) {
-    results.entry((fig, kind.name())).or_default().push(v);
+    results
+        .figures
+        .entry((fig, kind.name()))
+        .or_default()
+        .push(v);
 }
 
 fn median(v: &[f64]) -> Option<f64> {
@@ -240,9 +275,11 @@ where
 {
     sync_disks();
     wait_for_idle(idle_wait).await;
-    let (c0, s0, m0, t0) = (
+    let backing_cpu = |s: &Server| s.backing.map_or((0.0, 0.0), |b| b.cpu_secs());
+    let (c0, s0, b0, m0, t0) = (
         client_cpu(),
         server.cpu_secs(),
+        backing_cpu(server),
         machine_cpu(),
         Instant::now(),
     );
@@ -251,16 +288,27 @@ where
         Err(_) => Err(anyhow!("timed out after {timeout:?}")),
     };
     let wall = t0.elapsed().as_secs_f64();
-    let (c1, s1, m1) = (client_cpu(), server.cpu_secs(), machine_cpu());
-    // CPU used by everything else on the machine (the idle registry, the kernel's
+    let (c1, s1, b1, m1) = (
+        client_cpu(),
+        server.cpu_secs(),
+        backing_cpu(server),
+        machine_cpu(),
+    );
+    // CPU used by everything else on the machine (the idle registries, the kernel's
     // writeback threads, other users): a large figure means the result is noisy.
-    let others = ((m1 - m0) - (s1 - s0) - (c1 - c0)).max(0.0);
+    let (pg, s3) = (b1.0 - b0.0, b1.1 - b0.1);
+    let others = ((m1 - m0) - (s1 - s0) - pg - s3 - (c1 - c0)).max(0.0);
+    let backing = if server.backing.is_some() {
+        format!(", postgres {pg:.1} s, s3s-fs {s3:.1} s")
+    } else {
+        String::new()
+    };
     let res = res.and_then(|v| server.check_alive().map(|()| v));
     match res {
         Ok(v) => {
             eprintln!(
-                "  {:<12} {what:<14} {:<40} [{wall:.1} s; cpu: server {:.1} s, client {:.1} s, \
-                 others {others:.1} s]{}",
+                "  {:<12} {what:<14} {:<40} [{wall:.1} s; cpu: server {:.1} s{backing}, client \
+                 {:.1} s, others {others:.1} s]{}",
                 server.kind.name(),
                 show(&v),
                 s1 - s0,
@@ -284,26 +332,62 @@ struct Prepared {
 
 const BIG_REPO: &str = "bench/big";
 
+/// Runs one round: starts the registries (the pg+s3 column on a fresh database and bucket
+/// prefix from `backing`), runs the workloads, stops the registries and frees the round's
+/// database and prefix.
+#[allow(clippy::too_many_arguments)]
 async fn run_round(
     args: &Args,
+    round: usize,
     kinds: &[Kind],
     opts: &StartOptions<'_>,
+    mut backing: Option<&mut Backing>,
     data: &Prepared,
     results: &mut Results,
     idle: &mut IdleWait,
 ) -> Result<()> {
+    let mut round_env: Option<RoundEnv> = None;
     let mut servers: Vec<Server> = Vec::new();
     for &kind in kinds {
-        match Server::start(kind, opts).await {
+        let started = match (kind, backing.as_deref_mut()) {
+            (Kind::BerthPgS3, Some(b)) => match b.check_alive().and_then(|()| b.round(round)) {
+                Ok(env) => {
+                    let s = Server::start(kind, opts, &env.env, Some(b.pids())).await;
+                    round_env = Some(env);
+                    s
+                }
+                Err(e) => Err(e),
+            },
+            (Kind::BerthPgS3, None) => continue,
+            _ => Server::start(kind, opts, &[], None).await,
+        };
+        match started {
             Ok(s) => servers.push(s),
             Err(e) => eprintln!("  {:<12} start FAILED: {e:#}", kind.name()),
         }
     }
-    if servers.is_empty() {
-        bail!("no registry started");
+    let res = if servers.is_empty() {
+        Err(anyhow!("no registry started"))
+    } else {
+        run_workloads(args, &mut servers, data, results, idle).await
+    };
+    drop(servers);
+    if let (Some(b), Some(env)) = (backing, &round_env) {
+        b.end_round(env);
     }
+    res
+}
+
+/// Runs every workload against each of `servers` in turn.
+async fn run_workloads(
+    args: &Args,
+    servers: &mut [Server],
+    data: &Prepared,
+    results: &mut Results,
+    idle: &mut IdleWait,
+) -> Result<()> {
     tokio::time::sleep(Duration::from_millis(300)).await;
-    for s in &servers {
+    for s in servers.iter() {
         match s.memory() {
             Ok((rss, _)) => {
                 eprintln!("  {:<12} idle RSS       {rss:.1} MiB", s.kind.name());
@@ -314,7 +398,7 @@ async fn run_round(
     }
 
     let mut modes = Vec::new();
-    for s in &servers {
+    for s in servers.iter() {
         let mode = workloads::detect_upload_mode(s.addr).await;
         if let Err(e) = &mode {
             eprintln!("  {:<12} upload probe FAILED: {e:#}", s.kind.name());
@@ -354,11 +438,21 @@ async fn run_round(
             "blob pull",
             Duration::from_secs(300),
             workloads::pull_blob(addr, BIG_REPO, &data.big.digest, data.big.size()),
-            |v| format!("{v:.0} MiB/s"),
+            |p| match &p.redirect {
+                Some((host, after)) => format!(
+                    "{:.0} MiB/s (307 after {:.1} ms to {host})",
+                    p.mib_s,
+                    after.as_secs_f64() * 1000.0
+                ),
+                None => format!("{:.0} MiB/s", p.mib_s),
+            },
         )
         .await;
-        if let Some(v) = r {
-            record(results, Figure::Pull, s.kind, v);
+        if let Some(p) = r {
+            record(results, Figure::Pull, s.kind, p.mib_s);
+            if let Some((host, _)) = p.redirect {
+                results.redirected.insert(s.kind.name(), host);
+            }
         }
     }
 
@@ -416,7 +510,7 @@ async fn run_round(
     }
 
     // 5. Peak RSS over the round.
-    for s in &mut servers {
+    for s in servers.iter_mut() {
         if s.check_alive().is_err() {
             continue;
         }
@@ -434,48 +528,69 @@ async fn run_round(
     Ok(())
 }
 
-fn print_table(args: &Args, results: &Results, rounds: usize) {
-    let get = |fig: Figure, kind: Kind| results.get(&(fig, kind.name())).and_then(|v| median(v));
-    let header = [
-        "figure".to_string(),
-        "berth".to_string(),
-        "distribution".to_string(),
-        "ratio (>1 = Berth better)".to_string(),
-    ];
+fn print_table(args: &Args, kinds: &[Kind], results: &Results, rounds: usize, pg_s3_rounds: usize) {
+    let get = |fig: Figure, kind: Kind| {
+        results
+            .figures
+            .get(&(fig, kind.name()))
+            .and_then(|v| median(v))
+    };
+    let has_dist = kinds.contains(&Kind::Distribution);
+    // Columns: each registry, then each Berth's ratio to Distribution.
+    let ratio_kinds: Vec<(Kind, &str)> = [(Kind::Berth, "berth"), (Kind::BerthPgS3, "pg+s3")]
+        .into_iter()
+        .filter(|(k, _)| has_dist && kinds.contains(k))
+        .collect();
+    let mut header = vec!["figure".to_string()];
+    header.extend(kinds.iter().map(|k| k.name().to_string()));
+    header.extend(
+        ratio_kinds
+            .iter()
+            .map(|(_, short)| format!("{short} ratio")),
+    );
     let mut rows = vec![header];
     let mut verdicts = Vec::new();
     for fig in Figure::ALL {
-        let b = get(fig, Kind::Berth);
         let d = get(fig, Kind::Distribution);
-        let ratio = match (b, d) {
+        let ratio = |kind: Kind| match (get(fig, kind), d) {
             (Some(b), Some(d)) if b > 0.0 && d > 0.0 => {
                 Some(if fig.lower_is_better() { d / b } else { b / d })
             }
             _ => None,
         };
         let show = |v: Option<f64>| v.map_or("-".to_string(), |v| fig.format(v));
-        let ratio_s = ratio.map_or("-".to_string(), |r| {
-            let how = if fig.lower_is_better() {
-                "dist/berth"
-            } else {
-                "berth/dist"
-            };
-            format!("{r:.2}x ({how})")
-        });
-        rows.push([fig.label(args), show(b), show(d), ratio_s]);
-        if let (Some((desc, ok)), Some(b)) = (fig.target(), b) {
-            let r = ratio.unwrap_or(f64::NAN);
+        let mut row = vec![fig.label(args)];
+        row.extend(kinds.iter().map(|&k| show(get(fig, k))));
+        for &(kind, short) in &ratio_kinds {
+            row.push(ratio(kind).map_or("-".to_string(), |r| {
+                let how = if fig.lower_is_better() {
+                    format!("dist/{short}")
+                } else {
+                    format!("{short}/dist")
+                };
+                format!("{r:.2}x ({how})")
+            }));
+        }
+        rows.push(row);
+        if let (Some((desc, ok)), Some(b)) = (fig.target(), get(fig, Kind::Berth)) {
+            let r = ratio(Kind::Berth).unwrap_or(f64::NAN);
             let met = ok(b, r);
             verdicts.push(format!("{} {desc}", if met { "met   " } else { "MISSED" }));
         }
     }
-    let widths: Vec<usize> = (0..4)
+    let ncols = rows[0].len();
+    let widths: Vec<usize> = (0..ncols)
         .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
         .collect();
     println!();
+    let pg_s3 = if kinds.contains(&Kind::BerthPgS3) && pg_s3_rounds < rounds {
+        format!(" (berth pg+s3: {pg_s3_rounds})")
+    } else {
+        String::new()
+    };
     println!(
-        "Berth vs CNCF Distribution, median of {rounds} round(s); ratio is berth/dist for \
-         throughput and dist/berth for latency and RSS, so >1 always means Berth is better"
+        "Berth vs CNCF Distribution, median of {rounds} round(s){pg_s3}; ratio is berth/dist \
+         for throughput and dist/berth for latency and RSS, so >1 always means Berth is better"
     );
     for (i, row) in rows.iter().enumerate() {
         let line: Vec<String> = row
@@ -505,9 +620,25 @@ fn print_table(args: &Args, results: &Results, rounds: usize) {
             println!("| {} |", sep.join(" | "));
         }
     }
-    if !verdicts.is_empty() && args.only.is_none() {
+    if kinds.contains(&Kind::BerthPgS3) {
+        let pull = if results.redirected.contains_key(Kind::BerthPgS3.name()) {
+            "Blob pull follows Berth's 307 to a presigned s3s-fs URL and times redirect plus \
+             download."
+        } else {
+            "Blob pull was not redirected (Berth streamed the blob itself)."
+        };
         println!();
-        println!("Targets: {}", verdicts.join("; "));
+        println!(
+            "berth pg+s3: the same Berth binary with BERTH_DB_URI on a local PostgreSQL \
+             (fsync on) and S3Storage on a local s3s-fs (which does not fsync, and whose \
+             ListObjects walks the whole bucket: Berth lists an upload's chunks on every \
+             commit, so small-image push mostly measures s3s-fs). {pull} RSS is Berth's alone \
+             (PostgreSQL and s3s-fs not counted)."
+        );
+    }
+    if !verdicts.is_empty() && has_dist && kinds.contains(&Kind::Berth) {
+        println!();
+        println!("Targets (berth): {}", verdicts.join("; "));
     }
 }
 
@@ -521,12 +652,16 @@ async fn run(args: Args) -> Result<()> {
     if !args.idle_wait_secs.is_finite() || args.idle_wait_secs < 0.0 {
         bail!("--idle-wait-secs must be zero or positive");
     }
-    let kinds: Vec<Kind> = match args.only {
-        None => vec![Kind::Berth, Kind::Distribution],
-        Some(Only::Berth) => vec![Kind::Berth],
-        Some(Only::Distribution) => vec![Kind::Distribution],
-    };
-    if !args.self_test && kinds.contains(&Kind::Berth) && !args.berth_bin.exists() {
+    let mut kinds: Vec<Kind> = [Kind::Berth, Kind::BerthPgS3, Kind::Distribution]
+        .into_iter()
+        .filter(|&k| args.only.is_empty() || args.only.iter().any(|o| o.kind() == k))
+        .filter(|&k| !((args.no_pg_s3 || args.pg_s3_rounds == Some(0)) && k == Kind::BerthPgS3))
+        .collect();
+    if kinds.is_empty() {
+        bail!("--only and --no-pg-s3 leave no registry to benchmark");
+    }
+    let is_berth = |k: &Kind| matches!(k, Kind::Berth | Kind::BerthPgS3);
+    if !args.self_test && kinds.iter().any(is_berth) && !args.berth_bin.exists() {
         bail!(
             "Berth binary {} not found (build it with `cargo build --release`, or pass --berth-bin)",
             args.berth_bin.display()
@@ -609,16 +744,70 @@ async fn run(args: Args) -> Result<()> {
         images: Arc::new(images),
     };
 
-    let mut results = Results::new();
+    // PostgreSQL and s3s-fs for the pg+s3 column: once per run. If they are missing or fail
+    // to start, that column is skipped.
+    let mut backing = None;
+    if kinds.contains(&Kind::BerthPgS3) {
+        let bin = args.s3s_fs_bin.clone().or_else(backing::find_s3s_fs);
+        match bin {
+            None => eprintln!(
+                "s3s-fs not found on PATH or in ~/.cargo/bin: skipping the berth pg+s3 column \
+                 (install it with `{}`, or pass --no-pg-s3)",
+                backing::S3S_FS_INSTALL
+            ),
+            Some(bin) => match Backing::start(&bin, args.keep).await {
+                Ok(b) => backing = Some(b),
+                Err(e) => eprintln!(
+                    "PostgreSQL/s3s-fs did not start, skipping the berth pg+s3 column: {e:#}"
+                ),
+            },
+        }
+        if backing.is_none() {
+            kinds.retain(|&k| k != Kind::BerthPgS3);
+            if kinds.is_empty() {
+                bail!("no registry left to benchmark");
+            }
+        }
+    }
+
+    let mut results = Results::default();
     let mut idle = IdleWait {
         per: Duration::from_secs_f64(args.idle_wait_secs),
         left: Duration::from_secs(120),
     };
+    let pg_s3_rounds = match args.pg_s3_rounds {
+        Some(n) => n.min(args.rounds),
+        None if kinds == [Kind::BerthPgS3] => args.rounds,
+        None => 1,
+    };
     for round in 1..=args.rounds {
+        let round_kinds: Vec<Kind> = kinds
+            .iter()
+            .copied()
+            .filter(|&k| k != Kind::BerthPgS3 || round <= pg_s3_rounds)
+            .collect();
+        if round_kinds.is_empty() {
+            break;
+        }
         eprintln!("round {round}/{}", args.rounds);
-        run_round(&args, &kinds, &opts, &data, &mut results, &mut idle).await?;
+        if round == pg_s3_rounds + 1 {
+            // No later round needs PostgreSQL or s3s-fs.
+            backing = None;
+        }
+        run_round(
+            &args,
+            round,
+            &round_kinds,
+            &opts,
+            backing.as_mut(),
+            &data,
+            &mut results,
+            &mut idle,
+        )
+        .await?;
     }
-    print_table(&args, &results, args.rounds);
+    drop(backing);
+    print_table(&args, &kinds, &results, args.rounds, pg_s3_rounds);
     eprintln!("total {:.0} s", t.elapsed().as_secs_f64());
     Ok(())
 }

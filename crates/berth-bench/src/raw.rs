@@ -18,11 +18,19 @@ pub struct RawConn {
 pub struct RawResponse {
     pub status: u16,
     pub body_len: u64,
+    /// The `Location` header of a 3xx response.
+    pub location: Option<String>,
 }
 
 /// Builds the bytes of a GET request.
 pub fn get_request(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Vec<u8> {
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n");
+    get_request_host(&addr.to_string(), path, headers)
+}
+
+/// Builds the bytes of a GET request with the given `Host` (e.g. the authority of a
+/// presigned URL, which its signature covers).
+pub fn get_request_host(host: &str, path: &str, headers: &[(&str, &str)]) -> Vec<u8> {
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n");
     for (k, v) in headers {
         req.push_str(k);
         req.push_str(": ");
@@ -93,7 +101,7 @@ impl RawConn {
             return Err(e.into());
         }
         let mut filled = 0;
-        let (head_len, status, content_length, close) = loop {
+        let (head_len, status, content_length, close, location) = loop {
             if filled == buf.len() {
                 bail!("response head larger than {} bytes", buf.len());
             }
@@ -115,6 +123,7 @@ impl RawConn {
                 let status = resp.code.unwrap_or(0);
                 let mut content_length = None;
                 let mut close = resp.version == Some(0);
+                let mut location = None;
                 for h in resp.headers.iter() {
                     if h.name.eq_ignore_ascii_case("content-length") {
                         let v = std::str::from_utf8(h.value)?.trim();
@@ -126,12 +135,16 @@ impl RawConn {
                         bail!("chunked responses are not supported by the raw client");
                     } else if h.name.eq_ignore_ascii_case("connection") {
                         close = h.value.eq_ignore_ascii_case(b"close");
+                    } else if (300..400).contains(&status)
+                        && h.name.eq_ignore_ascii_case("location")
+                    {
+                        location = Some(String::from_utf8_lossy(h.value).into_owned());
                     }
                 }
                 let Some(content_length) = content_length else {
                     bail!("response (status {status}) has no Content-Length");
                 };
-                break (head_len, status, content_length, close);
+                break (head_len, status, content_length, close, location);
             }
         };
         let already = (filled - head_len) as u64;
@@ -155,6 +168,7 @@ impl RawConn {
         Ok(Some(RawResponse {
             status,
             body_len: content_length,
+            location,
         }))
     }
 }

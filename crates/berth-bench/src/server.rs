@@ -9,11 +9,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use http::{Method, StatusCode};
 
+use crate::backing::BackingPids;
 use crate::client::{Conn, ReqBody};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Berth,
+    /// Berth on PostgreSQL + S3 (s3s-fs).
+    BerthPgS3,
     Distribution,
 }
 
@@ -21,6 +24,7 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::Berth => "berth",
+            Kind::BerthPgS3 => "berth pg+s3",
             Kind::Distribution => "distribution",
         }
     }
@@ -30,6 +34,8 @@ impl Kind {
 pub struct Server {
     pub kind: Kind,
     pub addr: SocketAddr,
+    /// The backing services whose CPU time this server's workloads cause (pg+s3 only).
+    pub backing: Option<BackingPids>,
     child: Child,
     dir: Option<tempfile::TempDir>,
     root: PathBuf,
@@ -49,9 +55,21 @@ fn free_port() -> Result<u16> {
 }
 
 impl Server {
-    pub async fn start(kind: Kind, opts: &StartOptions<'_>) -> Result<Server> {
+    /// Starts a registry. `extra_env` (Berth only) comes after `--berth-env`, `backing` names
+    /// the backing services' processes (for CPU accounting).
+    pub async fn start(
+        kind: Kind,
+        opts: &StartOptions<'_>,
+        extra_env: &[(String, String)],
+        backing: Option<BackingPids>,
+    ) -> Result<Server> {
+        let slug = match kind {
+            Kind::Berth => "berth",
+            Kind::BerthPgS3 => "berth-pg-s3",
+            Kind::Distribution => "distribution",
+        };
         let dir = tempfile::Builder::new()
-            .prefix(&format!("berth-bench-{}-", kind.name()))
+            .prefix(&format!("berth-bench-{slug}-"))
             .tempdir()?;
         let root = dir.path().to_path_buf();
         let data = root.join("data");
@@ -60,7 +78,7 @@ impl Server {
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let log = File::create(root.join("server.log"))?;
         let mut cmd = match kind {
-            Kind::Berth => {
+            Kind::Berth | Kind::BerthPgS3 => {
                 let mut cmd = Command::new(opts.berth_bin);
                 cmd.arg("serve")
                     .arg("--listen")
@@ -71,6 +89,7 @@ impl Server {
                     cmd.env("RUST_LOG", "warn");
                 }
                 cmd.envs(opts.berth_env.iter().map(|(k, v)| (k, v)));
+                cmd.envs(extra_env.iter().map(|(k, v)| (k, v)));
                 cmd
             }
             Kind::Distribution => {
@@ -105,6 +124,7 @@ impl Server {
         let mut server = Server {
             kind,
             addr,
+            backing,
             child,
             dir: Some(dir),
             root,

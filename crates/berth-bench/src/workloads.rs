@@ -75,12 +75,41 @@ pub async fn push_blob(addr: SocketAddr, repo: &str, blob: &BigBlob) -> Result<f
     Ok(blob.size() as f64 / MIB / elapsed)
 }
 
-/// Downloads a blob and discards it. Returns MiB/s.
-pub async fn pull_blob(addr: SocketAddr, repo: &str, digest: &str, size: u64) -> Result<f64> {
+pub struct PullStats {
+    pub mib_s: f64,
+    /// Where a redirect sent the download (`host:port`), and how long the redirect took.
+    pub redirect: Option<(String, Duration)>,
+}
+
+/// Downloads a blob and discards it, following redirects (as a client would: the clock
+/// covers the redirect and the download from wherever it points). Returns MiB/s.
+pub async fn pull_blob(addr: SocketAddr, repo: &str, digest: &str, size: u64) -> Result<PullStats> {
     let req = raw::get_request(addr, &format!("/v2/{repo}/blobs/{digest}"), &[]);
     let mut conn = RawConn::connect(addr, 1 << 20).await?;
     let start = Instant::now();
-    let resp = conn.get(&req).await?;
+    let mut resp = conn.get(&req).await?;
+    let mut redirect = None;
+    let mut hops = 0;
+    while let Some(loc) = resp.location.take() {
+        hops += 1;
+        if hops > 5 {
+            bail!("more than 5 redirects");
+        }
+        let after = start.elapsed();
+        let (connect, host, path) = match loc.strip_prefix('/') {
+            Some(_) => (addr.to_string(), addr.to_string(), loc.clone()),
+            None => split_url(&loc)?,
+        };
+        let target = tokio::net::lookup_host(&connect)
+            .await
+            .with_context(|| format!("resolving {connect}"))?
+            .next()
+            .with_context(|| format!("{connect} resolves to nothing"))?;
+        let req = raw::get_request_host(&host, &path, &[]);
+        let mut conn = RawConn::connect(target, 1 << 20).await?;
+        resp = conn.get(&req).await?;
+        redirect.get_or_insert((host, after));
+    }
     let elapsed = start.elapsed().as_secs_f64();
     if resp.status != 200 {
         bail!("GET blob answered {}", resp.status);
@@ -88,7 +117,30 @@ pub async fn pull_blob(addr: SocketAddr, repo: &str, digest: &str, size: u64) ->
     if resp.body_len != size {
         bail!("pulled {} bytes, expected {size}", resp.body_len);
     }
-    Ok(size as f64 / MIB / elapsed)
+    Ok(PullStats {
+        mib_s: size as f64 / MIB / elapsed,
+        redirect,
+    })
+}
+
+/// Splits an absolute `http://` URL into (address to connect to, `Host` header value,
+/// path-and-query). The `Host` is the URL's authority as written: a presigned URL's
+/// signature covers it.
+fn split_url(url: &str) -> Result<(String, String, String)> {
+    let uri: http::Uri = url
+        .parse()
+        .with_context(|| format!("bad redirect Location {url:?}"))?;
+    if uri.scheme_str() != Some("http") {
+        bail!("redirect to {url:?}: only http:// is supported");
+    }
+    let auth = uri
+        .authority()
+        .with_context(|| format!("redirect Location {url:?} has no host"))?;
+    let connect = format!("{}:{}", auth.host(), auth.port_u16().unwrap_or(80));
+    let path = uri
+        .path_and_query()
+        .map_or("/".to_string(), |pq| pq.as_str().to_string());
+    Ok((connect, auth.as_str().to_string(), path))
 }
 
 /// Uploads one small blob according to `mode`.

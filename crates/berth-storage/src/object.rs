@@ -30,6 +30,8 @@ const PART_SIZE: usize = 8 << 20;
 /// Parts in flight per multipart upload; bounds memory at PART_SIZE × this.
 const PARTS_IN_FLIGHT: usize = 2;
 const PRESIGN_TTL: Duration = Duration::from_secs(15 * 60);
+/// Largest object a single server-side copy may produce (S3's CopyObject limit).
+const MAX_COPY: u64 = 5 << 30;
 
 pub struct ObjectBlobStore {
     store: Arc<dyn ObjectStore>,
@@ -89,8 +91,8 @@ impl ObjectBlobStore {
         Ok(self.upload_dir(id)?.join(format!("{offset:020}")))
     }
 
-    /// The chunks of a session that make up its first `len` bytes, in order: (key, start, size).
-    async fn parts(&self, id: &str, len: u64) -> Result<Vec<(Path, u64, u64)>> {
+    /// Every chunk object of a session: (key, start offset, size), in offset order.
+    async fn listing(&self, id: &str) -> Result<Vec<(Path, u64, u64)>> {
         let dir = self.upload_dir(id)?;
         let mut parts: Vec<(Path, u64, u64)> = self
             .store
@@ -102,10 +104,16 @@ impl ObjectBlobStore {
             })
             .try_collect()
             .await?;
+        parts.sort_by_key(|p| p.1);
+        Ok(parts)
+    }
+
+    /// The chunks of a session that make up its first `len` bytes, in order: (key, start, bytes
+    /// to take from it).
+    fn chain(parts: &[(Path, u64, u64)], len: u64) -> Result<Vec<(Path, u64, u64)>> {
         if parts.is_empty() && len > 0 {
             return Err(StorageError::UploadNotFound);
         }
-        parts.sort_by_key(|p| p.1);
         // A chunk is only ever written at the then-recorded length, so a chunk starting at `s`
         // means every byte an earlier chunk holds at or beyond `s` was never recorded.
         let starts: Vec<u64> = parts
@@ -116,18 +124,18 @@ impl ObjectBlobStore {
             .collect();
         let mut chain = Vec::new();
         let mut at = 0u64;
-        for ((key, start, size), next) in parts.into_iter().zip(starts) {
+        for ((key, start, size), next) in parts.iter().zip(starts) {
             if at >= len {
                 break;
             }
-            if start != at {
+            if *start != at {
                 return Err(StorageError::UploadShort {
                     expected: len,
                     actual: at,
                 });
             }
-            let take = size.min(next - start).min(len - at);
-            chain.push((key, start, take));
+            let take = (*size).min(next - start).min(len - at);
+            chain.push((key.clone(), *start, take));
             at += take;
         }
         if at < len {
@@ -137,6 +145,20 @@ impl ObjectBlobStore {
             });
         }
         Ok(chain)
+    }
+
+    async fn parts(&self, id: &str, len: u64) -> Result<Vec<(Path, u64, u64)>> {
+        Self::chain(&self.listing(id).await?, len)
+    }
+
+    async fn delete_keys(&self, keys: impl Iterator<Item = &Path>) -> Result<()> {
+        for k in keys {
+            match self.store.delete(k).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(io(e)),
+            }
+        }
+        Ok(())
     }
 
     fn concat(&self, parts: Vec<(Path, u64, u64)>) -> ByteStream {
@@ -260,47 +282,32 @@ impl BlobStore for ObjectBlobStore {
 
     async fn upload_commit(&self, id: &str, len: u64, digest: &Digest) -> Result<()> {
         let target = self.blob_key(digest);
-        let parts = self.parts(id, len).await?;
-        match parts.as_slice() {
-            [] => {
+        let listing = self.listing(id).await?;
+        let parts = Self::chain(&listing, len)?;
+        match (parts.as_slice(), listing.as_slice()) {
+            ([], _) => {
                 self.store
                     .put(&target, PutPayload::from(Bytes::new()))
                     .await
                     .map_err(io)?;
             }
-            [(key, 0, size)] if *size == len => {
-                let full = self.store.head(key).await.map_err(io)?.size == len;
-                if full {
-                    self.store.copy(key, &target).await.map_err(io)?;
-                } else {
-                    let s = self.concat(parts.clone());
-                    self.write_stream(&target, s).await?;
-                }
+            // One chunk holding exactly the blob: a server-side copy (S3 copies up to 5 GiB).
+            ([(key, 0, take)], [(_, 0, size)])
+                if *take == len && *size == len && len <= MAX_COPY =>
+            {
+                self.store.copy(key, &target).await.map_err(io)?;
             }
             _ => {
                 let s = self.concat(parts.clone());
                 self.write_stream(&target, s).await?;
             }
         }
-        self.upload_abort(id).await
+        self.delete_keys(listing.iter().map(|p| &p.0)).await
     }
 
     async fn upload_abort(&self, id: &str) -> Result<()> {
-        let dir = self.upload_dir(id)?;
-        let keys: Vec<Path> = self
-            .store
-            .list(Some(&dir))
-            .map_ok(|m| m.location)
-            .try_collect()
-            .await
-            .map_err(io)?;
-        for k in keys {
-            match self.store.delete(&k).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(io(e)),
-            }
-        }
-        Ok(())
+        let listing = self.listing(id).await?;
+        self.delete_keys(listing.iter().map(|p| &p.0)).await
     }
 
     async fn presigned_url(&self, digest: &Digest) -> Result<Option<String>> {

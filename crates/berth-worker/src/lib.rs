@@ -12,8 +12,9 @@ use tokio::sync::watch;
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(300);
 /// Jobs claimed per poll.
 const BATCH: i64 = 4;
-/// Idle wait between polls of an empty queue.
-const IDLE: Duration = Duration::from_millis(500);
+/// Wait between polls of an empty queue: starts short, doubles while the queue stays empty.
+const IDLE_MIN: Duration = Duration::from_millis(250);
+const IDLE_MAX: Duration = Duration::from_secs(4);
 /// Finished jobs are kept this long for inspection.
 const KEEP_DONE_MS: i64 = 24 * 3600 * 1000;
 
@@ -44,6 +45,7 @@ pub async fn run(reg: Registry, lease: Duration, mut shutdown: watch::Receiver<b
     let me = format!("worker-{}", uuid::Uuid::new_v4());
     tracing::info!(worker = %me, "background worker started");
     let mut last_prune = std::time::Instant::now();
+    let mut idle_wait = IDLE_MIN;
     while !*shutdown.borrow() {
         let jobs = match reg.db.claim_jobs(&me, BATCH, lease_ms).await {
             Ok(j) => j,
@@ -87,9 +89,12 @@ pub async fn run(reg: Registry, lease: Duration, mut shutdown: watch::Receiver<b
         }
         if idle {
             tokio::select! {
-                _ = tokio::time::sleep(IDLE) => {},
+                _ = tokio::time::sleep(idle_wait) => {},
                 _ = shutdown.changed() => {},
             }
+            idle_wait = (idle_wait * 2).min(IDLE_MAX);
+        } else {
+            idle_wait = IDLE_MIN;
         }
     }
     tracing::info!(worker = %me, "background worker stopped");
