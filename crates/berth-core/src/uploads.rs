@@ -204,15 +204,18 @@ impl Registry {
         digest: &Digest,
         last_chunk: Option<(Option<u64>, ByteStream)>,
     ) -> Result<()> {
-        let state = match last_chunk {
-            Some((len, body)) => self.upload_append(repo, id, None, len, body).await?,
-            None => self.upload_status(repo, id).await?,
-        };
+        if let Some((len, body)) = last_chunk {
+            self.upload_append(repo, id, None, len, body).await?;
+        }
         let row = self
             .db
             .get_upload(repo.as_str(), id)
             .await?
             .ok_or_else(|| unknown_upload(id))?;
+        let state = UploadState {
+            size: u64::try_from(row.size).unwrap_or(0),
+            id: row.id.clone(),
+        };
         let hasher = if digest.algorithm().as_str() == row.hash_algo {
             self.resume_hasher(id, &row.hash_algo, row.hash_state.as_deref(), state.size)
                 .await?
