@@ -56,6 +56,16 @@ impl From<Error> for ApiError {
                 }
                 a
             }
+            Error::Request { status, message } => {
+                let code = match status {
+                    401 => ErrorCode::Unauthorized,
+                    403 => ErrorCode::Denied,
+                    404 => ErrorCode::NameUnknown,
+                    429 => ErrorCode::TooManyRequests,
+                    _ => ErrorCode::Unsupported,
+                };
+                ApiError::new(code, message).status(status)
+            }
             Error::Db(berth_core::DbError::Unavailable(err)) => {
                 tracing::error!(error = %err, "database unavailable");
                 ApiError::new(
@@ -98,7 +108,7 @@ impl IntoResponse for ApiError {
                 h.insert(name, v);
             }
         }
-        if self.status == 401 {
+        if self.status == 401 && !h.contains_key(header::WWW_AUTHENTICATE) {
             h.insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"berth\""),

@@ -2,6 +2,7 @@
 //! domain errors become HTTP answers (`error.rs`). Handlers parse and validate input, call
 //! `berth-core`, and shape headers; they hold no registry logic of their own.
 
+mod auth;
 mod error;
 mod observe;
 mod oci;
@@ -22,22 +23,27 @@ pub struct AppState {
     pub metrics: Option<PrometheusHandle>,
     /// Redirect blob GETs to presigned storage URLs when the backend offers them.
     pub redirect_blobs: bool,
+    pub auth: berth_core::auth::Auth,
+    /// `PREFERRED_URL_SCHEME://SERVER_HOSTNAME` when configured: the base of token realms.
+    pub public_url: Option<String>,
+    /// The scheme this server answers on (http, https), for realms built from `Host`.
+    pub scheme: &'static str,
+    /// `FEATURE_USER_INITIALIZE`: `POST /api/v1/user/initialize` creates the first user.
+    pub user_initialize: bool,
 }
 
 /// The complete HTTP application.
 pub fn router(state: AppState) -> Router {
     let state = Arc::new(state);
     Router::new()
+        .route("/v2/auth", get(auth::token))
         .route("/v2", any(oci::dispatch))
         .route("/v2/", any(oci::dispatch))
         .route("/v2/{*rest}", any(oci::dispatch))
         .route("/health/instance", get(observe::health_instance))
         .route("/health/endtoend", get(observe::health_endtoend))
         .route("/metrics", get(observe::metrics))
-        .route(
-            "/api/v1/superuser/blobs/{digest}/placements",
-            get(rest::blob_placements),
-        )
+        .merge(rest::router())
         .layer(axum::middleware::from_fn(observe::track))
         // Defence in depth: a bug that panics in a handler costs that request a 500, never the
         // connection or the process.

@@ -14,6 +14,13 @@ pub enum Error {
         status: Option<u16>,
         detail: String,
     },
+    /// A request the REST API or an account operation refuses: 400 invalid, 401 unauthenticated,
+    /// 403 forbidden, 404 not found, 409 conflict, 429 throttled.
+    #[error("{message}")]
+    Request { status: u16, message: String },
+    /// A bug or an environment failure; logged, answered with a plain 500.
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error(transparent)]
     Db(#[from] DbError),
     #[error(transparent)]
@@ -29,6 +36,24 @@ impl Error {
             status: None,
             detail: detail.into(),
         }
+    }
+    pub fn request(status: u16, message: impl Into<String>) -> Error {
+        Error::Request {
+            status,
+            message: message.into(),
+        }
+    }
+    pub fn invalid(message: impl Into<String>) -> Error {
+        Error::request(400, message)
+    }
+    pub fn forbidden(message: impl Into<String>) -> Error {
+        Error::request(403, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Error {
+        Error::request(404, message)
+    }
+    pub fn conflict(message: impl Into<String>) -> Error {
+        Error::request(409, message)
     }
     pub fn with_status(code: ErrorCode, status: u16, detail: impl Into<String>) -> Error {
         Error::Registry {

@@ -3,6 +3,7 @@
 //! bytes first, verified, committed, then rows in one transaction — and the one domain error type,
 //! which the API layer turns into HTTP exactly once.
 
+pub mod auth;
 mod blobs;
 mod error;
 pub mod jobs;
@@ -11,7 +12,10 @@ mod manifests;
 mod pulls;
 mod uploads;
 
-pub use berth_db::{Db, DbError, now_ms};
+pub use berth_db::{
+    AccountRow, AuditQuery, AuditRow, Db, DbError, DefaultPermRow, Grantee, PermRow, RepoRow,
+    TeamRow, Viewer, now_ms,
+};
 pub use berth_storage::{BlobStore, ByteStream};
 pub use error::{Error, Result};
 pub use locations::Locations;

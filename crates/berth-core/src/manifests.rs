@@ -160,6 +160,23 @@ impl Registry {
         Ok(row)
     }
 
+    /// The digest a reference resolves to now, without counting a pull.
+    pub async fn manifest_get_quiet(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+    ) -> Result<Option<String>> {
+        let row = match reference {
+            Reference::Tag(t) => self.db.manifest_by_tag(repo.as_str(), t.as_str()).await?,
+            Reference::Digest(d) => {
+                self.db
+                    .manifest_by_digest(repo.as_str(), &d.to_string())
+                    .await?
+            }
+        };
+        Ok(row.map(|r| r.digest))
+    }
+
     /// Deletes by digest (the manifest and every tag on it) or by tag (only the tag).
     pub async fn manifest_delete(&self, repo: &RepoName, reference: &Reference) -> Result<()> {
         let Some(repo_id) = self.db.repo_id(repo.as_str()).await? else {
@@ -192,8 +209,15 @@ impl Registry {
         Ok(self.db.tags(repo_id, last, n).await?)
     }
 
-    pub async fn catalog(&self, last: Option<&str>, n: i64) -> Result<Vec<String>> {
-        Ok(self.db.catalog(last, n).await?)
+    /// Repository names `viewer` may see, in lexical order after `last`, at most `n`.
+    pub async fn catalog(
+        &self,
+        viewer: &berth_db::Viewer<'_>,
+        last: Option<&str>,
+        n: i64,
+    ) -> Result<Vec<String>> {
+        let rows = self.db.visible_repos(viewer, None, last, n).await?;
+        Ok(rows.into_iter().map(|r| r.name).collect())
     }
 
     /// Manifests in `repo` whose subject is `subject`, optionally only of one artifact type.

@@ -2,14 +2,23 @@
 //! manifests and tags). Queries are written once in portable SQL with `$n` placeholders and run
 //! through sqlx's `Any` driver, so SQLite and PostgreSQL share them. Depends only on `berth-oci`.
 
+mod accounts;
+mod audit;
 mod blobs;
 mod jobs;
 mod manifests;
 mod repos;
+mod teams;
+mod tokens;
 mod uploads;
 
+pub use accounts::{AccountRow, AccountUpdate, NewAccount};
+pub use audit::{AuditQuery, AuditRow};
 pub use jobs::JobRow;
 pub use manifests::{ManifestRow, NewManifest, PutManifestError, RefRow, ReferrerRow};
+pub use repos::{NewRepo, RepoRow, Viewer};
+pub use teams::{AccessFacts, DefaultPermRow, Grantee, PermRow, TeamRow};
+pub use tokens::{ApiTokenRow, AppTokenRow, ServiceKeyRow};
 pub use uploads::UploadRow;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};

@@ -3,6 +3,59 @@
 use crate::{Db, Result, WriteTx, now_ms};
 use sqlx::Row;
 
+/// Who is looking at repositories, for listings filtered to what they may see.
+#[derive(Debug, Default)]
+pub struct Viewer<'a> {
+    pub account_id: Option<i64>,
+    /// The viewer's own namespace (a user's name).
+    pub own_namespace: Option<&'a str>,
+    /// Public repositories are visible.
+    pub public: bool,
+    /// Everything is visible (superusers).
+    pub all: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct RepoRow {
+    pub id: i64,
+    pub name: String,
+    pub namespace: String,
+    pub namespace_kind: String,
+    pub visibility: String,
+    pub description: Option<String>,
+    pub created_at: i64,
+    pub last_push_at: Option<i64>,
+    pub last_pull_at: Option<i64>,
+}
+
+const REPO_COLS: &str = "r.id, r.name, n.name, n.kind, r.visibility, r.description, r.created_at, r.last_push_at, r.last_pull_at";
+
+fn repo_row(r: &sqlx::any::AnyRow) -> RepoRow {
+    RepoRow {
+        id: r.get(0),
+        name: r.get(1),
+        namespace: r.get(2),
+        namespace_kind: r.get(3),
+        visibility: r.get(4),
+        description: r.get(5),
+        created_at: r.get(6),
+        last_push_at: r.get(7),
+        last_pull_at: r.get(8),
+    }
+}
+
+/// A repository created through the API or by a first push.
+pub struct NewRepo<'a> {
+    pub name: &'a str,
+    pub namespace: &'a str,
+    pub visibility: &'a str,
+    pub description: Option<&'a str>,
+    /// Applies the organization's default permissions for this creator.
+    pub creator: Option<i64>,
+    /// Gets admin on the new repository.
+    pub creator_admin: Option<i64>,
+}
+
 impl Db {
     /// The id of an existing repository.
     pub async fn repo_id(&self, name: &str) -> Result<Option<i64>> {
@@ -57,15 +110,143 @@ impl Db {
         Ok(())
     }
 
-    /// Repository names in lexical order after `last`, at most `n`.
-    pub async fn catalog(&self, last: Option<&str>, n: i64) -> Result<Vec<String>> {
-        let rows =
-            sqlx::query("SELECT name FROM repositories WHERE name > $1 ORDER BY name LIMIT $2")
-                .bind(last.unwrap_or(""))
-                .bind(n)
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(rows.iter().map(|r| r.get::<String, _>(0)).collect())
+    /// Repository names in lexical order after `last`, at most `n`, that `viewer` may see,
+    /// optionally only those of one namespace.
+    pub async fn visible_repos(
+        &self,
+        viewer: &Viewer<'_>,
+        namespace: Option<&str>,
+        last: Option<&str>,
+        n: i64,
+    ) -> Result<Vec<RepoRow>> {
+        let sql = format!(
+            "SELECT {REPO_COLS} FROM repositories r JOIN namespaces n ON n.id = r.namespace_id
+             WHERE r.name > $1 AND ($6 = '' OR n.name = $6) AND (
+               (r.visibility = 'public' AND $2 = 1)
+               OR $3 = 1
+               OR n.name = $4
+               OR EXISTS (SELECT 1 FROM repo_account_perms p WHERE p.repo_id = r.id AND p.account_id = $5)
+               OR EXISTS (SELECT 1 FROM repo_team_perms p JOIN team_members m ON m.team_id = p.team_id
+                          WHERE p.repo_id = r.id AND m.account_id = $5)
+               OR EXISTS (SELECT 1 FROM teams t JOIN team_members m ON m.team_id = t.id
+                          JOIN accounts o ON o.id = t.org_id
+                          WHERE o.name = n.name AND t.role = 'admin' AND m.account_id = $5))
+             ORDER BY r.name LIMIT $7"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(last.unwrap_or(""))
+            .bind(i64::from(viewer.public))
+            .bind(i64::from(viewer.all))
+            .bind(viewer.own_namespace.unwrap_or("/"))
+            .bind(viewer.account_id.unwrap_or(-1))
+            .bind(namespace.unwrap_or(""))
+            .bind(n)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(repo_row).collect())
+    }
+
+    pub async fn repo(&self, name: &str) -> Result<Option<RepoRow>> {
+        let sql = format!(
+            "SELECT {REPO_COLS} FROM repositories r JOIN namespaces n ON n.id = r.namespace_id
+             WHERE r.name = $1"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(repo_row))
+    }
+
+    /// Creates a repository in an existing or new namespace, applying the organization's default
+    /// permissions for `creator` and giving `creator_admin` admin rights, in one transaction.
+    /// `None` if the repository exists.
+    pub async fn create_repo(&self, c: &NewRepo<'_>) -> Result<Option<i64>> {
+        let mut w = self.write().await?;
+        if sqlx::query("SELECT id FROM repositories WHERE name = $1")
+            .bind(c.name)
+            .fetch_optional(&mut *w.tx)
+            .await?
+            .is_some()
+        {
+            return Ok(None);
+        }
+        let now = now_ms();
+        sqlx::query("INSERT INTO namespaces (name, kind, created_at) VALUES ($1, 'org', $2) ON CONFLICT (name) DO NOTHING")
+            .bind(c.namespace)
+            .bind(now)
+            .execute(&mut *w.tx)
+            .await?;
+        let row = sqlx::query(
+            "INSERT INTO repositories (namespace_id, name, visibility, description, created_at)
+             SELECT id, $1, $2, $3, $4 FROM namespaces WHERE name = $5 RETURNING id",
+        )
+        .bind(c.name)
+        .bind(c.visibility)
+        .bind(c.description)
+        .bind(now)
+        .bind(c.namespace)
+        .fetch_one(&mut *w.tx)
+        .await?;
+        let id: i64 = row.get(0);
+        if let Some(creator) = c.creator {
+            sqlx::query(
+                "INSERT INTO repo_account_perms (repo_id, account_id, role)
+                 SELECT $1, d.delegate_account_id, d.role FROM default_perms d JOIN accounts o ON o.id = d.org_id
+                 WHERE o.name = $2 AND d.delegate_account_id IS NOT NULL
+                   AND (d.activating_id IS NULL OR d.activating_id = $3)
+                 ON CONFLICT (repo_id, account_id) DO NOTHING",
+            )
+            .bind(id)
+            .bind(c.namespace)
+            .bind(creator)
+            .execute(&mut *w.tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO repo_team_perms (repo_id, team_id, role)
+                 SELECT $1, d.delegate_team_id, d.role FROM default_perms d JOIN accounts o ON o.id = d.org_id
+                 WHERE o.name = $2 AND d.delegate_team_id IS NOT NULL
+                   AND (d.activating_id IS NULL OR d.activating_id = $3)
+                 ON CONFLICT (repo_id, team_id) DO NOTHING",
+            )
+            .bind(id)
+            .bind(c.namespace)
+            .bind(creator)
+            .execute(&mut *w.tx)
+            .await?;
+        }
+        if let Some(admin) = c.creator_admin {
+            sqlx::query(
+                "INSERT INTO repo_account_perms (repo_id, account_id, role) VALUES ($1, $2, 'admin')
+                 ON CONFLICT (repo_id, account_id) DO UPDATE SET role = 'admin'",
+            )
+            .bind(id)
+            .bind(admin)
+            .execute(&mut *w.tx)
+            .await?;
+        }
+        w.commit().await?;
+        Ok(Some(id))
+    }
+
+    pub async fn set_repo_visibility(&self, repo_id: i64, visibility: &str) -> Result<()> {
+        let mut w = self.write().await?;
+        sqlx::query("UPDATE repositories SET visibility = $1 WHERE id = $2")
+            .bind(visibility)
+            .bind(repo_id)
+            .execute(&mut *w.tx)
+            .await?;
+        w.commit().await
+    }
+
+    pub async fn set_repo_description(&self, repo_id: i64, description: &str) -> Result<()> {
+        let mut w = self.write().await?;
+        sqlx::query("UPDATE repositories SET description = $1 WHERE id = $2")
+            .bind(description)
+            .bind(repo_id)
+            .execute(&mut *w.tx)
+            .await?;
+        w.commit().await
     }
 
     pub async fn touch_push(&self, w: &mut WriteTx, repo_id: i64) -> Result<()> {

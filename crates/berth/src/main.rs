@@ -59,11 +59,47 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Account maintenance: create users, unlock accounts, rotate token signing keys.
+    Admin {
+        #[command(flatten)]
+        common: Common,
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+}
+
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Create a user (a password is generated and printed unless given).
+    ///
+    /// Example: berth admin create-user alice --email alice@example.com --superuser
+    CreateUser {
+        username: String,
+        #[arg(long)]
+        email: Option<String>,
+        /// Make the user a superuser.
+        #[arg(long)]
+        superuser: bool,
+        /// Read the password (at least 8 characters) from standard input instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a user's password.
+    SetPassword {
+        username: String,
+        /// Read the new password from standard input (otherwise one is generated and printed).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Clear a user's failed logins, unlocking an account locked by failed-login throttling.
+    ResetLogin { username: String },
+    /// Create a new signing key for registry tokens (older keys keep verifying until they expire).
+    RotateKeys,
 }
 
 #[derive(Subcommand)]
@@ -110,6 +146,10 @@ fn main() -> ExitCode {
         },
         Command::Worker { common } => match load(&common, None) {
             Ok(cfg) => run(serve::worker_only(cfg)),
+            Err(code) => return code,
+        },
+        Command::Admin { common, command } => match load(&common, None) {
+            Ok(cfg) => run(serve::admin(cfg, command)),
             Err(code) => return code,
         },
         Command::Migrate { common } => match load(&common, None) {

@@ -151,12 +151,30 @@ pub async fn serve(cfg: Config, migrate: bool, workers: bool) -> anyhow::Result<
             workers_stopped,
         ))
     });
+    let auth = berth_core::auth::Auth::new(registry.db.clone(), cfg.auth.clone())
+        .await
+        .context("cannot load identity and access (signing keys, secrets)")?;
+    let first_admin = if cfg.user_initialize {
+        None
+    } else {
+        auth.bootstrap_superuser(&cfg.bootstrap_superuser, cfg.bootstrap_password.as_deref())
+            .await
+            .context("cannot create the first superuser")?
+    };
+    let audit_flusher = auth.audit.spawn_flusher();
+    let tls = tls_config(&cfg)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let app = berth_api::router(AppState {
         registry: registry.clone(),
         metrics: Some(metrics),
         redirect_blobs: !cfg.proxy_storage,
+        auth: auth.clone(),
+        public_url: cfg
+            .server_hostname_set
+            .then(|| format!("{}://{}", cfg.preferred_url_scheme, cfg.server_hostname)),
+        scheme,
+        user_initialize: cfg.user_initialize,
     });
-    let tls = tls_config(&cfg)?;
     let listener = TcpListener::bind(&cfg.listen).await.with_context(|| {
         format!(
             "cannot listen on {} (LISTEN_ADDRESS / --listen); is another process using it?",
@@ -164,7 +182,6 @@ pub async fn serve(cfg: Config, migrate: bool, workers: bool) -> anyhow::Result<
         )
     })?;
     let addr = listener.local_addr()?;
-    let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "Berth is listening on {scheme}://{addr}");
     if tls.is_none() && !addr.ip().is_loopback() {
         tracing::warn!(
@@ -176,17 +193,49 @@ pub async fn serve(cfg: Config, migrate: bool, workers: bool) -> anyhow::Result<
         env!("CARGO_PKG_VERSION"),
         cfg.data_dir.display()
     );
+    match &first_admin {
+        Some((user, Some(password))) => {
+            eprintln!(
+                "  first start: created superuser {:?} with password {password}",
+                user.name
+            );
+            eprintln!(
+                "  (shown once; change it with PUT /api/v1/user/ or `berth admin set-password`)"
+            );
+            eprintln!(
+                "  log in:  podman login --tls-verify=false -u {} -p '{password}' {addr}",
+                user.name
+            );
+        }
+        Some((user, None)) => {
+            eprintln!(
+                "  first start: created superuser {:?} (BOOTSTRAP_SUPERUSER_PASSWORD)",
+                user.name
+            );
+        }
+        None if cfg.user_initialize => {
+            eprintln!(
+                "  FEATURE_USER_INITIALIZE: create the first user with POST /api/v1/user/initialize"
+            );
+        }
+        None => {}
+    }
     eprintln!("  push: podman push --tls-verify=false IMAGE {addr}/NAMESPACE/NAME:TAG");
     match tls {
         None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
-                .context("server failed")?;
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .context("server failed")?;
         }
         Some(tls) => serve_tls(listener, app, tls).await?,
     }
     background.abort();
+    audit_flusher.abort();
+    auth.audit.flush().await;
     let _ = stop_workers.send(true);
     if let Some(w) = worker {
         let _ = w.await;
@@ -219,6 +268,7 @@ async fn serve_tls(
                     return;
                 }
             };
+            let app = app.layer(axum::Extension(axum::extract::ConnectInfo(peer)));
             let service = TowerToHyperService::new(app);
             if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), service)
@@ -228,4 +278,87 @@ async fn serve_tls(
             }
         });
     }
+}
+
+/// `berth admin …`: account maintenance against the configured database, without a server.
+pub async fn admin(cfg: Config, cmd: crate::AdminCommand) -> anyhow::Result<()> {
+    let db = open_db(&cfg).await?;
+    db.migrate().await.context("database migration failed")?;
+    let auth = berth_core::auth::Auth::new(db, cfg.auth.clone()).await?;
+    match cmd {
+        crate::AdminCommand::CreateUser {
+            username,
+            email,
+            superuser,
+            password_stdin,
+        } => {
+            let pw = read_password(password_stdin)?;
+            let row = auth
+                .create_user(None, &username, Some(&pw), email.as_deref(), superuser)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "created {}user {} with password {pw}",
+                if superuser { "super" } else { "" },
+                row.name
+            );
+        }
+        crate::AdminCommand::SetPassword {
+            username,
+            password_stdin,
+        } => {
+            let password = read_password(password_stdin)?;
+            let row = auth
+                .user(&username)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let system = berth_core::auth::Actor {
+                superuser: true,
+                ..auth.actor(&row, "cli")
+            };
+            auth.update_user(
+                &system,
+                &username,
+                &berth_core::auth::accounts::UserChanges {
+                    password: Some(&password),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if password_stdin {
+                println!("password of {username} changed");
+            } else {
+                println!("password of {username} changed to {password}");
+            }
+        }
+        crate::AdminCommand::ResetLogin { username } => {
+            auth.reset_login(None, &username)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("failed logins of {username} cleared; the account is unlocked");
+        }
+        crate::AdminCommand::RotateKeys => {
+            let kid = auth
+                .keys
+                .rotate(&auth.config.service)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("new token signing key {kid}; older keys verify until they expire");
+        }
+    }
+    auth.audit.flush().await;
+    Ok(())
+}
+
+/// A password from the first line of standard input, or a generated one.
+fn read_password(from_stdin: bool) -> anyhow::Result<String> {
+    if !from_stdin {
+        return Ok(berth_core::auth::secret::random_token(24));
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }

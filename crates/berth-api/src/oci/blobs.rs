@@ -5,7 +5,6 @@ use crate::{AppState, error::ApiError};
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use berth_core::Registry;
 use berth_oci::range::{RangeOutcome, parse_range};
 use berth_oci::{Digest, ErrorCode, RepoName};
 
@@ -75,7 +74,20 @@ fn internal(e: axum::http::Error) -> ApiError {
     ApiError::new(ErrorCode::Internal, "internal error")
 }
 
-pub async fn delete(reg: &Registry, repo: &RepoName, digest: &Digest) -> ApiResult {
-    reg.blob_delete(repo, digest).await?;
+pub async fn delete(
+    st: &AppState,
+    caller: &super::Caller,
+    repo: &RepoName,
+    digest: &Digest,
+) -> ApiResult {
+    st.registry.blob_delete(repo, digest).await?;
+    st.auth
+        .audit
+        .record(
+            caller
+                .audit("delete_blob", repo)
+                .meta(serde_json::json!({"digest": digest.to_string()})),
+        )
+        .await;
     Ok((StatusCode::ACCEPTED, [(header::CONTENT_LENGTH, "0")]).into_response())
 }

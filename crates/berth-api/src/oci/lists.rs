@@ -65,9 +65,18 @@ pub async fn tags(reg: &Registry, repo: &RepoName, q: &Query) -> ApiResult {
     ))
 }
 
-pub async fn catalog(reg: &Registry, q: &Query) -> ApiResult {
+/// The catalog lists only the repositories the caller may see.
+pub async fn catalog(st: &crate::AppState, caller: &super::Caller, q: &Query) -> ApiResult {
     let (n, last) = page(q)?;
-    let items = reg.catalog(last, n + 1).await?;
+    let ctx = &caller.claims.context;
+    let anonymous = ctx.kind == "anonymous";
+    let viewer = berth_core::Viewer {
+        account_id: ctx.account_id,
+        own_namespace: (ctx.kind == "user").then_some(caller.claims.sub.as_str()),
+        public: !anonymous || st.auth.config.anonymous_access,
+        all: ctx.superuser,
+    };
+    let items = st.registry.catalog(&viewer, last, n + 1).await?;
     Ok(paged("/v2/_catalog", "repositories", None, items, n))
 }
 

@@ -1,11 +1,11 @@
 //! Manifest HEAD/GET (with Accept negotiation), PUT and DELETE.
 
-use super::{ApiResult, header_str};
+use super::{ApiResult, Caller, header_str};
+use crate::AppState;
 use crate::error::ApiError;
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use berth_core::Registry;
 use berth_oci::manifest::parse_manifest;
 use berth_oci::{ErrorCode, Reference, RepoName, media};
 
@@ -29,12 +29,14 @@ fn accepts(list: &[String], media_type: &str) -> bool {
 }
 
 pub async fn get(
-    reg: &Registry,
+    st: &AppState,
+    caller: &Caller,
     repo: &RepoName,
     reference: &Reference,
     headers: &HeaderMap,
     head: bool,
 ) -> ApiResult {
+    let reg = &st.registry;
     let mut row = reg.manifest_get(repo, reference).await?;
     let accept = accepted(headers);
     // A client that cannot read an index asked by tag: serve the linux/amd64 image of it, as
@@ -56,6 +58,13 @@ pub async fn get(
                 .await?;
         }
     }
+    if !head {
+        st.auth
+            .audit
+            .record_later(caller.audit("pull_repo", repo).meta(
+            serde_json::json!({"reference": reference.to_string(), "manifest_digest": row.digest}),
+        ));
+    }
     let len = row.content.len();
     let resp = Response::builder()
         .status(StatusCode::OK)
@@ -75,12 +84,15 @@ pub async fn get(
 }
 
 pub async fn put(
-    reg: &Registry,
+    st: &AppState,
+    caller: &Caller,
     repo: &RepoName,
     reference: &Reference,
     headers: &HeaderMap,
     body: Body,
 ) -> ApiResult {
+    let reg = &st.registry;
+    super::ensure_repo(st, caller, repo).await?;
     let limit = reg.config.max_manifest_bytes;
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
         ApiError::new(
@@ -90,9 +102,37 @@ pub async fn put(
         .status(413)
     })?;
     let ct = header_str(headers, header::CONTENT_TYPE);
+    // For the audit log: did this push create the tag or move it?
+    let before = match reference {
+        Reference::Tag(_) => reg.manifest_get_quiet(repo, reference).await?,
+        Reference::Digest(_) => None,
+    };
     let put = reg
         .manifest_put(repo, reference, ct, bytes.to_vec())
         .await?;
+    let digest = put.digest.to_string();
+    st.auth
+        .audit
+        .record(caller.audit("push_repo", repo).meta(serde_json::json!({
+            "reference": reference.to_string(), "manifest_digest": digest,
+        })))
+        .await;
+    if let Reference::Tag(t) = reference {
+        let entry = match before {
+            None => caller
+                .audit("create_tag", repo)
+                .meta(serde_json::json!({"tag": t.as_str(), "manifest_digest": digest})),
+            Some(old) if old != digest => caller.audit("move_tag", repo).meta(serde_json::json!({
+                "tag": t.as_str(), "manifest_digest": digest, "original_manifest_digest": old,
+            })),
+            Some(_) => caller
+                .audit("retag_same", repo)
+                .meta(serde_json::json!({"tag": t.as_str(), "manifest_digest": digest})),
+        };
+        if entry.kind != "retag_same" {
+            st.auth.audit.record(entry).await;
+        }
+    }
     let mut resp = (
         StatusCode::CREATED,
         [
@@ -116,7 +156,21 @@ pub async fn put(
     Ok(resp)
 }
 
-pub async fn delete(reg: &Registry, repo: &RepoName, reference: &Reference) -> ApiResult {
-    reg.manifest_delete(repo, reference).await?;
+pub async fn delete(
+    st: &AppState,
+    caller: &Caller,
+    repo: &RepoName,
+    reference: &Reference,
+) -> ApiResult {
+    st.registry.manifest_delete(repo, reference).await?;
+    let entry = match reference {
+        Reference::Tag(t) => caller
+            .audit("delete_tag", repo)
+            .meta(serde_json::json!({"tag": t.as_str()})),
+        Reference::Digest(d) => caller
+            .audit("manifest_delete", repo)
+            .meta(serde_json::json!({"manifest_digest": d.to_string()})),
+    };
+    st.auth.audit.record(entry).await;
     Ok((StatusCode::ACCEPTED, [(header::CONTENT_LENGTH, "0")]).into_response())
 }

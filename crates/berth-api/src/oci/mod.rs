@@ -9,10 +9,11 @@ mod uploads;
 
 use crate::{AppState, error::ApiError};
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
 use axum::response::{IntoResponse, Response};
 use berth_core::ByteStream;
+use berth_core::auth::{AuditEntry, Claims};
 use berth_oci::path::{V2Route, parse_v2_path};
 use berth_oci::{Digest, ErrorCode, Reference, RepoName};
 use futures::TryStreamExt;
@@ -23,15 +24,38 @@ pub type ApiResult = Result<Response, ApiError>;
 
 pub const API_VERSION: &str = "Docker-Distribution-API-Version";
 
-pub async fn dispatch(
-    State(st): State<Arc<AppState>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+/// The caller of a `/v2` request, from its verified registry token.
+pub struct Caller {
+    pub claims: Claims,
+    pub ip: Option<String>,
+}
+
+impl Caller {
+    /// The account for the audit log: (name, kind), `None` when anonymous.
+    pub fn performer(&self) -> Option<(String, String)> {
+        (self.claims.context.kind != "anonymous" && !self.claims.sub.is_empty())
+            .then(|| (self.claims.sub.clone(), self.claims.context.kind.clone()))
+    }
+
+    pub fn audit(&self, kind: &str, repo: &RepoName) -> AuditEntry {
+        let mut e = AuditEntry::new(kind)
+            .repo(repo.as_str())
+            .ip(self.ip.as_deref());
+        e.performer = self.performer();
+        e
+    }
+}
+
+pub async fn dispatch(State(st): State<Arc<AppState>>, req: Request) -> Response {
+    let ip = crate::auth::client_ip(&req);
+    let (parts, body) = req.into_parts();
+    let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
     let head = method == Method::HEAD;
-    let mut resp = match route(&st, &method, &uri, &headers, body).await {
+    let result = match authorize(&st, &method, &uri, &headers, ip).await {
+        Ok(caller) => route(&st, &caller, &method, &uri, &headers, body).await,
+        Err(e) => Err(e),
+    };
+    let mut resp = match result {
         Ok(r) => r,
         Err(e) => e.for_head(head).into_response(),
     };
@@ -40,8 +64,109 @@ pub async fn dispatch(
     resp
 }
 
+/// The registry action a request needs: pull to read, push to write, delete to delete.
+fn needed_action(method: &Method) -> &'static str {
+    match *method {
+        Method::GET | Method::HEAD => "pull",
+        Method::DELETE => "delete",
+        _ => "push",
+    }
+}
+
+/// Checks the request's registry token against what the route needs. No token, a bad token, or
+/// one lacking the action: 401 with the challenge that tells the client which token to fetch.
+async fn authorize(
+    st: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    ip: Option<String>,
+) -> Result<Caller, ApiError> {
+    let route = parse_v2_path(uri.path());
+    let (scope, repo_action): (Option<String>, Option<(&str, &str)>) = match &route {
+        Some(V2Route::Base) | None => (None, None),
+        Some(V2Route::Catalog) => (Some("registry:catalog:*".to_string()), None),
+        Some(
+            V2Route::Tags { name }
+            | V2Route::Referrers { name, .. }
+            | V2Route::Manifest { name, .. }
+            | V2Route::Blob { name, .. }
+            | V2Route::UploadStart { name }
+            | V2Route::Upload { name, .. },
+        ) => {
+            let action = needed_action(method);
+            let wanted = if action == "push" {
+                "pull,push"
+            } else {
+                action
+            };
+            (
+                Some(format!("repository:{name}:{wanted}")),
+                Some((*name, action)),
+            )
+        }
+    };
+    let deny = |detail: &str, error: Option<&str>| {
+        ApiError::new(ErrorCode::Unauthorized, detail).header(
+            header::WWW_AUTHENTICATE,
+            crate::auth::challenge(st, headers, scope.as_deref(), error),
+        )
+    };
+    let claims = match crate::auth::credentials(headers) {
+        Ok(crate::auth::Credentials::Bearer(t)) => st
+            .auth
+            .keys
+            .verify(&st.auth.config.service, &t)
+            .await
+            .map_err(|e| deny(&format!("{e}; get a new token"), Some("invalid_token")))?,
+        // Basic credentials on each request (curl -u, simple clients): checked like a token
+        // request for exactly this request's scope.
+        Ok(crate::auth::Credentials::Basic(u, p)) => {
+            let ctx = berth_core::auth::login::LoginContext {
+                ip: ip.as_deref(),
+                channel: "docker",
+            };
+            let actor = match st.auth.login_cached(&u, &p, &ctx).await? {
+                Ok(a) => a,
+                Err(e) => {
+                    let mut err = deny(&e.message(&u), None).status(e.status());
+                    if let berth_core::auth::LoginError::Throttled { retry_after_s } = e {
+                        err = err.header(header::RETRY_AFTER, retry_after_s.to_string());
+                    }
+                    return Err(err);
+                }
+            };
+            let scopes: Vec<String> = scope.iter().cloned().collect();
+            let access = st.auth.grant(Some(&actor), &scopes).await?;
+            Claims::for_actor(&actor, &st.auth.config.service, access)
+        }
+        Ok(crate::auth::Credentials::None) => {
+            return Err(deny(
+                "authentication required: log in first (podman login / skopeo login / oras login), or pull anonymously from a public repository",
+                None,
+            ));
+        }
+        Err(m) => return Err(deny(m, Some("invalid_request"))),
+    };
+    let allowed = match (&route, repo_action) {
+        (Some(V2Route::Catalog), _) => claims.allows_catalog(),
+        // The catalog does not exist for anonymous callers when anonymous access is off.
+        (_, Some((name, "delete"))) => claims.allows(name, "delete") || claims.allows(name, "push"),
+        (_, Some((name, action))) => claims.allows(name, action),
+        _ => true,
+    };
+    if !allowed {
+        return Err(deny(
+            "the token does not grant this action: the account lacks permission on this repository, or the repository does not exist",
+            Some("insufficient_scope"),
+        ));
+    }
+    Ok(Caller { claims, ip })
+}
+
 async fn route(
     st: &AppState,
+    caller: &Caller,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
@@ -64,7 +189,7 @@ async fn route(
             if method == M::HEAD { "" } else { "{}" },
         )
             .into_response()),
-        (V2Route::Catalog, &M::GET) => lists::catalog(reg, &q).await,
+        (V2Route::Catalog, &M::GET) => lists::catalog(st, caller, &q).await,
         (V2Route::Tags { name }, &M::GET) => lists::tags(reg, &repo(name)?, &q).await,
         (V2Route::Referrers { name, digest }, &M::GET) => {
             lists::referrers(reg, &repo(name)?, &parse_digest(digest)?, &q).await
@@ -74,10 +199,10 @@ async fn route(
             let reference = parse_reference(reference)?;
             match *m {
                 M::GET | M::HEAD => {
-                    manifests::get(reg, &name, &reference, headers, *m == M::HEAD).await
+                    manifests::get(st, caller, &name, &reference, headers, *m == M::HEAD).await
                 }
-                M::PUT => manifests::put(reg, &name, &reference, headers, body).await,
-                M::DELETE => manifests::delete(reg, &name, &reference).await,
+                M::PUT => manifests::put(st, caller, &name, &reference, headers, body).await,
+                M::DELETE => manifests::delete(st, caller, &name, &reference).await,
                 _ => Err(unsupported(m)),
             }
         }
@@ -86,12 +211,14 @@ async fn route(
             let digest = parse_digest(digest)?;
             match *m {
                 M::GET | M::HEAD => blobs::get(st, &name, &digest, headers, *m == M::HEAD).await,
-                M::DELETE => blobs::delete(reg, &name, &digest).await,
+                M::DELETE => blobs::delete(st, caller, &name, &digest).await,
                 _ => Err(unsupported(m)),
             }
         }
         (V2Route::UploadStart { name }, &M::POST) => {
-            uploads::start(reg, &repo(name)?, &q, headers, body).await
+            let name = repo(name)?;
+            ensure_repo(st, caller, &name).await?;
+            uploads::start(reg, caller, &name, &q, headers, body).await
         }
         (V2Route::Upload { name, id }, m) => {
             let name = repo(name)?;
@@ -104,6 +231,43 @@ async fn route(
             }
         }
         (_, m) => Err(unsupported(m)),
+    }
+}
+
+/// Creates the repository on its first push, so that the creator's rights and the
+/// organization's default permissions exist before any content does.
+pub async fn ensure_repo(st: &AppState, caller: &Caller, name: &RepoName) -> Result<(), ApiError> {
+    if st
+        .registry
+        .db
+        .repo_id(name.as_str())
+        .await
+        .map_err(berth_core::Error::from)?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let Some(id) = caller.claims.context.account_id else {
+        return Err(ApiError::new(
+            ErrorCode::Denied,
+            "anonymous callers cannot create repositories",
+        ));
+    };
+    let row = st
+        .auth
+        .db
+        .account_by_id(id)
+        .await
+        .map_err(berth_core::Error::from)?
+        .ok_or_else(|| ApiError::new(ErrorCode::Denied, "the token's account no longer exists"))?;
+    let actor = st.auth.actor(&row, "registry_token");
+    match st
+        .auth
+        .create_repo(&actor, name.as_str(), "private", None, caller.ip.as_deref())
+        .await
+    {
+        Ok(_) | Err(berth_core::Error::Request { status: 409, .. }) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -47,6 +47,7 @@ fn created(repo: &RepoName, digest: &Digest) -> Response {
 
 pub async fn start(
     reg: &Registry,
+    caller: &super::Caller,
     name: &RepoName,
     q: &Query,
     headers: &HeaderMap,
@@ -55,7 +56,10 @@ pub async fn start(
     if let (Some(mount), Some(from)) = (q.get("mount"), q.get("from")) {
         let digest = parse_digest(mount)?;
         let from = repo(from)?;
-        if reg.blob_mount(name, &from, &digest).await? {
+        // Mounting needs pull rights on the source; without them this is a plain upload.
+        if caller.claims.allows(from.as_str(), "pull")
+            && reg.blob_mount(name, &from, &digest).await?
+        {
             return Ok(created(name, &digest));
         }
         // Not mountable: fall back to a fresh upload session, as the spec allows.

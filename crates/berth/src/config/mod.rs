@@ -55,9 +55,67 @@ pub const BERTH_KEYS: &[(&str, &str)] = &[
         "PEM certificate chain; with TLS_KEY_FILE, Berth serves https",
     ),
     ("TLS_KEY_FILE", "PEM private key"),
+    ("AUTHENTICATION_TYPE", "Database"),
+    ("SUPER_USERS", "usernames with superuser rights"),
     (
-        "AUTHENTICATION_TYPE",
-        "Database (accounts arrive in a later version)",
+        "FEATURE_ANONYMOUS_ACCESS",
+        "anonymous pulls of public repositories (default true)",
+    ),
+    (
+        "FEATURE_USER_CREATION",
+        "self-service sign-up through POST /api/v1/user/ (default false in Berth)",
+    ),
+    (
+        "FEATURE_USER_INITIALIZE",
+        "POST /api/v1/user/initialize creates the first user, instead of a generated admin",
+    ),
+    (
+        "FEATURE_APP_SPECIFIC_TOKENS",
+        "app-specific tokens usable as passwords (default true)",
+    ),
+    (
+        "APP_SPECIFIC_TOKEN_EXPIRATION",
+        "lifetime of app-specific tokens, e.g. 90d (default: none)",
+    ),
+    (
+        "DATABASE_SECRET_KEY",
+        "seals robot tokens and signing keys in the database (default: generated and kept there)",
+    ),
+    (
+        "ACTION_LOG_AUDIT_LOGINS",
+        "audit-log successful logins (default true)",
+    ),
+    (
+        "ACTION_LOG_AUDIT_LOGIN_FAILURES",
+        "audit-log failed logins (default true in Berth)",
+    ),
+    (
+        "BOOTSTRAP_SUPERUSER",
+        "name of the superuser created at first start when no user exists (default admin)",
+    ),
+    (
+        "BOOTSTRAP_SUPERUSER_PASSWORD",
+        "its password (default: generated and printed once)",
+    ),
+    (
+        "REGISTRY_TOKEN_LIFETIME_S",
+        "lifetime of registry bearer tokens in seconds (default 3600)",
+    ),
+    (
+        "SIGNING_KEY_ROTATION_S",
+        "a new token signing key is made after this many seconds (default 604800)",
+    ),
+    (
+        "LOGIN_LOCKOUT_FAILURES",
+        "consecutive failed logins that lock an account until reset (default 10, 0 = never)",
+    ),
+    (
+        "LOGIN_BACKOFF_BASE_MS",
+        "wait after the first failed login, doubling with each further one (default 1000)",
+    ),
+    (
+        "LOGIN_BACKOFF_MAX_MS",
+        "longest wait between login attempts (default 60000)",
     ),
     (
         "FEATURE_PROXY_STORAGE",
@@ -86,6 +144,12 @@ pub struct Config {
     pub tls_cert_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,
     pub authentication_type: String,
+    /// SERVER_HOSTNAME was set explicitly (token realms use it instead of the request's Host).
+    pub server_hostname_set: bool,
+    pub auth: berth_core::auth::AuthConfig,
+    pub user_initialize: bool,
+    pub bootstrap_superuser: String,
+    pub bootstrap_password: Option<String>,
     pub proxy_storage: bool,
     pub log_json: bool,
     /// Quay keys present in the file that this version reads but does not act on.
@@ -111,6 +175,14 @@ impl Default for Config {
             tls_cert_file: None,
             tls_key_file: None,
             authentication_type: "Database".into(),
+            server_hostname_set: false,
+            auth: berth_core::auth::AuthConfig {
+                user_creation: false,
+                ..berth_core::auth::AuthConfig::default()
+            },
+            user_initialize: false,
+            bootstrap_superuser: "admin".into(),
+            bootstrap_password: None,
             proxy_storage: false,
             log_json: false,
             unused_quay_keys: Vec::new(),
@@ -160,6 +232,30 @@ fn as_string_list(key: &str, v: &Value) -> Result<Vec<String>, ConfigError> {
             .collect()),
         other => err(key, format!("expected a list of strings, found {other}")),
     }
+}
+
+fn positive(key: &str, v: &Value) -> Result<i64, ConfigError> {
+    v.as_i64().filter(|n| *n > 0).map_or_else(
+        || err(key, format!("expected a positive integer, found {v}")),
+        Ok,
+    )
+}
+
+/// Seconds in a duration written as Quay writes them: `30s`, `30m`, `12h`, `10d`, `2w`.
+pub fn parse_duration_s(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = s.split_at(split);
+    let n: i64 = n.parse().ok()?;
+    let mul = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return None,
+    };
+    n.checked_mul(mul)
 }
 
 /// Parameters each Quay storage driver accepts (Quay's names); any other parameter is an error.
@@ -446,7 +542,55 @@ impl Config {
         match key {
             "LISTEN_ADDRESS" => self.listen = as_string(key, v)?,
             "DATA_DIR" => self.data_dir = PathBuf::from(as_string(key, v)?),
-            "SERVER_HOSTNAME" => self.server_hostname = as_string(key, v)?,
+            "SERVER_HOSTNAME" => {
+                self.server_hostname = as_string(key, v)?;
+                self.server_hostname_set = true;
+            }
+            "SUPER_USERS" => self.auth.superusers = as_string_list(key, v)?,
+            "FEATURE_ANONYMOUS_ACCESS" => self.auth.anonymous_access = as_bool(key, v)?,
+            "FEATURE_USER_CREATION" => self.auth.user_creation = as_bool(key, v)?,
+            "FEATURE_USER_INITIALIZE" => self.user_initialize = as_bool(key, v)?,
+            "FEATURE_APP_SPECIFIC_TOKENS" => self.auth.app_tokens = as_bool(key, v)?,
+            "APP_SPECIFIC_TOKEN_EXPIRATION" => {
+                let s = as_string(key, v)?;
+                self.auth.app_token_expiration_s = if s.is_empty() {
+                    None
+                } else {
+                    Some(parse_duration_s(&s).map_or_else(
+                        || {
+                            err(
+                                key,
+                                format!("{s:?} is not a duration such as 30m, 12h, 90d or 2w"),
+                            )
+                        },
+                        Ok,
+                    )?)
+                };
+            }
+            "DATABASE_SECRET_KEY" => {
+                let s = as_string(key, v)?;
+                self.auth.database_secret = (!s.is_empty()).then_some(s);
+            }
+            "ACTION_LOG_AUDIT_LOGINS" => self.auth.audit_logins = as_bool(key, v)?,
+            "ACTION_LOG_AUDIT_LOGIN_FAILURES" => self.auth.audit_login_failures = as_bool(key, v)?,
+            "BOOTSTRAP_SUPERUSER" => self.bootstrap_superuser = as_string(key, v)?,
+            "BOOTSTRAP_SUPERUSER_PASSWORD" => {
+                let s = as_string(key, v)?;
+                if s.len() < 8 {
+                    return err(key, "must be at least 8 characters");
+                }
+                self.bootstrap_password = Some(s);
+            }
+            "REGISTRY_TOKEN_LIFETIME_S" => self.auth.token_lifetime_s = positive(key, v)?,
+            "SIGNING_KEY_ROTATION_S" => self.auth.key_rotation_s = positive(key, v)?,
+            "LOGIN_LOCKOUT_FAILURES" => {
+                self.auth.lockout_failures = v
+                    .as_i64()
+                    .filter(|n| *n >= 0)
+                    .map_or_else(|| err(key, format!("expected a number ≥ 0, found {v}")), Ok)?
+            }
+            "LOGIN_BACKOFF_BASE_MS" => self.auth.backoff_base_ms = positive(key, v)?,
+            "LOGIN_BACKOFF_MAX_MS" => self.auth.backoff_max_ms = positive(key, v)?,
             "PREFERRED_URL_SCHEME" => {
                 let s = as_string(key, v)?;
                 if s != "http" && s != "https" {
@@ -594,6 +738,7 @@ impl Config {
                 *fsync = self.storage_fsync;
             }
         }
+        self.auth.service = self.server_hostname.clone();
         self.unused_quay_keys.sort();
         Ok(())
     }

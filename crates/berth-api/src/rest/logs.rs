@@ -1,0 +1,214 @@
+//! The audit log through the API: by repository, user, organization or (superusers) everything;
+//! filtered by time range (`starttime`/`endtime`: Quay's MM/DD/YYYY, RFC 3339 or Unix seconds),
+//! `performer` and `kind`; newest first, paged with `next_page`; `format=jsonl` exports the whole
+//! range as JSON lines.
+
+use super::{Ctx, R, RestError, Route, avatar, json, route};
+use crate::AppState;
+use axum::response::IntoResponse;
+use berth_core::auth::Role;
+use berth_core::{AuditQuery, AuditRow};
+use std::sync::Arc;
+
+const Q: &[&str] = &[
+    "starttime",
+    "endtime",
+    "performer",
+    "kind",
+    "next_page",
+    "limit",
+    "format",
+];
+
+pub fn routes() -> Vec<Route> {
+    vec![
+        route!(GET "/api/v1/repository/{repository}/logs", "Audit log of a repository", "repo:admin", query Q, repo_logs),
+        route!(GET "/api/v1/user/logs", "Audit log of the calling user's namespace and actions", "user:admin", query Q, user_logs),
+        route!(GET "/api/v1/organization/{orgname}/logs", "Audit log of an organization", "org:admin", query Q, org_logs),
+        route!(GET "/api/v1/superuser/logs", "The whole audit log", "super:user", query Q, all_logs),
+    ]
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Milliseconds from MM/DD/YYYY (start of that day, UTC), RFC 3339, or Unix seconds.
+fn parse_time(s: &str) -> Option<i64> {
+    if let Ok(secs) = s.parse::<i64>() {
+        return Some(secs.saturating_mul(1000));
+    }
+    let rfc = if let Some((m, rest)) = s.split_once('/') {
+        let (d, y) = rest.split_once('/')?;
+        let (m, d, y): (u32, u32, u32) = (m.parse().ok()?, d.parse().ok()?, y.parse().ok()?);
+        format!("{y:04}-{m:02}-{d:02}T00:00:00Z")
+    } else {
+        s.to_string()
+    };
+    let t = humantime::parse_rfc3339_weak(&rfc).ok()?;
+    let ms = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis();
+    i64::try_from(ms).ok()
+}
+
+fn range(ctx: &Ctx) -> Result<(i64, i64), RestError> {
+    let now = berth_core::now_ms();
+    let end = match ctx.q("endtime").filter(|s| !s.is_empty()) {
+        // A bare date includes that whole day.
+        Some(s) => parse_time(s)
+            .map(|t| if s.contains('/') { t + DAY_MS } else { t })
+            .ok_or_else(|| {
+                RestError::bad(format!(
+                    "endtime {s:?}: use MM/DD/YYYY, RFC 3339 or Unix seconds"
+                ))
+            })?,
+        None => now + 1,
+    };
+    let start = match ctx.q("starttime").filter(|s| !s.is_empty()) {
+        Some(s) => parse_time(s).ok_or_else(|| {
+            RestError::bad(format!(
+                "starttime {s:?}: use MM/DD/YYYY, RFC 3339 or Unix seconds"
+            ))
+        })?,
+        None => end - 7 * DAY_MS,
+    };
+    if start > end {
+        return Err(RestError::bad("starttime is after endtime"));
+    }
+    Ok((start, end))
+}
+
+fn view(r: &AuditRow) -> serde_json::Value {
+    let performer = r.performer.as_ref().map(|p| {
+        let kind = r.performer_kind.as_deref().unwrap_or("user");
+        serde_json::json!({"kind": if kind == "robot" { "user" } else { kind }, "name": p, "is_robot": kind == "robot", "avatar": avatar(p, kind)})
+    });
+    serde_json::json!({
+        "id": r.id,
+        "kind": r.kind,
+        "metadata": serde_json::from_str::<serde_json::Value>(&r.metadata).unwrap_or_default(),
+        "ip": r.ip,
+        "datetime": crate::auth::http_date(r.at),
+        "timestamp_ms": r.at,
+        "performer": performer,
+        "namespace": r.namespace.as_ref().map(|n| serde_json::json!({"kind": "namespace", "name": n, "avatar": avatar(n, "user")})),
+        "repository": r.repository,
+    })
+}
+
+async fn answer(st: &AppState, ctx: &Ctx, mut q: AuditQuery<'_>) -> R {
+    // Buffered entries (pulls) first, so the answer includes everything up to now.
+    st.auth.audit.flush().await;
+    let (from, to) = range(ctx)?;
+    q.from = from;
+    q.to = to;
+    q.performer = ctx.q("performer").filter(|s| !s.is_empty());
+    q.kind = ctx.q("kind").filter(|s| !s.is_empty());
+    if ctx.q("format") == Some("jsonl") {
+        let mut out = String::new();
+        q.limit = 1000;
+        loop {
+            let rows = st.auth.db.query_audit(&q).await?;
+            for r in &rows {
+                out.push_str(&view(r).to_string());
+                out.push('\n');
+            }
+            match rows.last() {
+                Some(last) if rows.len() as i64 == q.limit => q.before_id = Some(last.id),
+                _ => break,
+            }
+        }
+        return Ok((
+            [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
+            out,
+        )
+            .into_response());
+    }
+    q.limit = ctx
+        .q("limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(100)
+        .clamp(1, 1000);
+    q.before_id = match ctx.q("next_page").filter(|s| !s.is_empty()) {
+        Some(s) => Some(
+            s.parse::<i64>()
+                .map_err(|_| RestError::bad("next_page is not a value this API returned"))?,
+        ),
+        None => None,
+    };
+    let rows = st.auth.db.query_audit(&q).await?;
+    let mut v = serde_json::json!({
+        "start_time": crate::auth::http_date(from),
+        "end_time": crate::auth::http_date(to),
+        "logs": rows.iter().map(view).collect::<Vec<_>>(),
+    });
+    if rows.len() as i64 == q.limit
+        && let Some(last) = rows.last()
+    {
+        v["next_page"] = last.id.to_string().into();
+    }
+    json(v)
+}
+
+async fn repo_logs(st: Arc<AppState>, ctx: Ctx) -> R {
+    let r = st
+        .auth
+        .repo_with_role(Some(ctx.actor()?), ctx.p("repository"), Role::Admin)
+        .await?;
+    answer(
+        &st,
+        &ctx,
+        AuditQuery {
+            repository: Some(&r.name),
+            ..AuditQuery::default()
+        },
+    )
+    .await
+}
+
+async fn user_logs(st: Arc<AppState>, ctx: Ctx) -> R {
+    let a = ctx.actor()?;
+    if a.kind != berth_core::auth::AccountKind::User || !a.has_scope("user:admin") {
+        return Err(RestError::new(
+            403,
+            "needs a user's credentials with the user:admin scope",
+        ));
+    }
+    let name = a.name.clone();
+    answer(
+        &st,
+        &ctx,
+        AuditQuery {
+            namespace: Some(&name),
+            ..AuditQuery::default()
+        },
+    )
+    .await
+}
+
+async fn org_logs(st: Arc<AppState>, ctx: Ctx) -> R {
+    let o = st.auth.org_admin(ctx.actor()?, ctx.p("orgname")).await?;
+    answer(
+        &st,
+        &ctx,
+        AuditQuery {
+            namespace: Some(&o.name),
+            ..AuditQuery::default()
+        },
+    )
+    .await
+}
+
+async fn all_logs(st: Arc<AppState>, ctx: Ctx) -> R {
+    super::superuser::require(&ctx)?;
+    answer(&st, &ctx, AuditQuery::default()).await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn times() {
+        assert_eq!(super::parse_time("01/02/1970"), Some(86_400_000));
+        assert_eq!(super::parse_time("1970-01-02T00:00:00Z"), Some(86_400_000));
+        assert_eq!(super::parse_time("86400"), Some(86_400_000));
+        assert_eq!(super::parse_time("13/45/2020"), None);
+        assert_eq!(super::parse_time("garbage"), None);
+    }
+}

@@ -1,0 +1,173 @@
+//! The OpenAPI 3.1 document of `/api/v1`, generated from the route table (so it lists every
+//! endpoint the router serves), at Quay's discovery path.
+
+use super::{Ctx, R, Route, json, route};
+use crate::AppState;
+use serde_json::{Map, Value, json as j};
+use std::sync::Arc;
+
+pub fn routes() -> Vec<Route> {
+    vec![route!(GET "/api/v1/discovery", "This OpenAPI document", "anonymous", discovery)]
+}
+
+async fn discovery(_st: Arc<AppState>, _ctx: Ctx) -> R {
+    json(document(&super::routes()))
+}
+
+fn operation_id(r: &Route) -> String {
+    let mut id = r.method.as_str().to_lowercase();
+    for seg in r.path.trim_start_matches("/api/v1/").split('/') {
+        let seg = seg.trim_matches(|c| c == '{' || c == '}');
+        for part in seg.split(|c: char| !c.is_ascii_alphanumeric()) {
+            let mut c = part.chars();
+            if let Some(f) = c.next() {
+                id.push(f.to_ascii_uppercase());
+                id.push_str(c.as_str());
+            }
+        }
+    }
+    id
+}
+
+fn field_schema(ty: &str) -> Value {
+    match ty {
+        "integer" => j!({"type": "integer"}),
+        "boolean" => j!({"type": "boolean"}),
+        "object" => j!({"type": "object"}),
+        "array" => j!({"type": "array", "items": {"type": "string"}}),
+        _ => j!({"type": "string"}),
+    }
+}
+
+/// Builds the document.
+pub fn document(routes: &[Route]) -> Value {
+    let mut paths: Map<String, Value> = Map::new();
+    for r in routes {
+        let mut params: Vec<Value> = Vec::new();
+        for seg in r.path.split('/') {
+            if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                let desc = if name == "repository" {
+                    "namespace/name of the repository; may contain '/'"
+                } else {
+                    name
+                };
+                params.push(j!({"name": name, "in": "path", "required": true, "description": desc, "schema": {"type": "string"}}));
+            }
+        }
+        for q in r.query {
+            params.push(
+                j!({"name": q, "in": "query", "required": false, "schema": {"type": "string"}}),
+            );
+        }
+        let ok = match r.method.as_str() {
+            "DELETE" => "204",
+            "POST" if r.summary.starts_with("Create") || r.summary.starts_with("Rotate") => "201",
+            "PUT" if r.summary.starts_with("Create a robot") => "201",
+            _ => "200",
+        };
+        let mut responses = Map::new();
+        responses.insert(
+            ok.into(),
+            if ok == "204" {
+                j!({"description": "Done"})
+            } else {
+                j!({"description": "Success", "content": {"application/json": {"schema": {"type": "object"}}}})
+            },
+        );
+        for (code, what) in [
+            ("400", "Invalid request"),
+            ("401", "Authentication required or failed"),
+            ("403", "Not allowed for this caller"),
+            ("404", "Not found"),
+        ] {
+            responses.insert(
+                code.into(),
+                j!({"description": what, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}),
+            );
+        }
+        let mut op = j!({
+            "operationId": operation_id(r),
+            "summary": r.summary,
+            "description": format!("Requires: {}.", r.scope),
+            "tags": [r.path.trim_start_matches("/api/v1/").split('/').next().unwrap_or("api")],
+            "parameters": params,
+            "responses": responses,
+            "x-required-scope": r.scope,
+        });
+        if r.scope == "anonymous" {
+            op["security"] = j!([{}, {"bearer": []}, {"basic": []}]);
+        }
+        if !r.body.is_empty() {
+            let mut props = Map::new();
+            let mut required = Vec::new();
+            for f in r.body {
+                let (name, ty) = f.split_once(':').unwrap_or((f, "string"));
+                let name = match name.strip_prefix('*') {
+                    Some(n) => {
+                        required.push(Value::from(n));
+                        n
+                    }
+                    None => name,
+                };
+                props.insert(name.into(), field_schema(ty));
+            }
+            let mut schema = j!({"type": "object", "properties": props});
+            if !required.is_empty() {
+                schema["required"] = required.into();
+            }
+            op["requestBody"] =
+                j!({"required": true, "content": {"application/json": {"schema": schema}}});
+        }
+        let entry = paths.entry(r.path.to_string()).or_insert_with(|| j!({}));
+        entry[r.method.as_str().to_lowercase()] = op;
+    }
+    j!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Berth registry API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Quay-compatible REST API of the Berth container registry. Authenticate with an API token (Authorization: Bearer) or Basic credentials.",
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}, {"basic": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "An API token (POST /api/v1/user/apitoken)"},
+                "basic": {"type": "http", "scheme": "basic", "description": "A user's password or app-specific token"},
+            },
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["status", "error_message"],
+                    "properties": {
+                        "status": {"type": "integer"},
+                        "error_message": {"type": "string"},
+                        "error_type": {"type": "string"},
+                        "title": {"type": "string"},
+                        "detail": {"type": "string"},
+                    },
+                },
+            },
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_route_is_documented_once() {
+        let routes = super::super::routes();
+        let doc = super::document(&routes);
+        let mut ids = std::collections::HashSet::new();
+        for r in &routes {
+            let op = &doc["paths"][r.path][r.method.as_str().to_lowercase()];
+            assert!(op.is_object(), "{} {} missing", r.method, r.path);
+            assert!(
+                ids.insert(op["operationId"].as_str().unwrap_or("").to_string()),
+                "duplicate operationId for {}",
+                r.path
+            );
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! Superuser endpoints: users (create, change, disable, delete, unlock), organizations, signing
+//! keys.
+
+use super::{Ctx, R, RestError, Route, avatar, created, json, no_content, route, secs};
+use crate::AppState;
+use berth_core::auth::Actor;
+use berth_core::auth::accounts::UserChanges;
+use std::sync::Arc;
+
+pub fn routes() -> Vec<Route> {
+    vec![
+        route!(GET "/api/v1/superuser/users/", "Every user", "super:user", query &["disabled", "limit", "next_page"], list_users),
+        route!(POST "/api/v1/superuser/users/", "Create a user; a password is generated unless given", "super:user",
+            body &["*username", "email", "password", "superuser:boolean"], create_user),
+        route!(GET "/api/v1/superuser/users/{username}", "One user", "super:user", get_user),
+        route!(PUT "/api/v1/superuser/users/{username}", "Change a user's password, email, enabled or superuser flag", "super:user",
+            body &["password", "email", "enabled:boolean", "superuser:boolean"], update_user),
+        route!(DELETE "/api/v1/superuser/users/{username}", "Delete a user (its namespace must hold no repositories)", "super:user", delete_user),
+        route!(POST "/api/v1/superuser/users/{username}/resetlogin", "Clear a user's failed logins and unlock it (Berth)", "super:user", reset_login),
+        route!(GET "/api/v1/superuser/organizations/", "Every organization", "super:user", query &["limit", "next_page"], list_orgs),
+        route!(GET "/api/v1/superuser/keys", "Keys that sign registry tokens", "super:user", list_keys),
+        route!(POST "/api/v1/superuser/keys", "Rotate: create a new signing key (older keys verify until they expire)", "super:user", rotate_key),
+        route!(DELETE "/api/v1/superuser/keys/{kid}", "Delete a signing key: tokens it signed stop working", "super:user", delete_key),
+    ]
+}
+
+/// The caller, if a superuser with the `super:user` scope.
+pub fn require(ctx: &Ctx) -> Result<&Actor, RestError> {
+    let a = ctx.actor()?;
+    if !a.superuser || !a.has_scope("super:user") {
+        return Err(RestError::new(
+            403,
+            "only superusers may do this (SUPER_USERS, or `berth admin create-user --superuser`)",
+        ));
+    }
+    Ok(a)
+}
+
+fn user_view(st: &AppState, r: &berth_core::AccountRow) -> serde_json::Value {
+    serde_json::json!({
+        "username": r.name, "email": r.email, "verified": true, "enabled": r.enabled,
+        "super_user": st.auth.is_superuser(r), "avatar": avatar(&r.name, "user"),
+        "failed_logins": r.failed_logins, "locked": st.auth.throttled(r).is_some_and(|e| matches!(e, berth_core::auth::LoginError::Locked { .. })),
+        "created": secs(Some(r.created_at)), "last_accessed": secs(r.last_accessed),
+    })
+}
+
+async fn list_users(st: Arc<AppState>, ctx: Ctx) -> R {
+    require(&ctx)?;
+    let include_disabled = ctx.q_bool("disabled", true);
+    let limit = ctx
+        .q("limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(100)
+        .clamp(1, 1000);
+    let rows = st
+        .auth
+        .db
+        .list_accounts("user", ctx.q("next_page").unwrap_or(""), limit)
+        .await?;
+    let mut v = serde_json::json!({
+        "users": rows.iter().filter(|r| include_disabled || r.enabled).map(|r| user_view(&st, r)).collect::<Vec<_>>(),
+    });
+    if rows.len() as i64 == limit
+        && let Some(last) = rows.last()
+    {
+        v["next_page"] = last.name.clone().into();
+    }
+    json(v)
+}
+
+async fn create_user(st: Arc<AppState>, ctx: Ctx) -> R {
+    let a = require(&ctx)?;
+    let generated = berth_core::auth::secret::random_token(24);
+    let password = ctx.field("password").unwrap_or(&generated);
+    let superuser = ctx
+        .body
+        .get("superuser")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    let row = st
+        .auth
+        .create_user(
+            Some(a),
+            ctx.required("username")?,
+            Some(password),
+            ctx.field("email"),
+            superuser,
+        )
+        .await?;
+    created(serde_json::json!({
+        "username": row.name, "email": row.email, "password": password,
+        "encrypted_password": row.password_hash,
+    }))
+}
+
+async fn get_user(st: Arc<AppState>, ctx: Ctx) -> R {
+    require(&ctx)?;
+    let r = st.auth.user(ctx.p("username")).await?;
+    json(user_view(&st, &r))
+}
+
+async fn update_user(st: Arc<AppState>, ctx: Ctx) -> R {
+    let a = require(&ctx)?;
+    let c = UserChanges {
+        password: ctx.field("password"),
+        email: ctx.field("email"),
+        enabled: ctx.body.get("enabled").and_then(|v| v.as_bool()),
+        superuser: ctx.body.get("superuser").and_then(|v| v.as_bool()),
+        tag_expiration_s: None,
+    };
+    let r = st.auth.update_user(a, ctx.p("username"), &c).await?;
+    json(user_view(&st, &r))
+}
+
+async fn delete_user(st: Arc<AppState>, ctx: Ctx) -> R {
+    let a = require(&ctx)?;
+    st.auth.user(ctx.p("username")).await?;
+    st.auth
+        .delete_namespace_account(a, ctx.p("username"))
+        .await?;
+    no_content()
+}
+
+async fn reset_login(st: Arc<AppState>, ctx: Ctx) -> R {
+    let a = require(&ctx)?;
+    st.auth.reset_login(Some(a), ctx.p("username")).await?;
+    let r = st.auth.user(ctx.p("username")).await?;
+    json(user_view(&st, &r))
+}
+
+async fn list_orgs(st: Arc<AppState>, ctx: Ctx) -> R {
+    require(&ctx)?;
+    let limit = ctx
+        .q("limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(100)
+        .clamp(1, 1000);
+    let rows = st
+        .auth
+        .db
+        .list_accounts("org", ctx.q("next_page").unwrap_or(""), limit)
+        .await?;
+    let mut v = serde_json::json!({
+        "organizations": rows.iter().map(|r| serde_json::json!({
+            "name": r.name, "email": r.email, "avatar": avatar(&r.name, "org"),
+        })).collect::<Vec<_>>(),
+    });
+    if rows.len() as i64 == limit
+        && let Some(last) = rows.last()
+    {
+        v["next_page"] = last.name.clone().into();
+    }
+    json(v)
+}
+
+async fn list_keys(st: Arc<AppState>, ctx: Ctx) -> R {
+    require(&ctx)?;
+    let keys = st.auth.db.service_keys().await?;
+    json(serde_json::json!({
+        "keys": keys.iter().map(|k| serde_json::json!({
+            "kid": k.kid, "service": k.service, "created_date": secs(Some(k.created_at)),
+            "expiration_date": secs(Some(k.expires_at)), "jwk": {"kty": "EC", "crv": "P-256", "alg": "ES256", "point": k.public_key},
+        })).collect::<Vec<_>>(),
+    }))
+}
+
+async fn rotate_key(st: Arc<AppState>, ctx: Ctx) -> R {
+    let a = require(&ctx)?;
+    let kid = st.auth.keys.rotate(&st.auth.config.service).await?;
+    st.auth
+        .audit
+        .record(
+            berth_core::auth::AuditEntry::new("service_key_create")
+                .by(Some(a))
+                .meta(serde_json::json!({"kid": kid})),
+        )
+        .await;
+    created(serde_json::json!({"kid": kid}))
+}
+
+async fn delete_key(st: Arc<AppState>, ctx: Ctx) -> R {
+    let a = require(&ctx)?;
+    let kid = ctx.p("kid");
+    if !st.auth.db.delete_service_key(kid).await? {
+        return Err(RestError::new(404, format!("no signing key {kid:?}")));
+    }
+    st.auth.keys.ensure(&st.auth.config.service).await?;
+    st.auth
+        .audit
+        .record(
+            berth_core::auth::AuditEntry::new("service_key_delete")
+                .by(Some(a))
+                .meta(serde_json::json!({"kid": kid})),
+        )
+        .await;
+    no_content()
+}

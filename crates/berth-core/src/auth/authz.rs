@@ -1,0 +1,196 @@
+//! Authorization: what an actor may do with a repository, and the registry token grants that
+//! follow from it.
+//!
+//! Effective role on a repository = the highest of: read if the repository is public (anonymous
+//! callers only with `FEATURE_ANONYMOUS_ACCESS`); admin for superusers; admin in the caller's own
+//! user namespace; admin for members of an organization team with role `admin` (the `owners` team
+//! included); the caller's direct permission; the permissions of the caller's teams. Creating a
+//! repository (first push) is allowed in one's own namespace, to members of a `creator` or `admin`
+//! team of the organization, and to superusers. API tokens cap all of this by their scopes.
+
+use super::jwt::Access;
+use super::{AccountKind, Actor, Auth};
+use crate::Result;
+use berth_oci::RepoName;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    Read,
+    Write,
+    Admin,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "read" => Some(Role::Read),
+            "write" => Some(Role::Write),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Read => "read",
+            Role::Write => "write",
+            Role::Admin => "admin",
+        }
+    }
+    /// Registry token actions this role allows on an existing repository.
+    pub fn actions(self) -> &'static [&'static str] {
+        match self {
+            Role::Read => &["pull"],
+            Role::Write => &["pull", "push", "delete"],
+            Role::Admin => &["pull", "push", "delete", "*"],
+        }
+    }
+}
+
+/// What a caller may do with one repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RepoAccess {
+    pub exists: bool,
+    pub public: bool,
+    /// Effective role on an existing repository.
+    pub role: Option<Role>,
+    /// May create it (only meaningful when it does not exist).
+    pub can_create: bool,
+    /// The namespace exists (as a user or organization).
+    pub namespace_exists: bool,
+}
+
+impl RepoAccess {
+    pub fn allows(&self, role: Role) -> bool {
+        self.role.is_some_and(|r| r >= role)
+    }
+    /// Registry actions allowed: on an existing repository by role; on a missing one, everything
+    /// to whoever may create it (the creator becomes its admin) and nothing to anyone else — so
+    /// that nobody learns whether a private repository exists.
+    pub fn actions(&self) -> &'static [&'static str] {
+        if self.exists {
+            self.role.map(Role::actions).unwrap_or(&[])
+        } else if self.can_create {
+            Role::Admin.actions()
+        } else {
+            &[]
+        }
+    }
+}
+
+impl Auth {
+    /// The caller's access to repository `repo` (anonymous when `actor` is `None`).
+    pub async fn repo_access(&self, actor: Option<&Actor>, repo: &str) -> Result<RepoAccess> {
+        let ns = repo.split('/').next().unwrap_or(repo);
+        let facts = self.db.access_facts(repo, ns, actor.map(|a| a.id)).await?;
+        let mut role: Option<Role> = None;
+        let mut can_create = false;
+        if facts.public && (actor.is_some() || self.config.anonymous_access) {
+            role = Some(Role::Read);
+        }
+        if let Some(a) = actor {
+            let mut bump = |r: Role| role = role.max(Some(r));
+            if a.superuser {
+                bump(Role::Admin);
+                can_create = true;
+            }
+            if a.kind == AccountKind::User && a.name == ns {
+                bump(Role::Admin);
+                can_create = true;
+            }
+            for r in &facts.repo_roles {
+                if let Some(r) = Role::parse(r) {
+                    bump(r);
+                }
+            }
+            for r in &facts.org_team_roles {
+                match r.as_str() {
+                    "admin" => {
+                        bump(Role::Admin);
+                        can_create = true;
+                    }
+                    "creator" => can_create = true,
+                    _ => {}
+                }
+            }
+            // A superuser may push into a namespace nobody owns yet: it becomes an organization.
+            if facts.namespace_kind.is_none() && !a.superuser {
+                can_create = false;
+            }
+            if a.scopes.is_some() {
+                let cap = if a.has_scope("repo:admin") {
+                    Some(Role::Admin)
+                } else if a.has_scope("repo:write") {
+                    Some(Role::Write)
+                } else if a.has_scope("repo:read") {
+                    Some(Role::Read)
+                } else {
+                    None
+                };
+                role = role.min(cap);
+                can_create = can_create && a.has_scope("repo:create");
+            }
+        }
+        Ok(RepoAccess {
+            exists: facts.repo_id.is_some(),
+            public: facts.public,
+            role: if facts.repo_id.is_some() { role } else { None },
+            can_create,
+            namespace_exists: facts.namespace_kind.is_some(),
+        })
+    }
+
+    /// The grants of a registry token asked for `scopes` (`repository:NAME:ACTIONS`,
+    /// `registry:catalog:*`): each scope's requested actions intersected with what the caller may do.
+    pub async fn grant(&self, actor: Option<&Actor>, scopes: &[String]) -> Result<Vec<Access>> {
+        let mut out: Vec<Access> = Vec::new();
+        for scope in scopes {
+            // NAME may contain ':' only in a port-qualified form we do not serve; split from both ends.
+            let Some((kind, rest)) = scope.split_once(':') else {
+                continue;
+            };
+            let Some((name, actions)) = rest.rsplit_once(':') else {
+                continue;
+            };
+            let requested: Vec<&str> = actions.split(',').filter(|a| !a.is_empty()).collect();
+            match kind {
+                "repository" => {
+                    if name.parse::<RepoName>().is_err() {
+                        continue;
+                    }
+                    let access = self.repo_access(actor, name).await?;
+                    let allowed = access.actions();
+                    let granted: Vec<String> = requested
+                        .iter()
+                        .filter(|a| allowed.contains(a))
+                        .map(|a| a.to_string())
+                        .collect();
+                    merge(&mut out, "repository", name, granted);
+                }
+                "registry"
+                    if name == "catalog" && (actor.is_some() || self.config.anonymous_access) =>
+                {
+                    merge(&mut out, "registry", "catalog", vec!["*".to_string()]);
+                }
+                _ => {}
+            }
+        }
+        out.retain(|a| !a.actions.is_empty());
+        Ok(out)
+    }
+}
+
+fn merge(out: &mut Vec<Access>, kind: &str, name: &str, actions: Vec<String>) {
+    if let Some(a) = out.iter_mut().find(|a| a.kind == kind && a.name == name) {
+        for x in actions {
+            if !a.actions.contains(&x) {
+                a.actions.push(x);
+            }
+        }
+    } else {
+        out.push(Access {
+            kind: kind.to_string(),
+            name: name.to_string(),
+            actions,
+        });
+    }
+}

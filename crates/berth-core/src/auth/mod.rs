@@ -1,0 +1,196 @@
+//! Identity and access: who is calling (credentials → [`Actor`]), what they may do with a
+//! repository ([`authz`]), the registry tokens that carry that decision to `/v2` ([`jwt`]), failed
+//! login throttling, and the audit log. Account management (users, organizations, teams, robots,
+//! permissions, tokens) lives in [`accounts`].
+
+pub mod accounts;
+pub mod audit;
+pub mod authz;
+pub mod jwt;
+pub mod login;
+pub mod secret;
+
+pub use audit::{AuditEntry, AuditLog};
+pub use authz::{RepoAccess, Role};
+pub use jwt::{Access, Claims, TokenContext, TokenError};
+pub use login::LoginError;
+
+use crate::{Db, Result};
+use secret::Sealer;
+use std::sync::Arc;
+
+/// Settings of identity and access (Quay's keys where Quay has them).
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// `SUPER_USERS`: superusers by name, in addition to accounts flagged in the database.
+    pub superusers: Vec<String>,
+    /// `FEATURE_ANONYMOUS_ACCESS`: anonymous pulls of public repositories.
+    pub anonymous_access: bool,
+    /// The `service` of registry tokens (their audience): `SERVER_HOSTNAME`, else "berth".
+    pub service: String,
+    /// Lifetime of registry tokens.
+    pub token_lifetime_s: i64,
+    /// A new signing key is made after this long.
+    pub key_rotation_s: i64,
+    /// `DATABASE_SECRET_KEY`; when absent, a secret generated once and kept in the database.
+    pub database_secret: Option<String>,
+    /// Failed logins before an account is locked until an administrator resets it (0: never).
+    pub lockout_failures: i64,
+    /// Delay after the first consecutive failure; doubles with each further one.
+    pub backoff_base_ms: i64,
+    /// Longest delay between attempts.
+    pub backoff_max_ms: i64,
+    /// `FEATURE_APP_SPECIFIC_TOKENS`
+    pub app_tokens: bool,
+    /// `APP_SPECIFIC_TOKEN_EXPIRATION` in seconds.
+    pub app_token_expiration_s: Option<i64>,
+    /// `FEATURE_USER_CREATION`: self-service sign-up through the API.
+    pub user_creation: bool,
+    /// `ACTION_LOG_AUDIT_LOGIN_FAILURES` (Berth: on by default) / `ACTION_LOG_AUDIT_LOGINS`.
+    pub audit_login_failures: bool,
+    pub audit_logins: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            superusers: Vec::new(),
+            anonymous_access: true,
+            service: "berth".into(),
+            token_lifetime_s: 3600,
+            key_rotation_s: 7 * 24 * 3600,
+            database_secret: None,
+            lockout_failures: 10,
+            backoff_base_ms: 1000,
+            backoff_max_ms: 60_000,
+            app_tokens: true,
+            app_token_expiration_s: None,
+            user_creation: true,
+            audit_login_failures: true,
+            audit_logins: true,
+        }
+    }
+}
+
+/// The kind of an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountKind {
+    User,
+    Org,
+    Robot,
+}
+
+impl AccountKind {
+    pub fn parse(s: &str) -> AccountKind {
+        match s {
+            "org" => AccountKind::Org,
+            "robot" => AccountKind::Robot,
+            _ => AccountKind::User,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountKind::User => "user",
+            AccountKind::Org => "org",
+            AccountKind::Robot => "robot",
+        }
+    }
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub id: i64,
+    pub name: String,
+    pub kind: AccountKind,
+    pub superuser: bool,
+    /// The credential used: password | app_token | robot_token | api_token | session | external
+    pub via: &'static str,
+    /// API token scopes; `None` for every other credential (all that the account may do).
+    pub scopes: Option<Vec<String>>,
+}
+
+impl Actor {
+    /// Whether the credential carries API scope `scope` (implied scopes included).
+    pub fn has_scope(&self, scope: &str) -> bool {
+        let Some(scopes) = &self.scopes else {
+            return true;
+        };
+        let implied: &[&str] = match scope {
+            "repo:read" => &["repo:read", "repo:write", "repo:admin"],
+            "repo:write" => &["repo:write", "repo:admin"],
+            "user:read" => &["user:read", "user:admin"],
+            s => return scopes.iter().any(|x| x == s),
+        };
+        scopes.iter().any(|x| implied.contains(&x.as_str()))
+    }
+}
+
+/// Identity and access services, shared by every request.
+#[derive(Clone)]
+pub struct Auth {
+    pub db: Db,
+    pub config: Arc<AuthConfig>,
+    pub sealer: Sealer,
+    pub keys: Arc<jwt::Keys>,
+    pub audit: AuditLog,
+    /// Successful Basic checks by hash of the credentials, with when they were made.
+    pub(crate) basic_cache: Arc<std::sync::Mutex<std::collections::HashMap<String, (Actor, i64)>>>,
+}
+
+/// The scopes an API token may carry, as Quay names them.
+pub const API_SCOPES: &[&str] = &[
+    "repo:read",
+    "repo:write",
+    "repo:admin",
+    "repo:create",
+    "user:read",
+    "user:admin",
+    "org:admin",
+    "super:user",
+];
+
+impl Auth {
+    /// Loads (or creates) the shared secret and the signing keys.
+    pub async fn new(db: Db, config: AuthConfig) -> Result<Auth> {
+        let secret = match &config.database_secret {
+            Some(s) => s.clone(),
+            None => {
+                db.instance_secret("database_secret", &secret::random_token(48))
+                    .await?
+            }
+        };
+        let sealer = Sealer::new(&secret);
+        let keys = Arc::new(jwt::Keys::new(
+            db.clone(),
+            sealer.clone(),
+            config.key_rotation_s.saturating_mul(1000),
+        ));
+        keys.ensure(&config.service).await?;
+        let audit = AuditLog::new(db.clone());
+        Ok(Auth {
+            db,
+            config: Arc::new(config),
+            sealer,
+            keys,
+            audit,
+            basic_cache: Arc::default(),
+        })
+    }
+
+    /// Whether an account is a superuser (flag in the database or named in `SUPER_USERS`).
+    pub fn is_superuser(&self, row: &berth_db::AccountRow) -> bool {
+        row.kind == "user" && (row.superuser || self.config.superusers.contains(&row.name))
+    }
+
+    pub fn actor(&self, row: &berth_db::AccountRow, via: &'static str) -> Actor {
+        Actor {
+            id: row.id,
+            name: row.name.clone(),
+            kind: AccountKind::parse(&row.kind),
+            superuser: self.is_superuser(row),
+            via,
+            scopes: None,
+        }
+    }
+}

@@ -1,0 +1,389 @@
+//! Accounts (users, organizations, robots), their external identities and login failures.
+
+use crate::{Db, Result, now_ms};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+/// One row of `accounts`.
+#[derive(Debug, Clone)]
+pub struct AccountRow {
+    pub id: i64,
+    pub name: String,
+    pub kind: String,
+    pub email: Option<String>,
+    pub password_hash: Option<String>,
+    pub superuser: bool,
+    pub enabled: bool,
+    pub owner_id: Option<i64>,
+    pub token_sealed: Option<String>,
+    pub description: Option<String>,
+    pub metadata: Option<String>,
+    pub tag_expiration_s: Option<i64>,
+    pub failed_logins: i64,
+    pub last_failed_at: Option<i64>,
+    pub created_at: i64,
+    pub last_accessed: Option<i64>,
+}
+
+const COLS: &str = "id, name, kind, email, password_hash, superuser, enabled, owner_id, token_sealed, \
+    description, metadata, tag_expiration_s, failed_logins, last_failed_at, created_at, last_accessed";
+
+fn account(r: &AnyRow) -> AccountRow {
+    AccountRow {
+        id: r.get(0),
+        name: r.get(1),
+        kind: r.get(2),
+        email: r.get(3),
+        password_hash: r.get(4),
+        superuser: r.get::<i64, _>(5) != 0,
+        enabled: r.get::<i64, _>(6) != 0,
+        owner_id: r.get(7),
+        token_sealed: r.get(8),
+        description: r.get(9),
+        metadata: r.get(10),
+        tag_expiration_s: r.get(11),
+        failed_logins: r.get(12),
+        last_failed_at: r.get(13),
+        created_at: r.get(14),
+        last_accessed: r.get(15),
+    }
+}
+
+/// A new account. Users and organizations also get their namespace.
+#[derive(Debug, Default)]
+pub struct NewAccount<'a> {
+    pub name: &'a str,
+    pub kind: &'a str,
+    pub email: Option<&'a str>,
+    pub password_hash: Option<&'a str>,
+    pub superuser: bool,
+    pub owner_id: Option<i64>,
+    pub token_hash: Option<&'a str>,
+    pub token_sealed: Option<&'a str>,
+    pub description: Option<&'a str>,
+    pub metadata: Option<&'a str>,
+}
+
+/// A field of an account that the API may change.
+pub enum AccountUpdate<'a> {
+    PasswordHash(Option<&'a str>),
+    Email(Option<&'a str>),
+    Enabled(bool),
+    Superuser(bool),
+    Description(Option<&'a str>),
+    Metadata(Option<&'a str>),
+    TagExpiration(Option<i64>),
+    RobotToken { hash: &'a str, sealed: &'a str },
+}
+
+impl Db {
+    async fn account_where(&self, cond: &str, arg: impl ToString) -> Result<Option<AccountRow>> {
+        let sql = format!("SELECT {COLS} FROM accounts WHERE {cond}");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(arg.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(account))
+    }
+
+    pub async fn account_by_name(&self, name: &str) -> Result<Option<AccountRow>> {
+        self.account_where("name = $1", name).await
+    }
+
+    pub async fn account_by_id(&self, id: i64) -> Result<Option<AccountRow>> {
+        let sql = format!("SELECT {COLS} FROM accounts WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(account))
+    }
+
+    pub async fn account_by_email(&self, email: &str) -> Result<Option<AccountRow>> {
+        self.account_where("kind = 'user' AND email = $1", email)
+            .await
+    }
+
+    /// The robot whose token hashes to `token_hash`.
+    pub async fn robot_by_token_hash(&self, token_hash: &str) -> Result<Option<AccountRow>> {
+        self.account_where("kind = 'robot' AND token_hash = $1", token_hash)
+            .await
+    }
+
+    /// Number of accounts of `kind`.
+    pub async fn count_accounts(&self, kind: &str) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) FROM accounts WHERE kind = $1")
+            .bind(kind)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.get(0))
+    }
+
+    /// Creates an account; `None` when the name (or a user's email) is taken.
+    pub async fn create_account(&self, a: &NewAccount<'_>) -> Result<Option<i64>> {
+        let mut w = self.write().await?;
+        let now = now_ms();
+        let taken = sqlx::query("SELECT 1 FROM accounts WHERE name = $1")
+            .bind(a.name)
+            .fetch_optional(&mut *w.tx)
+            .await?
+            .is_some();
+        let email_taken = match (a.kind, a.email) {
+            ("user", Some(e)) => {
+                sqlx::query("SELECT 1 FROM accounts WHERE kind = 'user' AND email = $1")
+                    .bind(e)
+                    .fetch_optional(&mut *w.tx)
+                    .await?
+                    .is_some()
+            }
+            _ => false,
+        };
+        if taken || email_taken {
+            return Ok(None);
+        }
+        let row = sqlx::query(
+            "INSERT INTO accounts (name, kind, email, password_hash, superuser, owner_id, token_hash,
+                 token_sealed, description, metadata, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+        )
+        .bind(a.name)
+        .bind(a.kind)
+        .bind(a.email)
+        .bind(a.password_hash)
+        .bind(i64::from(a.superuser))
+        .bind(a.owner_id)
+        .bind(a.token_hash)
+        .bind(a.token_sealed)
+        .bind(a.description)
+        .bind(a.metadata)
+        .bind(now)
+        .fetch_one(&mut *w.tx)
+        .await?;
+        let id: i64 = row.get(0);
+        if a.kind != "robot" {
+            // A namespace may already exist from data pushed before accounts existed.
+            sqlx::query(
+                "INSERT INTO namespaces (name, kind, created_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (name) DO UPDATE SET kind = excluded.kind",
+            )
+            .bind(a.name)
+            .bind(a.kind)
+            .bind(now)
+            .execute(&mut *w.tx)
+            .await?;
+        }
+        w.commit().await?;
+        Ok(Some(id))
+    }
+
+    pub async fn update_account(&self, id: i64, u: AccountUpdate<'_>) -> Result<()> {
+        let q = match u {
+            AccountUpdate::PasswordHash(h) => {
+                sqlx::query("UPDATE accounts SET password_hash = $1 WHERE id = $2").bind(h)
+            }
+            AccountUpdate::Email(e) => {
+                sqlx::query("UPDATE accounts SET email = $1 WHERE id = $2").bind(e)
+            }
+            AccountUpdate::Enabled(b) => {
+                sqlx::query("UPDATE accounts SET enabled = $1 WHERE id = $2").bind(i64::from(b))
+            }
+            AccountUpdate::Superuser(b) => {
+                sqlx::query("UPDATE accounts SET superuser = $1 WHERE id = $2").bind(i64::from(b))
+            }
+            AccountUpdate::Description(d) => {
+                sqlx::query("UPDATE accounts SET description = $1 WHERE id = $2").bind(d)
+            }
+            AccountUpdate::Metadata(m) => {
+                sqlx::query("UPDATE accounts SET metadata = $1 WHERE id = $2").bind(m)
+            }
+            AccountUpdate::TagExpiration(s) => {
+                sqlx::query("UPDATE accounts SET tag_expiration_s = $1 WHERE id = $2").bind(s)
+            }
+            AccountUpdate::RobotToken { hash, sealed } => {
+                sqlx::query("UPDATE accounts SET token_hash = $1, token_sealed = $2 WHERE id = $3")
+                    .bind(hash)
+                    .bind(sealed)
+            }
+        };
+        let mut w = self.write().await?;
+        q.bind(id).execute(&mut *w.tx).await?;
+        w.commit().await
+    }
+
+    /// Deletes an account, its robots, and (users, organizations) its empty namespace. Refused
+    /// (`false`) while the namespace still holds repositories.
+    pub async fn delete_account(&self, id: i64) -> Result<bool> {
+        let mut w = self.write().await?;
+        let Some(row) = sqlx::query("SELECT name, kind FROM accounts WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *w.tx)
+            .await?
+        else {
+            return Ok(true);
+        };
+        let name: String = row.get(0);
+        let kind: String = row.get(1);
+        if kind != "robot" {
+            let repos = sqlx::query(
+                "SELECT COUNT(*) FROM repositories r JOIN namespaces n ON n.id = r.namespace_id
+                 WHERE n.name = $1",
+            )
+            .bind(&name)
+            .fetch_one(&mut *w.tx)
+            .await?;
+            if repos.get::<i64, _>(0) > 0 {
+                return Ok(false);
+            }
+            sqlx::query("DELETE FROM namespaces WHERE name = $1")
+                .bind(&name)
+                .execute(&mut *w.tx)
+                .await?;
+            // Robots go with their owner (their memberships, permissions and tokens cascade).
+            sqlx::query("DELETE FROM accounts WHERE owner_id = $1")
+                .bind(id)
+                .execute(&mut *w.tx)
+                .await?;
+        }
+        sqlx::query("DELETE FROM accounts WHERE id = $1")
+            .bind(id)
+            .execute(&mut *w.tx)
+            .await?;
+        w.commit().await?;
+        Ok(true)
+    }
+
+    /// Accounts of `kind` ordered by name after `after`, at most `limit`.
+    pub async fn list_accounts(
+        &self,
+        kind: &str,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<AccountRow>> {
+        let sql = format!(
+            "SELECT {COLS} FROM accounts WHERE kind = $1 AND name > $2 ORDER BY name LIMIT $3"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(kind)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(account).collect())
+    }
+
+    /// The robots owned by an account.
+    pub async fn robots_of(&self, owner_id: i64) -> Result<Vec<AccountRow>> {
+        let sql = format!(
+            "SELECT {COLS} FROM accounts WHERE kind = 'robot' AND owner_id = $1 ORDER BY name"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(owner_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(account).collect())
+    }
+
+    /// Accounts whose name starts with `prefix` (autocomplete), robots only of `namespace`.
+    pub async fn search_accounts(&self, prefix: &str, limit: i64) -> Result<Vec<AccountRow>> {
+        let pattern = format!("{}%", prefix.replace(['%', '_'], ""));
+        let sql = format!("SELECT {COLS} FROM accounts WHERE name LIKE $1 ORDER BY name LIMIT $2");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(pattern)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(account).collect())
+    }
+
+    /// Counts a failed login; returns the number of consecutive failures.
+    pub async fn record_login_failure(&self, id: i64) -> Result<i64> {
+        let mut w = self.write().await?;
+        let row = sqlx::query(
+            "UPDATE accounts SET failed_logins = failed_logins + 1, last_failed_at = $1
+             WHERE id = $2 RETURNING failed_logins",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .fetch_optional(&mut *w.tx)
+        .await?;
+        w.commit().await?;
+        Ok(row.map(|r| r.get(0)).unwrap_or(0))
+    }
+
+    /// Clears failed logins (a successful login or an administrator's reset).
+    pub async fn reset_login_failures(&self, id: i64) -> Result<()> {
+        let mut w = self.write().await?;
+        sqlx::query("UPDATE accounts SET failed_logins = 0, last_failed_at = NULL WHERE id = $1")
+            .bind(id)
+            .execute(&mut *w.tx)
+            .await?;
+        w.commit().await
+    }
+
+    /// Records use of an account, at most once a minute per account.
+    pub async fn touch_account(&self, id: i64) -> Result<()> {
+        let now = now_ms();
+        sqlx::query(
+            "UPDATE accounts SET last_accessed = $1 WHERE id = $2
+               AND (last_accessed IS NULL OR last_accessed < $3)",
+        )
+        .bind(now)
+        .bind(id)
+        .bind(now - 60_000)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The account linked to an external identity.
+    pub async fn external_login(&self, service: &str, subject: &str) -> Result<Option<i64>> {
+        let row = sqlx::query(
+            "SELECT account_id FROM external_logins WHERE service = $1 AND subject = $2",
+        )
+        .bind(service)
+        .bind(subject)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    pub async fn link_external_login(
+        &self,
+        service: &str,
+        subject: &str,
+        account_id: i64,
+        metadata: &str,
+    ) -> Result<()> {
+        let mut w = self.write().await?;
+        sqlx::query(
+            "INSERT INTO external_logins (service, subject, account_id, metadata, created_at)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (service, subject) DO UPDATE SET metadata = excluded.metadata",
+        )
+        .bind(service)
+        .bind(subject)
+        .bind(account_id)
+        .bind(metadata)
+        .bind(now_ms())
+        .execute(&mut *w.tx)
+        .await?;
+        w.commit().await
+    }
+
+    /// External identities of an account: (service, subject, metadata).
+    pub async fn external_logins_of(
+        &self,
+        account_id: i64,
+    ) -> Result<Vec<(String, String, String)>> {
+        let rows = sqlx::query(
+            "SELECT service, subject, COALESCE(metadata, '{}') FROM external_logins WHERE account_id = $1",
+        )
+        .bind(account_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+    }
+}

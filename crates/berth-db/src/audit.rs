@@ -1,0 +1,96 @@
+//! The audit log.
+
+use crate::{Db, Result};
+use sqlx::Row;
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct AuditRow {
+    pub id: i64,
+    pub at: i64,
+    pub kind: String,
+    pub performer: Option<String>,
+    pub performer_kind: Option<String>,
+    pub namespace: Option<String>,
+    pub repository: Option<String>,
+    pub ip: Option<String>,
+    /// A JSON object.
+    pub metadata: String,
+}
+
+/// Filters of an audit log query; every given field must match.
+#[derive(Debug, Default)]
+pub struct AuditQuery<'a> {
+    pub namespace: Option<&'a str>,
+    pub repository: Option<&'a str>,
+    pub performer: Option<&'a str>,
+    pub kind: Option<&'a str>,
+    /// Inclusive lower and exclusive upper bound, milliseconds.
+    pub from: i64,
+    pub to: i64,
+    /// Entries older than this id (pagination, newest first).
+    pub before_id: Option<i64>,
+    pub limit: i64,
+}
+
+impl Db {
+    /// Appends entries in one transaction.
+    pub async fn insert_audit(&self, rows: &[AuditRow]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut w = self.write().await?;
+        for r in rows {
+            sqlx::query(
+                "INSERT INTO audit_log (at, kind, performer, performer_kind, namespace, repository, ip, metadata)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(r.at)
+            .bind(&r.kind)
+            .bind(&r.performer)
+            .bind(&r.performer_kind)
+            .bind(&r.namespace)
+            .bind(&r.repository)
+            .bind(&r.ip)
+            .bind(&r.metadata)
+            .execute(&mut *w.tx)
+            .await?;
+        }
+        w.commit().await
+    }
+
+    /// Entries matching `q`, newest first.
+    pub async fn query_audit(&self, q: &AuditQuery<'_>) -> Result<Vec<AuditRow>> {
+        let rows = sqlx::query(
+            "SELECT id, at, kind, performer, performer_kind, namespace, repository, ip, metadata
+             FROM audit_log
+             WHERE at >= $1 AND at < $2 AND id < $3
+               AND ($4 = '' OR namespace = $4) AND ($5 = '' OR repository = $5)
+               AND ($6 = '' OR performer = $6) AND ($7 = '' OR kind = $7)
+             ORDER BY id DESC LIMIT $8",
+        )
+        .bind(q.from)
+        .bind(q.to)
+        .bind(q.before_id.unwrap_or(i64::MAX))
+        .bind(q.namespace.unwrap_or(""))
+        .bind(q.repository.unwrap_or(""))
+        .bind(q.performer.unwrap_or(""))
+        .bind(q.kind.unwrap_or(""))
+        .bind(q.limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| AuditRow {
+                id: r.get(0),
+                at: r.get(1),
+                kind: r.get(2),
+                performer: r.get(3),
+                performer_kind: r.get(4),
+                namespace: r.get(5),
+                repository: r.get(6),
+                ip: r.get(7),
+                metadata: r.get(8),
+            })
+            .collect())
+    }
+}

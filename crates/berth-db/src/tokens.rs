@@ -1,0 +1,279 @@
+//! Credentials handed to clients (app-specific and API tokens, stored as SHA-256 only), the keys
+//! that sign registry tokens, and shared instance secrets.
+
+use crate::{Db, Result, now_ms};
+use sqlx::Row;
+
+#[derive(Debug, Clone)]
+pub struct AppTokenRow {
+    pub uuid: String,
+    pub account_id: i64,
+    pub title: String,
+    pub token_sealed: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub last_accessed: Option<i64>,
+}
+
+fn app_token(r: &sqlx::any::AnyRow) -> AppTokenRow {
+    AppTokenRow {
+        uuid: r.get(0),
+        account_id: r.get(1),
+        title: r.get(2),
+        token_sealed: r.get(3),
+        created_at: r.get(4),
+        expires_at: r.get(5),
+        last_accessed: r.get(6),
+    }
+}
+
+const APP_COLS: &str =
+    "uuid, account_id, title, token_sealed, created_at, expires_at, last_accessed";
+
+#[derive(Debug, Clone)]
+pub struct ApiTokenRow {
+    pub uuid: String,
+    pub account_id: i64,
+    pub name: String,
+    pub scopes: String,
+    pub created_by: Option<i64>,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub last_accessed: Option<i64>,
+}
+
+const API_COLS: &str =
+    "uuid, account_id, name, scopes, created_by, created_at, expires_at, last_accessed";
+
+fn api_token(r: &sqlx::any::AnyRow) -> ApiTokenRow {
+    ApiTokenRow {
+        uuid: r.get(0),
+        account_id: r.get(1),
+        name: r.get(2),
+        scopes: r.get(3),
+        created_by: r.get(4),
+        created_at: r.get(5),
+        expires_at: r.get(6),
+        last_accessed: r.get(7),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ServiceKeyRow {
+    pub kid: String,
+    pub service: String,
+    pub private_sealed: String,
+    pub public_key: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+impl Db {
+    pub async fn insert_app_token(&self, t: &AppTokenRow, token_hash: &str) -> Result<()> {
+        let mut w = self.write().await?;
+        sqlx::query(
+            "INSERT INTO app_tokens (uuid, account_id, title, token_hash, token_sealed, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&t.uuid)
+        .bind(t.account_id)
+        .bind(&t.title)
+        .bind(token_hash)
+        .bind(&t.token_sealed)
+        .bind(t.created_at)
+        .bind(t.expires_at)
+        .execute(&mut *w.tx)
+        .await?;
+        w.commit().await
+    }
+
+    pub async fn app_tokens_of(&self, account_id: i64) -> Result<Vec<AppTokenRow>> {
+        let sql = format!(
+            "SELECT {APP_COLS} FROM app_tokens WHERE account_id = $1 ORDER BY created_at, uuid"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(account_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(app_token).collect())
+    }
+
+    pub async fn all_app_tokens(&self) -> Result<Vec<AppTokenRow>> {
+        let sql = format!("SELECT {APP_COLS} FROM app_tokens ORDER BY created_at, uuid");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(app_token).collect())
+    }
+
+    pub async fn app_token(&self, account_id: i64, uuid: &str) -> Result<Option<AppTokenRow>> {
+        let sql = format!("SELECT {APP_COLS} FROM app_tokens WHERE account_id = $1 AND uuid = $2");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(account_id)
+            .bind(uuid)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(app_token))
+    }
+
+    pub async fn app_token_by_hash(&self, token_hash: &str) -> Result<Option<AppTokenRow>> {
+        let sql = format!("SELECT {APP_COLS} FROM app_tokens WHERE token_hash = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(app_token))
+    }
+
+    pub async fn delete_app_token(&self, account_id: i64, uuid: &str) -> Result<bool> {
+        let mut w = self.write().await?;
+        let r = sqlx::query("DELETE FROM app_tokens WHERE account_id = $1 AND uuid = $2")
+            .bind(account_id)
+            .bind(uuid)
+            .execute(&mut *w.tx)
+            .await?;
+        w.commit().await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Records use of a token, at most once a minute.
+    pub async fn touch_token(&self, table_is_app: bool, uuid: &str) -> Result<()> {
+        let now = now_ms();
+        let sql = if table_is_app {
+            "UPDATE app_tokens SET last_accessed = $1 WHERE uuid = $2 AND (last_accessed IS NULL OR last_accessed < $3)"
+        } else {
+            "UPDATE api_tokens SET last_accessed = $1 WHERE uuid = $2 AND (last_accessed IS NULL OR last_accessed < $3)"
+        };
+        sqlx::query(sql)
+            .bind(now)
+            .bind(uuid)
+            .bind(now - 60_000)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn insert_api_token(&self, t: &ApiTokenRow, token_hash: &str) -> Result<()> {
+        let mut w = self.write().await?;
+        sqlx::query(
+            "INSERT INTO api_tokens (uuid, account_id, name, scopes, token_hash, created_by, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&t.uuid)
+        .bind(t.account_id)
+        .bind(&t.name)
+        .bind(&t.scopes)
+        .bind(token_hash)
+        .bind(t.created_by)
+        .bind(t.created_at)
+        .bind(t.expires_at)
+        .execute(&mut *w.tx)
+        .await?;
+        w.commit().await
+    }
+
+    pub async fn api_token_by_hash(&self, token_hash: &str) -> Result<Option<ApiTokenRow>> {
+        let sql = format!("SELECT {API_COLS} FROM api_tokens WHERE token_hash = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(api_token))
+    }
+
+    pub async fn api_tokens_of(&self, account_id: i64) -> Result<Vec<ApiTokenRow>> {
+        let sql = format!(
+            "SELECT {API_COLS} FROM api_tokens WHERE account_id = $1 ORDER BY created_at, uuid"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(account_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(api_token).collect())
+    }
+
+    pub async fn delete_api_token(&self, account_id: i64, uuid: &str) -> Result<bool> {
+        let mut w = self.write().await?;
+        let r = sqlx::query("DELETE FROM api_tokens WHERE account_id = $1 AND uuid = $2")
+            .bind(account_id)
+            .bind(uuid)
+            .execute(&mut *w.tx)
+            .await?;
+        w.commit().await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Signing keys that have not expired, newest first.
+    pub async fn service_keys(&self) -> Result<Vec<ServiceKeyRow>> {
+        let rows = sqlx::query(
+            "SELECT kid, service, private_sealed, public_key, created_at, expires_at
+             FROM service_keys WHERE expires_at > $1 ORDER BY created_at DESC, kid",
+        )
+        .bind(now_ms())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| ServiceKeyRow {
+                kid: r.get(0),
+                service: r.get(1),
+                private_sealed: r.get(2),
+                public_key: r.get(3),
+                created_at: r.get(4),
+                expires_at: r.get(5),
+            })
+            .collect())
+    }
+
+    /// Adds a signing key and drops expired ones.
+    pub async fn insert_service_key(&self, k: &ServiceKeyRow) -> Result<()> {
+        let mut w = self.write().await?;
+        sqlx::query(
+            "INSERT INTO service_keys (kid, service, private_sealed, public_key, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&k.kid)
+        .bind(&k.service)
+        .bind(&k.private_sealed)
+        .bind(&k.public_key)
+        .bind(k.created_at)
+        .bind(k.expires_at)
+        .execute(&mut *w.tx)
+        .await?;
+        sqlx::query("DELETE FROM service_keys WHERE expires_at <= $1")
+            .bind(now_ms())
+            .execute(&mut *w.tx)
+            .await?;
+        w.commit().await
+    }
+
+    pub async fn delete_service_key(&self, kid: &str) -> Result<bool> {
+        let mut w = self.write().await?;
+        let r = sqlx::query("DELETE FROM service_keys WHERE kid = $1")
+            .bind(kid)
+            .execute(&mut *w.tx)
+            .await?;
+        w.commit().await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// The shared secret `name`, stored as `proposed` if no instance stored one before.
+    pub async fn instance_secret(&self, name: &str, proposed: &str) -> Result<String> {
+        let mut w = self.write().await?;
+        sqlx::query(
+            "INSERT INTO instance_secrets (name, value, created_at) VALUES ($1, $2, $3)
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(proposed)
+        .bind(now_ms())
+        .execute(&mut *w.tx)
+        .await?;
+        let row = sqlx::query("SELECT value FROM instance_secrets WHERE name = $1")
+            .bind(name)
+            .fetch_one(&mut *w.tx)
+            .await?;
+        w.commit().await?;
+        Ok(row.get(0))
+    }
+}
