@@ -47,6 +47,7 @@ async fn first_start_without_flags_creates_data_dir_in_cwd() {
     );
     wait_listening(&addr, &mut child.0);
     let r = reqwest::Client::builder()
+        .default_headers(common::admin_headers())
         .no_proxy()
         .build()
         .expect("client")
@@ -164,6 +165,7 @@ async fn serves_tls_from_cert_and_key() {
     wait_listening(&addr, &mut child.0);
     let pem = std::fs::read(&cert).expect("cert");
     let client = reqwest::Client::builder()
+        .default_headers(common::admin_headers())
         .no_proxy()
         .tls_certs_only([reqwest::Certificate::from_pem(&pem).expect("pem")])
         .build()
@@ -182,6 +184,7 @@ async fn serves_tls_from_cert_and_key() {
     );
     // Plain http to the TLS port must not work.
     let plain = reqwest::Client::builder()
+        .default_headers(common::admin_headers())
         .no_proxy()
         .build()
         .expect("client");

@@ -349,8 +349,39 @@ fn run(cmd: &mut Command) -> Output {
     out
 }
 
+/// One containers-auth.json for this test process, holding the test superuser's credentials for
+/// every server started through [`start_logged_in`] (what `skopeo login` / `podman login` write).
+fn auth_file() -> PathBuf {
+    std::env::temp_dir().join(format!("berth-test-auth-{}.json", std::process::id()))
+}
+
+static AUTH_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Starts a server and records the superuser's login for it in [`auth_file`].
+fn start_logged_in() -> Berth {
+    use base64::Engine;
+    let b = Berth::start();
+    let _g = AUTH_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let path = auth_file();
+    let mut v: Value = std::fs::read(&path)
+        .ok()
+        .and_then(|d| serde_json::from_slice(&d).ok())
+        .unwrap_or_else(|| json!({"auths": {}}));
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        common::ADMIN_USER,
+        common::ADMIN_PASSWORD
+    ));
+    v["auths"][&b.host] = json!({ "auth": auth });
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec(&v).expect("json")).expect("write auth file");
+    std::fs::rename(&tmp, &path).expect("publish auth file");
+    b
+}
+
 fn skopeo() -> Command {
     let mut c = Command::new(require_tool("skopeo"));
+    c.env("REGISTRY_AUTH_FILE", auth_file());
     // No dependence on the machine's /etc/containers/policy.json.
     c.arg("--insecure-policy");
     c
@@ -402,7 +433,10 @@ fn http(method: &str, url: &str, headers: &[(&str, &str)]) -> Resp {
         .build()
         .expect("tokio runtime");
     rt.block_on(async {
-        let client = reqwest::Client::new();
+        let client = reqwest::Client::builder()
+            .default_headers(common::admin_headers())
+            .build()
+            .expect("client");
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut req = client.request(method.clone(), url);
         for (k, v) in headers {
@@ -489,7 +523,7 @@ fn content_type(r: &Resp) -> String {
 #[test]
 fn skopeo_copies_an_oci_image_both_ways() {
     require_tool("skopeo");
-    let b = Berth::start();
+    let b = start_logged_in();
     let _log = LogOnFailure(&b);
     let tmp = tempfile::tempdir().expect("tempdir");
     let src = tmp.path().join("src");
@@ -601,7 +635,7 @@ fn multi_arch_layout(dir: &Path) -> (Image, Image, Vec<u8>) {
 #[test]
 fn skopeo_copies_a_multi_arch_index_with_all() {
     require_tool("skopeo");
-    let b = Berth::start();
+    let b = start_logged_in();
     let _log = LogOnFailure(&b);
     let tmp = tempfile::tempdir().expect("tempdir");
     let src = tmp.path().join("src");
@@ -663,7 +697,7 @@ fn skopeo_copies_a_multi_arch_index_with_all() {
 #[test]
 fn skopeo_pushes_and_pulls_docker_schema2() {
     require_tool("skopeo");
-    let b = Berth::start();
+    let b = start_logged_in();
     let _log = LogOnFailure(&b);
     let tmp = tempfile::tempdir().expect("tempdir");
     let src = tmp.path().join("src");
@@ -730,7 +764,7 @@ fn skopeo_pushes_and_pulls_docker_schema2() {
 #[test]
 fn skopeo_pushes_a_docker_manifest_list() {
     require_tool("skopeo");
-    let b = Berth::start();
+    let b = start_logged_in();
     let _log = LogOnFailure(&b);
     let tmp = tempfile::tempdir().expect("tempdir");
     let src = tmp.path().join("src");
@@ -829,7 +863,8 @@ impl Podman {
                 "--events-backend",
                 "file",
             ])
-            .env("TMPDIR", &self.tmpdir);
+            .env("TMPDIR", &self.tmpdir)
+            .env("REGISTRY_AUTH_FILE", auth_file());
         c
     }
 
@@ -845,7 +880,7 @@ impl Podman {
 #[test]
 fn podman_pushes_and_pulls_back() {
     require_tool("podman");
-    let b = Berth::start();
+    let b = start_logged_in();
     let _log = LogOnFailure(&b);
     let mut rng = Rng::new();
     // podman names an image pulled from `oci:DIR` after DIR, so DIR must be lowercase.
@@ -956,6 +991,8 @@ a = json.loads(sys.argv[1])
 os.chdir(a["work"])
 host, repo = a["host"], a["repo"]
 client = oras.client.OrasClient(hostname=host, insecure=True)
+client.login(username=a["user"], password=a["password"], hostname=host,
+             config_path=os.path.join(a["work"], "docker-config.json"))
 
 
 def answer(r, **extra):
@@ -1092,7 +1129,7 @@ fn referrers(b: &Berth, repo: &str, digest: &str, query: &str) -> (Resp, Value) 
 #[test]
 fn oras_pushes_artifacts_with_subject_listed_by_referrers() {
     let py = oras_python();
-    let b = Berth::start();
+    let b = start_logged_in();
     let _log = LogOnFailure(&b);
     let tmp = tempfile::tempdir().expect("tempdir");
     let work = tmp.path();
@@ -1100,7 +1137,12 @@ fn oras_pushes_artifacts_with_subject_listed_by_referrers() {
     let script = work.join("oras_client.py");
     std::fs::write(&script, ORAS_SCRIPT).expect("write script");
     let repo = "ns/art";
-    let common = |cmd: &str| json!({ "cmd": cmd, "host": b.host, "repo": repo, "work": work });
+    let common = |cmd: &str| {
+        json!({
+            "cmd": cmd, "host": b.host, "repo": repo, "work": work,
+            "user": common::ADMIN_USER, "password": common::ADMIN_PASSWORD,
+        })
+    };
 
     // The base image.
     let tar = tar(&[(format!("base-{}.txt", rng.word()), rng.bytes(10_000))]);

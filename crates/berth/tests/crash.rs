@@ -48,6 +48,7 @@ struct Ledger {
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
+        .default_headers(common::admin_headers())
         .no_proxy()
         .timeout(Duration::from_secs(20))
         .build()

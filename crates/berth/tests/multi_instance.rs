@@ -14,6 +14,7 @@ fn sha(b: &[u8]) -> String {
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
+        .default_headers(common::admin_headers())
         .no_proxy()
         .build()
         .expect("client")

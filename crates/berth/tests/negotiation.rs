@@ -18,6 +18,7 @@ fn sha(b: &[u8]) -> String {
 async fn index_falls_back_to_the_linux_amd64_image_for_clients_that_cannot_read_it() {
     let server = Berth::start();
     let c = reqwest::Client::builder()
+        .default_headers(common::admin_headers())
         .no_proxy()
         .build()
         .expect("client");

@@ -189,6 +189,7 @@ async fn postgres_restart_loses_no_acknowledged_push() {
     let uri = pg.url();
     let server = Berth::start_with_env(&[("BERTH_DB_URI", uri.as_str())]);
     let c = reqwest::Client::builder()
+        .default_headers(common::admin_headers())
         .no_proxy()
         .timeout(Duration::from_secs(30))
         .build()

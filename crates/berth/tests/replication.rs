@@ -21,6 +21,7 @@ fn blob_file(root: &Path, data: &[u8]) -> std::path::PathBuf {
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
+        .default_headers(common::admin_headers())
         .no_proxy()
         .build()
         .expect("client")

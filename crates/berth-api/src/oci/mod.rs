@@ -83,6 +83,18 @@ async fn authorize(
     ip: Option<String>,
 ) -> Result<Caller, ApiError> {
     let route = parse_v2_path(uri.path());
+    // A malformed name is NAME_INVALID for everyone: it names nothing that could be protected.
+    if let Some(
+        V2Route::Tags { name }
+        | V2Route::Referrers { name, .. }
+        | V2Route::Manifest { name, .. }
+        | V2Route::Blob { name, .. }
+        | V2Route::UploadStart { name }
+        | V2Route::Upload { name, .. },
+    ) = &route
+    {
+        repo(name)?;
+    }
     let (scope, repo_action): (Option<String>, Option<(&str, &str)>) = match &route {
         Some(V2Route::Base) | None => (None, None),
         Some(V2Route::Catalog) => (Some("registry:catalog:*".to_string()), None),
@@ -136,7 +148,15 @@ async fn authorize(
                     return Err(err);
                 }
             };
-            let scopes: Vec<String> = scope.iter().cloned().collect();
+            let mut scopes: Vec<String> = scope.iter().cloned().collect();
+            // A cross-repository mount also reads the source repository.
+            if matches!(route, Some(V2Route::UploadStart { .. }))
+                && let Some(from) = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+                    .find(|(k, _)| k == "from")
+                    .map(|(_, v)| v.into_owned())
+            {
+                scopes.push(format!("repository:{from}:pull"));
+            }
             let access = st.auth.grant(Some(&actor), &scopes).await?;
             Claims::for_actor(&actor, &st.auth.config.service, access)
         }

@@ -14,7 +14,8 @@ use berth_db::{
 use std::sync::LazyLock;
 
 static NAME: LazyLock<regex::Regex> = LazyLock::new(|| {
-    regex::Regex::new(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$").unwrap_or_else(|_| unreachable!())
+    // A namespace is the first component of repository names: the OCI path-component grammar.
+    regex::Regex::new(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$").unwrap_or_else(|_| unreachable!())
 });
 static ROBOT_SHORT: LazyLock<regex::Regex> = LazyLock::new(|| {
     regex::Regex::new(r"^[a-z][a-z0-9_]{1,254}$").unwrap_or_else(|_| unreachable!())
@@ -28,9 +29,9 @@ pub const OWNERS_TEAM: &str = "owners";
 
 /// Checks a user or organization name (it is also a namespace).
 pub fn check_namespace_name(name: &str) -> Result<()> {
-    if name.len() < 2 || name.len() > 255 || !NAME.is_match(name) {
+    if name.len() > 255 || !NAME.is_match(name) {
         return Err(Error::invalid(format!(
-            "invalid name {name:?}: 2 to 255 lowercase letters and digits, separated by single '.', '_' or '-'"
+            "invalid name {name:?}: up to 255 lowercase letters and digits, separated by '.', '_', '__' or dashes"
         )));
     }
     Ok(())

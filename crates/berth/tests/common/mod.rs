@@ -20,6 +20,30 @@ pub struct Berth {
     _tmp: Option<tempfile::TempDir>,
 }
 
+/// The superuser every test server creates at first start (BOOTSTRAP_SUPERUSER_PASSWORD).
+pub const ADMIN_USER: &str = "admin";
+pub const ADMIN_PASSWORD: &str = "berth-test-admin-pw";
+
+/// `Authorization: Basic` for the test superuser: Berth accepts Basic credentials on each `/v2`
+/// request as well as bearer tokens from `/v2/auth`.
+pub fn admin_basic() -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{ADMIN_USER}:{ADMIN_PASSWORD}"))
+    )
+}
+
+/// Default headers that authenticate every request as the test superuser.
+pub fn admin_headers() -> reqwest::header::HeaderMap {
+    let mut h = reqwest::header::HeaderMap::new();
+    h.insert(
+        reqwest::header::AUTHORIZATION,
+        admin_basic().parse().expect("header value"),
+    );
+    h
+}
+
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     l.local_addr().expect("local addr").port()
@@ -116,6 +140,15 @@ impl Berth {
     }
 
     fn new_in(dir: &Path, extra_args: Vec<String>, mut envs: Vec<(String, String)>) -> Berth {
+        if !envs
+            .iter()
+            .any(|(k, _)| k == "BERTH_BOOTSTRAP_SUPERUSER_PASSWORD")
+        {
+            envs.push((
+                "BERTH_BOOTSTRAP_SUPERUSER_PASSWORD".into(),
+                ADMIN_PASSWORD.into(),
+            ));
+        }
         if let Some(uri) = test_database() {
             envs.push(("BERTH_DB_URI".into(), uri));
         }

@@ -211,8 +211,9 @@ async fn patch_with_chunked_transfer_encoding_appends() {
     let parts: [&[u8]; 3] = [b"hello ", b"chunked ", b"world"];
     let head = format!(
         "PATCH {loc} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/octet-stream\r\n\
-         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
-        reg.berth.host
+         Authorization: {}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        reg.berth.host,
+        crate::common::admin_basic()
     );
     let (status, headers, _) = raw_request(&reg.berth.host, &head, &parts).await;
     assert_eq!(status, 202, "{headers:?}");

@@ -47,6 +47,7 @@ pub struct Resp {
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
+        .default_headers(crate::common::admin_headers())
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .build()
