@@ -14,6 +14,22 @@ use berth_oci::ErrorCode;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+/// A request-internal header carrying the HTTP/2 `:authority` (set by [`remember_authority`]).
+pub const AUTHORITY: &str = "x-berth-authority";
+
+/// Copies an HTTP/2 request's `:authority` into the headers when there is no `Host`, so that
+/// realms built from the request name the host the client used.
+pub async fn remember_authority(mut req: Request, next: axum::middleware::Next) -> Response {
+    req.headers_mut().remove(AUTHORITY);
+    if !req.headers().contains_key(header::HOST)
+        && let Some(a) = req.uri().authority().map(|a| a.to_string())
+        && let Ok(v) = HeaderValue::from_str(&a)
+    {
+        req.headers_mut().insert(AUTHORITY, v);
+    }
+    next.run(req).await
+}
+
 pub enum Credentials {
     None,
     Basic(String, String),
@@ -59,9 +75,11 @@ pub fn base_url(st: &AppState, headers: &HeaderMap) -> String {
     if let Some(b) = &st.public_url {
         return b.clone();
     }
+    // HTTP/1.1 sends Host; HTTP/2 sends :authority, which hyper puts in the URI (see `host_of`).
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
+        .or_else(|| headers.get(AUTHORITY).and_then(|h| h.to_str().ok()))
         .unwrap_or("localhost");
     format!("{}://{host}", st.scheme)
 }

@@ -45,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(observe::metrics))
         .merge(rest::router())
         .layer(axum::middleware::from_fn(observe::track))
+        .layer(axum::middleware::from_fn(auth::remember_authority))
         // Defence in depth: a bug that panics in a handler costs that request a 500, never the
         // connection or the process.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(

@@ -175,7 +175,19 @@ async fn serves_tls_from_cert_and_key() {
         .send()
         .await
         .expect("https request");
-    assert_eq!(r.status(), 200);
+    // This server has its own generated superuser: the answer is the challenge, whose realm
+    // must name the https scheme the server answers on.
+    assert_eq!(r.status(), 401);
+    let challenge = r
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        challenge.starts_with(&format!("Bearer realm=\"https://{addr}/v2/auth\"")),
+        "{challenge}"
+    );
     assert_eq!(
         r.headers()
             .get("docker-distribution-api-version")

@@ -176,10 +176,19 @@ async fn authorize(
         _ => true,
     };
     if !allowed {
-        return Err(deny(
-            "the token does not grant this action: the account lacks permission on this repository, or the repository does not exist",
-            Some("insufficient_scope"),
-        ));
+        // An anonymous caller is asked to log in (401); an authenticated one whose token lacks the
+        // action is denied (403), which also tells clients such as oras to fetch a wider token.
+        let detail = "the token does not grant this action: the account lacks permission on this repository, or the repository does not exist";
+        let e = deny(detail, Some("insufficient_scope"));
+        return Err(if claims.context.kind == "anonymous" {
+            e
+        } else {
+            ApiError {
+                code: ErrorCode::Denied,
+                status: 403,
+                ..e
+            }
+        });
     }
     Ok(Caller { claims, ip })
 }
