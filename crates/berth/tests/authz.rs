@@ -1,0 +1,715 @@
+//! The authorization matrix: every registry and API operation × every kind of caller, with the
+//! expected allow/deny written out as a table and asserted cell by cell against a real server.
+//! Afterwards, the audit log must hold what the matrix did.
+
+mod common;
+
+use base64::Engine;
+use common::{ADMIN_PASSWORD, ADMIN_USER, Berth};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+const PW: &str = "matrix-password-1";
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+const B64URL: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+#[derive(Clone)]
+enum Cred {
+    Anonymous,
+    Basic(String, String),
+    /// A registry JWT used as is (expired, forged, wrongly scoped).
+    Jwt(String),
+}
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+struct Reply {
+    status: u16,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+fn sha(data: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(data)))
+}
+
+impl Client {
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        auth: Option<String>,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Reply {
+        let url = format!("{}{path}", self.base);
+        let mut req = self.http.request(
+            reqwest::Method::from_bytes(method.as_bytes()).expect("method"),
+            &url,
+        );
+        if let Some(a) = auth {
+            req = req.header("Authorization", a);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.body(b);
+        }
+        let r = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let status = r.status().as_u16();
+        let body = r.bytes().await.expect("body").to_vec();
+        Reply { status, body }
+    }
+
+    fn basic(user: &str, pw: &str) -> String {
+        format!("Basic {}", B64.encode(format!("{user}:{pw}")))
+    }
+
+    async fn api(&self, method: &str, path: &str, cred: &Cred, body: Option<Value>) -> Reply {
+        let auth = match cred {
+            Cred::Anonymous => None,
+            Cred::Basic(u, p) => Some(Client::basic(u, p)),
+            Cred::Jwt(t) => Some(format!("Bearer {t}")),
+        };
+        let mut headers = vec![];
+        if body.is_some() {
+            headers.push(("Content-Type", "application/json"));
+        }
+        self.send(
+            method,
+            path,
+            auth,
+            &headers,
+            body.map(|b| b.to_string().into_bytes()),
+        )
+        .await
+    }
+
+    async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let r = self
+            .api(
+                method,
+                path,
+                &Cred::Basic(ADMIN_USER.into(), ADMIN_PASSWORD.into()),
+                body,
+            )
+            .await;
+        assert!(
+            (200..300).contains(&r.status),
+            "setup {method} {path} -> {} {}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        );
+        r.json()
+    }
+
+    /// A registry token for `scopes`, or the status of the refusal.
+    async fn token(&self, cred: &Cred, scopes: &[String]) -> Result<String, u16> {
+        let q: String = scopes
+            .iter()
+            .map(|s| format!("&scope={}", s.replace('/', "%2F").replace(':', "%3A")))
+            .collect();
+        let auth = match cred {
+            Cred::Anonymous => None,
+            Cred::Basic(u, p) => Some(Client::basic(u, p)),
+            Cred::Jwt(t) => return Ok(t.clone()),
+        };
+        let r = self
+            .send(
+                "GET",
+                &format!("/v2/auth?service=localhost:5000{q}"),
+                auth,
+                &[],
+                None,
+            )
+            .await;
+        if r.status != 200 {
+            return Err(r.status);
+        }
+        Ok(r.json()["token"].as_str().expect("token").to_string())
+    }
+
+    /// Admin push of a blob through Basic credentials on /v2.
+    async fn admin_blob(&self, repo: &str, data: &[u8]) -> String {
+        let d = sha(data);
+        let r = self
+            .send(
+                "POST",
+                &format!("/v2/{repo}/blobs/uploads/?digest={d}"),
+                Some(Client::basic(ADMIN_USER, ADMIN_PASSWORD)),
+                &[],
+                Some(data.to_vec()),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+        d
+    }
+
+    async fn admin_manifest(&self, repo: &str, tag: &str, manifest: &[u8]) {
+        let r = self
+            .send(
+                "PUT",
+                &format!("/v2/{repo}/manifests/{tag}"),
+                Some(Client::basic(ADMIN_USER, ADMIN_PASSWORD)),
+                &[("Content-Type", MT)],
+                Some(manifest.to_vec()),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    }
+}
+
+const MT: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// The operations (columns).
+const OPS: &[&str] = &[
+    "pull manifest",     // 0  GET /v2/acme/app/manifests/v1
+    "pull blob",         // 1  GET /v2/acme/app/blobs/<layer>
+    "list tags",         // 2  GET /v2/acme/app/tags/list
+    "push blob",         // 3  POST /v2/acme/app/blobs/uploads/?digest=
+    "push manifest",     // 4  PUT /v2/acme/app/manifests/t-<role>
+    "delete tag",        // 5  DELETE /v2/acme/app/manifests/del-<role>
+    "push new repo",     // 6  POST /v2/acme/new-<role>/blobs/uploads/
+    "pull public",       // 7  GET /v2/acme/pub/manifests/v1
+    "catalog shows app", // 8  GET /v2/_catalog lists acme/app
+    "api repo",          // 9  GET /api/v1/repository/acme/app
+    "api set perm",      // 10 PUT /api/v1/repository/acme/app/permissions/user/bystander
+    "api repo logs",     // 11 GET /api/v1/repository/acme/app/logs
+    "api visibility",    // 12 POST /api/v1/repository/acme/app/changevisibility
+    "api org robots",    // 13 GET /api/v1/organization/acme/robots
+    "api create team",   // 14 PUT /api/v1/organization/acme/team/t<role>
+    "api su users",      // 15 GET /api/v1/superuser/users/
+    "api org",           // 16 GET /api/v1/organization/acme
+    "api create repo",   // 17 POST /api/v1/repository
+    "api public repo",   // 18 GET /api/v1/repository/acme/pub
+];
+
+/// Expected outcome per caller: one character per operation above, Y = allowed, . = denied.
+///                               0         1
+///                               0123456789012345678
+const MATRIX: &[(&str, &str)] = &[
+    ("anonymous", /*          */ ".......Y..........Y"),
+    ("outsider", /*           */ ".......Y..........Y"),
+    ("reader", /*             */ "YYY....YYY........Y"),
+    ("writer", /*             */ "YYYYYY.YYY........Y"),
+    ("repoadmin", /*          */ "YYYYYY.YYYYYY.....Y"),
+    ("team-member", /*        */ "YYY....YYY......Y.Y"),
+    ("team-creator", /*       */ "......YY........YYY"),
+    ("team-admin", /*         */ "YYYYYYYYYYYYYYY.YYY"),
+    ("robot-write", /*        */ "YYYYYY.YY.........."),
+    ("robot-none", /*         */ ".......Y..........."),
+    ("superuser", /*          */ "YYYYYYYYYYYYYYYYYYY"),
+    ("locked", /*             */ "..................."),
+    ("jwt-expired", /*        */ "..................."),
+    ("jwt-forged", /*         */ "..................."),
+    ("jwt-alg-none", /*       */ "..................."),
+    ("jwt-wrong-scope", /*    */ "..................."),
+];
+
+struct World {
+    layer: String,
+    manifest: Vec<u8>,
+    creds: Vec<(String, Cred)>,
+}
+
+async fn setup(c: &Client) -> World {
+    for u in [
+        "reader",
+        "writer",
+        "repoadmin",
+        "outsider",
+        "member",
+        "creator",
+        "orgadmin",
+        "locked",
+        "bystander",
+    ] {
+        c.admin(
+            "POST",
+            "/api/v1/superuser/users/",
+            Some(json!({"username": u, "password": PW})),
+        )
+        .await;
+    }
+    c.admin(
+        "POST",
+        "/api/v1/organization/",
+        Some(json!({"name": "acme"})),
+    )
+    .await;
+    for (team, role, member) in [
+        ("devs", "member", "member"),
+        ("builders", "creator", "creator"),
+        ("leads", "admin", "orgadmin"),
+    ] {
+        c.admin(
+            "PUT",
+            &format!("/api/v1/organization/acme/team/{team}"),
+            Some(json!({"role": role})),
+        )
+        .await;
+        c.admin(
+            "PUT",
+            &format!("/api/v1/organization/acme/team/{team}/members/{member}"),
+            None,
+        )
+        .await;
+    }
+    let deployer = c
+        .admin("PUT", "/api/v1/organization/acme/robots/deployer", None)
+        .await;
+    let idle = c
+        .admin("PUT", "/api/v1/organization/acme/robots/idle", None)
+        .await;
+
+    // acme/app (private) and acme/pub (public), each with an image tagged v1.
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let layer_bytes = b"matrix layer bytes".to_vec();
+    let mut manifest = Vec::new();
+    let mut layer = String::new();
+    for repo in ["acme/app", "acme/pub"] {
+        let cd = c.admin_blob(repo, config).await;
+        layer = c.admin_blob(repo, &layer_bytes).await;
+        manifest = serde_json::to_vec(&json!({
+            "schemaVersion": 2, "mediaType": MT,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": config.len()},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": layer_bytes.len()}],
+        }))
+        .expect("json");
+        c.admin_manifest(repo, "v1", &manifest).await;
+    }
+    for (role, _) in MATRIX {
+        c.admin_manifest("acme/app", &format!("del-{role}"), &manifest)
+            .await;
+    }
+    c.admin(
+        "POST",
+        "/api/v1/repository/acme/pub/changevisibility",
+        Some(json!({"visibility": "public"})),
+    )
+    .await;
+    for (who, role) in [
+        ("reader", "read"),
+        ("writer", "write"),
+        ("repoadmin", "admin"),
+        ("acme+deployer", "write"),
+    ] {
+        c.admin(
+            "PUT",
+            &format!("/api/v1/repository/acme/app/permissions/user/{who}"),
+            Some(json!({"role": role})),
+        )
+        .await;
+    }
+    c.admin(
+        "PUT",
+        "/api/v1/repository/acme/app/permissions/team/devs",
+        Some(json!({"role": "read"})),
+    )
+    .await;
+
+    // Lock "locked": LOGIN_LOCKOUT_FAILURES is 3 on this server.
+    let bad = Cred::Basic("locked".into(), "wrong-password".into());
+    for _ in 0..3 {
+        assert_eq!(c.token(&bad, &[]).await, Err(401));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    let user = |n: &str| Cred::Basic(n.into(), PW.into());
+    let mut creds: Vec<(String, Cred)> = vec![
+        ("anonymous".into(), Cred::Anonymous),
+        ("outsider".into(), user("outsider")),
+        ("reader".into(), user("reader")),
+        ("writer".into(), user("writer")),
+        ("repoadmin".into(), user("repoadmin")),
+        ("team-member".into(), user("member")),
+        ("team-creator".into(), user("creator")),
+        ("team-admin".into(), user("orgadmin")),
+        (
+            "robot-write".into(),
+            Cred::Basic(
+                "acme+deployer".into(),
+                deployer["token"].as_str().expect("token").into(),
+            ),
+        ),
+        (
+            "robot-none".into(),
+            Cred::Basic(
+                "acme+idle".into(),
+                idle["token"].as_str().expect("token").into(),
+            ),
+        ),
+        (
+            "superuser".into(),
+            Cred::Basic(ADMIN_USER.into(), ADMIN_PASSWORD.into()),
+        ),
+        ("locked".into(), user("locked")),
+    ];
+
+    // Tokens of the writer: one that will have expired, one tampered with, one for another repo.
+    let all_scopes: Vec<String> = [
+        "repository:acme/app:pull,push,delete",
+        "repository:acme/pub:pull",
+        "repository:acme/new-jwt-expired:pull,push",
+        "registry:catalog:*",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let expired = c
+        .token(&user("writer"), &all_scopes)
+        .await
+        .expect("writer token");
+    let genuine = c
+        .token(&user("writer"), &all_scopes)
+        .await
+        .expect("writer token");
+    let forged = {
+        let parts: Vec<&str> = genuine.split('.').collect();
+        let mut claims: Value =
+            serde_json::from_slice(&B64URL.decode(parts[1]).expect("payload")).expect("claims");
+        claims["sub"] = json!("admin");
+        claims["context"]["superuser"] = json!(true);
+        claims["access"] = json!([
+            {"type": "repository", "name": "acme/app", "actions": ["*"]},
+            {"type": "repository", "name": "acme/new-jwt-forged", "actions": ["*"]},
+            {"type": "repository", "name": "acme/pub", "actions": ["pull"]},
+            {"type": "registry", "name": "catalog", "actions": ["*"]},
+        ]);
+        format!(
+            "{}.{}.{}",
+            parts[0],
+            B64URL.encode(claims.to_string()),
+            parts[2]
+        )
+    };
+    let alg_none = {
+        let parts: Vec<&str> = genuine.split('.').collect();
+        let header = B64URL.encode(r#"{"alg":"none","typ":"JWT"}"#);
+        format!("{header}.{}.", parts[1])
+    };
+    let wrong_scope = c
+        .token(
+            &user("writer"),
+            &["repository:acme/other:pull,push".to_string()],
+        )
+        .await
+        .expect("token");
+    creds.push(("jwt-forged".into(), Cred::Jwt(forged)));
+    creds.push(("jwt-alg-none".into(), Cred::Jwt(alg_none)));
+    creds.push(("jwt-wrong-scope".into(), Cred::Jwt(wrong_scope)));
+    creds.push(("jwt-expired".into(), Cred::Jwt(expired)));
+    World {
+        layer,
+        manifest,
+        creds,
+    }
+}
+
+/// Runs operation `op` as `role`; true when it was allowed (and did what it should).
+async fn run(c: &Client, w: &World, role: &str, cred: &Cred, op: usize) -> (bool, String) {
+    let registry = |scope: String| {
+        let cred = cred.clone();
+        async move { c.token(&cred, &[scope]).await }
+    };
+    let bearer = |t: String| Some(format!("Bearer {t}"));
+    let outcome = |r: &Reply, ok: &[u16]| {
+        (
+            ok.contains(&r.status),
+            format!(
+                "{} {}",
+                r.status,
+                String::from_utf8_lossy(&r.body[..r.body.len().min(200)])
+            ),
+        )
+    };
+    macro_rules! token_or_deny {
+        ($scope:expr) => {
+            match registry($scope.to_string()).await {
+                Ok(t) => t,
+                Err(s) => return (false, format!("token refused: {s}")),
+            }
+        };
+    }
+    match op {
+        0 => {
+            let t = token_or_deny!("repository:acme/app:pull");
+            let r = c.send("GET", "/v2/acme/app/manifests/v1", bearer(t), &[("Accept", MT)], None).await;
+            outcome(&r, &[200])
+        }
+        1 => {
+            let t = token_or_deny!("repository:acme/app:pull");
+            let r = c.send("GET", &format!("/v2/acme/app/blobs/{}", w.layer), bearer(t), &[], None).await;
+            outcome(&r, &[200, 307])
+        }
+        2 => {
+            let t = token_or_deny!("repository:acme/app:pull");
+            let r = c.send("GET", "/v2/acme/app/tags/list", bearer(t), &[], None).await;
+            outcome(&r, &[200])
+        }
+        3 => {
+            let t = token_or_deny!("repository:acme/app:pull,push");
+            let data = format!("blob pushed by {role}").into_bytes();
+            let r = c
+                .send("POST", &format!("/v2/acme/app/blobs/uploads/?digest={}", sha(&data)), bearer(t), &[], Some(data))
+                .await;
+            outcome(&r, &[201])
+        }
+        4 => {
+            let t = token_or_deny!("repository:acme/app:pull,push");
+            let r = c
+                .send("PUT", &format!("/v2/acme/app/manifests/t-{role}"), bearer(t), &[("Content-Type", MT)], Some(w.manifest.clone()))
+                .await;
+            outcome(&r, &[201])
+        }
+        5 => {
+            let t = token_or_deny!("repository:acme/app:delete");
+            let r = c.send("DELETE", &format!("/v2/acme/app/manifests/del-{role}"), bearer(t), &[], None).await;
+            outcome(&r, &[202])
+        }
+        6 => {
+            let repo = format!("acme/new-{role}");
+            let t = token_or_deny!(format!("repository:{repo}:pull,push"));
+            let r = c.send("POST", &format!("/v2/{repo}/blobs/uploads/"), bearer(t), &[], None).await;
+            outcome(&r, &[202])
+        }
+        7 => {
+            let t = token_or_deny!("repository:acme/pub:pull");
+            let r = c.send("GET", "/v2/acme/pub/manifests/v1", bearer(t), &[("Accept", MT)], None).await;
+            outcome(&r, &[200])
+        }
+        8 => {
+            let t = token_or_deny!("registry:catalog:*");
+            let r = c.send("GET", "/v2/_catalog", bearer(t), &[], None).await;
+            let listed = r.status == 200
+                && r.json()["repositories"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|x| x == "acme/app"));
+            (listed, format!("{} {}", r.status, String::from_utf8_lossy(&r.body)))
+        }
+        9 => outcome(&c.api("GET", "/api/v1/repository/acme/app", cred, None).await, &[200]),
+        10 => outcome(
+            &c.api("PUT", "/api/v1/repository/acme/app/permissions/user/bystander", cred, Some(json!({"role": "read"}))).await,
+            &[200],
+        ),
+        11 => outcome(&c.api("GET", "/api/v1/repository/acme/app/logs", cred, None).await, &[200]),
+        12 => outcome(
+            &c.api("POST", "/api/v1/repository/acme/app/changevisibility", cred, Some(json!({"visibility": "private"}))).await,
+            &[200],
+        ),
+        13 => outcome(&c.api("GET", "/api/v1/organization/acme/robots", cred, None).await, &[200]),
+        14 => outcome(
+            &c.api("PUT", &format!("/api/v1/organization/acme/team/t{}", role.replace('-', "_")), cred, Some(json!({"role": "member"}))).await,
+            &[200],
+        ),
+        15 => outcome(&c.api("GET", "/api/v1/superuser/users/", cred, None).await, &[200]),
+        16 => outcome(&c.api("GET", "/api/v1/organization/acme", cred, None).await, &[200]),
+        17 => outcome(
+            &c.api(
+                "POST",
+                "/api/v1/repository",
+                cred,
+                Some(json!({"namespace": "acme", "repository": format!("api-{role}"), "visibility": "private"})),
+            )
+            .await,
+            &[201],
+        ),
+        18 => outcome(&c.api("GET", "/api/v1/repository/acme/pub", cred, None).await, &[200]),
+        _ => unreachable!("no operation {op}"),
+    }
+}
+
+#[tokio::test]
+async fn every_caller_gets_exactly_what_the_matrix_says() {
+    let b = Berth::start_with_env(&[
+        ("BERTH_LOGIN_LOCKOUT_FAILURES", "3"),
+        ("BERTH_LOGIN_BACKOFF_BASE_MS", "1"),
+        ("BERTH_REGISTRY_TOKEN_LIFETIME_S", "2"),
+        ("BERTH_FEATURE_PROXY_STORAGE", "true"),
+    ]);
+    let c = Client {
+        http: reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client"),
+        base: b.base.clone(),
+    };
+    let w = setup(&c).await;
+    // The writer's first token must be past its expiry (2 s + the verifier's 5 s leeway).
+    tokio::time::sleep(std::time::Duration::from_secs(8)).await;
+
+    assert_eq!(MATRIX.len(), w.creds.len(), "every caller has a row");
+    let mut failures = Vec::new();
+    let mut actual = String::new();
+    for (role, expected) in MATRIX {
+        assert_eq!(
+            expected.len(),
+            OPS.len(),
+            "row {role} has a cell per operation"
+        );
+        let cred = &w
+            .creds
+            .iter()
+            .find(|(r, _)| r == role)
+            .unwrap_or_else(|| panic!("no credentials for {role}"))
+            .1;
+        actual.push_str(&format!("{role:16} "));
+        for (op, want) in expected.chars().enumerate() {
+            let (allowed, detail) = run(&c, &w, role, cred, op).await;
+            actual.push(if allowed { 'Y' } else { '.' });
+            if allowed != (want == 'Y') {
+                failures.push(format!(
+                    "{role} × {}: expected {}, got {} ({detail})",
+                    OPS[op],
+                    if want == 'Y' { "allow" } else { "deny" },
+                    if allowed { "allow" } else { "deny" },
+                ));
+            }
+        }
+        actual.push('\n');
+    }
+    assert!(
+        failures.is_empty(),
+        "authorization matrix mismatches:\n{}\nactual matrix:\n{actual}\n--- server log\n{}",
+        failures.join("\n"),
+        b.log()
+    );
+
+    // The audit log recorded what the matrix did, with who did it.
+    let logs = c
+        .admin("GET", "/api/v1/superuser/logs?limit=1000", None)
+        .await;
+    let entries = logs["logs"].as_array().expect("logs").clone();
+    let has = |kind: &str, performer: &str, check: &dyn Fn(&Value) -> bool| {
+        entries
+            .iter()
+            .any(|e| e["kind"] == kind && e["performer"]["name"] == performer && check(e))
+    };
+    let any = |_: &Value| true;
+    assert!(
+        has("push_repo", "writer", &|e| e["metadata"]["reference"]
+            == "t-writer"),
+        "push by writer"
+    );
+    assert!(
+        has("create_tag", "writer", &|e| e["metadata"]["tag"]
+            == "t-writer"),
+        "tag by writer"
+    );
+    assert!(
+        has("delete_tag", "writer", &|e| e["metadata"]["tag"]
+            == "del-writer"),
+        "delete by writer"
+    );
+    assert!(
+        has("pull_repo", "reader", &|e| e["repository"] == "acme/app"),
+        "pull by reader"
+    );
+    assert!(has("pull_repo", "acme+deployer", &any), "pull by robot");
+    assert!(
+        entries.iter().any(|e| e["kind"] == "pull_repo"
+            && e["performer"].is_null()
+            && e["repository"] == "acme/pub"),
+        "anonymous pull"
+    );
+    assert!(
+        has("create_repo", "creator", &|e| e["repository"]
+            == "acme/new-team-creator"),
+        "repo created by push"
+    );
+    assert!(
+        has("create_repo", "orgadmin", &|e| e["repository"]
+            == "acme/api-team-admin"),
+        "repo created by API"
+    );
+    assert!(
+        has(
+            "change_repo_permission",
+            "repoadmin",
+            &|e| e["metadata"]["username"] == "bystander"
+        ),
+        "permission change"
+    );
+    assert!(
+        has(
+            "change_repo_permission",
+            ADMIN_USER,
+            &|e| e["metadata"]["username"] == "reader"
+        ),
+        "setup permission"
+    );
+    assert!(
+        has(
+            "change_repo_permission_team",
+            ADMIN_USER,
+            &|e| e["metadata"]["team"] == "devs"
+        ),
+        "team permission"
+    );
+    assert!(
+        has("change_repo_visibility", ADMIN_USER, &|e| e["repository"]
+            == "acme/pub"),
+        "visibility"
+    );
+    assert!(has("org_create", ADMIN_USER, &any), "org created");
+    assert!(
+        has("org_create_team", "orgadmin", &|e| e["metadata"]["team"]
+            == "tteam_admin"),
+        "team by org admin"
+    );
+    assert!(
+        has(
+            "org_add_team_member",
+            ADMIN_USER,
+            &|e| e["metadata"]["member"] == "orgadmin"
+        ),
+        "member added"
+    );
+    assert!(
+        has("create_robot", ADMIN_USER, &|e| e["metadata"]["robot"]
+            == "acme+deployer"),
+        "robot created"
+    );
+    assert!(
+        has("user_create", ADMIN_USER, &|e| e["metadata"]["username"]
+            == "reader"),
+        "user created"
+    );
+    assert!(
+        has("login_success", "writer", &|e| e["metadata"]["type"]
+            == "docker"),
+        "login success"
+    );
+    assert!(has("login_failure", "locked", &any), "login failures");
+    assert!(
+        entries.iter().all(|e| e["datetime"].is_string()),
+        "every entry has a time"
+    );
+    assert!(
+        entries
+            .iter()
+            .filter(|e| e["kind"] == "login_success")
+            .all(|e| e["ip"] == "127.0.0.1"),
+        "logins record the caller's address"
+    );
+    // Nothing was recorded for the forged token's claimed identity.
+    assert!(!has(
+        "push_repo",
+        ADMIN_USER,
+        &|e| e["metadata"]["reference"] == "t-jwt-forged"
+    ));
+}
