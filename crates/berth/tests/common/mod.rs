@@ -2,6 +2,8 @@
 //! and stops it when dropped. Every integration test that needs a server goes through `Berth`.
 #![allow(dead_code)]
 
+pub mod images;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
