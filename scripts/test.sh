@@ -14,11 +14,17 @@ cd "$ROOT"
 ORAS_VERSION="0.2.43"
 MOTO_VERSION="5.2.5"
 AZURE_BLOB_VERSION="12.31.1"
+# An OpenID Connect provider for tests/oidc.rs; 0.3.x is the last line for bookworm's Python 3.11.
+OIDC_MOCK_VERSION="0.3.4"
+# Validates the OpenAPI document Berth serves (tests/openapi.rs).
+OPENAPI_VALIDATOR_VERSION="0.9.0"
 AZURITE_VERSION="3.35.0"
 AZURITE_DIR="$ROOT/target/azurite"
 VENV="$ROOT/target/test-venv"
-# Debian packages the integration tests drive (real clients and a peer registry).
-DEB_PACKAGES=(skopeo podman buildah docker-registry uidmap postgresql openssl)
+# Debian packages the integration tests drive (real clients, a peer registry, and OpenLDAP's
+# slapd + ldap-utils, which the LDAP test starts on its own port; DEBIAN_FRONTEND=noninteractive
+# below keeps slapd's postinst from asking questions).
+DEB_PACKAGES=(skopeo podman buildah docker-registry uidmap postgresql openssl slapd ldap-utils)
 
 START=$(date +%s)
 step() {
@@ -59,7 +65,7 @@ else
 fi
 
 # ---------------------------------------------------------------------------------------
-step "Python venv $VENV with oras==$ORAS_VERSION, moto==$MOTO_VERSION, azure-storage-blob==$AZURE_BLOB_VERSION"
+step "Python venv $VENV with oras==$ORAS_VERSION, moto==$MOTO_VERSION, azure-storage-blob==$AZURE_BLOB_VERSION, oidc-provider-mock==$OIDC_MOCK_VERSION, openapi-spec-validator==$OPENAPI_VALIDATOR_VERSION"
 if [ -x "$VENV/bin/python" ] && ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
     echo "venv is broken (its python moved?); recreating"
     rm -rf "$VENV"
@@ -79,6 +85,14 @@ fi
 have_azb="$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("azure-storage-blob"))' 2>/dev/null || true)"
 if [ "$have_azb" != "$AZURE_BLOB_VERSION" ]; then
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "azure-storage-blob==$AZURE_BLOB_VERSION"
+fi
+have_oav="$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("openapi-spec-validator"))' 2>/dev/null || true)"
+if [ "$have_oav" != "$OPENAPI_VALIDATOR_VERSION" ]; then
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "openapi-spec-validator==$OPENAPI_VALIDATOR_VERSION"
+fi
+have_oidc_mock="$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("oidc-provider-mock"))' 2>/dev/null || true)"
+if [ "$have_oidc_mock" != "$OIDC_MOCK_VERSION" ]; then
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "oidc-provider-mock==$OIDC_MOCK_VERSION"
 fi
 "$VENV/bin/python" -c 'import oras.client, importlib.metadata as m; print("oras", m.version("oras"), "moto", m.version("moto"))'
 
@@ -187,7 +201,9 @@ export PATH="$VENV/bin:$PATH"
 step "cargo test --locked --workspace --no-fail-fast   (servers on SQLite + filesystem)"
 cargo test --locked --workspace --no-fail-fast
 
-SERVER_SUITES=(--test conformance --test clients --test crash --test multi_instance --test replication)
+# Suites re-run per metadata/storage backend. Suites that do not depend on the backend (oidc, ldap, cli,
+# ...) run once, in the workspace run above, on SQLite + filesystem.
+SERVER_SUITES=(--test conformance --test clients --test crash --test multi_instance --test replication --test authz)
 step "server suites on PostgreSQL + filesystem"
 TEST_POSTGRES_URL="$TEST_POSTGRES_URL_SERVER" cargo test --locked -p berth --no-fail-fast "${SERVER_SUITES[@]}"
 

@@ -1,4 +1,5 @@
-//! HTTP: the `/v2` registry API (`oci/`), the `/api/v1` REST API (`rest.rs`), health and metrics endpoints, and the one place where
+//! HTTP: the `/v2` registry API (`oci/`), the `/api/v1` REST API (`rest.rs`), browser sign-in and sessions
+//! (`web_login.rs`), health and metrics endpoints, and the one place where
 //! domain errors become HTTP answers (`error.rs`). Handlers parse and validate input, call
 //! `berth-core`, and shape headers; they hold no registry logic of their own.
 
@@ -7,6 +8,7 @@ mod error;
 mod observe;
 mod oci;
 mod rest;
+mod web_login;
 
 pub use error::ApiError;
 
@@ -43,6 +45,8 @@ pub fn router(state: AppState) -> Router {
         .route("/health/instance", get(observe::health_instance))
         .route("/health/endtoend", get(observe::health_endtoend))
         .route("/metrics", get(observe::metrics))
+        .route("/oauth2/{service}/start", get(web_login::start))
+        .route("/oauth2/{service}/callback", get(web_login::callback))
         .merge(rest::router())
         .layer(axum::middleware::from_fn(observe::track))
         .layer(axum::middleware::from_fn(auth::remember_authority))

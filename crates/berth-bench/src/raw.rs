@@ -24,7 +24,12 @@ pub struct RawResponse {
 
 /// Builds the bytes of a GET request.
 pub fn get_request(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Vec<u8> {
-    get_request_host(&addr.to_string(), path, headers)
+    let auth = crate::client::auth(addr);
+    let mut all: Vec<(&str, &str)> = headers.to_vec();
+    if let Some(a) = auth.as_deref() {
+        all.push(("Authorization", a));
+    }
+    get_request_host(&addr.to_string(), path, &all)
 }
 
 /// Builds the bytes of a GET request with the given `Host` (e.g. the authority of a

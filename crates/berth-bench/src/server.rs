@@ -49,6 +49,9 @@ pub struct StartOptions<'a> {
     pub dist_cache: bool,
 }
 
+/// The password of the superuser each Berth under test creates at first start.
+const BENCH_PASSWORD: &str = "bench-admin-password";
+
 fn free_port() -> Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
@@ -80,7 +83,8 @@ impl Server {
         let mut cmd = match kind {
             Kind::Berth | Kind::BerthPgS3 => {
                 let mut cmd = Command::new(opts.berth_bin);
-                cmd.arg("serve")
+                cmd.env("BERTH_BOOTSTRAP_SUPERUSER_PASSWORD", BENCH_PASSWORD)
+                    .arg("serve")
                     .arg("--listen")
                     .arg(addr.to_string())
                     .arg("--data-dir")
@@ -148,10 +152,15 @@ impl Server {
                     self.log_tail()
                 );
             }
+            crate::client::set_auth(self.addr, None);
+            // Berth answers 401 with its token challenge until the client logs in.
             if let Ok(mut conn) = Conn::connect(self.addr).await
-                && let Ok((StatusCode::OK, _, _)) =
+                && let Ok((StatusCode::OK | StatusCode::UNAUTHORIZED, _, _)) =
                     conn.call(Method::GET, "/v2/", &[], ReqBody::empty()).await
             {
+                if matches!(self.kind, Kind::Berth | Kind::BerthPgS3) {
+                    self.log_in(&mut conn).await?;
+                }
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -163,6 +172,43 @@ impl Server {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Gets a bearer token for every repository the workloads touch, as `podman login` followed
+    /// by a push would, and makes every later request carry it.
+    async fn log_in(&self, conn: &mut Conn) -> Result<()> {
+        use base64::Engine;
+        let mut path = "/v2/auth?service=localhost:5000".to_string();
+        let mut repos = vec![
+            "bench/big".to_string(),
+            "bench/manifest".into(),
+            "bench/probe".into(),
+        ];
+        repos.extend((0..32).map(|i| format!("bench/small-{i}")));
+        for r in repos {
+            path.push_str(&format!("&scope=repository:{r}:pull,push"));
+        }
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("admin:{BENCH_PASSWORD}"))
+        );
+        let (status, _, body) = conn
+            .call(
+                Method::GET,
+                &path,
+                &[(http::header::AUTHORIZATION, &basic)],
+                ReqBody::empty(),
+            )
+            .await?;
+        if status != StatusCode::OK {
+            bail!("{} refused the bench login: {status}", self.kind.name());
+        }
+        let v: serde_json::Value = serde_json::from_slice(&body)?;
+        let token = v["token"]
+            .as_str()
+            .ok_or_else(|| anyhow::anyhow!("no token in the /v2/auth answer"))?;
+        crate::client::set_auth(self.addr, Some(format!("Bearer {token}")));
+        Ok(())
     }
 
     pub fn pid(&self) -> u32 {

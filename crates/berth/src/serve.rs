@@ -220,6 +220,14 @@ pub async fn serve(cfg: Config, migrate: bool, workers: bool) -> anyhow::Result<
         }
         None => {}
     }
+    for p in &cfg.auth.oidc {
+        // Providers are contacted on the first sign-in, not here: one being down must not stop
+        // the registry from starting.
+        eprintln!(
+            "  sign in with {} ({}): {scheme}://{addr}/oauth2/{}/start",
+            p.title, p.server, p.id
+        );
+    }
     eprintln!("  push: podman push --tls-verify=false IMAGE {addr}/NAMESPACE/NAME:TAG");
     match tls {
         None => {

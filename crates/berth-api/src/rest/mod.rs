@@ -3,7 +3,8 @@
 //! table, so no endpoint can exist undocumented.
 //!
 //! Callers authenticate with `Authorization: Bearer <API token>` (scoped) or Basic credentials
-//! (a user's password or app-specific token: everything the user may do). Errors are JSON:
+//! (a user's password or app-specific token: everything the user may do), or a browser's session
+//! cookie (see `web_login.rs`; state changes then need `X-Requested-With`). Errors are JSON:
 //! `{"status", "error_message", "error_type", "title", "detail"}`.
 
 mod logs;
@@ -12,6 +13,7 @@ mod orgs;
 mod placements;
 mod repos;
 mod robots;
+mod session;
 mod superuser;
 mod tokens;
 mod users;
@@ -126,6 +128,8 @@ pub struct Ctx {
     pub query: HashMap<String, String>,
     /// The JSON body, `Null` when empty.
     pub body: serde_json::Value,
+    /// The request headers (for handlers that set or read cookies, or build URLs).
+    pub headers: axum::http::HeaderMap,
 }
 
 impl Ctx {
@@ -223,6 +227,7 @@ pub fn routes() -> Vec<Route> {
     v.extend(logs::routes());
     v.extend(superuser::routes());
     v.extend(placements::routes());
+    v.extend(session::routes());
     v.extend(openapi::routes());
     v
 }
@@ -391,7 +396,7 @@ async fn run(
         form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
             .into_owned()
             .collect();
-    let caller = match api_caller(&st, &parts.headers, ip.as_deref()).await {
+    let caller = match api_caller(&st, &parts.headers, &parts.method, ip.as_deref()).await {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
@@ -420,19 +425,21 @@ async fn run(
         params,
         query,
         body,
+        headers: parts.headers,
     };
     (route.handler)(st, ctx).await.into_response_or_err()
 }
 
 /// The caller of an API request: an API token's account (with its scopes), Basic credentials'
-/// account, or anonymous.
+/// account, a browser session's account, or anonymous.
 async fn api_caller(
     st: &AppState,
     headers: &axum::http::HeaderMap,
+    method: &Method,
     ip: Option<&str>,
 ) -> Result<Option<Actor>, RestError> {
     match credentials(headers).map_err(|m| RestError::new(401, m))? {
-        Credentials::None => Ok(None),
+        Credentials::None => crate::web_login::session_actor(st, headers, method).await,
         Credentials::Bearer(t) => match st.auth.api_token_actor(&t).await? {
             Some(a) => Ok(Some(a)),
             None => Err(RestError::new(

@@ -24,6 +24,9 @@ pub fn routes() -> Vec<Route> {
         route!(PUT "/api/v1/organization/{orgname}/team/{teamname}/members/{membername}", "Add a user or one of the organization's robots to a team", "org:admin", add_member),
         route!(DELETE "/api/v1/organization/{orgname}/team/{teamname}/members/{membername}", "Remove a member from a team", "org:admin", del_member),
         route!(GET "/api/v1/organization/{orgname}/team/{teamname}/permissions", "The repositories a team has permissions on", "org:admin", team_perms),
+        route!(POST "/api/v1/organization/{orgname}/team/{teamname}/syncing", "Sync a team's members from an LDAP group (group_dn, relative to LDAP_BASE_DN) or an OIDC service's groups claim (group_name, service) (superusers)", "org:admin",
+            body &["group_dn", "group_name", "service"], enable_team_sync),
+        route!(DELETE "/api/v1/organization/{orgname}/team/{teamname}/syncing", "Stop syncing a team from LDAP (superusers)", "org:admin", disable_team_sync),
         route!(GET "/api/v1/organization/{orgname}/prototypes", "Default permissions applied to new repositories", "org:admin", prototypes),
         route!(POST "/api/v1/organization/{orgname}/prototypes", "Add a default permission", "org:admin",
             body &["*role", "activating_user:object", "*delegate:object"], create_prototype),
@@ -339,4 +342,71 @@ async fn delete_prototype(st: Arc<AppState>, ctx: Ctx) -> R {
         .delete_default_perm(ctx.actor()?, ctx.p("orgname"), ctx.p("prototypeid"))
         .await?;
     no_content()
+}
+
+/// `POST` / `DELETE …/team/{teamname}/syncing`. Only superusers set syncing up (Quay without
+/// FEATURE_NONSUPERUSER_TEAM_SYNCING_SETUP), and as administrators of the organization.
+async fn team_sync(st: &AppState, ctx: &Ctx, enable: bool) -> R {
+    use berth_core::auth::{AuditEntry, ldap};
+    let a = ctx.actor()?;
+    let (org, team) = (ctx.p("orgname"), ctx.p("teamname"));
+    let o = st.auth.org_admin(a, org).await?;
+    if !a.superuser || !a.has_scope("super:user") {
+        return Err(RestError::new(
+            403,
+            "only superusers may set up team syncing",
+        ));
+    }
+    let t = st.auth.team(&o, team).await?;
+    let (kind, meta) = if enable && let Some(group) = ctx.field("group_name") {
+        // An OIDC service's groups claim (Quay's group_name): the name is the claim's value.
+        let service = oidc_sync_service(st, ctx.field("service"))?;
+        st.auth
+            .db
+            .set_team_sync(t.id, Some((&service, group)))
+            .await?;
+        let meta =
+            serde_json::json!({"team": team, "service": service, "config": {"group_name": group}});
+        ("org_team_sync_enable", meta)
+    } else if enable {
+        let group = st
+            .auth
+            .ldap_sync_group(team, ctx.required("group_dn")?)
+            .await?;
+        st.auth
+            .db
+            .set_team_sync(t.id, Some((ldap::SERVICE, &group)))
+            .await?;
+        let meta = serde_json::json!({"team": team, "service": ldap::SERVICE, "config": {"group_dn": group}});
+        ("org_team_sync_enable", meta)
+    } else {
+        st.auth.db.set_team_sync(t.id, None).await?;
+        ("org_team_sync_disable", serde_json::json!({"team": team}))
+    };
+    st.auth
+        .audit
+        .record(AuditEntry::new(kind).by(Some(a)).namespace(org).meta(meta))
+        .await;
+    json(team_view(&st.auth.team(&o, team).await?, true))
+}
+
+/// The OIDC service a `group_name` sync follows: the one named, or the only one configured.
+fn oidc_sync_service(st: &AppState, named: Option<&str>) -> Result<String, RestError> {
+    let ids: Vec<&str> = st.auth.oidc.providers().map(|p| p.id.as_str()).collect();
+    match named {
+        Some(s) if ids.contains(&s) => Ok(s.to_string()),
+        None if ids.len() == 1 => Ok(ids[0].to_string()),
+        _ => Err(RestError::bad(format!(
+            "group_name needs \"service\": one of the configured OIDC login services ({})",
+            ids.join(", ")
+        ))),
+    }
+}
+
+async fn enable_team_sync(st: Arc<AppState>, ctx: Ctx) -> R {
+    team_sync(&st, &ctx, true).await
+}
+
+async fn disable_team_sync(st: Arc<AppState>, ctx: Ctx) -> R {
+    team_sync(&st, &ctx, false).await
 }

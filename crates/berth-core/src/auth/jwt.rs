@@ -124,7 +124,13 @@ pub struct Keys {
     rotate_after_ms: i64,
     keys: RwLock<Vec<Key>>,
     last_reload: std::sync::atomic::AtomicI64,
+    /// Tokens already verified, by SHA-256, until they expire: clients send the same token with
+    /// every request, and an ECDSA verification costs more than the rest of a manifest GET.
+    verified: std::sync::Mutex<std::collections::HashMap<[u8; 32], Claims>>,
 }
+
+/// Verified tokens remembered at most.
+const VERIFIED_CACHE: usize = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
@@ -144,6 +150,7 @@ impl Keys {
             rotate_after_ms,
             keys: RwLock::new(Vec::new()),
             last_reload: std::sync::atomic::AtomicI64::new(0),
+            verified: std::sync::Mutex::default(),
         }
     }
 
@@ -152,6 +159,10 @@ impl Keys {
         let keys = rows.iter().filter_map(|r| self.load(r)).collect::<Vec<_>>();
         if let Ok(mut k) = self.keys.write() {
             *k = keys;
+        }
+        // A deleted key must stop verifying at once.
+        if let Ok(mut v) = self.verified.lock() {
+            v.clear();
         }
         self.last_reload
             .store(now_ms(), std::sync::atomic::Ordering::Relaxed);
@@ -238,6 +249,34 @@ impl Keys {
 
     /// Verifies signature, issuer, audience and lifetime.
     pub async fn verify(
+        &self,
+        service: &str,
+        token: &str,
+    ) -> std::result::Result<Claims, TokenError> {
+        use sha2::Digest as _;
+        let key: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let now = now_ms() / 1000;
+        if let Ok(v) = self.verified.lock()
+            && let Some(c) = v.get(&key)
+            && c.exp > now
+            && c.aud == service
+        {
+            return Ok(c.clone());
+        }
+        let claims = self.verify_uncached(service, token).await?;
+        if let Ok(mut v) = self.verified.lock() {
+            if v.len() >= VERIFIED_CACHE {
+                v.retain(|_, c| c.exp > now);
+                if v.len() >= VERIFIED_CACHE {
+                    v.clear();
+                }
+            }
+            v.insert(key, claims.clone());
+        }
+        Ok(claims)
+    }
+
+    async fn verify_uncached(
         &self,
         service: &str,
         token: &str,

@@ -26,6 +26,9 @@ pub enum LoginError {
     Locked { failures: i64 },
     /// The account is disabled.
     Disabled,
+    /// The external user directory (LDAP) could not decide, or refuses the account; the
+    /// message says which. Not the password's fault, so not counted as a failed login.
+    Directory(String),
 }
 
 impl LoginError {
@@ -39,6 +42,7 @@ impl LoginError {
                 "account {username:?} is locked after {failures} failed logins; an administrator can unlock it with `berth admin reset-login {username}` or POST /api/v1/superuser/users/{username}/resetlogin"
             ),
             LoginError::Disabled => format!("account {username:?} is disabled"),
+            LoginError::Directory(m) => m.clone(),
         }
     }
     pub fn status(&self) -> u16 {
@@ -141,6 +145,11 @@ impl Auth {
         if username.contains('+') {
             return self.check_robot(username, secret).await;
         }
+        // AUTHENTICATION_TYPE: LDAP: the directory checks the passwords of the users it manages;
+        // local accounts with a password of their own (the bootstrap superuser) go on below.
+        if let Some(outcome) = self.check_ldap(username, secret).await? {
+            return Ok(outcome);
+        }
         let row = self.db.account_by_name(username).await?;
         let row = match row {
             Some(r) if r.kind == "user" => r,
@@ -226,7 +235,7 @@ impl Auth {
         Ok(Ok(self.actor(&row, "robot_token")))
     }
 
-    async fn check_app_token(
+    pub(super) async fn check_app_token(
         &self,
         owner: Option<i64>,
         secret: &str,

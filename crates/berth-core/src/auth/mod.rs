@@ -1,14 +1,18 @@
 //! Identity and access: who is calling (credentials → [`Actor`]), what they may do with a
 //! repository ([`authz`]), the registry tokens that carry that decision to `/v2` ([`jwt`]), failed
 //! login throttling, and the audit log. Account management (users, organizations, teams, robots,
-//! permissions, tokens) lives in [`accounts`].
+//! permissions, tokens) lives in [`accounts`]; browser sessions in [`session`]; sign-in through
+//! OpenID Connect providers in [`oidc`].
 
 pub mod accounts;
 pub mod audit;
 pub mod authz;
 pub mod jwt;
+pub mod ldap;
 pub mod login;
+pub mod oidc;
 pub mod secret;
+pub mod session;
 
 pub use audit::{AuditEntry, AuditLog};
 pub use authz::{RepoAccess, Role};
@@ -49,6 +53,17 @@ pub struct AuthConfig {
     /// `ACTION_LOG_AUDIT_LOGIN_FAILURES` (Berth: on by default) / `ACTION_LOG_AUDIT_LOGINS`.
     pub audit_login_failures: bool,
     pub audit_logins: bool,
+    /// `AUTHENTICATION_TYPE: LDAP`: the directory that checks users' passwords.
+    pub ldap: Option<ldap::LdapConfig>,
+    /// `<NAME>_LOGIN_CONFIG` blocks: OpenID Connect providers to sign in with.
+    pub oidc: Vec<oidc::OidcProvider>,
+    /// `SECRET_KEY`: signs session cookies; when absent, a secret generated once and kept in
+    /// the database (so every instance accepts every session).
+    pub session_secret: Option<String>,
+    /// `SESSION_COOKIE_SECURE`: send the session cookie over https only.
+    pub session_cookie_secure: bool,
+    /// `SESSION_TIMEOUT` in seconds.
+    pub session_timeout_s: i64,
 }
 
 impl Default for AuthConfig {
@@ -68,6 +83,11 @@ impl Default for AuthConfig {
             user_creation: true,
             audit_login_failures: true,
             audit_logins: true,
+            ldap: None,
+            oidc: Vec::new(),
+            session_secret: None,
+            session_cookie_secure: false,
+            session_timeout_s: 31 * 86_400,
         }
     }
 }
@@ -134,6 +154,9 @@ pub struct Auth {
     pub sealer: Sealer,
     pub keys: Arc<jwt::Keys>,
     pub audit: AuditLog,
+    /// Browser sessions (and the signer of other browser-held state).
+    pub sessions: session::Sessions,
+    pub oidc: oidc::Oidc,
     /// Successful Basic checks by hash of the credentials, with when they were made.
     pub(crate) basic_cache: Arc<std::sync::Mutex<std::collections::HashMap<String, (Actor, i64)>>>,
 }
@@ -168,8 +191,19 @@ impl Auth {
         ));
         keys.ensure(&config.service).await?;
         let audit = AuditLog::new(db.clone());
+        let session_secret = match &config.session_secret {
+            Some(s) => s.clone(),
+            None => {
+                db.instance_secret("session_secret", &secret::random_token(48))
+                    .await?
+            }
+        };
+        let sessions = session::Sessions::new(&session_secret, config.session_timeout_s);
+        let oidc = oidc::Oidc::new(&config.oidc)?;
         Ok(Auth {
             db,
+            sessions,
+            oidc,
             config: Arc::new(config),
             sealer,
             keys,

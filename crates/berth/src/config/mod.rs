@@ -55,7 +55,63 @@ pub const BERTH_KEYS: &[(&str, &str)] = &[
         "PEM certificate chain; with TLS_KEY_FILE, Berth serves https",
     ),
     ("TLS_KEY_FILE", "PEM private key"),
-    ("AUTHENTICATION_TYPE", "Database"),
+    (
+        "AUTHENTICATION_TYPE",
+        "Database (local passwords) or LDAP (passwords checked by a directory)",
+    ),
+    (
+        "LDAP_URI",
+        "ldap:// or ldaps:// URI(s) of the directory (LDAP)",
+    ),
+    (
+        "LDAP_BASE_DN",
+        "base DN as a list of RDNs, e.g. [dc=example, dc=org], or a string",
+    ),
+    (
+        "LDAP_ADMIN_DN",
+        "DN Berth binds as to search users and groups (default: anonymous)",
+    ),
+    ("LDAP_ADMIN_PASSWD", "password of LDAP_ADMIN_DN"),
+    (
+        "LDAP_USER_RDN",
+        "subtree of users relative to LDAP_BASE_DN, e.g. [ou=people]",
+    ),
+    (
+        "LDAP_SECONDARY_USER_RDNS",
+        "further user subtrees, searched when LDAP_USER_RDN has no match",
+    ),
+    (
+        "LDAP_UID_ATTR",
+        "attribute holding the login name (default uid)",
+    ),
+    (
+        "LDAP_EMAIL_ATTR",
+        "attribute holding the email (default mail)",
+    ),
+    (
+        "LDAP_USER_FILTER",
+        "filter a user must match to log in, e.g. (memberOf=cn=registry,ou=groups,dc=example,dc=org)",
+    ),
+    (
+        "LDAP_SUPERUSER_FILTER",
+        "filter making users superusers (taken back when they stop matching)",
+    ),
+    (
+        "LDAP_RESTRICTED_USER_FILTER",
+        "filter marking users restricted (recorded on their LDAP link; not enforced yet)",
+    ),
+    (
+        "LDAP_TIMEOUT",
+        "seconds each LDAP operation may take (default 10)",
+    ),
+    (
+        "LDAP_NETWORK_TIMEOUT",
+        "seconds connecting to the directory may take (default 10)",
+    ),
+    (
+        "LDAP_ALLOW_INSECURE_FALLBACK",
+        "accept an ldaps:// certificate that does not verify (default false)",
+    ),
     ("SUPER_USERS", "usernames with superuser rights"),
     (
         "FEATURE_ANONYMOUS_ACCESS",
@@ -122,6 +178,22 @@ pub const BERTH_KEYS: &[(&str, &str)] = &[
         "stream blobs through Berth instead of redirecting to storage URLs",
     ),
     ("LOG_FORMAT", "text or json (default text)"),
+    (
+        "<NAME>_LOGIN_CONFIG",
+        "an OpenID Connect provider to sign in with (OIDC_SERVER, CLIENT_ID, CLIENT_SECRET, ...); service id = name lowercased",
+    ),
+    (
+        "SECRET_KEY",
+        "signs browser session cookies (default: generated and kept in the database)",
+    ),
+    (
+        "SESSION_COOKIE_SECURE",
+        "send the session cookie over https only (default false)",
+    ),
+    (
+        "SESSION_TIMEOUT",
+        "lifetime of a browser session, e.g. 31d (default 31d)",
+    ),
 ];
 
 pub use berth_storage::StorageSpec as StorageLocation;
@@ -144,6 +216,8 @@ pub struct Config {
     pub tls_cert_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,
     pub authentication_type: String,
+    /// `LDAP_*` keys present: reported as unused unless AUTHENTICATION_TYPE is LDAP.
+    pub ldap_keys: Vec<String>,
     /// SERVER_HOSTNAME was set explicitly (token realms use it instead of the request's Host).
     pub server_hostname_set: bool,
     pub auth: berth_core::auth::AuthConfig,
@@ -175,6 +249,7 @@ impl Default for Config {
             tls_cert_file: None,
             tls_key_file: None,
             authentication_type: "Database".into(),
+            ldap_keys: Vec::new(),
             server_hostname_set: false,
             auth: berth_core::auth::AuthConfig {
                 user_creation: false,
@@ -256,6 +331,88 @@ pub fn parse_duration_s(s: &str) -> Option<i64> {
         _ => return None,
     };
     n.checked_mul(mul)
+}
+
+/// A DN written as Quay writes it: a list of RDNs (`[dc=example, dc=org]`) or one string.
+fn as_dn(key: &str, v: &Value) -> Result<String, ConfigError> {
+    match v {
+        Value::Array(items) => {
+            let mut rdns = Vec::new();
+            for i in items {
+                let s = as_string(key, i)?;
+                if !s.trim().is_empty() {
+                    rdns.push(s.trim().to_string());
+                }
+            }
+            Ok(rdns.join(","))
+        }
+        Value::String(s) => Ok(s.trim().to_string()),
+        Value::Null => Ok(String::new()),
+        other => err(
+            key,
+            format!(
+                "expected a DN, as a list of RDNs such as [dc=example, dc=org] or a string; found {other}"
+            ),
+        ),
+    }
+}
+
+/// One `LDAP_*` setting (used when AUTHENTICATION_TYPE is LDAP; checked as a whole in `finish`).
+fn set_ldap(
+    l: &mut berth_core::auth::ldap::LdapConfig,
+    key: &str,
+    v: &Value,
+) -> Result<(), ConfigError> {
+    let optional = |s: String| (!s.trim().is_empty()).then(|| s.trim().to_string());
+    let seconds = || {
+        let n = match v {
+            Value::String(s) => s.trim().parse::<f64>().ok(),
+            other => other.as_f64(),
+        };
+        n.filter(|n| n.is_finite() && *n > 0.0 && *n <= 3600.0)
+            .map(std::time::Duration::from_secs_f64)
+            .map_or_else(
+                || {
+                    err(
+                        key,
+                        format!("expected a number of seconds (0 < s ≤ 3600), found {v}"),
+                    )
+                },
+                Ok,
+            )
+    };
+    match key {
+        "LDAP_URI" => {
+            l.uris = as_string(key, v)?
+                .split_whitespace()
+                .map(str::to_string)
+                .collect()
+        }
+        "LDAP_BASE_DN" => l.base_dn = as_dn(key, v)?,
+        "LDAP_USER_RDN" => l.user_rdn = as_dn(key, v)?,
+        "LDAP_SECONDARY_USER_RDNS" => {
+            let items = match v {
+                Value::Array(items) => items
+                    .iter()
+                    .map(|i| as_dn(key, i))
+                    .collect::<Result<Vec<_>, _>>()?,
+                other => vec![as_dn(key, other)?],
+            };
+            l.secondary_user_rdns = items.into_iter().filter(|s| !s.is_empty()).collect();
+        }
+        "LDAP_ADMIN_DN" => l.admin_dn = optional(as_string(key, v)?),
+        "LDAP_ADMIN_PASSWD" => l.admin_password = optional(as_string(key, v)?),
+        "LDAP_UID_ATTR" => l.uid_attr = as_string(key, v)?.trim().to_string(),
+        "LDAP_EMAIL_ATTR" => l.email_attr = as_string(key, v)?.trim().to_string(),
+        "LDAP_USER_FILTER" => l.user_filter = optional(as_string(key, v)?),
+        "LDAP_SUPERUSER_FILTER" => l.superuser_filter = optional(as_string(key, v)?),
+        "LDAP_RESTRICTED_USER_FILTER" => l.restricted_filter = optional(as_string(key, v)?),
+        "LDAP_TIMEOUT" => l.timeout = seconds()?,
+        "LDAP_NETWORK_TIMEOUT" => l.network_timeout = seconds()?,
+        "LDAP_ALLOW_INSECURE_FALLBACK" => l.allow_insecure_fallback = as_bool(key, v)?,
+        _ => return err(key, "not an LDAP setting this version reads"),
+    }
+    Ok(())
 }
 
 /// Parameters each Quay storage driver accepts (Quay's names); any other parameter is an error.
@@ -644,15 +801,67 @@ impl Config {
             "TLS_KEY_FILE" => self.tls_key_file = Some(PathBuf::from(as_string(key, v)?)),
             "AUTHENTICATION_TYPE" => {
                 let s = as_string(key, v)?;
-                if s != "Database" {
+                if s != "Database" && s != "LDAP" {
                     return err(
                         key,
-                        format!("{s:?} is not available in this version of Berth; use Database"),
+                        format!(
+                            "{s:?} is not available in this version of Berth; use Database or LDAP"
+                        ),
                     );
                 }
                 self.authentication_type = s;
             }
+            "LDAP_URI"
+            | "LDAP_BASE_DN"
+            | "LDAP_ADMIN_DN"
+            | "LDAP_ADMIN_PASSWD"
+            | "LDAP_USER_RDN"
+            | "LDAP_SECONDARY_USER_RDNS"
+            | "LDAP_UID_ATTR"
+            | "LDAP_EMAIL_ATTR"
+            | "LDAP_USER_FILTER"
+            | "LDAP_SUPERUSER_FILTER"
+            | "LDAP_RESTRICTED_USER_FILTER"
+            | "LDAP_TIMEOUT"
+            | "LDAP_NETWORK_TIMEOUT"
+            | "LDAP_ALLOW_INSECURE_FALLBACK" => {
+                set_ldap(self.auth.ldap.get_or_insert_with(Default::default), key, v)?;
+                self.ldap_keys.push(key.to_string());
+            }
             "FEATURE_PROXY_STORAGE" => self.proxy_storage = as_bool(key, v)?,
+            "SECRET_KEY" => {
+                let s = as_string(key, v)?;
+                self.auth.session_secret = (!s.is_empty()).then_some(s);
+            }
+            "SESSION_COOKIE_SECURE" => self.auth.session_cookie_secure = as_bool(key, v)?,
+            "SESSION_TIMEOUT" => {
+                let s = as_string(key, v)?;
+                let Some(secs) = parse_duration_s(&s).filter(|n| *n > 0) else {
+                    return err(
+                        key,
+                        format!("{s:?} is not a duration such as 12h, 31d or 2w"),
+                    );
+                };
+                self.auth.session_timeout_s = secs;
+            }
+            // Quay's GitHub and Google logins are not OpenID Connect discovery blocks.
+            "GITHUB_LOGIN_CONFIG" | "GOOGLE_LOGIN_CONFIG" => {
+                self.unused_quay_keys.push(key.to_string());
+            }
+            k if k.ends_with("_LOGIN_CONFIG") && k.len() > "_LOGIN_CONFIG".len() => {
+                let p = match berth_core::auth::oidc::OidcProvider::from_quay_block(k, v) {
+                    Ok(p) => p,
+                    Err(msg) => return err(k, msg),
+                };
+                // Service ids are the names lowercased: two keys differing in case would clash.
+                if self.auth.oidc.iter().any(|o| o.id == p.id) {
+                    return err(
+                        k,
+                        format!("another *_LOGIN_CONFIG already names service {:?}", p.id),
+                    );
+                }
+                self.auth.oidc.push(p);
+            }
             "LOG_FORMAT" => {
                 self.log_json = match as_string(key, v)?.as_str() {
                     "json" => true,
@@ -664,7 +873,7 @@ impl Config {
                 as_bool(key, v)?;
                 self.unused_quay_keys.push(k.to_string());
             }
-            k if quay_keys::QUAY_KEYS.contains(&k) || k.ends_with("_LOGIN_CONFIG") => {
+            k if quay_keys::QUAY_KEYS.contains(&k) => {
                 self.unused_quay_keys.push(k.to_string());
             }
             k => {
@@ -737,6 +946,15 @@ impl Config {
             if let StorageLocation::Local { fsync, .. } = loc {
                 *fsync = self.storage_fsync;
             }
+        }
+        if self.authentication_type == "LDAP" {
+            let ldap = self.auth.ldap.get_or_insert_with(Default::default);
+            if let Err((key, msg)) = ldap.validate() {
+                return err(key, msg);
+            }
+        } else if self.auth.ldap.take().is_some() {
+            // Quay ignores LDAP settings unless LDAP is the user backend; so does Berth, saying so.
+            self.unused_quay_keys.append(&mut self.ldap_keys);
         }
         self.auth.service = self.server_hostname.clone();
         self.unused_quay_keys.sort();
@@ -885,6 +1103,32 @@ mod tests {
     }
 
     #[test]
+    fn oidc_login_blocks_and_sessions() {
+        let c = load(
+            "MOCK_LOGIN_CONFIG: {OIDC_SERVER: 'http://127.0.0.1:9', CLIENT_ID: c, CLIENT_SECRET: s, SERVICE_NAME: Mock}\n\
+             GITHUB_LOGIN_CONFIG: {CLIENT_ID: x}\nSECRET_KEY: k\nSESSION_TIMEOUT: 12h\nSESSION_COOKIE_SECURE: true\n",
+            &[],
+        )
+        .expect("valid");
+        assert_eq!(c.auth.oidc.len(), 1);
+        assert_eq!(c.auth.oidc[0].id, "mock");
+        assert_eq!(c.auth.oidc[0].title, "Mock");
+        assert_eq!(c.auth.session_secret.as_deref(), Some("k"));
+        assert_eq!(c.auth.session_timeout_s, 12 * 3600);
+        assert!(c.auth.session_cookie_secure);
+        assert_eq!(c.unused_quay_keys, ["GITHUB_LOGIN_CONFIG"]);
+        let e = load(
+            "CORP_LOGIN_CONFIG: {OIDC_SERVER: 'http://x', CLIENT_ID: c}\n",
+            &[],
+        )
+        .expect_err("no secret");
+        assert_eq!(e.key, "CORP_LOGIN_CONFIG");
+        assert!(e.msg.contains("CLIENT_SECRET"), "{}", e.msg);
+        let e = load("SESSION_TIMEOUT: forever\n", &[]).expect_err("bad duration");
+        assert_eq!(e.key, "SESSION_TIMEOUT");
+    }
+
+    #[test]
     fn environment_overrides_file() {
         let c = load(
             "LISTEN_ADDRESS: 127.0.0.1:1\nSTORAGE_FSYNC: true\n",
@@ -899,5 +1143,42 @@ mod tests {
         assert!(!c.storage_fsync);
         let e = load("", &[("BERTH_NOPE", "1")]).expect_err("unknown env key");
         assert_eq!(e.key, "NOPE");
+    }
+
+    #[test]
+    fn ldap_keys_as_quay_writes_them() {
+        let c = load(
+            "AUTHENTICATION_TYPE: LDAP\nLDAP_URI: ldaps://ldap.example.org\n\
+             LDAP_BASE_DN: [dc=example, dc=org]\nLDAP_USER_RDN: [ou=people]\n\
+             LDAP_SECONDARY_USER_RDNS: [ou=contractors]\nLDAP_ADMIN_DN: cn=admin,dc=example,dc=org\n\
+             LDAP_ADMIN_PASSWD: secret\nLDAP_USER_FILTER: (employeeType=registry)\n\
+             LDAP_TIMEOUT: 2.5\nLDAP_POOL_SIZE: 5\n",
+            &[],
+        )
+        .expect("valid");
+        let l = c.auth.ldap.expect("LDAP configured");
+        assert_eq!(l.base_dn, "dc=example,dc=org");
+        assert_eq!(
+            l.user_bases(),
+            [
+                "ou=people,dc=example,dc=org",
+                "ou=contractors,dc=example,dc=org"
+            ]
+        );
+        assert_eq!(l.timeout, std::time::Duration::from_millis(2500));
+        assert_eq!(c.unused_quay_keys, ["LDAP_POOL_SIZE"]);
+        let e = load("AUTHENTICATION_TYPE: LDAP\nLDAP_BASE_DN: dc=x\n", &[]).expect_err("no URI");
+        assert_eq!(e.key, "LDAP_URI");
+        let e = load("AUTHENTICATION_TYPE: LDAP\nLDAP_URI: ldap://x\n", &[]).expect_err("no base");
+        assert_eq!(e.key, "LDAP_BASE_DN");
+        let e = load(
+            "AUTHENTICATION_TYPE: LDAP\nLDAP_URI: ldap://x\nLDAP_BASE_DN: dc=x\nLDAP_SUPERUSER_FILTER: admins\n",
+            &[],
+        )
+        .expect_err("bad filter");
+        assert_eq!(e.key, "LDAP_SUPERUSER_FILTER");
+        let c = load("LDAP_URI: ldap://x\n", &[]).expect("ignored without LDAP");
+        assert!(c.auth.ldap.is_none());
+        assert_eq!(c.unused_quay_keys, ["LDAP_URI"]);
     }
 }
