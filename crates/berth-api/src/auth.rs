@@ -140,6 +140,15 @@ pub async fn token(State(st): State<Arc<AppState>>, req: Request) -> Response {
             _ => {}
         }
     }
+    // Each scope costs database queries; a real client asks for a handful.
+    if scopes.len() > 64 {
+        return ApiError::new(
+            ErrorCode::Denied,
+            "too many scopes in one token request (at most 64)",
+        )
+        .status(400)
+        .into_response();
+    }
     let actor: Option<Actor> = match credentials(&headers) {
         Err(m) => return ApiError::new(ErrorCode::Unauthorized, m).into_response(),
         Ok(Credentials::None) => None,

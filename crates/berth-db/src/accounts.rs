@@ -119,32 +119,32 @@ impl Db {
         Ok(row.get(0))
     }
 
-    /// Creates an account; `None` when the name (or a user's email) is taken.
-    pub async fn create_account(&self, a: &NewAccount<'_>) -> Result<Option<i64>> {
+    /// Creates an account; `None` when the name (or a user's email) is taken — also by a
+    /// namespace that holds data from before accounts existed, unless `adopt_namespace`.
+    /// Safe against concurrent creation of the same name on any number of instances.
+    pub async fn create_account(
+        &self,
+        a: &NewAccount<'_>,
+        adopt_namespace: bool,
+    ) -> Result<Option<i64>> {
         let mut w = self.write().await?;
         let now = now_ms();
-        let taken = sqlx::query("SELECT 1 FROM accounts WHERE name = $1")
-            .bind(a.name)
-            .fetch_optional(&mut *w.tx)
-            .await?
-            .is_some();
-        let email_taken = match (a.kind, a.email) {
-            ("user", Some(e)) => {
-                sqlx::query("SELECT 1 FROM accounts WHERE kind = 'user' AND email = $1")
-                    .bind(e)
-                    .fetch_optional(&mut *w.tx)
-                    .await?
-                    .is_some()
+        if a.kind != "robot" && !adopt_namespace {
+            let orphan = sqlx::query("SELECT 1 FROM namespaces WHERE name = $1")
+                .bind(a.name)
+                .fetch_optional(&mut *w.tx)
+                .await?
+                .is_some();
+            if orphan {
+                return Ok(None);
             }
-            _ => false,
-        };
-        if taken || email_taken {
-            return Ok(None);
         }
+        // ON CONFLICT DO NOTHING covers the name and the users' email index alike.
         let row = sqlx::query(
             "INSERT INTO accounts (name, kind, email, password_hash, superuser, owner_id, token_hash,
                  token_sealed, description, metadata, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             ON CONFLICT DO NOTHING RETURNING id",
         )
         .bind(a.name)
         .bind(a.kind)
@@ -157,11 +157,14 @@ impl Db {
         .bind(a.description)
         .bind(a.metadata)
         .bind(now)
-        .fetch_one(&mut *w.tx)
+        .fetch_optional(&mut *w.tx)
         .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
         let id: i64 = row.get(0);
         if a.kind != "robot" {
-            // A namespace may already exist from data pushed before accounts existed.
+            // A namespace may already exist from data pushed before accounts existed (adopted).
             sqlx::query(
                 "INSERT INTO namespaces (name, kind, created_at) VALUES ($1, $2, $3)
                  ON CONFLICT (name) DO UPDATE SET kind = excluded.kind",

@@ -177,17 +177,22 @@ impl Db {
             .bind(now)
             .execute(&mut *w.tx)
             .await?;
+        // Another instance may create the same repository at the same moment.
         let row = sqlx::query(
             "INSERT INTO repositories (namespace_id, name, visibility, description, created_at)
-             SELECT id, $1, $2, $3, $4 FROM namespaces WHERE name = $5 RETURNING id",
+             SELECT id, $1, $2, $3, $4 FROM namespaces WHERE name = $5
+             ON CONFLICT (name) DO NOTHING RETURNING id",
         )
         .bind(c.name)
         .bind(c.visibility)
         .bind(c.description)
         .bind(now)
         .bind(c.namespace)
-        .fetch_one(&mut *w.tx)
+        .fetch_optional(&mut *w.tx)
         .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
         let id: i64 = row.get(0);
         if let Some(creator) = c.creator {
             sqlx::query(

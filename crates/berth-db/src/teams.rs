@@ -106,7 +106,8 @@ impl Db {
             None => {
                 let r = sqlx::query(
                     "INSERT INTO teams (org_id, name, role, description, created_at)
-                     VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                     VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (org_id, name) DO UPDATE SET role = excluded.role RETURNING id",
                 )
                 .bind(org_id)
                 .bind(name)

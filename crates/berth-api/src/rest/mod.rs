@@ -454,6 +454,12 @@ async fn api_caller(
                     401,
                     "robot accounts cannot use the REST API; they log in to the registry only",
                 )),
+                // An app-specific token stands in for a password at the registry only: leaked from
+                // a client's auth file, it must not change the account.
+                Ok(a) if a.via == "app_token" => Err(RestError::new(
+                    401,
+                    "app-specific tokens log in to the registry only; for the API use your password, a session, or an API token (POST /api/v1/user/apitoken)",
+                )),
                 Ok(a) => Ok(Some(a)),
                 Err(e) => {
                     let mut err = RestError::new(e.status(), e.message(&u));

@@ -58,6 +58,9 @@ async fn create_org(st: Arc<AppState>, ctx: Ctx) -> R {
 }
 
 async fn org_view(st: &AppState, a: &Actor, org: &str) -> Result<serde_json::Value, RestError> {
+    if !a.has_scope("user:read") && !a.has_scope("org:admin") {
+        return Err(RestError::new(403, "this token lacks the user:read scope"));
+    }
     let o = st.auth.org(org).await?;
     let role = st.auth.org_role(a, &o).await?;
     if !role.member && !role.admin {
@@ -183,6 +186,9 @@ async fn delete_team(st: Arc<AppState>, ctx: Ctx) -> R {
 
 async fn team_members(st: Arc<AppState>, ctx: Ctx) -> R {
     let a = ctx.actor()?;
+    if !a.has_scope("user:read") && !a.has_scope("org:admin") {
+        return Err(RestError::new(403, "this token lacks the user:read scope"));
+    }
     let o = st.auth.org(ctx.p("orgname")).await?;
     let role = st.auth.org_role(a, &o).await?;
     let t = st.auth.team(&o, ctx.p("teamname")).await?;

@@ -61,6 +61,9 @@ async fn create_repo(st: Arc<AppState>, ctx: Ctx) -> R {
 
 async fn list_repos(st: Arc<AppState>, ctx: Ctx) -> R {
     let caller = ctx.caller.as_ref();
+    if caller.is_some_and(|c| !c.has_scope("repo:read")) {
+        return Err(RestError::new(403, "this token lacks the repo:read scope"));
+    }
     let public = ctx.q_bool("public", false);
     let namespace = ctx.q("namespace").filter(|s| !s.is_empty());
     if caller.is_none() && !public && namespace.is_none() {

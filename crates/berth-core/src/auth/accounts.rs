@@ -130,7 +130,7 @@ impl Auth {
                 password_hash: hash.as_deref(),
                 superuser,
                 ..NewAccount::default()
-            })
+            }, false)
             .await?
             .ok_or_else(|| {
                 Error::conflict(format!(
@@ -168,11 +168,23 @@ impl Auth {
                 "only a superuser may enable, disable or promote users",
             ));
         }
+        // Validate every change before applying any, so that a refused request changes nothing.
+        if c.password.is_some_and(|p| p.len() < 8) {
+            return Err(Error::invalid("the password must be at least 8 characters"));
+        }
+        if c.tag_expiration_s.is_some_and(|s| s < 0) {
+            return Err(Error::invalid("tag_expiration_s must not be negative"));
+        }
+        if let Some(e) = c.email
+            && let Some(other) = self.db.account_by_email(e).await?
+            && other.id != target.id
+        {
+            return Err(Error::conflict(
+                "that email is already used by another user",
+            ));
+        }
         let mut changed = Vec::new();
         if let Some(p) = c.password {
-            if p.len() < 8 {
-                return Err(Error::invalid("the password must be at least 8 characters"));
-            }
             let h = hash_password(p).await;
             self.db
                 .update_account(target.id, AccountUpdate::PasswordHash(Some(&h)))
@@ -180,13 +192,6 @@ impl Auth {
             changed.push("password");
         }
         if let Some(e) = c.email {
-            if let Some(other) = self.db.account_by_email(e).await?
-                && other.id != target.id
-            {
-                return Err(Error::conflict(
-                    "that email is already used by another user",
-                ));
-            }
             self.db
                 .update_account(target.id, AccountUpdate::Email(Some(e)))
                 .await?;
@@ -205,9 +210,6 @@ impl Auth {
             changed.push("superuser");
         }
         if let Some(s) = c.tag_expiration_s {
-            if s < 0 {
-                return Err(Error::invalid("tag_expiration_s must not be negative"));
-            }
             self.db
                 .update_account(target.id, AccountUpdate::TagExpiration(Some(s)))
                 .await?;
@@ -243,6 +245,15 @@ impl Auth {
                 && actor.has_scope("org:admin"));
         if !allowed {
             return Err(Error::forbidden(format!("you may not delete {name:?}")));
+        }
+        if row.kind == "user" {
+            for (org, t) in self.db.teams_of_account(row.id).await? {
+                if t.name == OWNERS_TEAM && t.member_count <= 1 {
+                    return Err(Error::conflict(format!(
+                        "{name:?} is the last member of the owners team of {org:?}: add another owner or delete the organization first"
+                    )));
+                }
+            }
         }
         if !self.db.delete_account(row.id).await? {
             return Err(Error::conflict(format!(
@@ -343,9 +354,11 @@ impl Auth {
                 kind: "org",
                 email,
                 ..NewAccount::default()
-            })
+            }, actor.is_some_and(|a| a.superuser))
             .await?
-            .ok_or_else(|| Error::conflict(format!("the name {name:?} is already taken")))?;
+            .ok_or_else(|| Error::conflict(format!(
+                "the name {name:?} is already taken (by an account, or by a namespace holding data from before accounts existed, which only a superuser may adopt)"
+            )))?;
         let (team, _) = self
             .db
             .upsert_team(id, OWNERS_TEAM, "admin", Some("Owners of the organization"))
@@ -633,16 +646,19 @@ impl Auth {
         let sealed = self.sealer.seal(token.as_bytes());
         let meta = metadata.map(|m| m.to_string());
         self.db
-            .create_account(&NewAccount {
-                name: &name,
-                kind: "robot",
-                owner_id: Some(owner.id),
-                token_hash: Some(&hash),
-                token_sealed: Some(&sealed),
-                description,
-                metadata: meta.as_deref(),
-                ..NewAccount::default()
-            })
+            .create_account(
+                &NewAccount {
+                    name: &name,
+                    kind: "robot",
+                    owner_id: Some(owner.id),
+                    token_hash: Some(&hash),
+                    token_sealed: Some(&sealed),
+                    description,
+                    metadata: meta.as_deref(),
+                    ..NewAccount::default()
+                },
+                false,
+            )
             .await?
             .ok_or_else(|| Error::conflict(format!("robot {name:?} already exists")))?;
         self.audit
@@ -1054,7 +1070,10 @@ impl Auth {
             title: title.to_string(),
             token_sealed: self.sealer.seal(token.as_bytes()),
             created_at: now,
-            expires_at: self.config.app_token_expiration_s.map(|s| now + s * 1000),
+            expires_at: self
+                .config
+                .app_token_expiration_s
+                .map(|s| now.saturating_add(s.saturating_mul(1000))),
             last_accessed: None,
         };
         self.db.insert_app_token(&row, &token_hash(&token)).await?;
@@ -1121,7 +1140,7 @@ impl Auth {
             scopes: scopes.join(" "),
             created_by: Some(actor.id),
             created_at: now,
-            expires_at: expires_in_s.map(|s| now + s * 1000),
+            expires_at: expires_in_s.map(|s| now.saturating_add(s.saturating_mul(1000))),
             last_accessed: None,
         };
         self.db.insert_api_token(&row, &token_hash(&token)).await?;

@@ -167,7 +167,12 @@ impl Auth {
                     merge(&mut out, "repository", name, granted);
                 }
                 "registry"
-                    if name == "catalog" && (actor.is_some() || self.config.anonymous_access) =>
+                    if name == "catalog"
+                        && match actor {
+                            // An API token lists repositories only with a repo scope.
+                            Some(a) => a.has_scope("repo:read"),
+                            None => self.config.anonymous_access,
+                        } =>
                 {
                     merge(&mut out, "registry", "catalog", vec!["*".to_string()]);
                 }

@@ -256,12 +256,19 @@ impl Keys {
         use sha2::Digest as _;
         let key: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
         let now = now_ms() / 1000;
-        if let Ok(v) = self.verified.lock()
+        let fresh =
+            now_ms() - self.last_reload.load(std::sync::atomic::Ordering::Relaxed) <= 60_000;
+        if fresh
+            && let Ok(v) = self.verified.lock()
             && let Some(c) = v.get(&key)
             && c.exp > now
             && c.aud == service
         {
             return Ok(c.clone());
+        }
+        // Keys deleted or added by another instance are seen within a minute.
+        if now_ms() - self.last_reload.load(std::sync::atomic::Ordering::Relaxed) > 60_000 {
+            let _ = self.reload().await;
         }
         let claims = self.verify_uncached(service, token).await?;
         if let Ok(mut v) = self.verified.lock() {

@@ -26,7 +26,8 @@ pub enum LoginError {
     Locked { failures: i64 },
     /// The account is disabled.
     Disabled,
-    /// The external user directory (LDAP) could not decide, or refuses the account; the
+    /// The name cannot be an account, or the external user directory (LDAP) could not decide or
+    /// refuses the account; the
     /// message says which. Not the password's fault, so not counted as a failed login.
     Directory(String),
 }
@@ -145,6 +146,18 @@ impl Auth {
         if username.contains('+') {
             return self.check_robot(username, secret).await;
         }
+        // Only names that could be accounts are checked: a directory would match " alice" or
+        // "ALICE" to alice while the throttling counters below look up the exact name.
+        if super::accounts::check_namespace_name(&username.to_ascii_lowercase()).is_err() {
+            verify_password(secret, None).await;
+            return Ok(Err(LoginError::Directory(format!(
+                "{username:?} is not a user name this registry can have, so it cannot become a Berth user: lowercase letters and digits with '.', '_' or '-' between them"
+            ))));
+        }
+        // One password check at a time per account on this instance: concurrent guesses would
+        // otherwise all read the failure count before any of them records a failure.
+        let lock = self.login_lock(&username.to_ascii_lowercase());
+        let _serialised = lock.lock().await;
         // AUTHENTICATION_TYPE: LDAP: the directory checks the passwords of the users it manages;
         // local accounts with a password of their own (the bootstrap superuser) go on below.
         if let Some(outcome) = self.check_ldap(username, secret).await? {
@@ -183,6 +196,17 @@ impl Auth {
         }
         self.db.touch_account(row.id).await?;
         Ok(Ok(self.actor(&row, "password")))
+    }
+
+    fn login_lock(&self, name: &str) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+        let Ok(mut locks) = self.login_locks.lock() else {
+            return std::sync::Arc::default();
+        };
+        // Forget locks nobody holds, so the map stays as small as the logins in progress.
+        if locks.len() > 1024 {
+            locks.retain(|_, l| std::sync::Arc::strong_count(l) > 1);
+        }
+        locks.entry(name.to_string()).or_default().clone()
     }
 
     /// The throttling verdict for an account before its password is checked.

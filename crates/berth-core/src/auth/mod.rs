@@ -159,6 +159,9 @@ pub struct Auth {
     pub oidc: oidc::Oidc,
     /// Successful Basic checks by hash of the credentials, with when they were made.
     pub(crate) basic_cache: Arc<std::sync::Mutex<std::collections::HashMap<String, (Actor, i64)>>>,
+    /// Per-account locks that serialise password checks (see `login.rs`).
+    pub(crate) login_locks:
+        Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 /// The scopes an API token may carry, as Quay names them.
@@ -209,6 +212,7 @@ impl Auth {
             keys,
             audit,
             basic_cache: Arc::default(),
+            login_locks: Arc::default(),
         })
     }
 

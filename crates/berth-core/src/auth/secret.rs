@@ -41,8 +41,19 @@ fn hasher() -> argon2::Argon2<'static> {
     }
 }
 
+/// Password hashes running at once: each holds 7 MiB and a core for tens of milliseconds, so a
+/// flood of logins queues here instead of exhausting memory and the blocking thread pool.
+fn hashing_permits() -> &'static tokio::sync::Semaphore {
+    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    PERMITS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        tokio::sync::Semaphore::new(cores * 2)
+    })
+}
+
 /// Hashes a password with argon2id (on a blocking thread: it costs tens of milliseconds).
 pub async fn hash_password(password: &str) -> String {
+    let _permit = hashing_permits().acquire().await;
     let pw = password.to_string();
     tokio::task::spawn_blocking(move || {
         use argon2::PasswordHasher;
@@ -57,6 +68,7 @@ pub async fn hash_password(password: &str) -> String {
 
 /// Checks a password against a PHC hash; `None` hash still spends the time (no user enumeration).
 pub async fn verify_password(password: &str, hash: Option<&str>) -> bool {
+    let _permit = hashing_permits().acquire().await;
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let pw = password.to_string();
     let (hash, real) = match hash {
