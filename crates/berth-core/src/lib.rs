@@ -13,8 +13,8 @@ mod pulls;
 mod uploads;
 
 pub use berth_db::{
-    AccountRow, AuditQuery, AuditRow, Db, DbError, DefaultPermRow, Grantee, PermRow, RepoRow,
-    TeamRow, Viewer, now_ms,
+    AccountRow, AuditQuery, AuditRow, Db, DbError, DefaultPermRow, Grantee, OAuthAppRow, PermRow,
+    RepoRow, TeamRow, Viewer, now_ms,
 };
 pub use berth_storage::{BlobStore, ByteStream};
 pub use error::{Error, Result};

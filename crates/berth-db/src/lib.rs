@@ -18,7 +18,7 @@ pub use jobs::JobRow;
 pub use manifests::{ManifestRow, NewManifest, PutManifestError, RefRow, ReferrerRow};
 pub use repos::{NewRepo, RepoRow, Viewer};
 pub use teams::{AccessFacts, DefaultPermRow, Grantee, PermRow, TeamRow};
-pub use tokens::{ApiTokenRow, AppTokenRow, ServiceKeyRow};
+pub use tokens::{ApiTokenRow, AppTokenRow, OAuthAppRow, ServiceKeyRow};
 pub use uploads::UploadRow;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};

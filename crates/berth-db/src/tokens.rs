@@ -277,3 +277,147 @@ impl Db {
         Ok(row.get(0))
     }
 }
+
+/// An organization's OAuth application.
+#[derive(Debug, Clone)]
+pub struct OAuthAppRow {
+    pub client_id: String,
+    pub org_id: i64,
+    pub name: String,
+    pub description: String,
+    pub application_uri: String,
+    pub redirect_uri: String,
+    pub avatar_email: Option<String>,
+    pub secret_sealed: String,
+    pub created_at: i64,
+}
+
+const OAUTH_COLS: &str = "client_id, org_id, name, description, application_uri, redirect_uri, avatar_email, secret_sealed, created_at";
+
+fn oauth_app(r: &sqlx::any::AnyRow) -> OAuthAppRow {
+    OAuthAppRow {
+        client_id: r.get(0),
+        org_id: r.get(1),
+        name: r.get(2),
+        description: r.get(3),
+        application_uri: r.get(4),
+        redirect_uri: r.get(5),
+        avatar_email: r.get(6),
+        secret_sealed: r.get(7),
+        created_at: r.get(8),
+    }
+}
+
+impl Db {
+    pub async fn insert_oauth_app(&self, a: &OAuthAppRow) -> Result<()> {
+        let mut w = self.write().await?;
+        sqlx::query(
+            "INSERT INTO oauth_apps (client_id, org_id, name, description, application_uri,
+               redirect_uri, avatar_email, secret_sealed, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&a.client_id)
+        .bind(a.org_id)
+        .bind(&a.name)
+        .bind(&a.description)
+        .bind(&a.application_uri)
+        .bind(&a.redirect_uri)
+        .bind(&a.avatar_email)
+        .bind(&a.secret_sealed)
+        .bind(a.created_at)
+        .execute(&mut *w.tx)
+        .await?;
+        w.commit().await
+    }
+
+    /// Replaces an application's descriptive fields and secret.
+    pub async fn update_oauth_app(&self, a: &OAuthAppRow) -> Result<()> {
+        let mut w = self.write().await?;
+        sqlx::query(
+            "UPDATE oauth_apps SET name = $1, description = $2, application_uri = $3,
+               redirect_uri = $4, avatar_email = $5, secret_sealed = $6
+             WHERE client_id = $7 AND org_id = $8",
+        )
+        .bind(&a.name)
+        .bind(&a.description)
+        .bind(&a.application_uri)
+        .bind(&a.redirect_uri)
+        .bind(&a.avatar_email)
+        .bind(&a.secret_sealed)
+        .bind(&a.client_id)
+        .bind(a.org_id)
+        .execute(&mut *w.tx)
+        .await?;
+        w.commit().await
+    }
+
+    pub async fn oauth_apps(&self, org_id: i64) -> Result<Vec<OAuthAppRow>> {
+        let sql = format!(
+            "SELECT {OAUTH_COLS} FROM oauth_apps WHERE org_id = $1 ORDER BY name, client_id"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(org_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(oauth_app).collect())
+    }
+
+    pub async fn oauth_app(&self, client_id: &str) -> Result<Option<OAuthAppRow>> {
+        let sql = format!("SELECT {OAUTH_COLS} FROM oauth_apps WHERE client_id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(client_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(oauth_app))
+    }
+
+    /// Deletes an application and (by cascade) the tokens minted for it.
+    pub async fn delete_oauth_app(&self, org_id: i64, client_id: &str) -> Result<bool> {
+        let mut w = self.write().await?;
+        sqlx::query("DELETE FROM api_tokens WHERE app_client_id = $1")
+            .bind(client_id)
+            .execute(&mut *w.tx)
+            .await?;
+        let r = sqlx::query("DELETE FROM oauth_apps WHERE org_id = $1 AND client_id = $2")
+            .bind(org_id)
+            .bind(client_id)
+            .execute(&mut *w.tx)
+            .await?;
+        w.commit().await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Ties an API token to the application it was minted for.
+    pub async fn set_api_token_app(&self, uuid: &str, client_id: &str) -> Result<()> {
+        let mut w = self.write().await?;
+        sqlx::query("UPDATE api_tokens SET app_client_id = $1 WHERE uuid = $2")
+            .bind(client_id)
+            .bind(uuid)
+            .execute(&mut *w.tx)
+            .await?;
+        w.commit().await
+    }
+
+    /// API tokens minted for an application, oldest first, after `after_uuid`-less paging by count.
+    pub async fn api_tokens_of_app(&self, client_id: &str) -> Result<Vec<ApiTokenRow>> {
+        let sql = format!(
+            "SELECT {API_COLS} FROM api_tokens WHERE app_client_id = $1 ORDER BY created_at, uuid"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(client_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(api_token).collect())
+    }
+
+    pub async fn delete_app_api_token(&self, client_id: &str, uuid: &str) -> Result<bool> {
+        let mut w = self.write().await?;
+        let r = sqlx::query("DELETE FROM api_tokens WHERE app_client_id = $1 AND uuid = $2")
+            .bind(client_id)
+            .bind(uuid)
+            .execute(&mut *w.tx)
+            .await?;
+        w.commit().await?;
+        Ok(r.rows_affected() > 0)
+    }
+}

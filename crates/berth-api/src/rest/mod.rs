@@ -7,6 +7,8 @@
 //! cookie (see `web_login.rs`; state changes then need `X-Requested-With`). Errors are JSON:
 //! `{"status", "error_message", "error_type", "title", "detail"}`.
 
+mod apps;
+mod entities;
 mod logs;
 mod openapi;
 mod orgs;
@@ -224,6 +226,8 @@ pub fn routes() -> Vec<Route> {
     v.extend(robots::routes());
     v.extend(repos::routes());
     v.extend(tokens::routes());
+    v.extend(apps::routes());
+    v.extend(entities::routes());
     v.extend(logs::routes());
     v.extend(superuser::routes());
     v.extend(placements::routes());

@@ -5,6 +5,7 @@
 //! OpenID Connect providers in [`oidc`].
 
 pub mod accounts;
+pub mod apps;
 pub mod audit;
 pub mod authz;
 pub mod jwt;
