@@ -32,69 +32,172 @@ pub fn equal(a: &str, b: &str) -> bool {
 }
 
 /// argon2id with OWASP's 7 MiB / 5 passes / 1 lane setting: as strong as the 19 MiB / 2 passes
-/// default, but the process keeps 7 MiB rather than 19 MiB of working memory after a login
-/// (the allocator does not give it back).
-fn hasher() -> argon2::Argon2<'static> {
-    match argon2::Params::new(7 * 1024, 5, 1, None) {
-        Ok(p) => argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, p),
-        Err(_) => argon2::Argon2::default(),
+/// default, with less working memory per login.
+const M_COST_KIB: u32 = 7 * 1024;
+const T_COST: u32 = 5;
+const P_COST: u32 = 1;
+/// Stored hashes with more memory than this are refused rather than computed.
+const MAX_M_COST_KIB: u32 = 256 * 1024;
+
+/// The working memory of one hash, reserved at more than glibc's largest dynamic mmap threshold
+/// (32 MiB on 64-bit): such an allocation is always its own mapping and goes back to the system
+/// when freed. Smaller ones end up in malloc arenas that keep them, and the process's memory grew
+/// by ~7 MiB with each login. Pages beyond the ones hashing touches are never made resident.
+fn hash_memory(m_cost_kib: u32) -> Vec<argon2::Block> {
+    const ALWAYS_MAPPED: usize = 33 * 1024; // blocks of 1 KiB
+    let n = usize::try_from(m_cost_kib).unwrap_or(0);
+    let mut v = Vec::with_capacity(n.max(ALWAYS_MAPPED));
+    v.resize(n, argon2::Block::new());
+    v
+}
+
+fn argon2id(m: u32, t: u32, p: u32) -> Option<argon2::Argon2<'static>> {
+    let params = argon2::Params::new(m, t, p, Some(32)).ok()?;
+    Some(argon2::Argon2::new(
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        params,
+    ))
+}
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD_NO_PAD;
+
+/// The PHC string of a new hash: `$argon2id$v=19$m=..,t=..,p=..$<salt>$<hash>`.
+fn hash_blocking(password: &[u8]) -> Option<String> {
+    use base64::Engine;
+    let mut salt = [0u8; 16];
+    SystemRandom::new().fill(&mut salt).ok()?;
+    let mut out = [0u8; 32];
+    argon2id(M_COST_KIB, T_COST, P_COST)?
+        .hash_password_into_with_memory(password, &salt, &mut out, hash_memory(M_COST_KIB))
+        .ok()?;
+    Some(format!(
+        "$argon2id$v=19$m={M_COST_KIB},t={T_COST},p={P_COST}${}${}",
+        B64.encode(salt),
+        B64.encode(out)
+    ))
+}
+
+/// Checks `password` against a PHC argon2id string (any m/t/p it names, up to a limit).
+fn verify_blocking(password: &[u8], phc: &str) -> bool {
+    use base64::Engine;
+    let parts: Vec<&str> = phc.split('$').collect();
+    let ["", "argon2id", "v=19", params, salt, hash] = parts.as_slice() else {
+        return false;
+    };
+    let mut m = None;
+    let mut t = None;
+    let mut p = None;
+    for kv in params.split(',') {
+        match kv.split_once('=') {
+            Some(("m", v)) => m = v.parse::<u32>().ok(),
+            Some(("t", v)) => t = v.parse::<u32>().ok(),
+            Some(("p", v)) => p = v.parse::<u32>().ok(),
+            _ => return false,
+        }
     }
+    let (Some(m), Some(t), Some(p)) = (m, t, p) else {
+        return false;
+    };
+    let (Ok(salt), Ok(expected)) = (B64.decode(salt), B64.decode(hash)) else {
+        return false;
+    };
+    if m > MAX_M_COST_KIB || expected.is_empty() || expected.len() > 64 {
+        return false;
+    }
+    let Some(params) = argon2::Params::new(m, t, p, Some(expected.len())).ok() else {
+        return false;
+    };
+    let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let mut out = vec![0u8; expected.len()];
+    if a.hash_password_into_with_memory(password, &salt, &mut out, hash_memory(m))
+        .is_err()
+    {
+        return false;
+    }
+    aws_lc_rs::constant_time::verify_slices_are_equal(&out, &expected).is_ok()
 }
 
-/// Password hashes running at once: each holds 7 MiB and a core for tens of milliseconds, so a
-/// flood of logins queues here instead of exhausting memory and the blocking thread pool.
-fn hashing_permits() -> &'static tokio::sync::Semaphore {
-    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
-    PERMITS.get_or_init(|| {
-        let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        tokio::sync::Semaphore::new(cores * 2)
+/// Threads that compute password hashes: two, so that a flood of logins uses two cores at most.
+const HASHING_THREADS: usize = 2;
+
+type HashJob = Box<dyn FnOnce() + Send>;
+
+fn hashing_pool() -> Option<&'static std::sync::mpsc::Sender<HashJob>> {
+    static POOL: std::sync::OnceLock<Option<std::sync::mpsc::Sender<HashJob>>> =
+        std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<HashJob>();
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..HASHING_THREADS {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("berth-hash-{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = match rx.lock() {
+                            Ok(r) => r.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                });
+            if spawned.is_err() {
+                return None;
+            }
+        }
+        Some(tx)
     })
+    .as_ref()
 }
 
-/// Hashes a password with argon2id (on a blocking thread: it costs tens of milliseconds).
+/// Runs `f` on a hashing thread. At most 64 requests wait or run at once, so a flood of logins
+/// queues here, bounded.
+async fn on_hashing_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    static WAITING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(64);
+    let _permit = WAITING.acquire().await.ok()?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    hashing_pool()?
+        .send(Box::new(move || {
+            let _ = tx.send(f());
+        }))
+        .ok()?;
+    rx.await.ok()
+}
+
+/// Hashes a password with argon2id (on a hashing thread: it costs tens of milliseconds).
 pub async fn hash_password(password: &str) -> String {
-    let _permit = hashing_permits().acquire().await;
-    let pw = password.to_string();
-    tokio::task::spawn_blocking(move || {
-        use argon2::PasswordHasher;
-        hasher()
-            .hash_password(pw.as_bytes())
-            .map(|h| h.to_string())
-            .unwrap_or_default()
-    })
-    .await
-    .unwrap_or_default()
+    let pw = password.as_bytes().to_vec();
+    on_hashing_thread(move || hash_blocking(&pw))
+        .await
+        .flatten()
+        .unwrap_or_default()
 }
 
 /// Checks a password against a PHC hash; `None` hash still spends the time (no user enumeration).
 pub async fn verify_password(password: &str, hash: Option<&str>) -> bool {
-    let _permit = hashing_permits().acquire().await;
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let pw = password.to_string();
+    let pw = password.as_bytes().to_vec();
     let (hash, real) = match hash {
         Some(h) => (h.to_string(), true),
         None => (
-            DUMMY
-                .get_or_init(|| {
-                    use argon2::PasswordHasher;
-                    hasher()
-                        .hash_password(b"berth-dummy-password")
-                        .map(|h| h.to_string())
-                        .unwrap_or_default()
-                })
-                .clone(),
+            match DUMMY.get() {
+                Some(d) => d.clone(),
+                None => {
+                    let d = hash_password("berth-dummy-password").await;
+                    DUMMY.get_or_init(|| d).clone()
+                }
+            },
             false,
         ),
     };
-    tokio::task::spawn_blocking(move || {
-        use argon2::PasswordVerifier;
-        let Ok(parsed) = argon2::password_hash::phc::PasswordHash::new(&hash) else {
-            return false;
-        };
-        hasher().verify_password(pw.as_bytes(), &parsed).is_ok() && real
-    })
-    .await
-    .unwrap_or(false)
+    on_hashing_thread(move || verify_blocking(&pw, &hash))
+        .await
+        .unwrap_or(false)
+        && real
 }
 
 /// Seals and opens small secrets with a key derived from the database secret.
@@ -174,6 +277,17 @@ mod tests {
         assert!(!verify_password("px", Some(&h)).await);
         assert!(!verify_password("pw", None).await);
         assert!(!verify_password("pw", Some("garbage")).await);
+        // Hashes written by the argon2 crate's own PHC encoder (19 MiB, 2 passes) verify too.
+        let h = {
+            use argon2::PasswordHasher;
+            argon2::Argon2::default()
+                .hash_password_with_salt(b"pw", b"0123456789abcdef")
+                .map(|h| h.to_string())
+                .unwrap_or_default()
+        };
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
+        assert!(verify_password("pw", Some(&h)).await);
+        assert!(!verify_password("px", Some(&h)).await);
     }
 
     #[test]
