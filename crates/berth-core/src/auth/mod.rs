@@ -12,8 +12,12 @@ pub mod jwt;
 pub mod ldap;
 pub mod login;
 pub mod oidc;
+mod orgs;
+mod permissions;
+mod robots;
 pub mod secret;
 pub mod session;
+mod tokens;
 
 pub use audit::{AuditEntry, AuditLog};
 pub use authz::{RepoAccess, Role};

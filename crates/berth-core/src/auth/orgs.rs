@@ -1,0 +1,295 @@
+//! Organizations, their `owners` team and other teams, and team membership.
+
+use super::accounts::*;
+use super::{AccountKind, Actor, Auth};
+use crate::{Error, Result};
+use berth_db::{AccountRow, AccountUpdate, NewAccount, TeamRow};
+
+impl Auth {
+    // ---- organizations and teams ----------------------------------------------------------
+
+    pub async fn org_role(&self, actor: &Actor, org: &AccountRow) -> Result<OrgRole> {
+        let mut r = OrgRole::default();
+        for (org_name, t) in self.db.teams_of_account(actor.id).await? {
+            if org_name == org.name {
+                r.member = true;
+                match t.role.as_str() {
+                    "admin" => {
+                        r.admin = true;
+                        r.creator = true;
+                    }
+                    "creator" => r.creator = true,
+                    _ => {}
+                }
+            }
+        }
+        if actor.superuser {
+            r.admin = true;
+            r.creator = true;
+        }
+        Ok(r)
+    }
+
+    /// The organization, if `actor` administers it (and the credential carries `org:admin`).
+    pub async fn org_admin(&self, actor: &Actor, org: &str) -> Result<AccountRow> {
+        let row = self.org(org).await?;
+        if !actor.has_scope("org:admin") || !self.org_role(actor, &row).await?.admin {
+            return Err(Error::forbidden(format!(
+                "you must be an administrator of organization {org:?}"
+            )));
+        }
+        Ok(row)
+    }
+
+    /// Creates an organization with an `owners` team holding its creator.
+    pub async fn create_org(
+        &self,
+        actor: &Actor,
+        name: &str,
+        email: Option<&str>,
+    ) -> Result<AccountRow> {
+        if actor.kind != AccountKind::User || !actor.has_scope("user:admin") {
+            return Err(Error::forbidden("only users may create organizations"));
+        }
+        self.create_org_inner(Some(actor), name, email).await
+    }
+
+    pub(super) async fn create_org_inner(
+        &self,
+        actor: Option<&Actor>,
+        name: &str,
+        email: Option<&str>,
+    ) -> Result<AccountRow> {
+        check_namespace_name(name)?;
+        let id = self
+            .db
+            .create_account(&NewAccount {
+                name,
+                kind: "org",
+                email,
+                ..NewAccount::default()
+            }, actor.is_some_and(|a| a.superuser))
+            .await?
+            .ok_or_else(|| Error::conflict(format!(
+                "the name {name:?} is already taken (by an account, or by a namespace holding data from before accounts existed, which only a superuser may adopt)"
+            )))?;
+        let (team, _) = self
+            .db
+            .upsert_team(id, OWNERS_TEAM, "admin", Some("Owners of the organization"))
+            .await?;
+        if let Some(a) = actor {
+            self.db.add_team_member(team, a.id).await?;
+        }
+        self.audit
+            .record(
+                self.audit_actor(actor, "org_create")
+                    .namespace(name)
+                    .meta(serde_json::json!({"name": name, "email": email})),
+            )
+            .await;
+        self.db
+            .account_by_id(id)
+            .await?
+            .ok_or_else(|| Error::Internal("created organization vanished".into()))
+    }
+
+    pub async fn update_org(
+        &self,
+        actor: &Actor,
+        org: &AccountRow,
+        email: Option<&str>,
+        tag_expiration_s: Option<i64>,
+    ) -> Result<()> {
+        if let Some(e) = email {
+            self.db
+                .update_account(org.id, AccountUpdate::Email(Some(e)))
+                .await?;
+        }
+        if let Some(s) = tag_expiration_s {
+            if s < 0 {
+                return Err(Error::invalid("tag_expiration_s must not be negative"));
+            }
+            self.db
+                .update_account(org.id, AccountUpdate::TagExpiration(Some(s)))
+                .await?;
+        }
+        self.audit
+            .record(
+                self.audit_actor(Some(actor), "org_change")
+                    .namespace(&org.name)
+                    .meta(
+                        serde_json::json!({"email": email, "tag_expiration_s": tag_expiration_s}),
+                    ),
+            )
+            .await;
+        Ok(())
+    }
+
+    /// Removes an account from every team of an organization (not the last owner).
+    pub async fn remove_org_member(&self, actor: &Actor, org: &str, member: &str) -> Result<()> {
+        let o = self.org_admin(actor, org).await?;
+        let m = self
+            .db
+            .account_by_name(member)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("no user or robot named {member:?}")))?;
+        if let Some(owners) = self.db.team(o.id, OWNERS_TEAM).await? {
+            let members = self.db.team_members(owners.id).await?;
+            if members.len() == 1 && members.iter().any(|(id, _, _)| *id == m.id) {
+                return Err(Error::invalid(
+                    "the last member of the owners team cannot be removed: the organization would have no administrator",
+                ));
+            }
+        }
+        if self.db.remove_org_member(o.id, m.id).await? == 0 {
+            return Err(Error::not_found(format!(
+                "{member:?} is not a member of {org:?}"
+            )));
+        }
+        self.audit
+            .record(
+                self.audit_actor(Some(actor), "org_remove_member")
+                    .namespace(org)
+                    .meta(serde_json::json!({"member": member})),
+            )
+            .await;
+        Ok(())
+    }
+
+    pub async fn set_team(
+        &self,
+        actor: &Actor,
+        org: &str,
+        team: &str,
+        role: &str,
+        description: Option<&str>,
+    ) -> Result<(TeamRow, bool)> {
+        let o = self.org_admin(actor, org).await?;
+        if !TEAM.is_match(team) {
+            return Err(Error::invalid(format!(
+                "invalid team name {team:?}: a letter, then letters, digits or '_' (2 to 255)"
+            )));
+        }
+        if !["member", "creator", "admin"].contains(&role) {
+            return Err(Error::invalid("role must be one of member, creator, admin"));
+        }
+        if team == OWNERS_TEAM && role != "admin" {
+            return Err(Error::invalid("the owners team always has the admin role"));
+        }
+        let (_, created) = self.db.upsert_team(o.id, team, role, description).await?;
+        self.audit
+            .record(
+                self.audit_actor(
+                    Some(actor),
+                    if created {
+                        "org_create_team"
+                    } else {
+                        "org_set_team_role"
+                    },
+                )
+                .namespace(org)
+                .meta(serde_json::json!({"team": team, "role": role, "description": description})),
+            )
+            .await;
+        let t = self
+            .db
+            .team(o.id, team)
+            .await?
+            .ok_or_else(|| Error::Internal("team vanished".into()))?;
+        Ok((t, created))
+    }
+
+    pub async fn team(&self, org: &AccountRow, team: &str) -> Result<TeamRow> {
+        self.db
+            .team(org.id, team)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("no team {team:?} in {:?}", org.name)))
+    }
+
+    pub async fn delete_team(&self, actor: &Actor, org: &str, team: &str) -> Result<()> {
+        let o = self.org_admin(actor, org).await?;
+        if team == OWNERS_TEAM {
+            return Err(Error::invalid("the owners team cannot be deleted"));
+        }
+        let t = self.team(&o, team).await?;
+        self.db.delete_team(t.id).await?;
+        self.audit
+            .record(
+                self.audit_actor(Some(actor), "org_delete_team")
+                    .namespace(org)
+                    .meta(serde_json::json!({"team": team})),
+            )
+            .await;
+        Ok(())
+    }
+
+    /// Adds a user, or a robot of the organization, to a team.
+    pub async fn add_team_member(
+        &self,
+        actor: &Actor,
+        org: &str,
+        team: &str,
+        member: &str,
+    ) -> Result<AccountRow> {
+        let o = self.org_admin(actor, org).await?;
+        let t = self.team(&o, team).await?;
+        let m = self
+            .db
+            .account_by_name(member)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("no user or robot named {member:?}")))?;
+        match m.kind.as_str() {
+            "user" => {}
+            "robot" if m.owner_id == Some(o.id) => {}
+            "robot" => {
+                return Err(Error::invalid(format!(
+                    "{member:?} is a robot of another namespace; only {org}+... robots may join its teams"
+                )));
+            }
+            _ => return Err(Error::invalid("an organization cannot be a team member")),
+        }
+        self.db.add_team_member(t.id, m.id).await?;
+        self.audit
+            .record(
+                self.audit_actor(Some(actor), "org_add_team_member")
+                    .namespace(org)
+                    .meta(serde_json::json!({"team": team, "member": member})),
+            )
+            .await;
+        Ok(m)
+    }
+
+    pub async fn remove_team_member(
+        &self,
+        actor: &Actor,
+        org: &str,
+        team: &str,
+        member: &str,
+    ) -> Result<()> {
+        let o = self.org_admin(actor, org).await?;
+        let t = self.team(&o, team).await?;
+        let m = self
+            .db
+            .account_by_name(member)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("no user or robot named {member:?}")))?;
+        if team == OWNERS_TEAM && t.member_count <= 1 {
+            return Err(Error::invalid(
+                "the last member of the owners team cannot be removed: the organization would have no administrator",
+            ));
+        }
+        if !self.db.remove_team_member(t.id, m.id).await? {
+            return Err(Error::not_found(format!(
+                "{member:?} is not a member of {team:?}"
+            )));
+        }
+        self.audit
+            .record(
+                self.audit_actor(Some(actor), "org_remove_team_member")
+                    .namespace(org)
+                    .meta(serde_json::json!({"team": team, "member": member})),
+            )
+            .await;
+        Ok(())
+    }
+}
