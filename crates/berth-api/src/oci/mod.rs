@@ -247,7 +247,7 @@ async fn route(
         (V2Route::UploadStart { name }, &M::POST) => {
             let name = repo(name)?;
             ensure_repo(st, caller, &name).await?;
-            uploads::start(reg, caller, &name, &q, headers, body).await
+            uploads::start(st, caller, &name, &q, headers, body).await
         }
         (V2Route::Upload { name, id }, m) => {
             let name = repo(name)?;

@@ -46,13 +46,14 @@ fn created(repo: &RepoName, digest: &Digest) -> Response {
 }
 
 pub async fn start(
-    reg: &Registry,
+    st: &crate::AppState,
     caller: &super::Caller,
     name: &RepoName,
     q: &Query,
     headers: &HeaderMap,
     body: Body,
 ) -> ApiResult {
+    let reg = &st.registry;
     if let (Some(mount), Some(from)) = (q.get("mount"), q.get("from")) {
         let digest = parse_digest(mount)?;
         let from = repo(from)?;
@@ -60,6 +61,12 @@ pub async fn start(
         if caller.claims.allows(from.as_str(), "pull")
             && reg.blob_mount(name, &from, &digest).await?
         {
+            st.auth
+                .audit
+                .record(caller.audit("mount_blob", name).meta(serde_json::json!({
+                    "digest": digest.to_string(), "source_repository": from.as_str(),
+                })))
+                .await;
             return Ok(created(name, &digest));
         }
         // Not mountable: fall back to a fresh upload session, as the spec allows.

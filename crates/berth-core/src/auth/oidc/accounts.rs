@@ -155,13 +155,43 @@ impl Auth {
         account: i64,
         groups: &[String],
     ) -> Result<()> {
+        let before = self.db.teams_of_account(account).await?;
+        let mut changes = Vec::new();
         for (team, group) in self.db.synced_teams(service).await? {
             if groups.contains(&group) {
                 if self.db.add_team_member(team, account).await? {
                     tracing::info!(service, team, group, account, "added to a synced team");
+                    changes.push(("org_add_team_member", team));
                 }
             } else if self.db.remove_team_member(team, account).await? {
                 tracing::info!(service, team, group, account, "removed from a synced team");
+                changes.push(("org_remove_team_member", team));
+            }
+        }
+        if changes.is_empty() {
+            return Ok(());
+        }
+        // Membership changes are audited like an administrator's, with the provider as source.
+        let after = self.db.teams_of_account(account).await?;
+        let member = self
+            .db
+            .account_by_id(account)
+            .await?
+            .map(|a| a.name)
+            .unwrap_or_default();
+        for (kind, team) in changes {
+            if let Some((org, t)) = before
+                .iter()
+                .chain(after.iter())
+                .find(|(_, t)| t.id == team)
+            {
+                self.audit
+                    .record(
+                        super::super::audit::AuditEntry::new(kind).namespace(org).meta(
+                            serde_json::json!({"team": t.name, "member": member, "source": service}),
+                        ),
+                    )
+                    .await;
             }
         }
         Ok(())
