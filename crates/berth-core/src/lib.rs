@@ -10,11 +10,12 @@ pub mod jobs;
 mod locations;
 mod manifests;
 mod pulls;
+mod tags;
 mod uploads;
 
 pub use berth_db::{
     AccountRow, AuditQuery, AuditRow, Db, DbError, DefaultPermRow, Grantee, OAuthAppRow, PermRow,
-    RepoRow, TeamRow, Viewer, now_ms,
+    RepoRow, TagFilter, TagRow, TeamRow, Viewer, now_ms,
 };
 pub use berth_storage::{BlobStore, ByteStream};
 pub use error::{Error, Result};

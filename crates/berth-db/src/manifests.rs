@@ -156,7 +156,7 @@ impl Db {
     }
 
     /// Points `tag` at `digest`, closing the tag's previous history row if it pointed elsewhere.
-    async fn set_tag(
+    pub(crate) async fn set_tag(
         &self,
         w: &mut WriteTx,
         repo_id: i64,
@@ -165,20 +165,24 @@ impl Db {
         now: i64,
     ) -> Result<()> {
         let current = sqlx::query(
-            "SELECT manifest_digest FROM tags WHERE repo_id = $1 AND name = $2 AND end_at IS NULL",
+            "SELECT manifest_digest, expires_at FROM tags WHERE repo_id = $1 AND name = $2 AND end_at IS NULL",
         )
         .bind(repo_id)
         .bind(tag)
         .fetch_optional(&mut *w.tx)
         .await?;
         if let Some(r) = current {
-            if r.get::<String, _>(0) == digest {
+            let expires: Option<i64> = r.get(1);
+            let expired = expires.is_some_and(|e| e <= now);
+            if r.get::<String, _>(0) == digest && !expired {
                 return Ok(());
             }
+            // An expired tag left history when it expired, not now.
+            let end = expires.filter(|_| expired).unwrap_or(now);
             sqlx::query(
                 "UPDATE tags SET end_at = $1 WHERE repo_id = $2 AND name = $3 AND end_at IS NULL",
             )
-            .bind(now)
+            .bind(end)
             .bind(repo_id)
             .bind(tag)
             .execute(&mut *w.tx)
@@ -214,10 +218,12 @@ impl Db {
     pub async fn manifest_by_tag(&self, repo: &str, tag: &str) -> Result<Option<ManifestRow>> {
         let row = sqlx::query(live_manifest!(
             "JOIN tags t ON t.repo_id = m.repo_id AND t.manifest_digest = m.digest
-             WHERE r.name = $1 AND t.name = $2 AND t.end_at IS NULL AND m.deleted_at IS NULL"
+             WHERE r.name = $1 AND t.name = $2 AND t.end_at IS NULL AND m.deleted_at IS NULL
+               AND (t.expires_at IS NULL OR t.expires_at > $3)"
         ))
         .bind(repo)
         .bind(tag)
+        .bind(now_ms())
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.as_ref().map(manifest_row))
@@ -264,11 +270,13 @@ impl Db {
     /// Live tag names in lexical order after `last`, at most `n`.
     pub async fn tags(&self, repo_id: i64, last: Option<&str>, n: i64) -> Result<Vec<String>> {
         let rows = sqlx::query(
-            "SELECT name FROM tags WHERE repo_id = $1 AND end_at IS NULL AND name > $2 ORDER BY name LIMIT $3",
+            "SELECT name FROM tags WHERE repo_id = $1 AND end_at IS NULL AND name > $2
+               AND (expires_at IS NULL OR expires_at > $4) ORDER BY name LIMIT $3",
         )
         .bind(repo_id)
         .bind(last.unwrap_or(""))
         .bind(n)
+        .bind(now_ms())
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(|r| r.get::<String, _>(0)).collect())

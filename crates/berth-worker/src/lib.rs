@@ -38,6 +38,9 @@ async fn run_job(reg: &Registry, kind: &str, payload: &str) -> Result<(), (Strin
     }
 }
 
+/// How often expired tags are moved into history.
+const EXPIRY_EVERY: Duration = Duration::from_secs(5);
+
 /// Claims and runs jobs until `shutdown` turns true. Returns after finishing the jobs in hand.
 /// A job held longer than `lease` by a worker that died is claimed again by another.
 pub async fn run(reg: Registry, lease: Duration, mut shutdown: watch::Receiver<bool>) {
@@ -45,6 +48,7 @@ pub async fn run(reg: Registry, lease: Duration, mut shutdown: watch::Receiver<b
     let me = format!("worker-{}", uuid::Uuid::new_v4());
     tracing::info!(worker = %me, "background worker started");
     let mut last_prune = std::time::Instant::now();
+    let mut last_expiry = std::time::Instant::now() - EXPIRY_EVERY;
     let mut idle_wait = IDLE_MIN;
     while !*shutdown.borrow() {
         let jobs = match reg.db.claim_jobs(&me, BATCH, lease_ms).await {
@@ -85,6 +89,23 @@ pub async fn run(reg: Registry, lease: Duration, mut shutdown: watch::Receiver<b
                 .unwrap_or(false)
             {
                 let _ = reg.db.prune_jobs(KEEP_DONE_MS).await;
+            }
+        }
+        if last_expiry.elapsed() >= EXPIRY_EVERY {
+            last_expiry = std::time::Instant::now();
+            // Singleton chore: expired tags move into history (reads already hide them).
+            let lease = i64::try_from(EXPIRY_EVERY.as_millis()).unwrap_or(10_000);
+            if reg
+                .db
+                .acquire_lease("expire_tags", &me, lease)
+                .await
+                .unwrap_or(false)
+            {
+                match reg.expire_tags().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(tags = n, "expired tags moved into history"),
+                    Err(e) => tracing::warn!(error = %e, "cannot expire tags; will retry"),
+                }
             }
         }
         if idle {

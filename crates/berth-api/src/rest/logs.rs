@@ -53,7 +53,13 @@ fn range(ctx: &Ctx) -> Result<(i64, i64), RestError> {
     let end = match ctx.q("endtime").filter(|s| !s.is_empty()) {
         // A bare date includes that whole day.
         Some(s) => parse_time(s)
-            .map(|t| if s.contains('/') { t + DAY_MS } else { t })
+            .map(|t| {
+                if s.contains('/') {
+                    t.saturating_add(DAY_MS)
+                } else {
+                    t
+                }
+            })
             .ok_or_else(|| {
                 RestError::bad(format!(
                     "endtime {s:?}: use MM/DD/YYYY, RFC 3339 or Unix seconds"

@@ -17,6 +17,7 @@ mod repos;
 mod robots;
 mod session;
 mod superuser;
+mod tags;
 mod tokens;
 mod users;
 
@@ -229,6 +230,7 @@ pub fn routes() -> Vec<Route> {
     v.extend(apps::routes());
     v.extend(entities::routes());
     v.extend(logs::routes());
+    v.extend(tags::routes());
     v.extend(superuser::routes());
     v.extend(placements::routes());
     v.extend(session::routes());

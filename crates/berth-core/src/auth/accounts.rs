@@ -93,6 +93,17 @@ impl Auth {
         self.account_of_kind(name, AccountKind::Org).await
     }
 
+    /// A namespace's time-machine window must be one of `TAG_EXPIRATION_OPTIONS`.
+    pub(super) fn check_tag_expiration(&self, secs: i64) -> Result<()> {
+        let options = &self.config.tag_expiration_options;
+        if secs < 0 || (!options.is_empty() && !options.contains(&secs)) {
+            return Err(Error::invalid(format!(
+                "tag_expiration_s must be one of {options:?} (TAG_EXPIRATION_OPTIONS, in seconds)"
+            )));
+        }
+        Ok(())
+    }
+
     pub(super) fn require_superuser(actor: &Actor) -> Result<()> {
         if actor.superuser && actor.has_scope("super:user") {
             Ok(())
@@ -173,8 +184,8 @@ impl Auth {
         if c.password.is_some_and(|p| p.len() < 8) {
             return Err(Error::invalid("the password must be at least 8 characters"));
         }
-        if c.tag_expiration_s.is_some_and(|s| s < 0) {
-            return Err(Error::invalid("tag_expiration_s must not be negative"));
+        if let Some(t) = c.tag_expiration_s {
+            self.check_tag_expiration(t)?;
         }
         if let Some(e) = c.email
             && let Some(other) = self.db.account_by_email(e).await?

@@ -100,15 +100,16 @@ impl Auth {
         email: Option<&str>,
         tag_expiration_s: Option<i64>,
     ) -> Result<()> {
+        // Validate before changing anything.
+        if let Some(t) = tag_expiration_s {
+            self.check_tag_expiration(t)?;
+        }
         if let Some(e) = email {
             self.db
                 .update_account(org.id, AccountUpdate::Email(Some(e)))
                 .await?;
         }
         if let Some(s) = tag_expiration_s {
-            if s < 0 {
-                return Err(Error::invalid("tag_expiration_s must not be negative"));
-            }
             self.db
                 .update_account(org.id, AccountUpdate::TagExpiration(Some(s)))
                 .await?;

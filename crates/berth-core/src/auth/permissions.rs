@@ -51,12 +51,18 @@ impl Auth {
         ip: Option<&str>,
     ) -> Result<i64> {
         let access = self.repo_access(Some(actor), repo).await?;
-        if access.exists {
+        let ns = repo.split('/').next().unwrap_or(repo);
+        // Only callers who may see it learn that it exists.
+        if access.exists && access.role.is_some() {
             return Err(Error::conflict(format!(
                 "repository {repo:?} already exists"
             )));
         }
-        let ns = repo.split('/').next().unwrap_or(repo);
+        if access.exists {
+            return Err(Error::forbidden(format!(
+                "you may not create repositories in {ns:?}: ask an administrator of {ns:?} for the creator role or a team with it"
+            )));
+        }
         if !access.can_create {
             return Err(Error::forbidden(if access.namespace_exists {
                 format!(
@@ -265,6 +271,12 @@ impl Auth {
             ),
             None => None,
         };
+        let foreign_robot = |n: &str| n.contains('+') && !n.starts_with(&format!("{org}+"));
+        if foreign_robot(delegate) || activating_user.is_some_and(foreign_robot) {
+            return Err(Error::invalid(format!(
+                "only robots of {org:?} ({org}+...) may appear in its default permissions"
+            )));
+        }
         let delegate_g = if delegate_is_team {
             Grantee::Team(self.team(&o, delegate).await?.id)
         } else {

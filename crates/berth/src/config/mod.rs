@@ -114,6 +114,18 @@ pub const BERTH_KEYS: &[(&str, &str)] = &[
     ),
     ("SUPER_USERS", "usernames with superuser rights"),
     (
+        "DEFAULT_TAG_EXPIRATION",
+        "time machine window: how long deleted and moved tags can be restored (default 2w)",
+    ),
+    (
+        "TAG_EXPIRATION_OPTIONS",
+        "windows a user or organization may choose (default [0s, 1d, 1w, 2w, 4w])",
+    ),
+    (
+        "FEATURE_CHANGE_TAG_EXPIRATION",
+        "users may set an expiration on tags (default true)",
+    ),
+    (
         "FEATURE_ANONYMOUS_ACCESS",
         "anonymous pulls of public repositories (default true)",
     ),
@@ -704,6 +716,24 @@ impl Config {
                 self.server_hostname_set = true;
             }
             "SUPER_USERS" => self.auth.superusers = as_string_list(key, v)?,
+            "DEFAULT_TAG_EXPIRATION" => {
+                let s = as_string(key, v)?;
+                self.auth.default_tag_expiration_s = parse_duration_s(&s).map_or_else(
+                    || err(key, format!("{s:?} is not a duration such as 0s, 1d, 2w")),
+                    Ok,
+                )?;
+            }
+            "TAG_EXPIRATION_OPTIONS" => {
+                let mut out = Vec::new();
+                for s in as_string_list(key, v)? {
+                    out.push(parse_duration_s(&s).map_or_else(
+                        || err(key, format!("{s:?} is not a duration such as 0s, 1d, 2w")),
+                        Ok,
+                    )?);
+                }
+                self.auth.tag_expiration_options = out;
+            }
+            "FEATURE_CHANGE_TAG_EXPIRATION" => self.auth.change_tag_expiration = as_bool(key, v)?,
             "FEATURE_ANONYMOUS_ACCESS" => self.auth.anonymous_access = as_bool(key, v)?,
             "FEATURE_USER_CREATION" => self.auth.user_creation = as_bool(key, v)?,
             "FEATURE_USER_INITIALIZE" => self.user_initialize = as_bool(key, v)?,

@@ -1,0 +1,234 @@
+//! Tags through Quay's API: history (live and past) with paging and filters, create/move and
+//! expiry, delete, and restore within the time machine's window.
+
+use super::{Ctx, R, RestError, Route, json, no_content, route};
+use crate::AppState;
+use berth_core::auth::{AuditEntry, Role};
+use berth_core::{TagFilter, now_ms};
+use berth_oci::RepoName;
+use std::sync::Arc;
+
+pub fn routes() -> Vec<Route> {
+    vec![
+        route!(GET "/api/v1/repository/{repository}/tag/", "Tag history: live and past positions, newest first", "repo:read",
+            query &["specificTag", "filter_tag_name", "onlyActiveTags", "page", "limit"], list),
+        route!(PUT "/api/v1/repository/{repository}/tag/{tag}", "Create or move a tag (manifest_digest) and/or set its expiration (Unix seconds, or null)", "repo:write",
+            body &["manifest_digest", "expiration:integer"], put),
+        route!(DELETE "/api/v1/repository/{repository}/tag/{tag}", "Delete a tag (it stays in the time machine)", "repo:write", delete),
+        route!(POST "/api/v1/repository/{repository}/tag/{tag}/restore", "Point a tag back at a manifest it pointed at within the time machine's window", "repo:write",
+            body &["*manifest_digest"], restore),
+    ]
+}
+
+fn repo_name(ctx: &Ctx) -> Result<RepoName, RestError> {
+    ctx.p("repository")
+        .parse()
+        .map_err(|_| RestError::bad("invalid repository name"))
+}
+
+fn date(ms: i64) -> serde_json::Value {
+    crate::auth::http_date(ms).into()
+}
+
+async fn list(st: Arc<AppState>, ctx: Ctx) -> R {
+    st.auth
+        .repo_with_role(ctx.caller.as_ref(), ctx.p("repository"), Role::Read)
+        .await?;
+    let repo = repo_name(&ctx)?;
+    let limit: i64 = ctx
+        .q("limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(50)
+        .clamp(1, 100);
+    let page: i64 = ctx
+        .q("page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let (eq, like) = match ctx.q("filter_tag_name") {
+        Some(f) if f.starts_with("eq:") => (Some(&f[3..]), None),
+        Some(f) if f.starts_with("like:") => (None, Some(&f[5..])),
+        Some("") | None => (None, None),
+        Some(_) => {
+            return Err(RestError::bad(
+                "filter_tag_name must be like:TEXT or eq:NAME",
+            ));
+        }
+    };
+    let filter = TagFilter {
+        name: ctx.q("specificTag").filter(|s| !s.is_empty()).or(eq),
+        contains: like,
+        only_active: ctx.q_bool("onlyActiveTags", false),
+    };
+    let rows = st
+        .registry
+        .tag_history(&repo, &filter, (page - 1).saturating_mul(limit), limit + 1)
+        .await?;
+    let more = rows.len() as i64 > limit;
+    let tags: Vec<serde_json::Value> = rows
+        .iter()
+        .take(limit as usize)
+        .map(|t| {
+            let mut v = serde_json::json!({
+                "name": t.name,
+                "reversion": false,
+                "start_ts": t.start_at / 1000,
+                "manifest_digest": t.manifest_digest,
+                "is_manifest_list": t.media_type.as_deref().is_some_and(berth_oci::media::is_index),
+                "size": t.size,
+                "last_modified": date(t.start_at),
+            });
+            if let Some(end) = t.end_at {
+                v["end_ts"] = (end / 1000).into();
+            }
+            if let Some(exp) = t.expires_at {
+                v["expiration"] = date(exp);
+            }
+            v
+        })
+        .collect();
+    json(serde_json::json!({"tags": tags, "page": page, "has_additional": more}))
+}
+
+async fn put(st: Arc<AppState>, ctx: Ctx) -> R {
+    let a = ctx.actor()?;
+    st.auth
+        .repo_with_role(Some(a), ctx.p("repository"), Role::Write)
+        .await?;
+    let repo = repo_name(&ctx)?;
+    let tag = ctx.p("tag");
+    let expiration = match ctx.body.get("expiration") {
+        None => None,
+        Some(serde_json::Value::Null) => Some(None),
+        Some(v) => {
+            let secs = v
+                .as_i64()
+                .ok_or_else(|| RestError::bad("expiration must be Unix seconds or null"))?;
+            if secs.saturating_mul(1000) <= now_ms() {
+                return Err(RestError::bad("expiration must be in the future"));
+            }
+            Some(Some(secs.saturating_mul(1000)))
+        }
+    };
+    if expiration.is_some() && !st.auth.config.change_tag_expiration {
+        return Err(RestError::new(
+            403,
+            "changing tag expiration is disabled (FEATURE_CHANGE_TAG_EXPIRATION)",
+        ));
+    }
+    match ctx.field("manifest_digest") {
+        Some(digest) => {
+            let before = st.registry.tag_current(&repo, tag).await?;
+            st.registry
+                .tag_point(&repo, tag, digest, expiration.flatten())
+                .await?;
+            let entry = match before {
+                Some(old) if old != digest => AuditEntry::new("move_tag").meta(serde_json::json!({
+                    "tag": tag, "manifest_digest": digest, "original_manifest_digest": old,
+                })),
+                _ => AuditEntry::new("create_tag")
+                    .meta(serde_json::json!({"tag": tag, "manifest_digest": digest})),
+            };
+            st.auth
+                .audit
+                .record(entry.by(Some(a)).repo(repo.as_str()).ip(ctx.ip.as_deref()))
+                .await;
+        }
+        None => {
+            let Some(exp) = expiration else {
+                return Err(RestError::bad("give manifest_digest, expiration, or both"));
+            };
+            st.registry.tag_set_expiry(&repo, tag, exp).await?;
+            st.auth
+                .audit
+                .record(
+                    AuditEntry::new("change_tag_expiration")
+                        .by(Some(a))
+                        .repo(repo.as_str())
+                        .ip(ctx.ip.as_deref())
+                        .meta(serde_json::json!({"tag": tag, "expiration": exp.map(|e| e / 1000)})),
+                )
+                .await;
+        }
+    }
+    Ok((
+        axum::http::StatusCode::CREATED,
+        axum::Json(serde_json::json!("Updated")),
+    )
+        .into_response_ok())
+}
+
+async fn delete(st: Arc<AppState>, ctx: Ctx) -> R {
+    let a = ctx.actor()?;
+    st.auth
+        .repo_with_role(Some(a), ctx.p("repository"), Role::Write)
+        .await?;
+    let repo = repo_name(&ctx)?;
+    let tag = ctx.p("tag");
+    let reference: berth_oci::Reference = tag
+        .parse()
+        .map_err(|_| RestError::bad(format!("invalid tag {tag:?}")))?;
+    st.registry
+        .manifest_delete(&repo, &reference)
+        .await
+        .map_err(|e| match e {
+            berth_core::Error::Registry { .. } => {
+                RestError::new(404, format!("{repo} has no tag {tag}"))
+            }
+            other => other.into(),
+        })?;
+    st.auth
+        .audit
+        .record(
+            AuditEntry::new("delete_tag")
+                .by(Some(a))
+                .repo(repo.as_str())
+                .ip(ctx.ip.as_deref())
+                .meta(serde_json::json!({"tag": tag})),
+        )
+        .await;
+    no_content()
+}
+
+/// The time machine's window for a repository: its namespace's `tag_expiration_s`, else
+/// `DEFAULT_TAG_EXPIRATION`.
+async fn window_ms(st: &AppState, repo: &RepoName) -> Result<i64, RestError> {
+    let ns = st.auth.db.account_by_name(repo.namespace()).await?;
+    let secs = ns
+        .and_then(|a| a.tag_expiration_s)
+        .unwrap_or(st.auth.config.default_tag_expiration_s);
+    Ok(secs.saturating_mul(1000))
+}
+
+async fn restore(st: Arc<AppState>, ctx: Ctx) -> R {
+    let a = ctx.actor()?;
+    st.auth
+        .repo_with_role(Some(a), ctx.p("repository"), Role::Write)
+        .await?;
+    let repo = repo_name(&ctx)?;
+    let tag = ctx.p("tag");
+    let digest = ctx.required("manifest_digest")?;
+    let before = st.registry.tag_current(&repo, tag).await?;
+    let window = window_ms(&st, &repo).await?;
+    st.registry.tag_restore(&repo, tag, digest, window).await?;
+    st.auth
+        .audit
+        .record(
+            AuditEntry::new("revert_tag")
+                .by(Some(a))
+                .repo(repo.as_str())
+                .ip(ctx.ip.as_deref())
+                .meta(serde_json::json!({"tag": tag, "manifest_digest": digest, "original_manifest_digest": before})),
+        )
+        .await;
+    json(serde_json::json!({}))
+}
+
+trait Ok201 {
+    fn into_response_ok(self) -> axum::response::Response;
+}
+impl<T: axum::response::IntoResponse> Ok201 for T {
+    fn into_response_ok(self) -> axum::response::Response {
+        self.into_response()
+    }
+}

@@ -1,0 +1,132 @@
+//! Tags through the API and the time machine: history, moves, restores within the namespace's
+//! window, per-tag expiry, and the chore that moves expired tags into history.
+
+use crate::{Error, Registry, Result};
+use berth_db::{AuditRow, TagFilter, TagRow, now_ms};
+use berth_oci::{Digest, ErrorCode, RepoName, Tag};
+
+fn tag_name(tag: &str) -> Result<Tag> {
+    tag.parse().map_err(|e: berth_oci::name::NameError| {
+        Error::invalid(format!("invalid tag {tag:?}: {}", e.0))
+    })
+}
+
+impl Registry {
+    async fn repo_id_of(&self, repo: &RepoName) -> Result<i64> {
+        self.db.repo_id(repo.as_str()).await?.ok_or_else(|| {
+            Error::new(
+                ErrorCode::NameUnknown,
+                format!("repository {repo} not found"),
+            )
+        })
+    }
+
+    /// Tag rows, newest first (live and past), `limit` after skipping `offset`.
+    pub async fn tag_history(
+        &self,
+        repo: &RepoName,
+        filter: &TagFilter<'_>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<TagRow>> {
+        let id = self.repo_id_of(repo).await?;
+        Ok(self.db.tag_history(id, filter, offset, limit).await?)
+    }
+
+    /// Points `tag` at a manifest of the repository (moving or creating it), with an expiry.
+    pub async fn tag_point(
+        &self,
+        repo: &RepoName,
+        tag: &str,
+        digest: &str,
+        expires_at: Option<i64>,
+    ) -> Result<()> {
+        let tag = tag_name(tag)?;
+        let digest: Digest = digest
+            .parse()
+            .map_err(|e: berth_oci::digest::DigestError| Error::invalid(e.0))?;
+        let id = self.repo_id_of(repo).await?;
+        let mut w = self.db.write().await?;
+        if !self
+            .db
+            .point_tag(&mut w, id, tag.as_str(), &digest.to_string(), expires_at)
+            .await?
+        {
+            return Err(Error::not_found(format!("{repo} has no manifest {digest}")));
+        }
+        w.commit().await?;
+        Ok(())
+    }
+
+    /// Sets or clears a live tag's expiry.
+    pub async fn tag_set_expiry(
+        &self,
+        repo: &RepoName,
+        tag: &str,
+        expires_at: Option<i64>,
+    ) -> Result<()> {
+        let tag = tag_name(tag)?;
+        let id = self.repo_id_of(repo).await?;
+        let mut w = self.db.write().await?;
+        if !self
+            .db
+            .set_tag_expiry(&mut w, id, tag.as_str(), expires_at)
+            .await?
+        {
+            return Err(Error::not_found(format!("{repo} has no tag {tag}")));
+        }
+        w.commit().await?;
+        Ok(())
+    }
+
+    /// The live digest of a tag.
+    pub async fn tag_current(&self, repo: &RepoName, tag: &str) -> Result<Option<String>> {
+        let id = self.repo_id_of(repo).await?;
+        Ok(self.db.live_tag(id, tag).await?.map(|t| t.0))
+    }
+
+    /// Restores `tag` to `digest` if the tag pointed there within the last `window_ms` (the time
+    /// machine); otherwise 404.
+    pub async fn tag_restore(
+        &self,
+        repo: &RepoName,
+        tag: &str,
+        digest: &str,
+        window_ms: i64,
+    ) -> Result<()> {
+        let t = tag_name(tag)?;
+        let id = self.repo_id_of(repo).await?;
+        let since = now_ms().saturating_sub(window_ms);
+        if !self
+            .db
+            .tag_pointed_since(id, t.as_str(), digest, since)
+            .await?
+        {
+            return Err(Error::not_found(format!(
+                "{repo}:{tag} did not point at {digest} within the time machine's window ({} s)",
+                window_ms / 1000
+            )));
+        }
+        self.tag_point(repo, tag, digest, None).await
+    }
+
+    /// Moves tags whose expiry has passed into history, recording a `repo_image_expiry` event for
+    /// each (what notifications will read). Returns how many.
+    pub async fn expire_tags(&self) -> Result<usize> {
+        let expired = self.db.close_expired_tags(500).await?;
+        let rows: Vec<AuditRow> = expired
+            .iter()
+            .map(|(repo, tag, digest, at)| AuditRow {
+                at: *at,
+                kind: "repo_image_expiry".into(),
+                performer_kind: Some("system".into()),
+                namespace: Some(repo.split('/').next().unwrap_or(repo).to_string()),
+                repository: Some(repo.clone()),
+                metadata: serde_json::json!({"tag": tag, "manifest_digest": digest, "expired_at": at / 1000}).to_string(),
+                ..AuditRow::default()
+            })
+            .collect();
+        self.db.insert_audit(&rows).await?;
+        Ok(expired.len())
+    }
+}

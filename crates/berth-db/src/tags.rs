@@ -1,0 +1,201 @@
+//! Tag history (the time machine), restores and expirations. Every position a tag ever had is a
+//! row of `tags`; the live one has `end_at IS NULL` and has not passed `expires_at`.
+
+use crate::{Db, Result, WriteTx, now_ms};
+use sqlx::Row;
+
+/// One position of a tag, with what it pointed at.
+#[derive(Debug, Clone)]
+pub struct TagRow {
+    pub name: String,
+    pub manifest_digest: String,
+    pub start_at: i64,
+    pub end_at: Option<i64>,
+    pub expires_at: Option<i64>,
+    /// `None` once the manifest has been collected.
+    pub media_type: Option<String>,
+    pub size: Option<i64>,
+}
+
+/// Which tag rows to list.
+#[derive(Debug, Default)]
+pub struct TagFilter<'a> {
+    /// Exactly this tag name.
+    pub name: Option<&'a str>,
+    /// Names containing this text.
+    pub contains: Option<&'a str>,
+    pub only_active: bool,
+}
+
+impl Db {
+    /// Tag rows of a repository, newest first: `limit` rows after skipping `offset`.
+    pub async fn tag_history(
+        &self,
+        repo_id: i64,
+        f: &TagFilter<'_>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<TagRow>> {
+        let now = now_ms();
+        let like = f
+            .contains
+            .map(|c| format!("%{}%", c.replace(['%', '_'], "")))
+            .unwrap_or_default();
+        let rows = sqlx::query(
+            "SELECT t.name, t.manifest_digest, t.start_at,
+                    CASE WHEN t.end_at IS NULL AND t.expires_at <= $5 THEN t.expires_at ELSE t.end_at END,
+                    t.expires_at, m.media_type, m.size
+             FROM tags t LEFT JOIN manifests m ON m.repo_id = t.repo_id AND m.digest = t.manifest_digest
+             WHERE t.repo_id = $1 AND ($2 = '' OR t.name = $2) AND ($3 = '' OR t.name LIKE $3)
+               AND ($4 = 0 OR (t.end_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $5)))
+             ORDER BY t.start_at DESC, t.id DESC LIMIT $6 OFFSET $7",
+        )
+        .bind(repo_id)
+        .bind(f.name.unwrap_or(""))
+        .bind(like)
+        .bind(i64::from(f.only_active))
+        .bind(now)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| TagRow {
+                name: r.get(0),
+                manifest_digest: r.get(1),
+                start_at: r.get(2),
+                end_at: r.get(3),
+                expires_at: r.get(4),
+                media_type: r.get(5),
+                size: r.get(6),
+            })
+            .collect())
+    }
+
+    /// The live manifest digest of a tag, if any.
+    pub async fn live_tag(&self, repo_id: i64, tag: &str) -> Result<Option<(String, Option<i64>)>> {
+        let row = sqlx::query(
+            "SELECT manifest_digest, expires_at FROM tags WHERE repo_id = $1 AND name = $2
+               AND end_at IS NULL AND (expires_at IS NULL OR expires_at > $3)",
+        )
+        .bind(repo_id)
+        .bind(tag)
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| (r.get(0), r.get(1))))
+    }
+
+    /// Points a tag at a manifest of the repository (restoring a deleted manifest if the time
+    /// machine still holds it); `false` if the repository has no such manifest.
+    pub async fn point_tag(
+        &self,
+        w: &mut WriteTx,
+        repo_id: i64,
+        tag: &str,
+        digest: &str,
+        expires_at: Option<i64>,
+    ) -> Result<bool> {
+        self.lock_repo(w, repo_id).await?;
+        let exists = sqlx::query("SELECT 1 FROM manifests WHERE repo_id = $1 AND digest = $2")
+            .bind(repo_id)
+            .bind(digest)
+            .fetch_optional(&mut *w.tx)
+            .await?
+            .is_some();
+        if !exists {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE manifests SET deleted_at = NULL WHERE repo_id = $1 AND digest = $2")
+            .bind(repo_id)
+            .bind(digest)
+            .execute(&mut *w.tx)
+            .await?;
+        let now = now_ms();
+        self.set_tag(w, repo_id, tag, digest, now).await?;
+        sqlx::query(
+            "UPDATE tags SET expires_at = $1 WHERE repo_id = $2 AND name = $3 AND end_at IS NULL",
+        )
+        .bind(expires_at)
+        .bind(repo_id)
+        .bind(tag)
+        .execute(&mut *w.tx)
+        .await?;
+        Ok(true)
+    }
+
+    /// Sets (or clears) the expiry of a live tag; `false` if there is no live tag.
+    pub async fn set_tag_expiry(
+        &self,
+        w: &mut WriteTx,
+        repo_id: i64,
+        tag: &str,
+        expires_at: Option<i64>,
+    ) -> Result<bool> {
+        self.lock_repo(w, repo_id).await?;
+        let r = sqlx::query(
+            "UPDATE tags SET expires_at = $1 WHERE repo_id = $2 AND name = $3 AND end_at IS NULL
+               AND (expires_at IS NULL OR expires_at > $4)",
+        )
+        .bind(expires_at)
+        .bind(repo_id)
+        .bind(tag)
+        .bind(now_ms())
+        .execute(&mut *w.tx)
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Whether `tag` pointed at `digest` at some time since `since` (ms), or points there now.
+    pub async fn tag_pointed_since(
+        &self,
+        repo_id: i64,
+        tag: &str,
+        digest: &str,
+        since: i64,
+    ) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT 1 FROM tags WHERE repo_id = $1 AND name = $2 AND manifest_digest = $3
+               AND (end_at IS NULL OR end_at >= $4)",
+        )
+        .bind(repo_id)
+        .bind(tag)
+        .bind(digest)
+        .bind(since)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    /// Closes live tags whose expiry has passed (at their expiry time); returns
+    /// (repository, tag, digest, expired at) of each, at most `limit`.
+    pub async fn close_expired_tags(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<(String, String, String, i64)>> {
+        let now = now_ms();
+        let mut w = self.write().await?;
+        let rows = sqlx::query(
+            "SELECT t.id, r.name, t.name, t.manifest_digest, t.expires_at FROM tags t
+             JOIN repositories r ON r.id = t.repo_id
+             WHERE t.end_at IS NULL AND t.expires_at <= $1 ORDER BY t.expires_at LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *w.tx)
+        .await?;
+        let mut out = Vec::new();
+        for r in &rows {
+            let id: i64 = r.get(0);
+            let at: i64 = r.get(4);
+            sqlx::query("UPDATE tags SET end_at = expires_at WHERE id = $1 AND end_at IS NULL")
+                .bind(id)
+                .execute(&mut *w.tx)
+                .await?;
+            out.push((r.get(1), r.get(2), r.get(3), at));
+        }
+        w.commit().await?;
+        Ok(out)
+    }
+}

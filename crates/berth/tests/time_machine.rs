@@ -1,0 +1,300 @@
+//! The time machine and tag expiry through Quay's tag API: history of moves and deletes,
+//! restores within the namespace's window (and refused after it), tags created and moved by the
+//! API, per-tag expiry that hides the tag at once and moves it into history with a
+//! `repo_image_expiry` event, and paging.
+
+mod common;
+
+use common::{ADMIN_PASSWORD, ADMIN_USER, Berth};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::time::{Duration, Instant};
+
+const MT: &str = "application/vnd.oci.image.manifest.v1+json";
+
+struct C {
+    http: reqwest::blocking::Client,
+    b: Berth,
+}
+
+fn sha(data: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(data)))
+}
+
+impl C {
+    fn req(&self, method: &str, path: &str) -> reqwest::blocking::RequestBuilder {
+        self.http
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).expect("method"),
+                self.b.url(path),
+            )
+            .basic_auth(ADMIN_USER, Some(ADMIN_PASSWORD))
+    }
+
+    fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut r = self.req(method, path);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let r = r.send().expect("send");
+        let s = r.status().as_u16();
+        (s, r.json().unwrap_or(Value::Null))
+    }
+
+    fn blob(&self, repo: &str, data: &[u8]) -> String {
+        let d = sha(data);
+        let r = self
+            .req("POST", &format!("/v2/{repo}/blobs/uploads/?digest={d}"))
+            .body(data.to_vec())
+            .send()
+            .expect("blob");
+        assert_eq!(r.status().as_u16(), 201);
+        d
+    }
+
+    /// Pushes an image whose config says `label`; returns the manifest digest.
+    fn image(&self, repo: &str, tag: &str, label: &str) -> String {
+        let config = serde_json::to_vec(&json!({
+            "architecture": "amd64", "os": "linux", "config": {"Labels": {"name": label}},
+            "rootfs": {"type": "layers", "diff_ids": []},
+        }))
+        .expect("json");
+        let cd = self.blob(repo, &config);
+        let manifest = serde_json::to_vec(&json!({
+            "schemaVersion": 2, "mediaType": MT,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": config.len()},
+            "layers": [],
+        }))
+        .expect("json");
+        let r = self
+            .req("PUT", &format!("/v2/{repo}/manifests/{tag}"))
+            .header("Content-Type", MT)
+            .body(manifest.clone())
+            .send()
+            .expect("manifest");
+        assert_eq!(r.status().as_u16(), 201);
+        sha(&manifest)
+    }
+
+    /// The digest `/v2` serves for a tag, or the status.
+    fn resolve(&self, repo: &str, tag: &str) -> Result<String, u16> {
+        let r = self
+            .req("GET", &format!("/v2/{repo}/manifests/{tag}"))
+            .header("Accept", MT)
+            .send()
+            .expect("get");
+        if r.status().as_u16() != 200 {
+            return Err(r.status().as_u16());
+        }
+        Ok(sha(&r.bytes().expect("body")))
+    }
+
+    fn history(&self, repo: &str, query: &str) -> Value {
+        let (s, v) = self.api(
+            "GET",
+            &format!("/api/v1/repository/{repo}/tag/{query}"),
+            None,
+        );
+        assert_eq!(s, 200, "{v}");
+        v
+    }
+}
+
+fn positions(h: &Value) -> Vec<(String, String, bool)> {
+    h["tags"]
+        .as_array()
+        .expect("tags")
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap_or("").to_string(),
+                t["manifest_digest"].as_str().unwrap_or("").to_string(),
+                t.get("end_ts").is_none(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn tags_move_delete_restore_and_expire_through_the_time_machine() {
+    let c = C {
+        http: reqwest::blocking::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client"),
+        b: Berth::start(),
+    };
+    let repo = "admin/tm";
+    let a = c.image(repo, "v1", "a");
+    let b = c.image(repo, "v1", "b"); // moves v1 from a to b
+    assert_eq!(c.resolve(repo, "v1"), Ok(b.clone()));
+    let r = c
+        .req("DELETE", &format!("/v2/{repo}/manifests/v1"))
+        .send()
+        .expect("delete");
+    assert_eq!(r.status().as_u16(), 202);
+    assert_eq!(c.resolve(repo, "v1"), Err(404));
+
+    // History, newest first: v1 -> b (ended), v1 -> a (ended).
+    let h = c.history(repo, "?specificTag=v1");
+    assert_eq!(
+        positions(&h),
+        vec![
+            ("v1".into(), b.clone(), false),
+            ("v1".into(), a.clone(), false)
+        ],
+        "{h}"
+    );
+    assert!(
+        h["tags"][0]["end_ts"].as_i64() >= h["tags"][0]["start_ts"].as_i64(),
+        "{h}"
+    );
+    assert_eq!(c.history(repo, "?onlyActiveTags=true")["tags"], json!([]));
+
+    // Restore v1 to a: served again, and history gains a live row.
+    let (s, v) = c.api(
+        "POST",
+        &format!("/api/v1/repository/{repo}/tag/v1/restore"),
+        Some(json!({"manifest_digest": a})),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(c.resolve(repo, "v1"), Ok(a.clone()));
+    assert_eq!(
+        positions(&c.history(repo, "?onlyActiveTags=true")),
+        vec![("v1".into(), a.clone(), true)]
+    );
+    // A digest the tag never pointed at is not restorable.
+    let (s, _) = c.api(
+        "POST",
+        &format!("/api/v1/repository/{repo}/tag/v1/restore"),
+        Some(json!({"manifest_digest": sha(b"nothing")})),
+    );
+    assert_eq!(s, 404);
+
+    // Tags created and moved through the API.
+    let (s, v) = c.api(
+        "PUT",
+        &format!("/api/v1/repository/{repo}/tag/stable"),
+        Some(json!({"manifest_digest": b})),
+    );
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(c.resolve(repo, "stable"), Ok(b.clone()));
+    let (s, _) = c.api(
+        "PUT",
+        &format!("/api/v1/repository/{repo}/tag/stable"),
+        Some(json!({"manifest_digest": sha(b"absent")})),
+    );
+    assert_eq!(s, 404, "a manifest the repository does not hold");
+
+    // Expiry: in the past is refused; two seconds ahead hides the tag once passed, and the
+    // worker moves it into history with a repo_image_expiry event.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let (s, _) = c.api(
+        "PUT",
+        &format!("/api/v1/repository/{repo}/tag/stable"),
+        Some(json!({"expiration": now - 10})),
+    );
+    assert_eq!(s, 400);
+    let (s, v) = c.api(
+        "PUT",
+        &format!("/api/v1/repository/{repo}/tag/stable"),
+        Some(json!({"expiration": now + 2})),
+    );
+    assert_eq!(s, 201, "{v}");
+    assert!(c.history(repo, "?specificTag=stable")["tags"][0]["expiration"].is_string());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while c.resolve(repo, "stable").is_ok() {
+        assert!(Instant::now() < deadline, "the expired tag is still served");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let list: Value = c
+        .req("GET", &format!("/v2/{repo}/tags/list"))
+        .send()
+        .expect("tags")
+        .json()
+        .expect("json");
+    assert_eq!(list["tags"], json!(["v1"]), "{list}");
+    let event = loop {
+        let (_, logs) = c.api(
+            "GET",
+            &format!("/api/v1/repository/{repo}/logs?kind=repo_image_expiry"),
+            None,
+        );
+        if let Some(e) = logs["logs"].as_array().and_then(|l| l.first()).cloned() {
+            break e;
+        }
+        assert!(Instant::now() < deadline, "no repo_image_expiry event");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(event["metadata"]["tag"], "stable", "{event}");
+    assert_eq!(event["metadata"]["manifest_digest"], b.as_str(), "{event}");
+    // The expired position is history, restorable within the window.
+    let h = c.history(repo, "?specificTag=stable");
+    assert!(h["tags"][0]["end_ts"].is_i64(), "{h}");
+    let (s, _) = c.api(
+        "POST",
+        &format!("/api/v1/repository/{repo}/tag/stable/restore"),
+        Some(json!({"manifest_digest": b})),
+    );
+    assert_eq!(s, 200);
+    assert_eq!(c.resolve(repo, "stable"), Ok(b.clone()));
+
+    // With a zero window (the namespace's own setting) past positions are no longer restorable.
+    let (s, v) = c.api("PUT", "/api/v1/user/", Some(json!({"tag_expiration_s": 0})));
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = c.api(
+        "PUT",
+        "/api/v1/user/",
+        Some(json!({"tag_expiration_s": 12345})),
+    );
+    assert_eq!(s, 400, "only TAG_EXPIRATION_OPTIONS: {v}");
+    std::thread::sleep(Duration::from_millis(20));
+    let (s, _) = c.api(
+        "POST",
+        &format!("/api/v1/repository/{repo}/tag/v1/restore"),
+        Some(json!({"manifest_digest": b})),
+    );
+    assert_eq!(s, 404, "outside the window");
+
+    // Every action is in the audit log.
+    let (_, logs) = c.api("GET", &format!("/api/v1/repository/{repo}/logs"), None);
+    for kind in [
+        "move_tag",
+        "delete_tag",
+        "revert_tag",
+        "create_tag",
+        "change_tag_expiration",
+        "repo_image_expiry",
+    ] {
+        assert!(
+            logs["logs"]
+                .as_array()
+                .is_some_and(|l| l.iter().any(|e| e["kind"] == kind)),
+            "{kind} missing"
+        );
+    }
+
+    // Paging: 5 more tags, 2 per page.
+    for i in 0..5 {
+        let (s, _) = c.api(
+            "PUT",
+            &format!("/api/v1/repository/{repo}/tag/p{i}"),
+            Some(json!({"manifest_digest": a})),
+        );
+        assert_eq!(s, 201);
+    }
+    let mut seen = Vec::new();
+    for page in 1..=3 {
+        let h = c.history(
+            repo,
+            &format!("?filter_tag_name=like:p&limit=2&page={page}"),
+        );
+        seen.extend(positions(&h).into_iter().map(|p| p.0));
+        assert_eq!(h["has_additional"], page < 3, "{h}");
+    }
+    seen.sort();
+    assert_eq!(seen, vec!["p0", "p1", "p2", "p3", "p4"]);
+}
