@@ -1066,12 +1066,9 @@ mod tests {
         );
         assert_eq!(
             c.unused_quay_keys,
-            [
-                "BUILDLOGS_REDIS",
-                "FEATURE_BUILD_SUPPORT",
-                "TAG_EXPIRATION_OPTIONS"
-            ]
+            ["BUILDLOGS_REDIS", "FEATURE_BUILD_SUPPORT"]
         );
+        assert_eq!(c.auth.tag_expiration_options, [86_400, 14 * 86_400]);
     }
 
     #[test]
