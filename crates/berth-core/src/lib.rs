@@ -14,8 +14,8 @@ mod tags;
 mod uploads;
 
 pub use berth_db::{
-    AccountRow, AuditQuery, AuditRow, Db, DbError, DefaultPermRow, Grantee, OAuthAppRow, PermRow,
-    RepoRow, TagFilter, TagRow, TeamRow, Viewer, now_ms,
+    AccountRow, AuditQuery, AuditRow, Db, DbError, DefaultPermRow, Grantee, ImmutabilityPolicy,
+    OAuthAppRow, PermRow, RepoRow, TagFilter, TagRow, TeamRow, Viewer, now_ms,
 };
 pub use berth_storage::{BlobStore, ByteStream};
 pub use error::{Error, Result};

@@ -108,6 +108,12 @@ impl Registry {
             Reference::Tag(t) => Some(t.as_str()),
             Reference::Digest(_) => None,
         };
+        if let Some(t) = tag
+            && let Some(id) = self.db.repo_id(repo.as_str()).await?
+        {
+            self.check_tag_change(repo, id, t, Some(&new.digest))
+                .await?;
+        }
         let mut w = self.db.write().await?;
         let repo_id = self
             .db
@@ -182,6 +188,13 @@ impl Registry {
         let Some(repo_id) = self.db.repo_id(repo.as_str()).await? else {
             return Err(manifest_unknown(repo, reference));
         };
+        match reference {
+            Reference::Tag(t) => {
+                self.check_tag_change(repo, repo_id, t.as_str(), None)
+                    .await?
+            }
+            Reference::Digest(d) => self.check_manifest_delete(repo, &d.to_string()).await?,
+        }
         let mut w = self.db.write().await?;
         let found = match reference {
             Reference::Digest(d) => {

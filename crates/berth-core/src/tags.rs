@@ -11,7 +11,86 @@ fn tag_name(tag: &str) -> Result<Tag> {
     })
 }
 
+fn immutable_error(repo: &RepoName, tag: &str, what: &str) -> Error {
+    Error::new(
+        ErrorCode::Denied,
+        format!(
+            "tag {repo}:{tag} is immutable and cannot be {what}; push under a new tag, or ask a repository administrator to lift its immutability"
+        ),
+    )
+}
+
 impl Registry {
+    /// Whether a tag is immutable: flagged so, or matched by a policy of its namespace or
+    /// repository.
+    pub async fn tag_is_immutable(&self, repo: &RepoName, repo_id: i64, tag: &str) -> Result<bool> {
+        if self.db.tag_flagged_immutable(repo_id, tag).await? {
+            return Ok(true);
+        }
+        let policies = self
+            .db
+            .immutability_policies_for(repo.namespace(), repo.as_str())
+            .await?;
+        Ok(policies
+            .iter()
+            .any(|p| regex::Regex::new(&p.pattern).is_ok_and(|re| re.is_match(tag) == p.matches)))
+    }
+
+    /// Refuses to move (to `new_digest`) or delete (`None`) an immutable live tag.
+    pub async fn check_tag_change(
+        &self,
+        repo: &RepoName,
+        repo_id: i64,
+        tag: &str,
+        new_digest: Option<&str>,
+    ) -> Result<()> {
+        let Some((current, _)) = self.db.live_tag(repo_id, tag).await? else {
+            return Ok(());
+        };
+        if new_digest == Some(current.as_str()) {
+            return Ok(());
+        }
+        if self.tag_is_immutable(repo, repo_id, tag).await? {
+            return Err(immutable_error(
+                repo,
+                tag,
+                if new_digest.is_some() {
+                    "moved"
+                } else {
+                    "deleted"
+                },
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuses to delete a manifest that an immutable tag points at.
+    pub async fn check_manifest_delete(&self, repo: &RepoName, digest: &str) -> Result<()> {
+        let Some(id) = self.db.repo_id(repo.as_str()).await? else {
+            return Ok(());
+        };
+        for tag in self.db.live_tags_on(id, digest).await? {
+            if self.tag_is_immutable(repo, id, &tag).await? {
+                return Err(immutable_error(repo, &tag, "deleted with its manifest"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Flags a live tag immutable, or lifts the flag.
+    pub async fn tag_set_immutable(
+        &self,
+        repo: &RepoName,
+        tag: &str,
+        immutable: bool,
+    ) -> Result<()> {
+        let id = self.repo_id_of(repo).await?;
+        if !self.db.set_tag_immutable(id, tag, immutable).await? {
+            return Err(Error::not_found(format!("{repo} has no tag {tag}")));
+        }
+        Ok(())
+    }
+
     async fn repo_id_of(&self, repo: &RepoName) -> Result<i64> {
         self.db.repo_id(repo.as_str()).await?.ok_or_else(|| {
             Error::new(
@@ -46,6 +125,8 @@ impl Registry {
             .parse()
             .map_err(|e: berth_oci::digest::DigestError| Error::invalid(e.0))?;
         let id = self.repo_id_of(repo).await?;
+        self.check_tag_change(repo, id, tag.as_str(), Some(&digest.to_string()))
+            .await?;
         let mut w = self.db.write().await?;
         if !self
             .db
@@ -67,6 +148,9 @@ impl Registry {
     ) -> Result<()> {
         let tag = tag_name(tag)?;
         let id = self.repo_id_of(repo).await?;
+        if expires_at.is_some() && self.tag_is_immutable(repo, id, tag.as_str()).await? {
+            return Err(immutable_error(repo, tag.as_str(), "given an expiration"));
+        }
         let mut w = self.db.write().await?;
         if !self
             .db

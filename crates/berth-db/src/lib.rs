@@ -18,7 +18,7 @@ pub use audit::{AuditQuery, AuditRow};
 pub use jobs::JobRow;
 pub use manifests::{ManifestRow, NewManifest, PutManifestError, RefRow, ReferrerRow};
 pub use repos::{NewRepo, RepoRow, Viewer};
-pub use tags::{TagFilter, TagRow};
+pub use tags::{ImmutabilityPolicy, TagFilter, TagRow};
 pub use teams::{AccessFacts, DefaultPermRow, Grantee, PermRow, TeamRow};
 pub use tokens::{ApiTokenRow, AppTokenRow, OAuthAppRow, ServiceKeyRow};
 pub use uploads::UploadRow;

@@ -15,6 +15,8 @@ pub struct TagRow {
     /// `None` once the manifest has been collected.
     pub media_type: Option<String>,
     pub size: Option<i64>,
+    /// Flagged immutable (policies are evaluated by the core).
+    pub immutable: bool,
 }
 
 /// Which tag rows to list.
@@ -44,7 +46,7 @@ impl Db {
         let rows = sqlx::query(
             "SELECT t.name, t.manifest_digest, t.start_at,
                     CASE WHEN t.end_at IS NULL AND t.expires_at <= $5 THEN t.expires_at ELSE t.end_at END,
-                    t.expires_at, m.media_type, m.size
+                    t.expires_at, m.media_type, m.size, t.immutable
              FROM tags t LEFT JOIN manifests m ON m.repo_id = t.repo_id AND m.digest = t.manifest_digest
              WHERE t.repo_id = $1 AND ($2 = '' OR t.name = $2) AND ($3 = '' OR t.name LIKE $3)
                AND ($4 = 0 OR (t.end_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $5)))
@@ -69,6 +71,7 @@ impl Db {
                 expires_at: r.get(4),
                 media_type: r.get(5),
                 size: r.get(6),
+                immutable: r.get::<i64, _>(7) != 0,
             })
             .collect())
     }
@@ -197,5 +200,174 @@ impl Db {
         }
         w.commit().await?;
         Ok(out)
+    }
+}
+
+/// An immutability policy: tags whose name matches (or, with `matches == false`, does not match)
+/// `pattern` cannot be moved, deleted or expired.
+#[derive(Debug, Clone)]
+pub struct ImmutabilityPolicy {
+    pub uuid: String,
+    pub namespace: String,
+    pub repository: Option<String>,
+    pub pattern: String,
+    pub matches: bool,
+}
+
+impl Db {
+    /// Whether the live row of `tag` carries the immutable flag.
+    pub async fn tag_flagged_immutable(&self, repo_id: i64, tag: &str) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT immutable FROM tags WHERE repo_id = $1 AND name = $2 AND end_at IS NULL",
+        )
+        .bind(repo_id)
+        .bind(tag)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some_and(|r| r.get::<i64, _>(0) != 0))
+    }
+
+    /// Sets the immutable flag of a live tag; `false` if there is no live tag.
+    pub async fn set_tag_immutable(
+        &self,
+        repo_id: i64,
+        tag: &str,
+        immutable: bool,
+    ) -> Result<bool> {
+        let mut w = self.write().await?;
+        self.lock_repo(&mut w, repo_id).await?;
+        let r = sqlx::query(
+            "UPDATE tags SET immutable = $1 WHERE repo_id = $2 AND name = $3 AND end_at IS NULL",
+        )
+        .bind(i64::from(immutable))
+        .bind(repo_id)
+        .bind(tag)
+        .execute(&mut *w.tx)
+        .await?;
+        w.commit().await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Live tags of a repository pointing at `digest`.
+    pub async fn live_tags_on(&self, repo_id: i64, digest: &str) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT name FROM tags WHERE repo_id = $1 AND manifest_digest = $2 AND end_at IS NULL",
+        )
+        .bind(repo_id)
+        .bind(digest)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Policies applying to a repository: those of its namespace and its own.
+    pub async fn immutability_policies_for(
+        &self,
+        namespace: &str,
+        repo: &str,
+    ) -> Result<Vec<ImmutabilityPolicy>> {
+        self.policies(
+            "WHERE namespace = $1 AND (repository IS NULL OR repository = $2)",
+            namespace,
+            repo,
+        )
+        .await
+    }
+
+    /// Policies defined at one level: a namespace's (`repo` None) or a repository's.
+    pub async fn immutability_policies_at(
+        &self,
+        namespace: &str,
+        repo: Option<&str>,
+    ) -> Result<Vec<ImmutabilityPolicy>> {
+        match repo {
+            None => {
+                self.policies(
+                    "WHERE namespace = $1 AND repository IS NULL AND $2 = ''",
+                    namespace,
+                    "",
+                )
+                .await
+            }
+            Some(r) => {
+                self.policies("WHERE namespace = $1 AND repository = $2", namespace, r)
+                    .await
+            }
+        }
+    }
+
+    async fn policies(&self, cond: &str, a: &str, b: &str) -> Result<Vec<ImmutabilityPolicy>> {
+        let sql = format!(
+            "SELECT uuid, namespace, repository, pattern, pattern_matches FROM immutability_policies {cond} ORDER BY created_at, uuid"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(a)
+            .bind(b)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| ImmutabilityPolicy {
+                uuid: r.get(0),
+                namespace: r.get(1),
+                repository: r.get(2),
+                pattern: r.get(3),
+                matches: r.get::<i64, _>(4) != 0,
+            })
+            .collect())
+    }
+
+    pub async fn insert_immutability_policy(&self, p: &ImmutabilityPolicy) -> Result<()> {
+        let mut w = self.write().await?;
+        sqlx::query(
+            "INSERT INTO immutability_policies (uuid, namespace, repository, pattern, pattern_matches, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&p.uuid)
+        .bind(&p.namespace)
+        .bind(&p.repository)
+        .bind(&p.pattern)
+        .bind(i64::from(p.matches))
+        .bind(now_ms())
+        .execute(&mut *w.tx)
+        .await?;
+        w.commit().await
+    }
+
+    pub async fn update_immutability_policy(&self, p: &ImmutabilityPolicy) -> Result<bool> {
+        let mut w = self.write().await?;
+        let r = sqlx::query(
+            "UPDATE immutability_policies SET pattern = $1, pattern_matches = $2
+             WHERE uuid = $3 AND namespace = $4 AND repository IS NOT DISTINCT FROM $5",
+        )
+        .bind(&p.pattern)
+        .bind(i64::from(p.matches))
+        .bind(&p.uuid)
+        .bind(&p.namespace)
+        .bind(&p.repository)
+        .execute(&mut *w.tx)
+        .await?;
+        w.commit().await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    pub async fn delete_immutability_policy(
+        &self,
+        namespace: &str,
+        repo: Option<&str>,
+        uuid: &str,
+    ) -> Result<bool> {
+        let mut w = self.write().await?;
+        let r = sqlx::query(
+            "DELETE FROM immutability_policies WHERE uuid = $1 AND namespace = $2
+               AND repository IS NOT DISTINCT FROM $3",
+        )
+        .bind(uuid)
+        .bind(namespace)
+        .bind(repo)
+        .execute(&mut *w.tx)
+        .await?;
+        w.commit().await?;
+        Ok(r.rows_affected() > 0)
     }
 }

@@ -54,6 +54,13 @@ impl C {
 
     /// Pushes an image whose config says `label`; returns the manifest digest.
     fn image(&self, repo: &str, tag: &str, label: &str) -> String {
+        let (status, digest, body) = self.try_image(repo, tag, label);
+        assert_eq!(status, 201, "{body}");
+        digest
+    }
+
+    /// Like `image`, returning (status, digest, body) instead of asserting.
+    fn try_image(&self, repo: &str, tag: &str, label: &str) -> (u16, String, String) {
         let config = serde_json::to_vec(&json!({
             "architecture": "amd64", "os": "linux", "config": {"Labels": {"name": label}},
             "rootfs": {"type": "layers", "diff_ids": []},
@@ -72,8 +79,8 @@ impl C {
             .body(manifest.clone())
             .send()
             .expect("manifest");
-        assert_eq!(r.status().as_u16(), 201);
-        sha(&manifest)
+        let status = r.status().as_u16();
+        (status, sha(&manifest), r.text().unwrap_or_default())
     }
 
     /// The digest `/v2` serves for a tag, or the status.
@@ -297,4 +304,142 @@ fn tags_move_delete_restore_and_expire_through_the_time_machine() {
     }
     seen.sort();
     assert_eq!(seen, vec!["p0", "p1", "p2", "p3", "p4"]);
+}
+
+#[test]
+fn immutable_tags_refuse_moves_deletes_and_expiry() {
+    let c = C {
+        http: reqwest::blocking::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client"),
+        b: Berth::start(),
+    };
+    let repo = "admin/imm";
+    let a = c.image(repo, "v1", "a");
+    let b = c.image(repo, "v2", "b");
+    let (s, v) = c.api(
+        "PUT",
+        &format!("/api/v1/repository/{repo}/tag/v1"),
+        Some(json!({"immutable": true})),
+    );
+    assert_eq!(s, 201, "{v}");
+
+    // Neither a push, nor a delete by tag or by digest, nor the tag API may change it.
+    let (s, _, body) = c.try_image(repo, "v1", "b");
+    assert_eq!(s, 403, "{body}");
+    assert!(
+        body.contains("DENIED") && body.contains("immutable"),
+        "{body}"
+    );
+    let del = |path: &str| {
+        c.req("DELETE", path)
+            .send()
+            .expect("delete")
+            .status()
+            .as_u16()
+    };
+    assert_eq!(del(&format!("/v2/{repo}/manifests/v1")), 403);
+    assert_eq!(del(&format!("/v2/{repo}/manifests/{a}")), 403);
+    for body in [
+        json!({"manifest_digest": b}),
+        json!({"expiration": 4_000_000_000i64}),
+    ] {
+        let (s, v) = c.api(
+            "PUT",
+            &format!("/api/v1/repository/{repo}/tag/v1"),
+            Some(body),
+        );
+        assert_eq!(s, 403, "{v}");
+    }
+    assert_eq!(
+        c.api("DELETE", &format!("/api/v1/repository/{repo}/tag/v1"), None)
+            .0,
+        403
+    );
+    let (s, _) = c.api(
+        "POST",
+        &format!("/api/v1/repository/{repo}/tag/v1/restore"),
+        Some(json!({"manifest_digest": b})),
+    );
+    assert!(s == 403 || s == 404, "restore may not move it: {s}");
+    assert_eq!(c.resolve(repo, "v1"), Ok(a.clone()));
+
+    // A namespace policy: release-* tags are created freely, then never move.
+    let (s, v) = c.api(
+        "POST",
+        "/api/v1/user/immutabilitypolicy/",
+        Some(json!({"tagPattern": "^release-"})),
+    );
+    assert_eq!(s, 201, "{v}");
+    let policy = v["uuid"].as_str().expect("uuid").to_string();
+    c.image(repo, "release-1", "a");
+    assert_eq!(c.try_image(repo, "release-1", "b").0, 403);
+    c.image(repo, "dev-1", "a");
+    c.image(repo, "dev-1", "b");
+    let h = c.history(repo, "?onlyActiveTags=true");
+    let flag = |name: &str| {
+        h["tags"]
+            .as_array()
+            .and_then(|t| t.iter().find(|x| x["name"] == name))
+            .map(|x| x["immutable"].clone())
+    };
+    assert_eq!(flag("v1"), Some(json!(true)), "{h}");
+    assert_eq!(flag("release-1"), Some(json!(true)), "{h}");
+    assert_eq!(flag("dev-1"), Some(json!(false)), "{h}");
+    let (s, _) = c.api(
+        "POST",
+        "/api/v1/user/immutabilitypolicy/",
+        Some(json!({"tagPattern": "(unclosed"})),
+    );
+    assert_eq!(s, 400, "a pattern must be a regular expression");
+
+    // Lifting: the flag by a repository administrator, the policy by deleting it.
+    let (s, _) = c.api(
+        "PUT",
+        &format!("/api/v1/repository/{repo}/tag/v1"),
+        Some(json!({"immutable": false})),
+    );
+    assert_eq!(s, 201);
+    assert_eq!(del(&format!("/v2/{repo}/manifests/v1")), 202);
+    assert_eq!(
+        c.api(
+            "DELETE",
+            &format!("/api/v1/user/immutabilitypolicy/{policy}"),
+            None
+        )
+        .0,
+        200
+    );
+    c.image(repo, "release-1", "b");
+
+    // A repository policy that protects every tag except latest.
+    let other = "admin/imm2";
+    c.image(other, "latest", "a");
+    let (s, v) = c.api(
+        "POST",
+        &format!("/api/v1/repository/{other}/immutabilitypolicy/"),
+        Some(json!({"tagPattern": "^latest$", "tagPatternMatches": false})),
+    );
+    assert_eq!(s, 201, "{v}");
+    c.image(other, "latest", "b");
+    c.image(other, "1.0", "a");
+    assert_eq!(c.try_image(other, "1.0", "b").0, 403);
+    // ...and does not reach other repositories.
+    c.image(repo, "1.0", "a");
+    c.image(repo, "1.0", "b");
+
+    let (_, logs) = c.api("GET", "/api/v1/user/logs?limit=1000", None);
+    for kind in [
+        "change_tag_immutability",
+        "create_immutability_policy",
+        "delete_immutability_policy",
+    ] {
+        assert!(
+            logs["logs"]
+                .as_array()
+                .is_some_and(|l| l.iter().any(|e| e["kind"] == kind)),
+            "{kind} missing"
+        );
+    }
 }

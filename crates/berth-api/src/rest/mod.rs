@@ -9,6 +9,7 @@
 
 mod apps;
 mod entities;
+mod immutability;
 mod logs;
 mod openapi;
 mod orgs;
@@ -231,6 +232,7 @@ pub fn routes() -> Vec<Route> {
     v.extend(entities::routes());
     v.extend(logs::routes());
     v.extend(tags::routes());
+    v.extend(immutability::routes());
     v.extend(superuser::routes());
     v.extend(placements::routes());
     v.extend(session::routes());

@@ -12,8 +12,8 @@ pub fn routes() -> Vec<Route> {
     vec![
         route!(GET "/api/v1/repository/{repository}/tag/", "Tag history: live and past positions, newest first", "repo:read",
             query &["specificTag", "filter_tag_name", "onlyActiveTags", "page", "limit"], list),
-        route!(PUT "/api/v1/repository/{repository}/tag/{tag}", "Create or move a tag (manifest_digest) and/or set its expiration (Unix seconds, or null)", "repo:write",
-            body &["manifest_digest", "expiration:integer"], put),
+        route!(PUT "/api/v1/repository/{repository}/tag/{tag}", "Create or move a tag (manifest_digest), set its expiration (Unix seconds, or null), and/or make it immutable (lifting needs admin)", "repo:write",
+            body &["manifest_digest", "expiration:integer", "immutable:boolean"], put),
         route!(DELETE "/api/v1/repository/{repository}/tag/{tag}", "Delete a tag (it stays in the time machine)", "repo:write", delete),
         route!(POST "/api/v1/repository/{repository}/tag/{tag}/restore", "Point a tag back at a manifest it pointed at within the time machine's window", "repo:write",
             body &["*manifest_digest"], restore),
@@ -64,6 +64,16 @@ async fn list(st: Arc<AppState>, ctx: Ctx) -> R {
         .registry
         .tag_history(&repo, &filter, (page - 1).saturating_mul(limit), limit + 1)
         .await?;
+    let policies = st
+        .auth
+        .db
+        .immutability_policies_for(repo.namespace(), repo.as_str())
+        .await?;
+    let by_policy = |name: &str| {
+        policies
+            .iter()
+            .any(|p| regex::Regex::new(&p.pattern).is_ok_and(|re| re.is_match(name) == p.matches))
+    };
     let more = rows.len() as i64 > limit;
     let tags: Vec<serde_json::Value> = rows
         .iter()
@@ -78,8 +88,9 @@ async fn list(st: Arc<AppState>, ctx: Ctx) -> R {
                 "size": t.size,
                 "last_modified": date(t.start_at),
             });
-            if let Some(end) = t.end_at {
-                v["end_ts"] = (end / 1000).into();
+            match t.end_at {
+                Some(end) => v["end_ts"] = (end / 1000).into(),
+                None => v["immutable"] = (t.immutable || by_policy(&t.name)).into(),
             }
             if let Some(exp) = t.expires_at {
                 v["expiration"] = date(exp);
@@ -116,7 +127,9 @@ async fn put(st: Arc<AppState>, ctx: Ctx) -> R {
             "changing tag expiration is disabled (FEATURE_CHANGE_TAG_EXPIRATION)",
         ));
     }
+    let immutable = ctx.body.get("immutable").and_then(|v| v.as_bool());
     match ctx.field("manifest_digest") {
+        None if immutable.is_some() && expiration.is_none() => {}
         Some(digest) => {
             let before = st.registry.tag_current(&repo, tag).await?;
             st.registry
@@ -136,7 +149,9 @@ async fn put(st: Arc<AppState>, ctx: Ctx) -> R {
         }
         None => {
             let Some(exp) = expiration else {
-                return Err(RestError::bad("give manifest_digest, expiration, or both"));
+                return Err(RestError::bad(
+                    "give manifest_digest, expiration or immutable",
+                ));
             };
             st.registry.tag_set_expiry(&repo, tag, exp).await?;
             st.auth
@@ -150,6 +165,25 @@ async fn put(st: Arc<AppState>, ctx: Ctx) -> R {
                 )
                 .await;
         }
+    }
+    if let Some(flag) = immutable {
+        if !flag {
+            // Lifting immutability is for repository administrators.
+            st.auth
+                .repo_with_role(Some(a), repo.as_str(), Role::Admin)
+                .await?;
+        }
+        st.registry.tag_set_immutable(&repo, tag, flag).await?;
+        st.auth
+            .audit
+            .record(
+                AuditEntry::new("change_tag_immutability")
+                    .by(Some(a))
+                    .repo(repo.as_str())
+                    .ip(ctx.ip.as_deref())
+                    .meta(serde_json::json!({"tag": tag, "immutable": flag})),
+            )
+            .await;
     }
     Ok((
         axum::http::StatusCode::CREATED,
@@ -172,9 +206,10 @@ async fn delete(st: Arc<AppState>, ctx: Ctx) -> R {
         .manifest_delete(&repo, &reference)
         .await
         .map_err(|e| match e {
-            berth_core::Error::Registry { .. } => {
-                RestError::new(404, format!("{repo} has no tag {tag}"))
-            }
+            berth_core::Error::Registry {
+                code: berth_oci::ErrorCode::ManifestUnknown,
+                ..
+            } => RestError::new(404, format!("{repo} has no tag {tag}")),
             other => other.into(),
         })?;
     st.auth
