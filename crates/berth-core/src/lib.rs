@@ -11,6 +11,7 @@ mod locations;
 mod manifests;
 mod pulls;
 mod tags;
+pub use tags::policy_protects;
 mod uploads;
 
 pub use berth_db::{

@@ -20,6 +20,13 @@ fn immutable_error(repo: &RepoName, tag: &str, what: &str) -> Error {
     )
 }
 
+/// Whether any of `policies` makes tag `name` immutable.
+pub fn policy_protects(policies: &[berth_db::ImmutabilityPolicy], name: &str) -> bool {
+    policies
+        .iter()
+        .any(|p| regex::Regex::new(&p.pattern).is_ok_and(|re| re.is_match(name) == p.matches))
+}
+
 impl Registry {
     /// Whether a tag is immutable: flagged so, or matched by a policy of its namespace or
     /// repository.
@@ -31,9 +38,7 @@ impl Registry {
             .db
             .immutability_policies_for(repo.namespace(), repo.as_str())
             .await?;
-        Ok(policies
-            .iter()
-            .any(|p| regex::Regex::new(&p.pattern).is_ok_and(|re| re.is_match(tag) == p.matches)))
+        Ok(policy_protects(&policies, tag))
     }
 
     /// Refuses to move (to `new_digest`) or delete (`None`) an immutable live tag.

@@ -502,6 +502,20 @@ pub fn avatar(name: &str, kind: &str) -> serde_json::Value {
     serde_json::json!({"name": name, "hash": h, "color": COLORS[idx], "kind": kind})
 }
 
+/// Quay's `{"permissions": [{"repository": {...}, "role"}]}` for one grantee's permissions.
+pub fn permissions_view(perms: &[berth_core::PermRow]) -> serde_json::Value {
+    serde_json::json!({
+        "permissions": perms.iter().map(|p| serde_json::json!({
+            "repository": {
+                "name": p.repo.split_once('/').map(|x| x.1).unwrap_or(&p.repo),
+                "full_name": p.repo,
+                "is_public": p.repo_visibility == "public",
+            },
+            "role": p.role,
+        })).collect::<Vec<_>>(),
+    })
+}
+
 /// Milliseconds → seconds, or null.
 pub fn secs(ms: Option<i64>) -> serde_json::Value {
     ms.map(|m| serde_json::Value::from(m / 1000))

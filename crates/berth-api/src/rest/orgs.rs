@@ -243,12 +243,7 @@ async fn team_perms(st: Arc<AppState>, ctx: Ctx) -> R {
         .db
         .list_perms(None, Some(berth_core::Grantee::Team(t.id)))
         .await?;
-    json(serde_json::json!({
-        "permissions": perms.iter().map(|p| serde_json::json!({
-            "repository": {"name": p.repo.split_once('/').map(|x| x.1).unwrap_or(&p.repo), "full_name": p.repo, "is_public": p.repo_visibility == "public"},
-            "role": p.role,
-        })).collect::<Vec<_>>(),
-    }))
+    json(super::permissions_view(&perms))
 }
 
 async fn prototype_view(

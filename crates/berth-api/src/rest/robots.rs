@@ -145,12 +145,7 @@ async fn perms(st: Arc<AppState>, ctx: Ctx, user: bool) -> R {
         .db
         .list_perms(None, Some(berth_core::Grantee::Account(r.id)))
         .await?;
-    json(serde_json::json!({
-        "permissions": perms.iter().map(|p| serde_json::json!({
-            "repository": {"name": p.repo.split_once('/').map(|x| x.1).unwrap_or(&p.repo), "full_name": p.repo, "is_public": p.repo_visibility == "public"},
-            "role": p.role,
-        })).collect::<Vec<_>>(),
-    }))
+    json(super::permissions_view(&perms))
 }
 
 async fn user_list(st: Arc<AppState>, ctx: Ctx) -> R {

@@ -69,11 +69,7 @@ async fn list(st: Arc<AppState>, ctx: Ctx) -> R {
         .db
         .immutability_policies_for(repo.namespace(), repo.as_str())
         .await?;
-    let by_policy = |name: &str| {
-        policies
-            .iter()
-            .any(|p| regex::Regex::new(&p.pattern).is_ok_and(|re| re.is_match(name) == p.matches))
-    };
+    let by_policy = |name: &str| berth_core::policy_protects(&policies, name);
     let more = rows.len() as i64 > limit;
     let tags: Vec<serde_json::Value> = rows
         .iter()
