@@ -4,6 +4,13 @@ use crate::{Error, Registry, Result};
 use berth_oci::{Digest, ErrorCode, RepoName};
 use berth_storage::{ByteStream, StorageError};
 
+fn unknown(repo: &RepoName, digest: &Digest) -> Error {
+    Error::new(
+        ErrorCode::BlobUnknown,
+        format!("blob {digest} is not in repository {repo}"),
+    )
+}
+
 impl Registry {
     /// The size of a blob readable through `repo`.
     pub async fn blob_size(&self, repo: &RepoName, digest: &Digest) -> Result<u64> {
@@ -12,14 +19,21 @@ impl Registry {
             .blob_in_repo(repo.as_str(), &digest.to_string())
             .await?
         {
-            Some((size, repo_id)) => {
-                self.pulls.record(repo_id, berth_db::now_ms());
+            Some((size, repo_id, linked_at)) => {
+                let now = berth_db::now_ms();
+                // A client that sees the blob may reference it without uploading it: restart
+                // the link's grace period if half of it has passed, so the sweep keeps it.
+                let half_grace = self.config.gc.grace_s.saturating_mul(500);
+                if half_grace > 0
+                    && linked_at < now.saturating_sub(half_grace)
+                    && !self.db.refresh_link(repo_id, &digest.to_string()).await?
+                {
+                    return Err(unknown(repo, digest));
+                }
+                self.pulls.record(repo_id, now);
                 Ok(u64::try_from(size).unwrap_or(0))
             }
-            None => Err(Error::new(
-                ErrorCode::BlobUnknown,
-                format!("blob {digest} is not in repository {repo}"),
-            )),
+            None => Err(unknown(repo, digest)),
         }
     }
 

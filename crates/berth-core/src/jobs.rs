@@ -26,6 +26,19 @@ impl Job for ReplicateBlob {
     }
 }
 
+/// Remove a deleted repository's contents.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DeleteRepo {
+    pub repo_id: i64,
+}
+
+impl Job for DeleteRepo {
+    const KIND: &'static str = "delete_repository";
+    fn dedup_key(&self) -> String {
+        self.repo_id.to_string()
+    }
+}
+
 impl Registry {
     /// Enqueues `job` in the caller's transaction.
     pub async fn enqueue<J: Job>(&self, w: &mut WriteTx, job: &J) -> Result<bool> {

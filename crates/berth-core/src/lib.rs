@@ -6,6 +6,8 @@
 pub mod auth;
 mod blobs;
 mod error;
+mod gc;
+pub use gc::{GcConfig, GcReport};
 pub mod jobs;
 mod locations;
 mod manifests;
@@ -31,12 +33,14 @@ use std::sync::Arc;
 pub struct CoreConfig {
     /// Largest manifest accepted on PUT.
     pub max_manifest_bytes: usize,
+    pub gc: GcConfig,
 }
 
 impl Default for CoreConfig {
     fn default() -> Self {
         CoreConfig {
             max_manifest_bytes: berth_oci::manifest::MAX_MANIFEST_BYTES,
+            gc: GcConfig::default(),
         }
     }
 }

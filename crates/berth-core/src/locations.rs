@@ -66,6 +66,10 @@ impl Locations {
     pub fn names(&self) -> &[String] {
         &self.order
     }
+    /// Every configured store, each once.
+    pub fn stores(&self) -> impl Iterator<Item = (&String, &Arc<dyn BlobStore>)> {
+        self.stores.iter()
+    }
 }
 
 impl Registry {
@@ -133,6 +137,10 @@ impl Registry {
         if placed.iter().any(|(l, _)| *l == job.location) {
             return Ok(());
         }
+        if placed.is_empty() && self.db.blob_totals_of(&job.digest).await?.is_none() {
+            // Collected before it was copied: nothing left to replicate.
+            return Ok(());
+        }
         let source_name = self
             .locations
             .order
@@ -180,8 +188,16 @@ impl Registry {
                 ),
             ));
         }
-        target.upload_commit(&id, size, &digest).await?;
+        // Publish under the blob row's lock: the blob sweep cannot delete this digest meanwhile,
+        // and if it already did, the copy is dropped instead of recorded.
         let mut w = self.db.write().await?;
+        if !self.db.blob_row_locked(&mut w, &job.digest).await? {
+            drop(w);
+            let _ = target.upload_abort(&id).await;
+            tracing::info!(%digest, to = %job.location, "blob was collected before its copy finished; copy dropped");
+            return Ok(());
+        }
+        target.upload_commit(&id, size, &digest).await?;
         self.db
             .add_placement(&mut w, &job.digest, &job.location)
             .await?;

@@ -232,6 +232,12 @@ impl Registry {
                 ),
             ));
         }
+        // The blob row's lock is held from before the bytes are published until the rows are
+        // committed, so the blob sweep never deletes this digest's bytes in between.
+        let mut w = self.db.write().await?;
+        self.db
+            .lock_blob(&mut w, &digest.to_string(), to_i64(state.size))
+            .await?;
         if let Err(e) = self.store.upload_commit(id, state.size, digest).await {
             // A crash between publishing the bytes and recording the rows leaves the session row
             // with its bytes already published (and its parts partly cleaned up). The saved hash
@@ -243,7 +249,6 @@ impl Registry {
             tracing::info!(upload = id, %digest, "completing an upload whose blob was already published");
             let _ = self.store.upload_abort(id).await;
         }
-        let mut w = self.db.write().await?;
         self.record_blob(&mut w, row.repo_id, digest, state.size)
             .await?;
         self.db.delete_upload(&mut w, id).await?;
@@ -307,8 +312,11 @@ impl Registry {
                 format!("uploaded content has digest {actual}, not {digest}"),
             ));
         }
-        self.store.upload_commit(id, size, digest).await?;
         let mut w = self.db.write().await?;
+        self.db
+            .lock_blob(&mut w, &digest.to_string(), to_i64(size))
+            .await?;
+        self.store.upload_commit(id, size, digest).await?;
         let repo_id = self
             .db
             .ensure_repo(&mut w, repo.as_str(), repo.namespace())
@@ -347,4 +355,8 @@ impl Registry {
         self.store.upload_abort(id).await?;
         Ok(())
     }
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }

@@ -229,7 +229,7 @@ impl Db {
         if kind != "robot" {
             let repos = sqlx::query(
                 "SELECT COUNT(*) FROM repositories r JOIN namespaces n ON n.id = r.namespace_id
-                 WHERE n.name = $1",
+                 WHERE n.name = $1 AND r.deleted_at IS NULL",
             )
             .bind(&name)
             .fetch_one(&mut *w.tx)

@@ -4,10 +4,10 @@ use crate::{Db, Result, WriteTx, now_ms};
 use sqlx::Row;
 
 impl Db {
-    /// The size of `digest` if it is linked to repository `repo` (by name).
-    pub async fn blob_in_repo(&self, repo: &str, digest: &str) -> Result<Option<(i64, i64)>> {
+    /// (size, repository id, linked at) of `digest` if it is linked to repository `repo`.
+    pub async fn blob_in_repo(&self, repo: &str, digest: &str) -> Result<Option<(i64, i64, i64)>> {
         let row = sqlx::query(
-            "SELECT b.size, r.id FROM repositories r
+            "SELECT b.size, r.id, rb.linked_at FROM repositories r
              JOIN repo_blobs rb ON rb.repo_id = r.id
              JOIN blobs b ON b.digest = rb.digest
              WHERE r.name = $1 AND rb.digest = $2",
@@ -16,7 +16,22 @@ impl Db {
         .bind(digest)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|r| (r.get::<i64, _>(0), r.get::<i64, _>(1))))
+        Ok(row.map(|r| (r.get(0), r.get(1), r.get(2))))
+    }
+
+    /// Restarts an existing link's grace period (a client that saw the blob may reference it
+    /// soon). False if the link is gone.
+    pub async fn refresh_link(&self, repo_id: i64, digest: &str) -> Result<bool> {
+        let mut w = self.write().await?;
+        let res =
+            sqlx::query("UPDATE repo_blobs SET linked_at = $3 WHERE repo_id = $1 AND digest = $2")
+                .bind(repo_id)
+                .bind(digest)
+                .bind(now_ms())
+                .execute(&mut *w.tx)
+                .await?;
+        w.commit().await?;
+        Ok(res.rows_affected() > 0)
     }
 
     /// Records a verified, committed blob and links it to a repository. Idempotent.
@@ -55,14 +70,24 @@ impl Db {
         from_repo: &str,
         digest: &str,
     ) -> Result<bool> {
-        let found = sqlx::query(
-            "SELECT b.size FROM repositories r JOIN repo_blobs rb ON rb.repo_id = r.id
-             JOIN blobs b ON b.digest = rb.digest WHERE r.name = $1 AND rb.digest = $2",
-        )
-        .bind(from_repo)
-        .bind(digest)
-        .fetch_optional(&mut *w.tx)
-        .await?;
+        // FOR SHARE holds the source link until this transaction ends, so the sweep cannot
+        // remove it (and then the blob) between this read and the new link.
+        let sql = match self.backend {
+            crate::Backend::Postgres => {
+                "SELECT b.size FROM repositories r JOIN repo_blobs rb ON rb.repo_id = r.id
+                 JOIN blobs b ON b.digest = rb.digest WHERE r.name = $1 AND rb.digest = $2
+                 FOR SHARE OF rb"
+            }
+            crate::Backend::Sqlite => {
+                "SELECT b.size FROM repositories r JOIN repo_blobs rb ON rb.repo_id = r.id
+                 JOIN blobs b ON b.digest = rb.digest WHERE r.name = $1 AND rb.digest = $2"
+            }
+        };
+        let found = sqlx::query(sql)
+            .bind(from_repo)
+            .bind(digest)
+            .fetch_optional(&mut *w.tx)
+            .await?;
         let Some(row) = found else {
             return Ok(false);
         };
@@ -78,6 +103,9 @@ impl Db {
             .bind(digest)
             .execute(&mut *w.tx)
             .await?;
+        if res.rows_affected() > 0 {
+            self.queue_blob_gc(w, digest, now_ms()).await?;
+        }
         Ok(res.rows_affected() > 0)
     }
 
@@ -100,6 +128,15 @@ impl Db {
             }
         }
         Ok(missing)
+    }
+
+    /// The recorded size of a blob, if it is recorded.
+    pub async fn blob_totals_of(&self, digest: &str) -> Result<Option<i64>> {
+        let r = sqlx::query("SELECT size FROM blobs WHERE digest = $1")
+            .bind(digest)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(r.map(|r| r.get(0)))
     }
 
     /// (number of blobs, total bytes) recorded.

@@ -5,6 +5,7 @@
 mod accounts;
 mod audit;
 mod blobs;
+mod gc;
 mod jobs;
 mod manifests;
 mod repos;
@@ -15,6 +16,7 @@ mod uploads;
 
 pub use accounts::{AccountRow, AccountUpdate, NewAccount};
 pub use audit::{AuditQuery, AuditRow};
+pub use gc::{GcManifest, GcTotals, RepoGcFacts};
 pub use jobs::JobRow;
 pub use manifests::{ManifestRow, NewManifest, PutManifestError, RefRow, ReferrerRow};
 pub use repos::{NewRepo, RepoRow, Viewer};

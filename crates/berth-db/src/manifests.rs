@@ -150,6 +150,10 @@ impl Db {
         }
         if let Some(tag) = tag {
             self.set_tag(w, repo_id, tag, &m.digest, now).await?;
+        } else {
+            // An untagged manifest is garbage once its grace period ends, unless something
+            // comes to reference it.
+            self.mark_gc_due(w, repo_id).await?;
         }
         self.touch_push(w, repo_id).await?;
         Ok(())
@@ -187,6 +191,7 @@ impl Db {
             .bind(tag)
             .execute(&mut *w.tx)
             .await?;
+            self.mark_gc_due(w, repo_id).await?;
         }
         sqlx::query(
             "INSERT INTO tags (repo_id, name, manifest_digest, start_at) VALUES ($1, $2, $3, $4)",
@@ -250,6 +255,7 @@ impl Db {
             .bind(digest)
             .execute(&mut *w.tx)
             .await?;
+        self.mark_gc_due(w, repo_id).await?;
         Ok(res.rows_affected() > 0)
     }
 
@@ -264,6 +270,7 @@ impl Db {
         .bind(tag)
         .execute(&mut *w.tx)
         .await?;
+        self.mark_gc_due(w, repo_id).await?;
         Ok(res.rows_affected() > 0)
     }
 

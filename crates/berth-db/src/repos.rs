@@ -121,7 +121,7 @@ impl Db {
     ) -> Result<Vec<RepoRow>> {
         let sql = format!(
             "SELECT {REPO_COLS} FROM repositories r JOIN namespaces n ON n.id = r.namespace_id
-             WHERE r.name > $1 AND ($6 = '' OR n.name = $6) AND (
+             WHERE r.name > $1 AND r.deleted_at IS NULL AND ($6 = '' OR n.name = $6) AND (
                (r.visibility = 'public' AND $2 = 1)
                OR $3 = 1
                OR n.name = $4

@@ -180,7 +180,7 @@ impl Db {
         let now = now_ms();
         let mut w = self.write().await?;
         let rows = sqlx::query(
-            "SELECT t.id, r.name, t.name, t.manifest_digest, t.expires_at FROM tags t
+            "SELECT t.id, r.name, t.name, t.manifest_digest, t.expires_at, t.repo_id FROM tags t
              JOIN repositories r ON r.id = t.repo_id
              WHERE t.end_at IS NULL AND t.expires_at <= $1 ORDER BY t.expires_at LIMIT $2",
         )
@@ -196,6 +196,7 @@ impl Db {
                 .bind(id)
                 .execute(&mut *w.tx)
                 .await?;
+            self.mark_gc_due(&mut w, r.get(5)).await?;
             out.push((r.get(1), r.get(2), r.get(3), at));
         }
         w.commit().await?;

@@ -4,7 +4,7 @@
 //! and claimed again if its worker dies. Depends on `berth-core` only.
 
 use berth_core::Registry;
-use berth_core::jobs::{Job, ReplicateBlob};
+use berth_core::jobs::{DeleteRepo, Job, ReplicateBlob};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -34,6 +34,14 @@ async fn run_job(reg: &Registry, kind: &str, payload: &str) -> Result<(), (Strin
                 .await
                 .map_err(|e| (e.to_string(), true))
         }
+        DeleteRepo::KIND => {
+            let job: DeleteRepo =
+                serde_json::from_str(payload).map_err(|e| (format!("bad payload: {e}"), false))?;
+            reg.purge_repository(&job)
+                .await
+                .map(|_| ())
+                .map_err(|e| (e.to_string(), true))
+        }
         other => Err((format!("no worker knows job kind {other:?}"), false)),
     }
 }
@@ -50,6 +58,10 @@ pub async fn run(reg: Registry, lease: Duration, mut shutdown: watch::Receiver<b
     let mut last_prune = std::time::Instant::now();
     let mut last_expiry = std::time::Instant::now() - EXPIRY_EVERY;
     let mut idle_wait = IDLE_MIN;
+    let gc_every = Duration::from_secs(reg.config.gc.interval_s.max(1));
+    let full_every = Duration::from_secs(reg.config.gc.full_sweep_s.max(1));
+    let mut last_gc = std::time::Instant::now();
+    let mut last_full = std::time::Instant::now();
     while !*shutdown.borrow() {
         let jobs = match reg.db.claim_jobs(&me, BATCH, lease_ms).await {
             Ok(j) => j,
@@ -105,6 +117,26 @@ pub async fn run(reg: Registry, lease: Duration, mut shutdown: watch::Receiver<b
                     Ok(0) => {}
                     Ok(n) => tracing::info!(tags = n, "expired tags moved into history"),
                     Err(e) => tracing::warn!(error = %e, "cannot expire tags; will retry"),
+                }
+            }
+        }
+        if reg.config.gc.enabled && last_gc.elapsed() >= gc_every {
+            last_gc = std::time::Instant::now();
+            // Singleton chore across instances; the sweeps are safe to run concurrently with
+            // pushes (and with each other), the lease only avoids duplicated work.
+            let lease = i64::try_from(gc_every.as_millis()).unwrap_or(30_000);
+            if reg
+                .db
+                .acquire_lease("garbage_collection", &me, lease)
+                .await
+                .unwrap_or(false)
+            {
+                let full = last_full.elapsed() >= full_every;
+                if full {
+                    last_full = std::time::Instant::now();
+                }
+                if let Err(e) = reg.gc_pass(full).await {
+                    tracing::warn!(error = %e, "garbage collection pass failed; will retry");
                 }
             }
         }

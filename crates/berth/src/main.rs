@@ -117,7 +117,7 @@ fn load(common: &Common, listen: Option<String>) -> Result<Config, ExitCode> {
     match Config::load(common.config.as_deref(), std::env::vars()) {
         Ok(mut c) => {
             if let Some(d) = &common.data_dir {
-                c.data_dir = d.clone();
+                c.set_data_dir(d.clone());
             }
             if let Some(l) = listen {
                 c.listen = l;

@@ -61,7 +61,10 @@ async fn registry(cfg: &Config, migrate: bool) -> anyhow::Result<Registry> {
     Ok(Registry::new(
         db,
         open_locations(cfg)?,
-        CoreConfig::default(),
+        CoreConfig {
+            gc: cfg.gc.clone(),
+            ..CoreConfig::default()
+        },
     ))
 }
 

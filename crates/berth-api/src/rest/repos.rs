@@ -17,6 +17,7 @@ pub fn routes() -> Vec<Route> {
         route!(GET "/api/v1/repository/{repository}", "One repository", "repo:read", get_repo),
         route!(PUT "/api/v1/repository/{repository}", "Change a repository's description", "repo:write",
             body &["*description"], update_repo),
+        route!(DELETE "/api/v1/repository/{repository}", "Delete a repository: its name is free at once, its contents are collected in the background", "repo:admin", delete_repo),
         route!(POST "/api/v1/repository/{repository}/changevisibility", "Make a repository public or private", "repo:admin",
             body &["*visibility"], change_visibility),
         route!(GET "/api/v1/repository/{repository}/permissions/user/", "User and robot permissions on a repository", "repo:admin", user_perms),
@@ -130,6 +131,26 @@ async fn get_repo(st: Arc<AppState>, ctx: Ctx) -> R {
         "last_pushed": secs(r.last_push_at),
         "last_pulled": secs(r.last_pull_at),
     }))
+}
+
+async fn delete_repo(st: Arc<AppState>, ctx: Ctx) -> R {
+    let a = ctx.actor()?;
+    let name = ctx.p("repository");
+    st.auth.repo_with_role(Some(a), name, Role::Admin).await?;
+    let repo: berth_oci::RepoName = name
+        .parse()
+        .map_err(|_| RestError::bad("invalid repository name"))?;
+    st.registry.delete_repository(&repo).await?;
+    st.auth
+        .audit
+        .record(
+            berth_core::auth::AuditEntry::new("delete_repo")
+                .by(Some(a))
+                .repo(repo.as_str())
+                .ip(ctx.ip.as_deref()),
+        )
+        .await;
+    no_content()
 }
 
 async fn update_repo(st: Arc<AppState>, ctx: Ctx) -> R {

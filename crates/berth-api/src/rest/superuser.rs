@@ -19,6 +19,8 @@ pub fn routes() -> Vec<Route> {
         route!(POST "/api/v1/superuser/users/{username}/resetlogin", "Clear a user's failed logins and unlock it (Berth)", "super:user", reset_login),
         route!(GET "/api/v1/superuser/organizations/", "Every organization", "super:user", query &["limit", "next_page"], list_orgs),
         route!(GET "/api/v1/superuser/keys", "Keys that sign registry tokens", "super:user", list_keys),
+        route!(GET "/api/v1/superuser/gc", "Garbage collection: totals of every pass, the blob queue's depth and the settings (Berth)", "super:user", gc_status),
+        route!(POST "/api/v1/superuser/gc", "Run a garbage-collection pass now over every repository and answer what it collected (Berth)", "super:user", gc_run),
         route!(POST "/api/v1/superuser/keys", "Rotate: create a new signing key (older keys verify until they expire)", "super:user", rotate_key),
         route!(DELETE "/api/v1/superuser/keys/{kid}", "Delete a signing key: tokens it signed stop working", "super:user", delete_key),
     ]
@@ -152,6 +154,37 @@ async fn list_orgs(st: Arc<AppState>, ctx: Ctx) -> R {
         v["next_page"] = last.name.clone().into();
     }
     json(v)
+}
+
+async fn gc_status(st: Arc<AppState>, ctx: Ctx) -> R {
+    require(&ctx)?;
+    let (totals, queue) = st.registry.gc_status().await?;
+    let gc = &st.registry.config.gc;
+    json(serde_json::json!({
+        "totals": totals,
+        "blob_queue_depth": queue,
+        "last_run": secs(totals.last_run_at),
+        "config": {
+            "enabled": gc.enabled, "frequency_s": gc.interval_s, "grace_period_s": gc.grace_s,
+            "default_window_s": gc.default_window_s, "upload_stale_after_s": gc.upload_stale_s,
+            "clean_uploads": gc.clean_uploads, "full_sweep_s": gc.full_sweep_s,
+        },
+    }))
+}
+
+async fn gc_run(st: Arc<AppState>, ctx: Ctx) -> R {
+    let a = require(&ctx)?;
+    let report = st.registry.gc_pass(true).await?;
+    st.auth
+        .audit
+        .record(
+            berth_core::auth::AuditEntry::new("gc_run")
+                .by(Some(a))
+                .ip(ctx.ip.as_deref())
+                .meta(serde_json::to_value(&report).unwrap_or_default()),
+        )
+        .await;
+    json(serde_json::to_value(&report).unwrap_or_default())
 }
 
 async fn list_keys(st: Arc<AppState>, ctx: Ctx) -> R {

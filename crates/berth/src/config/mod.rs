@@ -191,6 +191,30 @@ pub const BERTH_KEYS: &[(&str, &str)] = &[
     ),
     ("LOG_FORMAT", "text or json (default text)"),
     (
+        "FEATURE_GARBAGE_COLLECTION",
+        "run the online garbage collector in the background (default true)",
+    ),
+    (
+        "GARBAGE_COLLECTION_FREQUENCY",
+        "seconds between garbage-collection passes (default 30)",
+    ),
+    (
+        "PUSH_TEMP_TAG_EXPIRATION_SEC",
+        "grace period in seconds for blobs and untagged manifests not yet referenced (default 3600)",
+    ),
+    (
+        "CLEAN_BLOB_UPLOAD_FOLDER",
+        "remove abandoned upload sessions (default true)",
+    ),
+    (
+        "BLOB_UPLOAD_STALE_AFTER_S",
+        "an upload session untouched this many seconds is abandoned (default 172800)",
+    ),
+    (
+        "GC_FULL_SWEEP_S",
+        "seconds between garbage-collection passes over every repository (default 3600)",
+    ),
+    (
         "<NAME>_LOGIN_CONFIG",
         "an OpenID Connect provider to sign in with (OIDC_SERVER, CLIENT_ID, CLIENT_SECRET, ...); service id = name lowercased",
     ),
@@ -238,6 +262,9 @@ pub struct Config {
     pub bootstrap_password: Option<String>,
     pub proxy_storage: bool,
     pub log_json: bool,
+    pub gc: berth_core::GcConfig,
+    /// No storage was configured: the default location lives in the data directory.
+    storage_defaulted: bool,
     /// Quay keys present in the file that this version reads but does not act on.
     pub unused_quay_keys: Vec<String>,
 }
@@ -272,6 +299,8 @@ impl Default for Config {
             bootstrap_password: None,
             proxy_storage: false,
             log_json: false,
+            gc: berth_core::GcConfig::default(),
+            storage_defaulted: false,
             unused_quay_keys: Vec::new(),
         }
     }
@@ -319,6 +348,13 @@ fn as_string_list(key: &str, v: &Value) -> Result<Vec<String>, ConfigError> {
             .collect()),
         other => err(key, format!("expected a list of strings, found {other}")),
     }
+}
+
+fn non_negative(key: &str, v: &Value) -> Result<i64, ConfigError> {
+    v.as_i64().filter(|n| *n >= 0).map_or_else(
+        || err(key, format!("expected an integer ≥ 0, found {v}")),
+        Ok,
+    )
 }
 
 fn positive(key: &str, v: &Value) -> Result<i64, ConfigError> {
@@ -859,6 +895,16 @@ impl Config {
                 self.ldap_keys.push(key.to_string());
             }
             "FEATURE_PROXY_STORAGE" => self.proxy_storage = as_bool(key, v)?,
+            "FEATURE_GARBAGE_COLLECTION" => self.gc.enabled = as_bool(key, v)?,
+            "GARBAGE_COLLECTION_FREQUENCY" => {
+                self.gc.interval_s = u64::try_from(positive(key, v)?).unwrap_or(30)
+            }
+            "PUSH_TEMP_TAG_EXPIRATION_SEC" => self.gc.grace_s = non_negative(key, v)?,
+            "CLEAN_BLOB_UPLOAD_FOLDER" => self.gc.clean_uploads = as_bool(key, v)?,
+            "BLOB_UPLOAD_STALE_AFTER_S" => self.gc.upload_stale_s = non_negative(key, v)?,
+            "GC_FULL_SWEEP_S" => {
+                self.gc.full_sweep_s = u64::try_from(positive(key, v)?).unwrap_or(3600)
+            }
             "SECRET_KEY" => {
                 let s = as_string(key, v)?;
                 self.auth.session_secret = (!s.is_empty()).then_some(s);
@@ -919,9 +965,21 @@ impl Config {
         Ok(())
     }
 
+    /// Moves the data directory (`--data-dir`), and the default storage location with it.
+    pub fn set_data_dir(&mut self, dir: PathBuf) {
+        if self.storage_defaulted
+            && let Some(StorageLocation::Local { path, .. }) = self.storage.get_mut("default")
+        {
+            *path = dir.join("storage");
+        }
+        self.data_dir = dir;
+    }
+
     /// Fills derived defaults and checks cross-key rules.
     fn finish(&mut self, file: Option<&Path>) -> Result<(), ConfigError> {
+        self.gc.default_window_s = self.auth.default_tag_expiration_s;
         if self.storage.is_empty() {
+            self.storage_defaulted = true;
             self.storage.insert(
                 "default".into(),
                 StorageLocation::Local {
@@ -1111,6 +1169,28 @@ mod tests {
         let e = load("DISTRIBUTED_STORAGE_CONFIG: {x: [SwiftStorage, {}]}\n", &[])
             .expect_err("unsupported driver");
         assert_eq!(e.key, "DISTRIBUTED_STORAGE_CONFIG");
+    }
+
+    #[test]
+    fn data_dir_flag_moves_the_default_storage_but_not_a_configured_one() {
+        let mut c = load("", &[]).expect("empty config");
+        c.set_data_dir(PathBuf::from("/srv/berth"));
+        assert_eq!(
+            c.storage.get("default"),
+            Some(&StorageLocation::Local {
+                path: PathBuf::from("/srv/berth/storage"),
+                fsync: true
+            })
+        );
+        let mut c = load(
+            "DISTRIBUTED_STORAGE_CONFIG: {local_us: [LocalStorage, {storage_path: /srv/blobs}]}\n",
+            &[],
+        )
+        .expect("config");
+        c.set_data_dir(PathBuf::from("/srv/berth"));
+        assert!(
+            matches!(c.storage.get("local_us"), Some(StorageLocation::Local { path, .. }) if path == &PathBuf::from("/srv/blobs"))
+        );
     }
 
     #[test]

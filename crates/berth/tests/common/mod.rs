@@ -18,6 +18,7 @@ pub struct Berth {
     pub data_dir: PathBuf,
     extra_args: Vec<String>,
     envs: Vec<(String, String)>,
+    storage: berth_storage::StorageSpec,
     child: Option<Child>,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -76,15 +77,30 @@ pub fn test_database() -> Option<String> {
 /// (bucket `TEST_S3_BUCKET`, default `berth-test`, under a fresh prefix), configured the way a
 /// Quay user would: an `S3Storage` location in `DISTRIBUTED_STORAGE_CONFIG`.
 pub fn test_object_storage() -> Option<String> {
+    test_object_storage_spec().map(|(yaml, _)| yaml)
+}
+
+/// Like `test_object_storage`, with the location as a spec the test can open itself.
+pub fn test_object_storage_spec() -> Option<(String, berth_storage::StorageSpec)> {
     let endpoint = std::env::var("TEST_S3_ENDPOINT")
         .ok()
         .filter(|s| !s.is_empty())?;
     let bucket = std::env::var("TEST_S3_BUCKET").unwrap_or_else(|_| "berth-test".into());
     let prefix = uuid::Uuid::new_v4().simple().to_string();
-    Some(format!(
+    let yaml = format!(
         "{{default: [S3Storage, {{s3_bucket: {bucket}, storage_path: /{prefix}, endpoint_url: '{endpoint}', \
          s3_access_key: test, s3_secret_key: test, s3_region: us-east-1}}]}}"
-    ))
+    );
+    let spec = berth_storage::StorageSpec::S3 {
+        bucket,
+        prefix: format!("/{prefix}"),
+        region: Some("us-east-1".into()),
+        endpoint: Some(endpoint),
+        access_key: Some("test".into()),
+        secret_key: Some("test".into()),
+        session_token: None,
+    };
+    Some((yaml, spec))
 }
 
 /// True when test servers keep blobs on the local filesystem (inside their data directory).
@@ -157,8 +173,13 @@ impl Berth {
         let own_storage = envs
             .iter()
             .any(|(k, _)| k == "BERTH_DISTRIBUTED_STORAGE_CONFIG");
-        if let Some(storage) = test_object_storage().filter(|_| !own_storage) {
-            envs.push(("BERTH_DISTRIBUTED_STORAGE_CONFIG".into(), storage));
+        let mut storage = berth_storage::StorageSpec::Local {
+            path: dir.join("storage"),
+            fsync: false,
+        };
+        if let Some((yaml, spec)) = test_object_storage_spec().filter(|_| !own_storage) {
+            storage = spec;
+            envs.push(("BERTH_DISTRIBUTED_STORAGE_CONFIG".into(), yaml));
             envs.push((
                 "BERTH_DISTRIBUTED_STORAGE_PREFERENCE".into(),
                 "[default]".into(),
@@ -171,9 +192,15 @@ impl Berth {
             data_dir: dir.to_path_buf(),
             extra_args,
             envs,
+            storage,
             child: None,
             _tmp: None,
         }
+    }
+
+    /// The blob storage this server writes to, opened by the test (to check bytes directly).
+    pub fn blob_store(&self) -> std::sync::Arc<dyn berth_storage::BlobStore> {
+        berth_storage::open(&self.storage).expect("open the server's blob storage")
     }
 
     /// Starts the process. The first start listens on port 0 and learns its port from the
@@ -256,6 +283,7 @@ impl Berth {
             data_dir: self.data_dir.clone(),
             extra_args: args.iter().map(|s| s.to_string()).collect(),
             envs: all,
+            storage: self.storage.clone(),
             child: None,
             _tmp: None,
         };

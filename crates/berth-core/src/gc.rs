@@ -1,0 +1,439 @@
+//! Online garbage collection. Three sweeps, none of which stops pushes or pulls:
+//!
+//! * **Repository sweep** (`gc_repo`), under the repository's lock (the lock every manifest and
+//!   tag write takes): keeps every manifest reachable from a root — a live tag, a tag row that
+//!   ended inside the namespace's time-machine window, a manifest younger than the grace period —
+//!   following index children and, for referrers, their subject; deletes the rest, forgets tag
+//!   rows that left the window, and unlinks blobs no remaining manifest of the repository
+//!   references and that were linked before the grace period. Unlinked blobs are queued.
+//! * **Blob sweep** (`gc_blobs`): takes queued blobs under their row lock; a blob no repository
+//!   links and no manifest references loses its rows and its bytes in every storage location.
+//!   Writers publish bytes under the same row lock, so a publish and a deletion of one digest
+//!   never interleave.
+//! * **Upload sweep** (`gc_uploads`): removes upload sessions untouched for the configured age.
+//!
+//! docs/ARCHITECTURE.md gives the argument that no push can lose a blob to these sweeps.
+
+use crate::jobs::DeleteRepo;
+use crate::{Error, Registry, Result};
+use berth_db::GcTotals;
+use berth_oci::{Digest, ErrorCode, RepoName};
+use std::collections::HashMap;
+
+/// Garbage-collection settings (Quay's keys where Quay has one).
+#[derive(Debug, Clone)]
+pub struct GcConfig {
+    /// `FEATURE_GARBAGE_COLLECTION`: run the periodic sweeps.
+    pub enabled: bool,
+    /// `GARBAGE_COLLECTION_FREQUENCY`: seconds between periodic sweeps.
+    pub interval_s: u64,
+    /// `PUSH_TEMP_TAG_EXPIRATION_SEC`: how long a blob link or an untagged manifest is kept
+    /// without being referenced (a push in progress).
+    pub grace_s: i64,
+    /// `DEFAULT_TAG_EXPIRATION`: the time-machine window of namespaces that chose none.
+    pub default_window_s: i64,
+    /// `CLEAN_BLOB_UPLOAD_FOLDER`: remove abandoned upload sessions.
+    pub clean_uploads: bool,
+    /// `BLOB_UPLOAD_STALE_AFTER_S`: an upload session untouched this long is abandoned.
+    pub upload_stale_s: i64,
+    /// Every this many seconds a sweep visits every repository, not only those with pending
+    /// changes (it catches blobs uploaded but never referenced).
+    pub full_sweep_s: u64,
+}
+
+impl Default for GcConfig {
+    fn default() -> Self {
+        GcConfig {
+            enabled: true,
+            interval_s: 30,
+            grace_s: 3600,
+            default_window_s: 14 * 86_400,
+            clean_uploads: true,
+            upload_stale_s: 2 * 86_400,
+            full_sweep_s: 3600,
+        }
+    }
+}
+
+/// What one or more sweeps did.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct GcReport {
+    pub repositories_swept: i64,
+    pub manifests_deleted: i64,
+    pub tags_purged: i64,
+    pub links_removed: i64,
+    pub blobs_deleted: i64,
+    pub bytes_freed: i64,
+    pub uploads_removed: i64,
+    pub repositories_deleted: i64,
+}
+
+impl GcReport {
+    fn add(&mut self, o: &GcReport) {
+        self.repositories_swept += o.repositories_swept;
+        self.manifests_deleted += o.manifests_deleted;
+        self.tags_purged += o.tags_purged;
+        self.links_removed += o.links_removed;
+        self.blobs_deleted += o.blobs_deleted;
+        self.bytes_freed += o.bytes_freed;
+        self.uploads_removed += o.uploads_removed;
+        self.repositories_deleted += o.repositories_deleted;
+    }
+    fn is_empty(&self) -> bool {
+        GcReport {
+            repositories_swept: self.repositories_swept,
+            ..GcReport::default()
+        } == *self
+    }
+}
+
+fn count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Which of `facts`' manifests are kept, and the earliest moment one kept only by time (window
+/// or grace) stops being kept.
+pub(crate) fn reachable(
+    facts: &berth_db::RepoGcFacts,
+    now: i64,
+    window_ms: i64,
+    grace_ms: i64,
+) -> (Vec<bool>, Option<i64>) {
+    let m = &facts.manifests;
+    let index: HashMap<&str, usize> = m
+        .iter()
+        .enumerate()
+        .map(|(i, x)| (x.digest.as_str(), i))
+        .collect();
+    let by_id: HashMap<i64, usize> = m.iter().enumerate().map(|(i, x)| (x.id, i)).collect();
+    let mut keep = vec![false; m.len()];
+    let mut next: Option<i64> = None;
+    let mut soonest = |t: i64| next = Some(next.map_or(t, |n: i64| n.min(t)));
+    for (digest, end) in &facts.tags {
+        let Some(&i) = index.get(digest.as_str()) else {
+            continue;
+        };
+        match end {
+            None => keep[i] = true,
+            Some(e) if e.saturating_add(window_ms) >= now => {
+                keep[i] = true;
+                soonest(e.saturating_add(window_ms));
+            }
+            Some(_) => {}
+        }
+    }
+    for (i, x) in m.iter().enumerate() {
+        if x.created_at.saturating_add(grace_ms) >= now {
+            keep[i] = true;
+            soonest(x.created_at.saturating_add(grace_ms));
+        }
+    }
+    loop {
+        let mut changed = false;
+        for (parent, child) in &facts.children {
+            if let (Some(&p), Some(&c)) = (by_id.get(parent), index.get(child.as_str()))
+                && keep[p]
+                && !keep[c]
+            {
+                keep[c] = true;
+                changed = true;
+            }
+        }
+        for (i, x) in m.iter().enumerate() {
+            if keep[i] || x.deleted {
+                continue;
+            }
+            if let Some(s) = &x.subject
+                && let Some(&si) = index.get(s.as_str())
+                && keep[si]
+            {
+                keep[i] = true;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    (keep, next)
+}
+
+impl Registry {
+    /// The time-machine window of a namespace, in milliseconds.
+    pub async fn window_ms(&self, namespace: &str) -> Result<i64> {
+        let s = self
+            .db
+            .namespace_window_s(namespace)
+            .await?
+            .unwrap_or(self.config.gc.default_window_s);
+        Ok(s.saturating_mul(1000))
+    }
+
+    /// Sweeps one repository (see the module documentation).
+    pub async fn gc_repo(&self, repo_id: i64, name: &str) -> Result<GcReport> {
+        let namespace = name.split('/').next().unwrap_or(name);
+        let window_ms = self.window_ms(namespace).await?;
+        let grace_ms = self.config.gc.grace_s.saturating_mul(1000);
+        let now = berth_db::now_ms();
+        let mut w = self.db.write().await?;
+        let facts = self.db.repo_gc_facts(&mut w, repo_id).await?;
+        let (keep, mut next) = reachable(&facts, now, window_ms, grace_ms);
+        let doomed: Vec<i64> = facts
+            .manifests
+            .iter()
+            .zip(&keep)
+            .filter(|(_, k)| !**k)
+            .map(|(m, _)| m.id)
+            .collect();
+        let manifests = self.db.gc_delete_manifests(&mut w, &doomed).await?;
+        let purged = self
+            .db
+            .gc_purge_history(&mut w, repo_id, now.saturating_sub(window_ms))
+            .await?;
+        let (links, oldest) = self
+            .db
+            .gc_unlink_unreferenced(&mut w, repo_id, now.saturating_sub(grace_ms))
+            .await?;
+        if let Some(o) = oldest {
+            let t = o.saturating_add(grace_ms);
+            next = Some(next.map_or(t, |n| n.min(t)));
+        }
+        self.db.set_next_gc(&mut w, repo_id, next).await?;
+        w.commit().await?;
+        if manifests + links > 0 {
+            tracing::info!(
+                repository = name,
+                manifests,
+                links,
+                tags = purged,
+                "repository swept"
+            );
+        }
+        Ok(GcReport {
+            repositories_swept: 1,
+            manifests_deleted: count(manifests),
+            tags_purged: count(purged),
+            links_removed: count(links),
+            ..GcReport::default()
+        })
+    }
+
+    /// Deletes queued blobs that nothing links or references any more, from every storage
+    /// location. Runs until the queue is empty or `max` blobs were examined.
+    pub async fn gc_blobs(&self, max: usize) -> Result<GcReport> {
+        let mut report = GcReport::default();
+        let mut examined = 0;
+        while examined < max {
+            let candidates = self.db.gc_blob_candidates(64).await?;
+            if candidates.is_empty() {
+                break;
+            }
+            examined += candidates.len();
+            let mut w = self.db.write().await?;
+            let taken = self.db.gc_take_blobs(&mut w, &candidates).await?;
+            // Bytes go while the rows' deletion is still uncommitted and the rows locked: a
+            // failure rolls the rows (and the queue entries) back for the next sweep.
+            for (digest, size) in &taken {
+                let d: Digest = digest.parse().map_err(|_| {
+                    Error::new(
+                        ErrorCode::DigestInvalid,
+                        format!("recorded blob digest {digest:?} is malformed"),
+                    )
+                })?;
+                for (_, store) in self.locations.stores() {
+                    store.delete(&d).await?;
+                }
+                report.blobs_deleted += 1;
+                report.bytes_freed += size;
+            }
+            w.commit().await?;
+        }
+        Ok(report)
+    }
+
+    /// Removes upload sessions untouched for longer than the configured age, and their bytes.
+    pub async fn gc_uploads(&self, stale_after_s: i64) -> Result<GcReport> {
+        let mut report = GcReport::default();
+        let before = berth_db::now_ms().saturating_sub(stale_after_s.saturating_mul(1000));
+        for id in self.db.stale_uploads(before, 500).await? {
+            if self.db.remove_stale_upload(&id, before).await? {
+                for (_, store) in self.locations.stores() {
+                    store.upload_abort(&id).await?;
+                }
+                report.uploads_removed += 1;
+            }
+        }
+        Ok(report)
+    }
+
+    /// One collection pass: repositories with pending changes (or all of them when `full`),
+    /// then queued blobs, then abandoned uploads. Adds the figures to the totals and metrics.
+    pub async fn gc_pass(&self, full: bool) -> Result<GcReport> {
+        let mut report = GcReport::default();
+        let now = berth_db::now_ms();
+        if full {
+            let mut after = 0;
+            loop {
+                let repos = self.db.repos_after(after, 200).await?;
+                let Some(last) = repos.last() else { break };
+                after = last.0;
+                for (id, name) in repos {
+                    report.add(&self.gc_repo(id, &name).await?);
+                }
+            }
+        } else {
+            // Bounded: a backlog is worked off over the following passes.
+            for (id, name) in self.db.repos_due_for_gc(now, 500).await? {
+                report.add(&self.gc_repo(id, &name).await?);
+            }
+        }
+        report.add(&self.gc_blobs(10_000).await?);
+        if self.config.gc.clean_uploads {
+            report.add(&self.gc_uploads(self.config.gc.upload_stale_s).await?);
+        }
+        self.record_gc(&report).await?;
+        Ok(report)
+    }
+
+    /// Adds a report to the database totals and the process's metrics.
+    async fn record_gc(&self, r: &GcReport) -> Result<()> {
+        let now = berth_db::now_ms();
+        metrics::gauge!("berth_gc_last_run_timestamp_seconds").set(now as f64 / 1000.0);
+        metrics::counter!("berth_gc_runs_total").increment(1);
+        for (name, v) in [
+            ("berth_gc_manifests_deleted_total", r.manifests_deleted),
+            ("berth_gc_tags_purged_total", r.tags_purged),
+            ("berth_gc_links_removed_total", r.links_removed),
+            ("berth_gc_blobs_deleted_total", r.blobs_deleted),
+            ("berth_gc_bytes_freed_total", r.bytes_freed),
+            ("berth_gc_uploads_removed_total", r.uploads_removed),
+            (
+                "berth_gc_repositories_deleted_total",
+                r.repositories_deleted,
+            ),
+        ] {
+            metrics::counter!(name).increment(u64::try_from(v).unwrap_or(0));
+        }
+        if let Ok(depth) = self.db.gc_blob_queue_depth().await {
+            metrics::gauge!("berth_gc_blob_queue_depth").set(depth as f64);
+        }
+        if !r.is_empty() {
+            tracing::info!(?r, "garbage collected");
+        }
+        self.db
+            .gc_add_totals(&GcTotals {
+                runs: 1,
+                last_run_at: Some(now),
+                manifests_deleted: r.manifests_deleted,
+                tags_purged: r.tags_purged,
+                links_removed: r.links_removed,
+                blobs_deleted: r.blobs_deleted,
+                bytes_freed: r.bytes_freed,
+                uploads_removed: r.uploads_removed,
+                repos_deleted: r.repositories_deleted,
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes a repository: its name is free at once, and a job removes its contents (the
+    /// blobs it alone held go with the blob sweep).
+    pub async fn delete_repository(&self, repo: &RepoName) -> Result<()> {
+        let id = self.db.repo_id(repo.as_str()).await?.ok_or_else(|| {
+            Error::new(
+                ErrorCode::NameUnknown,
+                format!("repository {repo} not found"),
+            )
+        })?;
+        let mut w = self.db.write().await?;
+        if !self.db.mark_repo_deleted(&mut w, id).await? {
+            return Err(Error::not_found(format!("repository {repo} not found")));
+        }
+        self.enqueue(&mut w, &DeleteRepo { repo_id: id }).await?;
+        w.commit().await?;
+        Ok(())
+    }
+
+    /// The `DeleteRepo` job: removes a deleted repository's rows and upload sessions, then
+    /// collects the blobs it alone held.
+    pub async fn purge_repository(&self, job: &DeleteRepo) -> Result<GcReport> {
+        let mut w = self.db.write().await?;
+        let Some((uploads, manifests, links)) =
+            self.db.purge_deleted_repo(&mut w, job.repo_id).await?
+        else {
+            return Ok(GcReport::default());
+        };
+        w.commit().await?;
+        for id in &uploads {
+            for (_, store) in self.locations.stores() {
+                store.upload_abort(id).await?;
+            }
+        }
+        let mut report = GcReport {
+            manifests_deleted: count(manifests),
+            links_removed: count(links),
+            uploads_removed: count(uploads.len() as u64),
+            repositories_deleted: 1,
+            ..GcReport::default()
+        };
+        report.add(&self.gc_blobs(usize::MAX).await?);
+        self.record_gc(&report).await?;
+        tracing::info!(repo_id = job.repo_id, "deleted repository purged");
+        Ok(report)
+    }
+
+    /// Totals of every collection so far, with the blob queue's depth.
+    pub async fn gc_status(&self) -> Result<(GcTotals, i64)> {
+        Ok((
+            self.db.gc_totals().await?,
+            self.db.gc_blob_queue_depth().await?,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reachable;
+    use berth_db::{GcManifest, RepoGcFacts};
+
+    fn m(id: i64, digest: &str, created: i64, deleted: bool, subject: Option<&str>) -> GcManifest {
+        GcManifest {
+            id,
+            digest: digest.into(),
+            created_at: created,
+            deleted,
+            subject: subject.map(Into::into),
+            size: 1,
+        }
+    }
+
+    #[test]
+    fn roots_children_referrers_window_and_grace() {
+        let facts = RepoGcFacts {
+            manifests: vec![
+                m(1, "index", 0, false, None),
+                m(2, "child", 0, false, None),
+                m(3, "sig-of-child", 0, false, Some("child")),
+                m(4, "old-untagged", 0, false, None),
+                m(5, "fresh-untagged", 950, false, None),
+                m(6, "in-window", 0, true, None),
+                m(7, "out-of-window", 0, false, None),
+                m(8, "deleted-referrer", 0, true, Some("child")),
+                m(9, "dangling-referrer", 0, false, Some("nothing")),
+            ],
+            children: vec![(1, "child".into())],
+            tags: vec![
+                ("index".into(), None),
+                ("in-window".into(), Some(900)),
+                ("out-of-window".into(), Some(100)),
+            ],
+        };
+        let (keep, next) = reachable(&facts, 1000, 200, 100);
+        assert_eq!(
+            keep,
+            vec![true, true, true, false, true, true, false, false, false]
+        );
+        // fresh-untagged leaves the grace period at 1050; in-window leaves the window at 1100.
+        assert_eq!(next, Some(1050));
+    }
+}

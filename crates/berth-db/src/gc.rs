@@ -1,0 +1,460 @@
+//! The rows garbage collection reads and removes. The rules (what is reachable, for how long)
+//! live in `berth-core`; here are the facts it needs, and the deletions, each run inside the
+//! caller's write transaction so they serialise with pushes exactly as documented there.
+
+use crate::{Backend, Db, Result, WriteTx, now_ms};
+use sqlx::Row;
+
+/// A manifest row as garbage collection sees it.
+#[derive(Debug, Clone)]
+pub struct GcManifest {
+    pub id: i64,
+    pub digest: String,
+    pub created_at: i64,
+    pub deleted: bool,
+    pub subject: Option<String>,
+    pub size: i64,
+}
+
+/// Everything one repository's sweep decides on, read under the repository's lock.
+#[derive(Debug, Clone, Default)]
+pub struct RepoGcFacts {
+    pub manifests: Vec<GcManifest>,
+    /// (index manifest id, child manifest digest).
+    pub children: Vec<(i64, String)>,
+    /// (manifest digest, end of the tag row; `None` while live).
+    pub tags: Vec<(String, Option<i64>)>,
+}
+
+/// Totals over every collection run.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct GcTotals {
+    pub runs: i64,
+    pub last_run_at: Option<i64>,
+    pub manifests_deleted: i64,
+    pub tags_purged: i64,
+    pub links_removed: i64,
+    pub blobs_deleted: i64,
+    pub bytes_freed: i64,
+    pub uploads_removed: i64,
+    pub repos_deleted: i64,
+}
+
+impl Db {
+    /// Notes that repository `repo_id` may hold garbage now (a tag closed, a manifest or a blob
+    /// link was removed). The next sweep looks at it and computes when to look again.
+    pub(crate) async fn mark_gc_due(&self, w: &mut WriteTx, repo_id: i64) -> Result<()> {
+        let now = now_ms();
+        sqlx::query(
+            "UPDATE repositories SET next_gc_at = $2 WHERE id = $1 AND (next_gc_at IS NULL OR next_gc_at > $2)",
+        )
+        .bind(repo_id)
+        .bind(now)
+        .execute(&mut *w.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Repositories whose next sweep is due, oldest first: (id, name).
+    pub async fn repos_due_for_gc(&self, now: i64, limit: i64) -> Result<Vec<(i64, String)>> {
+        let rows = sqlx::query(
+            "SELECT id, name FROM repositories WHERE next_gc_at <= $1 AND deleted_at IS NULL
+             ORDER BY next_gc_at LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// Every live repository after id `after`, in id order: (id, name).
+    pub async fn repos_after(&self, after: i64, limit: i64) -> Result<Vec<(i64, String)>> {
+        let rows = sqlx::query(
+            "SELECT id, name FROM repositories WHERE id > $1 AND deleted_at IS NULL ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// The time-machine window a namespace chose, in seconds, if it chose one.
+    pub async fn namespace_window_s(&self, namespace: &str) -> Result<Option<i64>> {
+        let row = sqlx::query(
+            "SELECT tag_expiration_s FROM accounts WHERE name = $1 AND kind <> 'robot'",
+        )
+        .bind(namespace)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.and_then(|r| r.get::<Option<i64>, _>(0)))
+    }
+
+    /// Locks the repository and reads its manifests, index children and tag rows.
+    pub async fn repo_gc_facts(&self, w: &mut WriteTx, repo_id: i64) -> Result<RepoGcFacts> {
+        self.lock_repo(w, repo_id).await?;
+        let manifests = sqlx::query(
+            "SELECT id, digest, created_at, deleted_at, subject_digest, size FROM manifests WHERE repo_id = $1",
+        )
+        .bind(repo_id)
+        .fetch_all(&mut *w.tx)
+        .await?
+        .iter()
+        .map(|r| GcManifest {
+            id: r.get(0),
+            digest: r.get(1),
+            created_at: r.get(2),
+            deleted: r.get::<Option<i64>, _>(3).is_some(),
+            subject: r.get(4),
+            size: r.get(5),
+        })
+        .collect();
+        let children = sqlx::query(
+            "SELECT mr.manifest_id, mr.digest FROM manifest_refs mr JOIN manifests m ON m.id = mr.manifest_id
+             WHERE m.repo_id = $1 AND mr.kind = 'manifest'",
+        )
+        .bind(repo_id)
+        .fetch_all(&mut *w.tx)
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+        let tags = sqlx::query("SELECT manifest_digest, end_at FROM tags WHERE repo_id = $1")
+            .bind(repo_id)
+            .fetch_all(&mut *w.tx)
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        Ok(RepoGcFacts {
+            manifests,
+            children,
+            tags,
+        })
+    }
+
+    /// Deletes manifests by id (their references go with them).
+    pub async fn gc_delete_manifests(&self, w: &mut WriteTx, ids: &[i64]) -> Result<u64> {
+        let mut n = 0;
+        for id in ids {
+            n += sqlx::query("DELETE FROM manifests WHERE id = $1")
+                .bind(id)
+                .execute(&mut *w.tx)
+                .await?
+                .rows_affected();
+        }
+        Ok(n)
+    }
+
+    /// Deletes tag rows that ended before `cutoff`: they left the time machine's window.
+    pub async fn gc_purge_history(
+        &self,
+        w: &mut WriteTx,
+        repo_id: i64,
+        cutoff: i64,
+    ) -> Result<u64> {
+        let res = sqlx::query(
+            "DELETE FROM tags WHERE repo_id = $1 AND end_at IS NOT NULL AND end_at < $2",
+        )
+        .bind(repo_id)
+        .bind(cutoff)
+        .execute(&mut *w.tx)
+        .await?;
+        Ok(res.rows_affected())
+    }
+
+    /// Removes the repository's links to blobs that no manifest of it references and that were
+    /// linked before `linked_before`; queues each unlinked blob for the blob sweep. Returns the
+    /// number removed and the oldest link still unreferenced (kept by the grace period).
+    pub async fn gc_unlink_unreferenced(
+        &self,
+        w: &mut WriteTx,
+        repo_id: i64,
+        linked_before: i64,
+    ) -> Result<(u64, Option<i64>)> {
+        let unreferenced = "NOT EXISTS (SELECT 1 FROM manifest_refs mr JOIN manifests m ON m.id = mr.manifest_id
+                             WHERE m.repo_id = repo_blobs.repo_id AND mr.digest = repo_blobs.digest)";
+        let removed = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM repo_blobs WHERE repo_id = $1 AND linked_at < $2 AND {unreferenced} RETURNING digest"
+        )))
+        .bind(repo_id)
+        .bind(linked_before)
+        .fetch_all(&mut *w.tx)
+        .await?;
+        let now = now_ms();
+        for r in &removed {
+            self.queue_blob_gc(w, &r.get::<String, _>(0), now).await?;
+        }
+        let oldest = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT MIN(linked_at) FROM repo_blobs WHERE repo_id = $1 AND {unreferenced}"
+        )))
+        .bind(repo_id)
+        .fetch_one(&mut *w.tx)
+        .await?
+        .get::<Option<i64>, _>(0);
+        Ok((removed.len() as u64, oldest))
+    }
+
+    /// Queues a blob for the blob sweep (it lost a link or a reference).
+    pub(crate) async fn queue_blob_gc(
+        &self,
+        w: &mut WriteTx,
+        digest: &str,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO gc_blob_queue (digest, queued_at) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING",
+        )
+        .bind(digest)
+        .bind(now)
+        .execute(&mut *w.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Sets when the repository's next sweep is due (`None`: nothing pending).
+    pub async fn set_next_gc(&self, w: &mut WriteTx, repo_id: i64, at: Option<i64>) -> Result<()> {
+        sqlx::query("UPDATE repositories SET next_gc_at = $2 WHERE id = $1")
+            .bind(repo_id)
+            .bind(at)
+            .execute(&mut *w.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// The oldest queued blob candidates.
+    pub async fn gc_blob_candidates(&self, limit: i64) -> Result<Vec<String>> {
+        let rows =
+            sqlx::query("SELECT digest FROM gc_blob_queue ORDER BY queued_at, digest LIMIT $1")
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// How many blobs wait for the blob sweep.
+    pub async fn gc_blob_queue_depth(&self) -> Result<i64> {
+        let r = sqlx::query("SELECT COUNT(*) FROM gc_blob_queue")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(r.get(0))
+    }
+
+    /// Takes the candidates that are still garbage: locks each blob row, and if no repository
+    /// links it and no manifest references it, removes its placements and its row. Every
+    /// candidate leaves the queue. Returns (digest, size) of the removed rows, whose bytes the
+    /// caller deletes before committing `w`.
+    pub async fn gc_take_blobs(
+        &self,
+        w: &mut WriteTx,
+        digests: &[String],
+    ) -> Result<Vec<(String, i64)>> {
+        let lock = match self.backend {
+            Backend::Postgres => "SELECT size FROM blobs WHERE digest = $1 FOR UPDATE",
+            Backend::Sqlite => "SELECT size FROM blobs WHERE digest = $1",
+        };
+        // One lock order (by digest) for every sweeper, so that two never deadlock.
+        let mut digests = digests.to_vec();
+        digests.sort();
+        let mut taken = Vec::new();
+        for d in &digests {
+            sqlx::query("DELETE FROM gc_blob_queue WHERE digest = $1")
+                .bind(d)
+                .execute(&mut *w.tx)
+                .await?;
+            let Some(row) = sqlx::query(lock).bind(d).fetch_optional(&mut *w.tx).await? else {
+                continue;
+            };
+            let used = sqlx::query(
+                "SELECT 1 WHERE EXISTS (SELECT 1 FROM repo_blobs WHERE digest = $1)
+                             OR EXISTS (SELECT 1 FROM manifest_refs WHERE digest = $1)",
+            )
+            .bind(d)
+            .fetch_optional(&mut *w.tx)
+            .await?;
+            if used.is_some() {
+                continue;
+            }
+            sqlx::query("DELETE FROM blob_placements WHERE digest = $1")
+                .bind(d)
+                .execute(&mut *w.tx)
+                .await?;
+            sqlx::query("DELETE FROM blobs WHERE digest = $1")
+                .bind(d)
+                .execute(&mut *w.tx)
+                .await?;
+            taken.push((d.clone(), row.get::<i64, _>(0)));
+        }
+        Ok(taken)
+    }
+
+    /// Locks a blob's row for a writer about to publish its bytes, creating the row if needed, so
+    /// that the publish and the blob sweep's deletion of the same digest never interleave.
+    pub async fn lock_blob(&self, w: &mut WriteTx, digest: &str, size: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3)
+             ON CONFLICT (digest) DO UPDATE SET size = excluded.size",
+        )
+        .bind(digest)
+        .bind(size)
+        .bind(now_ms())
+        .execute(&mut *w.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Whether the blob row exists, locking it (PostgreSQL) until `w` ends.
+    pub async fn blob_row_locked(&self, w: &mut WriteTx, digest: &str) -> Result<bool> {
+        let sql = match self.backend {
+            Backend::Postgres => "SELECT 1 FROM blobs WHERE digest = $1 FOR SHARE",
+            Backend::Sqlite => "SELECT 1 FROM blobs WHERE digest = $1",
+        };
+        Ok(sqlx::query(sql)
+            .bind(digest)
+            .fetch_optional(&mut *w.tx)
+            .await?
+            .is_some())
+    }
+
+    /// Upload sessions untouched since `before`.
+    pub async fn stale_uploads(&self, before: i64, limit: i64) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT id FROM uploads WHERE updated_at < $1 ORDER BY updated_at LIMIT $2",
+        )
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Removes an upload session's row if it is still untouched since `before`.
+    pub async fn remove_stale_upload(&self, id: &str, before: i64) -> Result<bool> {
+        let mut w = self.write().await?;
+        let res = sqlx::query("DELETE FROM uploads WHERE id = $1 AND updated_at < $2")
+            .bind(id)
+            .bind(before)
+            .execute(&mut *w.tx)
+            .await?;
+        w.commit().await?;
+        Ok(res.rows_affected() > 0)
+    }
+
+    /// Adds one run's figures to the totals.
+    pub async fn gc_add_totals(&self, t: &GcTotals) -> Result<()> {
+        let mut w = self.write().await?;
+        sqlx::query(
+            "UPDATE gc_totals SET runs = runs + $1, last_run_at = $2,
+               manifests_deleted = manifests_deleted + $3, tags_purged = tags_purged + $4,
+               links_removed = links_removed + $5, blobs_deleted = blobs_deleted + $6,
+               bytes_freed = bytes_freed + $7, uploads_removed = uploads_removed + $8,
+               repos_deleted = repos_deleted + $9 WHERE id = 1",
+        )
+        .bind(t.runs)
+        .bind(t.last_run_at)
+        .bind(t.manifests_deleted)
+        .bind(t.tags_purged)
+        .bind(t.links_removed)
+        .bind(t.blobs_deleted)
+        .bind(t.bytes_freed)
+        .bind(t.uploads_removed)
+        .bind(t.repos_deleted)
+        .execute(&mut *w.tx)
+        .await?;
+        w.commit().await?;
+        Ok(())
+    }
+
+    pub async fn gc_totals(&self) -> Result<GcTotals> {
+        let r = sqlx::query(
+            "SELECT runs, last_run_at, manifests_deleted, tags_purged, links_removed, blobs_deleted,
+                    bytes_freed, uploads_removed, repos_deleted FROM gc_totals WHERE id = 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(r.map(|r| GcTotals {
+            runs: r.get(0),
+            last_run_at: r.get(1),
+            manifests_deleted: r.get(2),
+            tags_purged: r.get(3),
+            links_removed: r.get(4),
+            blobs_deleted: r.get(5),
+            bytes_freed: r.get(6),
+            uploads_removed: r.get(7),
+            repos_deleted: r.get(8),
+        })
+        .unwrap_or_default())
+    }
+
+    /// Takes a repository out of use: renames it out of the way (its name is free at once) and
+    /// marks it deleted. Its contents are removed by `purge_deleted_repo`.
+    pub async fn mark_repo_deleted(&self, w: &mut WriteTx, repo_id: i64) -> Result<bool> {
+        self.lock_repo(w, repo_id).await?;
+        let now = now_ms();
+        sqlx::query(
+            "DELETE FROM immutability_policies WHERE repository = (SELECT name FROM repositories WHERE id = $1)",
+        )
+        .bind(repo_id)
+        .execute(&mut *w.tx)
+        .await?;
+        let res = sqlx::query(
+            "UPDATE repositories SET deleted_at = $2, next_gc_at = NULL,
+               name = name || '!deleted-' || CAST(id AS TEXT)
+             WHERE id = $1 AND deleted_at IS NULL",
+        )
+        .bind(repo_id)
+        .bind(now)
+        .execute(&mut *w.tx)
+        .await?;
+        Ok(res.rows_affected() > 0)
+    }
+
+    /// Removes a deleted repository's tags, manifests, blob links (queuing the blobs), upload
+    /// sessions and finally its row. Returns the upload session ids whose storage the caller
+    /// removes, and the number of manifests removed. `None` if the repository is not a deleted one.
+    pub async fn purge_deleted_repo(
+        &self,
+        w: &mut WriteTx,
+        repo_id: i64,
+    ) -> Result<Option<(Vec<String>, u64, u64)>> {
+        self.lock_repo(w, repo_id).await?;
+        let deleted = sqlx::query("SELECT deleted_at FROM repositories WHERE id = $1")
+            .bind(repo_id)
+            .fetch_optional(&mut *w.tx)
+            .await?
+            .and_then(|r| r.get::<Option<i64>, _>(0));
+        if deleted.is_none() {
+            return Ok(None);
+        }
+        sqlx::query("DELETE FROM tags WHERE repo_id = $1")
+            .bind(repo_id)
+            .execute(&mut *w.tx)
+            .await?;
+        let manifests = sqlx::query("DELETE FROM manifests WHERE repo_id = $1")
+            .bind(repo_id)
+            .execute(&mut *w.tx)
+            .await?
+            .rows_affected();
+        let links = sqlx::query("DELETE FROM repo_blobs WHERE repo_id = $1 RETURNING digest")
+            .bind(repo_id)
+            .fetch_all(&mut *w.tx)
+            .await?;
+        let now = now_ms();
+        for r in &links {
+            self.queue_blob_gc(w, &r.get::<String, _>(0), now).await?;
+        }
+        let uploads = sqlx::query("DELETE FROM uploads WHERE repo_id = $1 RETURNING id")
+            .bind(repo_id)
+            .fetch_all(&mut *w.tx)
+            .await?
+            .iter()
+            .map(|r| r.get::<String, _>(0))
+            .collect();
+        sqlx::query("DELETE FROM repositories WHERE id = $1")
+            .bind(repo_id)
+            .execute(&mut *w.tx)
+            .await?;
+        Ok(Some((uploads, manifests, links.len() as u64)))
+    }
+}
