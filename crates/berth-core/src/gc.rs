@@ -292,6 +292,11 @@ impl Registry {
             report.add(&self.gc_uploads(self.config.gc.upload_stale_s).await?);
         }
         self.record_gc(&report).await?;
+        if self.config.quota.enabled
+            && let Err(e) = self.quota_metrics().await
+        {
+            tracing::warn!(error = %e, "cannot refresh quota usage metrics");
+        }
         Ok(report)
     }
 

@@ -12,13 +12,16 @@ pub mod jobs;
 mod locations;
 mod manifests;
 mod pulls;
+pub mod quotas;
+pub use quotas::QuotaConfig;
 mod tags;
 pub use tags::policy_protects;
 mod uploads;
 
 pub use berth_db::{
     AccountRow, AuditQuery, AuditRow, Db, DbError, DefaultPermRow, Grantee, ImmutabilityPolicy,
-    OAuthAppRow, PermRow, RepoRow, TagFilter, TagRow, TeamRow, Viewer, now_ms,
+    OAuthAppRow, PermRow, QuotaLimit, QuotaRow, RepoRow, TagFilter, TagRow, TeamRow, Viewer,
+    now_ms,
 };
 pub use berth_storage::{BlobStore, ByteStream};
 pub use error::{Error, Result};
@@ -34,6 +37,7 @@ pub struct CoreConfig {
     /// Largest manifest accepted on PUT.
     pub max_manifest_bytes: usize,
     pub gc: GcConfig,
+    pub quota: QuotaConfig,
 }
 
 impl Default for CoreConfig {
@@ -41,6 +45,7 @@ impl Default for CoreConfig {
         CoreConfig {
             max_manifest_bytes: berth_oci::manifest::MAX_MANIFEST_BYTES,
             gc: GcConfig::default(),
+            quota: QuotaConfig::default(),
         }
     }
 }

@@ -114,11 +114,29 @@ impl Registry {
             self.check_tag_change(repo, id, t, Some(&new.digest))
                 .await?;
         }
+        let quota = self.quota_to_check(repo.namespace()).await?;
         let mut w = self.db.write().await?;
         let repo_id = self
             .db
             .ensure_repo(&mut w, repo.as_str(), repo.namespace())
             .await?;
+        let mut warnings = Vec::new();
+        if let Some(q) = &quota {
+            let blobs: Vec<String> = new
+                .refs
+                .iter()
+                .filter(|r| r.kind == "config" || r.kind == "layer")
+                .map(|r| r.digest.clone())
+                .collect();
+            match self.quota_gate(&mut w, repo, q, &blobs).await? {
+                crate::quotas::QuotaOutcome::Allow(events) => warnings = events,
+                crate::quotas::QuotaOutcome::Refuse(error, event) => {
+                    drop(w);
+                    self.db.insert_audit(&[*event]).await?;
+                    return Err(error);
+                }
+            }
+        }
         match self.db.put_manifest(&mut w, repo_id, &new, tag).await {
             Ok(()) => {}
             Err(PutManifestError::Missing { blobs, manifests }) => {
@@ -137,6 +155,9 @@ impl Registry {
             Err(PutManifestError::Db(e)) => return Err(e.into()),
         }
         w.commit().await?;
+        if !warnings.is_empty() {
+            self.db.insert_audit(&warnings).await?;
+        }
         let digest = match reference {
             Reference::Digest(d) => d.clone(),
             Reference::Tag(_) => parsed.digest,

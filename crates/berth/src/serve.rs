@@ -63,6 +63,7 @@ async fn registry(cfg: &Config, migrate: bool) -> anyhow::Result<Registry> {
         open_locations(cfg)?,
         CoreConfig {
             gc: cfg.gc.clone(),
+            quota: cfg.quota.clone(),
             ..CoreConfig::default()
         },
     ))

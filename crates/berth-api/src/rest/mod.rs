@@ -14,6 +14,7 @@ mod logs;
 mod openapi;
 mod orgs;
 mod placements;
+mod quotas;
 mod repos;
 mod robots;
 mod session;
@@ -232,6 +233,7 @@ pub fn routes() -> Vec<Route> {
     v.extend(entities::routes());
     v.extend(logs::routes());
     v.extend(tags::routes());
+    v.extend(quotas::routes());
     v.extend(immutability::routes());
     v.extend(superuser::routes());
     v.extend(placements::routes());

@@ -211,6 +211,22 @@ pub const BERTH_KEYS: &[(&str, &str)] = &[
         "an upload session untouched this many seconds is abandoned (default 172800)",
     ),
     (
+        "FEATURE_QUOTA_MANAGEMENT",
+        "namespace storage quotas: usage, limits, warnings and refusals (default true in Berth)",
+    ),
+    (
+        "FEATURE_VERIFY_QUOTA",
+        "refuse pushes over a quota's reject threshold (default true)",
+    ),
+    (
+        "FEATURE_EDIT_QUOTA",
+        "superusers may create and change quotas through the API (default true)",
+    ),
+    (
+        "DEFAULT_SYSTEM_REJECT_QUOTA_BYTES",
+        "reject limit for namespaces without a quota of their own (default 0: none)",
+    ),
+    (
         "GC_FULL_SWEEP_S",
         "seconds between garbage-collection passes over every repository (default 3600)",
     ),
@@ -263,6 +279,7 @@ pub struct Config {
     pub proxy_storage: bool,
     pub log_json: bool,
     pub gc: berth_core::GcConfig,
+    pub quota: berth_core::QuotaConfig,
     /// No storage was configured: the default location lives in the data directory.
     storage_defaulted: bool,
     /// Quay keys present in the file that this version reads but does not act on.
@@ -300,6 +317,7 @@ impl Default for Config {
             proxy_storage: false,
             log_json: false,
             gc: berth_core::GcConfig::default(),
+            quota: berth_core::QuotaConfig::default(),
             storage_defaulted: false,
             unused_quay_keys: Vec::new(),
         }
@@ -896,6 +914,12 @@ impl Config {
             }
             "FEATURE_PROXY_STORAGE" => self.proxy_storage = as_bool(key, v)?,
             "FEATURE_GARBAGE_COLLECTION" => self.gc.enabled = as_bool(key, v)?,
+            "FEATURE_QUOTA_MANAGEMENT" => self.quota.enabled = as_bool(key, v)?,
+            "FEATURE_VERIFY_QUOTA" => self.quota.verify = as_bool(key, v)?,
+            "FEATURE_EDIT_QUOTA" => self.quota.edit = as_bool(key, v)?,
+            "DEFAULT_SYSTEM_REJECT_QUOTA_BYTES" => {
+                self.quota.system_reject_bytes = non_negative(key, v)?
+            }
             "GARBAGE_COLLECTION_FREQUENCY" => {
                 self.gc.interval_s = u64::try_from(positive(key, v)?).unwrap_or(30)
             }

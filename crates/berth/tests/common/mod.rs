@@ -2,6 +2,7 @@
 //! and stops it when dropped. Every integration test that needs a server goes through `Berth`.
 #![allow(dead_code)]
 
+pub mod client;
 pub mod images;
 
 use std::net::TcpListener;

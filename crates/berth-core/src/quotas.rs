@@ -1,0 +1,345 @@
+//! Storage quotas per namespace and storage usage. Usage counts each blob once per namespace,
+//! from the manifests present, so it follows pushes, deletes and garbage collection exactly. A
+//! manifest push that would take a namespace past a `Reject` threshold is refused before anything
+//! is written; crossing a `Warning` threshold records a `quota_warning` event, a refusal a
+//! `quota_error` event (in the audit log, where notifications read events).
+
+use crate::{Error, Registry, Result};
+use berth_db::{AuditRow, QuotaRow, WriteTx};
+use berth_oci::{ErrorCode, RepoName};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Quota settings (Quay's keys).
+#[derive(Debug, Clone)]
+pub struct QuotaConfig {
+    /// `FEATURE_QUOTA_MANAGEMENT` (Berth: on by default; without quotas it costs nothing).
+    pub enabled: bool,
+    /// `FEATURE_VERIFY_QUOTA`: refuse pushes over a reject threshold.
+    pub verify: bool,
+    /// `FEATURE_EDIT_QUOTA`: quotas may be changed through the API.
+    pub edit: bool,
+    /// `DEFAULT_SYSTEM_REJECT_QUOTA_BYTES`: a reject limit for namespaces without a quota (0: none).
+    pub system_reject_bytes: i64,
+}
+
+impl Default for QuotaConfig {
+    fn default() -> Self {
+        QuotaConfig {
+            enabled: true,
+            verify: true,
+            edit: true,
+            system_reject_bytes: 0,
+        }
+    }
+}
+
+/// Storage of one repository.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RepoUsage {
+    /// Distinct blobs its manifests reference.
+    pub size_bytes: i64,
+    /// Freed if the repository were deleted: blobs no other repository holds.
+    pub exclusive_bytes: i64,
+    pub tags: Vec<TagUsage>,
+}
+
+/// Storage of one live tag.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct TagUsage {
+    pub name: String,
+    pub manifest_digest: String,
+    /// Distinct blobs of its manifest (and an index's children).
+    pub size_bytes: i64,
+    /// Freed if the tag were deleted, once the time machine's window has passed: blobs no other
+    /// live tag of the repository and no other repository holds.
+    pub exclusive_bytes: i64,
+}
+
+/// The quota check's answer to a manifest push.
+pub(crate) enum QuotaOutcome {
+    /// Go ahead; record these warnings once committed.
+    Allow(Vec<AuditRow>),
+    /// Refuse with this error; record this event.
+    Refuse(Error, Box<AuditRow>),
+}
+
+/// What a quota allows, in bytes.
+struct Thresholds {
+    limit: i64,
+    reject: Option<(i64, i64)>,
+    warnings: Vec<(i64, i64)>,
+}
+
+fn thresholds(q: Option<&QuotaRow>, system_reject: i64) -> Option<Thresholds> {
+    let Some(q) = q else {
+        return (system_reject > 0).then_some(Thresholds {
+            limit: system_reject,
+            reject: Some((system_reject, 100)),
+            warnings: Vec::new(),
+        });
+    };
+    let at = |pct: i64| {
+        i64::try_from(i128::from(q.limit_bytes) * i128::from(pct) / 100).unwrap_or(i64::MAX)
+    };
+    Some(Thresholds {
+        limit: q.limit_bytes,
+        reject: q
+            .limits
+            .iter()
+            .filter(|l| l.kind == "Reject")
+            .map(|l| (at(l.percent), l.percent))
+            .min(),
+        warnings: q
+            .limits
+            .iter()
+            .filter(|l| l.kind == "Warning")
+            .map(|l| (at(l.percent), l.percent))
+            .collect(),
+    })
+}
+
+/// `10 GiB`, `500 MB`, `1024` (bytes) into bytes.
+pub fn parse_size(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let mul: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    let v = n * mul;
+    (v.is_finite() && (0.0..9.2e18).contains(&v)).then_some(v as i64)
+}
+
+/// Bytes as Quay shows a quota: `10.0 GiB`.
+pub fn human_size(bytes: i64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = bytes as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < units.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    format!("{v:.1} {}", units[i])
+}
+
+fn event(kind: &str, repo: &RepoName, meta: serde_json::Value) -> AuditRow {
+    AuditRow {
+        at: berth_db::now_ms(),
+        kind: kind.into(),
+        performer_kind: Some("system".into()),
+        namespace: Some(repo.namespace().to_string()),
+        repository: Some(repo.as_str().to_string()),
+        metadata: meta.to_string(),
+        ..AuditRow::default()
+    }
+}
+
+impl Registry {
+    /// The namespace's quota as the push check sees it; `None` when nothing is enforced.
+    pub(crate) async fn quota_to_check(&self, namespace: &str) -> Result<Option<QuotaRow>> {
+        let q = &self.config.quota;
+        if !q.enabled || !q.verify {
+            return Ok(None);
+        }
+        let row = self.db.quota_for(namespace).await?;
+        if row.is_none() && q.system_reject_bytes <= 0 {
+            return Ok(None);
+        }
+        Ok(Some(row.unwrap_or(QuotaRow {
+            id: 0,
+            namespace: namespace.into(),
+            limit_bytes: q.system_reject_bytes,
+            limits: Vec::new(),
+        })))
+    }
+
+    /// Inside a manifest push's transaction: whether referencing `blobs` would take the
+    /// namespace past its reject threshold. The events to record (after the transaction ends:
+    /// `quota_error` for a refusal, `quota_warning` for each warning threshold crossed) come with
+    /// the answer.
+    pub(crate) async fn quota_gate(
+        &self,
+        w: &mut WriteTx,
+        repo: &RepoName,
+        quota: &QuotaRow,
+        blobs: &[String],
+    ) -> Result<QuotaOutcome> {
+        let system = if quota.id == 0 {
+            self.config.quota.system_reject_bytes
+        } else {
+            0
+        };
+        let Some(t) = thresholds((quota.id != 0).then_some(quota), system) else {
+            return Ok(QuotaOutcome::Allow(Vec::new()));
+        };
+        let ns = repo.namespace();
+        self.db.lock_namespace(w, ns).await?;
+        let (before, after) = self.db.usage_adding(w, ns, blobs).await?;
+        metrics::gauge!("berth_namespace_storage_bytes", "namespace" => ns.to_string())
+            .set(before as f64);
+        if let Some((reject, pct)) = t.reject
+            && after > reject
+            && after > before
+        {
+            let meta = serde_json::json!({
+                "namespace": ns, "usage_bytes": before, "would_use_bytes": after,
+                "limit_bytes": t.limit, "threshold_percent": pct,
+            });
+            metrics::counter!("berth_quota_rejections_total").increment(1);
+            let refusal = Error::with_status(
+                ErrorCode::Denied,
+                403,
+                format!(
+                    "namespace {ns} is over its storage quota: this push would use {} of {} (pushes are refused above {pct}%); delete tags, or ask an administrator to raise the quota",
+                    human_size(after),
+                    human_size(t.limit),
+                ),
+            );
+            return Ok(QuotaOutcome::Refuse(
+                refusal,
+                Box::new(event("quota_error", repo, meta)),
+            ));
+        }
+        Ok(QuotaOutcome::Allow(
+            t.warnings
+                .iter()
+                .filter(|(at, _)| before < *at && after >= *at)
+                .map(|(_, pct)| {
+                    event(
+                        "quota_warning",
+                        repo,
+                        serde_json::json!({
+                            "namespace": ns, "usage_bytes": after, "limit_bytes": t.limit,
+                            "threshold_percent": pct,
+                        }),
+                    )
+                })
+                .collect(),
+        ))
+    }
+
+    /// Bytes a namespace uses.
+    pub async fn namespace_usage(&self, namespace: &str) -> Result<i64> {
+        let n = self.db.namespace_usage(namespace).await?;
+        metrics::gauge!("berth_namespace_storage_bytes", "namespace" => namespace.to_string())
+            .set(n as f64);
+        Ok(n)
+    }
+
+    /// Refreshes the usage and limit gauges of every namespace with a quota.
+    pub async fn quota_metrics(&self) -> Result<()> {
+        for ns in self.db.quota_namespaces().await? {
+            self.namespace_usage(&ns).await?;
+            if let Some(q) = self.db.quota_for(&ns).await? {
+                metrics::gauge!("berth_namespace_quota_bytes", "namespace" => ns.clone())
+                    .set(q.limit_bytes as f64);
+            }
+        }
+        Ok(())
+    }
+
+    /// Storage of a repository after deduplication, what deleting it would free, and the same
+    /// for each live tag.
+    pub async fn repo_usage(&self, repo: &RepoName) -> Result<RepoUsage> {
+        let id = self.db.repo_id(repo.as_str()).await?.ok_or_else(|| {
+            Error::new(
+                ErrorCode::NameUnknown,
+                format!("repository {repo} not found"),
+            )
+        })?;
+        let (refs, children) = self.db.repo_blob_graph(id).await?;
+        let exclusive: BTreeMap<String, i64> = self
+            .db
+            .repo_exclusive_blobs(id)
+            .await?
+            .into_iter()
+            .collect();
+        let mut blobs_of: BTreeMap<&str, Vec<(&str, i64)>> = BTreeMap::new();
+        let mut sizes: BTreeMap<&str, i64> = BTreeMap::new();
+        for (m, b, s) in &refs {
+            blobs_of.entry(m).or_default().push((b, *s));
+            sizes.insert(b, *s);
+        }
+        let mut kids: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (p, c) in &children {
+            kids.entry(p).or_default().push(c);
+        }
+        let closure = |root: &str| -> BTreeSet<String> {
+            let mut seen = BTreeSet::new();
+            let mut out = BTreeSet::new();
+            let mut todo = vec![root.to_string()];
+            while let Some(m) = todo.pop() {
+                if !seen.insert(m.clone()) {
+                    continue;
+                }
+                for (b, _) in blobs_of.get(m.as_str()).into_iter().flatten() {
+                    out.insert(b.to_string());
+                }
+                for c in kids.get(m.as_str()).into_iter().flatten() {
+                    todo.push(c.to_string());
+                }
+            }
+            out
+        };
+        let size = |set: &BTreeSet<String>| -> i64 {
+            set.iter()
+                .filter_map(|b| sizes.get(b.as_str()))
+                .sum::<i64>()
+        };
+        let tags = self.db.live_tags(id).await?;
+        let per_tag: Vec<BTreeSet<String>> = tags.iter().map(|(_, d)| closure(d)).collect();
+        let mut out = RepoUsage {
+            size_bytes: sizes.values().sum(),
+            exclusive_bytes: exclusive.values().sum(),
+            tags: Vec::new(),
+        };
+        for (i, (name, digest)) in tags.iter().enumerate() {
+            let others: BTreeSet<&String> = per_tag
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .flat_map(|(_, s)| s.iter())
+                .collect();
+            let freed: i64 = per_tag[i]
+                .iter()
+                .filter(|b| !others.contains(b))
+                .filter_map(|b| exclusive.get(b))
+                .sum();
+            out.tags.push(TagUsage {
+                name: name.clone(),
+                manifest_digest: digest.clone(),
+                size_bytes: size(&per_tag[i]),
+                exclusive_bytes: freed,
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{human_size, parse_size};
+
+    #[test]
+    fn sizes_parse_and_print() {
+        assert_eq!(parse_size("1024"), Some(1024));
+        assert_eq!(parse_size("10 GiB"), Some(10 * 1024 * 1024 * 1024));
+        assert_eq!(parse_size("1.5MB"), Some(1_500_000));
+        assert_eq!(parse_size("ten"), None);
+        assert_eq!(parse_size("5 parsecs"), None);
+        assert_eq!(human_size(10 * 1024 * 1024 * 1024), "10.0 GiB");
+        assert_eq!(human_size(512), "512.0 B");
+    }
+}

@@ -1,0 +1,308 @@
+//! Namespace quotas and storage usage. Usage is never stored: it is computed from the manifests
+//! present (deleted ones still in the time machine included, since their blobs still occupy
+//! storage), each blob counted once per namespace — so it is exact through pushes, deletes and
+//! garbage collection by construction.
+
+use crate::{Backend, Db, Result, WriteTx, now_ms};
+use sqlx::Row;
+
+/// A quota limit: a threshold as a percentage of the quota's bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuotaLimit {
+    pub id: i64,
+    /// `Warning` or `Reject`.
+    pub kind: String,
+    pub percent: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuotaRow {
+    pub id: i64,
+    pub namespace: String,
+    pub limit_bytes: i64,
+    pub limits: Vec<QuotaLimit>,
+}
+
+/// Distinct config and layer blobs referenced by the manifests of live repositories of a
+/// namespace. `$1` is the namespace name.
+const NAMESPACE_DIGESTS: &str = "SELECT mr.digest FROM manifest_refs mr
+     JOIN manifests m ON m.id = mr.manifest_id
+     JOIN repositories r ON r.id = m.repo_id
+     JOIN namespaces n ON n.id = r.namespace_id
+     WHERE n.name = $1 AND r.deleted_at IS NULL AND mr.kind IN ('config', 'layer')";
+
+impl Db {
+    /// The quota of a namespace, with its limits.
+    pub async fn quota_for(&self, namespace: &str) -> Result<Option<QuotaRow>> {
+        let Some(r) = sqlx::query(
+            "SELECT id, namespace, limit_bytes FROM namespace_quotas WHERE namespace = $1",
+        )
+        .bind(namespace)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let id: i64 = r.get(0);
+        let limits = sqlx::query(
+            "SELECT id, kind, threshold_percent FROM quota_limits WHERE quota_id = $1 ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|l| QuotaLimit {
+            id: l.get(0),
+            kind: l.get(1),
+            percent: l.get(2),
+        })
+        .collect();
+        Ok(Some(QuotaRow {
+            id,
+            namespace: r.get(1),
+            limit_bytes: r.get(2),
+            limits,
+        }))
+    }
+
+    /// Every namespace with a quota.
+    pub async fn quota_namespaces(&self) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT namespace FROM namespace_quotas ORDER BY namespace")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Creates a namespace's quota; `None` if it already has one.
+    pub async fn create_quota(&self, namespace: &str, limit_bytes: i64) -> Result<Option<i64>> {
+        let mut w = self.write().await?;
+        let row = sqlx::query(
+            "INSERT INTO namespace_quotas (namespace, limit_bytes, created_at) VALUES ($1, $2, $3)
+             ON CONFLICT (namespace) DO NOTHING RETURNING id",
+        )
+        .bind(namespace)
+        .bind(limit_bytes)
+        .bind(now_ms())
+        .fetch_optional(&mut *w.tx)
+        .await?;
+        w.commit().await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    pub async fn update_quota(&self, id: i64, namespace: &str, limit_bytes: i64) -> Result<bool> {
+        let mut w = self.write().await?;
+        let n = sqlx::query(
+            "UPDATE namespace_quotas SET limit_bytes = $3 WHERE id = $1 AND namespace = $2",
+        )
+        .bind(id)
+        .bind(namespace)
+        .bind(limit_bytes)
+        .execute(&mut *w.tx)
+        .await?
+        .rows_affected();
+        w.commit().await?;
+        Ok(n > 0)
+    }
+
+    pub async fn delete_quota(&self, id: i64, namespace: &str) -> Result<bool> {
+        let mut w = self.write().await?;
+        sqlx::query("DELETE FROM quota_limits WHERE quota_id = (SELECT id FROM namespace_quotas WHERE id = $1 AND namespace = $2)")
+            .bind(id)
+            .bind(namespace)
+            .execute(&mut *w.tx)
+            .await?;
+        let n = sqlx::query("DELETE FROM namespace_quotas WHERE id = $1 AND namespace = $2")
+            .bind(id)
+            .bind(namespace)
+            .execute(&mut *w.tx)
+            .await?
+            .rows_affected();
+        w.commit().await?;
+        Ok(n > 0)
+    }
+
+    /// Adds a limit to a quota; `None` if a limit of that kind exists already.
+    pub async fn add_quota_limit(
+        &self,
+        quota_id: i64,
+        kind: &str,
+        percent: i64,
+    ) -> Result<Option<i64>> {
+        let mut w = self.write().await?;
+        let exists = sqlx::query("SELECT 1 FROM quota_limits WHERE quota_id = $1 AND kind = $2")
+            .bind(quota_id)
+            .bind(kind)
+            .fetch_optional(&mut *w.tx)
+            .await?;
+        if exists.is_some() {
+            return Ok(None);
+        }
+        let r = sqlx::query(
+            "INSERT INTO quota_limits (quota_id, kind, threshold_percent, created_at)
+             VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(quota_id)
+        .bind(kind)
+        .bind(percent)
+        .bind(now_ms())
+        .fetch_one(&mut *w.tx)
+        .await?;
+        w.commit().await?;
+        Ok(Some(r.get(0)))
+    }
+
+    pub async fn update_quota_limit(
+        &self,
+        quota_id: i64,
+        limit_id: i64,
+        kind: &str,
+        percent: i64,
+    ) -> Result<bool> {
+        let mut w = self.write().await?;
+        let n = sqlx::query(
+            "UPDATE quota_limits SET kind = $3, threshold_percent = $4 WHERE id = $2 AND quota_id = $1",
+        )
+        .bind(quota_id)
+        .bind(limit_id)
+        .bind(kind)
+        .bind(percent)
+        .execute(&mut *w.tx)
+        .await?
+        .rows_affected();
+        w.commit().await?;
+        Ok(n > 0)
+    }
+
+    pub async fn delete_quota_limit(&self, quota_id: i64, limit_id: i64) -> Result<bool> {
+        let mut w = self.write().await?;
+        let n = sqlx::query("DELETE FROM quota_limits WHERE id = $2 AND quota_id = $1")
+            .bind(quota_id)
+            .bind(limit_id)
+            .execute(&mut *w.tx)
+            .await?
+            .rows_affected();
+        w.commit().await?;
+        Ok(n > 0)
+    }
+
+    /// Bytes a namespace uses now.
+    pub async fn namespace_usage(&self, namespace: &str) -> Result<i64> {
+        let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM blobs WHERE digest IN ({NAMESPACE_DIGESTS})"
+        )))
+        .bind(namespace)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(r.get(0))
+    }
+
+    /// Serialises quota-checked manifest writes to one namespace (PostgreSQL row lock; on SQLite
+    /// the single writer already does), so two pushes cannot both pass the check on the same
+    /// remaining room.
+    pub async fn lock_namespace(&self, w: &mut WriteTx, namespace: &str) -> Result<()> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT id FROM namespaces WHERE name = $1 FOR UPDATE")
+                .bind(namespace)
+                .execute(&mut *w.tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// (usage now, usage if blobs `digests` were referenced too), inside `w`.
+    pub async fn usage_adding(
+        &self,
+        w: &mut WriteTx,
+        namespace: &str,
+        digests: &[String],
+    ) -> Result<(i64, i64)> {
+        let before: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM blobs WHERE digest IN ({NAMESPACE_DIGESTS})"
+        )))
+        .bind(namespace)
+        .fetch_one(&mut *w.tx)
+        .await?
+        .get(0);
+        let mut added = 0i64;
+        let mut seen = std::collections::BTreeSet::new();
+        for d in digests {
+            if !seen.insert(d) {
+                continue;
+            }
+            let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT size FROM blobs WHERE digest = $2 AND digest NOT IN ({NAMESPACE_DIGESTS})"
+            )))
+            .bind(namespace)
+            .bind(d)
+            .fetch_optional(&mut *w.tx)
+            .await?;
+            if let Some(r) = r {
+                added = added.saturating_add(r.get::<i64, _>(0));
+            }
+        }
+        Ok((before, before.saturating_add(added)))
+    }
+
+    /// (manifest digest, blob digest, blob size) for every config and layer reference of the
+    /// repository's manifests, and (index digest, child digest) for every index child.
+    #[allow(clippy::type_complexity)]
+    pub async fn repo_blob_graph(
+        &self,
+        repo_id: i64,
+    ) -> Result<(Vec<(String, String, i64)>, Vec<(String, String)>)> {
+        let refs = sqlx::query(
+            "SELECT m.digest, mr.digest, b.size FROM manifest_refs mr
+             JOIN manifests m ON m.id = mr.manifest_id
+             JOIN blobs b ON b.digest = mr.digest
+             WHERE m.repo_id = $1 AND mr.kind IN ('config', 'layer')",
+        )
+        .bind(repo_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+        let children = sqlx::query(
+            "SELECT m.digest, mr.digest FROM manifest_refs mr JOIN manifests m ON m.id = mr.manifest_id
+             WHERE m.repo_id = $1 AND mr.kind = 'manifest'",
+        )
+        .bind(repo_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+        Ok((refs, children))
+    }
+
+    /// Of the blobs linked to or referenced in repository `repo_id`, those no other repository
+    /// links or references: (digest, size).
+    pub async fn repo_exclusive_blobs(&self, repo_id: i64) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT b.digest, b.size FROM blobs b WHERE b.digest IN (
+                 SELECT digest FROM repo_blobs WHERE repo_id = $1
+                 UNION SELECT mr.digest FROM manifest_refs mr JOIN manifests m ON m.id = mr.manifest_id
+                       WHERE m.repo_id = $1)
+               AND NOT EXISTS (SELECT 1 FROM repo_blobs o WHERE o.digest = b.digest AND o.repo_id <> $1)
+               AND NOT EXISTS (SELECT 1 FROM manifest_refs mr JOIN manifests m ON m.id = mr.manifest_id
+                               WHERE mr.digest = b.digest AND m.repo_id <> $1)",
+        )
+        .bind(repo_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// Live tags of a repository: (name, manifest digest).
+    pub async fn live_tags(&self, repo_id: i64) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT name, manifest_digest FROM tags WHERE repo_id = $1 AND end_at IS NULL
+               AND (expires_at IS NULL OR expires_at > $2) ORDER BY name",
+        )
+        .bind(repo_id)
+        .bind(now_ms())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+}
