@@ -9,7 +9,9 @@ mod error;
 mod gc;
 pub use gc::{GcConfig, GcReport};
 pub mod jobs;
+pub mod labels;
 mod locations;
+pub use labels::parse_duration_s;
 mod manifests;
 mod pulls;
 pub mod quotas;
@@ -20,8 +22,8 @@ mod uploads;
 
 pub use berth_db::{
     AccountRow, AuditQuery, AuditRow, Db, DbError, DefaultPermRow, Grantee, ImmutabilityPolicy,
-    OAuthAppRow, PermRow, QuotaLimit, QuotaRow, RepoRow, TagFilter, TagRow, TeamRow, Viewer,
-    now_ms,
+    LabelRow, OAuthAppRow, PermRow, QuotaLimit, QuotaRow, RepoRow, TagFilter, TagRow, TeamRow,
+    Viewer, now_ms,
 };
 pub use berth_storage::{BlobStore, ByteStream};
 pub use error::{Error, Result};

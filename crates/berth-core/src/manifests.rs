@@ -82,7 +82,32 @@ impl Registry {
                 ));
             }
         }
+        let labels = self.config_labels(&parsed).await;
+        let tag_expires_at = match (
+            reference,
+            labels
+                .iter()
+                .find(|(k, _)| k == crate::labels::EXPIRES_AFTER),
+        ) {
+            (Reference::Tag(t), Some((_, v))) => match crate::labels::parse_duration_s(v) {
+                Some(s) if s > 0 => {
+                    // An immutable tag keeps no expiry.
+                    let immutable = match self.db.repo_id(repo.as_str()).await? {
+                        Some(id) => self.tag_is_immutable(repo, id, t.as_str()).await?,
+                        None => false,
+                    };
+                    (!immutable).then(|| berth_db::now_ms().saturating_add(s.saturating_mul(1000)))
+                }
+                _ => None,
+            },
+            _ => None,
+        };
         let new = NewManifest {
+            labels: labels
+                .into_iter()
+                .map(|(k, v)| (uuid::Uuid::new_v4().to_string(), k, v))
+                .collect(),
+            tag_expires_at,
             digest: match reference {
                 Reference::Digest(d) => d.to_string(),
                 Reference::Tag(_) => parsed.digest.to_string(),

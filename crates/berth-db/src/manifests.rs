@@ -26,6 +26,10 @@ pub struct NewManifest {
     pub required_blobs: Vec<String>,
     /// Manifests that must exist in the repository (children of an index).
     pub required_manifests: Vec<String>,
+    /// Labels read from the image config: (id, key, value).
+    pub labels: Vec<(String, String, String)>,
+    /// When the tag this push points becomes expired (`quay.expires-after`).
+    pub tag_expires_at: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -148,8 +152,19 @@ impl Db {
             .execute(&mut *w.tx)
             .await?;
         }
+        self.set_config_labels(w, manifest_id, &m.labels).await?;
         if let Some(tag) = tag {
             self.set_tag(w, repo_id, tag, &m.digest, now).await?;
+            if let Some(at) = m.tag_expires_at {
+                sqlx::query(
+                    "UPDATE tags SET expires_at = $1 WHERE repo_id = $2 AND name = $3 AND end_at IS NULL",
+                )
+                .bind(at)
+                .bind(repo_id)
+                .bind(tag)
+                .execute(&mut *w.tx)
+                .await?;
+            }
         } else {
             // An untagged manifest is garbage once its grace period ends, unless something
             // comes to reference it.

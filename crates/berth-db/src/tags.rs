@@ -27,6 +27,8 @@ pub struct TagFilter<'a> {
     /// Names containing this text.
     pub contains: Option<&'a str>,
     pub only_active: bool,
+    /// Only tags whose manifest has a label with this key (and, if given, this value).
+    pub label: Option<(&'a str, Option<&'a str>)>,
 }
 
 impl Db {
@@ -50,6 +52,8 @@ impl Db {
              FROM tags t LEFT JOIN manifests m ON m.repo_id = t.repo_id AND m.digest = t.manifest_digest
              WHERE t.repo_id = $1 AND ($2 = '' OR t.name = $2) AND ($3 = '' OR t.name LIKE $3)
                AND ($4 = 0 OR (t.end_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $5)))
+               AND ($8 = '' OR EXISTS (SELECT 1 FROM manifest_labels l WHERE l.manifest_id = m.id
+                                        AND l.key = $8 AND ($9 = 0 OR l.value = $10)))
              ORDER BY t.start_at DESC, t.id DESC LIMIT $6 OFFSET $7",
         )
         .bind(repo_id)
@@ -59,6 +63,9 @@ impl Db {
         .bind(now)
         .bind(limit)
         .bind(offset)
+        .bind(f.label.map(|l| l.0).unwrap_or(""))
+        .bind(i64::from(f.label.is_some_and(|l| l.1.is_some())))
+        .bind(f.label.and_then(|l| l.1).unwrap_or(""))
         .fetch_all(&self.pool)
         .await?;
         Ok(rows

@@ -10,6 +10,7 @@
 mod apps;
 mod entities;
 mod immutability;
+mod labels;
 mod logs;
 mod openapi;
 mod orgs;
@@ -234,6 +235,7 @@ pub fn routes() -> Vec<Route> {
     v.extend(logs::routes());
     v.extend(tags::routes());
     v.extend(quotas::routes());
+    v.extend(labels::routes());
     v.extend(immutability::routes());
     v.extend(superuser::routes());
     v.extend(placements::routes());

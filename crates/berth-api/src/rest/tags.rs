@@ -11,7 +11,7 @@ use std::sync::Arc;
 pub fn routes() -> Vec<Route> {
     vec![
         route!(GET "/api/v1/repository/{repository}/tag/", "Tag history: live and past positions, newest first", "repo:read",
-            query &["specificTag", "filter_tag_name", "onlyActiveTags", "page", "limit"], list),
+            query &["specificTag", "filter_tag_name", "onlyActiveTags", "page", "limit", "label"], list),
         route!(PUT "/api/v1/repository/{repository}/tag/{tag}", "Create or move a tag (manifest_digest), set its expiration (Unix seconds, or null), and/or make it immutable (lifting needs admin)", "repo:write",
             body &["manifest_digest", "expiration:integer", "immutable:boolean"], put),
         route!(DELETE "/api/v1/repository/{repository}/tag/{tag}", "Delete a tag (it stays in the time machine)", "repo:write", delete),
@@ -59,6 +59,14 @@ async fn list(st: Arc<AppState>, ctx: Ctx) -> R {
         name: ctx.q("specificTag").filter(|s| !s.is_empty()).or(eq),
         contains: like,
         only_active: ctx.q_bool("onlyActiveTags", false),
+        // Berth: `label=KEY` or `label=KEY=VALUE` keeps tags whose manifest carries that label.
+        label: ctx
+            .q("label")
+            .filter(|s| !s.is_empty())
+            .map(|l| match l.split_once('=') {
+                Some((k, v)) => (k, Some(v)),
+                None => (l, None),
+            }),
     };
     let rows = st
         .registry

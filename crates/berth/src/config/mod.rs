@@ -382,22 +382,7 @@ fn positive(key: &str, v: &Value) -> Result<i64, ConfigError> {
     )
 }
 
-/// Seconds in a duration written as Quay writes them: `30s`, `30m`, `12h`, `10d`, `2w`.
-pub fn parse_duration_s(s: &str) -> Option<i64> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit())?;
-    let (n, unit) = s.split_at(split);
-    let n: i64 = n.parse().ok()?;
-    let mul = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        _ => return None,
-    };
-    n.checked_mul(mul)
-}
+pub use berth_core::parse_duration_s;
 
 /// A DN written as Quay writes it: a list of RDNs (`[dc=example, dc=org]`) or one string.
 fn as_dn(key: &str, v: &Value) -> Result<String, ConfigError> {
