@@ -39,6 +39,11 @@ pub struct GcConfig {
     /// Every this many seconds a sweep visits every repository, not only those with pending
     /// changes (it catches blobs uploaded but never referenced).
     pub full_sweep_s: u64,
+    /// `FEATURE_AUTO_PRUNE`: apply auto-prune policies in the background (Berth: on by default;
+    /// nothing happens without policies).
+    pub autoprune: bool,
+    /// `AUTO_PRUNE_FREQUENCY_S`: seconds between auto-prune runs.
+    pub autoprune_interval_s: u64,
 }
 
 impl Default for GcConfig {
@@ -51,6 +56,8 @@ impl Default for GcConfig {
             clean_uploads: true,
             upload_stale_s: 2 * 86_400,
             full_sweep_s: 3600,
+            autoprune: true,
+            autoprune_interval_s: 300,
         }
     }
 }

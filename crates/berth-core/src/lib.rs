@@ -4,6 +4,7 @@
 //! which the API layer turns into HTTP exactly once.
 
 pub mod auth;
+pub mod autoprune;
 mod blobs;
 mod error;
 mod gc;
@@ -21,9 +22,9 @@ pub use tags::policy_protects;
 mod uploads;
 
 pub use berth_db::{
-    AccountRow, AuditQuery, AuditRow, Db, DbError, DefaultPermRow, Grantee, ImmutabilityPolicy,
-    LabelRow, OAuthAppRow, PermRow, QuotaLimit, QuotaRow, RepoRow, TagFilter, TagRow, TeamRow,
-    Viewer, now_ms,
+    AccountRow, AuditQuery, AuditRow, AutoPrunePolicy, Db, DbError, DefaultPermRow, Grantee,
+    ImmutabilityPolicy, LabelRow, OAuthAppRow, PermRow, QuotaLimit, QuotaRow, RepoRow, TagFilter,
+    TagRow, TeamRow, Viewer, now_ms,
 };
 pub use berth_storage::{BlobStore, ByteStream};
 pub use error::{Error, Result};

@@ -259,72 +259,93 @@ impl Registry {
                 format!("repository {repo} not found"),
             )
         })?;
-        let (refs, children) = self.db.repo_blob_graph(id).await?;
-        let exclusive: BTreeMap<String, i64> = self
-            .db
-            .repo_exclusive_blobs(id)
-            .await?
-            .into_iter()
-            .collect();
-        let mut blobs_of: BTreeMap<&str, Vec<(&str, i64)>> = BTreeMap::new();
-        let mut sizes: BTreeMap<&str, i64> = BTreeMap::new();
-        for (m, b, s) in &refs {
-            blobs_of.entry(m).or_default().push((b, *s));
-            sizes.insert(b, *s);
-        }
-        let mut kids: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for (p, c) in &children {
-            kids.entry(p).or_default().push(c);
-        }
-        let closure = |root: &str| -> BTreeSet<String> {
-            let mut seen = BTreeSet::new();
-            let mut out = BTreeSet::new();
-            let mut todo = vec![root.to_string()];
-            while let Some(m) = todo.pop() {
-                if !seen.insert(m.clone()) {
-                    continue;
-                }
-                for (b, _) in blobs_of.get(m.as_str()).into_iter().flatten() {
-                    out.insert(b.to_string());
-                }
-                for c in kids.get(m.as_str()).into_iter().flatten() {
-                    todo.push(c.to_string());
-                }
-            }
-            out
-        };
-        let size = |set: &BTreeSet<String>| -> i64 {
-            set.iter()
-                .filter_map(|b| sizes.get(b.as_str()))
-                .sum::<i64>()
-        };
+        let g = RepoGraph::load(self, id).await?;
         let tags = self.db.live_tags(id).await?;
-        let per_tag: Vec<BTreeSet<String>> = tags.iter().map(|(_, d)| closure(d)).collect();
         let mut out = RepoUsage {
-            size_bytes: sizes.values().sum(),
-            exclusive_bytes: exclusive.values().sum(),
+            size_bytes: g.sizes.values().sum(),
+            exclusive_bytes: g.exclusive.values().sum(),
             tags: Vec::new(),
         };
         for (i, (name, digest)) in tags.iter().enumerate() {
-            let others: BTreeSet<&String> = per_tag
+            let others: Vec<&str> = tags
                 .iter()
                 .enumerate()
                 .filter(|(j, _)| *j != i)
-                .flat_map(|(_, s)| s.iter())
+                .map(|(_, (_, d))| d.as_str())
                 .collect();
-            let freed: i64 = per_tag[i]
-                .iter()
-                .filter(|b| !others.contains(b))
-                .filter_map(|b| exclusive.get(b))
-                .sum();
             out.tags.push(TagUsage {
                 name: name.clone(),
                 manifest_digest: digest.clone(),
-                size_bytes: size(&per_tag[i]),
-                exclusive_bytes: freed,
+                size_bytes: g.size(&g.blobs_of(&[digest.as_str()])),
+                exclusive_bytes: g.freed(&[digest.as_str()], &others),
             });
         }
         Ok(out)
+    }
+}
+
+/// A repository's manifests, what they reference and what only it holds: enough to say what
+/// deleting some of its tags would free.
+pub(crate) struct RepoGraph {
+    blobs: BTreeMap<String, Vec<String>>,
+    kids: BTreeMap<String, Vec<String>>,
+    sizes: BTreeMap<String, i64>,
+    exclusive: BTreeMap<String, i64>,
+}
+
+impl RepoGraph {
+    pub(crate) async fn load(reg: &Registry, repo_id: i64) -> Result<RepoGraph> {
+        let (refs, children) = reg.db.repo_blob_graph(repo_id).await?;
+        let mut g = RepoGraph {
+            blobs: BTreeMap::new(),
+            kids: BTreeMap::new(),
+            sizes: BTreeMap::new(),
+            exclusive: reg
+                .db
+                .repo_exclusive_blobs(repo_id)
+                .await?
+                .into_iter()
+                .collect(),
+        };
+        for (m, b, s) in refs {
+            g.blobs.entry(m).or_default().push(b.clone());
+            g.sizes.insert(b, s);
+        }
+        for (p, c) in children {
+            g.kids.entry(p).or_default().push(c);
+        }
+        Ok(g)
+    }
+
+    /// Blobs reachable from manifests `roots` (through index children).
+    pub(crate) fn blobs_of(&self, roots: &[&str]) -> BTreeSet<String> {
+        let mut seen = BTreeSet::new();
+        let mut out = BTreeSet::new();
+        let mut todo: Vec<String> = roots.iter().map(|r| r.to_string()).collect();
+        while let Some(m) = todo.pop() {
+            if !seen.insert(m.clone()) {
+                continue;
+            }
+            out.extend(self.blobs.get(&m).into_iter().flatten().cloned());
+            todo.extend(self.kids.get(&m).into_iter().flatten().cloned());
+        }
+        out
+    }
+
+    pub(crate) fn size(&self, blobs: &BTreeSet<String>) -> i64 {
+        blobs.iter().filter_map(|b| self.sizes.get(b)).sum()
+    }
+
+    /// Bytes freed (once the time machine's window has passed and the collector ran) if tags on
+    /// `doomed` went and tags on `kept` stayed: blobs only the doomed reach, that no other
+    /// repository holds.
+    pub(crate) fn freed(&self, doomed: &[&str], kept: &[&str]) -> i64 {
+        let keep = self.blobs_of(kept);
+        self.blobs_of(doomed)
+            .iter()
+            .filter(|b| !keep.contains(*b))
+            .filter_map(|b| self.exclusive.get(b))
+            .sum()
     }
 }
 

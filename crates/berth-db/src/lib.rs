@@ -4,6 +4,7 @@
 
 mod accounts;
 mod audit;
+mod autoprune;
 mod blobs;
 mod gc;
 mod jobs;
@@ -18,6 +19,7 @@ mod uploads;
 
 pub use accounts::{AccountRow, AccountUpdate, NewAccount};
 pub use audit::{AuditQuery, AuditRow};
+pub use autoprune::AutoPrunePolicy;
 pub use gc::{GcManifest, GcTotals, RepoGcFacts};
 pub use jobs::JobRow;
 pub use labels::LabelRow;

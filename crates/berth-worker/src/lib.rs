@@ -62,6 +62,8 @@ pub async fn run(reg: Registry, lease: Duration, mut shutdown: watch::Receiver<b
     let full_every = Duration::from_secs(reg.config.gc.full_sweep_s.max(1));
     let mut last_gc = std::time::Instant::now();
     let mut last_full = std::time::Instant::now();
+    let prune_every = Duration::from_secs(reg.config.gc.autoprune_interval_s.max(1));
+    let mut last_autoprune = std::time::Instant::now();
     while !*shutdown.borrow() {
         let jobs = match reg.db.claim_jobs(&me, BATCH, lease_ms).await {
             Ok(j) => j,
@@ -137,6 +139,22 @@ pub async fn run(reg: Registry, lease: Duration, mut shutdown: watch::Receiver<b
                 }
                 if let Err(e) = reg.gc_pass(full).await {
                     tracing::warn!(error = %e, "garbage collection pass failed; will retry");
+                }
+            }
+        }
+        if reg.config.gc.autoprune && last_autoprune.elapsed() >= prune_every {
+            last_autoprune = std::time::Instant::now();
+            let lease = i64::try_from(prune_every.as_millis()).unwrap_or(300_000);
+            if reg
+                .db
+                .acquire_lease("autoprune", &me, lease)
+                .await
+                .unwrap_or(false)
+            {
+                match reg.run_autoprune().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(tags = n, "auto-prune policies deleted tags"),
+                    Err(e) => tracing::warn!(error = %e, "auto-prune failed; will retry"),
                 }
             }
         }

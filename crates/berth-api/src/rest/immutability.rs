@@ -29,14 +29,14 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-enum Level {
+pub(super) enum Level {
     Org,
     User,
     Repo,
 }
 
 /// (namespace, repository) the policy lives at, once the caller is allowed there.
-async fn scope(
+pub(super) async fn scope(
     st: &AppState,
     ctx: &Ctx,
     level: &Level,

@@ -8,6 +8,7 @@
 //! `{"status", "error_message", "error_type", "title", "detail"}`.
 
 mod apps;
+mod autoprune;
 mod entities;
 mod immutability;
 mod labels;
@@ -236,6 +237,7 @@ pub fn routes() -> Vec<Route> {
     v.extend(tags::routes());
     v.extend(quotas::routes());
     v.extend(labels::routes());
+    v.extend(autoprune::routes());
     v.extend(immutability::routes());
     v.extend(superuser::routes());
     v.extend(placements::routes());

@@ -211,6 +211,14 @@ pub const BERTH_KEYS: &[(&str, &str)] = &[
         "an upload session untouched this many seconds is abandoned (default 172800)",
     ),
     (
+        "FEATURE_AUTO_PRUNE",
+        "apply auto-prune policies in the background (default true in Berth)",
+    ),
+    (
+        "AUTO_PRUNE_FREQUENCY_S",
+        "seconds between auto-prune runs (default 300)",
+    ),
+    (
         "FEATURE_QUOTA_MANAGEMENT",
         "namespace storage quotas: usage, limits, warnings and refusals (default true in Berth)",
     ),
@@ -900,6 +908,10 @@ impl Config {
             "FEATURE_PROXY_STORAGE" => self.proxy_storage = as_bool(key, v)?,
             "FEATURE_GARBAGE_COLLECTION" => self.gc.enabled = as_bool(key, v)?,
             "FEATURE_QUOTA_MANAGEMENT" => self.quota.enabled = as_bool(key, v)?,
+            "FEATURE_AUTO_PRUNE" => self.gc.autoprune = as_bool(key, v)?,
+            "AUTO_PRUNE_FREQUENCY_S" => {
+                self.gc.autoprune_interval_s = u64::try_from(positive(key, v)?).unwrap_or(300)
+            }
             "FEATURE_VERIFY_QUOTA" => self.quota.verify = as_bool(key, v)?,
             "FEATURE_EDIT_QUOTA" => self.quota.edit = as_bool(key, v)?,
             "DEFAULT_SYSTEM_REJECT_QUOTA_BYTES" => {

@@ -1,0 +1,173 @@
+//! Auto-prune policies and the tag rows they act on.
+
+use crate::{Db, Result, WriteTx, now_ms};
+use sqlx::Row;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AutoPrunePolicy {
+    pub uuid: String,
+    pub namespace: String,
+    /// `None`: every repository of the namespace.
+    pub repository: Option<String>,
+    /// `number_of_tags` or `creation_date`.
+    pub method: String,
+    /// A count, or a duration such as `2w`, as given.
+    pub value: String,
+    pub pattern: Option<String>,
+    pub matches: bool,
+}
+
+const COLS: &str = "uuid, namespace, repository, method, value, tag_pattern, pattern_matches FROM autoprune_policies";
+
+fn policy(r: &sqlx::any::AnyRow) -> AutoPrunePolicy {
+    AutoPrunePolicy {
+        uuid: r.get(0),
+        namespace: r.get(1),
+        repository: r.get(2),
+        method: r.get(3),
+        value: r.get(4),
+        pattern: r.get(5),
+        matches: r.get::<i64, _>(6) != 0,
+    }
+}
+
+impl Db {
+    pub async fn insert_autoprune_policy(&self, p: &AutoPrunePolicy) -> Result<()> {
+        let mut w = self.write().await?;
+        sqlx::query(
+            "INSERT INTO autoprune_policies (uuid, namespace, repository, method, value, tag_pattern, pattern_matches, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&p.uuid)
+        .bind(&p.namespace)
+        .bind(&p.repository)
+        .bind(&p.method)
+        .bind(&p.value)
+        .bind(&p.pattern)
+        .bind(i64::from(p.matches))
+        .bind(now_ms())
+        .execute(&mut *w.tx)
+        .await?;
+        w.commit().await
+    }
+
+    /// Replaces a policy's settings; `false` if it does not exist at that level.
+    pub async fn update_autoprune_policy(&self, p: &AutoPrunePolicy) -> Result<bool> {
+        let mut w = self.write().await?;
+        let n = sqlx::query(
+            "UPDATE autoprune_policies SET method = $4, value = $5, tag_pattern = $6, pattern_matches = $7
+             WHERE uuid = $1 AND namespace = $2 AND COALESCE(repository, '') = $3",
+        )
+        .bind(&p.uuid)
+        .bind(&p.namespace)
+        .bind(p.repository.as_deref().unwrap_or(""))
+        .bind(&p.method)
+        .bind(&p.value)
+        .bind(&p.pattern)
+        .bind(i64::from(p.matches))
+        .execute(&mut *w.tx)
+        .await?
+        .rows_affected();
+        w.commit().await?;
+        Ok(n > 0)
+    }
+
+    pub async fn delete_autoprune_policy(
+        &self,
+        namespace: &str,
+        repository: Option<&str>,
+        uuid: &str,
+    ) -> Result<bool> {
+        let mut w = self.write().await?;
+        let n = sqlx::query(
+            "DELETE FROM autoprune_policies WHERE uuid = $1 AND namespace = $2 AND COALESCE(repository, '') = $3",
+        )
+        .bind(uuid)
+        .bind(namespace)
+        .bind(repository.unwrap_or(""))
+        .execute(&mut *w.tx)
+        .await?
+        .rows_affected();
+        w.commit().await?;
+        Ok(n > 0)
+    }
+
+    /// The policies defined at one level: a namespace's own (`repository` `None`) or a
+    /// repository's.
+    pub async fn autoprune_policies_at(
+        &self,
+        namespace: &str,
+        repository: Option<&str>,
+    ) -> Result<Vec<AutoPrunePolicy>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLS} WHERE namespace = $1 AND COALESCE(repository, '') = $2 ORDER BY created_at, uuid"
+        )))
+        .bind(namespace)
+        .bind(repository.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(policy).collect())
+    }
+
+    /// Every policy.
+    pub async fn autoprune_policies(&self) -> Result<Vec<AutoPrunePolicy>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLS} ORDER BY created_at, uuid"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(policy).collect())
+    }
+
+    /// Live repositories of a namespace: (id, name).
+    pub async fn namespace_repos(&self, namespace: &str) -> Result<Vec<(i64, String)>> {
+        let rows = sqlx::query(
+            "SELECT r.id, r.name FROM repositories r JOIN namespaces n ON n.id = r.namespace_id
+             WHERE n.name = $1 AND r.deleted_at IS NULL ORDER BY r.name",
+        )
+        .bind(namespace)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// Live, unexpired tags of a repository: (name, manifest digest, since when).
+    pub async fn live_tag_rows(&self, repo_id: i64) -> Result<Vec<(String, String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT name, manifest_digest, start_at FROM tags WHERE repo_id = $1 AND end_at IS NULL
+               AND (expires_at IS NULL OR expires_at > $2) ORDER BY start_at DESC, id DESC",
+        )
+        .bind(repo_id)
+        .bind(now_ms())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+    }
+
+    /// Ends a live tag only if it still points at `digest` (it stays in history).
+    pub async fn delete_tag_if(
+        &self,
+        w: &mut WriteTx,
+        repo_id: i64,
+        tag: &str,
+        digest: &str,
+    ) -> Result<bool> {
+        self.lock_repo(w, repo_id).await?;
+        let res = sqlx::query(
+            "UPDATE tags SET end_at = $1 WHERE repo_id = $2 AND name = $3 AND manifest_digest = $4 AND end_at IS NULL",
+        )
+        .bind(now_ms())
+        .bind(repo_id)
+        .bind(tag)
+        .bind(digest)
+        .execute(&mut *w.tx)
+        .await?;
+        if res.rows_affected() > 0 {
+            self.mark_gc_due(w, repo_id).await?;
+        }
+        Ok(res.rows_affected() > 0)
+    }
+}
