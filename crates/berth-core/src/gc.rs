@@ -294,6 +294,14 @@ impl Registry {
                 report.add(&self.gc_repo(id, &name).await?);
             }
         }
+        // Deleted repositories whose job has not run (it is queued, or was lost in a crash).
+        for id in self.db.deleted_repos(20).await? {
+            report.add(
+                &self
+                    .purge_repository_rows(&DeleteRepo { repo_id: id })
+                    .await?,
+            );
+        }
         report.add(&self.gc_blobs(10_000).await?);
         if self.config.gc.clean_uploads {
             report.add(&self.gc_uploads(self.config.gc.upload_stale_s).await?);
@@ -369,6 +377,14 @@ impl Registry {
     /// The `DeleteRepo` job: removes a deleted repository's rows and upload sessions, then
     /// collects the blobs it alone held.
     pub async fn purge_repository(&self, job: &DeleteRepo) -> Result<GcReport> {
+        let report = self.purge_repository_rows(job).await?;
+        if report.repositories_deleted > 0 {
+            self.record_gc(&report).await?;
+        }
+        Ok(report)
+    }
+
+    async fn purge_repository_rows(&self, job: &DeleteRepo) -> Result<GcReport> {
         let mut w = self.db.write().await?;
         let Some((uploads, manifests, links)) =
             self.db.purge_deleted_repo(&mut w, job.repo_id).await?
@@ -389,7 +405,6 @@ impl Registry {
             ..GcReport::default()
         };
         report.add(&self.gc_blobs(usize::MAX).await?);
-        self.record_gc(&report).await?;
         tracing::info!(repo_id = job.repo_id, "deleted repository purged");
         Ok(report)
     }

@@ -215,32 +215,61 @@ impl Db {
 
     /// Deletes an account, its robots, and (users, organizations) its empty namespace. Refused
     /// (`false`) while the namespace still holds repositories.
-    pub async fn delete_account(&self, id: i64) -> Result<bool> {
+    /// Deletes an account. A user's or organization's repositories are marked deleted in the same
+    /// transaction (their contents are collected by `DeleteRepo` jobs, or by the next collection
+    /// pass); their ids are returned.
+    pub async fn delete_account(&self, id: i64) -> Result<Vec<i64>> {
         let mut w = self.write().await?;
         let Some(row) = sqlx::query("SELECT name, kind FROM accounts WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *w.tx)
             .await?
         else {
-            return Ok(true);
+            return Ok(Vec::new());
         };
         let name: String = row.get(0);
         let kind: String = row.get(1);
+        let mut repos = Vec::new();
         if kind != "robot" {
-            let repos = sqlx::query(
-                "SELECT COUNT(*) FROM repositories r JOIN namespaces n ON n.id = r.namespace_id
+            let ids = sqlx::query(
+                "SELECT r.id FROM repositories r JOIN namespaces n ON n.id = r.namespace_id
                  WHERE n.name = $1 AND r.deleted_at IS NULL",
             )
             .bind(&name)
-            .fetch_one(&mut *w.tx)
+            .fetch_all(&mut *w.tx)
             .await?;
-            if repos.get::<i64, _>(0) > 0 {
-                return Ok(false);
+            for r in &ids {
+                let repo_id: i64 = r.get(0);
+                if self.mark_repo_deleted(&mut w, repo_id).await? {
+                    repos.push(repo_id);
+                }
             }
-            sqlx::query("DELETE FROM namespaces WHERE name = $1")
+            for table in [
+                "immutability_policies",
+                "autoprune_policies",
+                "namespace_quotas",
+            ] {
+                if table == "namespace_quotas" {
+                    sqlx::query("DELETE FROM quota_limits WHERE quota_id IN (SELECT id FROM namespace_quotas WHERE namespace = $1)")
+                        .bind(&name)
+                        .execute(&mut *w.tx)
+                        .await?;
+                }
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM {table} WHERE namespace = $1"
+                )))
                 .bind(&name)
                 .execute(&mut *w.tx)
                 .await?;
+            }
+            // The namespace row goes once no repository row (deleted ones included) uses it.
+            sqlx::query(
+                "DELETE FROM namespaces WHERE name = $1
+                   AND NOT EXISTS (SELECT 1 FROM repositories r WHERE r.namespace_id = namespaces.id)",
+            )
+            .bind(&name)
+            .execute(&mut *w.tx)
+            .await?;
             // Robots go with their owner (their memberships, permissions and tokens cascade).
             sqlx::query("DELETE FROM accounts WHERE owner_id = $1")
                 .bind(id)
@@ -252,7 +281,7 @@ impl Db {
             .execute(&mut *w.tx)
             .await?;
         w.commit().await?;
-        Ok(true)
+        Ok(repos)
     }
 
     /// Accounts of `kind` ordered by name after `after`, at most `limit`.

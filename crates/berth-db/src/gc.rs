@@ -68,6 +68,17 @@ impl Db {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
+    /// Repositories marked deleted whose contents are still to be removed.
+    pub async fn deleted_repos(&self, limit: i64) -> Result<Vec<i64>> {
+        let rows = sqlx::query(
+            "SELECT id FROM repositories WHERE deleted_at IS NOT NULL ORDER BY deleted_at LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
     /// Every live repository after id `after`, in id order: (id, name).
     pub async fn repos_after(&self, after: i64, limit: i64) -> Result<Vec<(i64, String)>> {
         let rows = sqlx::query(
@@ -451,10 +462,24 @@ impl Db {
             .iter()
             .map(|r| r.get::<String, _>(0))
             .collect();
+        let ns: Option<i64> = sqlx::query("SELECT namespace_id FROM repositories WHERE id = $1")
+            .bind(repo_id)
+            .fetch_optional(&mut *w.tx)
+            .await?
+            .map(|r| r.get(0));
         sqlx::query("DELETE FROM repositories WHERE id = $1")
             .bind(repo_id)
             .execute(&mut *w.tx)
             .await?;
+        // A namespace whose account was deleted goes with its last repository.
+        sqlx::query(
+            "DELETE FROM namespaces WHERE id = $1
+               AND NOT EXISTS (SELECT 1 FROM repositories r WHERE r.namespace_id = namespaces.id)
+               AND NOT EXISTS (SELECT 1 FROM accounts a WHERE a.name = namespaces.name)",
+        )
+        .bind(ns)
+        .execute(&mut *w.tx)
+        .await?;
         Ok(Some((uploads, manifests, links.len() as u64)))
     }
 }

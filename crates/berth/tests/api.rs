@@ -424,7 +424,7 @@ fn entities_collaborators_and_owners() {
         None,
     );
     assert_eq!(s, 204, "{v}");
-    // An organization with repositories is not deleted under them.
+    // Deleting an organization deletes its repositories with it (collected in the background).
     let (s, v) = call(
         &b,
         "DELETE",
@@ -432,5 +432,13 @@ fn entities_collaborators_and_owners() {
         Auth::Basic("ron", "password-123"),
         None,
     );
-    assert_eq!(s, 409, "{v}");
+    assert_eq!(s, 204, "{v}");
+    let (s, v) = call(
+        &b,
+        "GET",
+        "/api/v1/repository/labs/tool",
+        Auth::Basic(ADMIN_USER, ADMIN_PASSWORD),
+        None,
+    );
+    assert_eq!(s, 404, "{v}");
 }

@@ -182,6 +182,30 @@ fn deleting_a_repository_frees_what_only_it_held() {
     assert_eq!(status["totals"]["repos_deleted"], 1, "{status}");
     let (_, logs) = c.api("GET", "/api/v1/superuser/logs?kind=delete_repo", None);
     assert!(logs.to_string().contains("admin/one"), "{logs}");
+
+    // Deleting an organization deletes its repositories and frees what only they held; the
+    // name can be used again at once.
+    c.org("gone", 0);
+    let g = c.image("gone/app", "v1", "gone", &[&shared, b"only in gone"]);
+    let (s, v) = c.api("DELETE", "/api/v1/organization/gone", None);
+    assert_eq!(s, 204, "{v}");
+    let only_gone = set([&g.blobs[0], &g.blobs[2]]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !stored(&b, &only_gone).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the organization's blobs were not freed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        stored(&b, &set([&g.blobs[1]])).len(),
+        1,
+        "the shared layer stays"
+    );
+    c.org("gone", 0);
+    let again = c.image("gone/app", "v1", "gone again", &[b"new"]);
+    assert_eq!(c.pull("gone/app", "v1"), Ok(again.digest.clone()));
 }
 
 /// What a torture client did to one repository.

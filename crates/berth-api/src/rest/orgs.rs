@@ -13,7 +13,7 @@ pub fn routes() -> Vec<Route> {
         route!(GET "/api/v1/organization/{orgname}", "An organization and its teams (members only)", "user:read", get_org),
         route!(PUT "/api/v1/organization/{orgname}", "Change an organization's email or tag expiration", "org:admin",
             body &["email", "tag_expiration_s:integer"], update_org),
-        route!(DELETE "/api/v1/organization/{orgname}", "Delete an organization (it must hold no repositories)", "org:admin", delete_org),
+        route!(DELETE "/api/v1/organization/{orgname}", "Delete an organization; its repositories go with it and are collected in the background", "org:admin", delete_org),
         route!(GET "/api/v1/organization/{orgname}/members", "Every member of any team", "org:admin", members),
         route!(GET "/api/v1/organization/{orgname}/members/{membername}", "One member and their teams", "org:admin", member),
         route!(DELETE "/api/v1/organization/{orgname}/members/{membername}", "Remove a member from every team", "org:admin", remove_member),

@@ -15,7 +15,7 @@ pub fn routes() -> Vec<Route> {
         route!(GET "/api/v1/superuser/users/{username}", "One user", "super:user", get_user),
         route!(PUT "/api/v1/superuser/users/{username}", "Change a user's password, email, enabled or superuser flag", "super:user",
             body &["password", "email", "enabled:boolean", "superuser:boolean"], update_user),
-        route!(DELETE "/api/v1/superuser/users/{username}", "Delete a user (its namespace must hold no repositories)", "super:user", delete_user),
+        route!(DELETE "/api/v1/superuser/users/{username}", "Delete a user; its repositories go with it and are collected in the background", "super:user", delete_user),
         route!(POST "/api/v1/superuser/users/{username}/resetlogin", "Clear a user's failed logins and unlock it (Berth)", "super:user", reset_login),
         route!(GET "/api/v1/superuser/organizations/", "Every organization", "super:user", query &["limit", "next_page"], list_orgs),
         route!(GET "/api/v1/superuser/keys", "Keys that sign registry tokens", "super:user", list_keys),

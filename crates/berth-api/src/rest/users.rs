@@ -12,7 +12,7 @@ pub fn routes() -> Vec<Route> {
             body &["password", "email", "tag_expiration_s:integer"], update_user),
         route!(POST "/api/v1/user/", "Sign up (FEATURE_USER_CREATION)", "anonymous",
             body &["*username", "*password", "email"], create_user),
-        route!(DELETE "/api/v1/user/", "Delete the calling user (its namespace must hold no repositories)", "user:admin", delete_user),
+        route!(DELETE "/api/v1/user/", "Delete the calling user; its repositories go with it and are collected in the background", "user:admin", delete_user),
         route!(POST "/api/v1/user/initialize", "Create the first user of an empty registry (FEATURE_USER_INITIALIZE)", "anonymous",
             body &["*username", "*password", "email", "access_token:boolean"], initialize),
         route!(GET "/api/v1/users/{username}", "Public information about a user", "anonymous", public_user),
