@@ -188,16 +188,34 @@ impl Registry {
                 ),
             ));
         }
-        // Publish under the blob row's lock: the blob sweep cannot delete this digest meanwhile,
-        // and if it already did, the copy is dropped instead of recorded.
+        target.upload_commit(&id, size, &digest).await?;
+        // Record the copy under the blob row's lock, the lock the blob sweep deletes under: if
+        // the blob was collected meanwhile, the copy is recorded as an unlinked blob and queued,
+        // so the sweep removes it (a plain delete here could remove a new upload's bytes); if the
+        // sweep removed the copy between the publish and the lock, the job runs again.
         let mut w = self.db.write().await?;
         if !self.db.blob_row_locked(&mut w, &job.digest).await? {
-            drop(w);
-            let _ = target.upload_abort(&id).await;
-            tracing::info!(%digest, to = %job.location, "blob was collected before its copy finished; copy dropped");
+            let size_i = i64::try_from(size).unwrap_or(i64::MAX);
+            self.db.lock_blob(&mut w, &job.digest, size_i).await?;
+            self.db
+                .add_placement(&mut w, &job.digest, &job.location)
+                .await?;
+            self.db
+                .queue_blob_gc(&mut w, &job.digest, berth_db::now_ms())
+                .await?;
+            w.commit().await?;
+            tracing::info!(%digest, to = %job.location, "blob was collected before its copy finished; copy queued for collection");
             return Ok(());
         }
-        target.upload_commit(&id, size, &digest).await?;
+        if target.stat(&digest).await? != Some(size) {
+            return Err(Error::new(
+                ErrorCode::BlobUnknown,
+                format!(
+                    "copy of {digest} in {} vanished before it was recorded; retrying",
+                    job.location
+                ),
+            ));
+        }
         self.db
             .add_placement(&mut w, &job.digest, &job.location)
             .await?;

@@ -232,12 +232,6 @@ impl Registry {
                 ),
             ));
         }
-        // The blob row's lock is held from before the bytes are published until the rows are
-        // committed, so the blob sweep never deletes this digest's bytes in between.
-        let mut w = self.db.write().await?;
-        self.db
-            .lock_blob(&mut w, &digest.to_string(), to_i64(state.size))
-            .await?;
         if let Err(e) = self.store.upload_commit(id, state.size, digest).await {
             // A crash between publishing the bytes and recording the rows leaves the session row
             // with its bytes already published (and its parts partly cleaned up). The saved hash
@@ -248,6 +242,14 @@ impl Registry {
             }
             tracing::info!(upload = id, %digest, "completing an upload whose blob was already published");
             let _ = self.store.upload_abort(id).await;
+        }
+        let mut w = self.db.write().await?;
+        if !self.published_still(&mut w, digest, state.size).await? {
+            drop(w);
+            let mut w = self.db.write().await?;
+            self.db.delete_upload(&mut w, id).await?;
+            w.commit().await?;
+            return Err(collected_meanwhile(digest));
         }
         self.record_blob(&mut w, row.repo_id, digest, state.size)
             .await?;
@@ -312,11 +314,11 @@ impl Registry {
                 format!("uploaded content has digest {actual}, not {digest}"),
             ));
         }
-        let mut w = self.db.write().await?;
-        self.db
-            .lock_blob(&mut w, &digest.to_string(), to_i64(size))
-            .await?;
         self.store.upload_commit(id, size, digest).await?;
+        let mut w = self.db.write().await?;
+        if !self.published_still(&mut w, digest, size).await? {
+            return Err(collected_meanwhile(digest));
+        }
         let repo_id = self
             .db
             .ensure_repo(&mut w, repo.as_str(), repo.namespace())
@@ -324,6 +326,22 @@ impl Registry {
         self.record_blob(&mut w, repo_id, digest, size).await?;
         w.commit().await?;
         Ok(size)
+    }
+
+    /// Takes the blob row's lock (creating the row if needed) and checks that the bytes just
+    /// published are still there. The blob sweep deletes bytes only under that same lock, so
+    /// once this answers true they stay until the caller's transaction has linked them; false
+    /// means the sweep deleted this digest between the publish and the lock.
+    async fn published_still(
+        &self,
+        w: &mut berth_db::WriteTx,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<bool> {
+        self.db
+            .lock_blob(w, &digest.to_string(), to_i64(size))
+            .await?;
+        Ok(self.store.stat(digest).await? == Some(size))
     }
 
     /// Records a verified, published blob: links it to the repository, notes its placement and
@@ -359,4 +377,13 @@ impl Registry {
 
 fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn collected_meanwhile(digest: &Digest) -> Error {
+    Error::new(
+        ErrorCode::BlobUploadUnknown,
+        format!(
+            "blob {digest} was removed by garbage collection while this upload finished; push it again"
+        ),
+    )
 }

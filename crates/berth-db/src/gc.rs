@@ -208,7 +208,7 @@ impl Db {
     }
 
     /// Queues a blob for the blob sweep (it lost a link or a reference).
-    pub(crate) async fn queue_blob_gc(
+    pub async fn queue_blob_gc(
         &self,
         w: &mut WriteTx,
         digest: &str,
