@@ -41,6 +41,9 @@ pub struct CoreConfig {
     pub max_manifest_bytes: usize,
     pub gc: GcConfig,
     pub quota: QuotaConfig,
+    /// `FEATURE_IMMUTABLE_TAGS_CAN_EXPIRE`: immutable tags keep (and may be given) an expiry.
+    /// Off, as in Quay: a tag loses its expiry when it becomes immutable.
+    pub immutable_tags_can_expire: bool,
 }
 
 impl Default for CoreConfig {
@@ -49,6 +52,7 @@ impl Default for CoreConfig {
             max_manifest_bytes: berth_oci::manifest::MAX_MANIFEST_BYTES,
             gc: GcConfig::default(),
             quota: QuotaConfig::default(),
+            immutable_tags_can_expire: false,
         }
     }
 }

@@ -93,8 +93,10 @@ impl Registry {
                 Some(s) if s > 0 => {
                     // An immutable tag keeps no expiry.
                     let immutable = match self.db.repo_id(repo.as_str()).await? {
-                        Some(id) => self.tag_is_immutable(repo, id, t.as_str()).await?,
-                        None => false,
+                        Some(id) if !self.config.immutable_tags_can_expire => {
+                            self.tag_is_immutable(repo, id, t.as_str()).await?
+                        }
+                        _ => false,
                     };
                     (!immutable).then(|| berth_db::now_ms().saturating_add(s.saturating_mul(1000)))
                 }

@@ -93,7 +93,46 @@ impl Registry {
         if !self.db.set_tag_immutable(id, tag, immutable).await? {
             return Err(Error::not_found(format!("{repo} has no tag {tag}")));
         }
+        if immutable && !self.config.immutable_tags_can_expire {
+            self.db.clear_tag_expiry(id, &[tag.to_string()]).await?;
+        }
         Ok(())
+    }
+
+    /// After an immutability policy of `namespace` (or of one repository) was created or
+    /// changed: tags it now makes immutable lose their expiry (unless immutable tags may expire).
+    /// Returns how many lost it.
+    pub async fn immutability_changed(
+        &self,
+        namespace: &str,
+        repository: Option<&str>,
+    ) -> Result<usize> {
+        if self.config.immutable_tags_can_expire {
+            return Ok(0);
+        }
+        let repos = match repository {
+            Some(r) => self
+                .db
+                .repo_id(r)
+                .await?
+                .map(|id| vec![(id, r.to_string())])
+                .unwrap_or_default(),
+            None => self.db.namespace_repos(namespace).await?,
+        };
+        let mut n = 0;
+        for (id, name) in repos {
+            let policies = self.db.immutability_policies_for(namespace, &name).await?;
+            let protected: Vec<String> = self
+                .db
+                .expiring_live_tags(id)
+                .await?
+                .into_iter()
+                .filter(|t| policy_protects(&policies, t))
+                .collect();
+            n += protected.len();
+            self.db.clear_tag_expiry(id, &protected).await?;
+        }
+        Ok(n)
     }
 
     async fn repo_id_of(&self, repo: &RepoName) -> Result<i64> {
@@ -153,7 +192,10 @@ impl Registry {
     ) -> Result<()> {
         let tag = tag_name(tag)?;
         let id = self.repo_id_of(repo).await?;
-        if expires_at.is_some() && self.tag_is_immutable(repo, id, tag.as_str()).await? {
+        if expires_at.is_some()
+            && !self.config.immutable_tags_can_expire
+            && self.tag_is_immutable(repo, id, tag.as_str()).await?
+        {
             return Err(immutable_error(repo, tag.as_str(), "given an expiration"));
         }
         let mut w = self.db.write().await?;

@@ -208,12 +208,7 @@ impl Db {
     }
 
     /// Queues a blob for the blob sweep (it lost a link or a reference).
-    pub async fn queue_blob_gc(
-        &self,
-        w: &mut WriteTx,
-        digest: &str,
-        now: i64,
-    ) -> Result<()> {
+    pub async fn queue_blob_gc(&self, w: &mut WriteTx, digest: &str, now: i64) -> Result<()> {
         sqlx::query(
             "INSERT INTO gc_blob_queue (digest, queued_at) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING",
         )

@@ -256,6 +256,36 @@ impl Db {
         Ok(r.rows_affected() > 0)
     }
 
+    /// Live tags of a repository that carry an expiry.
+    pub async fn expiring_live_tags(&self, repo_id: i64) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT name FROM tags WHERE repo_id = $1 AND end_at IS NULL AND expires_at IS NOT NULL",
+        )
+        .bind(repo_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Removes the expiry of live tags.
+    pub async fn clear_tag_expiry(&self, repo_id: i64, tags: &[String]) -> Result<()> {
+        if tags.is_empty() {
+            return Ok(());
+        }
+        let mut w = self.write().await?;
+        self.lock_repo(&mut w, repo_id).await?;
+        for t in tags {
+            sqlx::query(
+                "UPDATE tags SET expires_at = NULL WHERE repo_id = $1 AND name = $2 AND end_at IS NULL",
+            )
+            .bind(repo_id)
+            .bind(t)
+            .execute(&mut *w.tx)
+            .await?;
+        }
+        w.commit().await
+    }
+
     /// Live tags of a repository pointing at `digest`.
     pub async fn live_tags_on(&self, repo_id: i64, digest: &str) -> Result<Vec<String>> {
         let rows = sqlx::query(

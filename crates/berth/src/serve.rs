@@ -64,6 +64,7 @@ async fn registry(cfg: &Config, migrate: bool) -> anyhow::Result<Registry> {
         CoreConfig {
             gc: cfg.gc.clone(),
             quota: cfg.quota.clone(),
+            immutable_tags_can_expire: cfg.immutable_tags_can_expire,
             ..CoreConfig::default()
         },
     ))

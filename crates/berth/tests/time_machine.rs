@@ -443,3 +443,57 @@ fn immutable_tags_refuse_moves_deletes_and_expiry() {
         );
     }
 }
+
+/// A tag that becomes immutable loses its expiry (Quay's `FEATURE_IMMUTABLE_TAGS_CAN_EXPIRE`
+/// off); with the key on, immutable tags keep and take expiries.
+#[test]
+fn immutable_tags_lose_their_expiry_unless_configured_otherwise() {
+    for can_expire in [false, true] {
+        let c = C {
+            http: reqwest::blocking::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("client"),
+            b: Berth::start_with_env(&[(
+                "BERTH_FEATURE_IMMUTABLE_TAGS_CAN_EXPIRE",
+                if can_expire { "true" } else { "false" },
+            )]),
+        };
+        let repo = "admin/exp";
+        for t in ["flagged", "by-policy", "other"] {
+            c.image(repo, t, t);
+            let (s, v) = c.api(
+                "PUT",
+                &format!("/api/v1/repository/{repo}/tag/{t}"),
+                Some(json!({"expiration": 4_000_000_000i64})),
+            );
+            assert_eq!(s, 201, "{v}");
+        }
+        let (s, v) = c.api(
+            "PUT",
+            &format!("/api/v1/repository/{repo}/tag/flagged"),
+            Some(json!({"immutable": true})),
+        );
+        assert_eq!(s, 201, "{v}");
+        let (s, v) = c.api(
+            "POST",
+            &format!("/api/v1/repository/{repo}/immutabilitypolicy/"),
+            Some(json!({"tagPattern": "^by-"})),
+        );
+        assert_eq!(s, 201, "{v}");
+        let expiring = |t: &str| {
+            c.history(repo, &format!("?specificTag={t}&onlyActiveTags=true"))["tags"][0]
+                .get("expiration")
+                .is_some()
+        };
+        assert_eq!(expiring("flagged"), can_expire);
+        assert_eq!(expiring("by-policy"), can_expire);
+        assert!(expiring("other"), "a mutable tag keeps its expiry");
+        let (s, _) = c.api(
+            "PUT",
+            &format!("/api/v1/repository/{repo}/tag/by-policy"),
+            Some(json!({"expiration": 4_000_000_000i64})),
+        );
+        assert_eq!(s, if can_expire { 201 } else { 403 });
+    }
+}

@@ -140,6 +140,9 @@ async fn create(st: Arc<AppState>, ctx: Ctx, level: Level) -> R {
         matches,
     };
     st.auth.db.insert_immutability_policy(&p).await?;
+    st.registry
+        .immutability_changed(&ns, repo.as_deref())
+        .await?;
     audit(
         &st,
         &ctx,
@@ -168,6 +171,9 @@ async fn update(st: Arc<AppState>, ctx: Ctx, level: Level) -> R {
             format!("no immutability policy {:?}", p.uuid),
         ));
     }
+    st.registry
+        .immutability_changed(&ns, repo.as_deref())
+        .await?;
     audit(
         &st,
         &ctx,

@@ -211,6 +211,10 @@ pub const BERTH_KEYS: &[(&str, &str)] = &[
         "an upload session untouched this many seconds is abandoned (default 172800)",
     ),
     (
+        "FEATURE_IMMUTABLE_TAGS_CAN_EXPIRE",
+        "immutable tags keep, and may be given, an expiry (default false: a tag loses its expiry when it becomes immutable)",
+    ),
+    (
         "FEATURE_AUTO_PRUNE",
         "apply auto-prune policies in the background (default true in Berth)",
     ),
@@ -288,6 +292,7 @@ pub struct Config {
     pub log_json: bool,
     pub gc: berth_core::GcConfig,
     pub quota: berth_core::QuotaConfig,
+    pub immutable_tags_can_expire: bool,
     /// No storage was configured: the default location lives in the data directory.
     storage_defaulted: bool,
     /// Quay keys present in the file that this version reads but does not act on.
@@ -326,6 +331,7 @@ impl Default for Config {
             log_json: false,
             gc: berth_core::GcConfig::default(),
             quota: berth_core::QuotaConfig::default(),
+            immutable_tags_can_expire: false,
             storage_defaulted: false,
             unused_quay_keys: Vec::new(),
         }
@@ -909,6 +915,9 @@ impl Config {
             "FEATURE_GARBAGE_COLLECTION" => self.gc.enabled = as_bool(key, v)?,
             "FEATURE_QUOTA_MANAGEMENT" => self.quota.enabled = as_bool(key, v)?,
             "FEATURE_AUTO_PRUNE" => self.gc.autoprune = as_bool(key, v)?,
+            "FEATURE_IMMUTABLE_TAGS_CAN_EXPIRE" => {
+                self.immutable_tags_can_expire = as_bool(key, v)?
+            }
             "AUTO_PRUNE_FREQUENCY_S" => {
                 self.gc.autoprune_interval_s = u64::try_from(positive(key, v)?).unwrap_or(300)
             }
