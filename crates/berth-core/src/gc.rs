@@ -73,6 +73,9 @@ pub struct GcReport {
     pub bytes_freed: i64,
     pub uploads_removed: i64,
     pub repositories_deleted: i64,
+    /// Blobs found in storage that no row knew of (a crash between writing and recording
+    /// them), recorded and queued for the blob sweep.
+    pub orphan_blobs: i64,
 }
 
 impl GcReport {
@@ -85,6 +88,7 @@ impl GcReport {
         self.bytes_freed += o.bytes_freed;
         self.uploads_removed += o.uploads_removed;
         self.repositories_deleted += o.repositories_deleted;
+        self.orphan_blobs += o.orphan_blobs;
     }
     fn is_empty(&self) -> bool {
         GcReport {
@@ -273,6 +277,54 @@ impl Registry {
         Ok(report)
     }
 
+    /// Finds bytes no row knows of, in every storage location: blobs written by a push that
+    /// crashed before recording them (recorded now as unlinked blobs and queued, so the blob sweep
+    /// deletes them under their row lock), and upload objects of sessions that have no row (a
+    /// crashed single-request upload or replication copy), once untouched for the stale age.
+    /// Blobs younger than the grace period are left alone: a push may be about to record them.
+    pub async fn gc_orphans(&self) -> Result<GcReport> {
+        let mut report = GcReport::default();
+        let now = berth_db::now_ms();
+        let blob_before = now.saturating_sub(self.config.gc.grace_s.saturating_mul(1000));
+        let upload_before = now.saturating_sub(self.config.gc.upload_stale_s.saturating_mul(1000));
+        for (location, store) in self.locations.stores() {
+            let inv = store.inventory().await?;
+            let digests: Vec<String> = inv.blobs.iter().map(|b| b.0.to_string()).collect();
+            let known = self.db.known_blobs(&digests).await?;
+            for (d, size, at) in &inv.blobs {
+                let ds = d.to_string();
+                if known.contains(&ds) || *at >= blob_before {
+                    continue;
+                }
+                let mut w = self.db.write().await?;
+                self.db
+                    .lock_blob(&mut w, &ds, i64::try_from(*size).unwrap_or(i64::MAX))
+                    .await?;
+                self.db.add_placement(&mut w, &ds, location).await?;
+                self.db.queue_blob_gc(&mut w, &ds, now).await?;
+                w.commit().await?;
+                report.orphan_blobs += 1;
+            }
+            if self.config.gc.clean_uploads {
+                let ids: Vec<String> = inv.uploads.iter().map(|u| u.0.clone()).collect();
+                let known = self.db.known_uploads(&ids).await?;
+                for (id, at) in &inv.uploads {
+                    if !known.contains(id) && *at < upload_before {
+                        store.upload_abort(id).await?;
+                        report.uploads_removed += 1;
+                    }
+                }
+            }
+        }
+        if report.orphan_blobs > 0 {
+            tracing::warn!(
+                blobs = report.orphan_blobs,
+                "found blobs in storage that no row knew of (left by a crash); queued for collection"
+            );
+        }
+        Ok(report)
+    }
+
     /// One collection pass: repositories with pending changes (or all of them when `full`),
     /// then queued blobs, then abandoned uploads. Adds the figures to the totals and metrics.
     pub async fn gc_pass(&self, full: bool) -> Result<GcReport> {
@@ -293,6 +345,9 @@ impl Registry {
             for (id, name) in self.db.repos_due_for_gc(now, 500).await? {
                 report.add(&self.gc_repo(id, &name).await?);
             }
+        }
+        if full {
+            report.add(&self.gc_orphans().await?);
         }
         // Deleted repositories whose job has not run (it is queued, or was lost in a crash).
         for id in self.db.deleted_repos(20).await? {
@@ -331,6 +386,7 @@ impl Registry {
                 "berth_gc_repositories_deleted_total",
                 r.repositories_deleted,
             ),
+            ("berth_gc_orphan_blobs_total", r.orphan_blobs),
         ] {
             metrics::counter!(name).increment(u64::try_from(v).unwrap_or(0));
         }

@@ -323,6 +323,40 @@ impl Db {
             .is_some())
     }
 
+    /// Of `digests`, those with a `blobs` row.
+    pub async fn known_blobs(
+        &self,
+        digests: &[String],
+    ) -> Result<std::collections::HashSet<String>> {
+        self.known("SELECT digest FROM blobs WHERE digest IN", digests)
+            .await
+    }
+
+    /// Of `ids`, those with an `uploads` row.
+    pub async fn known_uploads(&self, ids: &[String]) -> Result<std::collections::HashSet<String>> {
+        self.known("SELECT id FROM uploads WHERE id IN", ids).await
+    }
+
+    async fn known(
+        &self,
+        select_in: &str,
+        keys: &[String],
+    ) -> Result<std::collections::HashSet<String>> {
+        let mut out = std::collections::HashSet::new();
+        for chunk in keys.chunks(500) {
+            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!("{select_in} ({})", marks.join(", "));
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for k in chunk {
+                q = q.bind(k);
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                out.insert(r.get::<String, _>(0));
+            }
+        }
+        Ok(out)
+    }
+
     /// Upload sessions untouched since `before`.
     pub async fn stale_uploads(&self, before: i64, limit: i64) -> Result<Vec<String>> {
         let rows = sqlx::query(

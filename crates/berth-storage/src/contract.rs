@@ -154,6 +154,45 @@ async fn run_contract(store: &dyn BlobStore) {
         Err(StorageError::Client(_))
     ));
     store.health().await.expect("health");
+
+    // The inventory lists committed blobs with their sizes, and sessions (an empty object store
+    // session has no chunk object yet, so this one holds bytes).
+    let data = pseudo_random(3000, 7);
+    let d = Digest::sha256_of(&data);
+    let sid = uuid::Uuid::new_v4().to_string();
+    store.upload_begin(&sid).await.expect("begin");
+    store
+        .upload_append(&sid, 0, stream(vec![data.clone()]))
+        .await
+        .expect("append");
+    store.upload_commit(&sid, 3000, &d).await.expect("commit");
+    let open = uuid::Uuid::new_v4().to_string();
+    store.upload_begin(&open).await.expect("begin");
+    store
+        .upload_append(&open, 0, stream(vec![b"pending".to_vec()]))
+        .await
+        .expect("append");
+    let inv = store.inventory().await.expect("inventory");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|t| t.as_millis() as i64)
+        .unwrap_or(0);
+    let (_, size, at) = inv
+        .blobs
+        .iter()
+        .find(|(x, _, _)| *x == d)
+        .expect("committed blob listed");
+    assert_eq!(*size, 3000);
+    assert!(
+        (now - at).abs() < 600_000,
+        "modification time {at} vs now {now}"
+    );
+    assert!(inv.uploads.iter().any(|(u, _)| *u == open), "{inv:?}");
+    assert!(
+        !inv.uploads.iter().any(|(u, _)| *u == sid),
+        "committed session listed"
+    );
+    store.upload_abort(&open).await.expect("abort");
 }
 
 #[tokio::test]

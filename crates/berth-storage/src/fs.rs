@@ -293,6 +293,45 @@ impl BlobStore for FsStore {
         .await
     }
 
+    async fn inventory(&self) -> Result<crate::Inventory> {
+        let root = self.root.clone();
+        blocking(move || {
+            let mut inv = crate::Inventory::default();
+            let modified = |m: &std::fs::Metadata| m.modified().map(crate::system_ms).unwrap_or(0);
+            let blobs = root.join("blobs");
+            for algo in std::fs::read_dir(&blobs)? {
+                let algo = algo?;
+                if !algo.file_type()?.is_dir() {
+                    continue;
+                }
+                let algo_name = algo.file_name().to_string_lossy().to_string();
+                for shard in std::fs::read_dir(algo.path())? {
+                    let shard = shard?;
+                    if !shard.file_type()?.is_dir() {
+                        continue;
+                    }
+                    for f in std::fs::read_dir(shard.path())? {
+                        let f = f?;
+                        let name = f.file_name().to_string_lossy().to_string();
+                        let Ok(d) = format!("{algo_name}:{name}").parse::<Digest>() else {
+                            continue;
+                        };
+                        let m = f.metadata()?;
+                        inv.blobs.push((d, m.len(), modified(&m)));
+                    }
+                }
+            }
+            for f in std::fs::read_dir(root.join("uploads"))? {
+                let f = f?;
+                let m = f.metadata()?;
+                inv.uploads
+                    .push((f.file_name().to_string_lossy().to_string(), modified(&m)));
+            }
+            Ok(inv)
+        })
+        .await
+    }
+
     async fn upload_abort(&self, id: &str) -> Result<()> {
         let path = self.upload_path(id)?;
         match tokio::fs::remove_file(path).await {

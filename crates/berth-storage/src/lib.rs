@@ -72,6 +72,25 @@ pub trait BlobStore: Send + Sync + 'static {
     }
     /// Writes, reads back and removes a probe object: the storage half of `/health/endtoend`.
     async fn health(&self) -> Result<()>;
+    /// Everything stored: committed blobs and upload sessions, with when each was last written.
+    /// Garbage collection compares it with the database to find bytes no row knows (left by a
+    /// crash between writing bytes and recording them).
+    async fn inventory(&self) -> Result<Inventory>;
+}
+
+/// What a store holds (see `BlobStore::inventory`).
+#[derive(Debug, Clone, Default)]
+pub struct Inventory {
+    /// (digest, size, last written, ms since the epoch).
+    pub blobs: Vec<(Digest, u64, i64)>,
+    /// (session id, last written, ms since the epoch).
+    pub uploads: Vec<(String, i64)>,
+}
+
+fn system_ms(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 /// Where a storage location keeps its bytes; built from Quay's `DISTRIBUTED_STORAGE_CONFIG`.

@@ -305,6 +305,42 @@ impl BlobStore for ObjectBlobStore {
         self.delete_keys(listing.iter().map(|p| &p.0)).await
     }
 
+    async fn inventory(&self) -> Result<crate::Inventory> {
+        let mut inv = crate::Inventory::default();
+        let objects: Vec<object_store::ObjectMeta> = self
+            .store
+            .list(Some(&self.key("blobs")))
+            .map_err(io)
+            .try_collect()
+            .await?;
+        for m in objects {
+            let parts: Vec<&str> = m.location.as_ref().rsplit('/').take(3).collect();
+            if let [hex, _, algo] = parts.as_slice()
+                && let Ok(d) = format!("{algo}:{hex}").parse::<Digest>()
+            {
+                inv.blobs
+                    .push((d, m.size, m.last_modified.timestamp_millis()));
+            }
+        }
+        let chunks: Vec<object_store::ObjectMeta> = self
+            .store
+            .list(Some(&self.key("uploads")))
+            .map_err(io)
+            .try_collect()
+            .await?;
+        let mut sessions: std::collections::BTreeMap<String, i64> = Default::default();
+        for m in chunks {
+            let parts: Vec<&str> = m.location.as_ref().rsplit('/').take(2).collect();
+            if let [_, id] = parts.as_slice() {
+                let t = m.last_modified.timestamp_millis();
+                let e = sessions.entry(id.to_string()).or_insert(t);
+                *e = (*e).max(t);
+            }
+        }
+        inv.uploads = sessions.into_iter().collect();
+        Ok(inv)
+    }
+
     async fn upload_abort(&self, id: &str) -> Result<()> {
         let listing = self.listing(id).await?;
         self.delete_keys(listing.iter().map(|p| &p.0)).await

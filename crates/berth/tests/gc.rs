@@ -433,3 +433,47 @@ fn gc_torture_concurrent_pushes_moves_deletes_and_pulls() {
         uploaded.len() - reachable.len()
     );
 }
+
+/// Bytes a crash left behind — a blob written but never recorded, an upload object without a
+/// session — are found in storage by a full pass and removed; recorded blobs are untouched.
+#[test]
+fn bytes_no_row_knows_are_collected() {
+    let b = Berth::start_with_env(&[
+        ("BERTH_FEATURE_GARBAGE_COLLECTION", "false"),
+        ("BERTH_PUSH_TEMP_TAG_EXPIRATION_SEC", "0"),
+        ("BERTH_BLOB_UPLOAD_STALE_AFTER_S", "0"),
+    ]);
+    let c = Client::new(&b);
+    let kept = c.image("admin/keep", "v1", "kept", &[b"a recorded layer"]);
+    let orphan = b"bytes a crashed push published but never recorded".to_vec();
+    let od = sha(&orphan);
+    let store = b.blob_store();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        use futures::StreamExt;
+        for (id, commit) in [("crashed-push", true), ("crashed-single-post", false)] {
+            store.upload_begin(id).await.expect("begin");
+            let body = futures::stream::iter([Ok(bytes::Bytes::from(orphan.clone()))]).boxed();
+            store.upload_append(id, 0, body).await.expect("append");
+            if commit {
+                store
+                    .upload_commit(id, orphan.len() as u64, &od.parse().expect("digest"))
+                    .await
+                    .expect("commit");
+            }
+        }
+    });
+    assert_eq!(stored(&b, &set([&od])).len(), 1);
+    let report = c.gc();
+    assert_eq!(report["orphan_blobs"], 1, "{report}");
+    assert_eq!(report["blobs_deleted"], 1, "{report}");
+    assert_eq!(report["uploads_removed"], 1, "{report}");
+    assert!(stored(&b, &set([&od])).is_empty());
+    let inv = rt.block_on(store.inventory()).expect("inventory");
+    assert!(inv.uploads.is_empty(), "{:?}", inv.uploads);
+    assert_eq!(c.pull("admin/keep", "v1"), Ok(kept.digest.clone()));
+    assert_eq!(stored(&b, &set(&kept.blobs)).len(), kept.blobs.len());
+}
