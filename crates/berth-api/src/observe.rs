@@ -57,6 +57,13 @@ pub async fn metrics(State(st): State<Arc<AppState>>) -> Response {
             metrics::gauge!("berth_jobs", "kind" => kind, "state" => state).set(n as f64);
         }
     }
+    // Garbage collection across every instance: when a pass last ran anywhere, and what waits.
+    if let Ok((totals, queue)) = st.registry.gc_status().await {
+        metrics::gauge!("berth_gc_blob_queue_depth").set(queue as f64);
+        if let Some(at) = totals.last_run_at {
+            metrics::gauge!("berth_gc_last_run_timestamp_seconds").set(at as f64 / 1000.0);
+        }
+    }
     if let Ok(counts) = st.registry.db.placement_counts().await {
         for (location, n) in counts {
             metrics::gauge!("berth_blob_placements", "location" => location).set(n as f64);
