@@ -120,12 +120,19 @@ pub(crate) fn reachable(
     let mut keep = vec![false; m.len()];
     let mut next: Option<i64> = None;
     let mut soonest = |t: i64| next = Some(next.map_or(t, |n: i64| n.min(t)));
-    for (digest, end) in &facts.tags {
+    for (digest, end, expires) in &facts.tags {
         let Some(&i) = index.get(digest.as_str()) else {
             continue;
         };
         match end {
-            None => keep[i] = true,
+            None => {
+                keep[i] = true;
+                // An expiring tag is closed at its expiry and then kept for the window: look
+                // again then, whoever closes it.
+                if let Some(e) = expires {
+                    soonest(e.saturating_add(window_ms));
+                }
+            }
             Some(e) if e.saturating_add(window_ms) >= now => {
                 keep[i] = true;
                 soonest(e.saturating_add(window_ms));
@@ -506,9 +513,9 @@ mod tests {
             ],
             children: vec![(1, "child".into())],
             tags: vec![
-                ("index".into(), None),
-                ("in-window".into(), Some(900)),
-                ("out-of-window".into(), Some(100)),
+                ("index".into(), None, None),
+                ("in-window".into(), Some(900), None),
+                ("out-of-window".into(), Some(100), None),
             ],
         };
         let (keep, next) = reachable(&facts, 1000, 200, 100);
@@ -518,5 +525,17 @@ mod tests {
         );
         // fresh-untagged leaves the grace period at 1050; in-window leaves the window at 1100.
         assert_eq!(next, Some(1050));
+    }
+
+    #[test]
+    fn an_expiring_live_tag_is_looked_at_again_when_its_window_ends() {
+        let facts = RepoGcFacts {
+            manifests: vec![m(1, "a", 0, false, None)],
+            children: Vec::new(),
+            tags: vec![("a".into(), None, Some(2000))],
+        };
+        let (keep, next) = reachable(&facts, 1000, 200, 100);
+        assert_eq!(keep, vec![true]);
+        assert_eq!(next, Some(2200));
     }
 }

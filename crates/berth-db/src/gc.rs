@@ -22,8 +22,8 @@ pub struct RepoGcFacts {
     pub manifests: Vec<GcManifest>,
     /// (index manifest id, child manifest digest).
     pub children: Vec<(i64, String)>,
-    /// (manifest digest, end of the tag row; `None` while live).
-    pub tags: Vec<(String, Option<i64>)>,
+    /// (manifest digest, end of the tag row — `None` while live —, expiry of the tag row).
+    pub tags: Vec<(String, Option<i64>, Option<i64>)>,
 }
 
 /// Totals over every collection run.
@@ -131,13 +131,14 @@ impl Db {
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-        let tags = sqlx::query("SELECT manifest_digest, end_at FROM tags WHERE repo_id = $1")
-            .bind(repo_id)
-            .fetch_all(&mut *w.tx)
-            .await?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
+        let tags =
+            sqlx::query("SELECT manifest_digest, end_at, expires_at FROM tags WHERE repo_id = $1")
+                .bind(repo_id)
+                .fetch_all(&mut *w.tx)
+                .await?
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
+                .collect();
         Ok(RepoGcFacts {
             manifests,
             children,

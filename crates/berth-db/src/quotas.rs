@@ -201,7 +201,7 @@ impl Db {
     /// remaining room.
     pub async fn lock_namespace(&self, w: &mut WriteTx, namespace: &str) -> Result<()> {
         if self.backend == Backend::Postgres {
-            sqlx::query("SELECT id FROM namespaces WHERE name = $1 FOR UPDATE")
+            sqlx::query("SELECT id FROM namespaces WHERE name = $1 FOR NO KEY UPDATE")
                 .bind(namespace)
                 .execute(&mut *w.tx)
                 .await?;

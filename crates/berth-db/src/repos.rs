@@ -99,10 +99,13 @@ impl Db {
     }
 
     /// Serialises manifest and tag writes to one repository across instances (PostgreSQL row
-    /// lock; on SQLite the single writer already does).
+    /// lock; on SQLite the single writer already does). `FOR NO KEY UPDATE`: holders exclude each
+    /// other, but not the key-share locks that foreign-key checks take when a blob is linked to
+    /// the repository, so an upload never waits for a sweep of its repository (which would let
+    /// upload, repository sweep and blob sweep wait on each other in a cycle).
     pub async fn lock_repo(&self, w: &mut WriteTx, repo_id: i64) -> Result<()> {
         if self.backend == crate::Backend::Postgres {
-            sqlx::query("SELECT id FROM repositories WHERE id = $1 FOR UPDATE")
+            sqlx::query("SELECT id FROM repositories WHERE id = $1 FOR NO KEY UPDATE")
                 .bind(repo_id)
                 .execute(&mut *w.tx)
                 .await?;
