@@ -116,10 +116,11 @@ enum Figure {
     SmallPush,
     IdleRss,
     PeakRss,
+    Gc,
 }
 
 impl Figure {
-    const ALL: [Figure; 8] = [
+    const ALL: [Figure; 9] = [
         Figure::Push,
         Figure::Pull,
         Figure::ManifestRps,
@@ -128,6 +129,7 @@ impl Figure {
         Figure::SmallPush,
         Figure::IdleRss,
         Figure::PeakRss,
+        Figure::Gc,
     ];
 
     fn label(self, args: &Args) -> String {
@@ -140,6 +142,7 @@ impl Figure {
             Figure::SmallPush => format!("small-image push x{} (images/s)", args.push_concurrency),
             Figure::IdleRss => "idle RSS (MiB)".to_string(),
             Figure::PeakRss => "peak RSS (MiB)".to_string(),
+            Figure::Gc => format!("GC after deleting {} images (s)", args.images),
         }
     }
 
@@ -147,7 +150,11 @@ impl Figure {
     fn lower_is_better(self) -> bool {
         matches!(
             self,
-            Figure::ManifestP50 | Figure::ManifestP99 | Figure::IdleRss | Figure::PeakRss
+            Figure::ManifestP50
+                | Figure::ManifestP99
+                | Figure::IdleRss
+                | Figure::PeakRss
+                | Figure::Gc
         )
     }
 
@@ -166,7 +173,7 @@ impl Figure {
 
     fn format(self, v: f64) -> String {
         match self {
-            Figure::ManifestP50 | Figure::ManifestP99 => format!("{v:.2}"),
+            Figure::ManifestP50 | Figure::ManifestP99 | Figure::Gc => format!("{v:.2}"),
             Figure::IdleRss | Figure::PeakRss => format!("{v:.1}"),
             Figure::SmallPush => format!("{v:.1}"),
             _ => format!("{v:.0}"),
@@ -525,6 +532,46 @@ async fn run_workloads(
             Err(e) => eprintln!("  {:<12} peak RSS FAILED: {e:#}", s.kind.name()),
         }
     }
+
+    // 6. Garbage collection: delete every small image by digest, then collect. Berth collects
+    // online (one pass through its API, the registry serving all along); Distribution needs its
+    // offline `garbage-collect` with the registry stopped, so this runs last.
+    for (i, s) in servers.iter_mut().enumerate() {
+        if modes[i].is_none() || s.check_alive().is_err() {
+            continue;
+        }
+        let addr = s.addr;
+        match workloads::delete_images(addr, &data.images).await {
+            Ok(n) => eprintln!("  {:<12} deleted {n} images", s.kind.name()),
+            Err(e) => {
+                eprintln!("  {:<12} delete FAILED: {e:#}", s.kind.name());
+                continue;
+            }
+        }
+        sync_disks();
+        wait_for_idle(idle).await;
+        let t0 = Instant::now();
+        let freed = match s.kind {
+            Kind::Berth | Kind::BerthPgS3 => workloads::berth_gc(addr).await,
+            Kind::Distribution => s.offline_gc(args.registry_bin.as_path()),
+        };
+        let wall = t0.elapsed().as_secs_f64();
+        match freed {
+            Ok(n) => {
+                eprintln!(
+                    "  {:<12} gc             {wall:.2} s, {n} blobs freed{}",
+                    s.kind.name(),
+                    if matches!(s.kind, Kind::Distribution) {
+                        " (offline: registry stopped)"
+                    } else {
+                        " (online)"
+                    }
+                );
+                record(results, Figure::Gc, s.kind, wall);
+            }
+            Err(e) => eprintln!("  {:<12} gc FAILED: {e:#}", s.kind.name()),
+        }
+    }
     Ok(())
 }
 
@@ -636,6 +683,14 @@ fn print_table(args: &Args, kinds: &[Kind], results: &Results, rounds: usize, pg
              (PostgreSQL and s3s-fs not counted)."
         );
     }
+    println!();
+    println!(
+        "GC: every small image deleted by digest, then collected. Berth runs one pass of its \
+         online collector (POST /api/v1/superuser/gc; no time-machine window, no grace period) \
+         while it keeps serving; Distribution's `registry garbage-collect` needs the registry \
+         stopped. Distribution keeps manifests as blob files, so it reports one more file per \
+         image."
+    );
     if !verdicts.is_empty() && has_dist && kinds.contains(&Kind::Berth) {
         println!();
         println!("Targets (berth): {}", verdicts.join("; "));

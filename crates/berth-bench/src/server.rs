@@ -50,7 +50,7 @@ pub struct StartOptions<'a> {
 }
 
 /// The password of the superuser each Berth under test creates at first start.
-const BENCH_PASSWORD: &str = "bench-admin-password";
+pub const BENCH_PASSWORD: &str = "bench-admin-password";
 
 fn free_port() -> Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
@@ -83,7 +83,12 @@ impl Server {
         let mut cmd = match kind {
             Kind::Berth | Kind::BerthPgS3 => {
                 let mut cmd = Command::new(opts.berth_bin);
+                // The collector runs only when the GC workload asks, with no time-machine window
+                // and no grace period, so that it collects what the workload deleted.
                 cmd.env("BERTH_BOOTSTRAP_SUPERUSER_PASSWORD", BENCH_PASSWORD)
+                    .env("BERTH_FEATURE_GARBAGE_COLLECTION", "false")
+                    .env("BERTH_DEFAULT_TAG_EXPIRATION", "0s")
+                    .env("BERTH_PUSH_TEMP_TAG_EXPIRATION_SEC", "0")
                     .arg("serve")
                     .arg("--listen")
                     .arg(addr.to_string())
@@ -186,7 +191,7 @@ impl Server {
         ];
         repos.extend((0..32).map(|i| format!("bench/small-{i}")));
         for r in repos {
-            path.push_str(&format!("&scope=repository:{r}:pull,push"));
+            path.push_str(&format!("&scope=repository:{r}:pull,push,delete"));
         }
         let basic = format!(
             "Basic {}",
@@ -213,6 +218,29 @@ impl Server {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Distribution's garbage collection: stop the registry (it must not serve while
+    /// `garbage-collect` runs), run `registry garbage-collect` on its config, and answer how
+    /// many blob files it removed.
+    pub fn offline_gc(&mut self, registry_bin: &Path) -> Result<usize> {
+        let blobs = self.root.join("data/docker/registry/v2/blobs");
+        let before = count_files(&blobs);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let out = Command::new(registry_bin)
+            .arg("garbage-collect")
+            .arg(self.root.join("config.yml"))
+            .current_dir(&self.root)
+            .output()
+            .context("running registry garbage-collect")?;
+        if !out.status.success() {
+            bail!(
+                "registry garbage-collect failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(before.saturating_sub(count_files(&blobs)))
     }
 
     /// Fails if the process has exited.
@@ -271,6 +299,21 @@ impl Drop for Server {
             );
         }
     }
+}
+
+/// Regular files under `dir`, recursively.
+fn count_files(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => count_files(&e.path()),
+            Ok(t) if t.is_file() => 1,
+            _ => 0,
+        })
+        .sum()
 }
 
 /// user + system CPU seconds from a `/proc/<pid>/stat` file (0 if unreadable).

@@ -377,3 +377,48 @@ pub async fn push_images(
     let elapsed = start.elapsed().as_secs_f64();
     Ok(images.len() as f64 / elapsed)
 }
+
+/// Deletes every image by its manifest digest. Returns how many.
+pub async fn delete_images(addr: SocketAddr, images: &[SmallImage]) -> Result<usize> {
+    let mut conn = Conn::connect(addr).await?;
+    for image in images {
+        let digest = crate::data::sha256_digest(&image.manifest);
+        conn.expect(
+            Method::DELETE,
+            &format!("/v2/{}/manifests/{digest}", image.repo),
+            &[],
+            ReqBody::empty(),
+            StatusCode::ACCEPTED,
+        )
+        .await
+        .with_context(|| format!("deleting {}@{digest}", image.repo))?;
+    }
+    Ok(images.len())
+}
+
+/// One garbage-collection pass of Berth through its API (`POST /api/v1/superuser/gc`, which
+/// takes Basic credentials). Returns the number of blobs it deleted.
+pub async fn berth_gc(addr: SocketAddr) -> Result<usize> {
+    use base64::Engine;
+    let bearer = crate::client::auth(addr);
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD
+            .encode(format!("admin:{}", crate::server::BENCH_PASSWORD))
+    );
+    crate::client::set_auth(addr, Some(basic));
+    let res = async {
+        let mut conn = Conn::connect(addr).await?;
+        let (status, _, body) = conn
+            .call(Method::POST, "/api/v1/superuser/gc", &[], ReqBody::empty())
+            .await?;
+        if status != StatusCode::OK {
+            anyhow::bail!("POST /api/v1/superuser/gc answered {status}");
+        }
+        let v: serde_json::Value = serde_json::from_slice(&body)?;
+        Ok(v["blobs_deleted"].as_u64().unwrap_or(0) as usize)
+    }
+    .await;
+    crate::client::set_auth(addr, bearer);
+    res
+}
