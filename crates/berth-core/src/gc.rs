@@ -14,7 +14,7 @@
 //!
 //! docs/ARCHITECTURE.md gives the argument that no push can lose a blob to these sweeps.
 
-use crate::jobs::DeleteRepo;
+use crate::jobs::{DeleteRepo, GcBlobs, GcOrphans, GcRepo};
 use crate::{Error, Registry, Result};
 use berth_db::GcTotals;
 use berth_oci::{Digest, ErrorCode, RepoName};
@@ -377,11 +377,117 @@ impl Registry {
         Ok(report)
     }
 
-    /// Adds a report to the database totals and the process's metrics.
-    async fn record_gc(&self, r: &GcReport) -> Result<()> {
+    /// The collector's schedule, run by one worker at a time every `GARBAGE_COLLECTION_FREQUENCY`:
+    /// queues a `GcRepo` job for every repository whose sweep is due (every repository when
+    /// `full`), a `DeleteRepo` job for deleted repositories whose job was lost, a `GcBlobs` job, and
+    /// on full passes a `GcOrphans` job. Any worker of any instance then runs them, with the job
+    /// queue's retries. Returns how many jobs were queued.
+    pub async fn gc_schedule(&self, full: bool) -> Result<usize> {
         let now = berth_db::now_ms();
+        let mut repos: Vec<i64> = Vec::new();
+        if full {
+            let mut after = 0;
+            loop {
+                let page = self.db.repos_after(after, 500).await?;
+                let Some(last) = page.last() else { break };
+                after = last.0;
+                repos.extend(page.iter().map(|r| r.0));
+            }
+        } else {
+            repos.extend(
+                self.db
+                    .repos_due_for_gc(now, 5000)
+                    .await?
+                    .iter()
+                    .map(|r| r.0),
+            );
+        }
+        let deleted = self.db.deleted_repos(100).await?;
+        let mut queued = 0;
+        for chunk in repos.chunks(200) {
+            let mut w = self.db.write().await?;
+            for id in chunk {
+                queued += usize::from(self.enqueue(&mut w, &GcRepo { repo_id: *id }).await?);
+            }
+            w.commit().await?;
+        }
+        let mut w = self.db.write().await?;
+        for id in deleted {
+            queued += usize::from(self.enqueue(&mut w, &DeleteRepo { repo_id: id }).await?);
+        }
+        queued += usize::from(self.enqueue(&mut w, &GcBlobs {}).await?);
+        if full {
+            queued += usize::from(self.enqueue(&mut w, &GcOrphans {}).await?);
+        }
+        w.commit().await?;
+        self.db
+            .gc_add_totals(&GcTotals {
+                runs: 1,
+                last_run_at: Some(now),
+                ..GcTotals::default()
+            })
+            .await?;
         metrics::gauge!("berth_gc_last_run_timestamp_seconds").set(now as f64 / 1000.0);
         metrics::counter!("berth_gc_runs_total").increment(1);
+        if self.config.quota.enabled
+            && let Err(e) = self.quota_metrics().await
+        {
+            tracing::warn!(error = %e, "cannot refresh quota usage metrics");
+        }
+        Ok(queued)
+    }
+
+    /// The `GcRepo` job.
+    pub async fn run_gc_repo(&self, job: &GcRepo) -> Result<()> {
+        let Some(name) = self.db.live_repo_name(job.repo_id).await? else {
+            return Ok(());
+        };
+        let r = self.gc_repo(job.repo_id, &name).await?;
+        if r.links_removed > 0 {
+            let mut w = self.db.write().await?;
+            self.enqueue(&mut w, &GcBlobs {}).await?;
+            w.commit().await?;
+        }
+        self.record_figures(&r).await
+    }
+
+    /// The `GcBlobs` job: queued blobs, then abandoned upload sessions.
+    pub async fn run_gc_blobs(&self) -> Result<()> {
+        let mut r = self.gc_blobs(10_000).await?;
+        if self.config.gc.clean_uploads {
+            r.add(&self.gc_uploads(self.config.gc.upload_stale_s).await?);
+        }
+        self.record_figures(&r).await
+    }
+
+    /// The `GcOrphans` job: adopted orphans go to the blob sweep at once.
+    pub async fn run_gc_orphans(&self) -> Result<()> {
+        let mut r = self.gc_orphans().await?;
+        if r.orphan_blobs > 0 {
+            r.add(&self.gc_blobs(10_000).await?);
+        }
+        self.record_figures(&r).await
+    }
+
+    /// Adds one job's figures to the totals and metrics (a pass is counted by its schedule).
+    async fn record_figures(&self, r: &GcReport) -> Result<()> {
+        if r.is_empty() {
+            return Ok(());
+        }
+        self.record(r, false).await
+    }
+
+    /// Adds a report to the database totals and the process's metrics.
+    async fn record_gc(&self, r: &GcReport) -> Result<()> {
+        self.record(r, true).await
+    }
+
+    async fn record(&self, r: &GcReport, pass: bool) -> Result<()> {
+        let now = berth_db::now_ms();
+        if pass {
+            metrics::gauge!("berth_gc_last_run_timestamp_seconds").set(now as f64 / 1000.0);
+            metrics::counter!("berth_gc_runs_total").increment(1);
+        }
         for (name, v) in [
             ("berth_gc_manifests_deleted_total", r.manifests_deleted),
             ("berth_gc_tags_purged_total", r.tags_purged),
@@ -405,8 +511,8 @@ impl Registry {
         }
         self.db
             .gc_add_totals(&GcTotals {
-                runs: 1,
-                last_run_at: Some(now),
+                runs: i64::from(pass),
+                last_run_at: pass.then_some(now),
                 manifests_deleted: r.manifests_deleted,
                 tags_purged: r.tags_purged,
                 links_removed: r.links_removed,

@@ -39,6 +39,41 @@ impl Job for DeleteRepo {
     }
 }
 
+/// Sweep one repository (garbage collection).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GcRepo {
+    pub repo_id: i64,
+}
+
+impl Job for GcRepo {
+    const KIND: &'static str = "gc_repository";
+    fn dedup_key(&self) -> String {
+        self.repo_id.to_string()
+    }
+}
+
+/// Delete queued blobs nothing uses any more, and abandoned upload sessions.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GcBlobs {}
+
+impl Job for GcBlobs {
+    const KIND: &'static str = "gc_blobs";
+    fn dedup_key(&self) -> String {
+        "blobs".into()
+    }
+}
+
+/// Find bytes in storage that no row knows of (left by a crash).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GcOrphans {}
+
+impl Job for GcOrphans {
+    const KIND: &'static str = "gc_orphans";
+    fn dedup_key(&self) -> String {
+        "orphans".into()
+    }
+}
+
 impl Registry {
     /// Enqueues `job` in the caller's transaction.
     pub async fn enqueue<J: Job>(&self, w: &mut WriteTx, job: &J) -> Result<bool> {

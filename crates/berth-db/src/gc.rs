@@ -68,6 +68,15 @@ impl Db {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
+    /// The name of a live repository.
+    pub async fn live_repo_name(&self, repo_id: i64) -> Result<Option<String>> {
+        let r = sqlx::query("SELECT name FROM repositories WHERE id = $1 AND deleted_at IS NULL")
+            .bind(repo_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(r.map(|r| r.get(0)))
+    }
+
     /// Repositories marked deleted whose contents are still to be removed.
     pub async fn deleted_repos(&self, limit: i64) -> Result<Vec<i64>> {
         let rows = sqlx::query(
@@ -386,7 +395,7 @@ impl Db {
     pub async fn gc_add_totals(&self, t: &GcTotals) -> Result<()> {
         let mut w = self.write().await?;
         sqlx::query(
-            "UPDATE gc_totals SET runs = runs + $1, last_run_at = $2,
+            "UPDATE gc_totals SET runs = runs + $1, last_run_at = COALESCE($2, last_run_at),
                manifests_deleted = manifests_deleted + $3, tags_purged = tags_purged + $4,
                links_removed = links_removed + $5, blobs_deleted = blobs_deleted + $6,
                bytes_freed = bytes_freed + $7, uploads_removed = uploads_removed + $8,

@@ -4,7 +4,7 @@
 //! and claimed again if its worker dies. Depends on `berth-core` only.
 
 use berth_core::Registry;
-use berth_core::jobs::{DeleteRepo, Job, ReplicateBlob};
+use berth_core::jobs::{DeleteRepo, GcBlobs, GcOrphans, GcRepo, Job, ReplicateBlob};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -42,6 +42,18 @@ async fn run_job(reg: &Registry, kind: &str, payload: &str) -> Result<(), (Strin
                 .map(|_| ())
                 .map_err(|e| (e.to_string(), true))
         }
+        GcRepo::KIND => {
+            let job: GcRepo =
+                serde_json::from_str(payload).map_err(|e| (format!("bad payload: {e}"), false))?;
+            reg.run_gc_repo(&job)
+                .await
+                .map_err(|e| (e.to_string(), true))
+        }
+        GcBlobs::KIND => reg.run_gc_blobs().await.map_err(|e| (e.to_string(), true)),
+        GcOrphans::KIND => reg
+            .run_gc_orphans()
+            .await
+            .map_err(|e| (e.to_string(), true)),
         other => Err((format!("no worker knows job kind {other:?}"), false)),
     }
 }
@@ -137,8 +149,11 @@ pub async fn run(reg: Registry, lease: Duration, mut shutdown: watch::Receiver<b
                 if full {
                     last_full = std::time::Instant::now();
                 }
-                if let Err(e) = reg.gc_pass(full).await {
-                    tracing::warn!(error = %e, "garbage collection pass failed; will retry");
+                match reg.gc_schedule(full).await {
+                    Ok(n) => tracing::debug!(jobs = n, full, "garbage collection scheduled"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot schedule garbage collection; will retry")
+                    }
                 }
             }
         }
