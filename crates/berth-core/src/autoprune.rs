@@ -124,15 +124,10 @@ impl Registry {
 
     /// The repositories a policy covers: (id, name).
     async fn prune_scope(&self, p: &AutoPrunePolicy) -> Result<Vec<(i64, String)>> {
-        match &p.repository {
-            Some(r) => Ok(self
-                .db
-                .repo_id(r)
-                .await?
-                .map(|id| vec![(id, r.clone())])
-                .unwrap_or_default()),
-            None => Ok(self.db.namespace_repos(&p.namespace).await?),
-        }
+        Ok(self
+            .db
+            .repos_in_scope(&p.namespace, p.repository.as_deref())
+            .await?)
     }
 
     /// What `p` would delete now, and the bytes that would free.

@@ -528,12 +528,7 @@ impl Registry {
     /// Deletes a repository: its name is free at once, and a job removes its contents (the
     /// blobs it alone held go with the blob sweep).
     pub async fn delete_repository(&self, repo: &RepoName) -> Result<()> {
-        let id = self.db.repo_id(repo.as_str()).await?.ok_or_else(|| {
-            Error::new(
-                ErrorCode::NameUnknown,
-                format!("repository {repo} not found"),
-            )
-        })?;
+        let id = self.repo_id_of(repo).await?;
         let mut w = self.db.write().await?;
         if !self.db.mark_repo_deleted(&mut w, id).await? {
             return Err(Error::not_found(format!("repository {repo} not found")));

@@ -5,7 +5,7 @@
 use crate::{Error, Registry, Result};
 use berth_db::LabelRow;
 use berth_oci::manifest::ParsedManifest;
-use berth_oci::{Digest, ErrorCode, RepoName, media};
+use berth_oci::{Digest, RepoName, media};
 use futures::StreamExt;
 
 /// Image configs larger than this are not read for labels.
@@ -84,15 +84,6 @@ impl Registry {
         out
     }
 
-    async fn manifest_repo_id(&self, repo: &RepoName) -> Result<i64> {
-        self.db.repo_id(repo.as_str()).await?.ok_or_else(|| {
-            Error::new(
-                ErrorCode::NameUnknown,
-                format!("repository {repo} not found"),
-            )
-        })
-    }
-
     /// A manifest's labels whose key starts with `prefix`.
     pub async fn labels(
         &self,
@@ -100,7 +91,7 @@ impl Registry {
         digest: &str,
         prefix: &str,
     ) -> Result<Vec<LabelRow>> {
-        let id = self.manifest_repo_id(repo).await?;
+        let id = self.repo_id_of(repo).await?;
         self.db
             .labels(id, digest, prefix)
             .await?
@@ -108,7 +99,7 @@ impl Registry {
     }
 
     pub async fn label(&self, repo: &RepoName, digest: &str, label_id: &str) -> Result<LabelRow> {
-        let id = self.manifest_repo_id(repo).await?;
+        let id = self.repo_id_of(repo).await?;
         self.db
             .label(id, digest, label_id)
             .await?
@@ -149,7 +140,7 @@ impl Registry {
         if value.len() > 4096 {
             return Err(Error::invalid("a label value is at most 4096 bytes"));
         }
-        let id = self.manifest_repo_id(repo).await?;
+        let id = self.repo_id_of(repo).await?;
         let label = LabelRow {
             id: uuid::Uuid::new_v4().to_string(),
             key: key.to_string(),
@@ -164,7 +155,7 @@ impl Registry {
     }
 
     pub async fn delete_label(&self, repo: &RepoName, digest: &str, label_id: &str) -> Result<()> {
-        let id = self.manifest_repo_id(repo).await?;
+        let id = self.repo_id_of(repo).await?;
         if !self.db.delete_label(id, digest, label_id).await? {
             return Err(Error::not_found(format!(
                 "manifest {digest} has no label {label_id}"

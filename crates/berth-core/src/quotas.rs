@@ -253,12 +253,7 @@ impl Registry {
     /// Storage of a repository after deduplication, what deleting it would free, and the same
     /// for each live tag.
     pub async fn repo_usage(&self, repo: &RepoName) -> Result<RepoUsage> {
-        let id = self.db.repo_id(repo.as_str()).await?.ok_or_else(|| {
-            Error::new(
-                ErrorCode::NameUnknown,
-                format!("repository {repo} not found"),
-            )
-        })?;
+        let id = self.repo_id_of(repo).await?;
         let g = RepoGraph::load(self, id).await?;
         let tags = self.db.live_tags(id).await?;
         let mut out = RepoUsage {

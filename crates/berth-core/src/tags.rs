@@ -110,17 +110,8 @@ impl Registry {
         if self.config.immutable_tags_can_expire {
             return Ok(0);
         }
-        let repos = match repository {
-            Some(r) => self
-                .db
-                .repo_id(r)
-                .await?
-                .map(|id| vec![(id, r.to_string())])
-                .unwrap_or_default(),
-            None => self.db.namespace_repos(namespace).await?,
-        };
         let mut n = 0;
-        for (id, name) in repos {
+        for (id, name) in self.db.repos_in_scope(namespace, repository).await? {
             let policies = self.db.immutability_policies_for(namespace, &name).await?;
             let protected: Vec<String> = self
                 .db
@@ -135,7 +126,8 @@ impl Registry {
         Ok(n)
     }
 
-    async fn repo_id_of(&self, repo: &RepoName) -> Result<i64> {
+    /// The id of an existing repository; `NAME_UNKNOWN` otherwise.
+    pub(crate) async fn repo_id_of(&self, repo: &RepoName) -> Result<i64> {
         self.db.repo_id(repo.as_str()).await?.ok_or_else(|| {
             Error::new(
                 ErrorCode::NameUnknown,
@@ -216,17 +208,12 @@ impl Registry {
         Ok(self.db.live_tag(id, tag).await?.map(|t| t.0))
     }
 
-    /// Restores `tag` to `digest` if the tag pointed there within the last `window_ms` (the time
-    /// machine); otherwise 404.
-    pub async fn tag_restore(
-        &self,
-        repo: &RepoName,
-        tag: &str,
-        digest: &str,
-        window_ms: i64,
-    ) -> Result<()> {
+    /// Restores `tag` to `digest` if the tag pointed there within its namespace's time-machine
+    /// window (the window the collector keeps); otherwise 404.
+    pub async fn tag_restore(&self, repo: &RepoName, tag: &str, digest: &str) -> Result<()> {
         let t = tag_name(tag)?;
         let id = self.repo_id_of(repo).await?;
+        let window_ms = self.window_ms(repo.namespace()).await?;
         let since = now_ms().saturating_sub(window_ms);
         if !self
             .db

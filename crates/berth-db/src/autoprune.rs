@@ -131,6 +131,22 @@ impl Db {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
+    /// The live repositories a namespace- or repository-level policy covers: (id, name).
+    pub async fn repos_in_scope(
+        &self,
+        namespace: &str,
+        repository: Option<&str>,
+    ) -> Result<Vec<(i64, String)>> {
+        match repository {
+            Some(r) => Ok(self
+                .repo_id(r)
+                .await?
+                .map(|id| vec![(id, r.to_string())])
+                .unwrap_or_default()),
+            None => self.namespace_repos(namespace).await,
+        }
+    }
+
     /// Live, unexpired tags of a repository: (name, manifest digest, since when).
     pub async fn live_tag_rows(&self, repo_id: i64) -> Result<Vec<(String, String, i64)>> {
         let rows = sqlx::query(

@@ -10,7 +10,7 @@
 mod common;
 
 use common::Berth;
-use common::client::{Client, Image, set, sha, stored};
+use common::client::{Client, Image, block_on, set, sha, stored};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -130,12 +130,7 @@ fn time_machine_keeps_what_it_can_restore_and_gc_frees_it_after_the_window() {
     assert_eq!(status["totals"]["blobs_deleted"], 4, "{status}");
     assert_eq!(status["totals"]["manifests_deleted"], 2, "{status}");
     assert_eq!(status["blob_queue_depth"], 0, "{status}");
-    let metrics = c
-        .req("GET", "/metrics")
-        .send()
-        .expect("metrics")
-        .text()
-        .expect("text");
+    let metrics = c.metrics();
     assert!(
         metrics.contains("berth_gc_blobs_deleted_total 4"),
         "{metrics}"
@@ -448,11 +443,7 @@ fn bytes_no_row_knows_are_collected() {
     let orphan = b"bytes a crashed push published but never recorded".to_vec();
     let od = sha(&orphan);
     let store = b.blob_store();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
+    block_on(async {
         use futures::StreamExt;
         for (id, commit) in [("crashed-push", true), ("crashed-single-post", false)] {
             store.upload_begin(id).await.expect("begin");
@@ -472,7 +463,7 @@ fn bytes_no_row_knows_are_collected() {
     assert_eq!(report["blobs_deleted"], 1, "{report}");
     assert_eq!(report["uploads_removed"], 1, "{report}");
     assert!(stored(&b, &set([&od])).is_empty());
-    let inv = rt.block_on(store.inventory()).expect("inventory");
+    let inv = block_on(store.inventory()).expect("inventory");
     assert!(inv.uploads.is_empty(), "{:?}", inv.uploads);
     assert_eq!(c.pull("admin/keep", "v1"), Ok(kept.digest.clone()));
     assert_eq!(stored(&b, &set(&kept.blobs)).len(), kept.blobs.len());

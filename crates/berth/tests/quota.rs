@@ -160,12 +160,7 @@ fn quotas_count_shared_layers_once_refuse_over_limit_and_follow_gc() {
     );
     assert!(stored(&b, &set([&two.blobs[2]])).is_empty());
     assert_eq!(c.pull("q/one", "v2"), Ok(w.digest.clone()));
-    let metrics = c
-        .req("GET", "/metrics")
-        .send()
-        .expect("metrics")
-        .text()
-        .expect("text");
+    let metrics = c.metrics();
     let line = format!(
         "berth_namespace_storage_bytes{{namespace=\"q\"}} {}",
         with_warn - (config_len("two") + bl.len()) as i64

@@ -5,51 +5,31 @@
 
 mod common;
 
-use common::{ADMIN_PASSWORD, ADMIN_USER, Berth};
+use common::Berth;
+use common::client::{Client, MT, sha};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use std::time::{Duration, Instant};
 
-const MT: &str = "application/vnd.oci.image.manifest.v1+json";
-
+/// The shared test client, with this suite's own image and history helpers.
 struct C {
-    http: reqwest::blocking::Client,
-    b: Berth,
+    c: Client,
+    /// Kept alive (and stopped) with the client.
+    _b: Berth,
 }
 
-fn sha(data: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(data)))
+impl std::ops::Deref for C {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.c
+    }
 }
 
 impl C {
-    fn req(&self, method: &str, path: &str) -> reqwest::blocking::RequestBuilder {
-        self.http
-            .request(
-                reqwest::Method::from_bytes(method.as_bytes()).expect("method"),
-                self.b.url(path),
-            )
-            .basic_auth(ADMIN_USER, Some(ADMIN_PASSWORD))
-    }
-
-    fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut r = self.req(method, path);
-        if let Some(b) = body {
-            r = r.json(&b);
+    fn new(b: Berth) -> C {
+        C {
+            c: Client::new(&b),
+            _b: b,
         }
-        let r = r.send().expect("send");
-        let s = r.status().as_u16();
-        (s, r.json().unwrap_or(Value::Null))
-    }
-
-    fn blob(&self, repo: &str, data: &[u8]) -> String {
-        let d = sha(data);
-        let r = self
-            .req("POST", &format!("/v2/{repo}/blobs/uploads/?digest={d}"))
-            .body(data.to_vec())
-            .send()
-            .expect("blob");
-        assert_eq!(r.status().as_u16(), 201);
-        d
     }
 
     /// Pushes an image whose config says `label`; returns the manifest digest.
@@ -73,14 +53,8 @@ impl C {
             "layers": [],
         }))
         .expect("json");
-        let r = self
-            .req("PUT", &format!("/v2/{repo}/manifests/{tag}"))
-            .header("Content-Type", MT)
-            .body(manifest.clone())
-            .send()
-            .expect("manifest");
-        let status = r.status().as_u16();
-        (status, sha(&manifest), r.text().unwrap_or_default())
+        let (status, body) = self.put_manifest(repo, tag, MT, &manifest);
+        (status, sha(&manifest), body)
     }
 
     /// The digest `/v2` serves for a tag, or the status.
@@ -124,13 +98,7 @@ fn positions(h: &Value) -> Vec<(String, String, bool)> {
 
 #[test]
 fn tags_move_delete_restore_and_expire_through_the_time_machine() {
-    let c = C {
-        http: reqwest::blocking::Client::builder()
-            .no_proxy()
-            .build()
-            .expect("client"),
-        b: Berth::start(),
-    };
+    let c = C::new(Berth::start());
     let repo = "admin/tm";
     let a = c.image(repo, "v1", "a");
     let b = c.image(repo, "v1", "b"); // moves v1 from a to b
@@ -308,13 +276,7 @@ fn tags_move_delete_restore_and_expire_through_the_time_machine() {
 
 #[test]
 fn immutable_tags_refuse_moves_deletes_and_expiry() {
-    let c = C {
-        http: reqwest::blocking::Client::builder()
-            .no_proxy()
-            .build()
-            .expect("client"),
-        b: Berth::start(),
-    };
+    let c = C::new(Berth::start());
     let repo = "admin/imm";
     let a = c.image(repo, "v1", "a");
     let b = c.image(repo, "v2", "b");
@@ -449,16 +411,10 @@ fn immutable_tags_refuse_moves_deletes_and_expiry() {
 #[test]
 fn immutable_tags_lose_their_expiry_unless_configured_otherwise() {
     for can_expire in [false, true] {
-        let c = C {
-            http: reqwest::blocking::Client::builder()
-                .no_proxy()
-                .build()
-                .expect("client"),
-            b: Berth::start_with_env(&[(
-                "BERTH_FEATURE_IMMUTABLE_TAGS_CAN_EXPIRE",
-                if can_expire { "true" } else { "false" },
-            )]),
-        };
+        let c = C::new(Berth::start_with_env(&[(
+            "BERTH_FEATURE_IMMUTABLE_TAGS_CAN_EXPIRE",
+            if can_expire { "true" } else { "false" },
+        )]));
         let repo = "admin/exp";
         for t in ["flagged", "by-policy", "other"] {
             c.image(repo, t, t);

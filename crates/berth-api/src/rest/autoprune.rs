@@ -6,7 +6,6 @@ use super::immutability::{Level, scope};
 use super::{Ctx, R, RestError, Route, created, json, route};
 use crate::AppState;
 use berth_core::AutoPrunePolicy;
-use berth_core::auth::AuditEntry;
 use std::sync::Arc;
 
 const BODY: &[&str] = &[
@@ -93,15 +92,14 @@ async fn audit(st: &AppState, ctx: &Ctx, verb: &str, p: &AutoPrunePolicy) {
         "namespace"
     };
     let kind = format!("{verb}_{level}_autoprune_policy");
-    let mut e = AuditEntry::new(&kind)
-        .by(ctx.caller.as_ref())
-        .ip(ctx.ip.as_deref())
-        .meta(view(p));
-    e = match &p.repository {
-        Some(r) => e.repo(r),
-        None => e.namespace(&p.namespace),
-    };
-    st.auth.audit.record(e).await;
+    st.auth
+        .audit
+        .record(
+            ctx.audit(&kind)
+                .scope(&p.namespace, p.repository.as_deref())
+                .meta(view(p)),
+        )
+        .await;
 }
 
 async fn find(st: &AppState, ctx: &Ctx, level: &Level) -> Result<AutoPrunePolicy, RestError> {

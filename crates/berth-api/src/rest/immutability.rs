@@ -4,7 +4,7 @@
 use super::{Ctx, R, RestError, Route, created, json, route};
 use crate::AppState;
 use berth_core::ImmutabilityPolicy;
-use berth_core::auth::{AuditEntry, Role};
+use berth_core::auth::Role;
 use std::sync::Arc;
 
 const BODY: &[&str] = &["*tagPattern", "tagPatternMatches:boolean"];
@@ -90,15 +90,10 @@ async fn audit(
     repo: Option<&str>,
     meta: serde_json::Value,
 ) {
-    let mut e = AuditEntry::new(kind)
-        .by(ctx.caller.as_ref())
-        .ip(ctx.ip.as_deref())
-        .meta(meta);
-    e = match repo {
-        Some(r) => e.repo(r),
-        None => e.namespace(ns),
-    };
-    st.auth.audit.record(e).await;
+    st.auth
+        .audit
+        .record(ctx.audit(kind).scope(ns, repo).meta(meta))
+        .await;
 }
 
 async fn list(st: Arc<AppState>, ctx: Ctx, level: Level) -> R {

@@ -4,7 +4,7 @@
 use super::{Ctx, R, RestError, Route, created, json, no_content, route};
 use crate::AppState;
 use berth_core::LabelRow;
-use berth_core::auth::{AuditEntry, Role};
+use berth_core::auth::Role;
 use berth_oci::RepoName;
 use std::sync::Arc;
 
@@ -93,7 +93,7 @@ async fn list(st: Arc<AppState>, ctx: Ctx) -> R {
 }
 
 async fn add(st: Arc<AppState>, ctx: Ctx) -> R {
-    let a = ctx.actor()?;
+    ctx.actor()?;
     let repo = repo(&st, &ctx, Role::Write).await?;
     let d = digest(&ctx)?;
     let media_type = match ctx.body.get("media_type") {
@@ -113,13 +113,9 @@ async fn add(st: Arc<AppState>, ctx: Ctx) -> R {
         .await?;
     st.auth
         .audit
-        .record(
-            AuditEntry::new("manifest_label_add")
-                .by(Some(a))
-                .repo(repo.as_str())
-                .ip(ctx.ip.as_deref())
-                .meta(serde_json::json!({"id": l.id, "key": l.key, "value": l.value, "manifest_digest": d})),
-        )
+        .record(ctx.audit("manifest_label_add").repo(repo.as_str()).meta(
+            serde_json::json!({"id": l.id, "key": l.key, "value": l.value, "manifest_digest": d}),
+        ))
         .await;
     created(view(&l))
 }
@@ -134,20 +130,16 @@ async fn get(st: Arc<AppState>, ctx: Ctx) -> R {
 }
 
 async fn delete(st: Arc<AppState>, ctx: Ctx) -> R {
-    let a = ctx.actor()?;
+    ctx.actor()?;
     let repo = repo(&st, &ctx, Role::Write).await?;
     let d = digest(&ctx)?;
     let l = st.registry.label(&repo, &d, ctx.p("labelid")).await?;
     st.registry.delete_label(&repo, &d, &l.id).await?;
     st.auth
         .audit
-        .record(
-            AuditEntry::new("manifest_label_delete")
-                .by(Some(a))
-                .repo(repo.as_str())
-                .ip(ctx.ip.as_deref())
-                .meta(serde_json::json!({"id": l.id, "key": l.key, "value": l.value, "manifest_digest": d})),
-        )
+        .record(ctx.audit("manifest_label_delete").repo(repo.as_str()).meta(
+            serde_json::json!({"id": l.id, "key": l.key, "value": l.value, "manifest_digest": d}),
+        ))
         .await;
     no_content()
 }

@@ -7,7 +7,7 @@ use super::superuser::require;
 use super::{Ctx, R, RestError, Route, created, json, no_content, route};
 use crate::AppState;
 use berth_core::QuotaRow;
-use berth_core::auth::{Actor, AuditEntry, Role};
+use berth_core::auth::Role;
 use berth_core::quotas::{human_size, parse_size};
 use std::sync::Arc;
 
@@ -122,27 +122,21 @@ fn limit_bytes(ctx: &Ctx) -> Result<i64, RestError> {
     }
 }
 
-fn editing(st: &AppState, ctx: &Ctx) -> Result<Actor, RestError> {
-    let a = require(ctx)?.clone();
+fn editing(st: &AppState, ctx: &Ctx) -> Result<(), RestError> {
+    require(ctx)?;
     if !st.registry.config.quota.enabled || !st.registry.config.quota.edit {
         return Err(RestError::new(
             403,
             "quotas cannot be edited here (FEATURE_QUOTA_MANAGEMENT and FEATURE_EDIT_QUOTA)",
         ));
     }
-    Ok(a)
+    Ok(())
 }
 
-async fn audit(st: &AppState, a: &Actor, ctx: &Ctx, kind: &str, ns: &str, meta: serde_json::Value) {
+async fn audit(st: &AppState, ctx: &Ctx, kind: &str, ns: &str, meta: serde_json::Value) {
     st.auth
         .audit
-        .record(
-            AuditEntry::new(kind)
-                .by(Some(a))
-                .namespace(ns)
-                .ip(ctx.ip.as_deref())
-                .meta(meta),
-        )
+        .record(ctx.audit(kind).namespace(ns).meta(meta))
         .await;
 }
 
@@ -162,7 +156,7 @@ async fn org_reader(st: &AppState, ctx: &Ctx) -> Result<String, RestError> {
 }
 
 async fn create_in(st: &AppState, ctx: &Ctx, ns: &str) -> R {
-    let a = editing(st, ctx)?;
+    editing(st, ctx)?;
     let bytes = limit_bytes(ctx)?;
     let Some(id) = st.auth.db.create_quota(ns, bytes).await? else {
         return Err(RestError::new(
@@ -172,7 +166,6 @@ async fn create_in(st: &AppState, ctx: &Ctx, ns: &str) -> R {
     };
     audit(
         st,
-        &a,
         ctx,
         "org_create_quota",
         ns,
@@ -183,13 +176,12 @@ async fn create_in(st: &AppState, ctx: &Ctx, ns: &str) -> R {
 }
 
 async fn update_in(st: &AppState, ctx: &Ctx, ns: &str) -> R {
-    let a = editing(st, ctx)?;
+    editing(st, ctx)?;
     let q = quota_of(st, ns, ctx).await?;
     let bytes = limit_bytes(ctx)?;
     st.auth.db.update_quota(q.id, ns, bytes).await?;
     audit(
         st,
-        &a,
         ctx,
         "org_change_quota",
         ns,
@@ -202,12 +194,11 @@ async fn update_in(st: &AppState, ctx: &Ctx, ns: &str) -> R {
 }
 
 async fn delete_in(st: &AppState, ctx: &Ctx, ns: &str) -> R {
-    let a = editing(st, ctx)?;
+    editing(st, ctx)?;
     let q = quota_of(st, ns, ctx).await?;
     st.auth.db.delete_quota(q.id, ns).await?;
     audit(
         st,
-        &a,
         ctx,
         "org_delete_quota",
         ns,
@@ -280,7 +271,7 @@ fn limit_fields(
 }
 
 async fn org_limit_create(st: Arc<AppState>, ctx: Ctx) -> R {
-    let a = editing(&st, &ctx)?;
+    editing(&st, &ctx)?;
     let ns = st.auth.org(ctx.p("orgname")).await?.name;
     let q = quota_of(&st, &ns, &ctx).await?;
     let (kind, pct) = limit_fields(&ctx, None)?;
@@ -290,7 +281,7 @@ async fn org_limit_create(st: Arc<AppState>, ctx: Ctx) -> R {
             format!("the quota already has a {kind} threshold; change it with PUT"),
         ));
     };
-    audit(&st, &a, &ctx, "org_create_quota_limit", &ns, serde_json::json!({"namespace": ns, "quota_id": q.id, "limit_id": id, "type": kind, "threshold_percent": pct})).await;
+    audit(&st, &ctx, "org_create_quota_limit", &ns, serde_json::json!({"namespace": ns, "quota_id": q.id, "limit_id": id, "type": kind, "threshold_percent": pct})).await;
     created(serde_json::json!("Created"))
 }
 
@@ -310,7 +301,7 @@ async fn org_limit_get(st: Arc<AppState>, ctx: Ctx) -> R {
 }
 
 async fn org_limit_update(st: Arc<AppState>, ctx: Ctx) -> R {
-    let a = editing(&st, &ctx)?;
+    editing(&st, &ctx)?;
     let ns = st.auth.org(ctx.p("orgname")).await?.name;
     let q = quota_of(&st, &ns, &ctx).await?;
     let l = find_limit(&q, &ctx)?;
@@ -319,19 +310,18 @@ async fn org_limit_update(st: Arc<AppState>, ctx: Ctx) -> R {
         .db
         .update_quota_limit(q.id, l.id, &kind, pct)
         .await?;
-    audit(&st, &a, &ctx, "org_change_quota_limit", &ns, serde_json::json!({"namespace": ns, "quota_id": q.id, "limit_id": l.id, "type": kind, "threshold_percent": pct})).await;
+    audit(&st, &ctx, "org_change_quota_limit", &ns, serde_json::json!({"namespace": ns, "quota_id": q.id, "limit_id": l.id, "type": kind, "threshold_percent": pct})).await;
     json(serde_json::json!({"id": l.id, "type": kind, "limit_percent": pct}))
 }
 
 async fn org_limit_delete(st: Arc<AppState>, ctx: Ctx) -> R {
-    let a = editing(&st, &ctx)?;
+    editing(&st, &ctx)?;
     let ns = st.auth.org(ctx.p("orgname")).await?.name;
     let q = quota_of(&st, &ns, &ctx).await?;
     let l = find_limit(&q, &ctx)?;
     st.auth.db.delete_quota_limit(q.id, l.id).await?;
     audit(
         &st,
-        &a,
         &ctx,
         "org_delete_quota_limit",
         &ns,

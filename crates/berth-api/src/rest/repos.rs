@@ -143,12 +143,7 @@ async fn delete_repo(st: Arc<AppState>, ctx: Ctx) -> R {
     st.registry.delete_repository(&repo).await?;
     st.auth
         .audit
-        .record(
-            berth_core::auth::AuditEntry::new("delete_repo")
-                .by(Some(a))
-                .repo(repo.as_str())
-                .ip(ctx.ip.as_deref()),
-        )
+        .record(ctx.audit("delete_repo").repo(repo.as_str()))
         .await;
     no_content()
 }

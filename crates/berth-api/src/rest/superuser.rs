@@ -173,14 +173,12 @@ async fn gc_status(st: Arc<AppState>, ctx: Ctx) -> R {
 }
 
 async fn gc_run(st: Arc<AppState>, ctx: Ctx) -> R {
-    let a = require(&ctx)?;
+    require(&ctx)?;
     let report = st.registry.gc_pass(true).await?;
     st.auth
         .audit
         .record(
-            berth_core::auth::AuditEntry::new("gc_run")
-                .by(Some(a))
-                .ip(ctx.ip.as_deref())
+            ctx.audit("gc_run")
                 .meta(serde_json::to_value(&report).unwrap_or_default()),
         )
         .await;

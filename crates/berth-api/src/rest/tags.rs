@@ -3,7 +3,7 @@
 
 use super::{Ctx, R, RestError, Route, json, no_content, route};
 use crate::AppState;
-use berth_core::auth::{AuditEntry, Role};
+use berth_core::auth::Role;
 use berth_core::{TagFilter, now_ms};
 use berth_oci::RepoName;
 use std::sync::Arc;
@@ -140,16 +140,14 @@ async fn put(st: Arc<AppState>, ctx: Ctx) -> R {
                 .tag_point(&repo, tag, digest, expiration.flatten())
                 .await?;
             let entry = match before {
-                Some(old) if old != digest => AuditEntry::new("move_tag").meta(serde_json::json!({
+                Some(old) if old != digest => ctx.audit("move_tag").meta(serde_json::json!({
                     "tag": tag, "manifest_digest": digest, "original_manifest_digest": old,
                 })),
-                _ => AuditEntry::new("create_tag")
+                _ => ctx
+                    .audit("create_tag")
                     .meta(serde_json::json!({"tag": tag, "manifest_digest": digest})),
             };
-            st.auth
-                .audit
-                .record(entry.by(Some(a)).repo(repo.as_str()).ip(ctx.ip.as_deref()))
-                .await;
+            st.auth.audit.record(entry.repo(repo.as_str())).await;
         }
         None => {
             let Some(exp) = expiration else {
@@ -161,10 +159,8 @@ async fn put(st: Arc<AppState>, ctx: Ctx) -> R {
             st.auth
                 .audit
                 .record(
-                    AuditEntry::new("change_tag_expiration")
-                        .by(Some(a))
+                    ctx.audit("change_tag_expiration")
                         .repo(repo.as_str())
-                        .ip(ctx.ip.as_deref())
                         .meta(serde_json::json!({"tag": tag, "expiration": exp.map(|e| e / 1000)})),
                 )
                 .await;
@@ -181,10 +177,8 @@ async fn put(st: Arc<AppState>, ctx: Ctx) -> R {
         st.auth
             .audit
             .record(
-                AuditEntry::new("change_tag_immutability")
-                    .by(Some(a))
+                ctx.audit("change_tag_immutability")
                     .repo(repo.as_str())
-                    .ip(ctx.ip.as_deref())
                     .meta(serde_json::json!({"tag": tag, "immutable": flag})),
             )
             .await;
@@ -219,24 +213,12 @@ async fn delete(st: Arc<AppState>, ctx: Ctx) -> R {
     st.auth
         .audit
         .record(
-            AuditEntry::new("delete_tag")
-                .by(Some(a))
+            ctx.audit("delete_tag")
                 .repo(repo.as_str())
-                .ip(ctx.ip.as_deref())
                 .meta(serde_json::json!({"tag": tag})),
         )
         .await;
     no_content()
-}
-
-/// The time machine's window for a repository: its namespace's `tag_expiration_s`, else
-/// `DEFAULT_TAG_EXPIRATION`.
-async fn window_ms(st: &AppState, repo: &RepoName) -> Result<i64, RestError> {
-    let ns = st.auth.db.account_by_name(repo.namespace()).await?;
-    let secs = ns
-        .and_then(|a| a.tag_expiration_s)
-        .unwrap_or(st.auth.config.default_tag_expiration_s);
-    Ok(secs.saturating_mul(1000))
 }
 
 async fn restore(st: Arc<AppState>, ctx: Ctx) -> R {
@@ -248,15 +230,11 @@ async fn restore(st: Arc<AppState>, ctx: Ctx) -> R {
     let tag = ctx.p("tag");
     let digest = ctx.required("manifest_digest")?;
     let before = st.registry.tag_current(&repo, tag).await?;
-    let window = window_ms(&st, &repo).await?;
-    st.registry.tag_restore(&repo, tag, digest, window).await?;
+    st.registry.tag_restore(&repo, tag, digest).await?;
     st.auth
         .audit
         .record(
-            AuditEntry::new("revert_tag")
-                .by(Some(a))
-                .repo(repo.as_str())
-                .ip(ctx.ip.as_deref())
+            ctx.audit("revert_tag").repo(repo.as_str())
                 .meta(serde_json::json!({"tag": tag, "manifest_digest": digest, "original_manifest_digest": before})),
         )
         .await;

@@ -43,6 +43,14 @@ impl AuditEntry {
         self.repository = Some(repo.to_string());
         self
     }
+    /// Sets the repository when there is one, else the namespace (a setting that applies at
+    /// either level, such as a policy).
+    pub fn scope(self, namespace: &str, repo: Option<&str>) -> AuditEntry {
+        match repo {
+            Some(r) => self.repo(r),
+            None => self.namespace(namespace),
+        }
+    }
     pub fn ip(mut self, ip: Option<&str>) -> AuditEntry {
         self.ip = ip.map(str::to_string);
         self

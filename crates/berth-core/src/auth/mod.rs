@@ -69,8 +69,6 @@ pub struct AuthConfig {
     pub session_cookie_secure: bool,
     /// `SESSION_TIMEOUT` in seconds.
     pub session_timeout_s: i64,
-    /// `DEFAULT_TAG_EXPIRATION`: the time machine's window where a namespace sets none.
-    pub default_tag_expiration_s: i64,
     /// `TAG_EXPIRATION_OPTIONS`: the windows a namespace may choose.
     pub tag_expiration_options: Vec<i64>,
     /// `FEATURE_CHANGE_TAG_EXPIRATION`
@@ -99,7 +97,6 @@ impl Default for AuthConfig {
             session_secret: None,
             session_cookie_secure: false,
             session_timeout_s: 31 * 86_400,
-            default_tag_expiration_s: 14 * 86_400,
             tag_expiration_options: vec![0, 86_400, 7 * 86_400, 14 * 86_400, 28 * 86_400],
             change_tag_expiration: true,
         }

@@ -771,7 +771,7 @@ impl Config {
             "SUPER_USERS" => self.auth.superusers = as_string_list(key, v)?,
             "DEFAULT_TAG_EXPIRATION" => {
                 let s = as_string(key, v)?;
-                self.auth.default_tag_expiration_s = parse_duration_s(&s).map_or_else(
+                self.gc.default_window_s = parse_duration_s(&s).map_or_else(
                     || err(key, format!("{s:?} is not a duration such as 0s, 1d, 2w")),
                     Ok,
                 )?;
@@ -1007,7 +1007,6 @@ impl Config {
 
     /// Fills derived defaults and checks cross-key rules.
     fn finish(&mut self, file: Option<&Path>) -> Result<(), ConfigError> {
-        self.gc.default_window_s = self.auth.default_tag_expiration_s;
         if self.storage.is_empty() {
             self.storage_defaulted = true;
             self.storage.insert(

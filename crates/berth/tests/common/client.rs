@@ -222,6 +222,15 @@ impl Client {
         Ok(sha(&body))
     }
 
+    /// The Prometheus exposition text.
+    pub fn metrics(&self) -> String {
+        self.req("GET", "/metrics")
+            .send()
+            .expect("metrics")
+            .text()
+            .expect("text")
+    }
+
     pub fn gc(&self) -> Value {
         let (s, v) = self.api("POST", "/api/v1/superuser/gc", None);
         assert_eq!(s, 200, "{v}");
@@ -247,11 +256,7 @@ impl Client {
 /// Which of `digests` the server's storage holds, read from storage itself.
 pub fn stored(b: &Berth, digests: &BTreeSet<String>) -> BTreeSet<String> {
     let store = b.blob_store();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
+    block_on(async {
         let mut out = BTreeSet::new();
         for d in digests {
             let digest: berth_oci::Digest = d.parse().expect("digest");
@@ -265,4 +270,13 @@ pub fn stored(b: &Berth, digests: &BTreeSet<String>) -> BTreeSet<String> {
 
 pub fn set<'a>(items: impl IntoIterator<Item = &'a String>) -> BTreeSet<String> {
     items.into_iter().cloned().collect()
+}
+
+/// Runs async code (the storage backends' API) from a blocking test.
+pub fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
 }
