@@ -31,6 +31,13 @@ const NAMESPACE_DIGESTS: &str = "SELECT mr.digest FROM manifest_refs mr
      JOIN namespaces n ON n.id = r.namespace_id
      WHERE n.name = $1 AND r.deleted_at IS NULL AND mr.kind IN ('config', 'layer')";
 
+/// The bytes of a namespace's distinct blobs (`$1` the namespace name).
+fn usage_sql() -> String {
+    format!(
+        "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM blobs WHERE digest IN ({NAMESPACE_DIGESTS})"
+    )
+}
+
 impl Db {
     /// The quota of a namespace, with its limits.
     pub async fn quota_for(&self, namespace: &str) -> Result<Option<QuotaRow>> {
@@ -187,12 +194,10 @@ impl Db {
 
     /// Bytes a namespace uses now.
     pub async fn namespace_usage(&self, namespace: &str) -> Result<i64> {
-        let r = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM blobs WHERE digest IN ({NAMESPACE_DIGESTS})"
-        )))
-        .bind(namespace)
-        .fetch_one(&self.pool)
-        .await?;
+        let r = sqlx::query(sqlx::AssertSqlSafe(usage_sql()))
+            .bind(namespace)
+            .fetch_one(&self.pool)
+            .await?;
         Ok(r.get(0))
     }
 
@@ -216,13 +221,11 @@ impl Db {
         namespace: &str,
         digests: &[String],
     ) -> Result<(i64, i64)> {
-        let before: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM blobs WHERE digest IN ({NAMESPACE_DIGESTS})"
-        )))
-        .bind(namespace)
-        .fetch_one(&mut *w.tx)
-        .await?
-        .get(0);
+        let before: i64 = sqlx::query(sqlx::AssertSqlSafe(usage_sql()))
+            .bind(namespace)
+            .fetch_one(&mut *w.tx)
+            .await?
+            .get(0);
         let mut added = 0i64;
         let mut seen = std::collections::BTreeSet::new();
         for d in digests {
