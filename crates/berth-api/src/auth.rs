@@ -119,7 +119,9 @@ fn login_error(
     };
     let mut err = ApiError::new(code, e.message(user)).status(status);
     if let berth_core::auth::LoginError::Throttled { retry_after_s } = e {
-        err = err.header(header::RETRY_AFTER, retry_after_s.to_string());
+        err = err
+            .header(header::RETRY_AFTER, retry_after_s.to_string())
+            .facts(serde_json::json!({"retry_after_s": retry_after_s}));
     } else {
         err = err.header(header::WWW_AUTHENTICATE, challenge(st, headers, None, None));
     }

@@ -11,7 +11,11 @@ use berth_oci::ErrorCode;
 pub struct ApiError {
     pub code: ErrorCode,
     pub status: u16,
+    /// What happened and what to do, in words: the error's `message`, the one line clients
+    /// print (`code: message`). Empty: the code's own message.
     pub detail: String,
+    /// Structured facts for programs (`detail` in the JSON body), e.g. `{"retry_after_s": 30}`.
+    pub facts: Option<serde_json::Value>,
     /// Answer without a body (the request was HEAD).
     pub head: bool,
     /// Extra headers, e.g. `Content-Range` on 416 or `Range` on an out-of-order chunk.
@@ -24,6 +28,7 @@ impl ApiError {
             code,
             status: code.status(),
             detail: detail.into(),
+            facts: None,
             head: false,
             headers: Vec::new(),
         }
@@ -34,6 +39,10 @@ impl ApiError {
     }
     pub fn header(mut self, name: header::HeaderName, value: String) -> ApiError {
         self.headers.push((name, value));
+        self
+    }
+    pub fn facts(mut self, facts: serde_json::Value) -> ApiError {
+        self.facts = Some(facts);
         self
     }
     pub fn for_head(mut self, head: bool) -> ApiError {
@@ -84,8 +93,16 @@ impl From<Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        // Clients print `code: message` and nothing else, so the explanation goes in `message`;
+        // `detail` keeps structured facts (an empty object when there are none).
+        let message = if self.detail.is_empty() {
+            self.code.message().to_string()
+        } else {
+            self.detail.clone()
+        };
+        let detail = self.facts.clone().unwrap_or_else(|| serde_json::json!({}));
         let body = serde_json::json!({
-            "errors": [{"code": self.code.as_str(), "message": self.code.message(), "detail": self.detail}]
+            "errors": [{"code": self.code.as_str(), "message": message, "detail": detail}]
         })
         .to_string();
         let len = body.len();

@@ -4,6 +4,7 @@
 //! `berth-core`, and shape headers; they hold no registry logic of their own.
 
 mod auth;
+mod drain;
 mod error;
 mod observe;
 mod oci;
@@ -50,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .merge(rest::router())
         .layer(axum::middleware::from_fn(observe::track))
         .layer(axum::middleware::from_fn(auth::remember_authority))
+        .layer(axum::middleware::from_fn(drain::keep_connection_usable))
         // Defence in depth: a bug that panics in a handler costs that request a 500, never the
         // connection or the process.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(

@@ -30,7 +30,7 @@ pub use berth_storage::{BlobStore, ByteStream};
 pub use error::{Error, Result};
 pub use locations::Locations;
 pub use manifests::{ManifestPut, Referrer};
-pub use uploads::UploadState;
+pub use uploads::{LastChunk, UploadState};
 
 use std::sync::Arc;
 

@@ -3,13 +3,15 @@
 use crate::{Error, Registry, Result};
 use berth_db::{ManifestRow, NewManifest, PutManifestError, RefRow};
 use berth_oci::manifest::{ParsedManifest, parse_manifest};
-use berth_oci::{Digest, ErrorCode, Reference, RepoName};
+use berth_oci::{Digest, ErrorCode, Reference, RepoName, Tag};
 
 /// What a successful manifest PUT reports.
 #[derive(Debug, Clone)]
 pub struct ManifestPut {
     pub digest: Digest,
     pub subject: Option<Digest>,
+    /// The tags now pointing at the manifest, in the order given.
+    pub tags: Vec<Tag>,
 }
 
 /// One entry of the referrers answer.
@@ -48,14 +50,26 @@ fn manifest_unknown(repo: &RepoName, reference: &Reference) -> Error {
 }
 
 impl Registry {
-    /// Validates and stores a manifest, tagging it when `reference` is a tag.
+    /// Validates and stores a manifest, tagging it with `reference` when that is a tag and with
+    /// every tag of `extra_tags` (the `?tag=` parameters of a push by digest), all in one
+    /// transaction: either every tag points at the manifest or none moved.
     pub async fn manifest_put(
         &self,
         repo: &RepoName,
         reference: &Reference,
+        extra_tags: &[Tag],
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> Result<ManifestPut> {
+        let mut tags: Vec<Tag> = Vec::new();
+        if let Reference::Tag(t) = reference {
+            tags.push(t.clone());
+        }
+        for t in extra_tags {
+            if !tags.contains(t) {
+                tags.push(t.clone());
+            }
+        }
         if body.len() > self.config.max_manifest_bytes {
             return Err(Error::with_status(
                 ErrorCode::SizeInvalid,
@@ -83,25 +97,24 @@ impl Registry {
             }
         }
         let labels = self.config_labels(&parsed).await;
-        let tag_expires_at = match (
-            reference,
-            labels
-                .iter()
-                .find(|(k, _)| k == crate::labels::EXPIRES_AFTER),
-        ) {
-            (Reference::Tag(t), Some((_, v))) => match crate::labels::parse_duration_s(v) {
-                Some(s) if s > 0 => {
-                    // An immutable tag keeps no expiry.
-                    let immutable = match self.db.repo_id(repo.as_str()).await? {
-                        Some(id) if !self.config.immutable_tags_can_expire => {
-                            self.tag_is_immutable(repo, id, t.as_str()).await?
-                        }
-                        _ => false,
-                    };
-                    (!immutable).then(|| berth_db::now_ms().saturating_add(s.saturating_mul(1000)))
+        let expires_after = labels
+            .iter()
+            .find(|(k, _)| k == crate::labels::EXPIRES_AFTER)
+            .and_then(|(_, v)| crate::labels::parse_duration_s(v))
+            .filter(|s| *s > 0);
+        let tag_expires_at = match expires_after {
+            Some(s) if !tags.is_empty() => {
+                // An immutable tag keeps no expiry.
+                let mut immutable = false;
+                if !self.config.immutable_tags_can_expire
+                    && let Some(id) = self.db.repo_id(repo.as_str()).await?
+                {
+                    for t in &tags {
+                        immutable |= self.tag_is_immutable(repo, id, t.as_str()).await?;
+                    }
                 }
-                _ => None,
-            },
+                (!immutable).then(|| berth_db::now_ms().saturating_add(s.saturating_mul(1000)))
+            }
             _ => None,
         };
         let new = NewManifest {
@@ -131,16 +144,13 @@ impl Registry {
                 .collect(),
             content: body,
         };
-        let tag = match reference {
-            Reference::Tag(t) => Some(t.as_str()),
-            Reference::Digest(_) => None,
-        };
-        if let Some(t) = tag
-            && let Some(id) = self.db.repo_id(repo.as_str()).await?
-        {
-            self.check_tag_change(repo, id, t, Some(&new.digest))
-                .await?;
+        if let Some(id) = self.db.repo_id(repo.as_str()).await? {
+            for t in &tags {
+                self.check_tag_change(repo, id, t.as_str(), Some(&new.digest))
+                    .await?;
+            }
         }
+        let tag_names: Vec<&str> = tags.iter().map(Tag::as_str).collect();
         let quota = self.quota_to_check(repo.namespace()).await?;
         let mut w = self.db.write().await?;
         let repo_id = self
@@ -164,7 +174,11 @@ impl Registry {
                 }
             }
         }
-        match self.db.put_manifest(&mut w, repo_id, &new, tag).await {
+        match self
+            .db
+            .put_manifest(&mut w, repo_id, &new, &tag_names)
+            .await
+        {
             Ok(()) => {}
             Err(PutManifestError::Missing { blobs, manifests }) => {
                 let mut what = Vec::new();
@@ -192,6 +206,7 @@ impl Registry {
         Ok(ManifestPut {
             digest,
             subject: parsed.subject.map(|s| s.digest),
+            tags,
         })
     }
 

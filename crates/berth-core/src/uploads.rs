@@ -195,17 +195,18 @@ impl Registry {
         Ok(h)
     }
 
-    /// Finishes a session: appends the optional last chunk, verifies `digest` against the bytes,
-    /// publishes the blob and links it to the repository.
+    /// Finishes a session: appends the optional last chunk (with its Content-Range start, which
+    /// must follow the session's bytes exactly as a PATCH's must: else 416 and the session stays),
+    /// verifies `digest` against the bytes, publishes the blob and links it to the repository.
     pub async fn upload_finish(
         &self,
         repo: &RepoName,
         id: &str,
         digest: &Digest,
-        last_chunk: Option<(Option<u64>, ByteStream)>,
+        last_chunk: Option<LastChunk>,
     ) -> Result<()> {
-        if let Some((len, body)) = last_chunk {
-            self.upload_append(repo, id, None, len, body).await?;
+        if let Some(c) = last_chunk {
+            self.upload_append(repo, id, c.start, c.len, c.body).await?;
         }
         let row = self
             .db
@@ -373,6 +374,15 @@ impl Registry {
         self.store.upload_abort(id).await?;
         Ok(())
     }
+}
+
+/// The bytes a closing PUT carries.
+pub struct LastChunk {
+    /// Where the chunk starts, from its `Content-Range`, when the client sent one.
+    pub start: Option<u64>,
+    /// Its declared length, when known.
+    pub len: Option<u64>,
+    pub body: ByteStream,
 }
 
 fn to_i64(n: u64) -> i64 {

@@ -88,7 +88,7 @@ fn manifest_row(r: &sqlx::any::AnyRow) -> ManifestRow {
 }
 
 impl Db {
-    /// Stores a manifest and optionally points a tag at it, in one transaction that first checks
+    /// Stores a manifest and points each of `tags` at it, in one transaction that first checks
     /// every reference exists in the repository. Because the check and the insert share the
     /// transaction, garbage collection cannot remove a blob between them.
     pub async fn put_manifest(
@@ -96,7 +96,7 @@ impl Db {
         w: &mut WriteTx,
         repo_id: i64,
         m: &NewManifest,
-        tag: Option<&str>,
+        tags: &[&str],
     ) -> std::result::Result<(), PutManifestError> {
         self.lock_repo(w, repo_id).await?;
         let blobs = self.missing_blobs(w, repo_id, &m.required_blobs).await?;
@@ -153,7 +153,7 @@ impl Db {
             .await?;
         }
         self.set_config_labels(w, manifest_id, &m.labels).await?;
-        if let Some(tag) = tag {
+        for tag in tags {
             self.set_tag(w, repo_id, tag, &m.digest, now).await?;
             if let Some(at) = m.tag_expires_at {
                 sqlx::query(
@@ -165,7 +165,8 @@ impl Db {
                 .execute(&mut *w.tx)
                 .await?;
             }
-        } else {
+        }
+        if tags.is_empty() {
             // An untagged manifest is garbage once its grace period ends, unless something
             // comes to reference it.
             self.mark_gc_due(w, repo_id).await?;

@@ -22,7 +22,7 @@ pub enum RangeOutcome {
     /// No usable Range header: serve the whole blob (RFC 9110 lets servers ignore malformed ranges).
     Full,
     Partial(ByteRange),
-    /// Syntactically valid but outside the blob: 416.
+    /// Outside the blob, or a last position before the first: 416.
     Unsatisfiable,
 }
 
@@ -71,8 +71,10 @@ pub fn parse_range(header: &str, total: u64) -> RangeOutcome {
             None => return RangeOutcome::Full,
         }
     };
+    // RFC 9110 §14.1.1: a last position before the first makes the range invalid, and §14.2 says
+    // an invalid range SHOULD be answered with 416 (not silently with the whole blob).
     if end < start {
-        return RangeOutcome::Full;
+        return RangeOutcome::Unsatisfiable;
     }
     if start >= total {
         return RangeOutcome::Unsatisfiable;
@@ -124,7 +126,8 @@ mod tests {
         );
         assert_eq!(parse_range("bytes=100-", 100), Unsatisfiable);
         assert_eq!(parse_range("bytes=-0", 100), Unsatisfiable);
-        assert_eq!(parse_range("bytes=5-1", 100), Full);
+        assert_eq!(parse_range("bytes=5-1", 100), Unsatisfiable);
+        assert_eq!(parse_range("bytes=500-0", 1000), Unsatisfiable);
         assert_eq!(parse_range("items=0-1", 100), Full);
         assert_eq!(parse_range("bytes=0-1,5-6", 100), Full);
         assert_eq!(

@@ -11,6 +11,8 @@
 //! - `referrers`: the referrers API and `OCI-Subject`
 //! - `lifecycle`: deletes followed by re-pushes, mounts and references
 //! - `concurrency`: concurrent writers and a crash restart
+//! - `challenges`: token challenges (mount scopes, insufficient_scope) and connections kept usable
+//!   after an answer sent before the body was read
 
 mod common;
 
@@ -43,3 +45,6 @@ mod concurrency;
 
 #[path = "conformance/lifecycle.rs"]
 mod lifecycle;
+
+#[path = "conformance/challenges.rs"]
+mod challenges;

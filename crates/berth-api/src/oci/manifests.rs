@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use berth_oci::manifest::parse_manifest;
-use berth_oci::{ErrorCode, Reference, RepoName, media};
+use berth_oci::{ErrorCode, Reference, RepoName, Tag, media};
 
 /// Media types the client accepts; empty means anything.
 fn accepted(headers: &HeaderMap) -> Vec<String> {
@@ -83,15 +83,31 @@ pub async fn get(
     })
 }
 
+/// The `?tag=` parameters of a manifest PUT (distribution-spec: a push by digest may name tags).
+fn tag_params(query: Option<&str>) -> Result<Vec<Tag>, ApiError> {
+    let mut tags = Vec::new();
+    for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        if k == "tag" {
+            let t: Tag = v.parse().map_err(|e: berth_oci::name::NameError| {
+                ApiError::new(ErrorCode::TagInvalid, format!("tag parameter: {}", e.0))
+            })?;
+            tags.push(t);
+        }
+    }
+    Ok(tags)
+}
+
 pub async fn put(
     st: &AppState,
     caller: &Caller,
     repo: &RepoName,
     reference: &Reference,
+    query: Option<&str>,
     headers: &HeaderMap,
     body: Body,
 ) -> ApiResult {
     let reg = &st.registry;
+    let extra_tags = tag_params(query)?;
     super::ensure_repo(st, caller, repo).await?;
     let limit = reg.config.max_manifest_bytes;
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
@@ -102,13 +118,22 @@ pub async fn put(
         .status(413)
     })?;
     let ct = header_str(headers, header::CONTENT_TYPE);
-    // For the audit log: did this push create the tag or move it?
-    let before = match reference {
-        Reference::Tag(_) => reg.manifest_get_quiet(repo, reference).await?,
-        Reference::Digest(_) => None,
+    // For the audit log: did this push create each tag or move it?
+    let mut before = Vec::new();
+    let named: Vec<Tag> = match reference {
+        Reference::Tag(t) => std::iter::once(t.clone())
+            .chain(extra_tags.clone())
+            .collect(),
+        Reference::Digest(_) => extra_tags.clone(),
     };
+    for t in &named {
+        before.push(
+            reg.manifest_get_quiet(repo, &Reference::Tag(t.clone()))
+                .await?,
+        );
+    }
     let put = reg
-        .manifest_put(repo, reference, ct, bytes.to_vec())
+        .manifest_put(repo, reference, &extra_tags, ct, bytes.to_vec())
         .await?;
     let digest = put.digest.to_string();
     st.auth
@@ -117,21 +142,17 @@ pub async fn put(
             "reference": reference.to_string(), "manifest_digest": digest,
         })))
         .await;
-    if let Reference::Tag(t) = reference {
-        let entry = match before {
+    for (t, old) in named.iter().zip(before) {
+        let entry = match old {
             None => caller
                 .audit("create_tag", repo)
                 .meta(serde_json::json!({"tag": t.as_str(), "manifest_digest": digest})),
             Some(old) if old != digest => caller.audit("move_tag", repo).meta(serde_json::json!({
                 "tag": t.as_str(), "manifest_digest": digest, "original_manifest_digest": old,
             })),
-            Some(_) => caller
-                .audit("retag_same", repo)
-                .meta(serde_json::json!({"tag": t.as_str(), "manifest_digest": digest})),
+            Some(_) => continue,
         };
-        if entry.kind != "retag_same" {
-            st.auth.audit.record(entry).await;
-        }
+        st.auth.audit.record(entry).await;
     }
     let mut resp = (
         StatusCode::CREATED,
@@ -152,6 +173,15 @@ pub async fn put(
         && let Ok(v) = subject.to_string().parse()
     {
         resp.headers_mut().insert("OCI-Subject", v);
+    }
+    // One OCI-Tag per tag the push applied through `?tag=`, so a client can tell the registry
+    // honoured them.
+    if !extra_tags.is_empty() {
+        for t in &put.tags {
+            if let Ok(v) = t.as_str().parse() {
+                resp.headers_mut().append("OCI-Tag", v);
+            }
+        }
     }
     Ok(resp)
 }

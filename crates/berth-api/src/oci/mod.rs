@@ -95,6 +95,18 @@ async fn authorize(
     {
         repo(name)?;
     }
+    // A cross-repository mount also reads the source repository: its challenge and its token
+    // ask for both, so that a client following the challenge gets a token that can mount.
+    let mount_from: Option<String> = match &route {
+        Some(V2Route::UploadStart { .. }) => {
+            let q = Query::parse(uri.query());
+            q.get("mount")
+                .and(q.get("from"))
+                .filter(|f| f.parse::<RepoName>().is_ok())
+                .map(str::to_string)
+        }
+        _ => None,
+    };
     let (scope, repo_action): (Option<String>, Option<(&str, &str)>) = match &route {
         Some(V2Route::Base) | None => (None, None),
         Some(V2Route::Catalog) => (Some("registry:catalog:*".to_string()), None),
@@ -112,10 +124,11 @@ async fn authorize(
             } else {
                 action
             };
-            (
-                Some(format!("repository:{name}:{wanted}")),
-                Some((*name, action)),
-            )
+            let mut scope = format!("repository:{name}:{wanted}");
+            if let Some(from) = &mount_from {
+                scope.push_str(&format!(" repository:{from}:pull"));
+            }
+            (Some(scope), Some((*name, action)))
         }
     };
     let deny = |detail: &str, error: Option<&str>| {
@@ -143,20 +156,19 @@ async fn authorize(
                 Err(e) => {
                     let mut err = deny(&e.message(&u), None).status(e.status());
                     if let berth_core::auth::LoginError::Throttled { retry_after_s } = e {
-                        err = err.header(header::RETRY_AFTER, retry_after_s.to_string());
+                        err.code = ErrorCode::TooManyRequests;
+                        err = err
+                            .header(header::RETRY_AFTER, retry_after_s.to_string())
+                            .facts(serde_json::json!({"retry_after_s": retry_after_s}));
                     }
                     return Err(err);
                 }
             };
-            let mut scopes: Vec<String> = scope.iter().cloned().collect();
-            // A cross-repository mount also reads the source repository.
-            if matches!(route, Some(V2Route::UploadStart { .. }))
-                && let Some(from) = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-                    .find(|(k, _)| k == "from")
-                    .map(|(_, v)| v.into_owned())
-            {
-                scopes.push(format!("repository:{from}:pull"));
-            }
+            let scopes: Vec<String> = scope
+                .iter()
+                .flat_map(|s| s.split(' '))
+                .map(str::to_string)
+                .collect();
             let access = st.auth.grant(Some(&actor), &scopes).await?;
             Claims::for_actor(&actor, &st.auth.config.service, access)
         }
@@ -170,25 +182,43 @@ async fn authorize(
     };
     let allowed = match (&route, repo_action) {
         (Some(V2Route::Catalog), _) => claims.allows_catalog(),
-        // The catalog does not exist for anonymous callers when anonymous access is off.
         (_, Some((name, "delete"))) => claims.allows(name, "delete") || claims.allows(name, "push"),
         (_, Some((name, action))) => claims.allows(name, action),
         _ => true,
     };
+    // A token that lacks the action is answered as the Docker token spec and Distribution answer
+    // it: 401 with `error="insufficient_scope"` and the scope needed, so that a client holding a
+    // token for something else (podman's login token, then `podman search`) fetches the right
+    // one. A client that already asked for this scope and was refused gets the same answer again
+    // and reports the message, which says plainly that access is denied.
     if !allowed {
-        // An anonymous caller is asked to log in (401); an authenticated one whose token lacks the
-        // action is denied (403), which also tells clients such as oras to fetch a wider token.
-        let detail = "the token does not grant this action: the account lacks permission on this repository, or the repository does not exist";
-        let e = deny(detail, Some("insufficient_scope"));
-        return Err(if claims.context.kind == "anonymous" {
-            e
+        let who = if claims.context.kind == "anonymous" || claims.sub.is_empty() {
+            "anonymous callers".to_string()
         } else {
-            ApiError {
-                code: ErrorCode::Denied,
-                status: 403,
-                ..e
-            }
-        });
+            format!("account {:?}", claims.sub)
+        };
+        let what = match (&route, repo_action) {
+            (Some(V2Route::Catalog), _) => "list the repositories (catalog)".to_string(),
+            (_, Some((name, action))) => format!("{action} {name}"),
+            _ => "do this".to_string(),
+        };
+        let mut detail = format!(
+            "access denied: {who} may not {what} (the repository does not exist, or the account lacks the permission)"
+        );
+        if claims.context.kind == "anonymous" {
+            detail.push_str("; log in first (podman login / skopeo login / oras login)");
+        }
+        return Err(deny(&detail, Some("insufficient_scope")));
+    }
+    // A token for the destination that never asked about the mount's source: ask for both (a
+    // token that asked and was refused the source falls back to a plain upload below).
+    if let Some(from) = &mount_from
+        && !claims.mentions(from)
+    {
+        return Err(deny(
+            "a cross-repository mount needs a token that also covers the source repository",
+            Some("insufficient_scope"),
+        ));
     }
     Ok(Caller { claims, ip })
 }
@@ -230,7 +260,9 @@ async fn route(
                 M::GET | M::HEAD => {
                     manifests::get(st, caller, &name, &reference, headers, *m == M::HEAD).await
                 }
-                M::PUT => manifests::put(st, caller, &name, &reference, headers, body).await,
+                M::PUT => {
+                    manifests::put(st, caller, &name, &reference, uri.query(), headers, body).await
+                }
                 M::DELETE => manifests::delete(st, caller, &name, &reference).await,
                 _ => Err(unsupported(m)),
             }

@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use axum::body::{Body, HttpBody};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use berth_core::{Registry, UploadState};
+use berth_core::{LastChunk, Registry, UploadState};
 use berth_oci::range::parse_content_range;
 use berth_oci::{Digest, ErrorCode, RepoName};
 
@@ -85,6 +85,49 @@ pub async fn status(reg: &Registry, name: &RepoName, id: &str) -> ApiResult {
     Ok(session_response(StatusCode::NO_CONTENT, name, &s))
 }
 
+/// A chunk's declared placement: its start (from `Content-Range`) and length (from the range,
+/// else `Content-Length`). The two must agree when both are sent.
+fn chunk_placement(headers: &HeaderMap) -> Result<(Option<u64>, Option<u64>), ApiError> {
+    let declared = content_length(headers)?;
+    let Some(h) = header_str(headers, header::CONTENT_RANGE) else {
+        return Ok((None, declared));
+    };
+    let r = parse_content_range(h).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::BlobUploadInvalid,
+            format!("Content-Range {h:?} is not <start>-<end>"),
+        )
+        .status(416)
+    })?;
+    if let Some(len) = declared
+        && len != r.len()
+    {
+        return Err(ApiError::new(
+            ErrorCode::SizeInvalid,
+            format!(
+                "Content-Range covers {} bytes but Content-Length is {len}",
+                r.len()
+            ),
+        ));
+    }
+    Ok((Some(r.start), Some(r.len())))
+}
+
+/// An error from appending to a session; an out-of-order chunk (416) also tells the client where
+/// to resume, with the session's `Range` and `Location`.
+async fn append_error(reg: &Registry, name: &RepoName, id: &str, e: berth_core::Error) -> ApiError {
+    let mut err = ApiError::from(e);
+    if err.status == 416
+        && let Ok(s) = reg.upload_status(name, id).await
+    {
+        err = err
+            .header(header::RANGE, format!("0-{}", s.size.saturating_sub(1)))
+            .header(header::LOCATION, format!("/v2/{name}/blobs/uploads/{id}"))
+            .facts(serde_json::json!({"resume_from": s.size}));
+    }
+    err
+}
+
 pub async fn patch(
     reg: &Registry,
     name: &RepoName,
@@ -92,48 +135,13 @@ pub async fn patch(
     headers: &HeaderMap,
     body: Body,
 ) -> ApiResult {
-    let declared = content_length(headers)?;
-    let (start, expected) = match header_str(headers, header::CONTENT_RANGE) {
-        Some(h) => {
-            let r = parse_content_range(h).ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::BlobUploadInvalid,
-                    format!("Content-Range {h:?} is not <start>-<end>"),
-                )
-                .status(416)
-            })?;
-            if let Some(len) = declared
-                && len != r.len()
-            {
-                return Err(ApiError::new(
-                    ErrorCode::SizeInvalid,
-                    format!(
-                        "Content-Range covers {} bytes but Content-Length is {len}",
-                        r.len()
-                    ),
-                ));
-            }
-            (Some(r.start), Some(r.len()))
-        }
-        None => (None, declared),
-    };
+    let (start, expected) = chunk_placement(headers)?;
     match reg
         .upload_append(name, id, start, expected, body_stream(body))
         .await
     {
         Ok(s) => Ok(session_response(StatusCode::ACCEPTED, name, &s)),
-        Err(e) => {
-            let mut err = ApiError::from(e);
-            if err.status == 416 {
-                // Tell the client where to resume.
-                if let Ok(s) = reg.upload_status(name, id).await {
-                    err = err
-                        .header(header::RANGE, format!("0-{}", s.size.saturating_sub(1)))
-                        .header(header::LOCATION, format!("/v2/{name}/blobs/uploads/{id}"));
-                }
-            }
-            Err(err)
-        }
+        Err(e) => Err(append_error(reg, name, id, e).await),
     }
 }
 
@@ -154,15 +162,21 @@ pub async fn put(
             )
         })
         .and_then(parse_digest)?;
-    let declared = content_length(headers)?;
+    let (start, len) = chunk_placement(headers)?;
     // HTTP/2 bodies carry neither Content-Length nor Transfer-Encoding, so ask the body itself.
-    let has_body = match declared {
+    let has_body = match len {
         Some(n) => n > 0,
         None => !body.is_end_stream(),
     };
-    let chunk = has_body.then(|| (declared, body_stream(body)));
-    reg.upload_finish(name, id, &digest, chunk).await?;
-    Ok(created(name, &digest))
+    let chunk = has_body.then(|| LastChunk {
+        start,
+        len,
+        body: body_stream(body),
+    });
+    match reg.upload_finish(name, id, &digest, chunk).await {
+        Ok(()) => Ok(created(name, &digest)),
+        Err(e) => Err(append_error(reg, name, id, e).await),
+    }
 }
 
 pub async fn cancel(reg: &Registry, name: &RepoName, id: &str) -> ApiResult {

@@ -179,7 +179,10 @@ impl Auth {
                 _ => {}
             }
         }
-        out.retain(|a| !a.actions.is_empty());
+        // A repository scope that was asked for and refused stays in the token with no actions
+        // (as Docker Hub answers), so that the registry can tell "asked and refused" from "never
+        // asked" (a mount's source repository).
+        out.retain(|a| a.kind == "repository" || !a.actions.is_empty());
         Ok(out)
     }
 }

@@ -64,6 +64,66 @@ async fn manifest_push_by_digest_is_untagged() {
 }
 
 #[tokio::test]
+async fn manifest_push_by_digest_with_tag_parameters_tags_it() {
+    let reg = Reg::start();
+    let repo = repo("tagparam");
+    let config = unique_bytes("cfg");
+    let layer = unique_bytes("layer");
+    let cd = reg.push_blob(&repo, &config).await;
+    let ld = reg.push_blob(&repo, &layer).await;
+    let body = image_manifest(
+        OCI_MANIFEST,
+        &desc(OCI_CONFIG, &cd, config.len()),
+        &[desc(OCI_LAYER, &ld, layer.len())],
+    );
+    let d = sha256(&body);
+    let r = reg
+        .put_manifest(
+            &repo,
+            &format!("{d}?tag=1.2.3&tag=1.2&tag=latest&tag=1.2"),
+            OCI_MANIFEST,
+            &body,
+        )
+        .await;
+    r.expect_status(201);
+    assert_eq!(r.h("docker-content-digest"), d);
+    let announced: Vec<String> = r
+        .headers
+        .get_all("oci-tag")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_string())
+        .collect();
+    assert_eq!(announced, ["1.2.3", "1.2", "latest"], "one OCI-Tag per tag");
+    let mut tags = reg.tags(&repo).await;
+    tags.sort();
+    assert_eq!(tags, ["1.2", "1.2.3", "latest"]);
+    for t in ["1.2.3", "1.2", "latest"] {
+        reg.expect_manifest(&repo, t, OCI_MANIFEST, &body, &d).await;
+    }
+
+    // A bad tag refuses the whole push: nothing is tagged.
+    let other = image_manifest(OCI_MANIFEST, &desc(OCI_CONFIG, &cd, config.len()), &[]);
+    let od = sha256(&other);
+    let r = reg
+        .put_manifest(
+            &repo,
+            &format!("{od}?tag=ok&tag=-bad"),
+            OCI_MANIFEST,
+            &other,
+        )
+        .await;
+    r.expect_error(400, "TAG_INVALID");
+    assert!(!reg.tags(&repo).await.contains(&"ok".to_string()));
+
+    // Without parameters a push by digest stays untagged and announces nothing.
+    let r = reg.put_manifest(&repo, &od, OCI_MANIFEST, &other).await;
+    r.expect_status(201);
+    assert!(r.header("oci-tag").is_none());
+}
+
+#[tokio::test]
 async fn manifest_accepts_accept_headers_for_its_type() {
     let reg = Reg::start();
     let repo = repo("accept");

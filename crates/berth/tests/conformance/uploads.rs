@@ -167,6 +167,52 @@ async fn out_of_order_patch_is_416_and_keeps_the_session() {
 }
 
 #[tokio::test]
+async fn out_of_order_final_put_is_416_and_keeps_the_session() {
+    let reg = Reg::start();
+    let repo = repo("ooo-put");
+    let data: Vec<u8> = (0..30u8).collect();
+    let d = sha256(&data);
+    let loc = reg.start_upload(&repo).await;
+    let r = reg.patch_chunk(&loc, &data[..10], Some("0-9")).await;
+    r.expect_status(202);
+    let loc = r.h("location").to_string();
+
+    // The closing PUT carries a chunk that leaves a gap: 416, with where to resume.
+    let url = with_query(&loc, &format!("digest={d}"));
+    let put = |range: &'static str, body: Vec<u8>| {
+        let url = url.clone();
+        let reg = &reg;
+        async move {
+            reg.send(
+                "PUT",
+                &url,
+                &[
+                    ("Content-Type", "application/octet-stream"),
+                    ("Content-Range", range),
+                ],
+                Some(body),
+            )
+            .await
+        }
+    };
+    let r = put("20-29", data[20..].to_vec()).await;
+    r.expect_error(416, "BLOB_UPLOAD_INVALID");
+    assert_eq!(r.h("range"), "0-9", "416 tells where to resume");
+    // An overlap is out of order too.
+    let r = put("5-29", data[5..].to_vec()).await;
+    r.expect_error(416, "BLOB_UPLOAD_INVALID");
+
+    // The session survived both, unchanged, and finishes with the right chunk.
+    let st = reg.get(&loc).await;
+    st.expect_status(204);
+    assert_eq!(st.h("range"), "0-9");
+    let r = put("10-29", data[10..].to_vec()).await;
+    r.expect_status(201);
+    assert_eq!(r.h("docker-content-digest"), d);
+    assert_eq!(reg.get(&format!("/v2/{repo}/blobs/{d}")).await.body, data);
+}
+
+#[tokio::test]
 async fn patch_with_content_range_not_matching_body_length_is_rejected() {
     let reg = Reg::start();
     let repo = repo("rangelen");
