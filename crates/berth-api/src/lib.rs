@@ -6,6 +6,7 @@
 mod auth;
 mod drain;
 mod error;
+mod home;
 mod observe;
 mod oci;
 mod rest;
@@ -33,19 +34,40 @@ pub struct AppState {
     pub scheme: &'static str,
     /// `FEATURE_USER_INITIALIZE`: `POST /api/v1/user/initialize` creates the first user.
     pub user_initialize: bool,
+    /// `REGISTRY_STATE: readonly`: every write on `/v2` and `/api/v1` is refused, reads served.
+    pub readonly: bool,
+    /// `DISABLE_PUSHES`: pushes are refused on `/v2`; the API stays writable.
+    pub disable_pushes: bool,
+    /// `FEATURE_DIRECT_LOGIN: false`: no password sign-in for users (external providers only).
+    pub direct_login: bool,
+    /// Whether `/metrics` is served on this router (it is not when it has its own address).
+    pub metrics_here: bool,
 }
+
+/// What Quay says when the registry is read-only; Berth says the same.
+pub const READONLY_MESSAGE: &str = "System is currently read-only. Pulls will succeed but all write operations are currently suspended.";
+
+/// `/metrics` alone, unauthenticated, for its own listener (`METRICS_LISTEN_ADDRESS`).
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(observe::metrics))
+        .with_state(Arc::new(state))
+}
+
+pub use observe::describe_metrics;
 
 /// The complete HTTP application.
 pub fn router(state: AppState) -> Router {
     let state = Arc::new(state);
     Router::new()
+        .route("/", get(home::home))
         .route("/v2/auth", get(auth::token))
         .route("/v2", any(oci::dispatch))
         .route("/v2/", any(oci::dispatch))
         .route("/v2/{*rest}", any(oci::dispatch))
         .route("/health/instance", get(observe::health_instance))
         .route("/health/endtoend", get(observe::health_endtoend))
-        .route("/metrics", get(observe::metrics))
+        .route("/metrics", get(observe::metrics_guarded))
         .route("/oauth2/{service}/start", get(web_login::start))
         .route("/oauth2/{service}/callback", get(web_login::callback))
         .merge(rest::router())

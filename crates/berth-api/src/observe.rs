@@ -9,13 +9,17 @@ use berth_oci::path::{V2Route, parse_v2_path};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Liveness: the process answers.
-pub async fn health_instance() -> impl IntoResponse {
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        r#"{"status":"ok"}"#,
-    )
+fn registry_state(st: &AppState) -> &'static str {
+    if st.readonly { "readonly" } else { "normal" }
+}
+
+/// Liveness: the process answers. `registry_state` is `readonly` under `REGISTRY_STATE: readonly`.
+pub async fn health_instance(State(st): State<Arc<AppState>>) -> impl IntoResponse {
+    axum::Json(serde_json::json!({
+        "status": "ok",
+        "registry_state": registry_state(&st),
+        "pushes_disabled": st.disable_pushes,
+    }))
 }
 
 /// Readiness: a database query and a storage write/read/delete both succeed.
@@ -27,6 +31,7 @@ pub async fn health_endtoend(State(st): State<Arc<AppState>>) -> impl IntoRespon
     let ok = db.is_ok() && storage.is_ok();
     let body = serde_json::json!({
         "status": if ok { "ok" } else { "failing" },
+        "registry_state": registry_state(&st),
         "services": {
             "database": db.as_ref().map(|_| "ok".to_string()).unwrap_or_else(|e| e.to_string()),
             "storage": storage.as_ref().map(|_| "ok".to_string()).unwrap_or_else(|e| e.to_string()),
@@ -38,6 +43,155 @@ pub async fn health_endtoend(State(st): State<Arc<AppState>>) -> impl IntoRespon
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, axum::Json(body))
+}
+
+/// `# HELP` for every metric Berth records (the exporter prints HELP only for described metrics).
+pub fn describe_metrics() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "berth_http_requests_total",
+        "HTTP requests answered, by route, method and status"
+    );
+    describe_histogram!(
+        "berth_http_request_duration_seconds",
+        metrics::Unit::Seconds,
+        "Time to answer an HTTP request, by route and method"
+    );
+    describe_counter!(
+        "berth_bytes_received_total",
+        metrics::Unit::Bytes,
+        "Blob bytes received in uploads"
+    );
+    describe_counter!(
+        "berth_bytes_sent_total",
+        metrics::Unit::Bytes,
+        "Response body bytes sent"
+    );
+    describe_gauge!(
+        "berth_uploads_in_flight",
+        "Upload requests being received now (this instance)"
+    );
+    describe_gauge!(
+        "berth_upload_sessions",
+        "Upload sessions open in the database (all instances)"
+    );
+    describe_gauge!("berth_blobs", "Blobs stored");
+    describe_gauge!(
+        "berth_blob_storage_bytes",
+        metrics::Unit::Bytes,
+        "Bytes of blobs stored, each blob once"
+    );
+    describe_gauge!("berth_blob_placements", "Blobs held per storage location");
+    describe_counter!(
+        "berth_blob_reads_from_other_location_total",
+        "Blob reads served from a location other than the preferred one"
+    );
+    describe_counter!(
+        "berth_replicated_bytes_total",
+        metrics::Unit::Bytes,
+        "Bytes copied between storage locations by replication"
+    );
+    describe_gauge!(
+        "berth_jobs",
+        "Jobs in the queue, by kind and state (all instances)"
+    );
+    describe_counter!("berth_jobs_completed_total", "Jobs this instance completed");
+    describe_counter!(
+        "berth_jobs_failed_total",
+        "Job attempts that failed on this instance"
+    );
+    describe_counter!("berth_gc_runs_total", "Garbage-collection passes run");
+    describe_counter!(
+        "berth_gc_manifests_deleted_total",
+        "Manifests deleted by garbage collection"
+    );
+    describe_counter!(
+        "berth_gc_blobs_deleted_total",
+        "Blobs deleted by garbage collection"
+    );
+    describe_counter!(
+        "berth_gc_bytes_freed_total",
+        metrics::Unit::Bytes,
+        "Bytes freed by garbage collection"
+    );
+    describe_counter!(
+        "berth_gc_tags_purged_total",
+        "Tag history rows past the time-machine window purged"
+    );
+    describe_counter!(
+        "berth_gc_links_removed_total",
+        "Repository-to-blob links removed by garbage collection"
+    );
+    describe_counter!(
+        "berth_gc_repositories_deleted_total",
+        "Deleted repositories whose contents were collected"
+    );
+    describe_counter!(
+        "berth_gc_orphan_blobs_total",
+        "Stored objects no row knew of (left by a crash), collected"
+    );
+    describe_counter!(
+        "berth_gc_uploads_removed_total",
+        "Abandoned upload sessions removed"
+    );
+    describe_gauge!(
+        "berth_gc_last_run_timestamp_seconds",
+        metrics::Unit::Seconds,
+        "When a garbage-collection pass last ran on any instance (Unix time)"
+    );
+    describe_gauge!(
+        "berth_gc_blob_queue_depth",
+        "Blobs waiting for the blob sweep"
+    );
+    describe_gauge!(
+        "berth_namespace_storage_bytes",
+        metrics::Unit::Bytes,
+        "Storage a namespace uses, each blob once"
+    );
+    describe_gauge!(
+        "berth_namespace_quota_bytes",
+        metrics::Unit::Bytes,
+        "A namespace's quota limit"
+    );
+    describe_counter!("berth_quota_rejections_total", "Pushes refused by a quota");
+    describe_counter!(
+        "berth_autoprune_tags_deleted_total",
+        "Tags deleted by auto-prune policies"
+    );
+}
+
+/// `/metrics` on the registry's own listener: superusers only (the figures name namespaces and
+/// show the registry's size). With `METRICS_LISTEN_ADDRESS` it is served there instead.
+pub async fn metrics_guarded(State(st): State<Arc<AppState>>, req: Request) -> Response {
+    if !st.metrics_here {
+        return crate::rest::RestError::new(
+            404,
+            "metrics are served on METRICS_LISTEN_ADDRESS, not on this listener",
+        )
+        .into_response();
+    }
+    let ip = crate::auth::client_ip(&req);
+    match crate::rest::api_caller(&st, req.headers(), req.method(), ip.as_deref()).await {
+        Ok(Some(a)) if a.superuser => metrics(State(st)).await,
+        Ok(Some(_)) => crate::rest::RestError::new(
+            403,
+            "metrics are for superusers (or serve them on their own address with METRICS_LISTEN_ADDRESS)",
+        )
+        .into_response(),
+        Ok(None) => {
+            let mut resp = crate::rest::RestError::new(
+                401,
+                "metrics need a superuser's credentials (Basic or an API token), or METRICS_LISTEN_ADDRESS",
+            )
+            .into_response();
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Basic realm=\"berth-metrics\""),
+            );
+            resp
+        }
+        Err(e) => e.into_response(),
+    }
 }
 
 /// Prometheus text exposition. Storage totals are read from the database at scrape time.

@@ -13,9 +13,9 @@ use crate::rest::RestError;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use berth_core::auth::Actor;
 use berth_core::auth::oidc::{Callback, PENDING_LOGIN_S, STATE_COOKIE};
 use berth_core::auth::session::{SESSION_COOKIE, cookie_value};
-use berth_core::auth::{Actor, LoginError};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -92,10 +92,8 @@ pub async fn session_actor(
     let Some(row) = st.auth.db.account_by_id(s.uid).await? else {
         return Ok(None);
     };
-    if row.kind != "user"
-        || !row.enabled
-        || matches!(st.auth.throttled(&row), Some(LoginError::Locked { .. }))
-    {
+    // A session is not a password attempt: failed guesses elsewhere do not end it.
+    if row.kind != "user" || !row.enabled {
         return Ok(None);
     }
     let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);

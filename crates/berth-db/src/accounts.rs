@@ -327,24 +327,88 @@ impl Db {
         Ok(rows.iter().map(account).collect())
     }
 
-    /// Counts a failed login; returns the number of consecutive failures.
-    pub async fn record_login_failure(&self, id: i64) -> Result<i64> {
+    /// Counts a failed login from `source`; returns the failures from that source and the
+    /// account-wide failures, both since the last success.
+    pub async fn record_login_failure(&self, id: i64, source: &str) -> Result<(i64, i64)> {
+        let now = now_ms();
         let mut w = self.write().await?;
-        let row = sqlx::query(
+        let from_source = sqlx::query(
+            "INSERT INTO login_failures (account_id, source, failures, last_failed_at)
+             VALUES ($1, $2, 1, $3)
+             ON CONFLICT (account_id, source)
+             DO UPDATE SET failures = login_failures.failures + 1, last_failed_at = $3
+             RETURNING failures",
+        )
+        .bind(id)
+        .bind(source)
+        .bind(now)
+        .fetch_one(&mut *w.tx)
+        .await?;
+        let total = sqlx::query(
             "UPDATE accounts SET failed_logins = failed_logins + 1, last_failed_at = $1
              WHERE id = $2 RETURNING failed_logins",
         )
-        .bind(now_ms())
+        .bind(now)
         .bind(id)
         .fetch_optional(&mut *w.tx)
         .await?;
         w.commit().await?;
-        Ok(row.map(|r| r.get(0)).unwrap_or(0))
+        Ok((
+            from_source.get("failures"),
+            total.map(|r| r.get("failed_logins")).unwrap_or(0),
+        ))
     }
 
-    /// Clears failed logins (a successful login or an administrator's reset).
+    /// Failed logins of an account from one source: (failures, when the last one was).
+    pub async fn login_failures_from(&self, id: i64, source: &str) -> Result<Option<(i64, i64)>> {
+        let row = sqlx::query(
+            "SELECT failures, last_failed_at FROM login_failures WHERE account_id = $1 AND source = $2",
+        )
+        .bind(id)
+        .bind(source)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| (r.get("failures"), r.get("last_failed_at"))))
+    }
+
+    /// Every source with failed logins for an account, most failures first.
+    pub async fn login_failure_sources(&self, id: i64) -> Result<Vec<(String, i64, i64)>> {
+        let rows = sqlx::query(
+            "SELECT source, failures, last_failed_at FROM login_failures
+             WHERE account_id = $1 ORDER BY failures DESC, source",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get("source"), r.get("failures"), r.get("last_failed_at")))
+            .collect())
+    }
+
+    /// A successful login from `source`: that source's failures and the account-wide count are
+    /// cleared (other sources keep theirs).
+    pub async fn login_succeeded(&self, id: i64, source: &str) -> Result<()> {
+        let mut w = self.write().await?;
+        sqlx::query("DELETE FROM login_failures WHERE account_id = $1 AND source = $2")
+            .bind(id)
+            .bind(source)
+            .execute(&mut *w.tx)
+            .await?;
+        sqlx::query("UPDATE accounts SET failed_logins = 0, last_failed_at = NULL WHERE id = $1")
+            .bind(id)
+            .execute(&mut *w.tx)
+            .await?;
+        w.commit().await
+    }
+
+    /// Clears every failed login of an account (an administrator's reset).
     pub async fn reset_login_failures(&self, id: i64) -> Result<()> {
         let mut w = self.write().await?;
+        sqlx::query("DELETE FROM login_failures WHERE account_id = $1")
+            .bind(id)
+            .execute(&mut *w.tx)
+            .await?;
         sqlx::query("UPDATE accounts SET failed_logins = 0, last_failed_at = NULL WHERE id = $1")
             .bind(id)
             .execute(&mut *w.tx)

@@ -147,6 +147,7 @@ pub async fn serve(cfg: Config, migrate: bool, workers: bool) -> anyhow::Result<
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("cannot install the metrics recorder")?;
+    berth_api::describe_metrics();
     let background = registry.spawn_background();
     let (stop_workers, workers_stopped) = tokio::sync::watch::channel(false);
     let worker = workers.then(|| {
@@ -179,6 +180,10 @@ pub async fn serve(cfg: Config, migrate: bool, workers: bool) -> anyhow::Result<
             .then(|| format!("{}://{}", cfg.preferred_url_scheme, cfg.server_hostname)),
         scheme,
         user_initialize: cfg.user_initialize,
+        readonly: false,
+        disable_pushes: false,
+        direct_login: true,
+        metrics_here: true,
     });
     let listener = TcpListener::bind(&cfg.listen).await.with_context(|| {
         format!(

@@ -55,7 +55,23 @@ fn admin(b: &Berth, method: &str, path: &str, body: Option<Value>) -> Value {
 
 /// `GET /v2/auth` with Basic credentials: (status, Retry-After, body).
 fn token_request(b: &Berth, user: &str, pw: &str) -> (u16, Option<String>, String) {
-    let r = blocking_client()
+    token_request_from(b, "127.0.0.1", user, pw)
+}
+
+/// [`token_request`] from another loopback source address (127.0.0.0/8 all reach the server),
+/// as a client on another machine would come.
+fn token_request_from(
+    b: &Berth,
+    source: &str,
+    user: &str,
+    pw: &str,
+) -> (u16, Option<String>, String) {
+    let client = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .local_address(source.parse::<std::net::IpAddr>().expect("address"))
+        .build()
+        .expect("client");
+    let r = client
         .get(b.url("/v2/auth?service=localhost:5000&scope=repository:carol/app:pull,push"))
         .basic_auth(user, Some(pw))
         .send()
@@ -467,6 +483,35 @@ fn clients_log_in_with_passwords_app_tokens_and_robots() {
 }
 
 #[test]
+fn an_attacker_guessing_cannot_lock_the_real_user_out() {
+    let b = Berth::start_with_env(&[
+        ("BERTH_LOGIN_LOCKOUT_FAILURES", "3"),
+        ("BERTH_LOGIN_BACKOFF_BASE_MS", "1"),
+    ]);
+    // Ten wrong passwords for admin from another address, as fast as they are accepted.
+    let mut refused = 0;
+    for i in 0..10 {
+        let (s, _, _) = token_request_from(&b, "127.0.0.3", ADMIN_USER, &format!("guess-{i}"));
+        assert!(s == 401 || s == 429, "guess {i}: {s}");
+        refused += 1;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(refused, 10);
+    let (s, _, body) = token_request_from(&b, "127.0.0.3", ADMIN_USER, ADMIN_PASSWORD);
+    assert_eq!(
+        s, 401,
+        "the guessing address is locked, even with the right password: {body}"
+    );
+    // The real admin, from its own address, logs in at once, with every client.
+    let (s, _, body) = token_request(&b, ADMIN_USER, ADMIN_PASSWORD);
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(
+        api(&b, "GET", "/api/v1/user/", ADMIN_USER, ADMIN_PASSWORD, None).0,
+        200
+    );
+}
+
+#[test]
 fn repeated_bad_passwords_are_slowed_then_locked_until_reset() {
     let b = Berth::start_with_env(&[
         ("BERTH_LOGIN_LOCKOUT_FAILURES", "3"),
@@ -519,19 +564,26 @@ fn repeated_bad_passwords_are_slowed_then_locked_until_reset() {
     };
 
     lock(&b);
-    // Locked: the right password, the app token and the API all refuse, however long one waits.
+    // Locked from this address: its right password and its API calls with a password refuse,
+    // however long one waits.
     std::thread::sleep(Duration::from_millis(3100));
     let (s, _, body) = token_request(&b, "carol", PW);
     assert_eq!(s, 401, "{body}");
     assert!(
-        body.contains("reset-login"),
-        "the message says how to unlock: {body}"
+        body.contains("reset-login") && body.contains("127.0.0.1"),
+        "the message says which address is locked and how to unlock: {body}"
     );
-    assert_eq!(token_request(&b, "$app", &app_token).0, 401);
     assert_eq!(api(&b, "GET", "/api/v1/user/", "carol", PW, None).0, 401);
     let user = admin(&b, "GET", "/api/v1/superuser/users/carol", None);
     assert_eq!(user["locked"], true, "{user}");
+    assert_eq!(user["locked_sources"], json!(["127.0.0.1"]), "{user}");
     assert_eq!(user["failed_logins"], 3, "{user}");
+    // The guesses locked only the address they came from: the app token still logs in from
+    // it, and the password from any other address.
+    assert_eq!(token_request(&b, "$app", &app_token).0, 200);
+    assert_eq!(token_request_from(&b, "127.0.0.2", "carol", PW).0, 200);
+    let (s, _, body) = token_request(&b, "carol", PW);
+    assert_eq!(s, 401, "still locked from 127.0.0.1: {body}");
 
     // `berth admin reset-login` unlocks.
     let mut cmd = Command::new(common::berth_bin());
@@ -547,6 +599,7 @@ fn repeated_bad_passwords_are_slowed_then_locked_until_reset() {
 
     // Locked again; the superuser API unlocks.
     lock(&b);
+    assert_eq!(token_request(&b, "carol", PW).0, 401);
     let user = admin(&b, "POST", "/api/v1/superuser/users/carol/resetlogin", None);
     assert_eq!(user["locked"], false, "{user}");
     assert_eq!(token_request(&b, "carol", PW).0, 200);

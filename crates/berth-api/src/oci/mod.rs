@@ -52,7 +52,10 @@ pub async fn dispatch(State(st): State<Arc<AppState>>, req: Request) -> Response
     let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
     let head = method == Method::HEAD;
     let result = match authorize(&st, &method, &uri, &headers, ip).await {
-        Ok(caller) => route(&st, &caller, &method, &uri, &headers, body).await,
+        Ok(caller) => match write_refusal(&st, &method, &uri) {
+            Some(e) => Err(e),
+            None => route(&st, &caller, &method, &uri, &headers, body).await,
+        },
         Err(e) => Err(e),
     };
     let mut resp = match result {
@@ -62,6 +65,32 @@ pub async fn dispatch(State(st): State<Arc<AppState>>, req: Request) -> Response
     resp.headers_mut()
         .insert(API_VERSION, HeaderValue::from_static("registry/2.0"));
     resp
+}
+
+/// A write refused by the registry's state, as Quay refuses it: 405 DENIED when the registry is
+/// read-only (`REGISTRY_STATE`) or pushes are disabled (`DISABLE_PUSHES`; deletes still work).
+fn write_refusal(st: &AppState, method: &Method, uri: &Uri) -> Option<ApiError> {
+    if matches!(*method, Method::GET | Method::HEAD) {
+        return None;
+    }
+    if st.readonly {
+        return Some(
+            ApiError::new(ErrorCode::Denied, crate::READONLY_MESSAGE)
+                .status(405)
+                .facts(serde_json::json!({"is_readonly": true})),
+        );
+    }
+    let push = matches!(
+        parse_v2_path(uri.path()),
+        Some(V2Route::UploadStart { .. } | V2Route::Upload { .. } | V2Route::Manifest { .. })
+    ) && *method != Method::DELETE;
+    (st.disable_pushes && push).then(|| {
+        ApiError::new(
+            ErrorCode::Denied,
+            "Pushes to the registry are currently disabled (DISABLE_PUSHES). Please contact the administrator.",
+        )
+        .status(405)
+    })
 }
 
 /// The registry action a request needs: pull to read, push to write, delete to delete.

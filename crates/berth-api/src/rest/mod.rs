@@ -46,6 +46,10 @@ pub struct RestError {
     pub status: u16,
     pub message: String,
     pub retry_after: Option<i64>,
+    /// The methods the path takes, for a 405's `Allow`.
+    pub allow: Option<String>,
+    /// Refused because the registry is read-only: the body says so as Quay's does.
+    pub readonly: bool,
 }
 
 impl RestError {
@@ -54,6 +58,8 @@ impl RestError {
             status,
             message: message.into(),
             retry_after: None,
+            allow: None,
+            readonly: false,
         }
     }
     pub fn bad(message: impl Into<String>) -> RestError {
@@ -95,18 +101,24 @@ impl IntoResponse for RestError {
             401 => ("unauthorized", "invalid_token"),
             403 => ("forbidden", "insufficient_scope"),
             404 => ("not_found", "not_found"),
+            405 => ("method_not_allowed", "method_not_allowed"),
             409 => ("conflict", "conflict"),
+            413 => ("payload_too_large", "payload_too_large"),
             429 => ("too_many_requests", "too_many_requests"),
             503 => ("unavailable", "unavailable"),
             _ => ("internal_error", "internal_error"),
         };
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "status": self.status,
             "error_message": self.message,
             "error_type": kind,
             "title": title,
             "detail": self.message,
         });
+        if self.readonly {
+            body["message"] = self.message.clone().into();
+            body["is_readonly"] = true.into();
+        }
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut resp = (status, axum::Json(body)).into_response();
         if self.status == 401 {
@@ -119,6 +131,11 @@ impl IntoResponse for RestError {
             && let Ok(v) = header::HeaderValue::from_str(&s.to_string())
         {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        if let Some(a) = &self.allow
+            && let Ok(v) = header::HeaderValue::from_str(a)
+        {
+            resp.headers_mut().insert(header::ALLOW, v);
         }
         resp
     }
@@ -206,6 +223,16 @@ pub struct Route {
     pub handler: Handler,
 }
 
+impl Route {
+    /// Writes a read-only registry still takes: signing in and out (they change no content).
+    fn readonly_ok(&self) -> bool {
+        matches!(
+            self.path,
+            "/api/v1/signin" | "/api/v1/signout" | "/api/v1/externallogin/{service_id}"
+        )
+    }
+}
+
 macro_rules! route {
     ($method:ident $path:literal, $summary:literal, $scope:literal, body $body:expr, query $query:expr, $h:path) => {
         Route {
@@ -285,7 +312,9 @@ pub fn router() -> Router<Arc<AppState>> {
             async move { serve_repo(t, st, req).await }
         }),
     );
-    r
+    r.route("/api/v1", axum::routing::any(unknown_endpoint))
+        .route("/api/v1/", axum::routing::any(unknown_endpoint))
+        .route("/api/v1/{*rest}", axum::routing::any(unknown_endpoint))
 }
 
 /// Matches `/a/{x}/b` against a concrete path, collecting parameters.
@@ -316,11 +345,31 @@ fn percent_decode(s: &str) -> String {
         .unwrap_or_default()
 }
 
-fn method_not_allowed(m: &Method) -> R {
-    Err(RestError::new(
-        405,
-        format!("{m} is not supported on this path"),
-    ))
+/// 405 with the methods the path does take.
+fn method_not_allowed<'a>(m: &Method, allowed: impl Iterator<Item = &'a Method>) -> R {
+    let mut methods: Vec<&str> = allowed.map(Method::as_str).collect();
+    methods.sort_unstable();
+    methods.dedup();
+    let allow = methods.join(", ");
+    Err(RestError {
+        allow: Some(allow.clone()),
+        ..RestError::new(
+            405,
+            format!("{m} is not supported on this path; it takes {allow}"),
+        )
+    })
+}
+
+/// Any `/api/v1` path no endpoint has: a JSON 404 that says so.
+pub async fn unknown_endpoint(req: Request) -> Response {
+    RestError::new(
+        404,
+        format!(
+            "no API endpoint {} exists; the endpoints are listed in the OpenAPI document at /api/v1/discovery",
+            req.uri().path()
+        ),
+    )
+    .into_response()
 }
 
 async fn serve_plain(
@@ -333,9 +382,8 @@ async fn serve_plain(
         .iter()
         .find(|r| r.path == path && r.method == req.method())
     else {
-        return method_not_allowed(req.method())
-            .into_response()
-            .into_response_or_err();
+        let allowed = table.iter().filter(|r| r.path == path).map(|r| &r.method);
+        return method_not_allowed(req.method(), allowed).into_response_or_err();
     };
     let params = match_path(path, req.uri().path()).unwrap_or_default();
     run(route, st, params, req).await
@@ -350,7 +398,7 @@ async fn serve_repo(
     let tail = full.trim_start_matches("/api/v1/repository/");
     let segs: Vec<&str> = tail.trim_end_matches('/').split('/').collect();
     let mut best: Option<(&Route, HashMap<String, String>, usize)> = None;
-    let mut path_matched = false;
+    let mut path_matched: Vec<&Method> = Vec::new();
     for r in table.iter().filter(|r| r.path.starts_with(REPO_PREFIX)) {
         let suffix = &r.path[REPO_PREFIX.len()..];
         let suffix_segs: Vec<&str> = suffix
@@ -369,7 +417,7 @@ async fn serve_repo(
         if name.parse::<RepoName>().is_err() {
             continue;
         }
-        path_matched = true;
+        path_matched.push(&r.method);
         if r.method != req.method() {
             continue;
         }
@@ -380,8 +428,16 @@ async fn serve_repo(
     }
     match best {
         Some((r, params, _)) => run(r, st, params, req).await,
-        None if path_matched => method_not_allowed(req.method()).into_response_or_err(),
-        None => RestError::new(404, format!("no API endpoint matches {full}")).into_response(),
+        None if !path_matched.is_empty() => {
+            method_not_allowed(req.method(), path_matched.into_iter()).into_response_or_err()
+        }
+        None => RestError::new(
+            404,
+            format!(
+                "no API endpoint {full} exists; the endpoints are listed in the OpenAPI document at /api/v1/discovery"
+            ),
+        )
+        .into_response(),
     }
 }
 
@@ -417,6 +473,14 @@ async fn run(
         form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
             .into_owned()
             .collect();
+    // Read-only (REGISTRY_STATE): every change refused as Quay refuses it, sign-in still allowed.
+    if st.readonly && !matches!(parts.method, Method::GET | Method::HEAD) && !route.readonly_ok() {
+        return RestError {
+            readonly: true,
+            ..RestError::new(503, crate::READONLY_MESSAGE)
+        }
+        .into_response();
+    }
     let caller = match api_caller(&st, &parts.headers, &parts.method, ip.as_deref()).await {
         Ok(c) => c,
         Err(e) => return e.into_response(),
@@ -453,7 +517,7 @@ async fn run(
 
 /// The caller of an API request: an API token's account (with its scopes), Basic credentials'
 /// account, a browser session's account, or anonymous.
-async fn api_caller(
+pub(crate) async fn api_caller(
     st: &AppState,
     headers: &axum::http::HeaderMap,
     method: &Method,

@@ -42,9 +42,22 @@ fn user_view(st: &AppState, r: &berth_core::AccountRow) -> serde_json::Value {
     serde_json::json!({
         "username": r.name, "email": r.email, "verified": true, "enabled": r.enabled,
         "super_user": st.auth.is_superuser(r), "avatar": avatar(&r.name, "user"),
-        "failed_logins": r.failed_logins, "locked": st.auth.throttled(r).is_some_and(|e| matches!(e, berth_core::auth::LoginError::Locked { .. })),
+        "failed_logins": r.failed_logins,
         "created": secs(Some(r.created_at)), "last_accessed": secs(r.last_accessed),
     })
+}
+
+/// One user as a superuser sees it, with the sources locked out of its password logins
+/// (`locked` is true when any is).
+async fn user_detail(
+    st: &AppState,
+    r: &berth_core::AccountRow,
+) -> Result<serde_json::Value, RestError> {
+    let locked = st.auth.locked_sources(r).await?;
+    let mut v = user_view(st, r);
+    v["locked"] = (!locked.is_empty()).into();
+    v["locked_sources"] = locked.into();
+    Ok(v)
 }
 
 async fn list_users(st: Arc<AppState>, ctx: Ctx) -> R {
@@ -90,16 +103,20 @@ async fn create_user(st: Arc<AppState>, ctx: Ctx) -> R {
             superuser,
         )
         .await?;
-    created(serde_json::json!({
+    // Quay's answer, field for field and with its 200. Quay's `encrypted_password` is a form of
+    // the password that logs in where the plain one may not (FEATURE_REQUIRE_ENCRYPTED_BASIC_AUTH);
+    // Berth has no such form, so it answers the password itself, which logs in everywhere. The
+    // stored hash is never sent, and the password only in this one answer.
+    json(serde_json::json!({
         "username": row.name, "email": row.email, "password": password,
-        "encrypted_password": row.password_hash,
+        "encrypted_password": password,
     }))
 }
 
 async fn get_user(st: Arc<AppState>, ctx: Ctx) -> R {
     require(&ctx)?;
     let r = st.auth.user(ctx.p("username")).await?;
-    json(user_view(&st, &r))
+    json(user_detail(&st, &r).await?)
 }
 
 async fn update_user(st: Arc<AppState>, ctx: Ctx) -> R {
@@ -112,7 +129,7 @@ async fn update_user(st: Arc<AppState>, ctx: Ctx) -> R {
         tag_expiration_s: None,
     };
     let r = st.auth.update_user(a, ctx.p("username"), &c).await?;
-    json(user_view(&st, &r))
+    json(user_detail(&st, &r).await?)
 }
 
 async fn delete_user(st: Arc<AppState>, ctx: Ctx) -> R {
@@ -128,7 +145,7 @@ async fn reset_login(st: Arc<AppState>, ctx: Ctx) -> R {
     let a = require(&ctx)?;
     st.auth.reset_login(Some(a), ctx.p("username")).await?;
     let r = st.auth.user(ctx.p("username")).await?;
-    json(user_view(&st, &r))
+    json(user_detail(&st, &r).await?)
 }
 
 async fn list_orgs(st: Arc<AppState>, ctx: Ctx) -> R {

@@ -154,7 +154,9 @@ async fn initialize(st: Arc<AppState>, ctx: Ctx) -> R {
         )
         .await?;
     let mut out = serde_json::json!({
-        "username": row.name, "email": row.email, "encrypted_password": row.password_hash,
+        // As for users a superuser creates: the password that logs in (Berth has no separate
+        // encrypted form), never the stored hash.
+        "username": row.name, "email": row.email, "encrypted_password": ctx.required("password")?,
     });
     if ctx.body.get("access_token").and_then(|v| v.as_bool()) == Some(true) {
         let actor = st.auth.actor(&row, "password");

@@ -225,7 +225,12 @@ type Outcome = std::result::Result<Actor, LoginError>;
 impl Auth {
     /// The LDAP part of a Basic check: `None` when LDAP is not configured or the account is a
     /// local one (a password of its own, no LDAP link), which the caller then checks itself.
-    pub(super) async fn check_ldap(&self, username: &str, secret: &str) -> Result<Option<Outcome>> {
+    pub(super) async fn check_ldap(
+        &self,
+        username: &str,
+        secret: &str,
+        source: &str,
+    ) -> Result<Option<Outcome>> {
         let Some(cfg) = self.config.ldap.as_ref() else {
             return Ok(None);
         };
@@ -251,18 +256,18 @@ impl Auth {
             return Ok(Some(Ok(actor)));
         }
         if let Some(r) = &row
-            && let Some(e) = self.throttled(r)
+            && let Some(e) = self.throttled(r, source).await?
         {
             return Ok(Some(Err(e)));
         }
         // A simple bind with an empty password is an anonymous bind, which directories accept.
         if secret.is_empty() {
-            return self.ldap_refused(row.as_ref()).await.map(Some);
+            return self.ldap_refused(row.as_ref(), source).await.map(Some);
         }
         let synced = self.db.synced_teams(SERVICE).await?;
         match verify(cfg, username, secret, &synced).await {
-            Ok(Verdict::Accepted(user)) => self.ldap_accepted(user).await.map(Some),
-            Ok(Verdict::Rejected) => self.ldap_refused(row.as_ref()).await.map(Some),
+            Ok(Verdict::Accepted(user)) => self.ldap_accepted(user, source).await.map(Some),
+            Ok(Verdict::Rejected) => self.ldap_refused(row.as_ref(), source).await.map(Some),
             // Not the user's fault: no failure is counted.
             Err(e) => {
                 tracing::warn!(username, unreachable = e.unreachable, detail = %e.detail, "LDAP could not check a login");
@@ -283,19 +288,16 @@ impl Auth {
     }
 
     /// A refused password, counted against the account as a local one would be.
-    async fn ldap_refused(&self, row: Option<&AccountRow>) -> Result<Outcome> {
-        if let Some(r) = row {
-            let failures = self.db.record_login_failure(r.id).await?;
-            if self.config.lockout_failures > 0 && failures >= self.config.lockout_failures {
-                return Ok(Err(LoginError::Locked { failures }));
-            }
+    async fn ldap_refused(&self, row: Option<&AccountRow>, source: &str) -> Result<Outcome> {
+        match row {
+            Some(r) => Ok(Err(self.login_failed(r, source).await?)),
+            None => Ok(Err(LoginError::Invalid)),
         }
-        Ok(Err(LoginError::Invalid))
     }
 
     /// The account of a user the directory accepted: found by its link, or created and linked;
     /// then email, superuser flag and synced teams are brought in step.
-    async fn ldap_accepted(&self, user: DirUser) -> Result<Outcome> {
+    async fn ldap_accepted(&self, user: DirUser, source: &str) -> Result<Outcome> {
         // The link's subject is the uid, not the DN: the uid is what the user logs in with and
         // what the Berth account is named after, and it survives what changes DNs (moving the
         // entry to another subtree such as a secondary RDN, renaming a `cn=Full Name` RDN).
@@ -382,7 +384,7 @@ impl Auth {
             return Ok(Err(LoginError::Disabled));
         }
         if acct.failed_logins > 0 {
-            self.db.reset_login_failures(acct.id).await?;
+            self.db.login_succeeded(acct.id, source).await?;
         }
         self.db.touch_account(acct.id).await?;
         self.ldap_sync_teams(&acct, &user.teams).await?;

@@ -22,8 +22,9 @@ pub enum LoginError {
     Invalid,
     /// Too many recent failures: retry after this many seconds.
     Throttled { retry_after_s: i64 },
-    /// Locked after too many failures; an administrator must reset it.
-    Locked { failures: i64 },
+    /// Logins from this source are locked after too many failures; an administrator must reset
+    /// them. Other sources, app-specific tokens and robot tokens are not affected.
+    Locked { failures: i64, source: String },
     /// The account is disabled.
     Disabled,
     /// The name cannot be an account, or the external user directory (LDAP) could not decide or
@@ -39,8 +40,8 @@ impl LoginError {
             LoginError::Throttled { retry_after_s } => {
                 format!("too many failed logins for {username:?}; retry in {retry_after_s} s")
             }
-            LoginError::Locked { failures } => format!(
-                "account {username:?} is locked after {failures} failed logins; an administrator can unlock it with `berth admin reset-login {username}` or POST /api/v1/superuser/users/{username}/resetlogin"
+            LoginError::Locked { failures, source } => format!(
+                "password logins to {username:?} from {source} are locked after {failures} failed attempts (other addresses and app-specific tokens still work); an administrator can unlock them with `berth admin reset-login {username}` or POST /api/v1/superuser/users/{username}/resetlogin"
             ),
             LoginError::Disabled => format!("account {username:?} is disabled"),
             LoginError::Directory(m) => m.clone(),
@@ -53,6 +54,9 @@ impl LoginError {
         }
     }
 }
+
+/// The source of a login with no network address (the command line).
+pub const LOCAL_SOURCE: &str = "local";
 
 /// Where a login attempt came from and through what, for the audit log.
 #[derive(Debug, Clone, Default)]
@@ -70,7 +74,8 @@ impl Auth {
         secret: &str,
         ctx: &LoginContext<'_>,
     ) -> Result<std::result::Result<Actor, LoginError>> {
-        let outcome = self.check(username, secret).await?;
+        let source = ctx.ip.unwrap_or(LOCAL_SOURCE);
+        let outcome = self.check(username, secret, source).await?;
         let (ok, detail) = match &outcome {
             Ok(a) => (true, a.via.to_string()),
             Err(e) => (false, e.message(username)),
@@ -132,6 +137,7 @@ impl Auth {
         &self,
         username: &str,
         secret: &str,
+        source: &str,
     ) -> Result<std::result::Result<Actor, LoginError>> {
         match username {
             "$app" => return self.check_app_token(None, secret).await,
@@ -160,7 +166,7 @@ impl Auth {
         let _serialised = lock.lock().await;
         // AUTHENTICATION_TYPE: LDAP: the directory checks the passwords of the users it manages;
         // local accounts with a password of their own (the bootstrap superuser) go on below.
-        if let Some(outcome) = self.check_ldap(username, secret).await? {
+        if let Some(outcome) = self.check_ldap(username, secret, source).await? {
             return Ok(outcome);
         }
         let row = self.db.account_by_name(username).await?;
@@ -178,21 +184,17 @@ impl Auth {
         {
             return Ok(Ok(actor));
         }
-        if let Some(e) = self.throttled(&row) {
+        if let Some(e) = self.throttled(&row, source).await? {
             return Ok(Err(e));
         }
         if !verify_password(secret, row.password_hash.as_deref()).await {
-            let failures = self.db.record_login_failure(row.id).await?;
-            if self.config.lockout_failures > 0 && failures >= self.config.lockout_failures {
-                return Ok(Err(LoginError::Locked { failures }));
-            }
-            return Ok(Err(LoginError::Invalid));
+            return Ok(Err(self.login_failed(&row, source).await?));
         }
         if !row.enabled {
             return Ok(Err(LoginError::Disabled));
         }
         if row.failed_logins > 0 {
-            self.db.reset_login_failures(row.id).await?;
+            self.db.login_succeeded(row.id, source).await?;
         }
         self.db.touch_account(row.id).await?;
         Ok(Ok(self.actor(&row, "password")))
@@ -209,24 +211,82 @@ impl Auth {
         locks.entry(name.to_string()).or_default().clone()
     }
 
-    /// The throttling verdict for an account before its password is checked.
-    pub fn throttled(&self, row: &AccountRow) -> Option<LoginError> {
-        let f = row.failed_logins;
-        if f <= 0 {
-            return None;
+    /// The throttling verdict for a password login to `row` from `source`, before the password
+    /// is checked. Failures count per account and source address: the address that guessed waits
+    /// (doubling with each failure) and, after `LOGIN_LOCKOUT_FAILURES`, is locked out of this
+    /// account until an administrator resets it; every other address is unaffected, so guesses
+    /// cannot lock the real user out. Guesses spread over many addresses meet an account-wide
+    /// guard that only ever delays (never locks), once the account-wide count since the last
+    /// success passes three times the lock-out threshold.
+    pub async fn throttled(&self, row: &AccountRow, source: &str) -> Result<Option<LoginError>> {
+        let now = now_ms();
+        if let Some((f, last)) = self.db.login_failures_from(row.id, source).await?
+            && f > 0
+        {
+            if self.config.lockout_failures > 0 && f >= self.config.lockout_failures {
+                return Ok(Some(LoginError::Locked {
+                    failures: f,
+                    source: source.to_string(),
+                }));
+            }
+            if let Some(e) = self.backoff(f, last, now) {
+                return Ok(Some(e));
+            }
         }
-        if self.config.lockout_failures > 0 && f >= self.config.lockout_failures {
-            return Some(LoginError::Locked { failures: f });
+        let guard = self.config.lockout_failures.max(1).saturating_mul(3);
+        if row.failed_logins >= guard
+            && let Some(e) = self.backoff(
+                row.failed_logins - guard + 1,
+                row.last_failed_at.unwrap_or(0),
+                now,
+            )
+        {
+            return Ok(Some(e));
         }
+        Ok(None)
+    }
+
+    /// The wait after `failures` failures, the last at `last`.
+    fn backoff(&self, failures: i64, last: i64, now: i64) -> Option<LoginError> {
         let delay = self
             .config
             .backoff_base_ms
-            .saturating_mul(1i64 << (f - 1).clamp(0, 30))
+            .saturating_mul(1i64 << (failures - 1).clamp(0, 30))
             .min(self.config.backoff_max_ms);
-        let wait = row.last_failed_at.unwrap_or(0) + delay - now_ms();
+        let wait = last + delay - now;
         (wait > 0).then(|| LoginError::Throttled {
             retry_after_s: (wait + 999) / 1000,
         })
+    }
+
+    /// Counts a refused password from `source`; the error to answer.
+    pub(super) async fn login_failed(&self, row: &AccountRow, source: &str) -> Result<LoginError> {
+        let (from_source, _) = self.db.record_login_failure(row.id, source).await?;
+        Ok(
+            if self.config.lockout_failures > 0 && from_source >= self.config.lockout_failures {
+                LoginError::Locked {
+                    failures: from_source,
+                    source: source.to_string(),
+                }
+            } else {
+                LoginError::Invalid
+            },
+        )
+    }
+
+    /// The sources whose password logins to an account are locked out.
+    pub async fn locked_sources(&self, row: &AccountRow) -> Result<Vec<String>> {
+        if self.config.lockout_failures <= 0 {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .db
+            .login_failure_sources(row.id)
+            .await?
+            .into_iter()
+            .filter(|(_, f, _)| *f >= self.config.lockout_failures)
+            .map(|(s, _, _)| s)
+            .collect())
     }
 
     async fn check_robot(
@@ -276,13 +336,11 @@ impl Auth {
         let Some(row) = self.db.account_by_id(t.account_id).await? else {
             return Ok(Err(LoginError::Invalid));
         };
+        // Password throttling does not apply: an app token is a long random secret, not a
+        // guessable password, and it is how a user locked out by someone else's guesses still
+        // logs in.
         if !row.enabled {
             return Ok(Err(LoginError::Disabled));
-        }
-        if let Some(e) = self.throttled(&row)
-            && matches!(e, LoginError::Locked { .. })
-        {
-            return Ok(Err(e));
         }
         self.db.touch_token(true, &t.uuid).await?;
         Ok(Ok(self.actor(&row, "app_token")))
@@ -299,7 +357,7 @@ impl Auth {
         let Some(row) = self.db.account_by_id(t.account_id).await? else {
             return Ok(None);
         };
-        if !row.enabled || matches!(self.throttled(&row), Some(LoginError::Locked { .. })) {
+        if !row.enabled {
             return Ok(None);
         }
         self.db.touch_token(false, &t.uuid).await?;
