@@ -70,25 +70,31 @@ struct Thresholds {
     warnings: Vec<(i64, i64)>,
 }
 
+/// The thresholds that apply to a namespace: its own quota's, and the system default reject limit
+/// (`DEFAULT_SYSTEM_REJECT_QUOTA_BYTES`) unless the namespace's quota has a Reject threshold of
+/// its own, which then replaces it (larger or smaller: an administrator set it for this
+/// namespace). A quota with only Warning thresholds never lifts the system default.
 fn thresholds(q: Option<&QuotaRow>, system_reject: i64) -> Option<Thresholds> {
+    let system = (system_reject > 0).then_some((system_reject, 100));
     let Some(q) = q else {
-        return (system_reject > 0).then_some(Thresholds {
+        return system.map(|reject| Thresholds {
             limit: system_reject,
-            reject: Some((system_reject, 100)),
+            reject: Some(reject),
             warnings: Vec::new(),
         });
     };
     let at = |pct: i64| {
         i64::try_from(i128::from(q.limit_bytes) * i128::from(pct) / 100).unwrap_or(i64::MAX)
     };
+    let own_reject = q
+        .limits
+        .iter()
+        .filter(|l| l.kind == "Reject")
+        .map(|l| (at(l.percent), l.percent))
+        .min();
     Some(Thresholds {
         limit: q.limit_bytes,
-        reject: q
-            .limits
-            .iter()
-            .filter(|l| l.kind == "Reject")
-            .map(|l| (at(l.percent), l.percent))
-            .min(),
+        reject: own_reject.or(system),
         warnings: q
             .limits
             .iter()
@@ -96,6 +102,18 @@ fn thresholds(q: Option<&QuotaRow>, system_reject: i64) -> Option<Thresholds> {
             .map(|l| (at(l.percent), l.percent))
             .collect(),
     })
+}
+
+fn over_quota(ns: &str, after: i64, t: &Thresholds, pct: i64, when: &str) -> Error {
+    Error::with_status(
+        ErrorCode::Denied,
+        403,
+        format!(
+            "namespace {ns} is over its storage quota: {when} would use {} of {} (pushes are refused above {pct}%); delete tags, or ask an administrator to raise the quota",
+            human_size(after),
+            human_size(t.limit),
+        ),
+    )
 }
 
 /// `10 GiB`, `500 MB`, `1024` (bytes) into bytes.
@@ -176,12 +194,8 @@ impl Registry {
         quota: &QuotaRow,
         blobs: &[String],
     ) -> Result<QuotaOutcome> {
-        let system = if quota.id == 0 {
-            self.config.quota.system_reject_bytes
-        } else {
-            0
-        };
-        let Some(t) = thresholds((quota.id != 0).then_some(quota), system) else {
+        let own = (quota.id != 0).then_some(quota);
+        let Some(t) = thresholds(own, self.config.quota.system_reject_bytes) else {
             return Ok(QuotaOutcome::Allow(Vec::new()));
         };
         let ns = repo.namespace();
@@ -198,17 +212,8 @@ impl Registry {
                 "limit_bytes": t.limit, "threshold_percent": pct,
             });
             metrics::counter!("berth_quota_rejections_total").increment(1);
-            let refusal = Error::with_status(
-                ErrorCode::Denied,
-                403,
-                format!(
-                    "namespace {ns} is over its storage quota: this push would use {} of {} (pushes are refused above {pct}%); delete tags, or ask an administrator to raise the quota",
-                    human_size(after),
-                    human_size(t.limit),
-                ),
-            );
             return Ok(QuotaOutcome::Refuse(
-                refusal,
+                over_quota(ns, after, &t, pct, "this push"),
                 Box::new(event("quota_error", repo, meta)),
             ));
         }
@@ -228,6 +233,46 @@ impl Registry {
                 })
                 .collect(),
         ))
+    }
+
+    /// Before blob bytes are accepted: refuses when the namespace's usage plus `incoming` bytes
+    /// (an upload's bytes so far and the chunk arriving) would pass its reject threshold, so a
+    /// large image is refused while it uploads rather than after. Counting is not transactional
+    /// here (concurrent uploads are not summed): the manifest push's check stays the exact one.
+    pub(crate) async fn quota_admits_upload(
+        &self,
+        repo: &RepoName,
+        incoming: u64,
+        when: &str,
+    ) -> Result<()> {
+        let Some(quota) = self.quota_to_check(repo.namespace()).await? else {
+            return Ok(());
+        };
+        let own = (quota.id != 0).then_some(&quota);
+        let Some(t) = thresholds(own, self.config.quota.system_reject_bytes) else {
+            return Ok(());
+        };
+        let Some((reject, pct)) = t.reject else {
+            return Ok(());
+        };
+        let ns = repo.namespace();
+        let usage = self.db.namespace_usage(ns).await?;
+        let after = usage.saturating_add(i64::try_from(incoming).unwrap_or(i64::MAX));
+        if after > reject || (incoming == 0 && usage >= reject) {
+            metrics::counter!("berth_quota_rejections_total").increment(1);
+            self.db
+                .insert_audit(&[event(
+                    "quota_error",
+                    repo,
+                    serde_json::json!({
+                        "namespace": ns, "usage_bytes": usage, "would_use_bytes": after,
+                        "limit_bytes": t.limit, "threshold_percent": pct, "stage": when,
+                    }),
+                )])
+                .await?;
+            return Err(over_quota(ns, after, &t, pct, when));
+        }
+        Ok(())
     }
 
     /// Bytes a namespace uses.

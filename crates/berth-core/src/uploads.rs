@@ -67,6 +67,7 @@ fn storage_err(e: StorageError, id: &str) -> Error {
 impl Registry {
     /// Opens an upload session in `repo`, creating the repository on first push.
     pub async fn upload_start(&self, repo: &RepoName) -> Result<UploadState> {
+        self.quota_admits_upload(repo, 0, "this upload").await?;
         let id = uuid::Uuid::new_v4().to_string();
         self.store.upload_begin(&id).await?;
         let hasher = Hasher::new(Algorithm::Sha256);
@@ -126,6 +127,10 @@ impl Registry {
                     "chunk starts at byte {start} but the upload has {old} bytes; resume from {old}"
                 ),
             ));
+        }
+        if let Some(len) = expected_len {
+            self.quota_admits_upload(repo, old.saturating_add(len), "this upload")
+                .await?;
         }
         let hasher = self
             .resume_hasher(&row.id, &row.hash_algo, row.hash_state.as_deref(), old)
@@ -233,6 +238,17 @@ impl Registry {
                 ),
             ));
         }
+        if !self
+            .db
+            .namespace_references(repo.namespace(), &digest.to_string())
+            .await?
+            && let Err(e) = self
+                .quota_admits_upload(repo, state.size, "this blob")
+                .await
+        {
+            self.upload_cancel(repo, id).await?;
+            return Err(e);
+        }
         if let Err(e) = self.store.upload_commit(id, state.size, digest).await {
             // A crash between publishing the bytes and recording the rows leaves the session row
             // with its bytes already published (and its parts partly cleaned up). The saved hash
@@ -269,6 +285,14 @@ impl Registry {
         expected_len: Option<u64>,
         body: ByteStream,
     ) -> Result<u64> {
+        if let Some(len) = expected_len
+            && !self
+                .db
+                .namespace_references(repo.namespace(), &digest.to_string())
+                .await?
+        {
+            self.quota_admits_upload(repo, len, "this blob").await?;
+        }
         let id = uuid::Uuid::new_v4().to_string();
         self.store.upload_begin(&id).await?;
         let result = self

@@ -201,6 +201,19 @@ impl Db {
         Ok(r.get(0))
     }
 
+    /// Whether a manifest of the namespace already references blob `digest` (then storing it
+    /// again adds nothing to the namespace's usage).
+    pub async fn namespace_references(&self, namespace: &str, digest: &str) -> Result<bool> {
+        let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT 1 FROM blobs WHERE digest = $2 AND digest IN ({NAMESPACE_DIGESTS})"
+        )))
+        .bind(namespace)
+        .bind(digest)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(r.is_some())
+    }
+
     /// Serialises quota-checked manifest writes to one namespace (PostgreSQL row lock; on SQLite
     /// the single writer already does), so two pushes cannot both pass the check on the same
     /// remaining room.

@@ -95,14 +95,15 @@ fn quotas_count_shared_layers_once_refuse_over_limit_and_follow_gc() {
     )
     .expect("json");
     let cd = c.blob("q/three", &cfg);
-    let bd = c.blob("q/three", &big);
-    let manifest = serde_json::to_vec(&json!({
-        "schemaVersion": 2, "mediaType": common::client::MT,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cfg.len()},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": bd, "size": big.len()}],
-    }))
-    .expect("json");
-    let (s, body) = c.put_manifest("q/three", "v1", common::client::MT, &manifest);
+    // The layer alone would pass the limit: refused while it uploads, not after.
+    let bd = common::client::sha(&big);
+    let r = c
+        .req("POST", &format!("/v2/q/three/blobs/uploads/?digest={bd}"))
+        .body(big.clone())
+        .send()
+        .expect("upload");
+    let s = r.status().as_u16();
+    let body = r.text().unwrap_or_default();
     assert_eq!(s, 403, "{body}");
     assert!(
         body.contains("DENIED") && body.contains("quota") && body.contains("delete tags"),
@@ -197,7 +198,7 @@ fn only_superusers_edit_quotas_and_a_system_default_applies_everywhere() {
         "/api/v1/superuser/users/",
         Some(json!({"username": "carol", "email": "carol@example.com", "password": "carol-password-1"})),
     );
-    assert_eq!(s, 201, "{v}");
+    assert_eq!(s, 200, "{v}");
     let carol = |method: &str, path: &str, body: Option<Value>| {
         let mut r = c
             .http
@@ -226,17 +227,65 @@ fn only_superusers_edit_quotas_and_a_system_default_applies_everywhere() {
     assert_eq!(v[0]["limit_bytes"], 100_000, "{v}");
     let small = c.image("admin/ok", "v1", "small", &[&[5u8; 1000][..]]);
     assert!(!small.digest.is_empty());
+    // A blob that alone passes the limit is refused while it uploads, before a byte is kept:
+    // in one request (monolithic POST) and in chunks (PATCH with its length).
     let cfg_and_big = vec![6u8; 150_000];
-    let d = c.blob("admin/big", &cfg_and_big);
+    let d = common::client::sha(&cfg_and_big);
+    let r = c
+        .req("POST", &format!("/v2/admin/big/blobs/uploads/?digest={d}"))
+        .body(cfg_and_big.clone())
+        .send()
+        .expect("monolithic");
+    assert_eq!(r.status().as_u16(), 403);
+    let body = r.text().unwrap_or_default();
+    assert!(body.contains("DENIED") && body.contains("quota"), "{body}");
+    let r = c
+        .req("POST", "/v2/admin/big/blobs/uploads/")
+        .send()
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 202, "room is left: the upload starts");
+    let loc = r
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .expect("location")
+        .to_string();
+    let r = c
+        .req("PATCH", &loc)
+        .header("Content-Type", "application/octet-stream")
+        .body(cfg_and_big.clone())
+        .send()
+        .expect("patch");
+    assert_eq!(r.status().as_u16(), 403, "{}", r.text().unwrap_or_default());
+    let r = c
+        .req("HEAD", &format!("/v2/admin/big/blobs/{d}"))
+        .send()
+        .expect("head");
+    assert_eq!(
+        r.status().as_u16(),
+        404,
+        "nothing of the refused blob is kept"
+    );
+    // Small blobs that together pass the limit get through the uploads; the manifest push,
+    // which would reference them all, is refused.
+    let halves = [vec![6u8; 75_000], vec![7u8; 75_000]];
+    let layers: Vec<Value> = halves
+        .iter()
+        .map(|h| {
+            json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": c.blob("admin/big", h), "size": h.len()})
+        })
+        .collect();
+    let cfg = c.blob("admin/big", b"{}");
     let manifest = serde_json::to_vec(&json!({
         "schemaVersion": 2, "mediaType": common::client::MT,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": d, "size": cfg_and_big.len()},
-        "layers": [],
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cfg, "size": 2},
+        "layers": layers,
     }))
     .expect("json");
     let (s, body) = c.put_manifest("admin/big", "v1", common::client::MT, &manifest);
     assert_eq!(s, 403, "{body}");
-    // A superuser gives carol a quota of her own: it replaces the default.
+    // A superuser gives carol a quota of her own with only a warning: the system default's
+    // reject limit still applies to her.
     let (s, v) = c.api(
         "POST",
         "/api/v1/superuser/users/carol/quota",
@@ -246,6 +295,45 @@ fn only_superusers_edit_quotas_and_a_system_default_applies_everywhere() {
     let (_, v) = carol("GET", "/api/v1/user/quota", None);
     assert_eq!(v[0]["limit_bytes"], 1_073_741_824_i64, "{v}");
     assert_eq!(v[0]["default_config"], false, "{v}");
+    let qid = v[0]["id"].as_i64().expect("quota id");
+    // User namespaces take thresholds through the organization path, as in Quay.
+    let (s, v) = c.api(
+        "POST",
+        &format!("/api/v1/organization/carol/quota/{qid}/limit"),
+        Some(json!({"type": "Warning", "threshold_percent": 80})),
+    );
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = carol("GET", &format!("/api/v1/user/quota/{qid}/limit"), None);
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v[0]["type"], "Warning", "{v}");
+    let carol_push = |data: &[u8]| {
+        let d = common::client::sha(data);
+        let r = c
+            .http
+            .post(format!("{}/v2/carol/app/blobs/uploads/?digest={d}", c.base))
+            .basic_auth("carol", Some("carol-password-1"))
+            .body(data.to_vec())
+            .send()
+            .expect("carol push");
+        r.status().as_u16()
+    };
+    assert_eq!(
+        carol_push(&[8u8; 150_000]),
+        403,
+        "warning-only quota: default reject holds"
+    );
+    // Her own Reject threshold replaces the default.
+    let (s, v) = c.api(
+        "POST",
+        &format!("/api/v1/organization/carol/quota/{qid}/limit"),
+        Some(json!({"type": "Reject", "threshold_percent": 100})),
+    );
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(
+        carol_push(&[8u8; 150_000]),
+        201,
+        "her own 1 GiB reject limit applies"
+    );
     let (s, v) = c.api(
         "POST",
         "/api/v1/superuser/users/carol/quota",

@@ -140,16 +140,38 @@ async fn audit(st: &AppState, ctx: &Ctx, kind: &str, ns: &str, meta: serde_json:
         .await;
 }
 
-/// The organization, if the caller may read its quota (a member, or a superuser).
+/// The namespace of an `/organization/{orgname}/quota…` path. As in Quay, the name may also be a
+/// user's namespace, so that user namespaces take Warning and Reject limits like organizations.
+async fn quota_namespace(st: &AppState, ctx: &Ctx) -> Result<berth_core::AccountRow, RestError> {
+    let ns = ctx.p("orgname");
+    st.auth
+        .db
+        .account_by_name(ns)
+        .await?
+        .filter(|a| a.kind == "org" || a.kind == "user")
+        .ok_or_else(|| RestError::new(404, format!("no organization or user namespace {ns:?}")))
+}
+
+/// The namespace, if the caller may read its quota: an organization's members, the user of a
+/// user namespace, or a superuser.
 async fn org_reader(st: &AppState, ctx: &Ctx) -> Result<String, RestError> {
     let a = ctx.actor()?;
-    let org = ctx.p("orgname");
-    let o = st.auth.org(org).await?;
+    let acct = quota_namespace(st, ctx).await?;
+    if acct.kind == "user" {
+        if a.name != acct.name && !(a.superuser && a.has_scope("super:user")) {
+            return Err(RestError::new(
+                403,
+                format!("only {:?} and superusers may read this quota", acct.name),
+            ));
+        }
+        return Ok(acct.name);
+    }
+    let o = st.auth.org(&acct.name).await?;
     let role = st.auth.org_role(a, &o).await?;
     if !role.member && !role.admin {
         return Err(RestError::new(
             403,
-            format!("you are not a member of organization {org:?}"),
+            format!("you are not a member of organization {:?}", acct.name),
         ));
     }
     Ok(o.name)
@@ -214,7 +236,7 @@ async fn org_list(st: Arc<AppState>, ctx: Ctx) -> R {
 }
 
 async fn org_create(st: Arc<AppState>, ctx: Ctx) -> R {
-    let ns = st.auth.org(ctx.p("orgname")).await?.name;
+    let ns = quota_namespace(&st, &ctx).await?.name;
     create_in(&st, &ctx, &ns).await
 }
 
@@ -226,12 +248,12 @@ async fn org_get(st: Arc<AppState>, ctx: Ctx) -> R {
 }
 
 async fn org_update(st: Arc<AppState>, ctx: Ctx) -> R {
-    let ns = st.auth.org(ctx.p("orgname")).await?.name;
+    let ns = quota_namespace(&st, &ctx).await?.name;
     update_in(&st, &ctx, &ns).await
 }
 
 async fn org_delete(st: Arc<AppState>, ctx: Ctx) -> R {
-    let ns = st.auth.org(ctx.p("orgname")).await?.name;
+    let ns = quota_namespace(&st, &ctx).await?.name;
     delete_in(&st, &ctx, &ns).await
 }
 
@@ -272,7 +294,7 @@ fn limit_fields(
 
 async fn org_limit_create(st: Arc<AppState>, ctx: Ctx) -> R {
     editing(&st, &ctx)?;
-    let ns = st.auth.org(ctx.p("orgname")).await?.name;
+    let ns = quota_namespace(&st, &ctx).await?.name;
     let q = quota_of(&st, &ns, &ctx).await?;
     let (kind, pct) = limit_fields(&ctx, None)?;
     let Some(id) = st.auth.db.add_quota_limit(q.id, &kind, pct).await? else {
@@ -302,7 +324,7 @@ async fn org_limit_get(st: Arc<AppState>, ctx: Ctx) -> R {
 
 async fn org_limit_update(st: Arc<AppState>, ctx: Ctx) -> R {
     editing(&st, &ctx)?;
-    let ns = st.auth.org(ctx.p("orgname")).await?.name;
+    let ns = quota_namespace(&st, &ctx).await?.name;
     let q = quota_of(&st, &ns, &ctx).await?;
     let l = find_limit(&q, &ctx)?;
     let (kind, pct) = limit_fields(&ctx, Some(&l))?;
@@ -316,7 +338,7 @@ async fn org_limit_update(st: Arc<AppState>, ctx: Ctx) -> R {
 
 async fn org_limit_delete(st: Arc<AppState>, ctx: Ctx) -> R {
     editing(&st, &ctx)?;
-    let ns = st.auth.org(ctx.p("orgname")).await?.name;
+    let ns = quota_namespace(&st, &ctx).await?.name;
     let q = quota_of(&st, &ns, &ctx).await?;
     let l = find_limit(&q, &ctx)?;
     st.auth.db.delete_quota_limit(q.id, l.id).await?;
