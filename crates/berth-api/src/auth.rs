@@ -128,6 +128,19 @@ fn login_error(
     err.into_response()
 }
 
+/// A repository scope for a one-component name covers the name it maps to (`library/x`), the
+/// repository the request will reach.
+fn library_scope(st: &AppState, scope: &str) -> String {
+    if let Some(rest) = scope.strip_prefix("repository:")
+        && let Some((name, actions)) = rest.rsplit_once(':')
+        && !name.contains('/')
+        && let Ok(full) = st.full_name(name)
+    {
+        return format!("repository:{full}:{actions}");
+    }
+    scope.to_string()
+}
+
 /// `GET /v2/auth?service=…&scope=…&scope=…`: a registry token for the Basic credentials sent (or
 /// an anonymous one), granting each requested scope only as far as the account may act.
 pub async fn token(State(st): State<Arc<AppState>>, req: Request) -> Response {
@@ -137,7 +150,11 @@ pub async fn token(State(st): State<Arc<AppState>>, req: Request) -> Response {
     let mut account_param = None;
     for (k, v) in form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
         match &*k {
-            "scope" => scopes.extend(v.split(' ').filter(|s| !s.is_empty()).map(str::to_string)),
+            "scope" => scopes.extend(
+                v.split(' ')
+                    .filter(|s| !s.is_empty())
+                    .map(|s| library_scope(&st, s)),
+            ),
             "account" => account_param = Some(v.into_owned()),
             _ => {}
         }

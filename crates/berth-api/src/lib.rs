@@ -42,6 +42,25 @@ pub struct AppState {
     pub direct_login: bool,
     /// Whether `/metrics` is served on this router (it is not when it has its own address).
     pub metrics_here: bool,
+    /// `FEATURE_LIBRARY_SUPPORT`: the namespace one-component names map to (`LIBRARY_NAMESPACE`,
+    /// Quay's `library`); `None` refuses such names.
+    pub library: Option<String>,
+}
+
+impl AppState {
+    /// The full name for a repository name as a client wrote it: a one-component name maps to
+    /// the library namespace (`plainonly` → `library/plainonly`), or is refused without it.
+    pub fn full_name(&self, name: &str) -> Result<String, String> {
+        if name.contains('/') {
+            return Ok(name.to_string());
+        }
+        match &self.library {
+            Some(lib) => Ok(format!("{lib}/{name}")),
+            None => Err(format!(
+                "repository name {name:?} has no namespace: use NAMESPACE/{name} (one-component names map to a library namespace only with FEATURE_LIBRARY_SUPPORT)"
+            )),
+        }
+    }
 }
 
 /// What Quay says when the registry is read-only; Berth says the same.

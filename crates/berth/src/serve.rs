@@ -184,6 +184,7 @@ pub async fn serve(cfg: Config, migrate: bool, workers: bool) -> anyhow::Result<
         disable_pushes: false,
         direct_login: true,
         metrics_here: true,
+        library: Some("library".into()),
     });
     let listener = TcpListener::bind(&cfg.listen).await.with_context(|| {
         format!(

@@ -46,11 +46,49 @@ impl Caller {
     }
 }
 
+/// The request path with a one-component repository name mapped to its full name.
+fn with_full_name(st: &AppState, uri: Uri) -> Result<Uri, ApiError> {
+    let name = match parse_v2_path(uri.path()) {
+        Some(
+            V2Route::Tags { name }
+            | V2Route::Referrers { name, .. }
+            | V2Route::Manifest { name, .. }
+            | V2Route::Blob { name, .. }
+            | V2Route::UploadStart { name }
+            | V2Route::Upload { name, .. },
+        ) if !name.contains('/') => name.to_string(),
+        _ => return Ok(uri),
+    };
+    let full = st
+        .full_name(&name)
+        .map_err(|m| ApiError::new(ErrorCode::NameInvalid, m))?;
+    let rest = uri.path()["/v2/".len() + name.len()..].to_string();
+    let pq = match uri.query() {
+        Some(q) => format!("/v2/{full}{rest}?{q}"),
+        None => format!("/v2/{full}{rest}"),
+    };
+    pq.parse().map_err(|_| {
+        ApiError::new(
+            ErrorCode::NameInvalid,
+            format!("{name:?}: not a usable repository name"),
+        )
+    })
+}
+
 pub async fn dispatch(State(st): State<Arc<AppState>>, req: Request) -> Response {
     let ip = crate::auth::client_ip(&req);
     let (parts, body) = req.into_parts();
-    let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
+    let (method, headers) = (parts.method, parts.headers);
     let head = method == Method::HEAD;
+    let uri = match with_full_name(&st, parts.uri) {
+        Ok(u) => u,
+        Err(e) => {
+            let mut resp = e.for_head(head).into_response();
+            resp.headers_mut()
+                .insert(API_VERSION, HeaderValue::from_static("registry/2.0"));
+            return resp;
+        }
+    };
     let result = match authorize(&st, &method, &uri, &headers, ip).await {
         Ok(caller) => match write_refusal(&st, &method, &uri) {
             Some(e) => Err(e),

@@ -399,6 +399,7 @@ async fn serve_repo(
     let segs: Vec<&str> = tail.trim_end_matches('/').split('/').collect();
     let mut best: Option<(&Route, HashMap<String, String>, usize)> = None;
     let mut path_matched: Vec<&Method> = Vec::new();
+    let mut refused: Option<String> = None;
     for r in table.iter().filter(|r| r.path.starts_with(REPO_PREFIX)) {
         let suffix = &r.path[REPO_PREFIX.len()..];
         let suffix_segs: Vec<&str> = suffix
@@ -413,7 +414,13 @@ async fn serve_repo(
         let Some(mut params) = match_path(&suffix_segs.join("/"), &rest.join("/")) else {
             continue;
         };
-        let name = name_segs.join("/");
+        let name = match st.full_name(&name_segs.join("/")) {
+            Ok(n) => n,
+            Err(m) => {
+                refused.get_or_insert(m);
+                continue;
+            }
+        };
         if name.parse::<RepoName>().is_err() {
             continue;
         }
@@ -431,6 +438,7 @@ async fn serve_repo(
         None if !path_matched.is_empty() => {
             method_not_allowed(req.method(), path_matched.into_iter()).into_response_or_err()
         }
+        None if let Some(m) = refused => RestError::bad(m).into_response(),
         None => RestError::new(
             404,
             format!(

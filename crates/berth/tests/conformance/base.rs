@@ -159,7 +159,7 @@ async fn name_of_255_chars_is_accepted_and_256_rejected() {
 async fn round_trip(reg: &Reg, name: &str) {
     let loc = reg.start_upload(name).await;
     assert!(
-        loc.starts_with(&format!("/v2/{name}/blobs/uploads/")),
+        loc.starts_with(&format!("/v2/{}/blobs/uploads/", full(name))),
         "upload location {loc} for {name}"
     );
     let layer = unique_bytes(name);
@@ -219,7 +219,7 @@ async fn names_with_one_two_and_many_components_work() {
     }
     let r = reg.get("/v2/_catalog").await;
     r.expect_status(200);
-    let mut expected: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    let mut expected: Vec<String> = names.iter().map(|s| full(s)).collect();
     expected.sort();
     assert_eq!(strings(&r.json()["repositories"]), expected);
 }
@@ -242,7 +242,7 @@ async fn names_containing_route_keywords_work() {
     }
     let r = reg.get("/v2/_catalog").await;
     r.expect_status(200);
-    let mut expected: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    let mut expected: Vec<String> = names.iter().map(|s| full(s)).collect();
     expected.sort();
     assert_eq!(strings(&r.json()["repositories"]), expected);
     // A repository is not visible under a prefix or suffix of its name.
@@ -250,4 +250,26 @@ async fn names_containing_route_keywords_work() {
     r.expect_error(404, "NAME_UNKNOWN");
     let r = reg.get("/v2/blobs/b/tags/list").await;
     r.expect_error(404, "NAME_UNKNOWN");
+}
+
+#[tokio::test]
+async fn a_one_component_name_is_the_library_repository_in_v2_and_the_api() {
+    let reg = Reg::start();
+    let img = reg.push_image("plainonly", "1").await;
+    // The same repository by both names, on /v2 and on /api/v1.
+    for name in ["plainonly", "library/plainonly"] {
+        let r = reg.get(&format!("/v2/{name}/manifests/1")).await;
+        r.expect_status(200);
+        assert_eq!(r.body, img.manifest);
+        let r = reg.get(&format!("/api/v1/repository/{name}")).await;
+        r.expect_status(200);
+        let v = r.json();
+        assert_eq!(
+            (v["namespace"].as_str(), v["name"].as_str()),
+            (Some("library"), Some("plainonly")),
+            "{v}"
+        );
+    }
+    let r = reg.get("/v2/_catalog").await;
+    assert!(strings(&r.json()["repositories"]).contains(&"library/plainonly".to_string()));
 }

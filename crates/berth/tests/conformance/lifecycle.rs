@@ -155,7 +155,7 @@ async fn index_referencing_a_deleted_manifest_is_manifest_blob_unknown() {
 #[tokio::test]
 async fn catalog_pagination_follows_links_over_nested_names() {
     let reg = Reg::start();
-    let mut names = vec![
+    let names = vec![
         "ns/a",
         "ns/a/b",
         "ns/a-b",
@@ -168,6 +168,7 @@ async fn catalog_pagination_follows_links_over_nested_names() {
     for n in &names {
         reg.push_image(n, "v1").await;
     }
+    let mut names: Vec<String> = names.iter().map(|n| full(n)).collect();
     names.sort();
     let mut seen = Vec::new();
     let mut next = Some("/v2/_catalog?n=3".to_string());

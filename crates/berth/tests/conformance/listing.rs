@@ -148,29 +148,31 @@ async fn catalog_lists_repositories_sorted() {
     let r = reg.get("/v2/_catalog").await;
     r.expect_status(200);
     assert!(r.h("content-type").starts_with("application/json"));
-    assert_eq!(strings(&r.json()["repositories"]), sorted(&names));
+    let full_names: Vec<String> = names.iter().map(|n| full(n)).collect();
+    let full_refs: Vec<&str> = full_names.iter().map(String::as_str).collect();
+    assert_eq!(strings(&r.json()["repositories"]), sorted(&full_refs));
 }
 
 #[tokio::test]
 async fn catalog_paginates_with_n_last_and_link() {
     let reg = Reg::start();
-    for n in ["r5", "r4", "r3", "r2", "r1"] {
+    for n in ["p/r5", "p/r4", "p/r3", "p/r2", "p/r1"] {
         reg.push_image(n, "v1").await;
     }
     let r = reg.get("/v2/_catalog?n=2").await;
     r.expect_status(200);
-    assert_eq!(strings(&r.json()["repositories"]), vec!["r1", "r2"]);
-    assert_eq!(r.h("link"), "</v2/_catalog?last=r2&n=2>; rel=\"next\"");
+    assert_eq!(strings(&r.json()["repositories"]), vec!["p/r1", "p/r2"]);
+    assert_eq!(r.h("link"), "</v2/_catalog?last=p%2Fr2&n=2>; rel=\"next\"");
     let r = reg.get(&next_link(&r).expect("next")).await;
-    assert_eq!(strings(&r.json()["repositories"]), vec!["r3", "r4"]);
-    assert_eq!(r.h("link"), "</v2/_catalog?last=r4&n=2>; rel=\"next\"");
+    assert_eq!(strings(&r.json()["repositories"]), vec!["p/r3", "p/r4"]);
+    assert_eq!(r.h("link"), "</v2/_catalog?last=p%2Fr4&n=2>; rel=\"next\"");
     let r = reg.get(&next_link(&r).expect("next")).await;
-    assert_eq!(strings(&r.json()["repositories"]), vec!["r5"]);
+    assert_eq!(strings(&r.json()["repositories"]), vec!["p/r5"]);
     assert!(r.header("link").is_none());
 
-    let r = reg.get("/v2/_catalog?last=r3").await;
+    let r = reg.get("/v2/_catalog?last=p/r3").await;
     r.expect_status(200);
-    assert_eq!(strings(&r.json()["repositories"]), vec!["r4", "r5"]);
+    assert_eq!(strings(&r.json()["repositories"]), vec!["p/r4", "p/r5"]);
     let r = reg.get("/v2/_catalog?n=5").await;
     assert_eq!(strings(&r.json()["repositories"]).len(), 5);
     assert!(r.header("link").is_none());

@@ -227,7 +227,7 @@ impl Reg {
         r.expect_status(201);
         let d = sha256(body);
         assert_eq!(r.h("docker-content-digest"), d, "manifest digest header");
-        assert_eq!(r.h("location"), format!("/v2/{repo}/manifests/{d}"));
+        assert_eq!(r.h("location"), format!("/v2/{}/manifests/{d}", full(repo)));
         d
     }
 
@@ -287,7 +287,7 @@ impl Reg {
         let r = self.get(&format!("/v2/{repo}/tags/list")).await;
         r.expect_status(200);
         let v = r.json();
-        assert_eq!(v["name"], repo, "tags/list name");
+        assert_eq!(v["name"], full(repo).as_str(), "tags/list name");
         strings(&v["tags"])
     }
 }
@@ -430,10 +430,21 @@ pub fn unique_bytes(label: &str) -> Vec<u8> {
     format!("{label}-{}", uuid::Uuid::new_v4()).into_bytes()
 }
 
-/// A repository name unique to one test.
+/// The name the registry gives `name`: a one-component name is in the library namespace
+/// (FEATURE_LIBRARY_SUPPORT, on by default as in Quay).
+pub fn full(name: &str) -> String {
+    if name.contains('/') {
+        name.to_string()
+    } else {
+        format!("library/{name}")
+    }
+}
+
+/// A repository name unique to one test, in the `conformance` namespace (a one-component name
+/// would map to `library/…`, FEATURE_LIBRARY_SUPPORT).
 pub fn repo(prefix: &str) -> String {
     format!(
-        "{prefix}-{}",
+        "conformance/{prefix}-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     )
 }
