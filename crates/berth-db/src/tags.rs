@@ -48,7 +48,11 @@ impl Db {
         let rows = sqlx::query(
             "SELECT t.name, t.manifest_digest, t.start_at,
                     CASE WHEN t.end_at IS NULL AND t.expires_at <= $5 THEN t.expires_at ELSE t.end_at END,
-                    t.expires_at, m.media_type, m.size, t.immutable
+                    t.expires_at, m.media_type,
+                    -- Quay's tag size: the image's layers, compressed (none for an index)
+                    (SELECT CAST(SUM(r.size) AS BIGINT) FROM manifest_refs r
+                      WHERE r.manifest_id = m.id AND r.kind = 'layer'),
+                    t.immutable
              FROM tags t LEFT JOIN manifests m ON m.repo_id = t.repo_id AND m.digest = t.manifest_digest
              WHERE t.repo_id = $1 AND ($2 = '' OR t.name = $2) AND ($3 = '' OR t.name LIKE $3)
                AND ($4 = 0 OR (t.end_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $5)))

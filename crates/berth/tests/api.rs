@@ -442,3 +442,61 @@ fn entities_collaborators_and_owners() {
     );
     assert_eq!(s, 404, "{v}");
 }
+
+#[test]
+fn quay_fields_users_read_tag_size_repository_tags_and_windows() {
+    let b = Berth::start();
+    let c = common::client::Client::new(&b);
+    admin(
+        &b,
+        "POST",
+        "/api/v1/organization/",
+        Some(json!({"name": "fields"})),
+    );
+    let layers: [&[u8]; 2] = [&[1u8; 3000], &[2u8; 5000]];
+    let img = c.image("fields/app", "v1", "salt", &layers);
+    c.index("fields/app", "multi", &[&img]);
+
+    // A tag's size is its image's layers, compressed, as Quay counts it; an index has none.
+    let v = admin(&b, "GET", "/api/v1/repository/fields/app/tag/", None);
+    let size_of = |name: &str| {
+        v["tags"]
+            .as_array()
+            .and_then(|t| t.iter().find(|t| t["name"] == name))
+            .map(|t| t["size"].clone())
+            .unwrap_or_else(|| panic!("tag {name} in {v}"))
+    };
+    assert_eq!(size_of("v1"), json!(8000), "{v}");
+    assert_eq!(size_of("multi"), Value::Null, "{v}");
+
+    // The repository carries its live tags (Quay's includeTags, on by default) and its window.
+    let r = admin(&b, "GET", "/api/v1/repository/fields/app", None);
+    assert_eq!(r["tags"]["v1"]["size"], 8000, "{r}");
+    assert_eq!(
+        r["tags"]["v1"]["manifest_digest"],
+        img.digest.as_str(),
+        "{r}"
+    );
+    assert!(r["tags"]["v1"]["last_modified"].is_string(), "{r}");
+    assert!(r["tags"]["multi"].is_object(), "{r}");
+    assert_eq!(r["tag_expiration_s"], 14 * 86_400, "{r}");
+    let r = admin(
+        &b,
+        "GET",
+        "/api/v1/repository/fields/app?includeTags=false",
+        None,
+    );
+    assert!(r.get("tags").is_none(), "{r}");
+
+    // An organization shows the window in force, the default until it chooses one.
+    let o = admin(&b, "GET", "/api/v1/organization/fields", None);
+    assert_eq!(o["tag_expiration_s"], 14 * 86_400, "{o}");
+    admin(
+        &b,
+        "PUT",
+        "/api/v1/organization/fields",
+        Some(json!({"tag_expiration_s": 86_400})),
+    );
+    let o = admin(&b, "GET", "/api/v1/organization/fields", None);
+    assert_eq!(o["tag_expiration_s"], 86_400, "{o}");
+}

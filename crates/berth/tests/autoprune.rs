@@ -211,3 +211,42 @@ fn the_worker_applies_policies_on_its_own() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn a_new_policy_applies_at_once_not_at_the_next_poll() {
+    // A poll period far longer than the test: only applying at creation can prune in time.
+    let b = Berth::start_with_env(&[("BERTH_AUTO_PRUNE_FREQUENCY_S", "3600")]);
+    let c = Client::new(&b);
+    for t in ["a", "b", "c"] {
+        c.image("admin/now", t, t, &[]);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (s, v) = c.api(
+        "POST",
+        "/api/v1/repository/admin/now/autoprunepolicy/",
+        Some(json!({"method": "number_of_tags", "value": 2})),
+    );
+    assert_eq!(s, 201, "{v}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while live(&c, "admin/now") != vec!["b", "c"] {
+        assert!(
+            Instant::now() < deadline,
+            "the new policy was not applied; log: {}",
+            b.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Changing it applies the change at once too.
+    let uuid = v["uuid"].as_str().expect("uuid").to_string();
+    let (s, v) = c.api(
+        "PUT",
+        &format!("/api/v1/repository/admin/now/autoprunepolicy/{uuid}"),
+        Some(json!({"method": "number_of_tags", "value": 1})),
+    );
+    assert_eq!(s, 200, "{v}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while live(&c, "admin/now") != vec!["c"] {
+        assert!(Instant::now() < deadline, "the change was not applied");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -77,7 +77,9 @@ fn labels_from_config_and_api_filters_and_expiry_by_label() {
         Some(json!({"key": "approved", "value": "yes", "media_type": "text/plain"})),
     );
     assert_eq!(s, 201, "{added}");
-    assert_eq!(added["source_type"], "api");
+    // Quay's body: the label under "label".
+    let added = added["label"].clone();
+    assert_eq!(added["source_type"], "api", "{added}");
     let id = added["id"].as_str().expect("id").to_string();
     let (s, got) = c.api("GET", &format!("{base}/labels/{id}"), None);
     assert_eq!((s, got["key"].clone()), (200, json!("approved")), "{got}");

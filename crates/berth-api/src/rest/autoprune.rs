@@ -133,7 +133,29 @@ async fn create(st: Arc<AppState>, ctx: Ctx, level: Level) -> R {
     let p = fields(&ctx, &ns, repo.as_deref(), uuid::Uuid::new_v4().to_string())?;
     st.auth.db.insert_autoprune_policy(&p).await?;
     audit(&st, &ctx, "create", &p).await;
+    apply_soon(&st, p.clone());
     created(serde_json::json!({"uuid": p.uuid}))
+}
+
+/// A new or changed policy is applied at once rather than at the next poll
+/// (`AUTO_PRUNING_POLL_PERIOD`), in the background so the answer does not wait for it; should
+/// this process stop first, the next poll applies it.
+fn apply_soon(st: &AppState, p: AutoPrunePolicy) {
+    if !st.registry.config.gc.autoprune {
+        return;
+    }
+    let reg = st.registry.clone();
+    tokio::spawn(async move {
+        match reg.prune_apply(&p).await {
+            Ok(done) if !done.is_empty() => {
+                tracing::info!(policy = %p.uuid, pruned = done.len(), "applied a new auto-prune policy");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(policy = %p.uuid, error = %e, "applying a new auto-prune policy failed; the next poll retries")
+            }
+        }
+    });
 }
 
 async fn update(st: Arc<AppState>, ctx: Ctx, level: Level) -> R {
@@ -146,6 +168,7 @@ async fn update(st: Arc<AppState>, ctx: Ctx, level: Level) -> R {
         ));
     }
     audit(&st, &ctx, "update", &p).await;
+    apply_soon(&st, p.clone());
     json(serde_json::json!({"uuid": p.uuid}))
 }
 

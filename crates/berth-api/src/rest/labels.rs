@@ -117,7 +117,17 @@ async fn add(st: Arc<AppState>, ctx: Ctx) -> R {
             serde_json::json!({"id": l.id, "key": l.key, "value": l.value, "manifest_digest": d}),
         ))
         .await;
-    created(view(&l))
+    // Quay's answer: 201, the label under "label", and where it lives.
+    let mut resp = created(serde_json::json!({"label": view(&l)}))?;
+    let location = format!(
+        "/api/v1/repository/{}/manifest/{d}/labels/{}",
+        repo.as_str(),
+        l.id
+    );
+    if let Ok(v) = axum::http::HeaderValue::from_str(&location) {
+        resp.headers_mut().insert(axum::http::header::LOCATION, v);
+    }
+    Ok(resp)
 }
 
 async fn get(st: Arc<AppState>, ctx: Ctx) -> R {

@@ -82,7 +82,8 @@ async fn org_view(st: &AppState, a: &Actor, org: &str) -> Result<serde_json::Val
         "is_member": role.member,
         "teams": map,
         "ordered_teams": teams.iter().map(|t| t.name.clone()).collect::<Vec<_>>(),
-        "tag_expiration_s": o.tag_expiration_s,
+        // The window in force: the organization's own, else DEFAULT_TAG_EXPIRATION (Quay shows it).
+        "tag_expiration_s": o.tag_expiration_s.unwrap_or(st.registry.config.gc.default_window_s),
         "is_free_account": true,
     }))
 }

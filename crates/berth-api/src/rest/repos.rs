@@ -14,7 +14,8 @@ pub fn routes() -> Vec<Route> {
             body &["*repository", "namespace", "*visibility", "description", "repo_kind"], create_repo),
         route!(GET "/api/v1/repository", "Repositories the caller may see", "repo:read",
             query &["namespace", "public", "starred", "next_page", "limit"], list_repos),
-        route!(GET "/api/v1/repository/{repository}", "One repository", "repo:read", get_repo),
+        route!(GET "/api/v1/repository/{repository}", "One repository, with up to 500 live tags unless includeTags=false", "repo:read",
+            query &["includeTags", "includeStats"], get_repo),
         route!(PUT "/api/v1/repository/{repository}", "Change a repository's description", "repo:write",
             body &["*description"], update_repo),
         route!(DELETE "/api/v1/repository/{repository}", "Delete a repository: its name is free at once, its contents are collected in the background", "repo:admin", delete_repo),
@@ -116,7 +117,14 @@ async fn get_repo(st: Arc<AppState>, ctx: Ctx) -> R {
         .repo_with_role(ctx.caller.as_ref(), repo, Role::Read)
         .await?;
     let access = st.auth.repo_access(ctx.caller.as_ref(), repo).await?;
-    json(serde_json::json!({
+    let window = st
+        .auth
+        .db
+        .account_by_name(&r.namespace)
+        .await?
+        .and_then(|a| a.tag_expiration_s)
+        .unwrap_or(st.registry.config.gc.default_window_s);
+    let mut v = serde_json::json!({
         "namespace": r.namespace,
         "name": short(&r),
         "kind": "image",
@@ -124,13 +132,43 @@ async fn get_repo(st: Arc<AppState>, ctx: Ctx) -> R {
         "is_public": r.visibility == "public",
         "is_organization": r.namespace_kind == "org",
         "is_starred": false,
+        "status_token": "",
+        "trust_enabled": false,
+        "tag_expiration_s": window,
+        "is_free_account": true,
         "state": "NORMAL",
         "can_write": access.allows(Role::Write),
         "can_admin": access.allows(Role::Admin),
         "created": secs(Some(r.created_at)),
         "last_pushed": secs(r.last_push_at),
         "last_pulled": secs(r.last_pull_at),
-    }))
+    });
+    // Quay includes up to 500 live tags unless `includeTags=false`, keyed by name.
+    if ctx.q_bool("includeTags", true) {
+        let name: berth_oci::RepoName = repo
+            .parse()
+            .map_err(|_| RestError::bad("invalid repository name"))?;
+        let filter = berth_core::TagFilter {
+            only_active: true,
+            ..Default::default()
+        };
+        let rows = st.registry.tag_history(&name, &filter, 0, 500).await?;
+        let mut tags = serde_json::Map::new();
+        for t in rows {
+            let mut tag = serde_json::json!({
+                "name": t.name,
+                "size": t.size,
+                "last_modified": crate::auth::http_date(t.start_at),
+                "manifest_digest": t.manifest_digest,
+            });
+            if let Some(exp) = t.expires_at {
+                tag["expiration"] = crate::auth::http_date(exp).into();
+            }
+            tags.insert(t.name.clone(), tag);
+        }
+        v["tags"] = tags.into();
+    }
+    json(v)
 }
 
 async fn delete_repo(st: Arc<AppState>, ctx: Ctx) -> R {
