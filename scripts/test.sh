@@ -24,7 +24,7 @@ VENV="$ROOT/target/test-venv"
 # Debian packages the integration tests drive (real clients, a peer registry, and OpenLDAP's
 # slapd + ldap-utils, which the LDAP test starts on its own port; DEBIAN_FRONTEND=noninteractive
 # below keeps slapd's postinst from asking questions).
-DEB_PACKAGES=(skopeo podman buildah docker-registry uidmap postgresql openssl slapd ldap-utils)
+DEB_PACKAGES=(skopeo podman buildah docker-registry uidmap postgresql openssl slapd ldap-utils curl jq)
 
 START=$(date +%s)
 step() {

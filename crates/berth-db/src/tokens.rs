@@ -257,6 +257,25 @@ impl Db {
         Ok(r.rows_affected() > 0)
     }
 
+    /// The value stored under `name` in the instance table, if any (markers as well as secrets).
+    pub async fn instance_value(&self, name: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT value FROM instance_secrets WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// Forgets the value stored under `name`.
+    pub async fn forget_instance_value(&self, name: &str) -> Result<()> {
+        let mut w = self.write().await?;
+        sqlx::query("DELETE FROM instance_secrets WHERE name = $1")
+            .bind(name)
+            .execute(&mut *w.tx)
+            .await?;
+        w.commit().await
+    }
+
     /// The shared secret `name`, stored as `proposed` if no instance stored one before.
     pub async fn instance_secret(&self, name: &str, proposed: &str) -> Result<String> {
         let mut w = self.write().await?;

@@ -201,6 +201,10 @@ impl Auth {
             self.db
                 .update_account(target.id, AccountUpdate::PasswordHash(Some(&h)))
                 .await?;
+            // A first superuser whose generated password was never shown now has one that is.
+            if self.unshown_bootstrap_user().await?.as_deref() == Some(target.name.as_str()) {
+                self.bootstrap_password_shown().await?;
+            }
             changed.push("password");
         }
         if let Some(e) = c.email {

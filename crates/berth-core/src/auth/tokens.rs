@@ -140,6 +140,17 @@ impl Auth {
 
     /// Creates the first superuser at first start when no user exists yet; returns it and whether
     /// its password was generated (to be printed once).
+    /// The generated password of the first superuser has been shown to the person starting it.
+    pub async fn bootstrap_password_shown(&self) -> Result<()> {
+        Ok(self.db.forget_instance_value(UNSHOWN_BOOTSTRAP).await?)
+    }
+
+    /// The first superuser, when its generated password was never shown (a start that stopped
+    /// between creating it and printing it).
+    pub async fn unshown_bootstrap_user(&self) -> Result<Option<String>> {
+        Ok(self.db.instance_value(UNSHOWN_BOOTSTRAP).await?)
+    }
+
     pub async fn bootstrap_superuser(
         &self,
         username: &str,
@@ -151,10 +162,23 @@ impl Auth {
         let generated = password.is_none().then(|| random_token(24));
         let pw = password.or(generated.as_deref());
         match self.create_user(None, username, pw, None, true).await {
-            Ok(row) => Ok(Some((row, generated))),
+            Ok(row) => {
+                // Until the caller has shown the generated password, a marker says it was never
+                // seen, so that a later start can say how to set one instead of leaving the
+                // registry with a superuser nobody can log in as.
+                if generated.is_some() {
+                    self.db
+                        .instance_secret(UNSHOWN_BOOTSTRAP, &row.name)
+                        .await?;
+                }
+                Ok(Some((row, generated)))
+            }
             // Another instance created it at the same moment.
             Err(Error::Request { status: 409, .. }) => Ok(None),
             Err(e) => Err(e),
         }
     }
 }
+
+/// The instance-table marker of a generated first-superuser password not yet shown.
+const UNSHOWN_BOOTSTRAP: &str = "bootstrap_password_unshown";
