@@ -91,6 +91,18 @@ pub fn challenge(
     scope: Option<&str>,
     error: Option<&str>,
 ) -> String {
+    challenge_saying(st, headers, scope, error, None)
+}
+
+/// A challenge with an `error_description` (RFC 6750): what a client shows when the answer has
+/// no body to read (a refused HEAD).
+pub fn challenge_saying(
+    st: &AppState,
+    headers: &HeaderMap,
+    scope: Option<&str>,
+    error: Option<&str>,
+    description: Option<&str>,
+) -> String {
     let mut c = format!(
         "Bearer realm=\"{}/v2/auth\",service=\"{}\"",
         base_url(st, headers),
@@ -101,6 +113,18 @@ pub fn challenge(
     }
     if let Some(e) = error {
         c.push_str(&format!(",error=\"{e}\""));
+    }
+    if let Some(d) = description {
+        // A quoted-string: no quotes or backslashes inside, and header-safe characters only.
+        let d: String = d
+            .chars()
+            .map(|ch| match ch {
+                '"' | '\\' => '\'',
+                c if c.is_ascii_graphic() || c == ' ' => c,
+                _ => '?',
+            })
+            .collect();
+        c.push_str(&format!(",error_description=\"{d}\""));
     }
     c
 }

@@ -577,21 +577,16 @@ fn clients_show_a_denial_for_an_account_without_the_right() {
     assert_eq!(tags(b, "bob/mine"), vec!["v2".to_string()]);
 }
 
-/// A refused push should tell the user who may not do what, as the pull does. It does not:
-/// podman and skopeo print only "denied: requested access to the resource is denied". Their
-/// first request of a push is `HEAD /v2/admin/x/blobs/<digest>`, and a HEAD answer has no body;
-/// what the client reads is the challenge, `Bearer realm=…,scope="repository:admin/x:pull,push",
-/// error="insufficient_scope"`, which carries no `error_description` (RFC 6750 §3), so the
-/// client falls back to Distribution's generic text for insufficient_scope. (Against a stub
-/// answering the same challenge plus `error_description="access denied: account bob may not push
-/// admin/x"`, skopeo 1.9.3 prints `denied: access denied: account bob may not push admin/x`.)
-/// This test fails until Berth sends the explanation in the challenge.
+/// A refused push tells the user who may not do what. podman's and skopeo's first request of a
+/// push is `HEAD /v2/admin/x/blobs/<digest>`, whose answer has no body: Berth puts the
+/// explanation in the challenge's `error_description` (RFC 6750 §3), which they print. (bob may
+/// not even read admin/x, so the refused HEAD says "may not pull".)
 #[test]
 fn a_refused_push_tells_the_user_who_may_not_push_what() {
     let d = denials();
     let _log = LogOnFailure(&d.b);
     let (b, bob) = (&d.b, &d.bob);
-    let explanation = r#"account "bob" may not push admin/x"#;
+    let explanation = "account 'bob' may not pull admin/x";
 
     let target = format!("{}/admin/x:v2", b.host);
     succeeds(
@@ -801,10 +796,11 @@ fn a_push_over_the_quota_shows_why() {
     org_with_a_tiny_quota(&b);
     let admin_user = User::new(tmp.path(), ADMIN_USER, ADMIN_PASSWORD);
     admin_user.log_in(&b);
-    let explanation = "namespace acme is over its storage quota: this push would use";
+    // Refused while the layers upload ("this upload/blob would use"), not after them at the manifest.
+    let explanation = "namespace acme is over its storage quota: this ";
 
     // level=fatal msg="writing manifest: uploading manifest v1 to 127.0.0.1:PORT/acme/q: denied:
-    // namespace acme is over its storage quota: this push would use 29.6 KiB of 1.0 KiB (pushes
+    // namespace acme is over its storage quota: this upload would use 23.0 KiB of 1.0 KiB (pushes
     // are refused above 100%); delete tags, or ask an administrator to raise the quota"
     let out = fails(admin_user.skopeo().args([
         "copy",
@@ -815,7 +811,7 @@ fn a_push_over_the_quota_shows_why() {
     assert_explained(&out, explanation);
 
     // Error: writing manifest: uploading manifest v2 to 127.0.0.1:PORT/acme/q: denied: namespace
-    // acme is over its storage quota: this push would use 15.4 KiB of 1.0 KiB (pushes are refused
+    // acme is over its storage quota: this blob would use 15.0 KiB of 1.0 KiB (pushes are refused
     // above 100%); delete tags, or ask an administrator to raise the quota
     let target = format!("{}/acme/q:v2", b.host);
     admin_user.podman_load(&src, "v2", &target);
@@ -826,16 +822,11 @@ fn a_push_over_the_quota_shows_why() {
 }
 
 /// oras-py 0.2.43 pushes the way it always has: HEAD the blob (401, challenge scope `pull`), fetch
-/// a token for that scope, HEAD again (404), POST the upload. Berth answers that POST, whose token
-/// lacks `push`, with 401 `insufficient_scope`; oras-py answers a 401 by retrying with the token it
-/// already holds (it asks for a new token only after a 403), gets the same 401, and fails:
-///   ValueError: Issue retrieving session url: {'errors': [{'code': 'UNAUTHORIZED', 'detail': {},
-///   'message': 'access denied: account "admin" may not push admin/notes (the repository does not
-///   exist, or the account lacks the permission)'}]}
-/// so no oras push of a new blob gets through, not even a superuser's into its own namespace.
-/// Before 12379ef Berth answered an authenticated token lacking the action with 403 DENIED, "which
-/// also tells clients such as oras to fetch a wider token"; clients.rs's and login.rs's oras
-/// pushes fail the same way since then.
+/// a token for that scope, HEAD again (404), POST the upload. oras-py answers a 401 by retrying
+/// with the token it already holds and asks for a new token only after a 403, so Berth answers
+/// that POST, whose token was issued for this repository but lacks `push`, with 403 DENIED and
+/// the challenge for `pull,push`: oras-py then fetches the wider token and the push goes through.
+/// (A pure 401 here, as Distribution answers, makes every oras push of a new blob fail.)
 #[test]
 fn oras_pushes_where_the_account_may_push() {
     let b = Berth::start();

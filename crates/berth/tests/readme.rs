@@ -135,5 +135,8 @@ fn readme_examples_run_in_order_on_a_fresh_registry() {
         stdout.contains("{\"name\":\"acme/app\",\"tags\":[\"1\"]}"),
         "the robot's push, pulled anonymously: {stdout}"
     );
-    assert!(stdout.contains("push_repo"), "the audit log lists the push: {stdout}");
+    assert!(
+        stdout.contains("push_repo"),
+        "the audit log lists the push: {stdout}"
+    );
 }

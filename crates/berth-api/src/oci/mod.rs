@@ -98,11 +98,47 @@ pub async fn dispatch(State(st): State<Arc<AppState>>, req: Request) -> Response
     };
     let mut resp = match result {
         Ok(r) => r,
-        Err(e) => e.for_head(head).into_response(),
+        Err(e) => refusal_with_challenge(&st, &method, &uri, &headers, e)
+            .for_head(head)
+            .into_response(),
     };
     resp.headers_mut()
         .insert(API_VERSION, HeaderValue::from_static("registry/2.0"));
     resp
+}
+
+/// A refusal (403: a quota, an immutable tag) carries a challenge too: clients that answer a 403
+/// by fetching a new token (oras) otherwise stop at "cannot authenticate" and never show the
+/// message. The new token changes nothing, the refusal comes again, and its message is shown.
+fn refusal_with_challenge(
+    st: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    e: ApiError,
+) -> ApiError {
+    if e.status != 403 || e.headers.iter().any(|(h, _)| h == header::WWW_AUTHENTICATE) {
+        return e;
+    }
+    let scope = match parse_v2_path(uri.path()) {
+        Some(
+            V2Route::Tags { name }
+            | V2Route::Referrers { name, .. }
+            | V2Route::Manifest { name, .. }
+            | V2Route::Blob { name, .. }
+            | V2Route::UploadStart { name }
+            | V2Route::Upload { name, .. },
+        ) => {
+            let wanted = match needed_action(method) {
+                "push" => "pull,push",
+                a => a,
+            };
+            Some(format!("repository:{name}:{wanted}"))
+        }
+        _ => None,
+    };
+    let c = crate::auth::challenge(st, headers, scope.as_deref(), None);
+    e.header(header::WWW_AUTHENTICATE, c)
 }
 
 /// A write refused by the registry's state, as Quay refuses it: 405 DENIED when the registry is
@@ -253,11 +289,14 @@ async fn authorize(
         (_, Some((name, action))) => claims.allows(name, action),
         _ => true,
     };
-    // A token that lacks the action is answered as the Docker token spec and Distribution answer
-    // it: 401 with `error="insufficient_scope"` and the scope needed, so that a client holding a
-    // token for something else (podman's login token, then `podman search`) fetches the right
-    // one. A client that already asked for this scope and was refused gets the same answer again
-    // and reports the message, which says plainly that access is denied.
+    // A token that lacks the action. One that does not cover the resource at all (the login
+    // token podman then uses for `podman search`) is answered as the Docker token spec and
+    // Distribution answer it: 401 with `error="insufficient_scope"` and the scope needed, so the
+    // client fetches that token. One issued for this repository that lacks a write action is
+    // answered 403 DENIED with the same challenge: clients that keep their token after a 401 and
+    // fetch a new one only after a 403 (oras) then ask for the wider scope, and a client whose
+    // account truly lacks the right prints the message. Refused reads stay 401, whose challenge
+    // carries the message as `error_description` for clients that read no body (a HEAD).
     if !allowed {
         let who = if claims.context.kind == "anonymous" || claims.sub.is_empty() {
             "anonymous callers".to_string()
@@ -275,7 +314,26 @@ async fn authorize(
         if claims.context.kind == "anonymous" {
             detail.push_str("; log in first (podman login / skopeo login / oras login)");
         }
-        return Err(deny(&detail, Some("insufficient_scope")));
+        let covered = match (&route, repo_action) {
+            (_, Some((name, _))) => claims.mentions(name),
+            _ => false,
+        };
+        let write = !matches!(*method, Method::GET | Method::HEAD);
+        let mut e = ApiError::new(ErrorCode::Unauthorized, detail.clone()).header(
+            header::WWW_AUTHENTICATE,
+            crate::auth::challenge_saying(
+                st,
+                headers,
+                scope.as_deref(),
+                Some("insufficient_scope"),
+                Some(&detail),
+            ),
+        );
+        if covered && write && claims.context.kind != "anonymous" {
+            e.code = ErrorCode::Denied;
+            e.status = 403;
+        }
+        return Err(e);
     }
     // A token for the destination that never asked about the mount's source: ask for both (a
     // token that asked and was refused the source falls back to a plain upload below).

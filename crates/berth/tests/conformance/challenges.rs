@@ -167,7 +167,31 @@ async fn a_token_lacking_the_action_is_asked_to_get_the_scope_with_401() {
         .expect("catalog");
     assert_eq!(r.status(), 200);
 
-    // A pull token used to push: 401 with the push scope, never 403.
+    // A token for another repository used to push here: 401, asking for this one.
+    let other = token_for(
+        &reg,
+        &format!(
+            "Bearer realm=\"x/v2/auth\",service=\"{service}\",scope=\"repository:{name}-other:pull\""
+        ),
+        Some(&crate::common::admin_basic()),
+    )
+    .await;
+    let r = bare()
+        .post(reg.berth.url(&format!("/v2/{name}/blobs/uploads/")))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 401);
+    let ch = r.headers()["www-authenticate"].to_str().expect("ascii");
+    assert!(ch.contains("error=\"insufficient_scope\""), "{ch}");
+    assert!(
+        ch.contains(&format!("scope=\"repository:{name}:pull,push\"")),
+        "{ch}"
+    );
+
+    // A pull token of this repository used to push: 403 DENIED, with the same challenge, so a
+    // client that fetches a new token only after a 403 (oras) asks for the push scope.
     let pull = token_for(
         &reg,
         &format!(
@@ -182,21 +206,35 @@ async fn a_token_lacking_the_action_is_asked_to_get_the_scope_with_401() {
         .send()
         .await
         .expect("post");
-    assert_eq!(r.status(), 401);
-    let ch = r.headers()["www-authenticate"].to_str().expect("ascii");
+    assert_eq!(r.status(), 403);
+    let ch = r.headers()["www-authenticate"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
     assert!(ch.contains("error=\"insufficient_scope\""), "{ch}");
     assert!(
         ch.contains(&format!("scope=\"repository:{name}:pull,push\"")),
         "{ch}"
     );
+    assert!(ch.contains("error_description=\"access denied"), "{ch}");
     // The message says what was refused; clients print `code: message`.
     let body: Value = r.json().await.expect("json");
+    assert_eq!(body["errors"][0]["code"], "DENIED", "{body}");
     let message = body["errors"][0]["message"].as_str().expect("message");
     assert!(
         message.contains("access denied") && message.contains(&name),
         "{message}"
     );
     assert!(body["errors"][0]["detail"].is_object(), "{body}");
+    // Following the challenge gives a token that pushes.
+    let push = token_for(&reg, &ch, Some(&crate::common::admin_basic())).await;
+    let r = bare()
+        .post(reg.berth.url(&format!("/v2/{name}/blobs/uploads/")))
+        .bearer_auth(&push)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 202);
 }
 
 /// One response read off a kept-alive connection: status, lower-cased headers.
