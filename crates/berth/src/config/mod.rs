@@ -219,6 +219,12 @@ impl Config {
     /// Sets the listen address (`--listen`), checked as `LISTEN_ADDRESS` is.
     pub fn set_listen(&mut self, addr: &str) -> Result<(), ConfigError> {
         values::check_listen_address(addr).map_err(|msg| ConfigError::new("--listen", msg))?;
+        if self.metrics_listen.as_deref() == Some(addr) {
+            return Err(ConfigError::new(
+                "--listen",
+                "must differ from METRICS_LISTEN_ADDRESS",
+            ));
+        }
         self.listen = addr.to_string();
         Ok(())
     }

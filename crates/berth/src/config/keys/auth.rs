@@ -9,8 +9,7 @@ use super::*;
 
 const UI: &str = "web UI presentation; Berth has no web UI yet";
 const UPKEEP: &str = "internal upkeep Berth does its own way";
-const TEAM_SYNC: &str =
-    "setting of team syncing (FEATURE_TEAM_SYNCING), which Berth refuses when on";
+const TEAM_SYNC: &str = "Berth syncs a synced team's members from the directory or provider at each sign-in, not on a schedule";
 const COOKIE: &str =
     "Berth's session cookie is always HttpOnly and SameSite=Lax, under its own name";
 const CAPTCHA: &str = "setting of FEATURE_RECAPTCHA (sign-up captcha)";
@@ -321,14 +320,6 @@ pub static KEYS: &[KeyDef] = &[
     )
     .default_is("false"),
     guard(
-        "FEATURE_TEAM_SYNCING",
-        B,
-        "Berth does not sync teams from directory groups; people removed from a group would keep their team's access",
-        is_false,
-        "false",
-    )
-    .default_is("false"),
-    guard(
         "ROBOTS_DISALLOW",
         BZ,
         "Berth's robot accounts always work; it cannot disallow them",
@@ -367,6 +358,11 @@ pub static KEYS: &[KeyDef] = &[
     unavailable("FEATURE_SUPERUSER_CONFIGDUMP", "superuser config dump").default_is("false"),
     unavailable("FEATURE_USER_METADATA", "user metadata fields").default_is("false"),
     unavailable("FEATURE_USER_RENAME", "renaming users").default_is("false"),
+    unavailable(
+        "FEATURE_NONSUPERUSER_TEAM_SYNCING_SETUP",
+        "team syncing set up by organization administrators",
+    )
+    .default_is("false"),
     // ---- (a): no effect
     no_effect("GITHUB_LOGIN_CONFIG", MZ, SOCIAL).default_is("null"),
     no_effect("GOOGLE_LOGIN_CONFIG", MZ, SOCIAL).default_is("null"),
@@ -436,8 +432,17 @@ pub static KEYS: &[KeyDef] = &[
     no_effect("RECAPTCHA_SECRET_KEY", SZ, CAPTCHA).default_is("null"),
     no_effect("RECAPTCHA_SITE_KEY", SZ, CAPTCHA).default_is("null"),
     no_effect("RECAPTCHA_WHITELISTED_USERS", L, CAPTCHA).default_is("[]"),
-    no_effect("FEATURE_NONSUPERUSER_TEAM_SYNCING_SETUP", B, TEAM_SYNC).default_is("false"),
-    no_effect("LDAP_MEMBEROF_ATTR", SZ, TEAM_SYNC),
+    no_effect(
+        "FEATURE_TEAM_SYNCING",
+        B,
+        "team syncing is always available in Berth: superusers set it up per team, members follow the groups at each sign-in",
+    )
+    .default_is("false"),
+    no_effect(
+        "LDAP_MEMBEROF_ATTR",
+        SZ,
+        "Berth reads group membership from the group entry (member, uniqueMember, memberUid)",
+    ),
     no_effect("TEAM_RESYNC_STALE_TIME", S, TEAM_SYNC).default_is(r#""30m""#),
     no_effect("TEAM_SYNC_WORKER_FREQUENCY", N, TEAM_SYNC).default_is("60"),
     no_effect("FEATURE_PARTIAL_USER_AUTOCOMPLETE", B, UI).default_is("true"),

@@ -10,11 +10,6 @@ const V1: &str = "Berth has no v1 registry API, so there are no v1 pushes to res
 const OCI_TYPES: &str =
     "Berth accepts every OCI artifact type, so extra allowed types change nothing";
 
-/// Berth accepts manifests of every artifact type in every namespace, and nested names; a Quay
-/// that refuses some would see pushes Berth accepts.
-const WRITES_ACCEPTED: &str =
-    "Berth accepts these pushes; it cannot refuse them as this value asks";
-
 fn tls_protocols_ok(g: &Guarded<'_>) -> bool {
     // rustls speaks TLS 1.2 and 1.3 only. A list that leaves out 1.2 asks for less than Berth
     // offers; a list with older versions asks for more, which rustls refuses anyway (safe).
@@ -212,8 +207,22 @@ pub static KEYS: &[KeyDef] = &[
         "false",
     )
     .default_is("false"),
-    guard("FEATURE_GENERAL_OCI_SUPPORT", B, WRITES_ACCEPTED, is_on, "true").default_is("true"),
-    guard("FEATURE_HELM_OCI_SUPPORT", B, WRITES_ACCEPTED, is_on, "true").default_is("true"),
+    guard(
+        "FEATURE_GENERAL_OCI_SUPPORT",
+        B,
+        "Berth accepts OCI manifests and artifacts of every type; it cannot refuse them",
+        is_on,
+        "true",
+    )
+    .default_is("true"),
+    guard(
+        "FEATURE_HELM_OCI_SUPPORT",
+        B,
+        "Berth accepts Helm charts like any OCI artifact; it cannot refuse them",
+        is_on,
+        "true",
+    )
+    .default_is("true"),
     guard(
         "V22_NAMESPACE_BLACKLIST",
         LZ,
@@ -237,13 +246,18 @@ pub static KEYS: &[KeyDef] = &[
         r#"["TLSv1.2", "TLSv1.3"]"#,
     ),
     // ---- (b): capabilities this version lacks
-    unavailable("FEATURE_PUBLIC_CATALOG", "anonymous public catalog").default_is("false"),
     unavailable("FEATURE_RATE_LIMITS", "request rate limits").default_is("false"),
     unavailable("FEATURE_SPARSE_INDEX", "indexes with missing children").default_is("false"),
     unavailable("FEATURE_UI_DELAY_AFTER_WRITE", "the web UI").default_is("false"),
     unavailable("FEATURE_UI_MODELCARD", "the web UI").default_is("true"),
     unavailable("FEATURE_UI_V2", "the web UI").default_is("true"),
     // ---- (a): no effect
+    no_effect(
+        "FEATURE_PUBLIC_CATALOG",
+        B,
+        "Berth's catalog lists the public repositories a caller may pull (as true)",
+    )
+    .default_is("false"),
     no_effect("ALLOWED_OCI_ARTIFACT_TYPES", M, OCI_TYPES),
     no_effect("OCI_NAMESPACE_WHITELIST", LZ, OCI_TYPES),
     no_effect(
