@@ -155,7 +155,12 @@ impl Config {
                 format!("expected {}, found {}", def.ty.describe(), shown(v)),
             );
         }
-        if let (false, Value::String(s)) = (def.choices.is_empty(), v)
+        let text = match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        };
+        if let Some(s) = text.filter(|_| !def.choices.is_empty())
             && !def.choices.contains(&s.as_str())
         {
             return err(

@@ -24,6 +24,8 @@ fn null_means_quays_unset_and_types_follow_quay() {
     assert_eq!(e.key, "MAIL_PORT");
     let e = load("AVATAR_KIND: robohash\n", &[]).expect_err("enum");
     assert!(e.msg.contains("local, gravatar"), "{}", e.msg);
+    let e = load("REGISTRY_STATE: 1\n", &[]).expect_err("a number is no choice either");
+    assert_eq!(e.key, "REGISTRY_STATE");
 }
 
 #[test]
