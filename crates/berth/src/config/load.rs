@@ -259,6 +259,11 @@ impl Config {
             self.ignored_keys.append(&mut self.ldap_keys);
         }
         self.auth.service = self.server_hostname.clone();
+        // As Quay does: a registry reached over https sends its session cookie over https only,
+        // unless SESSION_COOKIE_SECURE says otherwise.
+        if self.preferred_url_scheme == "https" && !all.contains_key("SESSION_COOKIE_SECURE") {
+            self.auth.session_cookie_secure = true;
+        }
         let options = &self.auth.tag_expiration_options;
         if !options.is_empty() && !options.contains(&self.gc.default_window_s) {
             let shown_options = match all.get("TAG_EXPIRATION_OPTIONS") {

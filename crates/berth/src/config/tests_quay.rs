@@ -360,3 +360,20 @@ fn each_quay_default_loads() {
         }
     }
 }
+
+#[test]
+fn https_makes_the_session_cookie_secure_unless_said_otherwise() {
+    let c = load(
+        "PREFERRED_URL_SCHEME: https\nEXTERNAL_TLS_TERMINATION: true\n",
+        &[],
+    )
+    .expect("valid");
+    assert!(c.auth.session_cookie_secure);
+    let c = load(
+        "PREFERRED_URL_SCHEME: https\nEXTERNAL_TLS_TERMINATION: true\nSESSION_COOKIE_SECURE: false\n",
+        &[],
+    )
+    .expect("valid");
+    assert!(!c.auth.session_cookie_secure);
+    assert!(!load("", &[]).expect("defaults").auth.session_cookie_secure);
+}

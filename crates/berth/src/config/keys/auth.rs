@@ -137,7 +137,7 @@ pub static KEYS: &[KeyDef] = &[
     quay(
         "SESSION_COOKIE_SECURE",
         B,
-        "send the session cookie over https only (default false)",
+        "send the session cookie over https only (default: true when PREFERRED_URL_SCHEME is https, as in Quay)",
         |c, k, v, _| {
             c.auth.session_cookie_secure = as_bool(k, v)?;
             Ok(())
