@@ -1,11 +1,12 @@
 //! The `berth` binary: command-line interface, configuration loading and process wiring.
 //! Everything a request does lives in the library crates; this crate only assembles them.
 
+mod admin;
 mod config;
 mod serve;
 
 use clap::{Parser, Subcommand};
-use config::Config;
+use config::{Config, ConfigErrors, keys};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -20,14 +21,21 @@ struct Cli {
     command: Command,
 }
 
-/// Options every subcommand that reads the configuration shares.
+/// Where the registry's configuration and data are: every subcommand finds them the same way
+/// (the flags may also follow a subcommand's own arguments).
 #[derive(clap::Args, Clone)]
 struct Common {
     /// Quay-style config.yaml. Keys can also be set as BERTH_<KEY> environment variables.
-    #[arg(long, short = 'c', env = "BERTH_CONFIG", value_name = "FILE")]
+    #[arg(
+        long,
+        short = 'c',
+        env = "BERTH_CONFIG",
+        value_name = "FILE",
+        global = true
+    )]
     config: Option<PathBuf>,
     /// Directory for the embedded database and local blob storage [default: ./berth-data]
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", global = true)]
     data_dir: Option<PathBuf>,
 }
 
@@ -59,10 +67,19 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
-    /// Account maintenance: create users, unlock accounts, rotate token signing keys.
+    /// Account maintenance on the registry's database: create users, set passwords, unlock
+    /// accounts, rotate token signing keys.
+    ///
+    /// The database is found exactly as `berth serve` finds it: give the same --config,
+    /// --data-dir or BERTH_* environment. Example:
+    /// berth admin set-password admin --data-dir /var/lib/berth
     Admin {
         #[command(flatten)]
         common: Common,
+        /// Create a new, empty registry database when there is none where the configuration
+        /// points (otherwise admin commands refuse, so a wrong path is noticed).
+        #[arg(long, global = true)]
+        create: bool,
         #[command(subcommand)]
         command: AdminCommand,
     },
@@ -104,31 +121,148 @@ pub enum AdminCommand {
 
 #[derive(Subcommand)]
 enum ConfigCommand {
-    /// Load the configuration, report problems and the Quay keys this version does not act on.
+    /// Load the configuration and check what `serve` needs (directories, files, addresses);
+    /// report every problem, and the keys this version does not act on.
     Validate {
         #[command(flatten)]
         common: Common,
     },
     /// List every key Berth acts on, with its meaning.
-    Keys,
+    Keys {
+        /// Every known key, Quay's included: type, what Berth does with it, and why.
+        #[arg(long)]
+        all: bool,
+        /// As JSON (every key, with its type, class, Quay default and help).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn env() -> impl Iterator<Item = (String, String)> {
+    std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+}
+
+fn report(e: &ConfigErrors) -> ExitCode {
+    eprintln!("berth: {e}");
+    if e.wants_key_list() {
+        eprintln!("Run `berth config keys` for the keys Berth understands.");
+    }
+    ExitCode::from(2)
 }
 
 fn load(common: &Common, listen: Option<String>) -> Result<Config, ExitCode> {
-    match Config::load(common.config.as_deref(), std::env::vars()) {
-        Ok(mut c) => {
-            if let Some(d) = &common.data_dir {
-                c.set_data_dir(d.clone());
-            }
-            if let Some(l) = listen {
-                c.listen = l;
-            }
-            Ok(c)
+    let mut c = Config::load(common.config.as_deref(), env()).map_err(|e| report(&e))?;
+    if let Some(d) = &common.data_dir {
+        c.set_data_dir(d.clone());
+    }
+    if let Some(l) = listen
+        && let Err(e) = c.set_listen(&l)
+    {
+        return Err(report(&ConfigErrors {
+            file: c.file.clone(),
+            errors: vec![e],
+        }));
+    }
+    Ok(c)
+}
+
+fn validate(common: &Common) -> ExitCode {
+    let (mut cfg, mut errors) = match Config::load_partial(common.config.as_deref(), env()) {
+        Ok(loaded) => loaded,
+        Err(e) => return report(&e),
+    };
+    if let Some(d) = &common.data_dir {
+        cfg.set_data_dir(d.clone());
+    }
+    // What serve would meet next; a key already at fault is not reported twice.
+    for e in cfg.check_environment() {
+        if !errors.iter().any(|known| known.key == e.key) {
+            errors.push(e);
         }
-        Err(e) => {
-            eprintln!("berth: invalid configuration: {e}");
-            eprintln!("Run `berth config keys` for the keys Berth understands.");
-            Err(ExitCode::from(2))
+    }
+    if !errors.is_empty() {
+        errors.sort_by(|a, b| a.key.cmp(&b.key));
+        return report(&ConfigErrors {
+            file: cfg.file.clone(),
+            errors,
+        });
+    }
+    match &cfg.file {
+        Some(f) => println!("configuration {} is valid", f.display()),
+        None => println!("configuration (defaults and BERTH_* environment) is valid"),
+    }
+    println!("  listen:   {}", cfg.listen);
+    println!("  data:     {}", cfg.data_locations());
+    let preferred = cfg.preferred_storage().map(|(name, _)| name.clone());
+    for name in cfg.storage_order() {
+        if let Some(loc) = cfg.storage.get(&name) {
+            let first = if preferred.as_ref() == Some(&name) {
+                " (written first)"
+            } else {
+                ""
+            };
+            println!("  storage:  {name} {loc}{first}");
         }
+    }
+    if !cfg.unavailable_features.is_empty() {
+        println!(
+            "  not available in this version: {}",
+            cfg.unavailable_features.join(", ")
+        );
+    }
+    if !cfg.ignored_keys.is_empty() {
+        println!(
+            "  keys with no effect in Berth ({}): {}",
+            cfg.ignored_keys.len(),
+            cfg.ignored_keys.join(", ")
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+fn list_keys(all: bool, json: bool) {
+    if json {
+        let items: Vec<serde_json::Value> = keys::all()
+            .map(|d| {
+                let parse = |s: &str| serde_json::from_str(s).unwrap_or(serde_json::Value::Null);
+                let mut o = serde_json::json!({
+                    "name": d.name,
+                    "quay": d.quay,
+                    "class": d.class.label(),
+                    "type": d.ty.name(),
+                    "help": d.help,
+                    "quay_default": (!d.quay_default.is_empty()).then(|| parse(d.quay_default)),
+                });
+                if !d.choices.is_empty() {
+                    o["choices"] = serde_json::json!(d.choices);
+                }
+                if let keys::Class::Guard { safe, .. } = d.class {
+                    o["safe"] = parse(safe);
+                }
+                o
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(items));
+        return;
+    }
+    for d in keys::all() {
+        match (&d.class, all) {
+            (keys::Class::Acted(_), false) => println!("{:40} {}", d.name, d.help),
+            (_, false) => {}
+            (class, true) => println!(
+                "{:48} {:11} {:18} {}",
+                d.name,
+                class.label(),
+                d.ty.name(),
+                d.help
+            ),
+        }
+    }
+    if !all {
+        println!();
+        println!(
+            "Every other key of Quay's config.yaml is accepted too; `berth config keys --all` says what each does in Berth."
+        );
     }
 }
 
@@ -148,8 +282,12 @@ fn main() -> ExitCode {
             Ok(cfg) => run(serve::worker_only(cfg)),
             Err(code) => return code,
         },
-        Command::Admin { common, command } => match load(&common, None) {
-            Ok(cfg) => run(serve::admin(cfg, command)),
+        Command::Admin {
+            common,
+            create,
+            command,
+        } => match load(&common, None) {
+            Ok(cfg) => run(admin::admin(cfg, create, command)),
             Err(code) => return code,
         },
         Command::Migrate { common } => match load(&common, None) {
@@ -158,29 +296,11 @@ fn main() -> ExitCode {
         },
         Command::Config {
             command: ConfigCommand::Validate { common },
-        } => match load(&common, None) {
-            Ok(cfg) => {
-                println!("configuration is valid");
-                println!("  database: {}", cfg.db_uri());
-                if let Some((name, loc)) = cfg.preferred_storage() {
-                    println!("  storage:  {name} {loc}");
-                }
-                if !cfg.unused_quay_keys.is_empty() {
-                    println!(
-                        "  Quay keys read but not acted on by this version: {}",
-                        cfg.unused_quay_keys.join(", ")
-                    );
-                }
-                Ok(())
-            }
-            Err(code) => return code,
-        },
+        } => return validate(&common),
         Command::Config {
-            command: ConfigCommand::Keys,
+            command: ConfigCommand::Keys { all, json },
         } => {
-            for (k, meaning) in config::BERTH_KEYS {
-                println!("{k:40} {meaning}");
-            }
+            list_keys(all, json);
             Ok(())
         }
     };

@@ -24,20 +24,25 @@ fn init_logging(json: bool) {
     }
 }
 
-async fn open_db(cfg: &Config) -> anyhow::Result<Db> {
-    std::fs::create_dir_all(&cfg.data_dir)
-        .with_context(|| format!("cannot create data directory {}", cfg.data_dir.display()))?;
+/// Opens the configured database. The data directory is created only when the database lives
+/// in it (a local storage location creates its own directory), so a configuration that puts
+/// everything elsewhere leaves no stray ./berth-data behind.
+pub(crate) async fn open_db(cfg: &Config) -> anyhow::Result<Db> {
+    if cfg.database_in_data_dir() {
+        std::fs::create_dir_all(&cfg.data_dir)
+            .with_context(|| format!("cannot create data directory {}", cfg.data_dir.display()))?;
+    }
     let uri = cfg.db_uri();
     Db::connect(&uri, cfg.db_max_connections)
         .await
-        .with_context(|| format!("cannot open the database {uri} (DB_URI)"))
+        .with_context(|| format!("cannot open the database {} (DB_URI)", cfg.db_uri_display()))
 }
 
 pub async fn migrate_only(cfg: Config) -> anyhow::Result<()> {
     init_logging(cfg.log_json);
     let db = open_db(&cfg).await?;
     db.migrate().await.context("database migration failed")?;
-    println!("database {} is up to date", cfg.db_uri());
+    println!("database {} is up to date", cfg.db_uri_display());
     Ok(())
 }
 
@@ -137,12 +142,6 @@ async fn shutdown_signal() {
 
 pub async fn serve(cfg: Config, migrate: bool, workers: bool) -> anyhow::Result<()> {
     init_logging(cfg.log_json);
-    if !cfg.unused_quay_keys.is_empty() {
-        tracing::warn!(
-            keys = %cfg.unused_quay_keys.join(", "),
-            "these Quay config keys are read but not acted on by this version of Berth"
-        );
-    }
     let registry = registry(&cfg, migrate).await?;
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
@@ -204,6 +203,9 @@ pub async fn serve(cfg: Config, migrate: bool, workers: bool) -> anyhow::Result<
         env!("CARGO_PKG_VERSION"),
         cfg.data_dir.display()
     );
+    for note in cfg.banner_notes() {
+        eprintln!("  {note}");
+    }
     match &first_admin {
         Some((user, Some(password))) => {
             eprintln!(
@@ -297,87 +299,4 @@ async fn serve_tls(
             }
         });
     }
-}
-
-/// `berth admin …`: account maintenance against the configured database, without a server.
-pub async fn admin(cfg: Config, cmd: crate::AdminCommand) -> anyhow::Result<()> {
-    let db = open_db(&cfg).await?;
-    db.migrate().await.context("database migration failed")?;
-    let auth = berth_core::auth::Auth::new(db, cfg.auth.clone()).await?;
-    match cmd {
-        crate::AdminCommand::CreateUser {
-            username,
-            email,
-            superuser,
-            password_stdin,
-        } => {
-            let pw = read_password(password_stdin)?;
-            let row = auth
-                .create_user(None, &username, Some(&pw), email.as_deref(), superuser)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!(
-                "created {}user {} with password {pw}",
-                if superuser { "super" } else { "" },
-                row.name
-            );
-        }
-        crate::AdminCommand::SetPassword {
-            username,
-            password_stdin,
-        } => {
-            let password = read_password(password_stdin)?;
-            let row = auth
-                .user(&username)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let system = berth_core::auth::Actor {
-                superuser: true,
-                ..auth.actor(&row, "cli")
-            };
-            auth.update_user(
-                &system,
-                &username,
-                &berth_core::auth::accounts::UserChanges {
-                    password: Some(&password),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-            if password_stdin {
-                println!("password of {username} changed");
-            } else {
-                println!("password of {username} changed to {password}");
-            }
-        }
-        crate::AdminCommand::ResetLogin { username } => {
-            auth.reset_login(None, &username)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("failed logins of {username} cleared; the account is unlocked");
-        }
-        crate::AdminCommand::RotateKeys => {
-            let kid = auth
-                .keys
-                .rotate(&auth.config.service)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("new token signing key {kid}; older keys verify until they expire");
-        }
-    }
-    auth.audit.flush().await;
-    Ok(())
-}
-
-/// A password from the first line of standard input, or a generated one.
-fn read_password(from_stdin: bool) -> anyhow::Result<String> {
-    if !from_stdin {
-        return Ok(berth_core::auth::secret::random_token(24));
-    }
-    let mut line = String::new();
-    std::io::stdin()
-        .read_line(&mut line)
-        .context("cannot read the password from standard input")?;
-    Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }

@@ -208,3 +208,289 @@ async fn serves_tls_from_cert_and_key() {
             .is_err()
     );
 }
+
+fn validate(yaml: &str) -> (std::process::Output, tempfile::TempDir, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cfg = tmp.path().join("config.yaml");
+    std::fs::write(&cfg, yaml).expect("write");
+    let out = Command::new(berth_bin())
+        .args(["config", "validate", "--config"])
+        .arg(&cfg)
+        .current_dir(tmp.path())
+        .output()
+        .expect("run");
+    (out, tmp, cfg)
+}
+
+#[test]
+fn config_validate_reports_every_problem_and_names_the_file() {
+    let (out, tmp, cfg) = validate(
+        "LISTEN_ADDRESS: localhost\nDB_URI: 'sqlite:///nonexistent-berth-dir/berth.db'\n\
+         DEFAULT_TAG_EXPIRATION: 3d\nSTORAGE_FSYNC: perhaps\nTLS_CERT_FILE: missing.crt\nTLS_KEY_FILE: missing.key\n",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "invalid configuration in {} (6 problems):",
+            cfg.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "config key LISTEN_ADDRESS: \"localhost\" has no port: expected host:port such as 127.0.0.1:5000"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("config key DB_URI: the SQLite database /nonexistent-berth-dir/berth.db: directory /nonexistent-berth-dir does not exist"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "config key DEFAULT_TAG_EXPIRATION: \"3d\" is not one of TAG_EXPIRATION_OPTIONS"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("config key STORAGE_FSYNC:"), "{err}");
+    assert!(
+        err.contains("config key TLS_CERT_FILE: cannot read"),
+        "{err}"
+    );
+    assert!(
+        err.contains("config key TLS_KEY_FILE: cannot read"),
+        "{err}"
+    );
+    assert!(!err.contains("berth config keys"), "no unknown key: {err}");
+    assert!(!err.contains("another process"), "{err}");
+    assert!(!tmp.path().join("berth-data").exists());
+}
+
+#[test]
+fn config_validate_yaml_syntax_error_has_no_key_list_hint() {
+    let (out, _tmp, cfg) = validate("SERVER_HOSTNAME: [unclosed\nDB_URI: x\n");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{} is not valid YAML", cfg.display())),
+        "{err}"
+    );
+    assert!(!err.contains("berth config keys"), "{err}");
+    // An unknown key does get the hint, and the closest key.
+    let (out, _tmp, _) = validate("SERVER_HOSTNAM: x\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("did you mean SERVER_HOSTNAME?"), "{err}");
+    assert!(err.contains("Run `berth config keys`"), "{err}");
+}
+
+#[test]
+fn config_validate_resolves_host_names_and_lists_data_locations() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (out, _t, _) = validate(&format!(
+        "LISTEN_ADDRESS: localhost:5000\nDB_URI: 'sqlite://{}'\n\
+         DISTRIBUTED_STORAGE_CONFIG: {{default: [LocalStorage, {{storage_path: {}}}]}}\n\
+         FEATURE_SECURITY_SCANNER: true\nREGISTRY_TITLE: Example\n",
+        tmp.path().join("b.db").display(),
+        tmp.path().join("blobs").display()
+    ));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&format!(
+            "data:     database {}; blobs in {}",
+            tmp.path().join("b.db").display(),
+            tmp.path().join("blobs").display()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("not available in this version: FEATURE_SECURITY_SCANNER"),
+        "{text}"
+    );
+    assert!(
+        text.contains("keys with no effect in Berth (1): REGISTRY_TITLE"),
+        "{text}"
+    );
+}
+
+#[test]
+fn config_keys_lists_every_key_berth_acts_on() {
+    let out = Command::new(berth_bin())
+        .args(["config", "keys"])
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for key in [
+        "FEATURE_STORAGE_REPLICATION",
+        "JOB_LEASE_SECONDS",
+        "REGISTRY_STATE",
+        "DISABLE_PUSHES",
+        "FEATURE_DIRECT_LOGIN",
+        "SHUTDOWN_GRACE_SECONDS",
+        "METRICS_LISTEN_ADDRESS",
+        "AUTO_PRUNING_POLL_PERIOD",
+        "FEATURE_LIBRARY_SUPPORT",
+        "LIBRARY_NAMESPACE",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(&format!("{key} "))),
+            "{key}: {text}"
+        );
+    }
+    // Keys without effect are not listed as acted on, but --all says what Berth does with them.
+    assert!(!text.lines().any(|l| l.starts_with("REGISTRY_TITLE ")));
+    let out = Command::new(berth_bin())
+        .args(["config", "keys", "--all"])
+        .output()
+        .expect("run");
+    let all = String::from_utf8_lossy(&out.stdout);
+    for (key, class) in [
+        ("REGISTRY_TITLE", "no-effect"),
+        ("FEATURE_SECURITY_SCANNER", "unavailable"),
+        ("FEATURE_RESTRICTED_USERS", "guarded"),
+        ("JOB_LEASE_SECONDS", "acted-on"),
+    ] {
+        assert!(
+            all.lines()
+                .any(|l| l.starts_with(key) && l.split_whitespace().nth(1) == Some(class)),
+            "{key} {class}: {all}"
+        );
+    }
+}
+
+#[test]
+fn serve_with_everything_configured_elsewhere_leaves_no_stray_data_dir() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cwd = tmp.path().join("cwd");
+    std::fs::create_dir(&cwd).expect("mkdir");
+    let cfg = tmp.path().join("config.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "DB_URI: 'sqlite://{}'\nDISTRIBUTED_STORAGE_CONFIG: {{local: [LocalStorage, {{storage_path: {}}}]}}\n",
+            tmp.path().join("berth.db").display(),
+            tmp.path().join("blobs").display()
+        ),
+    )
+    .expect("write");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut child = Killed(
+        Command::new(berth_bin())
+            .args(["serve", "--listen", &addr, "--config"])
+            .arg(&cfg)
+            .current_dir(&cwd)
+            .env("BERTH_BOOTSTRAP_SUPERUSER_PASSWORD", common::ADMIN_PASSWORD)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn"),
+    );
+    wait_listening(&addr, &mut child.0);
+    assert!(tmp.path().join("berth.db").exists());
+    assert!(tmp.path().join("blobs").is_dir());
+    assert!(!cwd.join("berth-data").exists(), "stray ./berth-data");
+}
+
+fn admin(args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(berth_bin())
+        .arg("admin")
+        .args(args)
+        .env_remove("BERTH_DB_URI")
+        .env_remove("BERTH_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(text.as_bytes()).expect("stdin");
+    }
+    let out = child.wait_with_output().expect("wait");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn admin_finds_the_database_as_serve_does_and_never_creates_an_empty_one_unasked() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("registry");
+    let d = data.display().to_string();
+    let db = data.join("berth.db");
+
+    // The flags follow the command, and nothing is created where there is no registry.
+    let (code, _, err) = admin(&["set-password", "admin", "--data-dir", &d], None);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(&format!("no Berth database at {}", db.display())),
+        "{err}"
+    );
+    assert!(err.contains("--create"), "{err}");
+    assert!(err.contains("--data-dir"), "{err}");
+    assert!(
+        !db.exists() && !data.exists(),
+        "an empty database was created"
+    );
+
+    // Asked to, it creates one, and says which.
+    let (code, out, err) = admin(
+        &[
+            "create-user",
+            "admin",
+            "--superuser",
+            "--create",
+            "--data-dir",
+            &d,
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("created superuser admin with password"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("database: sqlite://{}", db.display())),
+        "{out}"
+    );
+
+    // The same database, found through --config after the command.
+    let cfg = tmp.path().join("config.yaml");
+    std::fs::write(&cfg, format!("DB_URI: 'sqlite://{}'\n", db.display())).expect("write");
+    let c = cfg.display().to_string();
+    let (code, out, err) = admin(
+        &["set-password", "admin", "--password-stdin", "--config", &c],
+        Some("a-new-password-123\n"),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("password of admin changed"), "{out}");
+    assert!(out.contains(&format!("sqlite://{}", db.display())), "{out}");
+
+    // A user that is not there: a clear message naming the database.
+    let (code, _, err) = admin(&["reset-login", "nobody", "--data-dir", &d], None);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(&format!(
+            "there is no user \"nobody\" in the database sqlite://{}",
+            db.display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("berth admin create-user nobody"), "{err}");
+
+    // An existing file that holds no registry is not taken over either.
+    let other = tmp.path().join("other.db");
+    std::fs::write(&other, b"").expect("write");
+    std::fs::write(&cfg, format!("DB_URI: 'sqlite://{}'\n", other.display())).expect("write");
+    let (code, _, err) = admin(&["rotate-keys", "--config", &c], None);
+    assert_eq!(code, 1);
+    assert!(err.contains("holds no Berth registry"), "{err}");
+}
