@@ -100,11 +100,13 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(
             tower_http::trace::TraceLayer::new_for_http()
+                // One line per request is for debugging (RUST_LOG=debug); INFO keeps start, stop,
+                // errors and what the audit log records.
                 .make_span_with(
-                    tower_http::trace::DefaultMakeSpan::new().level(tracing::Level::INFO),
+                    tower_http::trace::DefaultMakeSpan::new().level(tracing::Level::DEBUG),
                 )
                 .on_response(
-                    tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO),
+                    tower_http::trace::DefaultOnResponse::new().level(tracing::Level::DEBUG),
                 ),
         )
         .with_state(state)

@@ -7,16 +7,19 @@ use berth_api::AppState;
 use berth_core::Locations;
 use berth_core::{CoreConfig, Db, Registry};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::service::TowerToHyperService;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_rustls::rustls;
 
 fn init_logging(json: bool) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    // Colours only for a person at a terminal; a log file or journal gets plain text.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stdout().is_terminal());
     if json {
         builder.json().init();
     } else {
@@ -83,6 +86,12 @@ fn lease(cfg: &Config) -> std::time::Duration {
 pub async fn worker_only(cfg: Config) -> anyhow::Result<()> {
     init_logging(cfg.log_json);
     let registry = registry(&cfg, false).await?;
+    if cfg.registry_readonly {
+        // Every worker writes; a read-only registry runs none until the state is lifted.
+        tracing::info!("REGISTRY_STATE: readonly: background workers wait until it is lifted");
+        shutdown_signal().await;
+        return Ok(());
+    }
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let worker = tokio::spawn(berth_worker::run(registry, lease(&cfg), stopped));
     shutdown_signal().await;
@@ -140,16 +149,59 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+/// Counts SIGINT/SIGTERM: the first begins a graceful shutdown, the second stops at once.
+fn signals() -> tokio::sync::watch::Receiver<u32> {
+    let (tx, rx) = tokio::sync::watch::channel(0u32);
+    tokio::spawn(async move {
+        for n in 1..=2 {
+            shutdown_signal().await;
+            if tx.send(n).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Binds a listener, saying what to do when it cannot.
+async fn bind(addr: &str, key: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                "another process is using that port: stop it, or choose another port"
+            }
+            std::io::ErrorKind::PermissionDenied => {
+                "ports below 1024 need privileges: use a port such as 5000, or grant CAP_NET_BIND_SERVICE"
+            }
+            std::io::ErrorKind::AddrNotAvailable => {
+                "that address is not on this machine: use 127.0.0.1, 0.0.0.0 or one of its own addresses"
+            }
+            _ => "check the address",
+        };
+        anyhow::anyhow!("cannot listen on {addr} ({key}): {e}; {hint}")
+    })
+}
+
 pub async fn serve(cfg: Config, migrate: bool, workers: bool) -> anyhow::Result<()> {
     init_logging(cfg.log_json);
+    // The listeners come first: a start that cannot bind creates nothing (no database, and no
+    // first superuser whose generated password nobody would see).
+    let listener = bind(&cfg.listen, "LISTEN_ADDRESS / --listen").await?;
+    let metrics_listener = match &cfg.metrics_listen {
+        Some(a) => Some(bind(a, "METRICS_LISTEN_ADDRESS").await?),
+        None => None,
+    };
+    let mut sig = signals();
     let registry = registry(&cfg, migrate).await?;
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("cannot install the metrics recorder")?;
     berth_api::describe_metrics();
-    let background = registry.spawn_background();
+    // Read-only: pull times are not written either (reads stay reads).
+    let background = (!cfg.registry_readonly).then(|| registry.spawn_background());
     let (stop_workers, workers_stopped) = tokio::sync::watch::channel(false);
-    let worker = workers.then(|| {
+    // Read-only: workers write (collection, pruning, expiry, replication), so they wait.
+    let worker = (workers && !cfg.registry_readonly).then(|| {
         tokio::spawn(berth_worker::run(
             registry.clone(),
             lease(&cfg),
@@ -159,17 +211,21 @@ pub async fn serve(cfg: Config, migrate: bool, workers: bool) -> anyhow::Result<
     let auth = berth_core::auth::Auth::new(registry.db.clone(), cfg.auth.clone())
         .await
         .context("cannot load identity and access (signing keys, secrets)")?;
-    let first_admin = if cfg.user_initialize {
+    let first_admin = if cfg.user_initialize || cfg.registry_readonly {
         None
     } else {
         auth.bootstrap_superuser(&cfg.bootstrap_superuser, cfg.bootstrap_password.as_deref())
             .await
             .context("cannot create the first superuser")?
     };
+    let unshown = match &first_admin {
+        None => auth.unshown_bootstrap_user().await.unwrap_or(None),
+        Some(_) => None,
+    };
     let audit_flusher = auth.audit.spawn_flusher();
     let tls = tls_config(&cfg)?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let app = berth_api::router(AppState {
+    let state = AppState {
         registry: registry.clone(),
         metrics: Some(metrics),
         redirect_blobs: !cfg.proxy_storage,
@@ -179,32 +235,62 @@ pub async fn serve(cfg: Config, migrate: bool, workers: bool) -> anyhow::Result<
             .then(|| format!("{}://{}", cfg.preferred_url_scheme, cfg.server_hostname)),
         scheme,
         user_initialize: cfg.user_initialize,
-        readonly: false,
-        disable_pushes: false,
-        direct_login: true,
-        metrics_here: true,
-        library: Some("library".into()),
-    });
-    let listener = TcpListener::bind(&cfg.listen).await.with_context(|| {
-        format!(
-            "cannot listen on {} (LISTEN_ADDRESS / --listen); is another process using it?",
-            cfg.listen
-        )
-    })?;
+        readonly: cfg.registry_readonly,
+        disable_pushes: cfg.disable_pushes,
+        direct_login: cfg.direct_login,
+        metrics_here: metrics_listener.is_none(),
+        library: cfg.library_support.then(|| cfg.library_namespace.clone()),
+    };
+    let metrics_server = match metrics_listener {
+        Some(l) => {
+            let maddr = l.local_addr()?;
+            let router = berth_api::metrics_router(state.clone());
+            let sig = sig.clone();
+            Some((
+                maddr,
+                tokio::spawn(async move {
+                    let mut sig = sig;
+                    let stop = async move {
+                        let _ = sig.wait_for(|n| *n >= 1).await;
+                    };
+                    if let Err(e) = axum::serve(l, router).with_graceful_shutdown(stop).await {
+                        tracing::error!(error = %e, "the metrics listener failed");
+                    }
+                }),
+            ))
+        }
+        None => None,
+    };
+    let app = berth_api::router(state);
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "Berth is listening on {scheme}://{addr}");
+    tracing::info!(%addr, data = %cfg.data_locations(), "Berth is listening on {scheme}://{addr}");
     if tls.is_none() && !addr.ip().is_loopback() {
         tracing::warn!(
             "serving plain http on a non-loopback address; clients need --tls-verify=false or an insecure-registry entry"
         );
     }
+    let tls_flag = if tls.is_none() {
+        " --tls-verify=false"
+    } else {
+        ""
+    };
     eprintln!(
-        "Berth {} listening on {scheme}://{addr} (data in {})",
+        "Berth {} listening on {scheme}://{addr}",
         env!("CARGO_PKG_VERSION"),
-        cfg.data_dir.display()
     );
+    eprintln!("  data: {}", cfg.data_locations());
+    if let Some((maddr, _)) = &metrics_server {
+        eprintln!("  metrics: http://{maddr}/metrics");
+    }
     for note in cfg.banner_notes() {
         eprintln!("  {note}");
+    }
+    if cfg.registry_readonly {
+        eprintln!(
+            "  READ-ONLY (REGISTRY_STATE: readonly): pulls are served; pushes, API changes and background workers wait"
+        );
+    } else if cfg.disable_pushes {
+        eprintln!("  pushes are disabled (DISABLE_PUSHES); pulls and the API work");
     }
     match &first_admin {
         Some((user, Some(password))) => {
@@ -213,16 +299,20 @@ pub async fn serve(cfg: Config, migrate: bool, workers: bool) -> anyhow::Result<
                 user.name
             );
             eprintln!(
-                "  (shown once; change it with PUT /api/v1/user/ or `berth admin set-password`)"
-            );
-            eprintln!(
-                "  log in:  podman login --tls-verify=false -u {} -p '{password}' {addr}",
+                "  (shown once; change it with PUT /api/v1/user/ or `berth admin set-password {}`)",
                 user.name
             );
+            eprintln!(
+                "  log in:  podman login{tls_flag} -u {} -p '{password}' {addr}",
+                user.name
+            );
+            if let Err(e) = auth.bootstrap_password_shown().await {
+                tracing::warn!(error = %e, "could not record that the first password was shown");
+            }
         }
         Some((user, None)) => {
             eprintln!(
-                "  first start: created superuser {:?} (BOOTSTRAP_SUPERUSER_PASSWORD)",
+                "  first start: created superuser {:?} with the password of BERTH_BOOTSTRAP_SUPERUSER_PASSWORD",
                 user.name
             );
         }
@@ -233,6 +323,14 @@ pub async fn serve(cfg: Config, migrate: bool, workers: bool) -> anyhow::Result<
         }
         None => {}
     }
+    if let Some(name) = unshown {
+        eprintln!(
+            "  the first superuser {name:?} was created by an earlier start that stopped before showing its password;"
+        );
+        eprintln!(
+            "  set one with:  berth admin set-password {name}  (with the same --config / --data-dir)"
+        );
+    }
     for p in &cfg.auth.oidc {
         // Providers are contacted on the first sign-in, not here: one being down must not stop
         // the registry from starting.
@@ -241,62 +339,114 @@ pub async fn serve(cfg: Config, migrate: bool, workers: bool) -> anyhow::Result<
             p.title, p.server, p.id
         );
     }
-    eprintln!("  push: podman push --tls-verify=false IMAGE {addr}/NAMESPACE/NAME:TAG");
-    match tls {
-        None => {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-            )
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .context("server failed")?;
-        }
-        Some(tls) => serve_tls(listener, app, tls).await?,
+    eprintln!("  push: podman push{tls_flag} IMAGE {addr}/NAMESPACE/NAME:TAG");
+    let grace = std::time::Duration::from_secs(cfg.shutdown_grace_s);
+    serve_connections(listener, app, tls, &mut sig, grace).await;
+    if let Some((_, m)) = metrics_server {
+        m.abort();
     }
-    background.abort();
+    if let Some(b) = background {
+        b.abort();
+    }
     audit_flusher.abort();
     auth.audit.flush().await;
     let _ = stop_workers.send(true);
     if let Some(w) = worker {
-        let _ = w.await;
+        // A worker finishes the job in hand; its lease lets another instance retry it otherwise.
+        let _ = tokio::time::timeout(grace, w).await;
     }
-    registry.flush_pulls().await;
+    if !cfg.registry_readonly {
+        registry.flush_pulls().await;
+    }
     tracing::info!("Berth stopped");
     Ok(())
 }
 
-async fn serve_tls(
+/// Accepts connections (plain or TLS) until the first signal, then lets the requests in flight
+/// finish for at most `grace` (`SHUTDOWN_GRACE_SECONDS`); a second signal stops at once. Idle
+/// kept-alive connections are closed at once; an interrupted upload stays resumable (its session
+/// is in the database).
+async fn serve_connections(
     listener: TcpListener,
     app: axum::Router,
-    tls: Arc<rustls::ServerConfig>,
-) -> anyhow::Result<()> {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let shutdown = shutdown_signal();
-    tokio::pin!(shutdown);
+    tls: Option<Arc<rustls::ServerConfig>>,
+    sig: &mut tokio::sync::watch::Receiver<u32>,
+    grace: std::time::Duration,
+) {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         let (tcp, peer) = tokio::select! {
-            r = listener.accept() => r.context("accept failed")?,
-            _ = &mut shutdown => return Ok(()),
-        };
-        let acceptor = acceptor.clone();
-        let app = app.clone();
-        tokio::spawn(async move {
-            let stream = match acceptor.accept(tcp).await {
-                Ok(s) => s,
+            r = listener.accept() => match r {
+                Ok(c) => c,
                 Err(e) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
+                    // Out of file descriptors and the like: pause rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = sig.wait_for(|n| *n >= 1) => break,
+        };
+        let app = app.clone();
+        let acceptor = acceptor.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(
+                move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                    tower::ServiceExt::oneshot(app.clone(), req)
+                },
+            );
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let result = match acceptor {
+                None => {
+                    watcher
+                        .watch(
+                            builder
+                                .serve_connection_with_upgrades(TokioIo::new(tcp), service)
+                                .into_owned(),
+                        )
+                        .await
+                }
+                Some(acceptor) => {
+                    let stream = match acceptor.accept(tcp).await {
+                        Ok(s) => s,
+                        Err(e) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                    };
+                    watcher
+                        .watch(
+                            builder
+                                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                                .into_owned(),
+                        )
+                        .await
                 }
             };
-            let app = app.layer(axum::Extension(axum::extract::ConnectInfo(peer)));
-            let service = TowerToHyperService::new(app);
-            if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
+            if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
+    }
+    drop(listener);
+    let open = graceful.count();
+    tracing::info!(
+        connections = open,
+        grace_s = grace.as_secs(),
+        "shutdown began: no new connections; requests in flight may finish (a second signal stops at once)"
+    );
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::info!("every request in flight finished"),
+        _ = tokio::time::sleep(grace) => {
+            tracing::warn!("SHUTDOWN_GRACE_SECONDS passed with requests still in flight; stopping them");
+        }
+        _ = sig.wait_for(|n| *n >= 2) => {
+            tracing::warn!("second signal: stopping at once");
+            std::process::exit(130);
+        }
     }
 }

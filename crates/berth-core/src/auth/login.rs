@@ -160,6 +160,20 @@ impl Auth {
                 "{username:?} is not a user name this registry can have, so it cannot become a Berth user: lowercase letters and digits with '.', '_' or '-' between them"
             ))));
         }
+        // FEATURE_DIRECT_LOGIN: false: passwords do not log users in; their app-specific tokens
+        // still do (podman login after signing in with the external provider).
+        if !self.config.direct_login {
+            if self.config.app_tokens
+                && let Some(row) = self.db.account_by_name(username).await?
+                && row.kind == "user"
+                && let Ok(actor) = self.check_app_token(Some(row.id), secret).await?
+            {
+                return Ok(Ok(actor));
+            }
+            return Ok(Err(LoginError::Directory(
+                "password logins are disabled on this registry (FEATURE_DIRECT_LOGIN: false): sign in through the configured external provider, then log in with an app-specific token".into(),
+            )));
+        }
         // One password check at a time per account on this instance: concurrent guesses would
         // otherwise all read the failure count before any of them records a failure.
         let lock = self.login_lock(&username.to_ascii_lowercase());

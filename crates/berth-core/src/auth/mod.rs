@@ -71,6 +71,9 @@ pub struct AuthConfig {
     pub session_timeout_s: i64,
     /// `TAG_EXPIRATION_OPTIONS`: the windows a namespace may choose.
     pub tag_expiration_options: Vec<i64>,
+    /// `FEATURE_DIRECT_LOGIN`: users may log in with a password (local or LDAP). Off, only
+    /// external providers, app-specific tokens, robot and API tokens log in.
+    pub direct_login: bool,
     /// `FEATURE_CHANGE_TAG_EXPIRATION`
     pub change_tag_expiration: bool,
 }
@@ -98,6 +101,7 @@ impl Default for AuthConfig {
             session_cookie_secure: false,
             session_timeout_s: 31 * 86_400,
             tag_expiration_options: vec![0, 86_400, 7 * 86_400, 14 * 86_400, 28 * 86_400],
+            direct_login: true,
             change_tag_expiration: true,
         }
     }

@@ -59,6 +59,7 @@ pub static KEYS: &[KeyDef] = &[
         "false: users sign in only through an OpenID Connect provider (no database or LDAP passwords; robot and app tokens still work); needs a <NAME>_LOGIN_CONFIG",
         |c, k, v, _| {
             c.direct_login = as_bool(k, v)?;
+            c.auth.direct_login = c.direct_login;
             Ok(())
         },
     )
