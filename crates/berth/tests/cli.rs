@@ -7,18 +7,29 @@ use common::{berth_bin, free_port};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Waits until the server answers HTTP (it binds its port before opening the database, so an
+/// accepted connection alone does not mean it is ready).
 fn wait_listening(addr: &str, child: &mut std::process::Child) {
+    use std::io::{Read, Write};
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("berth exited early with {status}");
         }
-        if std::net::TcpStream::connect(addr).is_ok() {
-            return;
+        if let Ok(mut s) = std::net::TcpStream::connect(addr) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+            // Any answer (an HTTP response, or a TLS alert to a plain request) means it serves.
+            let asked = s
+                .write_all(b"GET /health/instance HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .is_ok();
+            let mut buf = [0u8; 1];
+            if asked && matches!(s.read(&mut buf), Ok(n) if n > 0) {
+                return;
+            }
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    panic!("berth did not listen on {addr}");
+    panic!("berth did not answer on {addr}");
 }
 
 struct Killed(std::process::Child);

@@ -310,6 +310,34 @@ impl Berth {
         }
     }
 
+    /// Sends a signal by name (`TERM`, `INT`) to the process, as an operator or systemd would.
+    pub fn signal(&self, name: &str) {
+        if let Some(c) = &self.child {
+            let ok = Command::new("kill")
+                .arg(format!("-{name}"))
+                .arg(c.id().to_string())
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "kill -{name} {}", c.id());
+        }
+    }
+
+    /// Waits up to `limit` for the process to exit; its status, or `None` if it still runs.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let child = self.child.as_mut()?;
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Start again on the same data directory and port.
     pub fn restart(&mut self) {
         self.kill9();
