@@ -194,28 +194,29 @@ const OPS: &[&str] = &[
     "api org",           // 16 GET /api/v1/organization/acme
     "api create repo",   // 17 POST /api/v1/repository
     "api public repo",   // 18 GET /api/v1/repository/acme/pub
+    "metrics",           // 19 GET /metrics (superusers; or its own listener)
 ];
 
 /// Expected outcome per caller: one character per operation above, Y = allowed, . = denied.
 ///                               0         1
-///                               0123456789012345678
+///                               01234567890123456789
 const MATRIX: &[(&str, &str)] = &[
-    ("anonymous", /*          */ ".......Y..........Y"),
-    ("outsider", /*           */ ".......Y..........Y"),
-    ("reader", /*             */ "YYY....YYY........Y"),
-    ("writer", /*             */ "YYYYYY.YYY........Y"),
-    ("repoadmin", /*          */ "YYYYYY.YYYYYY.....Y"),
-    ("team-member", /*        */ "YYY....YYY......Y.Y"),
-    ("team-creator", /*       */ "......YY........YYY"),
-    ("team-admin", /*         */ "YYYYYYYYYYYYYYY.YYY"),
-    ("robot-write", /*        */ "YYYYYY.YY.........."),
-    ("robot-none", /*         */ ".......Y..........."),
-    ("superuser", /*          */ "YYYYYYYYYYYYYYYYYYY"),
-    ("locked", /*             */ "..................."),
-    ("jwt-expired", /*        */ "..................."),
-    ("jwt-forged", /*         */ "..................."),
-    ("jwt-alg-none", /*       */ "..................."),
-    ("jwt-wrong-scope", /*    */ "..................."),
+    ("anonymous", /*          */ ".......Y..........Y."),
+    ("outsider", /*           */ ".......Y..........Y."),
+    ("reader", /*             */ "YYY....YYY........Y."),
+    ("writer", /*             */ "YYYYYY.YYY........Y."),
+    ("repoadmin", /*          */ "YYYYYY.YYYYYY.....Y."),
+    ("team-member", /*        */ "YYY....YYY......Y.Y."),
+    ("team-creator", /*       */ "......YY........YYY."),
+    ("team-admin", /*         */ "YYYYYYYYYYYYYYY.YYY."),
+    ("robot-write", /*        */ "YYYYYY.YY..........."),
+    ("robot-none", /*         */ ".......Y............"),
+    ("superuser", /*          */ "YYYYYYYYYYYYYYYYYYYY"),
+    ("locked", /*             */ "...................."),
+    ("jwt-expired", /*        */ "...................."),
+    ("jwt-forged", /*         */ "...................."),
+    ("jwt-alg-none", /*       */ "...................."),
+    ("jwt-wrong-scope", /*    */ "...................."),
 ];
 
 struct World {
@@ -528,6 +529,7 @@ async fn run(c: &Client, w: &World, role: &str, cred: &Cred, op: usize) -> (bool
             &[201],
         ),
         18 => outcome(&c.api("GET", "/api/v1/repository/acme/pub", cred, None).await, &[200]),
+        19 => outcome(&c.api("GET", "/metrics", cred, None).await, &[200]),
         _ => unreachable!("no operation {op}"),
     }
 }

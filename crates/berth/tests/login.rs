@@ -544,6 +544,10 @@ fn repeated_bad_passwords_are_slowed_then_locked_until_reset() {
             s, 429,
             "the right password inside the back-off window is refused: {body}"
         );
+        assert!(
+            body.contains("TOOMANYREQUESTS") && body.contains("retry in"),
+            "code TOOMANYREQUESTS, and the message says when to retry: {body}"
+        );
         let retry: u64 = retry.and_then(|r| r.parse().ok()).expect("Retry-After");
         assert!((1..=2).contains(&retry), "Retry-After {retry}");
         std::thread::sleep(Duration::from_millis(1600));
