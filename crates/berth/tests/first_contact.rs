@@ -51,7 +51,8 @@ fn a_read_only_registry_serves_pulls_and_refuses_every_write() {
     let c = Client::new(&b);
     let img = c.image("admin/ro", "v1", "ro", &[&[1u8; 100]]);
     b.kill9();
-    let b = Berth::start_in(&b.data_dir, &[], &[("BERTH_REGISTRY_STATE", "readonly")]);
+    // The same registry (database, storage), restarted read-only.
+    let b = b.start_sibling_with(&[], &[("BERTH_REGISTRY_STATE", "readonly")]);
     let c = Client::new(&b);
     assert!(b.log().contains("READ-ONLY"), "{}", b.log());
 
@@ -141,8 +142,7 @@ fn direct_login_off_refuses_passwords_and_app_tokens_still_log_in() {
         .expect("token_code")
         .to_string();
     b.kill9();
-    let b = Berth::start_in(
-        &b.data_dir,
+    let b = b.start_sibling_with(
         &[],
         &[
             ("BERTH_FEATURE_DIRECT_LOGIN", "false"),
@@ -255,7 +255,7 @@ fn a_first_password_never_shown_is_announced_with_how_to_set_it() {
     let db = server_db(&b);
     common::client::block_on(db.instance_secret("bootstrap_password_unshown", ADMIN_USER))
         .expect("mark");
-    let mut b = Berth::start_in(&b.data_dir, &[], &[]);
+    let mut b = b.start_sibling_with(&[], &[]);
     let log = b.log();
     assert!(
         log.contains("berth admin set-password admin"),
@@ -353,7 +353,7 @@ fn sigterm_lets_requests_in_flight_finish_then_stops() {
     let status = b.wait_exit(Duration::from_secs(20)).expect("it stops");
     assert!(status.success(), "{status}");
     // The upload is still there to resume.
-    let b = Berth::start_in(&b.data_dir, &[], &[]);
+    let b = b.start_sibling_with(&[], &[]);
     let r = Client::new(&b)
         .req("GET", &location)
         .send()
