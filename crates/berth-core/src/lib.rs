@@ -16,7 +16,7 @@ pub use labels::parse_duration_s;
 mod manifests;
 mod pulls;
 pub mod quotas;
-pub use quotas::QuotaConfig;
+pub use quotas::{QuotaConfig, parse_size};
 mod tags;
 pub use tags::policy_protects;
 mod uploads;
@@ -39,6 +39,8 @@ use std::sync::Arc;
 pub struct CoreConfig {
     /// Largest manifest accepted on PUT.
     pub max_manifest_bytes: usize,
+    /// `MAXIMUM_LAYER_SIZE`: largest blob an upload may store (Quay's default, 20G).
+    pub max_blob_bytes: u64,
     pub gc: GcConfig,
     pub quota: QuotaConfig,
     /// `FEATURE_IMMUTABLE_TAGS_CAN_EXPIRE`: immutable tags keep (and may be given) an expiry.
@@ -46,10 +48,14 @@ pub struct CoreConfig {
     pub immutable_tags_can_expire: bool,
 }
 
+/// Quay's default `MAXIMUM_LAYER_SIZE`, 20G (20 × 10⁹ bytes).
+pub const DEFAULT_MAX_BLOB_BYTES: u64 = 20_000_000_000;
+
 impl Default for CoreConfig {
     fn default() -> Self {
         CoreConfig {
             max_manifest_bytes: berth_oci::manifest::MAX_MANIFEST_BYTES,
+            max_blob_bytes: DEFAULT_MAX_BLOB_BYTES,
             gc: GcConfig::default(),
             quota: QuotaConfig::default(),
             immutable_tags_can_expire: false,

@@ -116,7 +116,7 @@ fn over_quota(ns: &str, after: i64, t: &Thresholds, pct: i64, when: &str) -> Err
     )
 }
 
-/// `10 GiB`, `500 MB`, `1024` (bytes) into bytes.
+/// `10 GiB`, `500 MB`, `20G`, `1024` (bytes) into bytes.
 pub fn parse_size(s: &str) -> Option<i64> {
     let s = s.trim();
     let split = s
@@ -126,10 +126,11 @@ pub fn parse_size(s: &str) -> Option<i64> {
     let n: f64 = num.parse().ok()?;
     let mul: f64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
-        "kb" => 1e3,
-        "mb" => 1e6,
-        "gb" => 1e9,
-        "tb" => 1e12,
+        // Quay's MAXIMUM_LAYER_SIZE style ("20G"), read as bitmath reads it: SI units.
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "t" | "tb" => 1e12,
         "kib" => 1024.0,
         "mib" => 1024.0 * 1024.0,
         "gib" => 1024.0 * 1024.0 * 1024.0,

@@ -129,6 +129,7 @@ impl Registry {
             ));
         }
         if let Some(len) = expected_len {
+            self.within_blob_limit(old.saturating_add(len))?;
             self.quota_admits_upload(repo, old.saturating_add(len), "this upload")
                 .await?;
         }
@@ -144,6 +145,11 @@ impl Registry {
             .map_err(|e| storage_err(e, id))?;
         let written = new - old;
         metrics::counter!("berth_bytes_received_total").increment(written);
+        if let Err(e) = self.within_blob_limit(new) {
+            // A chunk of undeclared length took the blob past the limit: nothing of it counts.
+            self.upload_cancel(repo, id).await?;
+            return Err(e);
+        }
         if let Some(expected) = expected_len
             && expected != written
         {
@@ -285,13 +291,15 @@ impl Registry {
         expected_len: Option<u64>,
         body: ByteStream,
     ) -> Result<u64> {
-        if let Some(len) = expected_len
-            && !self
+        if let Some(len) = expected_len {
+            self.within_blob_limit(len)?;
+            if !self
                 .db
                 .namespace_references(repo.namespace(), &digest.to_string())
                 .await?
-        {
-            self.quota_admits_upload(repo, len, "this blob").await?;
+            {
+                self.quota_admits_upload(repo, len, "this blob").await?;
+            }
         }
         let id = uuid::Uuid::new_v4().to_string();
         self.store.upload_begin(&id).await?;
@@ -320,6 +328,8 @@ impl Registry {
             .await
             .map_err(|e| storage_err(e, id))?;
         metrics::counter!("berth_bytes_received_total").increment(size);
+        // The temporary object is removed by the caller on any error.
+        self.within_blob_limit(size)?;
         if let Some(expected) = expected_len
             && expected != size
         {
@@ -397,6 +407,25 @@ impl Registry {
         w.commit().await?;
         self.store.upload_abort(id).await?;
         Ok(())
+    }
+}
+
+impl Registry {
+    /// `MAXIMUM_LAYER_SIZE`: 413 for a blob of `size` bytes over the limit, as Quay refuses it.
+    fn within_blob_limit(&self, size: u64) -> Result<()> {
+        let max = self.config.max_blob_bytes;
+        if size <= max {
+            return Ok(());
+        }
+        Err(Error::with_status(
+            ErrorCode::SizeInvalid,
+            413,
+            format!(
+                "Uploaded blob of {} is larger than the {} this registry allows (MAXIMUM_LAYER_SIZE); an administrator can raise the limit",
+                crate::quotas::human_size(i64::try_from(size).unwrap_or(i64::MAX)),
+                crate::quotas::human_size(i64::try_from(max).unwrap_or(i64::MAX)),
+            ),
+        ))
     }
 }
 

@@ -73,6 +73,7 @@ async fn registry(cfg: &Config, migrate: bool) -> anyhow::Result<Registry> {
             gc: cfg.gc.clone(),
             quota: cfg.quota.clone(),
             immutable_tags_can_expire: cfg.immutable_tags_can_expire,
+            max_blob_bytes: cfg.max_layer_bytes,
             ..CoreConfig::default()
         },
     ))

@@ -585,3 +585,41 @@ fn without_library_support_a_one_component_name_is_refused_clearly() {
         "{v}"
     );
 }
+
+#[test]
+fn maximum_layer_size_refuses_larger_blobs_as_quay_does() {
+    let b = Berth::start_with_env(&[("BERTH_MAXIMUM_LAYER_SIZE", "1K")]);
+    let c = Client::new(&b);
+    let big = vec![9u8; 2000];
+    let d = common::client::sha(&big);
+    let r = c
+        .req("POST", &format!("/v2/admin/big/blobs/uploads/?digest={d}"))
+        .body(big.clone())
+        .send()
+        .expect("monolithic");
+    assert_eq!(r.status().as_u16(), 413);
+    let v: Value = r.json().expect("json");
+    let (code, message) = first_error(&v);
+    assert_eq!(code, "SIZE_INVALID", "{v}");
+    assert!(message.contains("MAXIMUM_LAYER_SIZE"), "{message}");
+    // In chunks too, by the declared length, and nothing is kept.
+    let r = c
+        .req("POST", "/v2/admin/big/blobs/uploads/")
+        .send()
+        .expect("post");
+    let loc = r
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .expect("location")
+        .to_string();
+    let r = c.req("PATCH", &loc).body(big).send().expect("patch");
+    assert_eq!(r.status().as_u16(), 413);
+    let r = c
+        .req("HEAD", &format!("/v2/admin/big/blobs/{d}"))
+        .send()
+        .expect("head");
+    assert_eq!(r.status().as_u16(), 404);
+    // A blob within the limit goes through.
+    c.image("admin/small", "v1", "small", &[&[1u8; 500]]);
+}

@@ -54,6 +54,8 @@ pub struct Config {
     pub gc: berth_core::GcConfig,
     pub quota: berth_core::QuotaConfig,
     pub immutable_tags_can_expire: bool,
+    /// `MAXIMUM_LAYER_SIZE` in bytes (Quay's default 20G).
+    pub max_layer_bytes: u64,
     /// `REGISTRY_STATE: readonly`: every write on `/v2` and `/api/v1` is refused (as Quay refuses
     /// it), pulls and reads are served, workers that write are paused.
     pub registry_readonly: bool,
@@ -121,6 +123,7 @@ impl Default for Config {
             },
             quota: berth_core::QuotaConfig::default(),
             immutable_tags_can_expire: false,
+            max_layer_bytes: berth_core::DEFAULT_MAX_BLOB_BYTES,
             registry_readonly: false,
             disable_pushes: false,
             direct_login: true,

@@ -93,7 +93,6 @@ fn guards_stop_values_berth_cannot_honour() {
             "GLOBAL_READONLY_SUPER_USERS",
         ),
         ("LOGS_MODEL: elasticsearch\n", "LOGS_MODEL"),
-        ("MAXIMUM_LAYER_SIZE: 5G\n", "MAXIMUM_LAYER_SIZE"),
         (
             "FEATURE_BLACKLISTED_EMAILS: true\nBLACKLISTED_EMAIL_DOMAINS: [spam.example]\n",
             "FEATURE_BLACKLISTED_EMAILS",
@@ -376,4 +375,23 @@ fn https_makes_the_session_cookie_secure_unless_said_otherwise() {
     .expect("valid");
     assert!(!c.auth.session_cookie_secure);
     assert!(!load("", &[]).expect("defaults").auth.session_cookie_secure);
+}
+
+#[test]
+fn maximum_layer_size_reads_quays_size_format() {
+    assert_eq!(
+        load("", &[]).expect("defaults").max_layer_bytes,
+        20_000_000_000
+    );
+    for (v, bytes) in [
+        ("5G", 5_000_000_000u64),
+        ("500M", 500_000_000),
+        ("2 GiB", 2 << 30),
+        ("1048576", 1 << 20),
+    ] {
+        let c = load(&format!("MAXIMUM_LAYER_SIZE: {v}\n"), &[]).expect("valid");
+        assert_eq!(c.max_layer_bytes, bytes, "{v}");
+    }
+    let e = load("MAXIMUM_LAYER_SIZE: huge\n", &[]).expect_err("bad size");
+    assert_eq!(e.key, "MAXIMUM_LAYER_SIZE");
 }

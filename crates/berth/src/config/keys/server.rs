@@ -23,11 +23,6 @@ fn tls_protocols_ok(g: &Guarded<'_>) -> bool {
         }
 }
 
-fn layer_size_ok(g: &Guarded<'_>) -> bool {
-    // Berth enforces no layer size limit; Quay's default is taken as "no deliberate choice".
-    g.value.as_str().is_some_and(|s| s.trim() == "20G")
-}
-
 pub static KEYS: &[KeyDef] = &[
     // ---- acted on
     berth(
@@ -230,12 +225,20 @@ pub static KEYS: &[KeyDef] = &[
         is_empty,
         "[]",
     ),
-    guard(
+    quay(
         "MAXIMUM_LAYER_SIZE",
         S,
-        "Berth enforces no layer size limit, so a chosen limit would not hold",
-        layer_size_ok,
-        r#""20G""#,
+        "largest blob a push may upload, in Quay's size format (20G = 20×10⁹ bytes; also 500M, 2 GiB); larger uploads are refused with 413",
+        |c, k, v, _| {
+            let s = as_string(k, v)?;
+            match berth_core::parse_size(&s).and_then(|n| u64::try_from(n).ok()) {
+                Some(n) if n > 0 => {
+                    c.max_layer_bytes = n;
+                    Ok(())
+                }
+                _ => err(k, format!("{s:?} is not a size such as 20G, 500M or 2 GiB")),
+            }
+        },
     )
     .default_is(r#""20G""#),
     guard(
