@@ -220,7 +220,11 @@ fn validate(common: &Common) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `berth config keys`. Output goes through `writeln!`, so a reader that stops early
+/// (`berth config keys | head`) ends the listing quietly instead of a panic on a broken pipe.
 fn list_keys(all: bool, json: bool) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
     if json {
         let items: Vec<serde_json::Value> = keys::all()
             .map(|d| {
@@ -242,26 +246,30 @@ fn list_keys(all: bool, json: bool) {
                 o
             })
             .collect();
-        println!("{}", serde_json::Value::Array(items));
+        let _ = writeln!(out, "{}", serde_json::Value::Array(items));
         return;
     }
     for d in keys::all() {
-        match (&d.class, all) {
-            (keys::Class::Acted(_), false) => println!("{:40} {}", d.name, d.help),
-            (_, false) => {}
-            (class, true) => println!(
+        let written = match (&d.class, all) {
+            (keys::Class::Acted(_), false) => writeln!(out, "{:40} {}", d.name, d.help),
+            (_, false) => Ok(()),
+            (class, true) => writeln!(
+                out,
                 "{:48} {:11} {:18} {}",
                 d.name,
                 class.label(),
                 d.ty.name(),
                 d.help
             ),
+        };
+        if written.is_err() {
+            return;
         }
     }
     if !all {
-        println!();
-        println!(
-            "Every other key of Quay's config.yaml is accepted too; `berth config keys --all` says what each does in Berth."
+        let _ = writeln!(
+            out,
+            "\nEvery other key of Quay's config.yaml is accepted too; `berth config keys --all` says what each does in Berth."
         );
     }
 }

@@ -505,3 +505,27 @@ fn admin_finds_the_database_as_serve_does_and_never_creates_an_empty_one_unasked
     assert_eq!(code, 1);
     assert!(err.contains("holds no Berth registry"), "{err}");
 }
+
+#[test]
+fn config_keys_piped_into_a_reader_that_stops_early_ends_quietly() {
+    use std::io::Read;
+    let mut child = Command::new(berth_bin())
+        // --json is one write of more than a pipe's 64 KiB: it must meet the closed pipe.
+        .args(["config", "keys", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut first = [0u8; 64];
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_exact(&mut first)
+        .expect("read the first bytes");
+    // The reader is gone (as with `| head`): the rest of the listing meets a closed pipe.
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(out.status.success(), "{:?} {err}", out.status);
+}
