@@ -9,6 +9,7 @@ use crate::{Error, Registry, Result};
 use berth_oci::{Algorithm, Digest, ErrorCode, Hasher, RepoName};
 use berth_storage::{ByteStream, StorageError};
 use futures::StreamExt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Where an upload session stands.
@@ -49,6 +50,29 @@ fn hashed(stream: ByteStream, hasher: Arc<Mutex<Hasher>>) -> ByteStream {
                 h.update(chunk);
             }
             item
+        })
+        .boxed()
+}
+
+/// Ends a body stream with an error once it has carried the blob past `max` bytes
+/// (`MAXIMUM_LAYER_SIZE`), so a chunk of unknown length is stopped while it streams rather than
+/// stored in full first; `over` tells the caller why the stream ended.
+fn limited(stream: ByteStream, already: u64, max: u64, over: Arc<AtomicBool>) -> ByteStream {
+    let mut total = already;
+    stream
+        .map(move |item| match item {
+            Ok(chunk) => {
+                total = total.saturating_add(chunk.len() as u64);
+                if total > max {
+                    over.store(true, Ordering::Relaxed);
+                    Err(std::io::Error::other(
+                        "the blob is larger than MAXIMUM_LAYER_SIZE",
+                    ))
+                } else {
+                    Ok(chunk)
+                }
+            }
+            Err(e) => Err(e),
         })
         .boxed()
 }
@@ -138,11 +162,21 @@ impl Registry {
             .await?;
         let hasher = Arc::new(Mutex::new(hasher));
         let _in_flight = InFlight::new();
-        let new = self
+        let over = Arc::new(AtomicBool::new(false));
+        let body = limited(body, old, self.config.max_blob_bytes, over.clone());
+        let new = match self
             .store
             .upload_append(id, old, hashed(body, hasher.clone()))
             .await
-            .map_err(|e| storage_err(e, id))?;
+        {
+            Ok(n) => n,
+            Err(_) if over.load(Ordering::Relaxed) => {
+                // Past MAXIMUM_LAYER_SIZE while streaming: the session goes, nothing is kept.
+                self.upload_cancel(repo, id).await?;
+                return Err(self.blob_too_large(None));
+            }
+            Err(e) => return Err(storage_err(e, id)),
+        };
         let written = new - old;
         metrics::counter!("berth_bytes_received_total").increment(written);
         if let Err(e) = self.within_blob_limit(new) {
@@ -322,11 +356,20 @@ impl Registry {
     ) -> Result<u64> {
         let hasher = Arc::new(Mutex::new(Hasher::new(digest.algorithm())));
         let _in_flight = InFlight::new();
-        let size = self
+        let over = Arc::new(AtomicBool::new(false));
+        let body = limited(body, 0, self.config.max_blob_bytes, over.clone());
+        let size = match self
             .store
             .upload_append(id, 0, hashed(body, hasher.clone()))
             .await
-            .map_err(|e| storage_err(e, id))?;
+        {
+            Ok(n) => n,
+            // The temporary object is removed by the caller on any error.
+            Err(_) if over.load(Ordering::Relaxed) => {
+                return Err(self.blob_too_large(None));
+            }
+            Err(e) => return Err(storage_err(e, id)),
+        };
         metrics::counter!("berth_bytes_received_total").increment(size);
         // The temporary object is removed by the caller on any error.
         self.within_blob_limit(size)?;
@@ -413,19 +456,27 @@ impl Registry {
 impl Registry {
     /// `MAXIMUM_LAYER_SIZE`: 413 for a blob of `size` bytes over the limit, as Quay refuses it.
     fn within_blob_limit(&self, size: u64) -> Result<()> {
-        let max = self.config.max_blob_bytes;
-        if size <= max {
+        if size <= self.config.max_blob_bytes {
             return Ok(());
         }
-        Err(Error::with_status(
+        Err(self.blob_too_large(Some(size)))
+    }
+
+    /// The refusal of a blob over `MAXIMUM_LAYER_SIZE` (its size, when known).
+    fn blob_too_large(&self, size: Option<u64>) -> Error {
+        let human = |n: u64| crate::quotas::human_size(i64::try_from(n).unwrap_or(i64::MAX));
+        let what = match size {
+            Some(n) => format!("Uploaded blob of {}", human(n)),
+            None => "Uploaded blob".to_string(),
+        };
+        Error::with_status(
             ErrorCode::SizeInvalid,
             413,
             format!(
-                "Uploaded blob of {} is larger than the {} this registry allows (MAXIMUM_LAYER_SIZE); an administrator can raise the limit",
-                crate::quotas::human_size(i64::try_from(size).unwrap_or(i64::MAX)),
-                crate::quotas::human_size(i64::try_from(max).unwrap_or(i64::MAX)),
+                "{what} is larger than the {} this registry allows (MAXIMUM_LAYER_SIZE); an administrator can raise the limit",
+                human(self.config.max_blob_bytes),
             ),
-        ))
+        )
     }
 }
 

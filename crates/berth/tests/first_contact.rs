@@ -620,6 +620,28 @@ fn maximum_layer_size_refuses_larger_blobs_as_quay_does() {
         .send()
         .expect("head");
     assert_eq!(r.status().as_u16(), 404);
+    // A chunk of unknown length (chunked transfer) is stopped while it streams; the session goes.
+    let r = c
+        .req("POST", "/v2/admin/big/blobs/uploads/")
+        .send()
+        .expect("post");
+    let loc = r
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .expect("location")
+        .to_string();
+    let r = c
+        .req("PATCH", &loc)
+        .body(reqwest::blocking::Body::new(std::io::Cursor::new(vec![
+            7u8;
+            50_000
+        ])))
+        .send()
+        .expect("streamed patch");
+    assert_eq!(r.status().as_u16(), 413);
+    let r = c.req("GET", &loc).send().expect("status");
+    assert_eq!(r.status().as_u16(), 404, "the session is gone");
     // A blob within the limit goes through.
     c.image("admin/small", "v1", "small", &[&[1u8; 500]]);
 }
