@@ -104,14 +104,14 @@ fn thresholds(q: Option<&QuotaRow>, system_reject: i64) -> Option<Thresholds> {
     })
 }
 
-fn over_quota(ns: &str, after: i64, t: &Thresholds, pct: i64, when: &str) -> Error {
+fn over_quota(ns: &str, after: i64, reject: i64, when: &str) -> Error {
     Error::with_status(
         ErrorCode::Denied,
         403,
         format!(
-            "namespace {ns} is over its storage quota: {when} would use {} of {} (pushes are refused above {pct}%); delete tags, or ask an administrator to raise the quota",
+            "namespace {ns} is over its storage quota: {when} would use {} of the {} allowed; delete tags, or ask an administrator to raise the quota",
             human_size(after),
-            human_size(t.limit),
+            human_size(reject),
         ),
     )
 }
@@ -214,7 +214,7 @@ impl Registry {
             });
             metrics::counter!("berth_quota_rejections_total").increment(1);
             return Ok(QuotaOutcome::Refuse(
-                over_quota(ns, after, &t, pct, "this push"),
+                over_quota(ns, after, reject, "this push"),
                 Box::new(event("quota_error", repo, meta)),
             ));
         }
@@ -238,12 +238,17 @@ impl Registry {
 
     /// Before blob bytes are accepted: refuses when the namespace's usage plus `incoming` bytes
     /// (an upload's bytes so far and the chunk arriving) would pass its reject threshold, so a
-    /// large image is refused while it uploads rather than after. Counting is not transactional
-    /// here (concurrent uploads are not summed): the manifest push's check stays the exact one.
+    /// large image is refused while it uploads rather than after. `known_new` says the blob is
+    /// known not to be one the namespace already has (its digest was checked); otherwise the
+    /// bytes may still turn out to be such a blob (a shared base layer pushed to another
+    /// repository adds nothing), so they are refused only once there are more of them than in
+    /// the namespace's largest blob. Counting is not transactional here (concurrent uploads are
+    /// not summed): the manifest push's check stays the exact one.
     pub(crate) async fn quota_admits_upload(
         &self,
         repo: &RepoName,
         incoming: u64,
+        known_new: bool,
         when: &str,
     ) -> Result<()> {
         let Some(quota) = self.quota_to_check(repo.namespace()).await? else {
@@ -258,8 +263,15 @@ impl Registry {
         };
         let ns = repo.namespace();
         let usage = self.db.namespace_usage(ns).await?;
-        let after = usage.saturating_add(i64::try_from(incoming).unwrap_or(i64::MAX));
-        if after > reject || (incoming == 0 && usage >= reject) {
+        let incoming_i = i64::try_from(incoming).unwrap_or(i64::MAX);
+        let after = usage.saturating_add(incoming_i);
+        if after <= reject {
+            return Ok(());
+        }
+        if !known_new && incoming_i <= self.db.namespace_largest_blob(ns).await? {
+            return Ok(());
+        }
+        {
             metrics::counter!("berth_quota_rejections_total").increment(1);
             self.db
                 .insert_audit(&[event(
@@ -271,9 +283,8 @@ impl Registry {
                     }),
                 )])
                 .await?;
-            return Err(over_quota(ns, after, &t, pct, when));
+            return Err(over_quota(ns, after, reject, when));
         }
-        Ok(())
     }
 
     /// Bytes a namespace uses.

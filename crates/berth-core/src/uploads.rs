@@ -91,7 +91,6 @@ fn storage_err(e: StorageError, id: &str) -> Error {
 impl Registry {
     /// Opens an upload session in `repo`, creating the repository on first push.
     pub async fn upload_start(&self, repo: &RepoName) -> Result<UploadState> {
-        self.quota_admits_upload(repo, 0, "this upload").await?;
         let id = uuid::Uuid::new_v4().to_string();
         self.store.upload_begin(&id).await?;
         let hasher = Hasher::new(Algorithm::Sha256);
@@ -154,7 +153,7 @@ impl Registry {
         }
         if let Some(len) = expected_len {
             self.within_blob_limit(old.saturating_add(len))?;
-            self.quota_admits_upload(repo, old.saturating_add(len), "this upload")
+            self.quota_admits_upload(repo, old.saturating_add(len), false, "this upload")
                 .await?;
         }
         let hasher = self
@@ -283,7 +282,7 @@ impl Registry {
             .namespace_references(repo.namespace(), &digest.to_string())
             .await?
             && let Err(e) = self
-                .quota_admits_upload(repo, state.size, "this blob")
+                .quota_admits_upload(repo, state.size, true, "this blob")
                 .await
         {
             self.upload_cancel(repo, id).await?;
@@ -332,7 +331,8 @@ impl Registry {
                 .namespace_references(repo.namespace(), &digest.to_string())
                 .await?
             {
-                self.quota_admits_upload(repo, len, "this blob").await?;
+                self.quota_admits_upload(repo, len, true, "this blob")
+                    .await?;
             }
         }
         let id = uuid::Uuid::new_v4().to_string();

@@ -329,9 +329,24 @@ impl Db {
 
     /// Counts a failed login from `source`; returns the failures from that source and the
     /// account-wide failures, both since the last success.
-    pub async fn record_login_failure(&self, id: i64, source: &str) -> Result<(i64, i64)> {
+    pub async fn record_login_failure(
+        &self,
+        id: i64,
+        source: &str,
+        lockout: i64,
+    ) -> Result<(i64, i64)> {
         let now = now_ms();
         let mut w = self.write().await?;
+        // Failures a day old that never reached the lock-out are forgotten (every account), so
+        // guesses from ever new addresses do not grow the table without bound.
+        sqlx::query(
+            "DELETE FROM login_failures
+             WHERE failures > 0 AND ($1 <= 0 OR failures < $1) AND last_failed_at < $2",
+        )
+        .bind(lockout)
+        .bind(now - 86_400_000)
+        .execute(&mut *w.tx)
+        .await?;
         let from_source = sqlx::query(
             "INSERT INTO login_failures (account_id, source, failures, last_failed_at)
              VALUES ($1, $2, 1, $3)
@@ -375,7 +390,7 @@ impl Db {
     pub async fn login_failure_sources(&self, id: i64) -> Result<Vec<(String, i64, i64)>> {
         let rows = sqlx::query(
             "SELECT source, failures, last_failed_at FROM login_failures
-             WHERE account_id = $1 ORDER BY failures DESC, source",
+             WHERE account_id = $1 AND failures > 0 ORDER BY failures DESC, source",
         )
         .bind(id)
         .fetch_all(&self.pool)
@@ -387,14 +402,20 @@ impl Db {
     }
 
     /// A successful login from `source`: that source's failures and the account-wide count are
-    /// cleared (other sources keep theirs).
+    /// cleared (other sources keep theirs), and the source is remembered as one the user logs in
+    /// from (a row with no failures), which the account-wide guard then leaves alone.
     pub async fn login_succeeded(&self, id: i64, source: &str) -> Result<()> {
         let mut w = self.write().await?;
-        sqlx::query("DELETE FROM login_failures WHERE account_id = $1 AND source = $2")
-            .bind(id)
-            .bind(source)
-            .execute(&mut *w.tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO login_failures (account_id, source, failures, last_failed_at)
+             VALUES ($1, $2, 0, $3)
+             ON CONFLICT (account_id, source) DO UPDATE SET failures = 0, last_failed_at = $3",
+        )
+        .bind(id)
+        .bind(source)
+        .bind(now_ms())
+        .execute(&mut *w.tx)
+        .await?;
         sqlx::query("UPDATE accounts SET failed_logins = 0, last_failed_at = NULL WHERE id = $1")
             .bind(id)
             .execute(&mut *w.tx)

@@ -201,6 +201,17 @@ impl Db {
         Ok(r.get(0))
     }
 
+    /// The size of the largest blob the namespace's manifests reference (0 when none).
+    pub async fn namespace_largest_blob(&self, namespace: &str) -> Result<i64> {
+        let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT CAST(COALESCE(MAX(size), 0) AS BIGINT) FROM blobs WHERE digest IN ({NAMESPACE_DIGESTS})"
+        )))
+        .bind(namespace)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(r.get(0))
+    }
+
     /// Whether a manifest of the namespace already references blob `digest` (then storing it
     /// again adds nothing to the namespace's usage).
     pub async fn namespace_references(&self, namespace: &str, digest: &str) -> Result<bool> {

@@ -353,8 +353,9 @@ pub async fn serve(cfg: Config, migrate: bool, workers: bool) -> anyhow::Result<
     auth.audit.flush().await;
     let _ = stop_workers.send(true);
     if let Some(w) = worker {
-        // A worker finishes the job in hand; its lease lets another instance retry it otherwise.
-        let _ = tokio::time::timeout(grace, w).await;
+        // A worker finishes the job in hand for a few seconds more; its lease lets another
+        // instance retry it otherwise.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), w).await;
     }
     if !cfg.registry_readonly {
         registry.flush_pulls().await;
@@ -412,10 +413,20 @@ async fn serve_connections(
                         .await
                 }
                 Some(acceptor) => {
-                    let stream = match acceptor.accept(tcp).await {
-                        Ok(s) => s,
-                        Err(e) => {
+                    // A peer that never finishes its handshake must not hold a shutdown for the
+                    // whole grace period (or a connection slot for ever).
+                    let handshake = tokio::time::timeout(
+                        std::time::Duration::from_secs(10),
+                        acceptor.accept(tcp),
+                    );
+                    let stream = match handshake.await {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
                             tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
                             return;
                         }
                     };

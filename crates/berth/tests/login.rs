@@ -512,6 +512,28 @@ fn an_attacker_guessing_cannot_lock_the_real_user_out() {
 }
 
 #[test]
+fn guesses_spread_over_many_addresses_only_delay_addresses_the_user_never_used() {
+    let b = Berth::start_with_env(&[
+        ("BERTH_LOGIN_LOCKOUT_FAILURES", "1"),
+        ("BERTH_LOGIN_BACKOFF_BASE_MS", "60000"),
+    ]);
+    // The real admin has logged in from 127.0.0.1 before.
+    assert_eq!(token_request(&b, ADMIN_USER, ADMIN_PASSWORD).0, 200);
+    // One wrong guess each from three other addresses: three times the lock-out count.
+    for i in 3..6 {
+        let (s, _, _) = token_request_from(&b, &format!("127.0.0.{i}"), ADMIN_USER, "guess");
+        assert_eq!(s, 401);
+    }
+    // An address nobody logged in from meets the account-wide delay...
+    let (s, retry, body) = token_request_from(&b, "127.0.0.9", ADMIN_USER, ADMIN_PASSWORD);
+    assert_eq!(s, 429, "{body}");
+    assert!(retry.is_some());
+    // ...but the user's own address is spared it: the guesser cannot keep them out.
+    let (s, _, body) = token_request(&b, ADMIN_USER, ADMIN_PASSWORD);
+    assert_eq!(s, 200, "{body}");
+}
+
+#[test]
 fn repeated_bad_passwords_are_slowed_then_locked_until_reset() {
     let b = Berth::start_with_env(&[
         ("BERTH_LOGIN_LOCKOUT_FAILURES", "3"),

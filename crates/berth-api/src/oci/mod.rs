@@ -205,8 +205,8 @@ async fn authorize(
             let q = Query::parse(uri.query());
             q.get("mount")
                 .and(q.get("from"))
+                .and_then(|f| st.full_name(f).ok())
                 .filter(|f| f.parse::<RepoName>().is_ok())
-                .map(str::to_string)
         }
         _ => None,
     };

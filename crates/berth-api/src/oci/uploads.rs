@@ -56,7 +56,11 @@ pub async fn start(
     let reg = &st.registry;
     if let (Some(mount), Some(from)) = (q.get("mount"), q.get("from")) {
         let digest = parse_digest(mount)?;
-        let from = repo(from)?;
+        // A one-component source is the library repository, as everywhere else.
+        let from = repo(
+            &st.full_name(from)
+                .map_err(|m| ApiError::new(ErrorCode::NameInvalid, m))?,
+        )?;
         // Mounting needs pull rights on the source; without them this is a plain upload.
         if caller.claims.allows(from.as_str(), "pull")
             && reg.blob_mount(name, &from, &digest).await?

@@ -383,10 +383,8 @@ impl Auth {
         if !acct.enabled {
             return Ok(Err(LoginError::Disabled));
         }
-        if acct.failed_logins > 0 {
-            self.db.login_succeeded(acct.id, source).await?;
-        }
-        self.db.touch_account(acct.id).await?;
+        self.incidental(self.db.login_succeeded(acct.id, source).await)?;
+        self.incidental(self.db.touch_account(acct.id).await)?;
         self.ldap_sync_teams(&acct, &user.teams).await?;
         let mut actor = self.actor(&acct, "password");
         if user.superuser == Some(true) {

@@ -58,6 +58,24 @@ impl LoginError {
 /// The source of a login with no network address (the command line).
 pub const LOCAL_SOURCE: &str = "local";
 
+/// What failures are counted against: the client's IPv4 address, or its IPv6 /64 (one host
+/// commonly holds a whole /64, so single IPv6 addresses would be free to rotate through).
+pub fn source_key(ip: Option<&str>) -> String {
+    let Some(ip) = ip else {
+        return LOCAL_SOURCE.to_string();
+    };
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Ok(std::net::IpAddr::V6(v6)) => v6
+            .to_ipv4_mapped()
+            .map_or_else(|| ip.to_string(), |v4| v4.to_string()),
+        _ => ip.to_string(),
+    }
+}
+
 /// Where a login attempt came from and through what, for the audit log.
 #[derive(Debug, Clone, Default)]
 pub struct LoginContext<'a> {
@@ -74,8 +92,8 @@ impl Auth {
         secret: &str,
         ctx: &LoginContext<'_>,
     ) -> Result<std::result::Result<Actor, LoginError>> {
-        let source = ctx.ip.unwrap_or(LOCAL_SOURCE);
-        let outcome = self.check(username, secret, source).await?;
+        let source = source_key(ctx.ip);
+        let outcome = self.check(username, secret, &source).await?;
         let (ok, detail) = match &outcome {
             Ok(a) => (true, a.via.to_string()),
             Err(e) => (false, e.message(username)),
@@ -207,10 +225,8 @@ impl Auth {
         if !row.enabled {
             return Ok(Err(LoginError::Disabled));
         }
-        if row.failed_logins > 0 {
-            self.db.login_succeeded(row.id, source).await?;
-        }
-        self.db.touch_account(row.id).await?;
+        self.incidental(self.db.login_succeeded(row.id, source).await)?;
+        self.incidental(self.db.touch_account(row.id).await)?;
         Ok(Ok(self.actor(&row, "password")))
     }
 
@@ -234,7 +250,8 @@ impl Auth {
     /// success passes three times the lock-out threshold.
     pub async fn throttled(&self, row: &AccountRow, source: &str) -> Result<Option<LoginError>> {
         let now = now_ms();
-        if let Some((f, last)) = self.db.login_failures_from(row.id, source).await?
+        let here = self.db.login_failures_from(row.id, source).await?;
+        if let Some((f, last)) = here
             && f > 0
         {
             if self.config.lockout_failures > 0 && f >= self.config.lockout_failures {
@@ -247,8 +264,12 @@ impl Auth {
                 return Ok(Some(e));
             }
         }
+        // The guard spares addresses the user has logged in from (a row without failures): spread
+        // guesses cannot keep the real user out by spending one guess whenever the wait ends.
+        let known_good = matches!(here, Some((0, _)));
         let guard = self.config.lockout_failures.max(1).saturating_mul(3);
-        if row.failed_logins >= guard
+        if !known_good
+            && row.failed_logins >= guard
             && let Some(e) = self.backoff(
                 row.failed_logins - guard + 1,
                 row.last_failed_at.unwrap_or(0),
@@ -258,6 +279,19 @@ impl Auth {
             return Ok(Some(e));
         }
         Ok(None)
+    }
+
+    /// A write a login makes on the side (last use, failure counters). Under
+    /// `REGISTRY_STATE: readonly` the database may refuse writes; the login goes on, as Quay's.
+    pub(super) fn incidental<T>(&self, r: std::result::Result<T, berth_db::DbError>) -> Result<()> {
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if self.config.readonly => {
+                tracing::debug!(error = %e, "read-only: a login's bookkeeping was not written");
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The wait after `failures` failures, the last at `last`.
@@ -275,7 +309,18 @@ impl Auth {
 
     /// Counts a refused password from `source`; the error to answer.
     pub(super) async fn login_failed(&self, row: &AccountRow, source: &str) -> Result<LoginError> {
-        let (from_source, _) = self.db.record_login_failure(row.id, source).await?;
+        let counted = self
+            .db
+            .record_login_failure(row.id, source, self.config.lockout_failures)
+            .await;
+        let from_source = match counted {
+            Ok((n, _)) => n,
+            Err(e) if self.config.readonly => {
+                tracing::debug!(error = %e, "read-only: a failed login was not counted");
+                0
+            }
+            Err(e) => return Err(e.into()),
+        };
         Ok(
             if self.config.lockout_failures > 0 && from_source >= self.config.lockout_failures {
                 LoginError::Locked {
@@ -329,7 +374,7 @@ impl Auth {
         {
             return Ok(Err(LoginError::Disabled));
         }
-        self.db.touch_account(row.id).await?;
+        self.incidental(self.db.touch_account(row.id).await)?;
         Ok(Ok(self.actor(&row, "robot_token")))
     }
 
@@ -356,7 +401,7 @@ impl Auth {
         if !row.enabled {
             return Ok(Err(LoginError::Disabled));
         }
-        self.db.touch_token(true, &t.uuid).await?;
+        self.incidental(self.db.touch_token(true, &t.uuid).await)?;
         Ok(Ok(self.actor(&row, "app_token")))
     }
 
@@ -374,7 +419,7 @@ impl Auth {
         if !row.enabled {
             return Ok(None);
         }
-        self.db.touch_token(false, &t.uuid).await?;
+        self.incidental(self.db.touch_token(false, &t.uuid).await)?;
         let mut actor = self.actor(&row, "api_token");
         let scopes: Vec<String> = t.scopes.split_whitespace().map(str::to_string).collect();
         if !scopes.iter().any(|s| s == "super:user") {

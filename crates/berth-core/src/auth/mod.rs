@@ -74,6 +74,8 @@ pub struct AuthConfig {
     /// `FEATURE_DIRECT_LOGIN`: users may log in with a password (local or LDAP). Off, only
     /// external providers, app-specific tokens, robot and API tokens log in.
     pub direct_login: bool,
+    /// `REGISTRY_STATE: readonly`: a login's own bookkeeping writes may fail without failing it.
+    pub readonly: bool,
     /// `FEATURE_CHANGE_TAG_EXPIRATION`
     pub change_tag_expiration: bool,
 }
@@ -102,6 +104,7 @@ impl Default for AuthConfig {
             session_timeout_s: 31 * 86_400,
             tag_expiration_options: vec![0, 86_400, 7 * 86_400, 14 * 86_400, 28 * 86_400],
             direct_login: true,
+            readonly: false,
             change_tag_expiration: true,
         }
     }

@@ -161,21 +161,24 @@ impl Auth {
         }
         let generated = password.is_none().then(|| random_token(24));
         let pw = password.or(generated.as_deref());
+        // Until the caller has shown the generated password, a marker says it was never seen, so
+        // that a later start can say how to set one instead of leaving the registry with a
+        // superuser nobody can log in as. It is written before the user, so no stop in between
+        // can leave the user without it.
+        if generated.is_some() {
+            self.db.instance_secret(UNSHOWN_BOOTSTRAP, username).await?;
+        }
         match self.create_user(None, username, pw, None, true).await {
-            Ok(row) => {
-                // Until the caller has shown the generated password, a marker says it was never
-                // seen, so that a later start can say how to set one instead of leaving the
-                // registry with a superuser nobody can log in as.
-                if generated.is_some() {
-                    self.db
-                        .instance_secret(UNSHOWN_BOOTSTRAP, &row.name)
-                        .await?;
-                }
-                Ok(Some((row, generated)))
-            }
-            // Another instance created it at the same moment.
+            Ok(row) => Ok(Some((row, generated))),
+            // Another instance created it at the same moment; it shows its own password and
+            // clears the (shared) marker then.
             Err(Error::Request { status: 409, .. }) => Ok(None),
-            Err(e) => Err(e),
+            Err(e) => {
+                if generated.is_some() {
+                    let _ = self.bootstrap_password_shown().await;
+                }
+                Err(e)
+            }
         }
     }
 }

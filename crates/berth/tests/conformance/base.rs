@@ -272,4 +272,13 @@ async fn a_one_component_name_is_the_library_repository_in_v2_and_the_api() {
     }
     let r = reg.get("/v2/_catalog").await;
     assert!(strings(&r.json()["repositories"]).contains(&"library/plainonly".to_string()));
+    // A mount's `from=` names the source the same way.
+    let dst = repo("mount-from-library");
+    let r = reg
+        .post(&format!(
+            "/v2/{dst}/blobs/uploads/?mount={}&from=plainonly",
+            img.layer_digest
+        ))
+        .await;
+    r.expect_status(201);
 }

@@ -112,6 +112,7 @@ pub static KEYS: &[KeyDef] = &[
         "normal, or readonly: every write refused, pulls and reads served, writing workers paused",
         |c, _, v, _| {
             c.registry_readonly = v.as_str() == Some("readonly");
+            c.auth.readonly = c.registry_readonly;
             Ok(())
         },
     )
