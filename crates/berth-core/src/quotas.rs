@@ -271,20 +271,18 @@ impl Registry {
         if !known_new && incoming_i <= self.db.namespace_largest_blob(ns).await? {
             return Ok(());
         }
-        {
-            metrics::counter!("berth_quota_rejections_total").increment(1);
-            self.db
-                .insert_audit(&[event(
-                    "quota_error",
-                    repo,
-                    serde_json::json!({
-                        "namespace": ns, "usage_bytes": usage, "would_use_bytes": after,
-                        "limit_bytes": t.limit, "threshold_percent": pct, "stage": when,
-                    }),
-                )])
-                .await?;
-            return Err(over_quota(ns, after, reject, when));
-        }
+        metrics::counter!("berth_quota_rejections_total").increment(1);
+        self.db
+            .insert_audit(&[event(
+                "quota_error",
+                repo,
+                serde_json::json!({
+                    "namespace": ns, "usage_bytes": usage, "would_use_bytes": after,
+                    "limit_bytes": t.limit, "threshold_percent": pct, "stage": when,
+                }),
+            )])
+            .await?;
+        Err(over_quota(ns, after, reject, when))
     }
 
     /// Bytes a namespace uses.
