@@ -15,6 +15,21 @@ pub enum V2Route<'a> {
     Referrers { name: &'a str, digest: &'a str },
 }
 
+impl<'a> V2Route<'a> {
+    /// The repository the route names (raw, as in the path), if it names one.
+    pub fn repo_name(&self) -> Option<&'a str> {
+        match self {
+            V2Route::Base | V2Route::Catalog => None,
+            V2Route::Tags { name }
+            | V2Route::Manifest { name, .. }
+            | V2Route::Blob { name, .. }
+            | V2Route::UploadStart { name }
+            | V2Route::Upload { name, .. }
+            | V2Route::Referrers { name, .. } => Some(name),
+        }
+    }
+}
+
 /// Splits `s` at its last `/`: (before, after).
 fn pop(s: &str) -> Option<(&str, &str)> {
     s.rsplit_once('/')

@@ -312,9 +312,10 @@ fn half_a_patch(b: &Berth, location: &str, len: usize) -> TcpStream {
     s
 }
 
-fn start_upload(b: &Berth) -> String {
+/// Opens an upload session in `repo`; its location.
+fn start_upload(b: &Berth, repo: &str) -> String {
     let r = Client::new(b)
-        .req("POST", "/v2/admin/slow/blobs/uploads/")
+        .req("POST", &format!("/v2/{repo}/blobs/uploads/"))
         .send()
         .expect("post");
     assert_eq!(r.status().as_u16(), 202);
@@ -328,7 +329,7 @@ fn start_upload(b: &Berth) -> String {
 #[test]
 fn sigterm_lets_requests_in_flight_finish_then_stops() {
     let mut b = Berth::start_with_env(&[("BERTH_SHUTDOWN_GRACE_SECONDS", "30")]);
-    let location = start_upload(&b);
+    let location = start_upload(&b, "admin/slow");
     let len = 200_000;
     let mut s = half_a_patch(&b, &location, len);
     std::thread::sleep(Duration::from_millis(200));
@@ -368,7 +369,7 @@ fn sigterm_lets_requests_in_flight_finish_then_stops() {
 #[test]
 fn a_second_signal_stops_at_once() {
     let mut b = Berth::start_with_env(&[("BERTH_SHUTDOWN_GRACE_SECONDS", "300")]);
-    let location = start_upload(&b);
+    let location = start_upload(&b, "admin/slow");
     let _s = half_a_patch(&b, &location, 200_000);
     std::thread::sleep(Duration::from_millis(200));
     b.signal("TERM");
@@ -603,16 +604,7 @@ fn maximum_layer_size_refuses_larger_blobs_as_quay_does() {
     assert_eq!(code, "SIZE_INVALID", "{v}");
     assert!(message.contains("MAXIMUM_LAYER_SIZE"), "{message}");
     // In chunks too, by the declared length, and nothing is kept.
-    let r = c
-        .req("POST", "/v2/admin/big/blobs/uploads/")
-        .send()
-        .expect("post");
-    let loc = r
-        .headers()
-        .get("location")
-        .and_then(|l| l.to_str().ok())
-        .expect("location")
-        .to_string();
+    let loc = start_upload(&b, "admin/big");
     let r = c.req("PATCH", &loc).body(big).send().expect("patch");
     assert_eq!(r.status().as_u16(), 413);
     let r = c
@@ -621,16 +613,7 @@ fn maximum_layer_size_refuses_larger_blobs_as_quay_does() {
         .expect("head");
     assert_eq!(r.status().as_u16(), 404);
     // A chunk of unknown length (chunked transfer) is stopped while it streams; the session goes.
-    let r = c
-        .req("POST", "/v2/admin/big/blobs/uploads/")
-        .send()
-        .expect("post");
-    let loc = r
-        .headers()
-        .get("location")
-        .and_then(|l| l.to_str().ok())
-        .expect("location")
-        .to_string();
+    let loc = start_upload(&b, "admin/big");
     let r = c
         .req("PATCH", &loc)
         .body(reqwest::blocking::Body::new(std::io::Cursor::new(vec![

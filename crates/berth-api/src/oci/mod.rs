@@ -48,15 +48,8 @@ impl Caller {
 
 /// The request path with a one-component repository name mapped to its full name.
 fn with_full_name(st: &AppState, uri: Uri) -> Result<Uri, ApiError> {
-    let name = match parse_v2_path(uri.path()) {
-        Some(
-            V2Route::Tags { name }
-            | V2Route::Referrers { name, .. }
-            | V2Route::Manifest { name, .. }
-            | V2Route::Blob { name, .. }
-            | V2Route::UploadStart { name }
-            | V2Route::Upload { name, .. },
-        ) if !name.contains('/') => name.to_string(),
+    let name = match parse_v2_path(uri.path()).and_then(|r| r.repo_name()) {
+        Some(name) if !name.contains('/') => name.to_string(),
         _ => return Ok(uri),
     };
     let full = st
@@ -120,23 +113,9 @@ fn refusal_with_challenge(
     if e.status != 403 || e.headers.iter().any(|(h, _)| h == header::WWW_AUTHENTICATE) {
         return e;
     }
-    let scope = match parse_v2_path(uri.path()) {
-        Some(
-            V2Route::Tags { name }
-            | V2Route::Referrers { name, .. }
-            | V2Route::Manifest { name, .. }
-            | V2Route::Blob { name, .. }
-            | V2Route::UploadStart { name }
-            | V2Route::Upload { name, .. },
-        ) => {
-            let wanted = match needed_action(method) {
-                "push" => "pull,push",
-                a => a,
-            };
-            Some(format!("repository:{name}:{wanted}"))
-        }
-        _ => None,
-    };
+    let scope = parse_v2_path(uri.path())
+        .and_then(|r| r.repo_name())
+        .map(|name| repo_scope(name, needed_action(method)));
     let c = crate::auth::challenge(st, headers, scope.as_deref(), None);
     e.header(header::WWW_AUTHENTICATE, c)
 }
@@ -176,6 +155,16 @@ fn needed_action(method: &Method) -> &'static str {
     }
 }
 
+/// The token scope a repository action needs: a push also reads (`pull,push`), as clients ask.
+fn repo_scope(name: &str, action: &str) -> String {
+    let wanted = if action == "push" {
+        "pull,push"
+    } else {
+        action
+    };
+    format!("repository:{name}:{wanted}")
+}
+
 /// Checks the request's registry token against what the route needs. No token, a bad token, or
 /// one lacking the action: 401 with the challenge that tells the client which token to fetch.
 async fn authorize(
@@ -187,15 +176,7 @@ async fn authorize(
 ) -> Result<Caller, ApiError> {
     let route = parse_v2_path(uri.path());
     // A malformed name is NAME_INVALID for everyone: it names nothing that could be protected.
-    if let Some(
-        V2Route::Tags { name }
-        | V2Route::Referrers { name, .. }
-        | V2Route::Manifest { name, .. }
-        | V2Route::Blob { name, .. }
-        | V2Route::UploadStart { name }
-        | V2Route::Upload { name, .. },
-    ) = &route
-    {
+    if let Some(name) = route.as_ref().and_then(V2Route::repo_name) {
         repo(name)?;
     }
     // A cross-repository mount also reads the source repository: its challenge and its token
@@ -210,30 +191,19 @@ async fn authorize(
         }
         _ => None,
     };
-    let (scope, repo_action): (Option<String>, Option<(&str, &str)>) = match &route {
-        Some(V2Route::Base) | None => (None, None),
-        Some(V2Route::Catalog) => (Some("registry:catalog:*".to_string()), None),
-        Some(
-            V2Route::Tags { name }
-            | V2Route::Referrers { name, .. }
-            | V2Route::Manifest { name, .. }
-            | V2Route::Blob { name, .. }
-            | V2Route::UploadStart { name }
-            | V2Route::Upload { name, .. },
-        ) => {
-            let action = needed_action(method);
-            let wanted = if action == "push" {
-                "pull,push"
-            } else {
-                action
-            };
-            let mut scope = format!("repository:{name}:{wanted}");
-            if let Some(from) = &mount_from {
-                scope.push_str(&format!(" repository:{from}:pull"));
+    let (scope, repo_action): (Option<String>, Option<(&str, &str)>) =
+        match (&route, route.as_ref().and_then(V2Route::repo_name)) {
+            (Some(V2Route::Catalog), _) => (Some("registry:catalog:*".to_string()), None),
+            (_, Some(name)) => {
+                let action = needed_action(method);
+                let mut scope = repo_scope(name, action);
+                if let Some(from) = &mount_from {
+                    scope.push_str(&format!(" repository:{from}:pull"));
+                }
+                (Some(scope), Some((name, action)))
             }
-            (Some(scope), Some((*name, action)))
-        }
-    };
+            _ => (None, None),
+        };
     let deny = |detail: &str, error: Option<&str>| {
         ApiError::new(ErrorCode::Unauthorized, detail).header(
             header::WWW_AUTHENTICATE,
