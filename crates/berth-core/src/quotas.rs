@@ -238,17 +238,18 @@ impl Registry {
 
     /// Before blob bytes are accepted: refuses when the namespace's usage plus `incoming` bytes
     /// (an upload's bytes so far and the chunk arriving) would pass its reject threshold, so a
-    /// large image is refused while it uploads rather than after. `known_new` says the blob is
-    /// known not to be one the namespace already has (its digest was checked); otherwise the
-    /// bytes may still turn out to be such a blob (a shared base layer pushed to another
-    /// repository adds nothing), so they are refused only once there are more of them than in
-    /// the namespace's largest blob. Counting is not transactional here (concurrent uploads are
-    /// not summed): the manifest push's check stays the exact one.
+    /// large image is refused while it uploads rather than after. A blob the namespace already
+    /// references adds nothing: with its digest (`blob`, known for a monolithic POST and a
+    /// completed session) that is checked exactly; without it (a chunk), the bytes may still turn
+    /// out to be such a blob (a shared base layer pushed to another repository), so they are
+    /// refused only once there are more of them than in the namespace's largest blob. Both look-ups
+    /// happen only on the way to a refusal. Counting is not transactional here (concurrent uploads
+    /// are not summed): the manifest push's check stays the exact one.
     pub(crate) async fn quota_admits_upload(
         &self,
         repo: &RepoName,
         incoming: u64,
-        known_new: bool,
+        blob: Option<&berth_oci::Digest>,
         when: &str,
     ) -> Result<()> {
         let Some(quota) = self.quota_to_check(repo.namespace()).await? else {
@@ -268,7 +269,11 @@ impl Registry {
         if after <= reject {
             return Ok(());
         }
-        if !known_new && incoming_i <= self.db.namespace_largest_blob(ns).await? {
+        let already_there = match blob {
+            Some(d) => self.db.namespace_references(ns, &d.to_string()).await?,
+            None => incoming_i <= self.db.namespace_largest_blob(ns).await?,
+        };
+        if already_there {
             return Ok(());
         }
         metrics::counter!("berth_quota_rejections_total").increment(1);

@@ -153,7 +153,7 @@ impl Registry {
         }
         if let Some(len) = expected_len {
             self.within_blob_limit(old.saturating_add(len))?;
-            self.quota_admits_upload(repo, old.saturating_add(len), false, "this upload")
+            self.quota_admits_upload(repo, old.saturating_add(len), None, "this upload")
                 .await?;
         }
         let hasher = self
@@ -277,13 +277,9 @@ impl Registry {
                 ),
             ));
         }
-        if !self
-            .db
-            .namespace_references(repo.namespace(), &digest.to_string())
-            .await?
-            && let Err(e) = self
-                .quota_admits_upload(repo, state.size, true, "this blob")
-                .await
+        if let Err(e) = self
+            .quota_admits_upload(repo, state.size, Some(digest), "this blob")
+            .await
         {
             self.upload_cancel(repo, id).await?;
             return Err(e);
@@ -326,14 +322,8 @@ impl Registry {
     ) -> Result<u64> {
         if let Some(len) = expected_len {
             self.within_blob_limit(len)?;
-            if !self
-                .db
-                .namespace_references(repo.namespace(), &digest.to_string())
-                .await?
-            {
-                self.quota_admits_upload(repo, len, true, "this blob")
-                    .await?;
-            }
+            self.quota_admits_upload(repo, len, Some(digest), "this blob")
+                .await?;
         }
         let id = uuid::Uuid::new_v4().to_string();
         self.store.upload_begin(&id).await?;
