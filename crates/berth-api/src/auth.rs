@@ -135,18 +135,9 @@ fn login_error(
     user: &str,
     e: &berth_core::auth::LoginError,
 ) -> Response {
-    let status = e.status();
-    let code = if status == 429 {
-        ErrorCode::TooManyRequests
-    } else {
-        ErrorCode::Unauthorized
-    };
-    let mut err = ApiError::new(code, e.message(user)).status(status);
-    if let berth_core::auth::LoginError::Throttled { retry_after_s } = e {
-        err = err
-            .header(header::RETRY_AFTER, retry_after_s.to_string())
-            .facts(serde_json::json!({"retry_after_s": retry_after_s}));
-    } else {
+    let throttled = matches!(e, berth_core::auth::LoginError::Throttled { .. });
+    let mut err = ApiError::from(e.clone().into_error(user));
+    if !throttled {
         err = err.header(header::WWW_AUTHENTICATE, challenge(st, headers, None, None));
     }
     err.into_response()

@@ -51,42 +51,115 @@ impl ApiError {
     }
 }
 
-impl From<Error> for ApiError {
-    fn from(e: Error) -> ApiError {
+/// A domain error as an HTTP answer. `Problem::from` is the one place a core error gets a status
+/// and a code; `/v2` renders it as OCI JSON ([`ApiError`]), `/api/v1` as Quay JSON
+/// (`rest::RestError`). Internal faults are logged here, once, and answered without detail.
+#[derive(Debug)]
+pub struct Problem {
+    pub status: u16,
+    /// The OCI code `/v2` answers with.
+    pub code: ErrorCode,
+    pub message: String,
+    /// Seconds until a throttled caller may retry (`Retry-After`).
+    pub retry_after: Option<i64>,
+    /// Where an out-of-order upload resumes (the session's size).
+    pub resume_from: Option<u64>,
+}
+
+impl From<Error> for Problem {
+    fn from(e: Error) -> Problem {
+        use berth_core::{Malformed, Missing};
+        let answer = |status: u16, code: ErrorCode, message: String| Problem {
+            status,
+            code,
+            message,
+            retry_after: None,
+            resume_from: None,
+        };
         match e {
-            Error::Registry {
-                code,
-                status,
-                detail,
-            } => {
-                let mut a = ApiError::new(code, detail);
-                if let Some(s) = status {
-                    a.status = s;
-                }
-                a
-            }
-            Error::Request { status, message } => {
-                let code = match status {
-                    401 => ErrorCode::Unauthorized,
-                    403 => ErrorCode::Denied,
-                    404 => ErrorCode::NameUnknown,
-                    429 => ErrorCode::TooManyRequests,
-                    _ => ErrorCode::Unsupported,
+            Error::NotFound { what, detail } => {
+                let code = match what {
+                    Missing::Blob => ErrorCode::BlobUnknown,
+                    Missing::Manifest => ErrorCode::ManifestUnknown,
+                    Missing::Upload => ErrorCode::BlobUploadUnknown,
+                    Missing::Repository | Missing::Other => ErrorCode::NameUnknown,
                 };
-                ApiError::new(code, message).status(status)
+                answer(404, code, detail)
             }
+            Error::Invalid { what, detail } => {
+                let code = match what {
+                    Malformed::Digest => ErrorCode::DigestInvalid,
+                    Malformed::Manifest => ErrorCode::ManifestInvalid,
+                    Malformed::Name => ErrorCode::NameInvalid,
+                    Malformed::Tag => ErrorCode::TagInvalid,
+                    Malformed::Size => ErrorCode::SizeInvalid,
+                    Malformed::Upload => ErrorCode::BlobUploadInvalid,
+                    Malformed::References => ErrorCode::ManifestBlobUnknown,
+                    Malformed::Field => ErrorCode::Unsupported,
+                };
+                answer(400, code, detail)
+            }
+            Error::AlreadyExists(m) | Error::Conflict(m) => answer(409, ErrorCode::Unsupported, m),
+            Error::Unauthenticated(m) => answer(401, ErrorCode::Unauthorized, m),
+            Error::Denied(m) => answer(403, ErrorCode::Denied, m),
+            Error::OutOfOrder {
+                resume_from,
+                detail,
+            } => Problem {
+                resume_from: Some(resume_from),
+                ..answer(416, ErrorCode::BlobUploadInvalid, detail)
+            },
+            Error::TooLarge(m) => answer(413, ErrorCode::SizeInvalid, m),
+            Error::Throttled {
+                retry_after_s,
+                detail,
+            } => Problem {
+                retry_after: Some(retry_after_s),
+                ..answer(429, ErrorCode::TooManyRequests, detail)
+            },
+            Error::Unsupported(m) => answer(405, ErrorCode::Unsupported, m),
+            Error::Unavailable(m) => answer(503, ErrorCode::Unavailable, m),
+            Error::Upstream(m) => answer(502, ErrorCode::Unavailable, m),
             Error::Db(berth_core::DbError::Unavailable(err)) => {
                 tracing::error!(error = %err, "database unavailable");
-                ApiError::new(
+                answer(
+                    503,
                     ErrorCode::Unavailable,
-                    "the metadata database is unavailable; retry shortly",
+                    "the metadata database is unavailable; retry shortly".into(),
                 )
             }
-            other => {
-                tracing::error!(error = %other, "request failed");
-                ApiError::new(ErrorCode::Internal, "internal error; see the server log")
+            fault @ (Error::Internal(_) | Error::Db(_) | Error::Storage(_)) => {
+                tracing::error!(error = %fault, "request failed");
+                answer(
+                    500,
+                    ErrorCode::Internal,
+                    "internal error; see the server log".into(),
+                )
             }
         }
+    }
+}
+
+impl From<Problem> for ApiError {
+    fn from(p: Problem) -> ApiError {
+        let mut a = ApiError::new(p.code, p.message).status(p.status);
+        if let Some(s) = p.retry_after {
+            a = a
+                .header(header::RETRY_AFTER, s.to_string())
+                .facts(serde_json::json!({"retry_after_s": s}));
+        }
+        if let Some(n) = p.resume_from {
+            a = a
+                .header(header::RANGE, format!("0-{}", n.saturating_sub(1)))
+                .facts(serde_json::json!({"resume_from": n}));
+        }
+        a
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> ApiError {
+        Problem::from(e).into()
     }
 }
 

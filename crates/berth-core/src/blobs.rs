@@ -1,12 +1,13 @@
 //! Blob reads and deletes through a repository.
 
+use crate::error::Missing;
 use crate::{Error, Registry, Result};
-use berth_oci::{Digest, ErrorCode, RepoName};
+use berth_oci::{Digest, RepoName};
 use berth_storage::{ByteStream, StorageError};
 
 fn unknown(repo: &RepoName, digest: &Digest) -> Error {
-    Error::new(
-        ErrorCode::BlobUnknown,
+    Error::missing(
+        Missing::Blob,
         format!("blob {digest} is not in repository {repo}"),
     )
 }
@@ -47,8 +48,8 @@ impl Registry {
             Ok(s) => Ok(s),
             Err(StorageError::NotFound) => {
                 tracing::error!(%digest, "blob is recorded in the database but missing from storage");
-                Err(Error::new(
-                    ErrorCode::BlobUnknown,
+                Err(Error::missing(
+                    Missing::Blob,
                     format!("blob {digest} is missing from storage"),
                 ))
             }
@@ -65,8 +66,8 @@ impl Registry {
     /// Unlinks a blob from a repository. The bytes stay until garbage collection finds them unused.
     pub async fn blob_delete(&self, repo: &RepoName, digest: &Digest) -> Result<()> {
         let Some(repo_id) = self.db.repo_id(repo.as_str()).await? else {
-            return Err(Error::new(
-                ErrorCode::BlobUnknown,
+            return Err(Error::missing(
+                Missing::Blob,
                 format!("repository {repo} has no blobs"),
             ));
         };
@@ -79,8 +80,8 @@ impl Registry {
         if removed {
             Ok(())
         } else {
-            Err(Error::new(
-                ErrorCode::BlobUnknown,
+            Err(Error::missing(
+                Missing::Blob,
                 format!("blob {digest} is not in repository {repo}"),
             ))
         }

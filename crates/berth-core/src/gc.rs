@@ -17,7 +17,7 @@
 use crate::jobs::{DeleteRepo, GcBlobs, GcOrphans, GcRepo};
 use crate::{Error, Registry, Result};
 use berth_db::GcTotals;
-use berth_oci::{Digest, ErrorCode, RepoName};
+use berth_oci::{Digest, RepoName};
 use std::collections::HashMap;
 
 /// Garbage-collection settings (Quay's keys where Quay has one).
@@ -253,10 +253,7 @@ impl Registry {
             // failure rolls the rows (and the queue entries) back for the next sweep.
             for (digest, size) in &taken {
                 let d: Digest = digest.parse().map_err(|_| {
-                    Error::new(
-                        ErrorCode::DigestInvalid,
-                        format!("recorded blob digest {digest:?} is malformed"),
-                    )
+                    Error::internal(format!("recorded blob digest {digest:?} is malformed"))
                 })?;
                 for (_, store) in self.locations.stores() {
                     store.delete(&d).await?;

@@ -27,7 +27,7 @@ pub use berth_db::{
     TagRow, TeamRow, Viewer, now_ms,
 };
 pub use berth_storage::{BlobStore, ByteStream};
-pub use error::{Error, Result};
+pub use error::{Error, Malformed, Missing, Result};
 pub use locations::Locations;
 pub use manifests::{ManifestPut, Referrer};
 pub use uploads::{LastChunk, UploadState};

@@ -3,10 +3,11 @@
 //! `ReplicateBlob` job for every other location it must reach. Reads use the preferred location
 //! when it holds the blob, else the first location in preference order that does.
 
+use crate::error::Missing;
 use crate::jobs::ReplicateBlob;
 use crate::{Error, Registry, Result};
 use berth_db::WriteTx;
-use berth_oci::{Digest, ErrorCode, Hasher};
+use berth_oci::{Digest, Hasher};
 use berth_storage::{BlobStore, ByteStream, StorageError};
 use futures::StreamExt;
 use std::collections::BTreeMap;
@@ -108,8 +109,8 @@ impl Registry {
             .iter()
             .find(|n| has(n))
             .ok_or_else(|| {
-                Error::new(
-                    ErrorCode::BlobUnknown,
+                Error::missing(
+                    Missing::Blob,
                     format!("blob {digest} is in no storage location this instance can reach"),
                 )
             })?;
@@ -121,17 +122,12 @@ impl Registry {
     /// Copies a blob into `target`, verifying its digest on the way, and records the placement.
     /// Idempotent: a blob already placed there is left alone.
     pub async fn replicate_blob(&self, job: &ReplicateBlob) -> Result<()> {
-        let digest: Digest = job.digest.parse().map_err(|_| {
-            Error::new(
-                ErrorCode::DigestInvalid,
-                format!("bad digest in job: {}", job.digest),
-            )
-        })?;
+        let digest: Digest = job
+            .digest
+            .parse()
+            .map_err(|_| Error::internal(format!("bad digest in job: {}", job.digest)))?;
         let target = self.locations.stores.get(&job.location).ok_or_else(|| {
-            Error::new(
-                ErrorCode::Unsupported,
-                format!("location {} is not configured here", job.location),
-            )
+            Error::Unsupported(format!("location {} is not configured here", job.location))
         })?;
         let placed = self.db.placements(&job.digest).await?;
         if placed.iter().any(|(l, _)| *l == job.location) {
@@ -147,10 +143,7 @@ impl Registry {
             .iter()
             .find(|n| **n != job.location && placed.iter().any(|(l, _)| l == *n))
             .ok_or_else(|| {
-                Error::new(
-                    ErrorCode::BlobUnknown,
-                    format!("no location holds {digest} yet"),
-                )
+                Error::missing(Missing::Blob, format!("no location holds {digest} yet"))
             })?;
         let source = &self.locations.stores[source_name];
         let hasher = Arc::new(Mutex::new(Hasher::new(digest.algorithm())));
@@ -181,12 +174,9 @@ impl Registry {
         })?;
         if actual != digest {
             let _ = target.upload_abort(&id).await;
-            return Err(Error::new(
-                ErrorCode::DigestInvalid,
-                format!(
-                    "copy of {digest} from {source_name} hashed to {actual}; the source is corrupt"
-                ),
-            ));
+            return Err(Error::internal(format!(
+                "copy of {digest} from {source_name} hashed to {actual}; the source is corrupt"
+            )));
         }
         target.upload_commit(&id, size, &digest).await?;
         // Record the copy under the blob row's lock, the lock the blob sweep deletes under: if
@@ -208,8 +198,8 @@ impl Registry {
             return Ok(());
         }
         if target.stat(&digest).await? != Some(size) {
-            return Err(Error::new(
-                ErrorCode::BlobUnknown,
+            return Err(Error::missing(
+                Missing::Blob,
                 format!(
                     "copy of {digest} in {} vanished before it was recorded; retrying",
                     job.location

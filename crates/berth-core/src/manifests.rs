@@ -1,9 +1,10 @@
 //! Manifest push, pull and delete; tags; referrers.
 
+use crate::error::{Malformed, Missing};
 use crate::{Error, Registry, Result};
 use berth_db::{ManifestRow, NewManifest, PutManifestError, RefRow};
 use berth_oci::manifest::{ParsedManifest, parse_manifest};
-use berth_oci::{Digest, ErrorCode, Reference, RepoName, Tag};
+use berth_oci::{Digest, Reference, RepoName, Tag};
 
 /// What a successful manifest PUT reports.
 #[derive(Debug, Clone)]
@@ -43,8 +44,8 @@ fn refs_of(p: &ParsedManifest) -> Vec<RefRow> {
 }
 
 fn manifest_unknown(repo: &RepoName, reference: &Reference) -> Error {
-    Error::new(
-        ErrorCode::ManifestUnknown,
+    Error::missing(
+        Missing::Manifest,
         format!("manifest {reference} is not in repository {repo}"),
     )
 }
@@ -71,18 +72,14 @@ impl Registry {
             }
         }
         if body.len() > self.config.max_manifest_bytes {
-            return Err(Error::with_status(
-                ErrorCode::SizeInvalid,
-                413,
-                format!(
-                    "manifest is {} bytes; the limit is {}",
-                    body.len(),
-                    self.config.max_manifest_bytes
-                ),
-            ));
+            return Err(Error::TooLarge(format!(
+                "manifest is {} bytes; the limit is {}",
+                body.len(),
+                self.config.max_manifest_bytes
+            )));
         }
         let parsed = parse_manifest(content_type, &body)
-            .map_err(|e| Error::new(ErrorCode::ManifestInvalid, e.0))?;
+            .map_err(|e| Error::malformed(Malformed::Manifest, e.0))?;
         if let Reference::Digest(d) = reference {
             let matches = if d.algorithm() == parsed.digest.algorithm() {
                 *d == parsed.digest
@@ -90,8 +87,8 @@ impl Registry {
                 *d == Digest::of(d.algorithm(), &body)
             };
             if !matches {
-                return Err(Error::new(
-                    ErrorCode::DigestInvalid,
+                return Err(Error::malformed(
+                    Malformed::Digest,
                     format!("manifest digest is {}, not {d}", parsed.digest),
                 ));
             }
@@ -188,8 +185,8 @@ impl Registry {
                 if !manifests.is_empty() {
                     what.push(format!("manifests {}", manifests.join(", ")));
                 }
-                return Err(Error::new(
-                    ErrorCode::ManifestBlobUnknown,
+                return Err(Error::malformed(
+                    Malformed::References,
                     format!("push these to {repo} first: {}", what.join("; ")),
                 ));
             }
@@ -277,8 +274,8 @@ impl Registry {
     /// A page of live tags; NAME_UNKNOWN when the repository does not exist.
     pub async fn tags(&self, repo: &RepoName, last: Option<&str>, n: i64) -> Result<Vec<String>> {
         let repo_id = self.db.repo_id(repo.as_str()).await?.ok_or_else(|| {
-            Error::new(
-                ErrorCode::NameUnknown,
+            Error::missing(
+                Missing::Repository,
                 format!("repository {repo} does not exist"),
             )
         })?;

@@ -6,7 +6,7 @@
 
 use crate::{Error, Registry, Result};
 use berth_db::{AuditRow, QuotaRow, WriteTx};
-use berth_oci::{ErrorCode, RepoName};
+use berth_oci::RepoName;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Quota settings (Quay's keys).
@@ -105,15 +105,11 @@ fn thresholds(q: Option<&QuotaRow>, system_reject: i64) -> Option<Thresholds> {
 }
 
 fn over_quota(ns: &str, after: i64, reject: i64, when: &str) -> Error {
-    Error::with_status(
-        ErrorCode::Denied,
-        403,
-        format!(
-            "namespace {ns} is over its storage quota: {when} would use {} of the {} allowed; delete tags, or ask an administrator to raise the quota",
-            human_size(after),
-            human_size(reject),
-        ),
-    )
+    Error::denied(format!(
+        "namespace {ns} is over its storage quota: {when} would use {} of the {} allowed; delete tags, or ask an administrator to raise the quota",
+        human_size(after),
+        human_size(reject),
+    ))
 }
 
 /// `10 GiB`, `500 MB`, `20G`, `1024` (bytes) into bytes.

@@ -1,9 +1,10 @@
 //! Tags through the API and the time machine: history, moves, restores within the namespace's
 //! window, per-tag expiry, and the chore that moves expired tags into history.
 
+use crate::error::Missing;
 use crate::{Error, Registry, Result};
 use berth_db::{AuditRow, TagFilter, TagRow, now_ms};
-use berth_oci::{Digest, ErrorCode, RepoName, Tag};
+use berth_oci::{Digest, RepoName, Tag};
 
 fn tag_name(tag: &str) -> Result<Tag> {
     tag.parse().map_err(|e: berth_oci::name::NameError| {
@@ -12,12 +13,9 @@ fn tag_name(tag: &str) -> Result<Tag> {
 }
 
 fn immutable_error(repo: &RepoName, tag: &str, what: &str) -> Error {
-    Error::new(
-        ErrorCode::Denied,
-        format!(
-            "tag {repo}:{tag} is immutable and cannot be {what}; push under a new tag, or ask a repository administrator to lift its immutability"
-        ),
-    )
+    Error::denied(format!(
+        "tag {repo}:{tag} is immutable and cannot be {what}; push under a new tag, or ask a repository administrator to lift its immutability"
+    ))
 }
 
 /// Whether any of `policies` makes tag `name` immutable.
@@ -129,10 +127,7 @@ impl Registry {
     /// The id of an existing repository; `NAME_UNKNOWN` otherwise.
     pub(crate) async fn repo_id_of(&self, repo: &RepoName) -> Result<i64> {
         self.db.repo_id(repo.as_str()).await?.ok_or_else(|| {
-            Error::new(
-                ErrorCode::NameUnknown,
-                format!("repository {repo} not found"),
-            )
+            Error::missing(Missing::Repository, format!("repository {repo} not found"))
         })
     }
 

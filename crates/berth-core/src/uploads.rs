@@ -5,8 +5,9 @@
 //! length in one row update, so the session continues on any request, after a restart, or on
 //! another instance. Nothing is trusted from the client: the digest is computed, never taken.
 
+use crate::error::{Malformed, Missing};
 use crate::{Error, Registry, Result};
-use berth_oci::{Algorithm, Digest, ErrorCode, Hasher, RepoName};
+use berth_oci::{Algorithm, Digest, Hasher, RepoName};
 use berth_storage::{ByteStream, StorageError};
 use futures::StreamExt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,8 +35,8 @@ impl Drop for InFlight {
 }
 
 fn unknown_upload(id: &str) -> Error {
-    Error::new(
-        ErrorCode::BlobUploadUnknown,
+    Error::missing(
+        Missing::Upload,
         format!("upload {id} is unknown, finished or cancelled; start a new one with POST"),
     )
 }
@@ -80,10 +81,9 @@ fn limited(stream: ByteStream, already: u64, max: u64, over: Arc<AtomicBool>) ->
 fn storage_err(e: StorageError, id: &str) -> Error {
     match e {
         StorageError::UploadNotFound => unknown_upload(id),
-        StorageError::Client(io) => Error::new(
-            ErrorCode::BlobUploadInvalid,
-            format!("request body ended early: {io}"),
-        ),
+        StorageError::Client(io) => {
+            Error::malformed(Malformed::Upload, format!("request body ended early: {io}"))
+        }
         other => other.into(),
     }
 }
@@ -143,13 +143,12 @@ impl Registry {
         if let Some(start) = start
             && start != old
         {
-            return Err(Error::with_status(
-                ErrorCode::BlobUploadInvalid,
-                416,
-                format!(
+            return Err(Error::OutOfOrder {
+                resume_from: old,
+                detail: format!(
                     "chunk starts at byte {start} but the upload has {old} bytes; resume from {old}"
                 ),
-            ));
+            });
         }
         if let Some(len) = expected_len {
             self.within_blob_limit(old.saturating_add(len))?;
@@ -186,8 +185,8 @@ impl Registry {
         if let Some(expected) = expected_len
             && expected != written
         {
-            return Err(Error::new(
-                ErrorCode::SizeInvalid,
+            return Err(Error::malformed(
+                Malformed::Size,
                 format!("chunk declared {expected} bytes but {written} arrived; resume from {old}"),
             ));
         }
@@ -197,8 +196,8 @@ impl Registry {
             .advance_upload(id, row.size, i64::try_from(new).unwrap_or(i64::MAX), &state)
             .await?;
         if !advanced {
-            return Err(Error::new(
-                ErrorCode::BlobUploadInvalid,
+            return Err(Error::malformed(
+                Malformed::Upload,
                 "another request changed this upload at the same time; query its status and resume",
             ));
         }
@@ -270,8 +269,8 @@ impl Registry {
         let actual = hasher.finish();
         if &actual != digest {
             self.upload_cancel(repo, id).await?;
-            return Err(Error::new(
-                ErrorCode::DigestInvalid,
+            return Err(Error::malformed(
+                Malformed::Digest,
                 format!(
                     "uploaded content has digest {actual}, not {digest}; the upload was discarded, push it again"
                 ),
@@ -366,8 +365,8 @@ impl Registry {
         if let Some(expected) = expected_len
             && expected != size
         {
-            return Err(Error::new(
-                ErrorCode::SizeInvalid,
+            return Err(Error::malformed(
+                Malformed::Size,
                 format!("Content-Length was {expected} but {size} bytes arrived"),
             ));
         }
@@ -377,8 +376,8 @@ impl Registry {
             )))
         })?;
         if &actual != digest {
-            return Err(Error::new(
-                ErrorCode::DigestInvalid,
+            return Err(Error::malformed(
+                Malformed::Digest,
                 format!("uploaded content has digest {actual}, not {digest}"),
             ));
         }
@@ -459,14 +458,10 @@ impl Registry {
             Some(n) => format!("Uploaded blob of {}", human(n)),
             None => "Uploaded blob".to_string(),
         };
-        Error::with_status(
-            ErrorCode::SizeInvalid,
-            413,
-            format!(
-                "{what} is larger than the {} this registry allows (MAXIMUM_LAYER_SIZE); an administrator can raise the limit",
-                human(self.config.max_blob_bytes),
-            ),
-        )
+        Error::TooLarge(format!(
+            "{what} is larger than the {} this registry allows (MAXIMUM_LAYER_SIZE); an administrator can raise the limit",
+            human(self.config.max_blob_bytes),
+        ))
     }
 }
 
@@ -484,8 +479,8 @@ fn to_i64(n: u64) -> i64 {
 }
 
 fn collected_meanwhile(digest: &Digest) -> Error {
-    Error::new(
-        ErrorCode::BlobUploadUnknown,
+    Error::missing(
+        Missing::Upload,
         format!(
             "blob {digest} was removed by garbage collection while this upload finished; push it again"
         ),

@@ -59,7 +59,7 @@ async fn existing_user(
 ) -> anyhow::Result<berth_core::AccountRow> {
     match auth.user(name).await {
         Ok(row) => Ok(row),
-        Err(berth_core::Error::Request { status: 404, .. }) => anyhow::bail!(
+        Err(e) if e.is_not_found() => anyhow::bail!(
             "there is no user {name:?} in the database {}; create it with `berth admin create-user {name}`, \
              or point berth admin at the registry's data.\n{HOW_TO_POINT}",
             cfg.db_uri_display(),

@@ -226,16 +226,10 @@ async fn authorize(
             };
             let actor = match st.auth.login_cached(&u, &p, &ctx).await? {
                 Ok(a) => a,
-                Err(e) => {
-                    let mut err = deny(&e.message(&u), None).status(e.status());
-                    if let berth_core::auth::LoginError::Throttled { retry_after_s } = e {
-                        err.code = ErrorCode::TooManyRequests;
-                        err = err
-                            .header(header::RETRY_AFTER, retry_after_s.to_string())
-                            .facts(serde_json::json!({"retry_after_s": retry_after_s}));
-                    }
-                    return Err(err);
+                Err(e @ berth_core::auth::LoginError::Throttled { .. }) => {
+                    return Err(e.into_error(&u).into());
                 }
+                Err(e) => return Err(deny(&e.message(&u), None).status(401)),
             };
             let scopes: Vec<String> = scope
                 .iter()
@@ -422,7 +416,7 @@ pub async fn ensure_repo(st: &AppState, caller: &Caller, name: &RepoName) -> Res
         .create_repo(&actor, name.as_str(), "private", None, caller.ip.as_deref())
         .await
     {
-        Ok(_) | Err(berth_core::Error::Request { status: 409, .. }) => Ok(()),
+        Ok(_) | Err(berth_core::Error::AlreadyExists(_)) => Ok(()),
         Err(e) => Err(e.into()),
     }
 }

@@ -119,17 +119,14 @@ fn chunk_placement(headers: &HeaderMap) -> Result<(Option<u64>, Option<u64>), Ap
 
 /// An error from appending to a session; an out-of-order chunk (416) also tells the client where
 /// to resume, with the session's `Range` and `Location`.
-async fn append_error(reg: &Registry, name: &RepoName, id: &str, e: berth_core::Error) -> ApiError {
-    let mut err = ApiError::from(e);
-    if err.status == 416
-        && let Ok(s) = reg.upload_status(name, id).await
-    {
-        err = err
-            .header(header::RANGE, format!("0-{}", s.size.saturating_sub(1)))
-            .header(header::LOCATION, format!("/v2/{name}/blobs/uploads/{id}"))
-            .facts(serde_json::json!({"resume_from": s.size}));
+fn append_error(name: &RepoName, id: &str, e: berth_core::Error) -> ApiError {
+    let out_of_order = matches!(e, berth_core::Error::OutOfOrder { .. });
+    let err = ApiError::from(e);
+    if out_of_order {
+        err.header(header::LOCATION, format!("/v2/{name}/blobs/uploads/{id}"))
+    } else {
+        err
     }
-    err
 }
 
 pub async fn patch(
@@ -145,7 +142,7 @@ pub async fn patch(
         .await
     {
         Ok(s) => Ok(session_response(StatusCode::ACCEPTED, name, &s)),
-        Err(e) => Err(append_error(reg, name, id, e).await),
+        Err(e) => Err(append_error(name, id, e)),
     }
 }
 
@@ -179,7 +176,7 @@ pub async fn put(
     });
     match reg.upload_finish(name, id, &digest, chunk).await {
         Ok(()) => Ok(created(name, &digest)),
-        Err(e) => Err(append_error(reg, name, id, e).await),
+        Err(e) => Err(append_error(name, id, e)),
     }
 }
 

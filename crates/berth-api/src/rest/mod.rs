@@ -67,24 +67,18 @@ impl RestError {
     }
 }
 
+impl From<crate::error::Problem> for RestError {
+    fn from(p: crate::error::Problem) -> RestError {
+        RestError {
+            retry_after: p.retry_after,
+            ..RestError::new(p.status, p.message)
+        }
+    }
+}
+
 impl From<berth_core::Error> for RestError {
     fn from(e: berth_core::Error) -> RestError {
-        match e {
-            berth_core::Error::Request { status, message } => RestError::new(status, message),
-            berth_core::Error::Registry {
-                code,
-                detail,
-                status,
-            } => RestError::new(status.unwrap_or(code.status()), detail),
-            berth_core::Error::Db(berth_core::DbError::Unavailable(err)) => {
-                tracing::error!(error = %err, "database unavailable");
-                RestError::new(503, "the metadata database is unavailable; retry shortly")
-            }
-            other => {
-                tracing::error!(error = %other, "API request failed");
-                RestError::new(500, "internal error; see the server log")
-            }
-        }
+        crate::error::Problem::from(e).into()
     }
 }
 
@@ -554,13 +548,7 @@ pub(crate) async fn api_caller(
                     "app-specific tokens log in to the registry only; for the API use your password, a session, or an API token (POST /api/v1/user/apitoken)",
                 )),
                 Ok(a) => Ok(Some(a)),
-                Err(e) => {
-                    let mut err = RestError::new(e.status(), e.message(&u));
-                    if let berth_core::auth::LoginError::Throttled { retry_after_s } = e {
-                        err.retry_after = Some(retry_after_s);
-                    }
-                    Err(err)
-                }
+                Err(e) => Err(e.into_error(&u).into()),
             }
         }
     }

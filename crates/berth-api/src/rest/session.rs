@@ -62,13 +62,7 @@ async fn signin(st: Arc<AppState>, ctx: Ctx) -> R {
             403,
             "sign in with a user's password; tokens are for registry clients and the API",
         )),
-        Err(e) => {
-            let mut err = RestError::new(e.status(), e.message(username));
-            if let berth_core::auth::LoginError::Throttled { retry_after_s } = e {
-                err.retry_after = Some(retry_after_s);
-            }
-            Err(err)
-        }
+        Err(e) => Err(e.into_error(username).into()),
     }
 }
 

@@ -204,8 +204,8 @@ async fn delete(st: Arc<AppState>, ctx: Ctx) -> R {
         .manifest_delete(&repo, &reference)
         .await
         .map_err(|e| match e {
-            berth_core::Error::Registry {
-                code: berth_oci::ErrorCode::ManifestUnknown,
+            berth_core::Error::NotFound {
+                what: berth_core::Missing::Manifest,
                 ..
             } => RestError::new(404, format!("{repo} has no tag {tag}")),
             other => other.into(),

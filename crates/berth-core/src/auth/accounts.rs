@@ -108,7 +108,7 @@ impl Auth {
         if actor.superuser && actor.has_scope("super:user") {
             Ok(())
         } else {
-            Err(Error::forbidden("only a superuser may do this"))
+            Err(Error::denied("only a superuser may do this"))
         }
     }
 
@@ -145,7 +145,7 @@ impl Auth {
             }, false)
             .await?
             .ok_or_else(|| {
-                Error::conflict(format!(
+                Error::exists(format!(
                     "the name {username:?} (or the email) is already taken by a user, organization or robot"
                 ))
             })?;
@@ -173,10 +173,10 @@ impl Auth {
         if !is_self {
             Self::require_superuser(actor)?;
         } else if !actor.has_scope("user:admin") {
-            return Err(Error::forbidden("this token lacks the user:admin scope"));
+            return Err(Error::denied("this token lacks the user:admin scope"));
         }
         if (c.enabled.is_some() || c.superuser.is_some()) && !actor.superuser {
-            return Err(Error::forbidden(
+            return Err(Error::denied(
                 "only a superuser may enable, disable or promote users",
             ));
         }
@@ -191,9 +191,7 @@ impl Auth {
             && let Some(other) = self.db.account_by_email(e).await?
             && other.id != target.id
         {
-            return Err(Error::conflict(
-                "that email is already used by another user",
-            ));
+            return Err(Error::exists("that email is already used by another user"));
         }
         let mut changed = Vec::new();
         if let Some(p) = c.password {
@@ -260,7 +258,7 @@ impl Auth {
                 && self.org_role(actor, &row).await?.admin
                 && actor.has_scope("org:admin"));
         if !allowed {
-            return Err(Error::forbidden(format!("you may not delete {name:?}")));
+            return Err(Error::denied(format!("you may not delete {name:?}")));
         }
         if row.kind == "user" {
             for (org, t) in self.db.teams_of_account(row.id).await? {

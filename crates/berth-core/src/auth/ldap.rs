@@ -419,19 +419,17 @@ impl Auth {
         let row = match self.create_user(None, name, None, email, false).await {
             Ok(row) => row,
             // A concurrent first login of the same user created it a moment ago.
-            Err(Error::Request { status: 409, .. }) => {
-                match self.db.external_login(SERVICE, name).await? {
-                    Some(id) => match self.db.account_by_id(id).await? {
-                        Some(row) => return Ok(Ok(row)),
-                        None => return Err(Error::Internal("LDAP account vanished".into())),
-                    },
-                    None => {
-                        return Ok(Err(LoginError::Directory(format!(
-                            "the name {name:?} was just taken by another account; try again"
-                        ))));
-                    }
+            Err(Error::AlreadyExists(_)) => match self.db.external_login(SERVICE, name).await? {
+                Some(id) => match self.db.account_by_id(id).await? {
+                    Some(row) => return Ok(Ok(row)),
+                    None => return Err(Error::Internal("LDAP account vanished".into())),
+                },
+                None => {
+                    return Ok(Err(LoginError::Directory(format!(
+                        "the name {name:?} was just taken by another account; try again"
+                    ))));
                 }
-            }
+            },
             Err(e) => return Err(e),
         };
         self.db
@@ -525,14 +523,11 @@ impl Auth {
             ))),
             Err(e) => {
                 tracing::warn!(detail = %e.detail, "LDAP could not check a group for team syncing");
-                Err(Error::request(
-                    503,
-                    if e.unreachable {
-                        "the user directory (LDAP) is unreachable; try again later"
-                    } else {
-                        "the user directory (LDAP) could not look up the group; the server log says why"
-                    },
-                ))
+                Err(Error::Unavailable(String::from(if e.unreachable {
+                    "the user directory (LDAP) is unreachable; try again later"
+                } else {
+                    "the user directory (LDAP) could not look up the group; the server log says why"
+                })))
             }
         }
     }

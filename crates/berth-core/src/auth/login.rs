@@ -10,7 +10,7 @@
 use super::audit::AuditEntry;
 use super::secret::{equal, token_hash, verify_password};
 use super::{Actor, Auth};
-use crate::Result;
+use crate::{Error, Result};
 use berth_db::{AccountRow, now_ms};
 
 /// How long a successful Basic check is reused.
@@ -47,10 +47,16 @@ impl LoginError {
             LoginError::Directory(m) => m.clone(),
         }
     }
-    pub fn status(&self) -> u16 {
+    /// The refusal as a domain error, worded for `username`: throttling says when to retry;
+    /// every other refusal leaves the caller unauthenticated.
+    pub fn into_error(self, username: &str) -> Error {
+        let detail = self.message(username);
         match self {
-            LoginError::Throttled { .. } => 429,
-            _ => 401,
+            LoginError::Throttled { retry_after_s } => Error::Throttled {
+                retry_after_s,
+                detail,
+            },
+            _ => Error::Unauthenticated(detail),
         }
     }
 }

@@ -157,7 +157,8 @@ impl Auth {
 
     /// Finishes a sign-in: checks the state, exchanges the code, verifies the ID token, finds or
     /// creates the user, syncs teams and audits the outcome. A refusal is an
-    /// [`Error::Request`] whose message can be shown to the person signing in.
+    /// refusal (any error but an internal fault) whose message can be shown to the person
+    /// signing in.
     pub async fn oidc_finish(
         &self,
         service: &str,
@@ -187,7 +188,8 @@ impl Auth {
                         .await;
                 }
             }
-            Err(Error::Request { message, .. }) => {
+            Err(refusal) if !refusal.is_fault() => {
+                let message = refusal.to_string();
                 tracing::warn!(service, ip, reason = %message, "OIDC login failed");
                 if self.config.audit_login_failures {
                     let mut e = AuditEntry::new("login_failure")
@@ -238,7 +240,7 @@ impl Auth {
             )));
         }
         if let Some(e) = cb.error {
-            return Err(Error::forbidden(format!(
+            return Err(Error::denied(format!(
                 "the identity provider refused the sign-in: {e}{}",
                 cb.error_description
                     .map(|d| format!(" ({d})"))
@@ -254,13 +256,10 @@ impl Auth {
         let (row, created) = self.oidc_account(&cfg, &id).await?;
         seen.name = Some(row.name.clone());
         if row.kind != "user" {
-            return Err(Error::forbidden("the linked account is not a user"));
+            return Err(Error::denied("the linked account is not a user"));
         }
         if !row.enabled {
-            return Err(Error::forbidden(format!(
-                "account {:?} is disabled",
-                row.name
-            )));
+            return Err(Error::denied(format!("account {:?} is disabled", row.name)));
         }
         let meta = serde_json::json!({"email": id.email, "username": id.username});
         self.db
@@ -290,10 +289,7 @@ impl Auth {
         let mut req = client
             .exchange_code(AuthorizationCode::new(code.to_string()))
             .map_err(|e| {
-                Error::request(
-                    502,
-                    format!("the identity provider has no token endpoint: {e}"),
-                )
+                Error::Upstream(format!("the identity provider has no token endpoint: {e}"))
             })?;
         if let Some(v) = &pending.pkce {
             req = req.set_pkce_verifier(PkceCodeVerifier::new(v.clone()));
@@ -312,16 +308,14 @@ impl Auth {
                         .unwrap_or_default()
                 ),
             };
-            Error::request(
-                502,
-                format!("the identity provider did not accept the authorization code: {detail}"),
-            )
+            Error::Upstream(format!(
+                "the identity provider did not accept the authorization code: {detail}"
+            ))
         })?;
         let id_token = token.id_token().ok_or_else(|| {
-            Error::request(
-                502,
+            Error::Upstream(String::from(
                 "the identity provider returned no ID token (is the openid scope allowed?)",
-            )
+            ))
         })?;
         let nonce = Nonce::new(pending.nonce.clone());
         let verify = |meta: &CoreProviderMetadata| -> std::result::Result<(), String> {
@@ -339,17 +333,14 @@ impl Auth {
             // The provider may have rotated its keys since they were cached: refetch once.
             let fresh = self.oidc.metadata(p, Duration::from_secs(30)).await?;
             if Arc::ptr_eq(&fresh, &meta) {
-                return Err(Error::forbidden(format!(
-                    "the ID token was refused: {first}"
-                )));
+                return Err(Error::denied(format!("the ID token was refused: {first}")));
             }
-            verify(&fresh)
-                .map_err(|e| Error::forbidden(format!("the ID token was refused: {e}")))?;
+            verify(&fresh).map_err(|e| Error::denied(format!("the ID token was refused: {e}")))?;
         }
         let mut claims = raw_claims(id_token)
-            .ok_or_else(|| Error::forbidden("the ID token's claims are not a JSON object"))?;
+            .ok_or_else(|| Error::denied("the ID token's claims are not a JSON object"))?;
         let sub = claim_str(&claims, "sub")
-            .ok_or_else(|| Error::forbidden("the ID token has no subject"))?
+            .ok_or_else(|| Error::denied("the ID token has no subject"))?
             .to_string();
         if !cfg.disable_user_endpoint
             && let Some(url) = meta.userinfo_endpoint()

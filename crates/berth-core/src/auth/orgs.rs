@@ -34,7 +34,7 @@ impl Auth {
     pub async fn org_admin(&self, actor: &Actor, org: &str) -> Result<AccountRow> {
         let row = self.org(org).await?;
         if !actor.has_scope("org:admin") || !self.org_role(actor, &row).await?.admin {
-            return Err(Error::forbidden(format!(
+            return Err(Error::denied(format!(
                 "you must be an administrator of organization {org:?}"
             )));
         }
@@ -49,7 +49,7 @@ impl Auth {
         email: Option<&str>,
     ) -> Result<AccountRow> {
         if actor.kind != AccountKind::User || !actor.has_scope("user:admin") {
-            return Err(Error::forbidden("only users may create organizations"));
+            return Err(Error::denied("only users may create organizations"));
         }
         self.create_org_inner(Some(actor), name, email).await
     }
@@ -70,7 +70,7 @@ impl Auth {
                 ..NewAccount::default()
             }, actor.is_some_and(|a| a.superuser))
             .await?
-            .ok_or_else(|| Error::conflict(format!(
+            .ok_or_else(|| Error::exists(format!(
                 "the name {name:?} is already taken (by an account, or by a namespace holding data from before accounts existed, which only a superuser may adopt)"
             )))?;
         let (team, _) = self

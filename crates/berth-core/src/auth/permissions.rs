@@ -31,7 +31,7 @@ impl Auth {
             return Err(Error::not_found(format!("repository {repo:?} not found")));
         }
         if !access.allows(role) {
-            return Err(Error::forbidden(format!(
+            return Err(Error::denied(format!(
                 "this needs {} permission on {repo:?}",
                 role.as_str()
             )));
@@ -54,17 +54,15 @@ impl Auth {
         let ns = repo.split('/').next().unwrap_or(repo);
         // Only callers who may see it learn that it exists.
         if access.exists && access.role.is_some() {
-            return Err(Error::conflict(format!(
-                "repository {repo:?} already exists"
-            )));
+            return Err(Error::exists(format!("repository {repo:?} already exists")));
         }
         if access.exists {
-            return Err(Error::forbidden(format!(
+            return Err(Error::denied(format!(
                 "you may not create repositories in {ns:?}: ask an administrator of {ns:?} for the creator role or a team with it"
             )));
         }
         if !access.can_create {
-            return Err(Error::forbidden(if access.namespace_exists {
+            return Err(Error::denied(if access.namespace_exists {
                 format!(
                     "you may not create repositories in {ns:?}: ask an administrator of {ns:?} for the creator role or a team with it"
                 )
@@ -79,7 +77,7 @@ impl Auth {
         }
         if !access.namespace_exists {
             match self.create_org_inner(Some(actor), ns, None).await {
-                Ok(_) | Err(Error::Request { status: 409, .. }) => {}
+                Ok(_) | Err(Error::AlreadyExists(_)) => {}
                 Err(e) => return Err(e),
             }
         }

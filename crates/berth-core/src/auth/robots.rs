@@ -22,7 +22,7 @@ impl Auth {
             _ => actor.has_scope("org:admin") && self.org_role(actor, &owner).await?.admin,
         };
         if !ok {
-            return Err(Error::forbidden(format!(
+            return Err(Error::denied(format!(
                 "you may not manage the robots of {ns:?}"
             )));
         }
@@ -88,7 +88,7 @@ impl Auth {
                 false,
             )
             .await?
-            .ok_or_else(|| Error::conflict(format!("robot {name:?} already exists")))?;
+            .ok_or_else(|| Error::exists(format!("robot {name:?} already exists")))?;
         self.audit
             .record(
                 self.audit_actor(Some(actor), "create_robot")

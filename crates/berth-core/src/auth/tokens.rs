@@ -21,9 +21,7 @@ impl Auth {
             ));
         }
         if actor.kind != AccountKind::User || !actor.has_scope("user:admin") {
-            return Err(Error::forbidden(
-                "only users may create app-specific tokens",
-            ));
+            return Err(Error::denied("only users may create app-specific tokens"));
         }
         if title.trim().is_empty() {
             return Err(Error::invalid("title is required"));
@@ -78,7 +76,7 @@ impl Auth {
         expires_in_s: Option<i64>,
     ) -> Result<NewToken<ApiTokenRow>> {
         if actor.kind != AccountKind::User {
-            return Err(Error::forbidden("only users may create API tokens"));
+            return Err(Error::denied("only users may create API tokens"));
         }
         if scopes.is_empty() {
             return Err(Error::invalid(format!(
@@ -94,7 +92,7 @@ impl Auth {
                 )));
             }
             if !actor.has_scope(s) || (s == "super:user" && !actor.superuser) {
-                return Err(Error::forbidden(format!("you cannot grant scope {s:?}")));
+                return Err(Error::denied(format!("you cannot grant scope {s:?}")));
             }
         }
         let token = random_token(40);
@@ -172,7 +170,7 @@ impl Auth {
             Ok(row) => Ok(Some((row, generated))),
             // Another instance created it at the same moment; it shows its own password and
             // clears the (shared) marker then.
-            Err(Error::Request { status: 409, .. }) => Ok(None),
+            Err(Error::AlreadyExists(_)) => Ok(None),
             Err(e) => {
                 if generated.is_some() {
                     let _ = self.bootstrap_password_shown().await;

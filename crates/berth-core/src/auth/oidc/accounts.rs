@@ -106,7 +106,7 @@ impl Auth {
         if let Some(e) = &id.email
             && self.db.account_by_email(e).await?.is_some()
         {
-            return Err(Error::conflict(format!(
+            return Err(Error::exists(format!(
                 "the email {e:?} already belongs to another account; an administrator can set \
                  LOGIN_BINDING_FIELD: email in {}_LOGIN_CONFIG to sign in to it",
                 cfg.id.to_ascii_uppercase()
@@ -140,7 +140,7 @@ impl Auth {
             {
                 Ok(row) => return Ok((row, true)),
                 // Taken between the check and the insert (another sign-in): try the next name.
-                Err(Error::Request { status: 409, .. }) => continue,
+                Err(Error::AlreadyExists(_)) => continue,
                 Err(e) => return Err(e),
             }
         }

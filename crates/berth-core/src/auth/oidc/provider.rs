@@ -80,13 +80,10 @@ impl Oidc {
     async fn discover(&self, cfg: &OidcProvider) -> Result<CoreProviderMetadata> {
         let unreachable = |what: &str, e: &dyn std::fmt::Display| {
             tracing::warn!(service = %cfg.id, error = %e, "OIDC {what} failed");
-            Error::request(
-                502,
-                format!(
-                    "the identity provider {:?} could not be reached ({what}: {e})",
-                    cfg.title
-                ),
-            )
+            Error::Upstream(format!(
+                "the identity provider {:?} could not be reached ({what}: {e})",
+                cfg.title
+            ))
         };
         let url = format!(
             "{}/.well-known/openid-configuration",
