@@ -120,7 +120,7 @@ impl From<Error> for Problem {
             Error::Unsupported(m) => answer(405, ErrorCode::Unsupported, m),
             Error::Unavailable(m) => answer(503, ErrorCode::Unavailable, m),
             Error::Upstream(m) => answer(502, ErrorCode::Unavailable, m),
-            Error::Db(berth_core::DbError::Unavailable(err)) => {
+            Error::Db(err) if err.is_unavailable() => {
                 tracing::error!(error = %err, "database unavailable");
                 answer(
                     503,

@@ -25,8 +25,8 @@ pub async fn health_instance(State(st): State<Arc<AppState>>) -> impl IntoRespon
 /// Readiness: a database query and a storage write/read/delete both succeed.
 pub async fn health_endtoend(State(st): State<Arc<AppState>>) -> impl IntoResponse {
     let (db, storage) = (
-        st.registry.db.health().await,
-        st.registry.store.health().await,
+        st.registry.check_database().await,
+        st.registry.check_storage().await,
     );
     let ok = db.is_ok() && storage.is_ok();
     let body = serde_json::json!({
@@ -199,17 +199,16 @@ pub async fn metrics(State(st): State<Arc<AppState>>) -> Response {
     let Some(handle) = &st.metrics else {
         return (StatusCode::NOT_FOUND, "metrics are disabled").into_response();
     };
-    if let Ok((count, bytes)) = st.registry.db.blob_totals().await {
+    let usage = st.registry.usage().await;
+    if let (Some(count), Some(bytes)) = (usage.blobs, usage.blob_bytes) {
         metrics::gauge!("berth_blobs").set(count as f64);
         metrics::gauge!("berth_blob_storage_bytes").set(bytes as f64);
     }
-    if let Ok(n) = st.registry.db.uploads_in_progress().await {
+    if let Some(n) = usage.upload_sessions {
         metrics::gauge!("berth_upload_sessions").set(n as f64);
     }
-    if let Ok(counts) = st.registry.db.job_counts().await {
-        for (kind, state, n) in counts {
-            metrics::gauge!("berth_jobs", "kind" => kind, "state" => state).set(n as f64);
-        }
+    for (kind, state, n) in usage.jobs {
+        metrics::gauge!("berth_jobs", "kind" => kind, "state" => state).set(n as f64);
     }
     // Garbage collection across every instance: when a pass last ran anywhere, and what waits.
     if let Ok((totals, queue)) = st.registry.gc_status().await {
@@ -218,10 +217,8 @@ pub async fn metrics(State(st): State<Arc<AppState>>) -> Response {
             metrics::gauge!("berth_gc_last_run_timestamp_seconds").set(at as f64 / 1000.0);
         }
     }
-    if let Ok(counts) = st.registry.db.placement_counts().await {
-        for (location, n) in counts {
-            metrics::gauge!("berth_blob_placements", "location" => location).set(n as f64);
-        }
+    for (location, n) in usage.placements {
+        metrics::gauge!("berth_blob_placements", "location" => location).set(n as f64);
     }
     (
         StatusCode::OK,

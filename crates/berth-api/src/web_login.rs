@@ -89,7 +89,7 @@ pub async fn session_actor(
     let Some(s) = cookie(headers, SESSION_COOKIE).and_then(|c| st.auth.sessions.check(c)) else {
         return Ok(None);
     };
-    let Some(row) = st.auth.db.account_by_id(s.uid).await? else {
+    let Some(row) = st.auth.account_by_id(s.uid).await? else {
         return Ok(None);
     };
     // A session is not a password attempt: failed guesses elsewhere do not end it.

@@ -109,10 +109,59 @@ impl Registry {
         }
     }
 
+    /// Identity and access over this registry's database.
+    pub async fn auth(&self, config: auth::AuthConfig) -> Result<auth::Auth> {
+        auth::Auth::new(self.db.clone(), config).await
+    }
+
     /// Database and storage round trips, for `/health/endtoend`.
     pub async fn health(&self) -> Result<()> {
-        self.db.health().await?;
-        self.store.health().await?;
-        Ok(())
+        self.check_database().await?;
+        self.check_storage().await
     }
+
+    /// A database round trip.
+    pub async fn check_database(&self) -> Result<()> {
+        Ok(self.db.health().await?)
+    }
+
+    /// A storage write, read and delete in the preferred location.
+    pub async fn check_storage(&self) -> Result<()> {
+        Ok(self.store.health().await?)
+    }
+
+    /// What the registry holds and has in hand, for metrics. Each figure is read separately;
+    /// one that cannot be read is left out (a scrape must not fail because one query did).
+    pub async fn usage(&self) -> Usage {
+        let blobs = self.db.blob_totals().await.ok();
+        Usage {
+            blobs: blobs.map(|b| b.0),
+            blob_bytes: blobs.map(|b| b.1),
+            upload_sessions: self.db.uploads_in_progress().await.ok(),
+            jobs: self.db.job_counts().await.unwrap_or_default(),
+            placements: self.db.placement_counts().await.unwrap_or_default(),
+        }
+    }
+
+    /// Whether a repository exists.
+    pub async fn repo_exists(&self, repo: &berth_oci::RepoName) -> Result<bool> {
+        Ok(self.db.repo_id(repo.as_str()).await?.is_some())
+    }
+
+    /// The storage locations holding a blob, with when each copy was recorded.
+    pub async fn placements(&self, digest: &berth_oci::Digest) -> Result<Vec<(String, i64)>> {
+        Ok(self.db.placements(&digest.to_string()).await?)
+    }
+}
+
+/// Totals for metrics; see [`Registry::usage`].
+#[derive(Debug, Clone, Default)]
+pub struct Usage {
+    pub blobs: Option<i64>,
+    pub blob_bytes: Option<i64>,
+    pub upload_sessions: Option<i64>,
+    /// `(kind, state, count)` of queued jobs.
+    pub jobs: Vec<(String, String, i64)>,
+    /// `(location, blobs placed)`.
+    pub placements: Vec<(String, i64)>,
 }

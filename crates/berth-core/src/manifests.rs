@@ -207,23 +207,45 @@ impl Registry {
         })
     }
 
-    /// Looks up a live manifest by tag or digest and records the pull.
-    pub async fn manifest_get(
+    /// A live manifest by tag or digest, if there is one.
+    async fn manifest_lookup(
         &self,
         repo: &RepoName,
         reference: &Reference,
-    ) -> Result<ManifestRow> {
-        let row = match reference {
+    ) -> Result<Option<ManifestRow>> {
+        Ok(match reference {
             Reference::Tag(t) => self.db.manifest_by_tag(repo.as_str(), t.as_str()).await?,
             Reference::Digest(d) => {
                 self.db
                     .manifest_by_digest(repo.as_str(), &d.to_string())
                     .await?
             }
-        };
-        let row = row.ok_or_else(|| manifest_unknown(repo, reference))?;
+        })
+    }
+
+    /// Looks up a live manifest by tag or digest and records the pull.
+    pub async fn manifest_get(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+    ) -> Result<ManifestRow> {
+        let row = self
+            .manifest_lookup(repo, reference)
+            .await?
+            .ok_or_else(|| manifest_unknown(repo, reference))?;
         self.pulls.record(row.repo_id, berth_db::now_ms());
         Ok(row)
+    }
+
+    /// Reads a live manifest without counting a pull (an administrator's view of it).
+    pub async fn manifest_read(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+    ) -> Result<ManifestRow> {
+        self.manifest_lookup(repo, reference)
+            .await?
+            .ok_or_else(|| manifest_unknown(repo, reference))
     }
 
     /// The digest a reference resolves to now, without counting a pull.
@@ -232,15 +254,10 @@ impl Registry {
         repo: &RepoName,
         reference: &Reference,
     ) -> Result<Option<String>> {
-        let row = match reference {
-            Reference::Tag(t) => self.db.manifest_by_tag(repo.as_str(), t.as_str()).await?,
-            Reference::Digest(d) => {
-                self.db
-                    .manifest_by_digest(repo.as_str(), &d.to_string())
-                    .await?
-            }
-        };
-        Ok(row.map(|r| r.digest))
+        Ok(self
+            .manifest_lookup(repo, reference)
+            .await?
+            .map(|r| r.digest))
     }
 
     /// Deletes by digest (the manifest and every tag on it) or by tag (only the tag).

@@ -52,6 +52,13 @@ pub enum DbError {
     UnsupportedUri(String),
 }
 
+impl DbError {
+    /// Whether the database could not be reached or is overloaded (worth retrying).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, DbError::Unavailable(_))
+    }
+}
+
 impl From<sqlx::Error> for DbError {
     fn from(e: sqlx::Error) -> Self {
         match &e {

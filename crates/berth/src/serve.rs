@@ -209,7 +209,8 @@ pub async fn serve(cfg: Config, migrate: bool, workers: bool) -> anyhow::Result<
             workers_stopped,
         ))
     });
-    let auth = berth_core::auth::Auth::new(registry.db.clone(), cfg.auth.clone())
+    let auth = registry
+        .auth(cfg.auth.clone())
         .await
         .context("cannot load identity and access (signing keys, secrets)")?;
     let first_admin = if cfg.user_initialize || cfg.registry_readonly {

@@ -387,14 +387,7 @@ async fn route(
 /// Creates the repository on its first push, so that the creator's rights and the
 /// organization's default permissions exist before any content does.
 pub async fn ensure_repo(st: &AppState, caller: &Caller, name: &RepoName) -> Result<(), ApiError> {
-    if st
-        .registry
-        .db
-        .repo_id(name.as_str())
-        .await
-        .map_err(berth_core::Error::from)?
-        .is_some()
-    {
+    if st.registry.repo_exists(name).await? {
         return Ok(());
     }
     let Some(id) = caller.claims.context.account_id else {
@@ -403,13 +396,10 @@ pub async fn ensure_repo(st: &AppState, caller: &Caller, name: &RepoName) -> Res
             "anonymous callers cannot create repositories",
         ));
     };
-    let row = st
-        .auth
-        .db
-        .account_by_id(id)
-        .await
-        .map_err(berth_core::Error::from)?
-        .ok_or_else(|| ApiError::new(ErrorCode::Denied, "the token's account no longer exists"))?;
+    let row =
+        st.auth.account_by_id(id).await?.ok_or_else(|| {
+            ApiError::new(ErrorCode::Denied, "the token's account no longer exists")
+        })?;
     let actor = st.auth.actor(&row, "registry_token");
     match st
         .auth

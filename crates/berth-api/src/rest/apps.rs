@@ -50,8 +50,7 @@ fn view(st: &AppState, a: &berth_core::OAuthAppRow) -> serde_json::Value {
 }
 
 async fn list(st: Arc<AppState>, ctx: Ctx) -> R {
-    let o = st.auth.org_admin(ctx.actor()?, ctx.p("orgname")).await?;
-    let apps = st.auth.db.oauth_apps(o.id).await?;
+    let apps = st.auth.oauth_apps(ctx.actor()?, ctx.p("orgname")).await?;
     json(serde_json::json!({"applications": apps.iter().map(|a| view(&st, a)).collect::<Vec<_>>()}))
 }
 
@@ -118,18 +117,13 @@ fn token_view(
 }
 
 async fn list_tokens(st: Arc<AppState>, ctx: Ctx) -> R {
-    let app = st
+    let out: Vec<serde_json::Value> = st
         .auth
-        .oauth_app(ctx.actor()?, ctx.p("orgname"), ctx.p("client_id"))
-        .await?;
-    let mut out = Vec::new();
-    for t in st.auth.db.api_tokens_of_app(&app.client_id).await? {
-        let creator = match t.created_by {
-            Some(id) => st.auth.db.account_by_id(id).await?.map(|a| a.name),
-            None => None,
-        };
-        out.push(token_view(&t, creator.as_deref()));
-    }
+        .oauth_app_tokens(ctx.actor()?, ctx.p("orgname"), ctx.p("client_id"))
+        .await?
+        .iter()
+        .map(|(t, creator)| token_view(t, creator.as_deref()))
+        .collect();
     json(serde_json::json!({"tokens": out}))
 }
 

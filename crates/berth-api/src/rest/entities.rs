@@ -21,7 +21,7 @@ async fn entities(st: Arc<AppState>, ctx: Ctx) -> R {
     let prefix = ctx.p("prefix");
     let namespace = ctx.q("namespace");
     let mut results = Vec::new();
-    for r in st.auth.db.search_accounts(prefix, 50).await? {
+    for r in st.auth.search_accounts(prefix, 50).await? {
         match r.kind.as_str() {
             // Robots are private to their namespace: listed only within it, to its administrators.
             "robot" => {
@@ -42,7 +42,7 @@ async fn entities(st: Arc<AppState>, ctx: Ctx) -> R {
         && let Ok(o) = st.auth.org(ns).await
         && st.auth.org_role(a, &o).await?.member
     {
-        for t in st.auth.db.teams_of_org(o.id).await? {
+        for t in st.auth.org_teams(&o).await? {
             if t.name.starts_with(prefix) {
                 results.push(entity(&t.name, "team"));
             }
@@ -52,23 +52,12 @@ async fn entities(st: Arc<AppState>, ctx: Ctx) -> R {
 }
 
 async fn collaborators(st: Arc<AppState>, ctx: Ctx) -> R {
-    let o = st.auth.org_admin(ctx.actor()?, ctx.p("orgname")).await?;
-    let members: std::collections::HashSet<String> = st
-        .auth
-        .db
-        .org_members(o.id)
-        .await?
-        .into_iter()
-        .map(|m| m.1)
-        .collect();
     let mut out: Vec<serde_json::Value> = Vec::new();
-    for p in st.auth.db.list_perms(None, None).await? {
-        if p.grantee_kind == "team"
-            || members.contains(&p.grantee)
-            || !p.repo.starts_with(&format!("{}/", o.name))
-        {
-            continue;
-        }
+    for p in st
+        .auth
+        .outside_collaborators(ctx.actor()?, ctx.p("orgname"))
+        .await?
+    {
         if let Some(c) = out.iter_mut().find(|c| c["name"] == p.grantee.as_str()) {
             if let Some(r) = c["repositories"].as_array_mut() {
                 r.push(p.repo.clone().into());

@@ -46,12 +46,20 @@ fn digest(ctx: &Ctx) -> Result<String, RestError> {
 async fn manifest(st: Arc<AppState>, ctx: Ctx) -> R {
     let repo = repo(&st, &ctx, Role::Read).await?;
     let d = digest(&ctx)?;
+    let reference: berth_oci::Reference = d
+        .parse()
+        .map_err(|_| RestError::bad(format!("{d:?} is not a manifest digest (sha256:...)")))?;
     let row = st
-        .auth
-        .db
-        .manifest_by_digest(repo.as_str(), &d)
-        .await?
-        .ok_or_else(|| RestError::new(404, format!("{repo} has no manifest {d}")))?;
+        .registry
+        .manifest_read(&repo, &reference)
+        .await
+        .map_err(|e| {
+            if e.is_not_found() {
+                RestError::new(404, format!("{repo} has no manifest {d}"))
+            } else {
+                e.into()
+            }
+        })?;
     let text = String::from_utf8_lossy(&row.content).to_string();
     let parsed: serde_json::Value = serde_json::from_slice(&row.content).unwrap_or_default();
     let layers: Vec<serde_json::Value> = parsed["layers"]

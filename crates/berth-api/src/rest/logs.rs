@@ -112,7 +112,7 @@ async fn answer(st: &AppState, ctx: &Ctx, mut q: AuditQuery<'_>) -> R {
         q.limit = 1000;
         // An export is bounded; narrow the time range for more.
         for _ in 0..100 {
-            let rows = st.auth.db.query_audit(&q).await?;
+            let rows = st.auth.audit_page(&q).await?;
             for r in &rows {
                 out.push_str(&view(r).to_string());
                 out.push('\n');
@@ -140,7 +140,7 @@ async fn answer(st: &AppState, ctx: &Ctx, mut q: AuditQuery<'_>) -> R {
         ),
         None => None,
     };
-    let rows = st.auth.db.query_audit(&q).await?;
+    let rows = st.auth.audit_page(&q).await?;
     let mut v = serde_json::json!({
         "start_time": crate::auth::http_date(from),
         "end_time": crate::auth::http_date(to),

@@ -82,6 +82,7 @@ impl From<berth_core::Error> for RestError {
     }
 }
 
+// Until the policy and quota handlers call core use cases (merging): remove with them.
 impl From<berth_core::DbError> for RestError {
     fn from(e: berth_core::DbError) -> RestError {
         berth_core::Error::from(e).into()

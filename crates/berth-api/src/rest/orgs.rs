@@ -3,7 +3,7 @@
 use super::{Ctx, R, RestError, Route, avatar, created, entity, json, no_content, route};
 use crate::AppState;
 use berth_core::auth::Actor;
-use berth_core::{Db, DbError};
+use berth_core::auth::views::{DefaultPermView, OrgMember, TeamSync};
 use std::sync::Arc;
 
 pub fn routes() -> Vec<Route> {
@@ -69,7 +69,7 @@ async fn org_view(st: &AppState, a: &Actor, org: &str) -> Result<serde_json::Val
             format!("you are not a member of organization {org:?}"),
         ));
     }
-    let teams = st.auth.db.teams_of_org(o.id).await?;
+    let teams = st.auth.org_teams(&o).await?;
     let mut map = serde_json::Map::new();
     for t in &teams {
         map.insert(t.name.clone(), team_view(t, true));
@@ -115,32 +115,34 @@ async fn delete_org(st: Arc<AppState>, ctx: Ctx) -> R {
     no_content()
 }
 
-async fn member_list(db: &Db, org_id: i64) -> Result<Vec<serde_json::Value>, DbError> {
-    let mut out: Vec<serde_json::Value> = Vec::new();
-    for (_, name, kind, team) in db.org_members(org_id).await? {
-        if let Some(m) = out.iter_mut().find(|m| m["name"] == name.as_str()) {
-            if let Some(t) = m["teams"].as_array_mut() {
-                t.push(serde_json::json!({"name": team, "avatar": avatar(&team, "team")}));
-            }
-            continue;
-        }
-        let mut e = entity(&name, &kind);
-        e["teams"] = serde_json::json!([{"name": team, "avatar": avatar(&team, "team")}]);
-        e["repositories"] = serde_json::json!([]);
-        out.push(e);
-    }
-    Ok(out)
+async fn member_list(st: &AppState, ctx: &Ctx) -> Result<Vec<serde_json::Value>, RestError> {
+    let teams = |m: &OrgMember| -> Vec<serde_json::Value> {
+        m.teams
+            .iter()
+            .map(|t| serde_json::json!({"name": t, "avatar": avatar(t, "team")}))
+            .collect()
+    };
+    Ok(st
+        .auth
+        .org_members(ctx.actor()?, ctx.p("orgname"))
+        .await?
+        .iter()
+        .map(|m| {
+            let mut e = entity(&m.name, &m.kind);
+            e["teams"] = teams(m).into();
+            e["repositories"] = serde_json::json!([]);
+            e
+        })
+        .collect())
 }
 
 async fn members(st: Arc<AppState>, ctx: Ctx) -> R {
-    let o = st.auth.org_admin(ctx.actor()?, ctx.p("orgname")).await?;
-    json(serde_json::json!({"members": member_list(&st.auth.db, o.id).await?}))
+    json(serde_json::json!({"members": member_list(&st, &ctx).await?}))
 }
 
 async fn member(st: Arc<AppState>, ctx: Ctx) -> R {
-    let o = st.auth.org_admin(ctx.actor()?, ctx.p("orgname")).await?;
     let name = ctx.p("membername");
-    member_list(&st.auth.db, o.id)
+    member_list(&st, &ctx)
         .await?
         .into_iter()
         .find(|m| m["name"] == name)
@@ -148,7 +150,7 @@ async fn member(st: Arc<AppState>, ctx: Ctx) -> R {
         .unwrap_or_else(|| {
             Err(RestError::new(
                 404,
-                format!("{name:?} is not a member of {:?}", o.name),
+                format!("{name:?} is not a member of {:?}", ctx.p("orgname")),
             ))
         })
 }
@@ -186,25 +188,15 @@ async fn delete_team(st: Arc<AppState>, ctx: Ctx) -> R {
 }
 
 async fn team_members(st: Arc<AppState>, ctx: Ctx) -> R {
-    let a = ctx.actor()?;
-    if !a.has_scope("user:read") && !a.has_scope("org:admin") {
-        return Err(RestError::new(403, "this token lacks the user:read scope"));
-    }
-    let o = st.auth.org(ctx.p("orgname")).await?;
-    let role = st.auth.org_role(a, &o).await?;
-    let t = st.auth.team(&o, ctx.p("teamname")).await?;
-    let members = st.auth.db.team_members(t.id).await?;
-    // Members may see their own team; administrators see every team.
-    if !role.admin && !members.iter().any(|(id, _, _)| *id == a.id) {
-        return Err(RestError::new(
-            403,
-            "only administrators and the team's members may list its members",
-        ));
-    }
+    let tm = st
+        .auth
+        .team_members(ctx.actor()?, ctx.p("orgname"), ctx.p("teamname"))
+        .await?;
+    let t = &tm.team;
     json(serde_json::json!({
         "name": t.name,
-        "members": members.iter().map(|(_, n, k)| { let mut e = entity(n, k); e["invited"] = false.into(); e }).collect::<Vec<_>>(),
-        "can_edit": role.admin,
+        "members": tm.members.iter().map(|m| { let mut e = entity(&m.name, &m.kind); e["invited"] = false.into(); e }).collect::<Vec<_>>(),
+        "can_edit": tm.can_edit,
         "synced": t.sync_service.as_ref().map(|s| serde_json::json!({"service": s, "config": {"group": t.sync_group}})),
     }))
 }
@@ -237,51 +229,29 @@ async fn del_member(st: Arc<AppState>, ctx: Ctx) -> R {
 }
 
 async fn team_perms(st: Arc<AppState>, ctx: Ctx) -> R {
-    let o = st.auth.org_admin(ctx.actor()?, ctx.p("orgname")).await?;
-    let t = st.auth.team(&o, ctx.p("teamname")).await?;
     let perms = st
         .auth
-        .db
-        .list_perms(None, Some(berth_core::Grantee::Team(t.id)))
+        .team_permissions(ctx.actor()?, ctx.p("orgname"), ctx.p("teamname"))
         .await?;
     json(super::permissions_view(&perms))
 }
 
-async fn prototype_view(
-    db: &Db,
-    p: &berth_core::DefaultPermRow,
-) -> Result<serde_json::Value, DbError> {
-    let activating = match p.activating_id {
-        Some(id) => db
-            .account_by_id(id)
-            .await?
-            .map(|a| entity(&a.name, &a.kind)),
-        None => None,
-    };
-    let delegate = match p.delegate {
-        berth_core::Grantee::Account(id) => db
-            .account_by_id(id)
-            .await?
-            .map(|a| entity(&a.name, &a.kind)),
-        berth_core::Grantee::Team(id) => {
-            let teams = db.teams_of_org(p.org_id).await?;
-            teams
-                .iter()
-                .find(|t| t.id == id)
-                .map(|t| entity(&t.name, "team"))
-        }
-    };
-    Ok(
-        serde_json::json!({"id": p.uuid, "role": p.role, "activating_user": activating, "delegate": delegate}),
-    )
+fn prototype_view(p: &DefaultPermView) -> serde_json::Value {
+    let named = |who: &Option<(String, String)>| who.as_ref().map(|(n, k)| entity(n, k));
+    serde_json::json!({
+        "id": p.row.uuid, "role": p.row.role,
+        "activating_user": named(&p.activating), "delegate": named(&p.delegate),
+    })
 }
 
 async fn prototypes(st: Arc<AppState>, ctx: Ctx) -> R {
-    let o = st.auth.org_admin(ctx.actor()?, ctx.p("orgname")).await?;
-    let mut out = Vec::new();
-    for p in st.auth.db.default_perms(o.id).await? {
-        out.push(prototype_view(&st.auth.db, &p).await?);
-    }
+    let out: Vec<serde_json::Value> = st
+        .auth
+        .default_permissions(ctx.actor()?, ctx.p("orgname"))
+        .await?
+        .iter()
+        .map(prototype_view)
+        .collect();
     json(serde_json::json!({"prototypes": out}))
 }
 
@@ -317,7 +287,11 @@ async fn create_prototype(st: Arc<AppState>, ctx: Ctx) -> R {
             ctx.required("role")?,
         )
         .await?;
-    json(prototype_view(&st.auth.db, &p).await?)
+    let p = st
+        .auth
+        .default_permission(a, ctx.p("orgname"), &p.uuid)
+        .await?;
+    json(prototype_view(&p))
 }
 
 async fn update_prototype(st: Arc<AppState>, ctx: Ctx) -> R {
@@ -327,16 +301,9 @@ async fn update_prototype(st: Arc<AppState>, ctx: Ctx) -> R {
     st.auth
         .update_default_perm(a, org, id, ctx.required("role")?)
         .await?;
-    let o = st.auth.org(org).await?;
-    let p = st
-        .auth
-        .db
-        .default_perms(o.id)
-        .await?
-        .into_iter()
-        .find(|p| p.uuid == id)
-        .ok_or_else(|| RestError::new(404, "default permission vanished"))?;
-    json(prototype_view(&st.auth.db, &p).await?)
+    json(prototype_view(
+        &st.auth.default_permission(a, org, id).await?,
+    ))
 }
 
 async fn delete_prototype(st: Arc<AppState>, ctx: Ctx) -> R {
@@ -349,60 +316,22 @@ async fn delete_prototype(st: Arc<AppState>, ctx: Ctx) -> R {
 /// `POST` / `DELETE …/team/{teamname}/syncing`. Only superusers set syncing up (Quay without
 /// FEATURE_NONSUPERUSER_TEAM_SYNCING_SETUP), and as administrators of the organization.
 async fn team_sync(st: &AppState, ctx: &Ctx, enable: bool) -> R {
-    use berth_core::auth::{AuditEntry, ldap};
-    let a = ctx.actor()?;
-    let (org, team) = (ctx.p("orgname"), ctx.p("teamname"));
-    let o = st.auth.org_admin(a, org).await?;
-    if !a.superuser || !a.has_scope("super:user") {
-        return Err(RestError::new(
-            403,
-            "only superusers may set up team syncing",
-        ));
-    }
-    let t = st.auth.team(&o, team).await?;
-    let (kind, meta) = if enable && let Some(group) = ctx.field("group_name") {
+    let sync = match ctx.field("group_name") {
         // An OIDC service's groups claim (Quay's group_name): the name is the claim's value.
-        let service = oidc_sync_service(st, ctx.field("service"))?;
-        st.auth
-            .db
-            .set_team_sync(t.id, Some((&service, group)))
-            .await?;
-        let meta =
-            serde_json::json!({"team": team, "service": service, "config": {"group_name": group}});
-        ("org_team_sync_enable", meta)
-    } else if enable {
-        let group = st
-            .auth
-            .ldap_sync_group(team, ctx.required("group_dn")?)
-            .await?;
-        st.auth
-            .db
-            .set_team_sync(t.id, Some((ldap::SERVICE, &group)))
-            .await?;
-        let meta = serde_json::json!({"team": team, "service": ldap::SERVICE, "config": {"group_dn": group}});
-        ("org_team_sync_enable", meta)
-    } else {
-        st.auth.db.set_team_sync(t.id, None).await?;
-        ("org_team_sync_disable", serde_json::json!({"team": team}))
+        Some(group) if enable => TeamSync::Oidc {
+            service: ctx.field("service"),
+            group,
+        },
+        _ if enable => TeamSync::Ldap {
+            group_dn: ctx.required("group_dn")?,
+        },
+        _ => TeamSync::Off,
     };
-    st.auth
-        .audit
-        .record(AuditEntry::new(kind).by(Some(a)).namespace(org).meta(meta))
-        .await;
-    json(team_view(&st.auth.team(&o, team).await?, true))
-}
-
-/// The OIDC service a `group_name` sync follows: the one named, or the only one configured.
-fn oidc_sync_service(st: &AppState, named: Option<&str>) -> Result<String, RestError> {
-    let ids: Vec<&str> = st.auth.oidc.providers().map(|p| p.id.as_str()).collect();
-    match named {
-        Some(s) if ids.contains(&s) => Ok(s.to_string()),
-        None if ids.len() == 1 => Ok(ids[0].to_string()),
-        _ => Err(RestError::bad(format!(
-            "group_name needs \"service\": one of the configured OIDC login services ({})",
-            ids.join(", ")
-        ))),
-    }
+    let t = st
+        .auth
+        .set_team_sync(ctx.actor()?, ctx.p("orgname"), ctx.p("teamname"), sync)
+        .await?;
+    json(team_view(&t, true))
 }
 
 async fn enable_team_sync(st: Arc<AppState>, ctx: Ctx) -> R {

@@ -19,7 +19,7 @@ async fn blob_placements(st: Arc<AppState>, ctx: Ctx) -> R {
         .parse()
         .map_err(|e: berth_oci::digest::DigestError| RestError::bad(e.0))?;
     let reg = &st.registry;
-    let placed = reg.db.placements(&digest.to_string()).await?;
+    let placed = reg.placements(&digest).await?;
     if placed.is_empty() {
         return Err(RestError::new(
             404,

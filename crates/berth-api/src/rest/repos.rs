@@ -92,7 +92,6 @@ async fn list_repos(st: Arc<AppState>, ctx: Ctx) -> R {
         .clamp(1, 100);
     let rows = st
         .auth
-        .db
         .visible_repos(&viewer, namespace, ctx.q("next_page"), limit + 1)
         .await?;
     let more = rows.len() as i64 > limit;
@@ -119,10 +118,8 @@ async fn get_repo(st: Arc<AppState>, ctx: Ctx) -> R {
     let access = st.auth.repo_access(ctx.caller.as_ref(), repo).await?;
     let window = st
         .auth
-        .db
-        .account_by_name(&r.namespace)
+        .namespace_tag_window(&r.namespace)
         .await?
-        .and_then(|a| a.tag_expiration_s)
         .unwrap_or(st.registry.config.gc.default_window_s);
     let mut v = serde_json::json!({
         "namespace": r.namespace,
@@ -219,8 +216,7 @@ async fn perms_of(
         .await?;
     let perms = st
         .auth
-        .db
-        .list_perms(Some(r.id), None)
+        .repo_permissions(&r)
         .await?
         .into_iter()
         .filter(|p| (p.grantee_kind == "team") == team)

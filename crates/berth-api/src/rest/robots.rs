@@ -50,7 +50,6 @@ fn ns_of(ctx: &Ctx, user: bool) -> Result<String, RestError> {
 async fn list(st: Arc<AppState>, ctx: Ctx, user: bool) -> R {
     let a = ctx.actor()?;
     let ns = ns_of(&ctx, user)?;
-    let owner = st.auth.robot_owner(a, &ns).await?;
     let with_token = ctx.q_bool("token", true);
     let with_perms = ctx.q_bool("permissions", false);
     let limit = ctx
@@ -58,29 +57,20 @@ async fn list(st: Arc<AppState>, ctx: Ctx, user: bool) -> R {
         .and_then(|l| l.parse::<usize>().ok())
         .unwrap_or(usize::MAX);
     let mut out = Vec::new();
-    for r in st
-        .auth
-        .db
-        .robots_of(owner.id)
-        .await?
-        .into_iter()
-        .take(limit)
-    {
+    for r in st.auth.robots_in(a, &ns).await?.into_iter().take(limit) {
         let token = with_token.then(|| st.auth.robot_token(&r));
         let mut v = view(&r, token.as_deref());
         if with_perms {
             let teams: Vec<serde_json::Value> = st
                 .auth
-                .db
-                .teams_of_account(r.id)
+                .team_names_of(&r)
                 .await?
                 .into_iter()
-                .map(|(_, t)| serde_json::json!({"name": t.name, "avatar": super::avatar(&t.name, "team")}))
+                .map(|t| serde_json::json!({"name": t, "avatar": super::avatar(&t, "team")}))
                 .collect();
             let repos: Vec<String> = st
                 .auth
-                .db
-                .list_perms(None, Some(berth_core::Grantee::Account(r.id)))
+                .account_permissions(&r)
                 .await?
                 .into_iter()
                 .map(|p| p.repo)
@@ -140,11 +130,7 @@ async fn perms(st: Arc<AppState>, ctx: Ctx, user: bool) -> R {
         .auth
         .robot(ctx.actor()?, &ns, ctx.p("robot_shortname"))
         .await?;
-    let perms = st
-        .auth
-        .db
-        .list_perms(None, Some(berth_core::Grantee::Account(r.id)))
-        .await?;
+    let perms = st.auth.account_permissions(&r).await?;
     json(super::permissions_view(&perms))
 }
 

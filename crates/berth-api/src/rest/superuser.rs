@@ -3,8 +3,8 @@
 
 use super::{Ctx, R, RestError, Route, avatar, created, json, no_content, route, secs};
 use crate::AppState;
-use berth_core::auth::Actor;
 use berth_core::auth::accounts::UserChanges;
+use berth_core::auth::{AccountKind, Actor};
 use std::sync::Arc;
 
 pub fn routes() -> Vec<Route> {
@@ -61,7 +61,7 @@ async fn user_detail(
 }
 
 async fn list_users(st: Arc<AppState>, ctx: Ctx) -> R {
-    require(&ctx)?;
+    let a = require(&ctx)?;
     let include_disabled = ctx.q_bool("disabled", true);
     let limit = ctx
         .q("limit")
@@ -70,8 +70,12 @@ async fn list_users(st: Arc<AppState>, ctx: Ctx) -> R {
         .clamp(1, 1000);
     let rows = st
         .auth
-        .db
-        .list_accounts("user", ctx.q("next_page").unwrap_or(""), limit)
+        .list_accounts(
+            a,
+            AccountKind::User,
+            ctx.q("next_page").unwrap_or(""),
+            limit,
+        )
         .await?;
     let mut v = serde_json::json!({
         "users": rows.iter().filter(|r| include_disabled || r.enabled).map(|r| user_view(&st, r)).collect::<Vec<_>>(),
@@ -149,7 +153,7 @@ async fn reset_login(st: Arc<AppState>, ctx: Ctx) -> R {
 }
 
 async fn list_orgs(st: Arc<AppState>, ctx: Ctx) -> R {
-    require(&ctx)?;
+    let a = require(&ctx)?;
     let limit = ctx
         .q("limit")
         .and_then(|l| l.parse().ok())
@@ -157,8 +161,7 @@ async fn list_orgs(st: Arc<AppState>, ctx: Ctx) -> R {
         .clamp(1, 1000);
     let rows = st
         .auth
-        .db
-        .list_accounts("org", ctx.q("next_page").unwrap_or(""), limit)
+        .list_accounts(a, AccountKind::Org, ctx.q("next_page").unwrap_or(""), limit)
         .await?;
     let mut v = serde_json::json!({
         "organizations": rows.iter().map(|r| serde_json::json!({
@@ -203,8 +206,7 @@ async fn gc_run(st: Arc<AppState>, ctx: Ctx) -> R {
 }
 
 async fn list_keys(st: Arc<AppState>, ctx: Ctx) -> R {
-    require(&ctx)?;
-    let keys = st.auth.db.service_keys().await?;
+    let keys = st.auth.service_keys(require(&ctx)?).await?;
     json(serde_json::json!({
         "keys": keys.iter().map(|k| serde_json::json!({
             "kid": k.kid, "service": k.service, "created_date": secs(Some(k.created_at)),
@@ -214,33 +216,13 @@ async fn list_keys(st: Arc<AppState>, ctx: Ctx) -> R {
 }
 
 async fn rotate_key(st: Arc<AppState>, ctx: Ctx) -> R {
-    let a = require(&ctx)?;
-    let kid = st.auth.keys.rotate(&st.auth.config.service).await?;
-    st.auth
-        .audit
-        .record(
-            berth_core::auth::AuditEntry::new("service_key_create")
-                .by(Some(a))
-                .meta(serde_json::json!({"kid": kid})),
-        )
-        .await;
+    let kid = st.auth.rotate_service_key(require(&ctx)?).await?;
     created(serde_json::json!({"kid": kid}))
 }
 
 async fn delete_key(st: Arc<AppState>, ctx: Ctx) -> R {
-    let a = require(&ctx)?;
-    let kid = ctx.p("kid");
-    if !st.auth.db.delete_service_key(kid).await? {
-        return Err(RestError::new(404, format!("no signing key {kid:?}")));
-    }
-    st.auth.keys.ensure(&st.auth.config.service).await?;
     st.auth
-        .audit
-        .record(
-            berth_core::auth::AuditEntry::new("service_key_delete")
-                .by(Some(a))
-                .meta(serde_json::json!({"kid": kid})),
-        )
-        .await;
+        .delete_service_key(require(&ctx)?, ctx.p("kid"))
+        .await?;
     no_content()
 }

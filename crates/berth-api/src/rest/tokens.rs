@@ -48,8 +48,7 @@ async fn list_app(st: Arc<AppState>, ctx: Ctx) -> R {
     let expiring = ctx.q_bool("expiring", false);
     let tokens: Vec<_> = st
         .auth
-        .db
-        .app_tokens_of(a.id)
+        .app_tokens(a)
         .await?
         .into_iter()
         .filter(|t| {
@@ -70,12 +69,7 @@ async fn create_app(st: Arc<AppState>, ctx: Ctx) -> R {
 
 async fn get_app(st: Arc<AppState>, ctx: Ctx) -> R {
     let a = user_actor(&ctx)?;
-    let t = st
-        .auth
-        .db
-        .app_token(a.id, ctx.p("token_uuid"))
-        .await?
-        .ok_or_else(|| RestError::new(404, "no such app-specific token"))?;
+    let t = st.auth.app_token(a, ctx.p("token_uuid")).await?;
     let code = st.auth.sealer.open_string(&t.token_sealed);
     json(serde_json::json!({"token": app_view(&t, code.as_deref())}))
 }
@@ -96,14 +90,7 @@ fn api_view(t: &berth_core::auth::accounts::ApiToken) -> serde_json::Value {
 
 async fn list_api(st: Arc<AppState>, ctx: Ctx) -> R {
     let a = user_actor(&ctx)?;
-    let tokens: Vec<_> = st
-        .auth
-        .db
-        .api_tokens_of(a.id)
-        .await?
-        .iter()
-        .map(api_view)
-        .collect();
+    let tokens: Vec<_> = st.auth.api_tokens(a).await?.iter().map(api_view).collect();
     json(serde_json::json!({"tokens": tokens}))
 }
 

@@ -26,13 +26,12 @@ pub async fn user_view(
 ) -> Result<serde_json::Value, RestError> {
     let acct = st
         .auth
-        .db
         .account_by_id(row.id)
         .await?
         .ok_or_else(|| RestError::new(404, "the account no longer exists"))?;
     let mut orgs: Vec<serde_json::Value> = Vec::new();
     let mut seen = std::collections::HashMap::<String, (bool, bool)>::new();
-    for (org, team) in st.auth.db.teams_of_account(acct.id).await? {
+    for (org, team) in st.auth.memberships(acct.id).await? {
         let e = seen.entry(org).or_default();
         e.0 |= team.role == "admin";
         e.1 |= team.role == "admin" || team.role == "creator";
@@ -47,8 +46,7 @@ pub async fn user_view(
     }
     let logins: Vec<serde_json::Value> = st
         .auth
-        .db
-        .external_logins_of(acct.id)
+        .external_logins(acct.id)
         .await?
         .into_iter()
         .map(|(service, subject, meta)| {
@@ -137,7 +135,7 @@ async fn initialize(st: Arc<AppState>, ctx: Ctx) -> R {
             "user initialization is disabled: set FEATURE_USER_INITIALIZE: true",
         ));
     }
-    if st.auth.db.count_accounts("user").await? > 0 {
+    if st.auth.has_users().await? {
         return Err(RestError::bad(
             "cannot initialize: the registry already has users",
         ));

@@ -18,6 +18,7 @@ mod robots;
 pub mod secret;
 pub mod session;
 mod tokens;
+pub mod views;
 
 pub use audit::{AuditEntry, AuditLog};
 pub use authz::{RepoAccess, Role};

@@ -1,0 +1,467 @@
+//! What the API shows about accounts, teams, robots, tokens, keys and the audit log: the read
+//! doors. A door that takes a name or an actor does the access check its answer needs; one that
+//! takes a row (an organization, a team, a robot) serves a caller that already obtained that row
+//! through a checked door. Writes live with their aggregate (accounts, orgs, robots, …).
+
+use super::{AccountKind, Actor, Auth};
+use crate::{Error, Result};
+use berth_db::{
+    AccountRow, ApiTokenRow, AppTokenRow, AuditQuery, AuditRow, DefaultPermRow, Grantee,
+    OAuthAppRow, PermRow, RepoRow, ServiceKeyRow, TeamRow, Viewer,
+};
+
+/// A member of a team or an organization.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub id: i64,
+    pub name: String,
+    /// `user` or `robot`.
+    pub kind: String,
+}
+
+/// A member of an organization and the teams it is in.
+#[derive(Debug, Clone)]
+pub struct OrgMember {
+    pub name: String,
+    pub kind: String,
+    pub teams: Vec<String>,
+}
+
+/// A team with its members, as its organization's administrators and members see it.
+#[derive(Debug, Clone)]
+pub struct TeamMembers {
+    pub team: TeamRow,
+    pub members: Vec<Member>,
+    /// Whether the caller administers the organization.
+    pub can_edit: bool,
+}
+
+/// A default permission with the accounts and team it names resolved to `(name, kind)`.
+#[derive(Debug, Clone)]
+pub struct DefaultPermView {
+    pub row: DefaultPermRow,
+    pub activating: Option<(String, String)>,
+    pub delegate: Option<(String, String)>,
+}
+
+/// How a team's membership follows an external directory.
+#[derive(Debug, Clone)]
+pub enum TeamSync<'a> {
+    /// An OIDC service's groups claim (`group_name`); the service may be left out when only
+    /// one is configured.
+    Oidc {
+        service: Option<&'a str>,
+        group: &'a str,
+    },
+    /// An LDAP group, by DN relative to the base DN or absolute.
+    Ldap {
+        group_dn: &'a str,
+    },
+    Off,
+}
+
+impl Auth {
+    /// An account by id, of any kind; `None` once deleted.
+    pub async fn account_by_id(&self, id: i64) -> Result<Option<AccountRow>> {
+        Ok(self.db.account_by_id(id).await?)
+    }
+
+    /// The organizations and teams an account belongs to.
+    pub async fn memberships(&self, account_id: i64) -> Result<Vec<(String, TeamRow)>> {
+        Ok(self.db.teams_of_account(account_id).await?)
+    }
+
+    /// External identities linked to an account: `(service, subject, metadata JSON)`.
+    pub async fn external_logins(&self, account_id: i64) -> Result<Vec<(String, String, String)>> {
+        Ok(self.db.external_logins_of(account_id).await?)
+    }
+
+    /// Whether any user account exists (Quay's `FEATURE_USER_INITIALIZE` works only before).
+    pub async fn has_users(&self) -> Result<bool> {
+        Ok(self.db.count_accounts(AccountKind::User.as_str()).await? > 0)
+    }
+
+    /// Accounts whose name starts with `prefix`, for autocompletion.
+    pub async fn search_accounts(&self, prefix: &str, limit: i64) -> Result<Vec<AccountRow>> {
+        Ok(self.db.search_accounts(prefix, limit).await?)
+    }
+
+    /// A page of accounts of one kind in name order, after `after`, for superusers.
+    pub async fn list_accounts(
+        &self,
+        actor: &Actor,
+        kind: AccountKind,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<AccountRow>> {
+        require_superuser(actor)?;
+        Ok(self.db.list_accounts(kind.as_str(), after, limit).await?)
+    }
+
+    /// The time-machine window a namespace set for itself (`tag_expiration_s`), if any.
+    pub async fn namespace_tag_window(&self, namespace: &str) -> Result<Option<i64>> {
+        Ok(self
+            .db
+            .account_by_name(namespace)
+            .await?
+            .and_then(|a| a.tag_expiration_s))
+    }
+
+    /// Repositories `viewer` may see, in name order after `after` (the catalog rule).
+    pub async fn visible_repos(
+        &self,
+        viewer: &Viewer<'_>,
+        namespace: Option<&str>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<RepoRow>> {
+        Ok(self
+            .db
+            .visible_repos(viewer, namespace, after, limit)
+            .await?)
+    }
+
+    /// An organization's teams.
+    pub async fn org_teams(&self, org: &AccountRow) -> Result<Vec<TeamRow>> {
+        Ok(self.db.teams_of_org(org.id).await?)
+    }
+
+    /// A team and its members, if `actor` may list them: the organization's administrators and
+    /// the team's own members.
+    pub async fn team_members(&self, actor: &Actor, org: &str, team: &str) -> Result<TeamMembers> {
+        if !actor.has_scope("user:read") && !actor.has_scope("org:admin") {
+            return Err(Error::denied("this token lacks the user:read scope"));
+        }
+        let o = self.org(org).await?;
+        let role = self.org_role(actor, &o).await?;
+        let t = self.team(&o, team).await?;
+        let members: Vec<Member> = self
+            .db
+            .team_members(t.id)
+            .await?
+            .into_iter()
+            .map(|(id, name, kind)| Member { id, name, kind })
+            .collect();
+        if !role.admin && !members.iter().any(|m| m.id == actor.id) {
+            return Err(Error::denied(
+                "only administrators and the team's members may list its members",
+            ));
+        }
+        Ok(TeamMembers {
+            team: t,
+            members,
+            can_edit: role.admin,
+        })
+    }
+
+    /// The accounts in the organization's teams, each with its teams in the order found, for
+    /// the organization's administrators.
+    pub async fn org_members(&self, actor: &Actor, org: &str) -> Result<Vec<OrgMember>> {
+        let o = self.org_admin(actor, org).await?;
+        let mut out: Vec<OrgMember> = Vec::new();
+        for (_, name, kind, team) in self.db.org_members(o.id).await? {
+            match out.iter_mut().find(|m| m.name == name) {
+                Some(m) => m.teams.push(team),
+                None => out.push(OrgMember {
+                    name,
+                    kind,
+                    teams: vec![team],
+                }),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every account in some team of the organization, by name.
+    pub async fn org_member_names(&self, org: &AccountRow) -> Result<Vec<String>> {
+        Ok(self
+            .db
+            .org_members(org.id)
+            .await?
+            .into_iter()
+            .map(|m| m.1)
+            .collect())
+    }
+
+    /// Direct permissions on repositories of `org` held by accounts outside its teams (Quay's
+    /// outside collaborators), for the organization's administrators.
+    pub async fn outside_collaborators(&self, actor: &Actor, org: &str) -> Result<Vec<PermRow>> {
+        let o = self.org_admin(actor, org).await?;
+        let members: std::collections::HashSet<String> =
+            self.org_member_names(&o).await?.into_iter().collect();
+        let prefix = format!("{}/", o.name);
+        Ok(self
+            .db
+            .list_perms(None, None)
+            .await?
+            .into_iter()
+            .filter(|p| {
+                p.grantee_kind != "team"
+                    && !members.contains(&p.grantee)
+                    && p.repo.starts_with(&prefix)
+            })
+            .collect())
+    }
+
+    /// The repository permissions a team holds, for the organization's administrators.
+    pub async fn team_permissions(
+        &self,
+        actor: &Actor,
+        org: &str,
+        team: &str,
+    ) -> Result<Vec<PermRow>> {
+        let o = self.org_admin(actor, org).await?;
+        let t = self.team(&o, team).await?;
+        Ok(self.db.list_perms(None, Some(Grantee::Team(t.id))).await?)
+    }
+
+    /// The direct permissions an account (a robot, a user) holds.
+    pub async fn account_permissions(&self, account: &AccountRow) -> Result<Vec<PermRow>> {
+        Ok(self
+            .db
+            .list_perms(None, Some(Grantee::Account(account.id)))
+            .await?)
+    }
+
+    /// The permissions granted on one repository.
+    pub async fn repo_permissions(&self, repo: &RepoRow) -> Result<Vec<PermRow>> {
+        Ok(self.db.list_perms(Some(repo.id), None).await?)
+    }
+
+    /// An organization's default permissions (Quay's prototypes), names resolved, for its
+    /// administrators.
+    pub async fn default_permissions(
+        &self,
+        actor: &Actor,
+        org: &str,
+    ) -> Result<Vec<DefaultPermView>> {
+        let o = self.org_admin(actor, org).await?;
+        let mut out = Vec::new();
+        for row in self.db.default_perms(o.id).await? {
+            out.push(self.default_perm_view(row).await?);
+        }
+        Ok(out)
+    }
+
+    /// One default permission, names resolved (after it was created or changed).
+    pub async fn default_permission(
+        &self,
+        actor: &Actor,
+        org: &str,
+        uuid: &str,
+    ) -> Result<DefaultPermView> {
+        self.default_permissions(actor, org)
+            .await?
+            .into_iter()
+            .find(|p| p.row.uuid == uuid)
+            .ok_or_else(|| Error::not_found(format!("no default permission {uuid:?}")))
+    }
+
+    async fn default_perm_view(&self, row: DefaultPermRow) -> Result<DefaultPermView> {
+        let account = |id: i64| async move {
+            Ok::<_, Error>(self.db.account_by_id(id).await?.map(|a| (a.name, a.kind)))
+        };
+        let activating = match row.activating_id {
+            Some(id) => account(id).await?,
+            None => None,
+        };
+        let delegate = match row.delegate {
+            Grantee::Account(id) => account(id).await?,
+            Grantee::Team(id) => self
+                .db
+                .teams_of_org(row.org_id)
+                .await?
+                .into_iter()
+                .find(|t| t.id == id)
+                .map(|t| (t.name, "team".to_string())),
+        };
+        Ok(DefaultPermView {
+            row,
+            activating,
+            delegate,
+        })
+    }
+
+    /// Makes a team follow an OIDC groups claim or an LDAP group, or stops it; superusers who
+    /// administer the organization only. Audited as Quay does (`org_team_sync_enable` /
+    /// `org_team_sync_disable`). Answers the team as it now is.
+    pub async fn set_team_sync(
+        &self,
+        actor: &Actor,
+        org: &str,
+        team: &str,
+        sync: TeamSync<'_>,
+    ) -> Result<TeamRow> {
+        let service = match sync {
+            TeamSync::Oidc { service, .. } => Some(self.oidc_sync_service(service)?),
+            _ => None,
+        };
+        let o = self.org_admin(actor, org).await?;
+        if !actor.superuser || !actor.has_scope("super:user") {
+            return Err(Error::denied("only superusers may set up team syncing"));
+        }
+        let t = self.team(&o, team).await?;
+        let (kind, meta) = match (sync, service) {
+            (TeamSync::Oidc { group, .. }, Some(service)) => {
+                self.db.set_team_sync(t.id, Some((&service, group))).await?;
+                (
+                    "org_team_sync_enable",
+                    serde_json::json!({"team": team, "service": service, "config": {"group_name": group}}),
+                )
+            }
+            (TeamSync::Ldap { group_dn }, _) => {
+                let group = self.ldap_sync_group(team, group_dn).await?;
+                self.db
+                    .set_team_sync(t.id, Some((super::ldap::SERVICE, &group)))
+                    .await?;
+                (
+                    "org_team_sync_enable",
+                    serde_json::json!({"team": team, "service": super::ldap::SERVICE, "config": {"group_dn": group}}),
+                )
+            }
+            (TeamSync::Off | TeamSync::Oidc { .. }, _) => {
+                self.db.set_team_sync(t.id, None).await?;
+                ("org_team_sync_disable", serde_json::json!({"team": team}))
+            }
+        };
+        self.audit
+            .record(
+                super::AuditEntry::new(kind)
+                    .by(Some(actor))
+                    .namespace(org)
+                    .meta(meta),
+            )
+            .await;
+        self.team(&o, team).await
+    }
+
+    /// The OIDC login service a synced team follows: the one named, or the only one.
+    fn oidc_sync_service(&self, named: Option<&str>) -> Result<String> {
+        let ids: Vec<&str> = self.oidc.providers().map(|p| p.id.as_str()).collect();
+        match named {
+            Some(s) if ids.contains(&s) => Ok(s.to_string()),
+            None if ids.len() == 1 => Ok(ids[0].to_string()),
+            _ => Err(Error::invalid(format!(
+                "group_name needs \"service\": one of the configured OIDC login services ({})",
+                ids.join(", ")
+            ))),
+        }
+    }
+
+    /// The robots of a namespace, for those who administer it.
+    pub async fn robots_in(&self, actor: &Actor, namespace: &str) -> Result<Vec<AccountRow>> {
+        let owner = self.robot_owner(actor, namespace).await?;
+        Ok(self.db.robots_of(owner.id).await?)
+    }
+
+    /// The names of the teams an account is in.
+    pub async fn team_names_of(&self, account: &AccountRow) -> Result<Vec<String>> {
+        Ok(self
+            .db
+            .teams_of_account(account.id)
+            .await?
+            .into_iter()
+            .map(|(_, t)| t.name)
+            .collect())
+    }
+
+    /// The calling user's app-specific tokens.
+    pub async fn app_tokens(&self, actor: &Actor) -> Result<Vec<AppTokenRow>> {
+        Ok(self.db.app_tokens_of(actor.id).await?)
+    }
+
+    /// One of the calling user's app-specific tokens.
+    pub async fn app_token(&self, actor: &Actor, uuid: &str) -> Result<AppTokenRow> {
+        self.db
+            .app_token(actor.id, uuid)
+            .await?
+            .ok_or_else(|| Error::not_found("no such app-specific token"))
+    }
+
+    /// The calling user's API tokens.
+    pub async fn api_tokens(&self, actor: &Actor) -> Result<Vec<ApiTokenRow>> {
+        Ok(self.db.api_tokens_of(actor.id).await?)
+    }
+
+    /// An organization's OAuth applications, for its administrators.
+    pub async fn oauth_apps(&self, actor: &Actor, org: &str) -> Result<Vec<OAuthAppRow>> {
+        let o = self.org_admin(actor, org).await?;
+        Ok(self.db.oauth_apps(o.id).await?)
+    }
+
+    /// The API tokens minted through an application, each with its creator's name, for the
+    /// organization's administrators.
+    pub async fn oauth_app_tokens(
+        &self,
+        actor: &Actor,
+        org: &str,
+        client_id: &str,
+    ) -> Result<Vec<(ApiTokenRow, Option<String>)>> {
+        let app = self.oauth_app(actor, org, client_id).await?;
+        let mut out = Vec::new();
+        for t in self.db.api_tokens_of_app(&app.client_id).await? {
+            let creator = match t.created_by {
+                Some(id) => self.db.account_by_id(id).await?.map(|a| a.name),
+                None => None,
+            };
+            out.push((t, creator));
+        }
+        Ok(out)
+    }
+
+    /// The registry-token signing keys, for superusers.
+    pub async fn service_keys(&self, actor: &Actor) -> Result<Vec<ServiceKeyRow>> {
+        require_superuser(actor)?;
+        Ok(self.db.service_keys().await?)
+    }
+
+    /// Makes a new signing key current (the old one verifies until it expires); superusers
+    /// only, audited as `service_key_create`. Answers the new key's id.
+    pub async fn rotate_service_key(&self, actor: &Actor) -> Result<String> {
+        require_superuser(actor)?;
+        let kid = self.keys.rotate(&self.config.service).await?;
+        self.audit
+            .record(
+                super::AuditEntry::new("service_key_create")
+                    .by(Some(actor))
+                    .meta(serde_json::json!({"kid": kid})),
+            )
+            .await;
+        Ok(kid)
+    }
+
+    /// Deletes a signing key (tokens it signed stop verifying) and makes sure a current key
+    /// remains; superusers only, audited as `service_key_delete`.
+    pub async fn delete_service_key(&self, actor: &Actor, kid: &str) -> Result<()> {
+        require_superuser(actor)?;
+        if !self.db.delete_service_key(kid).await? {
+            return Err(Error::not_found(format!("no signing key {kid:?}")));
+        }
+        self.keys.ensure(&self.config.service).await?;
+        self.audit
+            .record(
+                super::AuditEntry::new("service_key_delete")
+                    .by(Some(actor))
+                    .meta(serde_json::json!({"kid": kid})),
+            )
+            .await;
+        Ok(())
+    }
+
+    /// A page of the audit log; buffered entries (pulls) are written first, so the page
+    /// includes everything up to now. The caller's right to the scope is checked by the door
+    /// that built `q` (see `rest/logs.rs`).
+    pub async fn audit_page(&self, q: &AuditQuery<'_>) -> Result<Vec<AuditRow>> {
+        Ok(self.db.query_audit(q).await?)
+    }
+}
+
+/// Superusers acting with the `super:user` scope.
+pub fn require_superuser(actor: &Actor) -> Result<()> {
+    if !actor.superuser || !actor.has_scope("super:user") {
+        return Err(Error::denied(
+            "only superusers may do this (SUPER_USERS, or `berth admin create-user --superuser`)",
+        ));
+    }
+    Ok(())
+}
