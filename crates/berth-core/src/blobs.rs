@@ -1,5 +1,6 @@
 //! Blob reads and deletes through a repository.
 
+use crate::auth::Who;
 use crate::error::Missing;
 use crate::{Error, Registry, Result};
 use berth_oci::{Digest, RepoName};
@@ -63,8 +64,9 @@ impl Registry {
         Ok(self.read_store(digest).await?.presigned_url(digest).await?)
     }
 
-    /// Unlinks a blob from a repository. The bytes stay until garbage collection finds them unused.
-    pub async fn blob_delete(&self, repo: &RepoName, digest: &Digest) -> Result<()> {
+    /// Unlinks a blob from a repository (audited as `delete_blob`). The bytes stay until garbage
+    /// collection finds them unused.
+    pub async fn blob_delete(&self, who: &Who, repo: &RepoName, digest: &Digest) -> Result<()> {
         let Some(repo_id) = self.db.repo_id(repo.as_str()).await? else {
             return Err(Error::missing(
                 Missing::Blob,
@@ -76,8 +78,14 @@ impl Registry {
             .db
             .unlink_blob(&mut w, repo_id, &digest.to_string())
             .await?;
-        w.commit().await?;
         if removed {
+            let row = who
+                .entry("delete_blob")
+                .repo(repo.as_str())
+                .meta(serde_json::json!({"digest": digest.to_string()}))
+                .row();
+            self.db.insert_audit_in(&mut w, &[row]).await?;
+            w.commit().await?;
             Ok(())
         } else {
             Err(Error::missing(
@@ -87,9 +95,11 @@ impl Registry {
         }
     }
 
-    /// Links a blob already in repository `from` to `repo`. False if `from` does not have it.
+    /// Links a blob already in repository `from` to `repo` (audited as `mount_blob`). False if
+    /// `from` does not have it.
     pub async fn blob_mount(
         &self,
+        who: &Who,
         repo: &RepoName,
         from: &RepoName,
         digest: &Digest,
@@ -104,6 +114,14 @@ impl Registry {
             .mount_blob(&mut w, repo_id, from.as_str(), &digest.to_string())
             .await?;
         if mounted {
+            let row = who
+                .entry("mount_blob")
+                .repo(repo.as_str())
+                .meta(serde_json::json!({
+                    "digest": digest.to_string(), "source_repository": from.as_str(),
+                }))
+                .row();
+            self.db.insert_audit_in(&mut w, &[row]).await?;
             w.commit().await?;
         }
         Ok(mounted)

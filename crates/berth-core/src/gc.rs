@@ -14,6 +14,7 @@
 //!
 //! docs/ARCHITECTURE.md gives the argument that no push can lose a blob to these sweeps.
 
+use crate::auth::Who;
 use crate::jobs::{DeleteRepo, GcBlobs, GcOrphans, GcRepo};
 use crate::{Error, Registry, Result};
 use berth_db::GcTotals;
@@ -524,13 +525,15 @@ impl Registry {
 
     /// Deletes a repository: its name is free at once, and a job removes its contents (the
     /// blobs it alone held go with the blob sweep).
-    pub async fn delete_repository(&self, repo: &RepoName) -> Result<()> {
+    pub async fn delete_repository(&self, who: &Who, repo: &RepoName) -> Result<()> {
         let id = self.repo_id_of(repo).await?;
         let mut w = self.db.write().await?;
         if !self.db.mark_repo_deleted(&mut w, id).await? {
             return Err(Error::not_found(format!("repository {repo} not found")));
         }
         self.enqueue(&mut w, &DeleteRepo { repo_id: id }).await?;
+        let row = who.entry("delete_repo").repo(repo.as_str()).row();
+        self.db.insert_audit_in(&mut w, &[row]).await?;
         w.commit().await?;
         Ok(())
     }

@@ -2,6 +2,7 @@
 //! The config label `quay.expires-after` (`30m`, `12h`, `10d`, `2w`) gives the pushed tag an
 //! expiry.
 
+use crate::auth::Who;
 use crate::{Error, Registry, Result};
 use berth_db::LabelRow;
 use berth_oci::manifest::ParsedManifest;
@@ -108,8 +109,10 @@ impl Registry {
 
     /// Adds a label through the API. `media_type` is `text/plain` or `application/json` (whose
     /// value must then be JSON).
+    /// Adds a label to a manifest; audited as `manifest_label_add`.
     pub async fn add_label(
         &self,
+        who: &Who,
         repo: &RepoName,
         digest: &str,
         key: &str,
@@ -151,16 +154,43 @@ impl Registry {
         if !self.db.add_label(id, digest, &label).await? {
             return Err(Error::not_found(format!("{repo} has no manifest {digest}")));
         }
+        self.audit_label(who, "manifest_label_add", repo, digest, &label)
+            .await;
         Ok(label)
     }
 
-    pub async fn delete_label(&self, repo: &RepoName, digest: &str, label_id: &str) -> Result<()> {
+    async fn audit_label(
+        &self,
+        who: &Who,
+        kind: &str,
+        repo: &RepoName,
+        digest: &str,
+        l: &LabelRow,
+    ) {
+        self.audit
+            .record(who.entry(kind).repo(repo.as_str()).meta(serde_json::json!({
+                "id": l.id, "key": l.key, "value": l.value, "manifest_digest": digest,
+            })))
+            .await;
+    }
+
+    /// Removes a label from a manifest; audited as `manifest_label_delete`.
+    pub async fn delete_label(
+        &self,
+        who: &Who,
+        repo: &RepoName,
+        digest: &str,
+        label_id: &str,
+    ) -> Result<()> {
+        let label = self.label(repo, digest, label_id).await?;
         let id = self.repo_id_of(repo).await?;
         if !self.db.delete_label(id, digest, label_id).await? {
             return Err(Error::not_found(format!(
                 "manifest {digest} has no label {label_id}"
             )));
         }
+        self.audit_label(who, "manifest_label_delete", repo, digest, &label)
+            .await;
         Ok(())
     }
 }

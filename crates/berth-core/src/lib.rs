@@ -72,6 +72,8 @@ pub struct Registry {
     pub locations: Arc<Locations>,
     pub config: Arc<CoreConfig>,
     pulls: Arc<pulls::PullRecorder>,
+    /// The audit log every change writes to (shared with [`auth::Auth`]).
+    pub(crate) audit: auth::AuditLog,
 }
 
 impl Registry {
@@ -79,6 +81,7 @@ impl Registry {
     pub fn new(db: Db, locations: Locations, config: CoreConfig) -> Registry {
         let store = locations.preferred_store();
         Registry {
+            audit: auth::AuditLog::new(db.clone()),
             db,
             store,
             locations: Arc::new(locations),
@@ -111,7 +114,7 @@ impl Registry {
 
     /// Identity and access over this registry's database.
     pub async fn auth(&self, config: auth::AuthConfig) -> Result<auth::Auth> {
-        auth::Auth::new(self.db.clone(), config).await
+        auth::Auth::with_audit(self.db.clone(), self.audit.clone(), config).await
     }
 
     /// Database and storage round trips, for `/health/endtoend`.

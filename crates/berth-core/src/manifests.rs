@@ -1,5 +1,6 @@
 //! Manifest push, pull and delete; tags; referrers.
 
+use crate::auth::Who;
 use crate::error::{Malformed, Missing};
 use crate::{Error, Registry, Result};
 use berth_db::{ManifestRow, NewManifest, PutManifestError, RefRow};
@@ -56,6 +57,7 @@ impl Registry {
     /// transaction: either every tag points at the manifest or none moved.
     pub async fn manifest_put(
         &self,
+        who: &Who,
         repo: &RepoName,
         reference: &Reference,
         extra_tags: &[Tag],
@@ -171,12 +173,12 @@ impl Registry {
                 }
             }
         }
-        match self
+        let before = match self
             .db
             .put_manifest(&mut w, repo_id, &new, &tag_names)
             .await
         {
-            Ok(()) => {}
+            Ok(before) => before,
             Err(PutManifestError::Missing { blobs, manifests }) => {
                 let mut what = Vec::new();
                 if !blobs.is_empty() {
@@ -191,7 +193,26 @@ impl Registry {
                 ));
             }
             Err(PutManifestError::Db(e)) => return Err(e.into()),
+        };
+        // Recorded with the push: `push_repo`, and `create_tag` / `move_tag` for each tag the
+        // push created or moved (one that already pointed here is not a change).
+        let digest = &new.digest;
+        let mut entries = vec![who.entry("push_repo").repo(repo.as_str()).meta(
+            serde_json::json!({"reference": reference.to_string(), "manifest_digest": digest}),
+        )];
+        for (t, old) in tags.iter().zip(before) {
+            entries.push(match old {
+                None => who.entry("create_tag").meta(
+                    serde_json::json!({"tag": t.as_str(), "manifest_digest": digest}),
+                ),
+                Some(old) if old != *digest => who.entry("move_tag").meta(serde_json::json!({
+                    "tag": t.as_str(), "manifest_digest": digest, "original_manifest_digest": old,
+                })),
+                Some(_) => continue,
+            }.repo(repo.as_str()));
         }
+        let rows: Vec<_> = entries.into_iter().map(|e| e.row()).collect();
+        self.db.insert_audit_in(&mut w, &rows).await?;
         w.commit().await?;
         if !warnings.is_empty() {
             self.db.insert_audit(&warnings).await?;
@@ -237,6 +258,48 @@ impl Registry {
         Ok(row)
     }
 
+    /// Serves a manifest to a client, counted as a pull. A client that cannot read an index
+    /// (`accepts` says no to its type) and asks by tag gets the index's linux/amd64 image
+    /// instead when it accepts that image's type, as Distribution does. With `who`, the pull is
+    /// audited as `pull_repo` (buffered: a pull never waits for a write); HEAD passes `None`.
+    pub async fn manifest_pull(
+        &self,
+        who: Option<&Who>,
+        repo: &RepoName,
+        reference: &Reference,
+        accepts: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<ManifestRow> {
+        let mut row = self.manifest_get(repo, reference).await?;
+        if matches!(reference, Reference::Tag(_))
+            && berth_oci::media::is_index(&row.media_type)
+            && !accepts(&row.media_type)
+            && let Ok(parsed) = parse_manifest(Some(&row.media_type), &row.content)
+        {
+            let child = parsed.manifests.iter().find(|d| {
+                d.platform.as_ref().is_some_and(|p| {
+                    p.get("os").and_then(|v| v.as_str()) == Some("linux")
+                        && p.get("architecture").and_then(|v| v.as_str()) == Some("amd64")
+                }) && accepts(&d.media_type)
+            });
+            if let Some(child) = child {
+                row = self
+                    .manifest_get(repo, &Reference::Digest(child.digest.clone()))
+                    .await?;
+            }
+        }
+        if let Some(who) = who {
+            self.audit
+                .record_later(
+                    who.entry("pull_repo")
+                        .repo(repo.as_str())
+                        .meta(serde_json::json!({
+                            "reference": reference.to_string(), "manifest_digest": row.digest,
+                        })),
+                );
+        }
+        Ok(row)
+    }
+
     /// Reads a live manifest without counting a pull (an administrator's view of it).
     pub async fn manifest_read(
         &self,
@@ -260,8 +323,14 @@ impl Registry {
             .map(|r| r.digest))
     }
 
-    /// Deletes by digest (the manifest and every tag on it) or by tag (only the tag).
-    pub async fn manifest_delete(&self, repo: &RepoName, reference: &Reference) -> Result<()> {
+    /// Deletes by digest (the manifest and every tag on it) or by tag (only the tag); audited as
+    /// `manifest_delete` or `delete_tag`.
+    pub async fn manifest_delete(
+        &self,
+        who: &Who,
+        repo: &RepoName,
+        reference: &Reference,
+    ) -> Result<()> {
         let Some(repo_id) = self.db.repo_id(repo.as_str()).await? else {
             return Err(manifest_unknown(repo, reference));
         };
@@ -284,6 +353,17 @@ impl Registry {
         if !found {
             return Err(manifest_unknown(repo, reference));
         }
+        let entry = match reference {
+            Reference::Tag(t) => who
+                .entry("delete_tag")
+                .meta(serde_json::json!({"tag": t.as_str()})),
+            Reference::Digest(d) => who
+                .entry("manifest_delete")
+                .meta(serde_json::json!({"manifest_digest": d.to_string()})),
+        };
+        self.db
+            .insert_audit_in(&mut w, &[entry.repo(repo.as_str()).row()])
+            .await?;
         w.commit().await?;
         Ok(())
     }
@@ -297,17 +377,6 @@ impl Registry {
             )
         })?;
         Ok(self.db.tags(repo_id, last, n).await?)
-    }
-
-    /// Repository names `viewer` may see, in lexical order after `last`, at most `n`.
-    pub async fn catalog(
-        &self,
-        viewer: &berth_db::Viewer<'_>,
-        last: Option<&str>,
-        n: i64,
-    ) -> Result<Vec<String>> {
-        let rows = self.db.visible_repos(viewer, None, last, n).await?;
-        Ok(rows.into_iter().map(|r| r.name).collect())
     }
 
     /// Manifests in `repo` whose subject is `subject`, optionally only of one artifact type.

@@ -1,6 +1,7 @@
 //! Tags through the API and the time machine: history, moves, restores within the namespace's
 //! window, per-tag expiry, and the chore that moves expired tags into history.
 
+use crate::auth::{AuditEntry, Who};
 use crate::error::Missing;
 use crate::{Error, Registry, Result};
 use berth_db::{AuditRow, TagFilter, TagRow, now_ms};
@@ -83,6 +84,7 @@ impl Registry {
     /// Flags a live tag immutable, or lifts the flag.
     pub async fn tag_set_immutable(
         &self,
+        who: &Who,
         repo: &RepoName,
         tag: &str,
         immutable: bool,
@@ -94,6 +96,13 @@ impl Registry {
         if immutable && !self.config.immutable_tags_can_expire {
             self.db.clear_tag_expiry(id, &[tag.to_string()]).await?;
         }
+        self.audit
+            .record(
+                who.entry("change_tag_immutability")
+                    .repo(repo.as_str())
+                    .meta(serde_json::json!({"tag": tag, "immutable": immutable})),
+            )
+            .await;
         Ok(())
     }
 
@@ -143,13 +152,36 @@ impl Registry {
         Ok(self.db.tag_history(id, filter, offset, limit).await?)
     }
 
-    /// Points `tag` at a manifest of the repository (moving or creating it), with an expiry.
+    /// Points `tag` at a manifest of the repository (moving or creating it), with an expiry;
+    /// audited as `move_tag` when it pointed elsewhere, else `create_tag`.
     pub async fn tag_point(
+        &self,
+        who: &Who,
+        repo: &RepoName,
+        tag: &str,
+        digest: &str,
+        expires_at: Option<i64>,
+    ) -> Result<()> {
+        self.point(repo, tag, digest, expires_at, &|before| match before {
+            Some(old) if old != digest => who.entry("move_tag").meta(serde_json::json!({
+                "tag": tag, "manifest_digest": digest, "original_manifest_digest": old,
+            })),
+            _ => who
+                .entry("create_tag")
+                .meta(serde_json::json!({"tag": tag, "manifest_digest": digest})),
+        })
+        .await
+    }
+
+    /// Points a tag and records the audit entry `entry` makes of its previous digest, in one
+    /// transaction.
+    async fn point(
         &self,
         repo: &RepoName,
         tag: &str,
         digest: &str,
         expires_at: Option<i64>,
+        entry: &(dyn Fn(Option<&str>) -> AuditEntry + Sync),
     ) -> Result<()> {
         let tag = tag_name(tag)?;
         let digest: Digest = digest
@@ -159,13 +191,15 @@ impl Registry {
         self.check_tag_change(repo, id, tag.as_str(), Some(&digest.to_string()))
             .await?;
         let mut w = self.db.write().await?;
-        if !self
+        let Some(before) = self
             .db
             .point_tag(&mut w, id, tag.as_str(), &digest.to_string(), expires_at)
             .await?
-        {
+        else {
             return Err(Error::not_found(format!("{repo} has no manifest {digest}")));
-        }
+        };
+        let row = entry(before.as_deref()).repo(repo.as_str()).row();
+        self.db.insert_audit_in(&mut w, &[row]).await?;
         w.commit().await?;
         Ok(())
     }
@@ -173,6 +207,7 @@ impl Registry {
     /// Sets or clears a live tag's expiry.
     pub async fn tag_set_expiry(
         &self,
+        who: &Who,
         repo: &RepoName,
         tag: &str,
         expires_at: Option<i64>,
@@ -193,6 +228,12 @@ impl Registry {
         {
             return Err(Error::not_found(format!("{repo} has no tag {tag}")));
         }
+        let row = who
+            .entry("change_tag_expiration")
+            .repo(repo.as_str())
+            .meta(serde_json::json!({"tag": tag.as_str(), "expiration": expires_at.map(|e| e / 1000)}))
+            .row();
+        self.db.insert_audit_in(&mut w, &[row]).await?;
         w.commit().await?;
         Ok(())
     }
@@ -205,7 +246,14 @@ impl Registry {
 
     /// Restores `tag` to `digest` if the tag pointed there within its namespace's time-machine
     /// window (the window the collector keeps); otherwise 404.
-    pub async fn tag_restore(&self, repo: &RepoName, tag: &str, digest: &str) -> Result<()> {
+    /// Audited as `revert_tag`.
+    pub async fn tag_restore(
+        &self,
+        who: &Who,
+        repo: &RepoName,
+        tag: &str,
+        digest: &str,
+    ) -> Result<()> {
         let t = tag_name(tag)?;
         let id = self.repo_id_of(repo).await?;
         let window_ms = self.window_ms(repo.namespace()).await?;
@@ -220,7 +268,12 @@ impl Registry {
                 window_ms / 1000
             )));
         }
-        self.tag_point(repo, tag, digest, None).await
+        self.point(repo, tag, digest, None, &|before| {
+            who.entry("revert_tag").meta(serde_json::json!({
+                "tag": tag, "manifest_digest": digest, "original_manifest_digest": before,
+            }))
+        })
+        .await
     }
 
     /// Moves tags whose expiry has passed into history, recording a `repo_image_expiry` event for

@@ -97,7 +97,7 @@ impl Db {
         repo_id: i64,
         m: &NewManifest,
         tags: &[&str],
-    ) -> std::result::Result<(), PutManifestError> {
+    ) -> std::result::Result<Vec<Option<String>>, PutManifestError> {
         self.lock_repo(w, repo_id).await?;
         let blobs = self.missing_blobs(w, repo_id, &m.required_blobs).await?;
         let mut manifests = Vec::new();
@@ -153,8 +153,9 @@ impl Db {
             .await?;
         }
         self.set_config_labels(w, manifest_id, &m.labels).await?;
+        let mut before = Vec::with_capacity(tags.len());
         for tag in tags {
-            self.set_tag(w, repo_id, tag, &m.digest, now).await?;
+            before.push(self.set_tag(w, repo_id, tag, &m.digest, now).await?);
             if let Some(at) = m.tag_expires_at {
                 sqlx::query(
                     "UPDATE tags SET expires_at = $1 WHERE repo_id = $2 AND name = $3 AND end_at IS NULL",
@@ -172,10 +173,11 @@ impl Db {
             self.mark_gc_due(w, repo_id).await?;
         }
         self.touch_push(w, repo_id).await?;
-        Ok(())
+        Ok(before)
     }
 
     /// Points `tag` at `digest`, closing the tag's previous history row if it pointed elsewhere.
+    /// Answers the digest the tag pointed at before (`None`: it did not exist or had expired).
     pub(crate) async fn set_tag(
         &self,
         w: &mut WriteTx,
@@ -183,7 +185,7 @@ impl Db {
         tag: &str,
         digest: &str,
         now: i64,
-    ) -> Result<()> {
+    ) -> Result<Option<String>> {
         let current = sqlx::query(
             "SELECT manifest_digest, expires_at FROM tags WHERE repo_id = $1 AND name = $2 AND end_at IS NULL",
         )
@@ -191,12 +193,15 @@ impl Db {
         .bind(tag)
         .fetch_optional(&mut *w.tx)
         .await?;
+        let mut before = None;
         if let Some(r) = current {
             let expires: Option<i64> = r.get(1);
             let expired = expires.is_some_and(|e| e <= now);
-            if r.get::<String, _>(0) == digest && !expired {
-                return Ok(());
+            let old: String = r.get(0);
+            if old == digest && !expired {
+                return Ok(Some(old));
             }
+            before = (!expired).then_some(old);
             // An expired tag left history when it expired, not now.
             let end = expires.filter(|_| expired).unwrap_or(now);
             sqlx::query(
@@ -218,7 +223,7 @@ impl Db {
         .bind(now)
         .execute(&mut *w.tx)
         .await?;
-        Ok(())
+        Ok(before)
     }
 
     pub async fn manifest_by_digest(

@@ -102,7 +102,8 @@ impl Db {
     }
 
     /// Points a tag at a manifest of the repository (restoring a deleted manifest if the time
-    /// machine still holds it); `false` if the repository has no such manifest.
+    /// machine still holds it). Answers `None` if the repository has no such manifest, else
+    /// the digest the tag pointed at before (`Some(None)`: the tag is new).
     pub async fn point_tag(
         &self,
         w: &mut WriteTx,
@@ -110,7 +111,7 @@ impl Db {
         tag: &str,
         digest: &str,
         expires_at: Option<i64>,
-    ) -> Result<bool> {
+    ) -> Result<Option<Option<String>>> {
         self.lock_repo(w, repo_id).await?;
         let exists = sqlx::query("SELECT 1 FROM manifests WHERE repo_id = $1 AND digest = $2")
             .bind(repo_id)
@@ -119,7 +120,7 @@ impl Db {
             .await?
             .is_some();
         if !exists {
-            return Ok(false);
+            return Ok(None);
         }
         sqlx::query("UPDATE manifests SET deleted_at = NULL WHERE repo_id = $1 AND digest = $2")
             .bind(repo_id)
@@ -127,7 +128,7 @@ impl Db {
             .execute(&mut *w.tx)
             .await?;
         let now = now_ms();
-        self.set_tag(w, repo_id, tag, digest, now).await?;
+        let before = self.set_tag(w, repo_id, tag, digest, now).await?;
         sqlx::query(
             "UPDATE tags SET expires_at = $1 WHERE repo_id = $2 AND name = $3 AND end_at IS NULL",
         )
@@ -136,7 +137,7 @@ impl Db {
         .bind(tag)
         .execute(&mut *w.tx)
         .await?;
-        Ok(true)
+        Ok(Some(before))
     }
 
     /// Sets (or clears) the expiry of a live tag; `false` if there is no live tag.

@@ -80,14 +80,6 @@ pub async fn delete(
     repo: &RepoName,
     digest: &Digest,
 ) -> ApiResult {
-    st.registry.blob_delete(repo, digest).await?;
-    st.auth
-        .audit
-        .record(
-            caller
-                .audit("delete_blob", repo)
-                .meta(serde_json::json!({"digest": digest.to_string()})),
-        )
-        .await;
+    st.registry.blob_delete(&caller.who(), repo, digest).await?;
     Ok((StatusCode::ACCEPTED, [(header::CONTENT_LENGTH, "0")]).into_response())
 }

@@ -5,6 +5,7 @@ use crate::error::ApiError;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use berth_core::Registry;
+use berth_core::auth::views::Listing;
 use berth_oci::{Digest, ErrorCode, RepoName, media};
 
 /// Upper bound of one page, whatever `n` asks for.
@@ -68,15 +69,19 @@ pub async fn tags(reg: &Registry, repo: &RepoName, q: &Query) -> ApiResult {
 /// The catalog lists only the repositories the caller may see.
 pub async fn catalog(st: &crate::AppState, caller: &super::Caller, q: &Query) -> ApiResult {
     let (n, last) = page(q)?;
-    let ctx = &caller.claims.context;
-    let anonymous = ctx.kind == "anonymous";
-    let viewer = berth_core::Viewer {
-        account_id: ctx.account_id,
-        own_namespace: (ctx.kind == "user").then_some(caller.claims.sub.as_str()),
-        public: !anonymous || st.auth.config.anonymous_access,
-        all: ctx.superuser,
+    let actor = st.auth.token_actor(&caller.claims);
+    let listing = Listing {
+        public: true,
+        everything: true,
+        ..Listing::default()
     };
-    let items = st.registry.catalog(&viewer, last, n + 1).await?;
+    let items: Vec<String> = st
+        .auth
+        .readable_repos(actor.as_ref(), &listing, last, n + 1)
+        .await?
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
     Ok(paged("/v2/_catalog", "repositories", None, items, n))
 }
 

@@ -6,7 +6,6 @@ use crate::error::ApiError;
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use berth_oci::manifest::parse_manifest;
 use berth_oci::{ErrorCode, Reference, RepoName, Tag, media};
 
 /// Media types the client accepts; empty means anything.
@@ -36,35 +35,14 @@ pub async fn get(
     headers: &HeaderMap,
     head: bool,
 ) -> ApiResult {
-    let reg = &st.registry;
-    let mut row = reg.manifest_get(repo, reference).await?;
     let accept = accepted(headers);
-    // A client that cannot read an index asked by tag: serve the linux/amd64 image of it, as
-    // Distribution does, when the client accepts that image's type.
-    if matches!(reference, Reference::Tag(_))
-        && media::is_index(&row.media_type)
-        && !accepts(&accept, &row.media_type)
-        && let Ok(parsed) = parse_manifest(Some(&row.media_type), &row.content)
-    {
-        let child = parsed.manifests.iter().find(|d| {
-            d.platform.as_ref().is_some_and(|p| {
-                p.get("os").and_then(|v| v.as_str()) == Some("linux")
-                    && p.get("architecture").and_then(|v| v.as_str()) == Some("amd64")
-            }) && accepts(&accept, &d.media_type)
-        });
-        if let Some(child) = child {
-            row = reg
-                .manifest_get(repo, &Reference::Digest(child.digest.clone()))
-                .await?;
-        }
-    }
-    if !head {
-        st.auth
-            .audit
-            .record_later(caller.audit("pull_repo", repo).meta(
-            serde_json::json!({"reference": reference.to_string(), "manifest_digest": row.digest}),
-        ));
-    }
+    let who = caller.who();
+    let row = st
+        .registry
+        .manifest_pull((!head).then_some(&who), repo, reference, &|media_type| {
+            accepts(&accept, media_type)
+        })
+        .await?;
     let len = row.content.len();
     let resp = Response::builder()
         .status(StatusCode::OK)
@@ -118,42 +96,16 @@ pub async fn put(
         .status(413)
     })?;
     let ct = header_str(headers, header::CONTENT_TYPE);
-    // For the audit log: did this push create each tag or move it?
-    let mut before = Vec::new();
-    let named: Vec<Tag> = match reference {
-        Reference::Tag(t) => std::iter::once(t.clone())
-            .chain(extra_tags.clone())
-            .collect(),
-        Reference::Digest(_) => extra_tags.clone(),
-    };
-    for t in &named {
-        before.push(
-            reg.manifest_get_quiet(repo, &Reference::Tag(t.clone()))
-                .await?,
-        );
-    }
     let put = reg
-        .manifest_put(repo, reference, &extra_tags, ct, bytes.to_vec())
+        .manifest_put(
+            &caller.who(),
+            repo,
+            reference,
+            &extra_tags,
+            ct,
+            bytes.to_vec(),
+        )
         .await?;
-    let digest = put.digest.to_string();
-    st.auth
-        .audit
-        .record(caller.audit("push_repo", repo).meta(serde_json::json!({
-            "reference": reference.to_string(), "manifest_digest": digest,
-        })))
-        .await;
-    for (t, old) in named.iter().zip(before) {
-        let entry = match old {
-            None => caller
-                .audit("create_tag", repo)
-                .meta(serde_json::json!({"tag": t.as_str(), "manifest_digest": digest})),
-            Some(old) if old != digest => caller.audit("move_tag", repo).meta(serde_json::json!({
-                "tag": t.as_str(), "manifest_digest": digest, "original_manifest_digest": old,
-            })),
-            Some(_) => continue,
-        };
-        st.auth.audit.record(entry).await;
-    }
     let mut resp = (
         StatusCode::CREATED,
         [
@@ -192,15 +144,8 @@ pub async fn delete(
     repo: &RepoName,
     reference: &Reference,
 ) -> ApiResult {
-    st.registry.manifest_delete(repo, reference).await?;
-    let entry = match reference {
-        Reference::Tag(t) => caller
-            .audit("delete_tag", repo)
-            .meta(serde_json::json!({"tag": t.as_str()})),
-        Reference::Digest(d) => caller
-            .audit("manifest_delete", repo)
-            .meta(serde_json::json!({"manifest_digest": d.to_string()})),
-    };
-    st.auth.audit.record(entry).await;
+    st.registry
+        .manifest_delete(&caller.who(), repo, reference)
+        .await?;
     Ok((StatusCode::ACCEPTED, [(header::CONTENT_LENGTH, "0")]).into_response())
 }

@@ -13,7 +13,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
 use axum::response::{IntoResponse, Response};
 use berth_core::ByteStream;
-use berth_core::auth::{AuditEntry, Claims};
+use berth_core::auth::{CallerKind, Claims};
 use berth_oci::path::{V2Route, parse_v2_path};
 use berth_oci::{Digest, ErrorCode, Reference, RepoName};
 use futures::TryStreamExt;
@@ -33,16 +33,22 @@ pub struct Caller {
 impl Caller {
     /// The account for the audit log: (name, kind), `None` when anonymous.
     pub fn performer(&self) -> Option<(String, String)> {
-        (self.claims.context.kind != "anonymous" && !self.claims.sub.is_empty())
-            .then(|| (self.claims.sub.clone(), self.claims.context.kind.clone()))
+        (self.claims.context.kind != CallerKind::Anonymous && !self.claims.sub.is_empty()).then(
+            || {
+                (
+                    self.claims.sub.clone(),
+                    self.claims.context.kind.as_str().to_string(),
+                )
+            },
+        )
     }
 
-    pub fn audit(&self, kind: &str, repo: &RepoName) -> AuditEntry {
-        let mut e = AuditEntry::new(kind)
-            .repo(repo.as_str())
-            .ip(self.ip.as_deref());
-        e.performer = self.performer();
-        e
+    /// The caller as the audit log records it.
+    pub fn who(&self) -> berth_core::auth::Who {
+        berth_core::auth::Who {
+            performer: self.performer(),
+            ip: self.ip.clone(),
+        }
     }
 }
 
@@ -262,7 +268,7 @@ async fn authorize(
     // account truly lacks the right prints the message. Refused reads stay 401, whose challenge
     // carries the message as `error_description` for clients that read no body (a HEAD).
     if !allowed {
-        let who = if claims.context.kind == "anonymous" || claims.sub.is_empty() {
+        let who = if claims.context.kind == CallerKind::Anonymous || claims.sub.is_empty() {
             "anonymous callers".to_string()
         } else {
             format!("account {:?}", claims.sub)
@@ -275,7 +281,7 @@ async fn authorize(
         let mut detail = format!(
             "access denied: {who} may not {what} (the repository does not exist, or the account lacks the permission)"
         );
-        if claims.context.kind == "anonymous" {
+        if claims.context.kind == CallerKind::Anonymous {
             detail.push_str("; log in first (podman login / skopeo login / oras login)");
         }
         let covered = match (&route, repo_action) {
@@ -293,7 +299,7 @@ async fn authorize(
                 Some(&detail),
             ),
         );
-        if covered && write && claims.context.kind != "anonymous" {
+        if covered && write && claims.context.kind != CallerKind::Anonymous {
             e.code = ErrorCode::Denied;
             e.status = 403;
         }

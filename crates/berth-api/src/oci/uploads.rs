@@ -63,14 +63,8 @@ pub async fn start(
         )?;
         // Mounting needs pull rights on the source; without them this is a plain upload.
         if caller.claims.allows(from.as_str(), "pull")
-            && reg.blob_mount(name, &from, &digest).await?
+            && reg.blob_mount(&caller.who(), name, &from, &digest).await?
         {
-            st.auth
-                .audit
-                .record(caller.audit("mount_blob", name).meta(serde_json::json!({
-                    "digest": digest.to_string(), "source_repository": from.as_str(),
-                })))
-                .await;
             return Ok(created(name, &digest));
         }
         // Not mountable: fall back to a fresh upload session, as the spec allows.

@@ -112,6 +112,7 @@ async fn add(st: Arc<AppState>, ctx: Ctx) -> R {
     let l = st
         .registry
         .add_label(
+            &ctx.who(),
             &repo,
             &d,
             ctx.required("key")?,
@@ -119,12 +120,6 @@ async fn add(st: Arc<AppState>, ctx: Ctx) -> R {
             media_type,
         )
         .await?;
-    st.auth
-        .audit
-        .record(ctx.audit("manifest_label_add").repo(repo.as_str()).meta(
-            serde_json::json!({"id": l.id, "key": l.key, "value": l.value, "manifest_digest": d}),
-        ))
-        .await;
     // Quay's answer: 201, the label under "label", and where it lives.
     let mut resp = created(serde_json::json!({"label": view(&l)}))?;
     let location = format!(
@@ -151,13 +146,8 @@ async fn delete(st: Arc<AppState>, ctx: Ctx) -> R {
     ctx.actor()?;
     let repo = repo(&st, &ctx, Role::Write).await?;
     let d = digest(&ctx)?;
-    let l = st.registry.label(&repo, &d, ctx.p("labelid")).await?;
-    st.registry.delete_label(&repo, &d, &l.id).await?;
-    st.auth
-        .audit
-        .record(ctx.audit("manifest_label_delete").repo(repo.as_str()).meta(
-            serde_json::json!({"id": l.id, "key": l.key, "value": l.value, "manifest_digest": d}),
-        ))
-        .await;
+    st.registry
+        .delete_label(&ctx.who(), &repo, &d, ctx.p("labelid"))
+        .await?;
     no_content()
 }

@@ -3,9 +3,10 @@
 
 use super::{Ctx, R, RestError, Route, avatar, created, json, no_content, route, secs};
 use crate::AppState;
+use berth_core::RepoRow;
 use berth_core::auth::Role;
 use berth_core::auth::accounts::PermHolder;
-use berth_core::{RepoRow, Viewer};
+use berth_core::auth::views::Listing;
 use std::sync::Arc;
 
 pub fn routes() -> Vec<Route> {
@@ -76,13 +77,10 @@ async fn list_repos(st: Arc<AppState>, ctx: Ctx) -> R {
     if caller.is_none() && !st.auth.config.anonymous_access {
         return Err(RestError::new(401, "authentication required"));
     }
-    let viewer = Viewer {
-        account_id: caller.map(|c| c.id),
-        own_namespace: caller
-            .filter(|c| c.kind == berth_core::auth::AccountKind::User)
-            .map(|c| c.name.as_str()),
+    let listing = Listing {
+        namespace,
         public: public || namespace.is_some() || caller.is_none(),
-        all: caller.is_some_and(|c| c.superuser && c.has_scope("super:user"))
+        everything: caller.is_some_and(|c| c.superuser && c.has_scope("super:user"))
             && namespace.is_some(),
     };
     let limit = ctx
@@ -92,7 +90,7 @@ async fn list_repos(st: Arc<AppState>, ctx: Ctx) -> R {
         .clamp(1, 100);
     let rows = st
         .auth
-        .visible_repos(&viewer, namespace, ctx.q("next_page"), limit + 1)
+        .readable_repos(caller, &listing, ctx.q("next_page"), limit + 1)
         .await?;
     let more = rows.len() as i64 > limit;
     let rows = &rows[..rows.len().min(limit as usize)];
@@ -175,11 +173,7 @@ async fn delete_repo(st: Arc<AppState>, ctx: Ctx) -> R {
     let repo: berth_oci::RepoName = name
         .parse()
         .map_err(|_| RestError::bad("invalid repository name"))?;
-    st.registry.delete_repository(&repo).await?;
-    st.auth
-        .audit
-        .record(ctx.audit("delete_repo").repo(repo.as_str()))
-        .await;
+    st.registry.delete_repository(&ctx.who(), &repo).await?;
     no_content()
 }
 

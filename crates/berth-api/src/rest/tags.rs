@@ -135,19 +135,9 @@ async fn put(st: Arc<AppState>, ctx: Ctx) -> R {
     match ctx.field("manifest_digest") {
         None if immutable.is_some() && expiration.is_none() => {}
         Some(digest) => {
-            let before = st.registry.tag_current(&repo, tag).await?;
             st.registry
-                .tag_point(&repo, tag, digest, expiration.flatten())
+                .tag_point(&ctx.who(), &repo, tag, digest, expiration.flatten())
                 .await?;
-            let entry = match before {
-                Some(old) if old != digest => ctx.audit("move_tag").meta(serde_json::json!({
-                    "tag": tag, "manifest_digest": digest, "original_manifest_digest": old,
-                })),
-                _ => ctx
-                    .audit("create_tag")
-                    .meta(serde_json::json!({"tag": tag, "manifest_digest": digest})),
-            };
-            st.auth.audit.record(entry.repo(repo.as_str())).await;
         }
         None => {
             let Some(exp) = expiration else {
@@ -155,15 +145,9 @@ async fn put(st: Arc<AppState>, ctx: Ctx) -> R {
                     "give manifest_digest, expiration or immutable",
                 ));
             };
-            st.registry.tag_set_expiry(&repo, tag, exp).await?;
-            st.auth
-                .audit
-                .record(
-                    ctx.audit("change_tag_expiration")
-                        .repo(repo.as_str())
-                        .meta(serde_json::json!({"tag": tag, "expiration": exp.map(|e| e / 1000)})),
-                )
-                .await;
+            st.registry
+                .tag_set_expiry(&ctx.who(), &repo, tag, exp)
+                .await?;
         }
     }
     if let Some(flag) = immutable {
@@ -173,15 +157,9 @@ async fn put(st: Arc<AppState>, ctx: Ctx) -> R {
                 .repo_with_role(Some(a), repo.as_str(), Role::Admin)
                 .await?;
         }
-        st.registry.tag_set_immutable(&repo, tag, flag).await?;
-        st.auth
-            .audit
-            .record(
-                ctx.audit("change_tag_immutability")
-                    .repo(repo.as_str())
-                    .meta(serde_json::json!({"tag": tag, "immutable": flag})),
-            )
-            .await;
+        st.registry
+            .tag_set_immutable(&ctx.who(), &repo, tag, flag)
+            .await?;
     }
     Ok((
         axum::http::StatusCode::CREATED,
@@ -201,7 +179,7 @@ async fn delete(st: Arc<AppState>, ctx: Ctx) -> R {
         .parse()
         .map_err(|_| RestError::bad(format!("invalid tag {tag:?}")))?;
     st.registry
-        .manifest_delete(&repo, &reference)
+        .manifest_delete(&ctx.who(), &repo, &reference)
         .await
         .map_err(|e| match e {
             berth_core::Error::NotFound {
@@ -210,14 +188,6 @@ async fn delete(st: Arc<AppState>, ctx: Ctx) -> R {
             } => RestError::new(404, format!("{repo} has no tag {tag}")),
             other => other.into(),
         })?;
-    st.auth
-        .audit
-        .record(
-            ctx.audit("delete_tag")
-                .repo(repo.as_str())
-                .meta(serde_json::json!({"tag": tag})),
-        )
-        .await;
     no_content()
 }
 
@@ -229,15 +199,9 @@ async fn restore(st: Arc<AppState>, ctx: Ctx) -> R {
     let repo = repo_name(&ctx)?;
     let tag = ctx.p("tag");
     let digest = ctx.required("manifest_digest")?;
-    let before = st.registry.tag_current(&repo, tag).await?;
-    st.registry.tag_restore(&repo, tag, digest).await?;
-    st.auth
-        .audit
-        .record(
-            ctx.audit("revert_tag").repo(repo.as_str())
-                .meta(serde_json::json!({"tag": tag, "manifest_digest": digest, "original_manifest_digest": before})),
-        )
-        .await;
+    st.registry
+        .tag_restore(&ctx.who(), &repo, tag, digest)
+        .await?;
     json(serde_json::json!({}))
 }
 

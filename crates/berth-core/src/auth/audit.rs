@@ -60,7 +60,7 @@ impl AuditEntry {
         self
     }
 
-    fn row(self) -> AuditRow {
+    pub(crate) fn row(self) -> AuditRow {
         let (performer, performer_kind) = match self.performer {
             Some((n, k)) => (Some(n), Some(k)),
             None => (None, Some("anonymous".to_string())),
@@ -75,6 +75,33 @@ impl AuditEntry {
             repository: self.repository,
             ip: self.ip,
             metadata: self.metadata.to_string(),
+        }
+    }
+}
+
+/// Who asks for a change, as the audit log records them: the account (name, kind) and the
+/// client's address. Every core method that changes something takes one and writes its own
+/// audit record, in the change's transaction where it has one.
+#[derive(Debug, Clone, Default)]
+pub struct Who {
+    /// (account name, kind: user | robot | org); `None` for anonymous.
+    pub performer: Option<(String, String)>,
+    pub ip: Option<String>,
+}
+
+impl Who {
+    pub fn new(actor: Option<&super::Actor>, ip: Option<&str>) -> Who {
+        Who {
+            performer: actor.map(|a| (a.name.clone(), a.kind.as_str().to_string())),
+            ip: ip.map(str::to_string),
+        }
+    }
+    /// An entry of `kind` performed by this caller.
+    pub fn entry(&self, kind: &str) -> AuditEntry {
+        AuditEntry {
+            performer: self.performer.clone(),
+            ip: self.ip.clone(),
+            ..AuditEntry::new(kind)
         }
     }
 }

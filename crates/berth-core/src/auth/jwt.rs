@@ -22,11 +22,42 @@ pub struct Access {
     pub actions: Vec<String>,
 }
 
+/// Who a registry token speaks for, as its claims say (`user`, `robot`, `org`, `anonymous`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CallerKind {
+    User,
+    Robot,
+    Org,
+    #[default]
+    Anonymous,
+}
+
+impl CallerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallerKind::User => "user",
+            CallerKind::Robot => "robot",
+            CallerKind::Org => "org",
+            CallerKind::Anonymous => "anonymous",
+        }
+    }
+}
+
+impl From<super::AccountKind> for CallerKind {
+    fn from(k: super::AccountKind) -> CallerKind {
+        match k {
+            super::AccountKind::User => CallerKind::User,
+            super::AccountKind::Robot => CallerKind::Robot,
+            super::AccountKind::Org => CallerKind::Org,
+        }
+    }
+}
+
 /// Who the token was issued to.
 #[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq, Eq)]
 pub struct TokenContext {
-    /// user | robot | anonymous
-    pub kind: String,
+    pub kind: CallerKind,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub account_id: Option<i64>,
     #[serde(default)]
@@ -69,15 +100,12 @@ impl Claims {
             access,
             context: match actor {
                 Some(a) => TokenContext {
-                    kind: a.kind.as_str().to_string(),
+                    kind: CallerKind::from(a.kind),
                     account_id: Some(a.id),
                     superuser: a.superuser,
                     via: a.via.to_string(),
                 },
-                None => TokenContext {
-                    kind: "anonymous".into(),
-                    ..TokenContext::default()
-                },
+                None => TokenContext::default(),
             },
         }
     }

@@ -20,9 +20,9 @@ pub mod session;
 mod tokens;
 pub mod views;
 
-pub use audit::{AuditEntry, AuditLog};
+pub use audit::{AuditEntry, AuditLog, Who};
 pub use authz::{RepoAccess, Role};
-pub use jwt::{Access, Claims, TokenContext, TokenError};
+pub use jwt::{Access, CallerKind, Claims, TokenContext, TokenError};
 pub use login::LoginError;
 
 use crate::{Db, Result};
@@ -198,6 +198,13 @@ pub const API_SCOPES: &[&str] = &[
 impl Auth {
     /// Loads (or creates) the shared secret and the signing keys.
     pub async fn new(db: Db, config: AuthConfig) -> Result<Auth> {
+        let audit = AuditLog::new(db.clone());
+        Auth::with_audit(db, audit, config).await
+    }
+
+    /// As [`Auth::new`], writing to an existing audit log (the registry's, so that one buffer
+    /// and one flusher serve both).
+    pub(crate) async fn with_audit(db: Db, audit: AuditLog, config: AuthConfig) -> Result<Auth> {
         let secret = match &config.database_secret {
             Some(s) => s.clone(),
             None => {
@@ -212,7 +219,6 @@ impl Auth {
             config.key_rotation_s.saturating_mul(1000),
         ));
         keys.ensure(&config.service).await?;
-        let audit = AuditLog::new(db.clone());
         let session_secret = match &config.session_secret {
             Some(s) => s.clone(),
             None => {

@@ -19,6 +19,18 @@ pub struct Member {
     pub kind: String,
 }
 
+/// Which repositories a listing asks for (which of them the caller may read is the access
+/// rule's business, not the listing's).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Listing<'a> {
+    /// Only this namespace's.
+    pub namespace: Option<&'a str>,
+    /// Public repositories of others too.
+    pub public: bool,
+    /// Every repository (a superuser's view of a namespace).
+    pub everything: bool,
+}
+
 /// A member of an organization and the teams it is in.
 #[derive(Debug, Clone)]
 pub struct OrgMember {
@@ -107,18 +119,69 @@ impl Auth {
             .and_then(|a| a.tag_expiration_s))
     }
 
-    /// Repositories `viewer` may see, in name order after `after` (the catalog rule).
-    pub async fn visible_repos(
+    /// Up to `limit` repositories in name order after `after` that `actor` may read, by the
+    /// one access rule every request goes through ([`Auth::repo_access`]). The database only
+    /// narrows the candidates (a superset, so a listing stays fast with many repositories the
+    /// caller cannot see); the rule decides each one, so a listing never shows what a pull
+    /// would refuse (an API token without `repo:read`, for one).
+    pub async fn readable_repos(
         &self,
-        viewer: &Viewer<'_>,
-        namespace: Option<&str>,
+        actor: Option<&Actor>,
+        listing: &Listing<'_>,
         after: Option<&str>,
         limit: i64,
     ) -> Result<Vec<RepoRow>> {
-        Ok(self
-            .db
-            .visible_repos(viewer, namespace, after, limit)
-            .await?)
+        let viewer = Viewer {
+            account_id: actor.map(|a| a.id),
+            own_namespace: actor
+                .filter(|a| a.kind == AccountKind::User)
+                .map(|a| a.name.as_str()),
+            public: listing.public && (actor.is_some() || self.config.anonymous_access),
+            all: listing.everything && actor.is_some_and(|a| a.superuser),
+        };
+        let mut out = Vec::new();
+        let mut cursor = after.map(str::to_string);
+        loop {
+            let batch = self
+                .db
+                .visible_repos(&viewer, listing.namespace, cursor.as_deref(), limit)
+                .await?;
+            let exhausted = (batch.len() as i64) < limit;
+            for r in batch {
+                cursor = Some(r.name.clone());
+                if self
+                    .repo_access(actor, &r.name)
+                    .await?
+                    .allows(super::Role::Read)
+                {
+                    out.push(r);
+                    if out.len() as i64 >= limit {
+                        return Ok(out);
+                    }
+                }
+            }
+            if exhausted {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// The account a registry token speaks for, as an actor (anonymous: `None`).
+    pub fn token_actor(&self, claims: &super::Claims) -> Option<Actor> {
+        let kind = match claims.context.kind {
+            super::CallerKind::User => AccountKind::User,
+            super::CallerKind::Robot => AccountKind::Robot,
+            super::CallerKind::Org => AccountKind::Org,
+            super::CallerKind::Anonymous => return None,
+        };
+        Some(Actor {
+            id: claims.context.account_id?,
+            name: claims.sub.clone(),
+            kind,
+            superuser: claims.context.superuser,
+            via: "registry_token",
+            scopes: None,
+        })
     }
 
     /// An organization's teams.
