@@ -75,27 +75,52 @@ impl Db {
         {
             return Ok(r.get::<i64, _>(0));
         }
-        let now = now_ms();
-        sqlx::query("INSERT INTO namespaces (name, kind, created_at) VALUES ($1, 'user', $2) ON CONFLICT (name) DO NOTHING")
-            .bind(namespace)
-            .bind(now)
-            .execute(&mut *w.tx)
-            .await?;
-        // ON CONFLICT: another instance may create the same repository at the same moment.
-        sqlx::query(
-            "INSERT INTO repositories (namespace_id, name, created_at)
-             SELECT id, $1, $2 FROM namespaces WHERE name = $3 ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(name)
-        .bind(now)
-        .bind(namespace)
-        .execute(&mut *w.tx)
-        .await?;
+        if let Some(id) = self.insert_repo(w, name, namespace, "private", None).await? {
+            return Ok(id);
+        }
+        // Another instance created it at the same moment.
         let row = sqlx::query("SELECT id FROM repositories WHERE name = $1")
             .bind(name)
             .fetch_one(&mut *w.tx)
             .await?;
         Ok(row.get::<i64, _>(0))
+    }
+
+    /// The one way a repository row comes to exist: its namespace row first (of the kind of
+    /// the account that owns the name — a user's or an organization's; `user` for a namespace
+    /// no account holds, as before accounts existed), then the repository. `None` if another
+    /// transaction created the repository first.
+    async fn insert_repo(
+        &self,
+        w: &mut WriteTx,
+        name: &str,
+        namespace: &str,
+        visibility: &str,
+        description: Option<&str>,
+    ) -> Result<Option<i64>> {
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO namespaces (name, kind, created_at)
+             VALUES ($1, COALESCE((SELECT kind FROM accounts WHERE name = $1 AND kind <> 'robot'), 'user'), $2)
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(namespace)
+        .bind(now)
+        .execute(&mut *w.tx)
+        .await?;
+        let row = sqlx::query(
+            "INSERT INTO repositories (namespace_id, name, visibility, description, created_at)
+             SELECT id, $1, $2, $3, $4 FROM namespaces WHERE name = $5
+             ON CONFLICT (name) DO NOTHING RETURNING id",
+        )
+        .bind(name)
+        .bind(visibility)
+        .bind(description)
+        .bind(now)
+        .bind(namespace)
+        .fetch_optional(&mut *w.tx)
+        .await?;
+        Ok(row.map(|r| r.get::<i64, _>(0)))
     }
 
     /// Serialises manifest and tag writes to one repository across instances (PostgreSQL row
@@ -174,29 +199,13 @@ impl Db {
         {
             return Ok(None);
         }
-        let now = now_ms();
-        sqlx::query("INSERT INTO namespaces (name, kind, created_at) VALUES ($1, 'org', $2) ON CONFLICT (name) DO NOTHING")
-            .bind(c.namespace)
-            .bind(now)
-            .execute(&mut *w.tx)
-            .await?;
         // Another instance may create the same repository at the same moment.
-        let row = sqlx::query(
-            "INSERT INTO repositories (namespace_id, name, visibility, description, created_at)
-             SELECT id, $1, $2, $3, $4 FROM namespaces WHERE name = $5
-             ON CONFLICT (name) DO NOTHING RETURNING id",
-        )
-        .bind(c.name)
-        .bind(c.visibility)
-        .bind(c.description)
-        .bind(now)
-        .bind(c.namespace)
-        .fetch_optional(&mut *w.tx)
-        .await?;
-        let Some(row) = row else {
+        let Some(id) = self
+            .insert_repo(&mut w, c.name, c.namespace, c.visibility, c.description)
+            .await?
+        else {
             return Ok(None);
         };
-        let id: i64 = row.get(0);
         if let Some(creator) = c.creator {
             sqlx::query(
                 "INSERT INTO repo_account_perms (repo_id, account_id, role)
