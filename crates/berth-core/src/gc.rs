@@ -438,7 +438,7 @@ impl Registry {
     }
 
     /// The `GcRepo` job.
-    pub async fn run_gc_repo(&self, job: &GcRepo) -> Result<()> {
+    pub(crate) async fn run_gc_repo(&self, job: &GcRepo) -> Result<()> {
         let Some(name) = self.db.live_repo_name(job.repo_id).await? else {
             return Ok(());
         };
@@ -452,7 +452,7 @@ impl Registry {
     }
 
     /// The `GcBlobs` job: queued blobs, then abandoned upload sessions.
-    pub async fn run_gc_blobs(&self) -> Result<()> {
+    pub(crate) async fn run_gc_blobs(&self) -> Result<()> {
         let mut r = self.gc_blobs(10_000).await?;
         if self.config.gc.clean_uploads {
             r.add(&self.gc_uploads(self.config.gc.upload_stale_s).await?);
@@ -461,7 +461,7 @@ impl Registry {
     }
 
     /// The `GcOrphans` job: adopted orphans go to the blob sweep at once.
-    pub async fn run_gc_orphans(&self) -> Result<()> {
+    pub(crate) async fn run_gc_orphans(&self) -> Result<()> {
         let mut r = self.gc_orphans().await?;
         if r.orphan_blobs > 0 {
             r.add(&self.gc_blobs(10_000).await?);
@@ -540,7 +540,7 @@ impl Registry {
 
     /// The `DeleteRepo` job: removes a deleted repository's rows and upload sessions, then
     /// collects the blobs it alone held.
-    pub async fn purge_repository(&self, job: &DeleteRepo) -> Result<GcReport> {
+    pub(crate) async fn purge_repository(&self, job: &DeleteRepo) -> Result<GcReport> {
         let report = self.purge_repository_rows(job).await?;
         if report.repositories_deleted > 0 {
             self.record_gc(&report).await?;
