@@ -38,7 +38,7 @@ pub async fn run_worker<W: Worker>(mut worker: W, mut shutdown: watch::Receiver<
         let state = worker.work().await;
         steps += 1;
         if last.map(|l| std::mem::discriminant(&l)) != Some(std::mem::discriminant(&state)) {
-            tracing::trace!(worker = name, ?state, "worker state");
+            tracing::debug!(worker = name, ?state, "worker state");
         }
         last = Some(state);
         match state {
