@@ -99,6 +99,30 @@ impl GcReport {
     }
 }
 
+/// How a pass's sweeps run.
+#[derive(Debug, Clone, Copy)]
+enum GcRun {
+    /// Queued as jobs, for any worker of any instance.
+    Queued,
+    /// Here and now, one after the other, adding up what they collected.
+    Here,
+}
+
+/// What a pass did: the jobs it queued, or what the sweeps it ran collected.
+#[derive(Debug, Default)]
+struct GcPass {
+    queued: usize,
+    report: GcReport,
+}
+
+/// One sweep of a pass, as the job that runs it.
+enum GcStep {
+    Repo(GcRepo),
+    Purge(DeleteRepo),
+    Blobs(GcBlobs),
+    Orphans(GcOrphans),
+}
+
 fn count(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -330,140 +354,138 @@ impl Registry {
         Ok(report)
     }
 
-    /// One collection pass: repositories with pending changes (or all of them when `full`),
-    /// then queued blobs, then abandoned uploads. Adds the figures to the totals and metrics.
+    /// One collection pass run here and now (the superuser endpoint's): over every repository
+    /// when `full`, else those whose sweep is due. Returns what its sweeps collected, which are
+    /// added to the totals and metrics. The same driver as `gc_schedule`, running the jobs'
+    /// sweeps in order instead of queuing them.
     pub async fn gc_pass(&self, full: bool) -> Result<GcReport> {
-        let mut report = GcReport::default();
-        let now = berth_db::now_ms();
-        if full {
-            let mut after = 0;
-            loop {
-                let repos = self.db.repos_after(after, 200).await?;
-                let Some(last) = repos.last() else { break };
-                after = last.0;
-                for (id, name) in repos {
-                    report.add(&self.gc_repo(id, &name).await?);
+        Ok(self.drive_gc(full, GcRun::Here).await?.report)
+    }
+
+    /// The collector's schedule, run by one worker at a time every `GARBAGE_COLLECTION_FREQUENCY`:
+    /// the pass `gc_pass` runs, its sweeps queued as jobs — a `GcRepo` job for every repository
+    /// whose sweep is due (every repository when `full`), a `DeleteRepo` job for deleted
+    /// repositories whose job was lost, a `GcBlobs` job, and on full passes a `GcOrphans` job.
+    /// Any worker of any instance then runs them, with the job queue's retries. Returns how many
+    /// jobs were queued.
+    pub async fn gc_schedule(&self, full: bool) -> Result<usize> {
+        Ok(self.drive_gc(full, GcRun::Queued).await?.queued)
+    }
+
+    /// The one pass driver: chooses the pass's sweeps, queues them or runs them, then counts the
+    /// pass in the totals and metrics.
+    async fn drive_gc(&self, full: bool, how: GcRun) -> Result<GcPass> {
+        let steps = self.gc_steps(full).await?;
+        let mut pass = GcPass::default();
+        match how {
+            GcRun::Queued => {
+                for chunk in steps.chunks(200) {
+                    let mut w = self.db.write().await?;
+                    for step in chunk {
+                        let queued = match step {
+                            GcStep::Repo(j) => self.enqueue(&mut w, j).await?,
+                            GcStep::Purge(j) => self.enqueue(&mut w, j).await?,
+                            GcStep::Blobs(j) => self.enqueue(&mut w, j).await?,
+                            GcStep::Orphans(j) => self.enqueue(&mut w, j).await?,
+                        };
+                        pass.queued += usize::from(queued);
+                    }
+                    w.commit().await?;
                 }
             }
-        } else {
-            // Bounded: a backlog is worked off over the following passes.
-            for (id, name) in self.db.repos_due_for_gc(now, 500).await? {
-                report.add(&self.gc_repo(id, &name).await?);
+            GcRun::Here => {
+                for step in &steps {
+                    let r = match step {
+                        GcStep::Repo(j) => self.sweep_repo(j).await?,
+                        GcStep::Purge(j) => self.purge_repository_rows(j).await?,
+                        GcStep::Blobs(_) => self.sweep_blobs().await?,
+                        GcStep::Orphans(_) => self.sweep_orphans().await?,
+                    };
+                    pass.report.add(&r);
+                }
             }
         }
-        if full {
-            report.add(&self.gc_orphans().await?);
-        }
-        // Deleted repositories whose job has not run (it is queued, or was lost in a crash).
-        for id in self.db.deleted_repos(20).await? {
-            report.add(
-                &self
-                    .purge_repository_rows(&DeleteRepo { repo_id: id })
-                    .await?,
-            );
-        }
-        report.add(&self.gc_blobs(10_000).await?);
-        if self.config.gc.clean_uploads {
-            report.add(&self.gc_uploads(self.config.gc.upload_stale_s).await?);
-        }
-        self.record_gc(&report).await?;
+        self.record_gc(&pass.report).await?;
         if self.config.quota.enabled
             && let Err(e) = self.quota_metrics().await
         {
             tracing::warn!(error = %e, "cannot refresh quota usage metrics");
         }
-        Ok(report)
+        Ok(pass)
     }
 
-    /// The collector's schedule, run by one worker at a time every `GARBAGE_COLLECTION_FREQUENCY`:
-    /// queues a `GcRepo` job for every repository whose sweep is due (every repository when
-    /// `full`), a `DeleteRepo` job for deleted repositories whose job was lost, a `GcBlobs` job, and
-    /// on full passes a `GcOrphans` job. Any worker of any instance then runs them, with the job
-    /// queue's retries. Returns how many jobs were queued.
-    pub async fn gc_schedule(&self, full: bool) -> Result<usize> {
-        let now = berth_db::now_ms();
-        let mut repos: Vec<i64> = Vec::new();
+    /// A pass's sweeps, in the order they should run: repositories (all of them when `full`,
+    /// else those due, bounded so that a backlog is worked off over the following passes),
+    /// deleted repositories whose job has not run (it is queued, or was lost in a crash), queued
+    /// blobs, and on full passes the storage inventory.
+    async fn gc_steps(&self, full: bool) -> Result<Vec<GcStep>> {
+        let mut steps = Vec::new();
         if full {
             let mut after = 0;
             loop {
                 let page = self.db.repos_after(after, 500).await?;
                 let Some(last) = page.last() else { break };
                 after = last.0;
-                repos.extend(page.iter().map(|r| r.0));
+                steps.extend(page.iter().map(|r| GcStep::Repo(GcRepo { repo_id: r.0 })));
             }
         } else {
-            repos.extend(
-                self.db
-                    .repos_due_for_gc(now, 5000)
-                    .await?
-                    .iter()
-                    .map(|r| r.0),
-            );
+            let due = self.db.repos_due_for_gc(berth_db::now_ms(), 5000).await?;
+            steps.extend(due.iter().map(|r| GcStep::Repo(GcRepo { repo_id: r.0 })));
         }
-        let deleted = self.db.deleted_repos(100).await?;
-        let mut queued = 0;
-        for chunk in repos.chunks(200) {
-            let mut w = self.db.write().await?;
-            for id in chunk {
-                queued += usize::from(self.enqueue(&mut w, &GcRepo { repo_id: *id }).await?);
-            }
-            w.commit().await?;
+        for repo_id in self.db.deleted_repos(100).await? {
+            steps.push(GcStep::Purge(DeleteRepo { repo_id }));
         }
-        let mut w = self.db.write().await?;
-        for id in deleted {
-            queued += usize::from(self.enqueue(&mut w, &DeleteRepo { repo_id: id }).await?);
-        }
-        queued += usize::from(self.enqueue(&mut w, &GcBlobs {}).await?);
+        steps.push(GcStep::Blobs(GcBlobs {}));
         if full {
-            queued += usize::from(self.enqueue(&mut w, &GcOrphans {}).await?);
+            steps.push(GcStep::Orphans(GcOrphans {}));
         }
-        w.commit().await?;
-        self.db
-            .gc_add_totals(&GcTotals {
-                runs: 1,
-                last_run_at: Some(now),
-                ..GcTotals::default()
-            })
-            .await?;
-        metrics::gauge!("berth_gc_last_run_timestamp_seconds").set(now as f64 / 1000.0);
-        metrics::counter!("berth_gc_runs_total").increment(1);
-        if self.config.quota.enabled
-            && let Err(e) = self.quota_metrics().await
-        {
-            tracing::warn!(error = %e, "cannot refresh quota usage metrics");
-        }
-        Ok(queued)
+        Ok(steps)
     }
 
-    /// The `GcRepo` job.
-    pub async fn run_gc_repo(&self, job: &GcRepo) -> Result<()> {
-        let Some(name) = self.db.live_repo_name(job.repo_id).await? else {
-            return Ok(());
-        };
-        let r = self.gc_repo(job.repo_id, &name).await?;
-        if r.links_removed > 0 {
-            let mut w = self.db.write().await?;
-            self.enqueue(&mut w, &GcBlobs {}).await?;
-            w.commit().await?;
+    /// The `GcRepo` sweep: a repository deleted meanwhile is left to its `DeleteRepo` job.
+    async fn sweep_repo(&self, job: &GcRepo) -> Result<GcReport> {
+        match self.db.live_repo_name(job.repo_id).await? {
+            Some(name) => self.gc_repo(job.repo_id, &name).await,
+            None => Ok(GcReport::default()),
         }
-        self.record_figures(&r).await
     }
 
-    /// The `GcBlobs` job: queued blobs, then abandoned upload sessions.
-    pub async fn run_gc_blobs(&self) -> Result<()> {
+    /// The `GcBlobs` sweep: queued blobs, then abandoned upload sessions.
+    async fn sweep_blobs(&self) -> Result<GcReport> {
         let mut r = self.gc_blobs(10_000).await?;
         if self.config.gc.clean_uploads {
             r.add(&self.gc_uploads(self.config.gc.upload_stale_s).await?);
         }
-        self.record_figures(&r).await
+        Ok(r)
     }
 
-    /// The `GcOrphans` job: adopted orphans go to the blob sweep at once.
-    pub async fn run_gc_orphans(&self) -> Result<()> {
+    /// The `GcOrphans` sweep: adopted orphans go to the blob sweep at once.
+    async fn sweep_orphans(&self) -> Result<GcReport> {
         let mut r = self.gc_orphans().await?;
         if r.orphan_blobs > 0 {
             r.add(&self.gc_blobs(10_000).await?);
         }
+        Ok(r)
+    }
+
+    /// The `GcRepo` job: its sweep, and a blob sweep for the links it removed.
+    pub(crate) async fn run_gc_repo(&self, job: &GcRepo) -> Result<()> {
+        let r = self.sweep_repo(job).await?;
+        if r.links_removed > 0 {
+            self.enqueue_alone(&GcBlobs {}).await?;
+        }
+        self.record_figures(&r).await
+    }
+
+    /// The `GcBlobs` job.
+    pub(crate) async fn run_gc_blobs(&self) -> Result<()> {
+        let r = self.sweep_blobs().await?;
+        self.record_figures(&r).await
+    }
+
+    /// The `GcOrphans` job.
+    pub(crate) async fn run_gc_orphans(&self) -> Result<()> {
+        let r = self.sweep_orphans().await?;
         self.record_figures(&r).await
     }
 
@@ -540,7 +562,7 @@ impl Registry {
 
     /// The `DeleteRepo` job: removes a deleted repository's rows and upload sessions, then
     /// collects the blobs it alone held.
-    pub async fn purge_repository(&self, job: &DeleteRepo) -> Result<GcReport> {
+    pub(crate) async fn purge_repository(&self, job: &DeleteRepo) -> Result<GcReport> {
         let report = self.purge_repository_rows(job).await?;
         if report.repositories_deleted > 0 {
             self.record_gc(&report).await?;

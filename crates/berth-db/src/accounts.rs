@@ -1,6 +1,6 @@
 //! Accounts (users, organizations, robots), their external identities and login failures.
 
-use crate::{Db, Result, now_ms};
+use crate::{Db, Result, WriteTx, now_ms};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -213,13 +213,20 @@ impl Db {
         w.commit().await
     }
 
-    /// Deletes an account, its robots, and (users, organizations) its empty namespace. Refused
-    /// (`false`) while the namespace still holds repositories.
-    /// Deletes an account. A user's or organization's repositories are marked deleted in the same
-    /// transaction (their contents are collected by `DeleteRepo` jobs, or by the next collection
-    /// pass); their ids are returned.
+    /// Deletes an account in a transaction of its own; see `delete_account_in`.
     pub async fn delete_account(&self, id: i64) -> Result<Vec<i64>> {
         let mut w = self.write().await?;
+        let repos = self.delete_account_in(&mut w, id).await?;
+        w.commit().await?;
+        Ok(repos)
+    }
+
+    /// Deletes an account, its robots, and (users, organizations) its namespace once no
+    /// repository row uses it, in the caller's transaction. A user's or organization's
+    /// repositories are marked deleted (their contents are collected by `DeleteRepo` jobs, which
+    /// the caller enqueues in the same transaction, or by the next collection pass); their ids
+    /// are returned.
+    pub async fn delete_account_in(&self, w: &mut WriteTx, id: i64) -> Result<Vec<i64>> {
         let Some(row) = sqlx::query("SELECT name, kind FROM accounts WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *w.tx)
@@ -240,7 +247,7 @@ impl Db {
             .await?;
             for r in &ids {
                 let repo_id: i64 = r.get(0);
-                if self.mark_repo_deleted(&mut w, repo_id).await? {
+                if self.mark_repo_deleted(w, repo_id).await? {
                     repos.push(repo_id);
                 }
             }
@@ -280,7 +287,6 @@ impl Db {
             .bind(id)
             .execute(&mut *w.tx)
             .await?;
-        w.commit().await?;
         Ok(repos)
     }
 

@@ -269,23 +269,12 @@ impl Auth {
                 }
             }
         }
-        let repos = self.db.delete_account(row.id).await?;
-        if !repos.is_empty() {
-            let mut w = self.db.write().await?;
-            for repo_id in &repos {
-                let job = crate::jobs::DeleteRepo { repo_id: *repo_id };
-                let payload = serde_json::to_string(&job).unwrap_or_default();
-                self.db
-                    .enqueue_job(
-                        &mut w,
-                        <crate::jobs::DeleteRepo as crate::jobs::Job>::KIND,
-                        &crate::jobs::Job::dedup_key(&job),
-                        &payload,
-                    )
-                    .await?;
-            }
-            w.commit().await?;
+        // The repositories' purge jobs commit with their deletion, or neither does.
+        let mut w = self.db.write().await?;
+        for repo_id in self.db.delete_account_in(&mut w, row.id).await? {
+            crate::jobs::enqueue(&self.db, &mut w, &crate::jobs::DeleteRepo { repo_id }).await?;
         }
+        w.commit().await?;
         let kind = if row.kind == "org" {
             "org_delete"
         } else {
