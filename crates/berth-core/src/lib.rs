@@ -66,7 +66,7 @@ impl Default for CoreConfig {
 /// The registry: cheap to clone, shared by every request.
 #[derive(Clone)]
 pub struct Registry {
-    pub db: Db,
+    pub(crate) db: Db,
     /// The preferred location's store: where this instance writes.
     pub store: Arc<dyn BlobStore>,
     pub locations: Arc<Locations>,

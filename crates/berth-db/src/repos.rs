@@ -75,7 +75,10 @@ impl Db {
         {
             return Ok(r.get::<i64, _>(0));
         }
-        if let Some(id) = self.insert_repo(w, name, namespace, "private", None).await? {
+        if let Some(id) = self
+            .insert_repo(w, name, namespace, "private", None)
+            .await?
+        {
             return Ok(id);
         }
         // Another instance created it at the same moment.
