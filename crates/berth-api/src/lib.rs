@@ -1,7 +1,13 @@
-//! HTTP: the `/v2` registry API (`oci/`), the `/api/v1` REST API (`rest.rs`), browser sign-in and sessions
-//! (`web_login.rs`), health and metrics endpoints, and the one place where
-//! domain errors become HTTP answers (`error.rs`). Handlers parse and validate input, call
-//! `berth-core`, and shape headers; they hold no registry logic of their own.
+//! HTTP: the `/v2` registry API (`oci/`), the `/api/v1` REST API (`rest/`), browser sign-in and
+//! sessions (`web_login.rs`), health and metrics endpoints, and the one place where domain errors
+//! become HTTP answers (`error.rs`: `Problem::from`, rendered as OCI JSON or Quay JSON).
+//!
+//! Rule: a handler parses the request, calls `berth-core` and renders the answer. It writes no
+//! audit record, runs no transaction and never touches the database (this crate does not depend
+//! on `berth-db`; `tests/layers.rs` fails if that changes). Access decisions are core calls too:
+//! account and policy use cases check inside their one method; content operations on `/api/v1`
+//! (tags, labels) still ask `Auth::repo_with_role` before calling the `Registry` method — the
+//! remaining two-call doors, listed in docs/ARCHITECTURE.md.
 
 mod auth;
 mod drain;

@@ -1,7 +1,15 @@
-//! Registry services: blob uploads and reads, manifests, tags and referrers, built on `berth-db`
-//! (rows) and `berth-storage` (bytes). Holds the ordering rules that make writes crash-safe —
-//! bytes first, verified, committed, then rows in one transaction — and the one domain error type,
-//! which the API layer turns into HTTP exactly once.
+//! Registry services: blob uploads and reads, manifests, tags and referrers, lifecycle (garbage
+//! collection, expiry, auto-prune, quotas, replication, jobs), and identity and access (`auth`),
+//! built on `berth-db` (rows) and `berth-storage` (bytes). Holds the ordering rules that make
+//! writes crash-safe — bytes first, verified, committed, then rows in one transaction — and the
+//! one domain error type.
+//!
+//! Rule: every use case is a public method here — on [`Registry`] for content, on
+//! [`auth::Auth`] where an access decision is part of it — that checks what it must, owns its
+//! transaction and writes its own audit record (taking a [`auth::Who`]). The database handles
+//! are crate-private; callers (the HTTP API, the worker, the CLI, and the UI, notification,
+//! scanning and mirroring code to come) never see SQL. Errors say what went wrong in domain
+//! terms ([`Error`]), never as HTTP.
 
 pub mod auth;
 pub mod autoprune;

@@ -1,6 +1,12 @@
-//! All SQL lives here: migrations and one module per aggregate (repositories, blobs, uploads,
-//! manifests and tags). Queries are written once in portable SQL with `$n` placeholders and run
-//! through sqlx's `Any` driver, so SQLite and PostgreSQL share them. Depends only on `berth-oci`.
+//! All SQL lives here: migrations and one module per aggregate (accounts, teams and permissions,
+//! tokens, audit, repositories, blobs and placements, uploads, manifests, tags and immutability
+//! policies, labels, quotas, auto-prune policies, garbage collection, jobs and leases). Queries are
+//! written once in portable SQL with `$n` placeholders and run through sqlx's `Any` driver, so
+//! SQLite and PostgreSQL share them; where the dialects must differ (row locks, claiming jobs,
+//! upserts that return a value) the query says so beside `Backend`.
+//!
+//! Rule: rows and SQL only — no registry rule, no access decision, no HTTP. Only `berth-core`
+//! calls this crate; it depends on no other Berth crate.
 
 mod accounts;
 mod audit;
