@@ -93,7 +93,7 @@ pub async fn session_actor(
         return Ok(None);
     };
     // A session is not a password attempt: failed guesses elsewhere do not end it.
-    if row.kind != "user" || !row.enabled {
+    if row.kind != berth_core::auth::AccountKind::User || !row.enabled {
         return Ok(None);
     }
     let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);

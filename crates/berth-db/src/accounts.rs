@@ -9,7 +9,7 @@ use sqlx::any::AnyRow;
 pub struct AccountRow {
     pub id: i64,
     pub name: String,
-    pub kind: String,
+    pub kind: AccountKind,
     pub email: Option<String>,
     pub password_hash: Option<String>,
     pub superuser: bool,
@@ -28,11 +28,53 @@ pub struct AccountRow {
 const COLS: &str = "id, name, kind, email, password_hash, superuser, enabled, owner_id, token_sealed, \
     description, metadata, tag_expiration_s, failed_logins, last_failed_at, created_at, last_accessed";
 
-fn account(r: &AnyRow) -> AccountRow {
-    AccountRow {
+/// The kind of an account, as stored (`user`, `org`, `robot`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum AccountKind {
+    #[default]
+    User,
+    Org,
+    Robot,
+}
+
+impl AccountKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountKind::User => "user",
+            AccountKind::Org => "org",
+            AccountKind::Robot => "robot",
+        }
+    }
+}
+
+impl std::str::FromStr for AccountKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<AccountKind, String> {
+        match s {
+            "user" => Ok(AccountKind::User),
+            "org" => Ok(AccountKind::Org),
+            "robot" => Ok(AccountKind::Robot),
+            other => Err(format!("unknown account kind {other:?}")),
+        }
+    }
+}
+
+impl std::fmt::Display for AccountKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An account row; a kind the code does not know is a corrupt row, not a user.
+fn account(r: &AnyRow) -> Result<AccountRow> {
+    let kind: String = r.get(2);
+    Ok(AccountRow {
         id: r.get(0),
         name: r.get(1),
-        kind: r.get(2),
+        kind: kind.parse().map_err(crate::DbError::Corrupt)?,
         email: r.get(3),
         password_hash: r.get(4),
         superuser: r.get::<i64, _>(5) != 0,
@@ -46,14 +88,14 @@ fn account(r: &AnyRow) -> AccountRow {
         last_failed_at: r.get(13),
         created_at: r.get(14),
         last_accessed: r.get(15),
-    }
+    })
 }
 
 /// A new account. Users and organizations also get their namespace.
 #[derive(Debug, Default)]
 pub struct NewAccount<'a> {
     pub name: &'a str,
-    pub kind: &'a str,
+    pub kind: AccountKind,
     pub email: Option<&'a str>,
     pub password_hash: Option<&'a str>,
     pub superuser: bool,
@@ -83,7 +125,7 @@ impl Db {
             .bind(arg.to_string())
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.as_ref().map(account))
+        row.as_ref().map(account).transpose()
     }
 
     pub async fn account_by_name(&self, name: &str) -> Result<Option<AccountRow>> {
@@ -96,7 +138,7 @@ impl Db {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.as_ref().map(account))
+        row.as_ref().map(account).transpose()
     }
 
     pub async fn account_by_email(&self, email: &str) -> Result<Option<AccountRow>> {
@@ -111,9 +153,9 @@ impl Db {
     }
 
     /// Number of accounts of `kind`.
-    pub async fn count_accounts(&self, kind: &str) -> Result<i64> {
+    pub async fn count_accounts(&self, kind: AccountKind) -> Result<i64> {
         let row = sqlx::query("SELECT COUNT(*) FROM accounts WHERE kind = $1")
-            .bind(kind)
+            .bind(kind.as_str())
             .fetch_one(&self.pool)
             .await?;
         Ok(row.get(0))
@@ -129,7 +171,7 @@ impl Db {
     ) -> Result<Option<i64>> {
         let mut w = self.write().await?;
         let now = now_ms();
-        if a.kind != "robot" && !adopt_namespace {
+        if a.kind != AccountKind::Robot && !adopt_namespace {
             let orphan = sqlx::query("SELECT 1 FROM namespaces WHERE name = $1")
                 .bind(a.name)
                 .fetch_optional(&mut *w.tx)
@@ -147,7 +189,7 @@ impl Db {
              ON CONFLICT DO NOTHING RETURNING id",
         )
         .bind(a.name)
-        .bind(a.kind)
+        .bind(a.kind.as_str())
         .bind(a.email)
         .bind(a.password_hash)
         .bind(i64::from(a.superuser))
@@ -163,14 +205,14 @@ impl Db {
             return Ok(None);
         };
         let id: i64 = row.get(0);
-        if a.kind != "robot" {
+        if a.kind != AccountKind::Robot {
             // A namespace may already exist from data pushed before accounts existed (adopted).
             sqlx::query(
                 "INSERT INTO namespaces (name, kind, created_at) VALUES ($1, $2, $3)
                  ON CONFLICT (name) DO UPDATE SET kind = excluded.kind",
             )
             .bind(a.name)
-            .bind(a.kind)
+            .bind(a.kind.as_str())
             .bind(now)
             .execute(&mut *w.tx)
             .await?;
@@ -293,7 +335,7 @@ impl Db {
     /// Accounts of `kind` ordered by name after `after`, at most `limit`.
     pub async fn list_accounts(
         &self,
-        kind: &str,
+        kind: AccountKind,
         after: &str,
         limit: i64,
     ) -> Result<Vec<AccountRow>> {
@@ -301,12 +343,12 @@ impl Db {
             "SELECT {COLS} FROM accounts WHERE kind = $1 AND name > $2 ORDER BY name LIMIT $3"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(kind)
+            .bind(kind.as_str())
             .bind(after)
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.iter().map(account).collect())
+        rows.iter().map(account).collect()
     }
 
     /// The robots owned by an account.
@@ -318,7 +360,7 @@ impl Db {
             .bind(owner_id)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.iter().map(account).collect())
+        rows.iter().map(account).collect()
     }
 
     /// Accounts whose name starts with `prefix` (autocomplete), robots only of `namespace`.
@@ -330,7 +372,7 @@ impl Db {
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.iter().map(account).collect())
+        rows.iter().map(account).collect()
     }
 
     /// Counts a failed login from `source`; returns the failures from that source and the

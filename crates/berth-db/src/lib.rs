@@ -23,7 +23,7 @@ mod teams;
 mod tokens;
 mod uploads;
 
-pub use accounts::{AccountRow, AccountUpdate, NewAccount};
+pub use accounts::{AccountKind, AccountRow, AccountUpdate, NewAccount};
 pub use audit::{AuditQuery, AuditRow};
 pub use autoprune::AutoPrunePolicy;
 pub use gc::{GcManifest, GcTotals, RepoGcFacts};
@@ -50,6 +50,9 @@ pub enum DbError {
     Unavailable(sqlx::Error),
     #[error("database error: {0}")]
     Other(sqlx::Error),
+    /// A row the code cannot read (a value no version of Berth writes).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error(

@@ -40,7 +40,12 @@ async fn open(cfg: &Config, create: bool) -> anyhow::Result<berth_core::Db> {
     }
     let db = crate::serve::open_db(cfg).await?;
     // A database without Berth's tables is a new, empty one (or another program's).
-    if !create && db.count_accounts("user").await.is_err() {
+    if !create
+        && db
+            .count_accounts(berth_core::auth::AccountKind::User)
+            .await
+            .is_err()
+    {
         anyhow::bail!(
             "the database {} holds no Berth registry ({}).\n{HOW_TO_POINT}\n{OR_CREATE}",
             cfg.db_uri_display(),

@@ -3,6 +3,7 @@
 
 use super::{Ctx, R, RestError, Route, entity, json, route};
 use crate::AppState;
+use berth_core::auth::AccountKind;
 use std::sync::Arc;
 
 pub fn routes() -> Vec<Route> {
@@ -22,9 +23,9 @@ async fn entities(st: Arc<AppState>, ctx: Ctx) -> R {
     let namespace = ctx.q("namespace");
     let mut results = Vec::new();
     for r in st.auth.search_accounts(prefix, 50).await? {
-        match r.kind.as_str() {
+        match r.kind {
             // Robots are private to their namespace: listed only within it, to its administrators.
-            "robot" => {
+            AccountKind::Robot => {
                 let Some(ns) = namespace.filter(|ns| r.name.starts_with(&format!("{ns}+"))) else {
                     continue;
                 };
@@ -32,10 +33,10 @@ async fn entities(st: Arc<AppState>, ctx: Ctx) -> R {
                     continue;
                 }
             }
-            "org" if !ctx.q_bool("includeOrgs", false) => continue,
+            AccountKind::Org if !ctx.q_bool("includeOrgs", false) => continue,
             _ => {}
         }
-        results.push(entity(&r.name, &r.kind));
+        results.push(entity(&r.name, r.kind.as_str()));
     }
     if ctx.q_bool("includeTeams", false)
         && let Some(ns) = namespace

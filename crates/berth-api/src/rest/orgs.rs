@@ -211,7 +211,7 @@ async fn add_member(st: Arc<AppState>, ctx: Ctx) -> R {
             ctx.p("membername"),
         )
         .await?;
-    let mut e = entity(&m.name, &m.kind);
+    let mut e = entity(&m.name, m.kind.as_str());
     e["invited"] = false.into();
     json(e)
 }

@@ -148,7 +148,7 @@ async fn quota_namespace(st: &AppState, ctx: &Ctx) -> Result<berth_core::Account
         .db
         .account_by_name(ns)
         .await?
-        .filter(|a| a.kind == "org" || a.kind == "user")
+        .filter(|a| a.kind != berth_core::auth::AccountKind::Robot)
         .ok_or_else(|| RestError::new(404, format!("no organization or user namespace {ns:?}")))
 }
 
@@ -157,7 +157,7 @@ async fn quota_namespace(st: &AppState, ctx: &Ctx) -> Result<berth_core::Account
 async fn org_reader(st: &AppState, ctx: &Ctx) -> Result<String, RestError> {
     let a = ctx.actor()?;
     let acct = quota_namespace(st, ctx).await?;
-    if acct.kind == "user" {
+    if acct.kind == berth_core::auth::AccountKind::User {
         if a.name != acct.name && !(a.superuser && a.has_scope("super:user")) {
             return Err(RestError::new(
                 403,

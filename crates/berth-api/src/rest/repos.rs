@@ -269,7 +269,7 @@ async fn set_user_perm(st: Arc<AppState>, ctx: Ctx) -> R {
         )
         .await?;
     match who {
-        PermHolder::Account(a) => json(user_perm_view(&a.name, &a.kind, role)),
+        PermHolder::Account(a) => json(user_perm_view(&a.name, a.kind.as_str(), role)),
         PermHolder::Team(t) => json(team_perm_view(&t.name, role)),
     }
 }
@@ -289,7 +289,7 @@ async fn transitive(st: Arc<AppState>, ctx: Ctx) -> R {
         .auth
         .account(ctx.p("username"))
         .await?
-        .filter(|r| r.kind != "org")
+        .filter(|r| r.kind != berth_core::auth::AccountKind::Org)
         .ok_or_else(|| {
             RestError::new(
                 404,

@@ -73,7 +73,7 @@ impl Auth {
         kind: AccountKind,
     ) -> Result<AccountRow> {
         match self.db.account_by_name(name).await? {
-            Some(a) if a.kind == kind.as_str() => Ok(a),
+            Some(a) if a.kind == kind => Ok(a),
             _ => Err(Error::not_found(format!(
                 "no {} named {name:?}",
                 match kind {
@@ -137,7 +137,7 @@ impl Auth {
             .db
             .create_account(&NewAccount {
                 name: username,
-                kind: "user",
+                kind: AccountKind::User,
                 email,
                 password_hash: hash.as_deref(),
                 superuser,
@@ -250,17 +250,19 @@ impl Auth {
             .db
             .account_by_name(name)
             .await?
-            .filter(|r| r.kind != "robot")
+            .filter(|r| r.kind != AccountKind::Robot)
             .ok_or_else(|| Error::not_found(format!("no user or organization named {name:?}")))?;
         let allowed = actor.superuser
-            || (row.kind == "user" && row.id == actor.id && actor.has_scope("user:admin"))
-            || (row.kind == "org"
+            || (row.kind == AccountKind::User
+                && row.id == actor.id
+                && actor.has_scope("user:admin"))
+            || (row.kind == AccountKind::Org
                 && self.org_role(actor, &row).await?.admin
                 && actor.has_scope("org:admin"));
         if !allowed {
             return Err(Error::denied(format!("you may not delete {name:?}")));
         }
-        if row.kind == "user" {
+        if row.kind == AccountKind::User {
             for (org, t) in self.db.teams_of_account(row.id).await? {
                 if t.name == OWNERS_TEAM && t.member_count <= 1 {
                     return Err(Error::conflict(format!(
@@ -275,7 +277,7 @@ impl Auth {
             crate::jobs::enqueue(&self.db, &mut w, &crate::jobs::DeleteRepo { repo_id }).await?;
         }
         w.commit().await?;
-        let kind = if row.kind == "org" {
+        let kind = if row.kind == AccountKind::Org {
             "org_delete"
         } else {
             "user_delete"

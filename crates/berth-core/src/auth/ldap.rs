@@ -20,6 +20,7 @@ use super::audit::AuditEntry;
 use super::login::LoginError;
 use super::{Actor, Auth};
 use crate::{Error, Result};
+use berth_db::AccountKind;
 use berth_db::{AccountRow, AccountUpdate};
 use directory::{DirUser, Verdict, norm_rdn, rdns, verify};
 use std::collections::HashMap;
@@ -241,7 +242,7 @@ impl Auth {
             .db
             .account_by_name(&name)
             .await?
-            .filter(|r| r.kind == "user");
+            .filter(|r| r.kind == AccountKind::User);
         if let Some(r) = &row
             && r.password_hash.is_some()
             && self.ldap_link(r.id).await?.is_none()

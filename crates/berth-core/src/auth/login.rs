@@ -11,6 +11,7 @@ use super::audit::AuditEntry;
 use super::secret::{equal, token_hash, verify_password};
 use super::{Actor, Auth};
 use crate::{Error, Result};
+use berth_db::AccountKind;
 use berth_db::{AccountRow, now_ms};
 
 /// How long a successful Basic check is reused.
@@ -189,7 +190,7 @@ impl Auth {
         if !self.config.direct_login {
             if self.config.app_tokens
                 && let Some(row) = self.db.account_by_name(username).await?
-                && row.kind == "user"
+                && row.kind == AccountKind::User
                 && let Ok(actor) = self.check_app_token(Some(row.id), secret).await?
             {
                 return Ok(Ok(actor));
@@ -209,7 +210,7 @@ impl Auth {
         }
         let row = self.db.account_by_name(username).await?;
         let row = match row {
-            Some(r) if r.kind == "user" => r,
+            Some(r) if r.kind == AccountKind::User => r,
             _ => {
                 // Same cost as a real check: no user enumeration through timing.
                 verify_password(secret, None).await;
@@ -366,7 +367,7 @@ impl Auth {
             .token_sealed
             .as_deref()
             .and_then(|s| self.sealer.open_string(s));
-        let ok = row.kind == "robot" && stored.is_some_and(|t| equal(&t, secret));
+        let ok = row.kind == AccountKind::Robot && stored.is_some_and(|t| equal(&t, secret));
         if !ok {
             return Ok(Err(LoginError::Invalid));
         }

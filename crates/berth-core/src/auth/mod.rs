@@ -111,30 +111,8 @@ impl Default for AuthConfig {
     }
 }
 
-/// The kind of an account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AccountKind {
-    User,
-    Org,
-    Robot,
-}
-
-impl AccountKind {
-    pub fn parse(s: &str) -> AccountKind {
-        match s {
-            "org" => AccountKind::Org,
-            "robot" => AccountKind::Robot,
-            _ => AccountKind::User,
-        }
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AccountKind::User => "user",
-            AccountKind::Org => "org",
-            AccountKind::Robot => "robot",
-        }
-    }
-}
+/// The kind of an account, decoded at the database boundary.
+pub use berth_db::AccountKind;
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]
@@ -243,14 +221,15 @@ impl Auth {
 
     /// Whether an account is a superuser (flag in the database or named in `SUPER_USERS`).
     pub fn is_superuser(&self, row: &berth_db::AccountRow) -> bool {
-        row.kind == "user" && (row.superuser || self.config.superusers.contains(&row.name))
+        row.kind == AccountKind::User
+            && (row.superuser || self.config.superusers.contains(&row.name))
     }
 
     pub fn actor(&self, row: &berth_db::AccountRow, via: &'static str) -> Actor {
         Actor {
             id: row.id,
             name: row.name.clone(),
-            kind: AccountKind::parse(&row.kind),
+            kind: row.kind,
             superuser: self.is_superuser(row),
             via,
             scopes: None,

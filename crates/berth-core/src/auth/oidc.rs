@@ -26,6 +26,7 @@ use super::session::Signer;
 use super::{Actor, Auth};
 use crate::{Error, Result};
 use accounts::{Identity, claim_str, claim_true};
+use berth_db::AccountKind;
 use openidconnect::core::{CoreAuthenticationFlow, CoreIdToken, CoreProviderMetadata};
 use openidconnect::{
     AuthorizationCode, CsrfToken, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
@@ -255,7 +256,7 @@ impl Auth {
         seen.name = id.username.clone();
         let (row, created) = self.oidc_account(&cfg, &id).await?;
         seen.name = Some(row.name.clone());
-        if row.kind != "user" {
+        if row.kind != AccountKind::User {
             return Err(Error::denied("the linked account is not a user"));
         }
         if !row.enabled {

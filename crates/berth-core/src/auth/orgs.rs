@@ -65,7 +65,7 @@ impl Auth {
             .db
             .create_account(&NewAccount {
                 name,
-                kind: "org",
+                kind: AccountKind::Org,
                 email,
                 ..NewAccount::default()
             }, actor.is_some_and(|a| a.superuser))
@@ -239,15 +239,17 @@ impl Auth {
             .account_by_name(member)
             .await?
             .ok_or_else(|| Error::not_found(format!("no user or robot named {member:?}")))?;
-        match m.kind.as_str() {
-            "user" => {}
-            "robot" if m.owner_id == Some(o.id) => {}
-            "robot" => {
+        match m.kind {
+            AccountKind::User => {}
+            AccountKind::Robot if m.owner_id == Some(o.id) => {}
+            AccountKind::Robot => {
                 return Err(Error::invalid(format!(
                     "{member:?} is a robot of another namespace; only {org}+... robots may join its teams"
                 )));
             }
-            _ => return Err(Error::invalid("an organization cannot be a team member")),
+            AccountKind::Org => {
+                return Err(Error::invalid("an organization cannot be a team member"));
+            }
         }
         self.db.add_team_member(t.id, m.id).await?;
         self.audit

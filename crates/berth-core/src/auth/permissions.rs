@@ -83,7 +83,7 @@ impl Auth {
         }
         let own_namespace = actor.kind == AccountKind::User && actor.name == ns;
         let org_admin = match self.db.account_by_name(ns).await? {
-            Some(o) if o.kind == "org" => self.org_role(actor, &o).await?.admin,
+            Some(o) if o.kind == AccountKind::Org => self.org_role(actor, &o).await?.admin,
             _ => false,
         };
         let creator_admin = (!own_namespace && !org_admin).then_some(actor.id);
@@ -173,9 +173,9 @@ impl Auth {
             .db
             .account_by_name(name)
             .await?
-            .filter(|a| a.kind != "org")
+            .filter(|a| a.kind != AccountKind::Org)
             .ok_or_else(|| Error::not_found(format!("no user or robot named {name:?}")))?;
-        if a.kind == "robot" && !a.name.starts_with(&format!("{}+", repo.namespace)) {
+        if a.kind == AccountKind::Robot && !a.name.starts_with(&format!("{}+", repo.namespace)) {
             return Err(Error::invalid(format!(
                 "{name:?} is a robot of another namespace; only {}+... robots may hold permissions here",
                 repo.namespace
@@ -263,7 +263,7 @@ impl Auth {
                 self.db
                     .account_by_name(n)
                     .await?
-                    .filter(|a| a.kind != "org")
+                    .filter(|a| a.kind != AccountKind::Org)
                     .ok_or_else(|| Error::not_found(format!("no user or robot named {n:?}")))?
                     .id,
             ),
@@ -282,7 +282,7 @@ impl Auth {
                 self.db
                     .account_by_name(delegate)
                     .await?
-                    .filter(|a| a.kind != "org")
+                    .filter(|a| a.kind != AccountKind::Org)
                     .ok_or_else(|| {
                         Error::not_found(format!("no user or robot named {delegate:?}"))
                     })?

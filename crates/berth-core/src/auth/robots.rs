@@ -4,6 +4,7 @@ use super::accounts::*;
 use super::secret::{random_upper_token, token_hash};
 use super::{Actor, Auth};
 use crate::{Error, Result};
+use berth_db::AccountKind;
 use berth_db::{AccountRow, AccountUpdate, NewAccount};
 
 impl Auth {
@@ -15,10 +16,12 @@ impl Auth {
             .db
             .account_by_name(ns)
             .await?
-            .filter(|a| a.kind != "robot")
+            .filter(|a| a.kind != AccountKind::Robot)
             .ok_or_else(|| Error::not_found(format!("no user or organization named {ns:?}")))?;
-        let ok = match owner.kind.as_str() {
-            "user" => (owner.id == actor.id && actor.has_scope("user:admin")) || actor.superuser,
+        let ok = match owner.kind {
+            AccountKind::User => {
+                (owner.id == actor.id && actor.has_scope("user:admin")) || actor.superuser
+            }
             _ => actor.has_scope("org:admin") && self.org_role(actor, &owner).await?.admin,
         };
         if !ok {
@@ -41,7 +44,7 @@ impl Auth {
             .db
             .account_by_name(&name)
             .await?
-            .filter(|r| r.kind == "robot" && r.owner_id == Some(owner.id))
+            .filter(|r| r.kind == AccountKind::Robot && r.owner_id == Some(owner.id))
             .ok_or_else(|| Error::not_found(format!("no robot account {name:?}")))?;
         let token = self.robot_token(&row);
         Ok((row, token))
@@ -77,7 +80,7 @@ impl Auth {
             .create_account(
                 &NewAccount {
                     name: &name,
-                    kind: "robot",
+                    kind: AccountKind::Robot,
                     owner_id: Some(owner.id),
                     token_hash: Some(&hash),
                     token_sealed: Some(&sealed),

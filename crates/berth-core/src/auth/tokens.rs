@@ -154,7 +154,7 @@ impl Auth {
         username: &str,
         password: Option<&str>,
     ) -> Result<Option<(AccountRow, Option<String>)>> {
-        if self.db.count_accounts("user").await? > 0 {
+        if self.db.count_accounts(berth_db::AccountKind::User).await? > 0 {
             return Ok(None);
         }
         let generated = password.is_none().then(|| random_token(24));

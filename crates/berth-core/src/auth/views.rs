@@ -90,7 +90,7 @@ impl Auth {
 
     /// Whether any user account exists (Quay's `FEATURE_USER_INITIALIZE` works only before).
     pub async fn has_users(&self) -> Result<bool> {
-        Ok(self.db.count_accounts(AccountKind::User.as_str()).await? > 0)
+        Ok(self.db.count_accounts(AccountKind::User).await? > 0)
     }
 
     /// Accounts whose name starts with `prefix`, for autocompletion.
@@ -107,7 +107,7 @@ impl Auth {
         limit: i64,
     ) -> Result<Vec<AccountRow>> {
         require_superuser(actor)?;
-        Ok(self.db.list_accounts(kind.as_str(), after, limit).await?)
+        Ok(self.db.list_accounts(kind, after, limit).await?)
     }
 
     /// The time-machine window a namespace set for itself (`tag_expiration_s`), if any.
@@ -322,7 +322,12 @@ impl Auth {
 
     async fn default_perm_view(&self, row: DefaultPermRow) -> Result<DefaultPermView> {
         let account = |id: i64| async move {
-            Ok::<_, Error>(self.db.account_by_id(id).await?.map(|a| (a.name, a.kind)))
+            Ok::<_, Error>(
+                self.db
+                    .account_by_id(id)
+                    .await?
+                    .map(|a| (a.name, a.kind.as_str().to_string())),
+            )
         };
         let activating = match row.activating_id {
             Some(id) => account(id).await?,

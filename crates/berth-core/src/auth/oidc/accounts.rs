@@ -5,6 +5,7 @@
 use super::super::Auth;
 use super::OidcProvider;
 use crate::{Error, Result};
+use berth_db::AccountKind;
 use berth_db::AccountRow;
 use serde_json::{Map, Value};
 
@@ -95,7 +96,7 @@ impl Auth {
                         .db
                         .account_by_name(v)
                         .await?
-                        .filter(|r| r.kind == "user"),
+                        .filter(|r| r.kind == AccountKind::User),
                     None => None,
                 }
             };
