@@ -1,6 +1,6 @@
 //! The audit log.
 
-use crate::{Db, Result};
+use crate::{Db, Result, WriteTx};
 use sqlx::Row;
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -39,6 +39,13 @@ impl Db {
             return Ok(());
         }
         let mut w = self.write().await?;
+        self.insert_audit_in(&mut w, rows).await?;
+        w.commit().await
+    }
+
+    /// Appends entries inside `w`, so that they commit (or roll back) with the change they
+    /// record.
+    pub async fn insert_audit_in(&self, w: &mut WriteTx, rows: &[AuditRow]) -> Result<()> {
         for r in rows {
             sqlx::query(
                 "INSERT INTO audit_log (at, kind, performer, performer_kind, namespace, repository, ip, metadata)
@@ -55,7 +62,7 @@ impl Db {
             .execute(&mut *w.tx)
             .await?;
         }
-        w.commit().await
+        Ok(())
     }
 
     /// Entries matching `q`, newest first.

@@ -16,6 +16,7 @@ mod logs;
 mod openapi;
 mod orgs;
 mod placements;
+mod policies;
 mod quotas;
 mod repos;
 mod robots;

@@ -60,7 +60,7 @@ impl AuditEntry {
         self
     }
 
-    fn row(self) -> AuditRow {
+    pub(crate) fn row(self) -> AuditRow {
         let (performer, performer_kind) = match self.performer {
             Some((n, k)) => (Some(n), Some(k)),
             None => (None, Some("anonymous".to_string())),
