@@ -1,9 +1,10 @@
-//! The policy door against a real (SQLite) database: who each level refuses, that a
+//! The policy and quota doors against a real (SQLite) database: who each level refuses, that a
 //! change and its audit record commit together or not at all, and what validation says.
 
 use super::store::Store;
 use super::*;
 use crate::auth::AuthConfig;
+use crate::quotas::{QuotaPath, QuotaSize, Quotas, ThresholdFields};
 use crate::{CoreConfig, ImmutabilityPolicy, Locations};
 use std::sync::Arc;
 
@@ -62,6 +63,10 @@ impl World {
 
     fn policies(&self) -> Policies<'_> {
         Policies::new(&self.registry, &self.auth)
+    }
+
+    fn quotas(&self) -> Quotas<'_> {
+        Quotas::new(&self.registry, &self.auth)
     }
 
     /// From now on every audit write fails (as a full disk or a lost connection would).
@@ -316,5 +321,107 @@ fn policy_fields_are_validated_in_core() {
     assert_eq!(
         AutoPrunePolicy::audit_kind(Verb::Update, &at),
         "update_namespace_autoprune_policy"
+    );
+}
+
+#[tokio::test]
+async fn quotas_are_read_by_members_and_changed_by_superusers_with_their_audit_record() {
+    let w = World::new().await;
+    let q = w.quotas();
+    let acme = QuotaPath::Namespace("acme");
+    let size = QuotaSize {
+        limit: Some("10 GiB".into()),
+        limit_bytes: None,
+    };
+    let refused = q.create(Caller::new(&w.alice, None), &acme, &size).await;
+    assert!(matches!(refused, Err(Error::Denied(_))), "{refused:?}");
+    let root = Caller::new(&w.root, None);
+    let id = q.create(root, &acme, &size).await.expect("create");
+    let again = q.create(root, &QuotaPath::Superuser("acme"), &size).await;
+    assert!(matches!(again, Err(Error::AlreadyExists(_))), "{again:?}");
+    let listed = q.list(&w.alice, &acme).await.expect("members read");
+    assert_eq!(listed[0].id, Some(id));
+    assert_eq!(listed[0].limit_bytes, 10 * 1024 * 1024 * 1024);
+    assert!(matches!(q.list(&w.bob, &acme).await, Err(Error::Denied(_))));
+    assert!(matches!(
+        q.list(&w.bob, &QuotaPath::Namespace("alice")).await,
+        Err(Error::Denied(_))
+    ));
+    let missing = q.list(&w.root, &QuotaPath::Namespace("nope")).await;
+    assert_eq!(
+        missing.err().map(|e| e.to_string()),
+        Some("no organization or user namespace \"nope\"".into())
+    );
+    let missing = q.list(&w.root, &QuotaPath::Superuser("nope")).await;
+    assert_eq!(
+        missing.err().map(|e| e.to_string()),
+        Some("no namespace \"nope\"".into())
+    );
+    assert!(
+        w.audit_kinds()
+            .await
+            .contains(&"org_create_quota".to_string())
+    );
+
+    w.break_audit_log().await;
+    let warn = ThresholdFields {
+        kind: Some("Warning".into()),
+        percent: Some(80),
+    };
+    let id = id.to_string();
+    assert!(q.add_threshold(root, &acme, &id, &warn).await.is_err());
+    assert!(
+        q.thresholds(&w.alice, &acme, &id)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    assert!(q.delete(root, &acme, &id).await.is_err());
+    assert_eq!(q.list(&w.alice, &acme).await.expect("read").len(), 1);
+}
+
+#[test]
+fn quota_fields_are_validated_in_core() {
+    let bytes = |limit_bytes: Option<i64>, limit: Option<&str>| {
+        QuotaSize {
+            limit_bytes,
+            limit: limit.map(String::from),
+        }
+        .bytes()
+        .map_err(|e| e.to_string())
+    };
+    assert_eq!(bytes(Some(5), Some("ignored")), Ok(5));
+    assert_eq!(bytes(None, Some("1 KiB")), Ok(1024));
+    assert_eq!(
+        bytes(Some(0), None),
+        Err("a quota must be larger than 0 bytes".into())
+    );
+    assert!(bytes(None, Some("lots")).is_err_and(|m| m.contains("is not a size")));
+    assert!(bytes(None, None).is_err_and(|m| m.starts_with("give limit_bytes")));
+    let current = crate::QuotaLimit {
+        id: 1,
+        kind: "Reject".into(),
+        percent: 100,
+    };
+    let change = ThresholdFields {
+        kind: None,
+        percent: Some(90),
+    };
+    assert_eq!(
+        change.resolve(Some(&current)).ok(),
+        Some(("Reject".into(), 90))
+    );
+    assert!(
+        change.resolve(None).is_err(),
+        "a new threshold needs a type"
+    );
+    let wrong = ThresholdFields {
+        kind: Some("Panic".into()),
+        percent: Some(101),
+    };
+    assert!(
+        wrong
+            .resolve(None)
+            .is_err_and(|e| e.to_string().contains("Warning or Reject"))
     );
 }
