@@ -62,11 +62,7 @@ pub fn validate_policy(
         }
     };
     if let Some(p) = pattern {
-        if p.len() > 256 {
-            return Err(Error::invalid("tagPattern is longer than 256 characters"));
-        }
-        regex::Regex::new(p)
-            .map_err(|e| Error::invalid(format!("tagPattern is not a regular expression: {e}")))?;
+        crate::policies::check_tag_pattern(p)?;
     }
     Ok(value)
 }

@@ -14,6 +14,8 @@
 pub mod auth;
 pub mod autoprune;
 mod blobs;
+mod caller;
+pub use caller::Caller;
 mod error;
 mod gc;
 pub use gc::{GcConfig, GcReport};
@@ -22,6 +24,7 @@ pub mod labels;
 mod locations;
 pub use labels::parse_duration_s;
 mod manifests;
+pub mod policies;
 mod pulls;
 pub mod quotas;
 pub use quotas::{QuotaConfig, parse_size};

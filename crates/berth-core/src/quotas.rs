@@ -4,6 +4,9 @@
 //! is written; crossing a `Warning` threshold records a `quota_warning` event, a refusal a
 //! `quota_error` event (in the audit log, where notifications read events).
 
+mod admin;
+pub use admin::{NamespaceQuota, QuotaPath, QuotaSize, QuotaThreshold, Quotas, ThresholdFields};
+
 use crate::{Error, Registry, Result};
 use berth_db::{AuditRow, QuotaRow, WriteTx};
 use berth_oci::RepoName;

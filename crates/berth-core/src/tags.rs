@@ -106,33 +106,6 @@ impl Registry {
         Ok(())
     }
 
-    /// After an immutability policy of `namespace` (or of one repository) was created or
-    /// changed: tags it now makes immutable lose their expiry (unless immutable tags may expire).
-    /// Returns how many lost it.
-    pub async fn immutability_changed(
-        &self,
-        namespace: &str,
-        repository: Option<&str>,
-    ) -> Result<usize> {
-        if self.config.immutable_tags_can_expire {
-            return Ok(0);
-        }
-        let mut n = 0;
-        for (id, name) in self.db.repos_in_scope(namespace, repository).await? {
-            let policies = self.db.immutability_policies_for(namespace, &name).await?;
-            let protected: Vec<String> = self
-                .db
-                .expiring_live_tags(id)
-                .await?
-                .into_iter()
-                .filter(|t| policy_protects(&policies, t))
-                .collect();
-            n += protected.len();
-            self.db.clear_tag_expiry(id, &protected).await?;
-        }
-        Ok(n)
-    }
-
     /// The id of an existing repository; `NAME_UNKNOWN` otherwise.
     pub(crate) async fn repo_id_of(&self, repo: &RepoName) -> Result<i64> {
         self.db.repo_id(repo.as_str()).await?.ok_or_else(|| {

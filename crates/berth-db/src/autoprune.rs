@@ -32,8 +32,11 @@ fn policy(r: &sqlx::any::AnyRow) -> AutoPrunePolicy {
 }
 
 impl Db {
-    pub async fn insert_autoprune_policy(&self, p: &AutoPrunePolicy) -> Result<()> {
-        let mut w = self.write().await?;
+    pub async fn insert_autoprune_policy(
+        &self,
+        w: &mut WriteTx,
+        p: &AutoPrunePolicy,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO autoprune_policies (uuid, namespace, repository, method, value, tag_pattern, pattern_matches, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -48,12 +51,15 @@ impl Db {
         .bind(now_ms())
         .execute(&mut *w.tx)
         .await?;
-        w.commit().await
+        Ok(())
     }
 
     /// Replaces a policy's settings; `false` if it does not exist at that level.
-    pub async fn update_autoprune_policy(&self, p: &AutoPrunePolicy) -> Result<bool> {
-        let mut w = self.write().await?;
+    pub async fn update_autoprune_policy(
+        &self,
+        w: &mut WriteTx,
+        p: &AutoPrunePolicy,
+    ) -> Result<bool> {
         let n = sqlx::query(
             "UPDATE autoprune_policies SET method = $4, value = $5, tag_pattern = $6, pattern_matches = $7
              WHERE uuid = $1 AND namespace = $2 AND COALESCE(repository, '') = $3",
@@ -68,28 +74,27 @@ impl Db {
         .execute(&mut *w.tx)
         .await?
         .rows_affected();
-        w.commit().await?;
         Ok(n > 0)
     }
 
+    /// Deletes a policy defined at one level; the policy as it was, `None` if there was none.
     pub async fn delete_autoprune_policy(
         &self,
+        w: &mut WriteTx,
         namespace: &str,
         repository: Option<&str>,
         uuid: &str,
-    ) -> Result<bool> {
-        let mut w = self.write().await?;
-        let n = sqlx::query(
-            "DELETE FROM autoprune_policies WHERE uuid = $1 AND namespace = $2 AND COALESCE(repository, '') = $3",
+    ) -> Result<Option<AutoPrunePolicy>> {
+        let row = sqlx::query(
+            "DELETE FROM autoprune_policies WHERE uuid = $1 AND namespace = $2 AND COALESCE(repository, '') = $3
+             RETURNING uuid, namespace, repository, method, value, tag_pattern, pattern_matches",
         )
         .bind(uuid)
         .bind(namespace)
         .bind(repository.unwrap_or(""))
-        .execute(&mut *w.tx)
-        .await?
-        .rows_affected();
-        w.commit().await?;
-        Ok(n > 0)
+        .fetch_optional(&mut *w.tx)
+        .await?;
+        Ok(row.as_ref().map(policy))
     }
 
     /// The policies defined at one level: a namespace's own (`repository` `None`) or a

@@ -81,8 +81,12 @@ impl Db {
     }
 
     /// Creates a namespace's quota; `None` if it already has one.
-    pub async fn create_quota(&self, namespace: &str, limit_bytes: i64) -> Result<Option<i64>> {
-        let mut w = self.write().await?;
+    pub async fn create_quota(
+        &self,
+        w: &mut WriteTx,
+        namespace: &str,
+        limit_bytes: i64,
+    ) -> Result<Option<i64>> {
         let row = sqlx::query(
             "INSERT INTO namespace_quotas (namespace, limit_bytes, created_at) VALUES ($1, $2, $3)
              ON CONFLICT (namespace) DO NOTHING RETURNING id",
@@ -92,12 +96,17 @@ impl Db {
         .bind(now_ms())
         .fetch_optional(&mut *w.tx)
         .await?;
-        w.commit().await?;
         Ok(row.map(|r| r.get(0)))
     }
 
-    pub async fn update_quota(&self, id: i64, namespace: &str, limit_bytes: i64) -> Result<bool> {
-        let mut w = self.write().await?;
+    /// Changes a quota's bytes; `false` if the namespace has no quota `id`.
+    pub async fn update_quota(
+        &self,
+        w: &mut WriteTx,
+        id: i64,
+        namespace: &str,
+        limit_bytes: i64,
+    ) -> Result<bool> {
         let n = sqlx::query(
             "UPDATE namespace_quotas SET limit_bytes = $3 WHERE id = $1 AND namespace = $2",
         )
@@ -107,12 +116,11 @@ impl Db {
         .execute(&mut *w.tx)
         .await?
         .rows_affected();
-        w.commit().await?;
         Ok(n > 0)
     }
 
-    pub async fn delete_quota(&self, id: i64, namespace: &str) -> Result<bool> {
-        let mut w = self.write().await?;
+    /// Deletes a quota and its limits; `false` if the namespace has no quota `id`.
+    pub async fn delete_quota(&self, w: &mut WriteTx, id: i64, namespace: &str) -> Result<bool> {
         sqlx::query("DELETE FROM quota_limits WHERE quota_id = (SELECT id FROM namespace_quotas WHERE id = $1 AND namespace = $2)")
             .bind(id)
             .bind(namespace)
@@ -124,18 +132,17 @@ impl Db {
             .execute(&mut *w.tx)
             .await?
             .rows_affected();
-        w.commit().await?;
         Ok(n > 0)
     }
 
     /// Adds a limit to a quota; `None` if a limit of that kind exists already.
     pub async fn add_quota_limit(
         &self,
+        w: &mut WriteTx,
         quota_id: i64,
         kind: &str,
         percent: i64,
     ) -> Result<Option<i64>> {
-        let mut w = self.write().await?;
         let exists = sqlx::query("SELECT 1 FROM quota_limits WHERE quota_id = $1 AND kind = $2")
             .bind(quota_id)
             .bind(kind)
@@ -154,18 +161,18 @@ impl Db {
         .bind(now_ms())
         .fetch_one(&mut *w.tx)
         .await?;
-        w.commit().await?;
         Ok(Some(r.get(0)))
     }
 
+    /// Changes a limit; `false` if the quota has no limit `limit_id`.
     pub async fn update_quota_limit(
         &self,
+        w: &mut WriteTx,
         quota_id: i64,
         limit_id: i64,
         kind: &str,
         percent: i64,
     ) -> Result<bool> {
-        let mut w = self.write().await?;
         let n = sqlx::query(
             "UPDATE quota_limits SET kind = $3, threshold_percent = $4 WHERE id = $2 AND quota_id = $1",
         )
@@ -176,19 +183,22 @@ impl Db {
         .execute(&mut *w.tx)
         .await?
         .rows_affected();
-        w.commit().await?;
         Ok(n > 0)
     }
 
-    pub async fn delete_quota_limit(&self, quota_id: i64, limit_id: i64) -> Result<bool> {
-        let mut w = self.write().await?;
+    /// Deletes a limit; `false` if the quota has no limit `limit_id`.
+    pub async fn delete_quota_limit(
+        &self,
+        w: &mut WriteTx,
+        quota_id: i64,
+        limit_id: i64,
+    ) -> Result<bool> {
         let n = sqlx::query("DELETE FROM quota_limits WHERE id = $2 AND quota_id = $1")
             .bind(quota_id)
             .bind(limit_id)
             .execute(&mut *w.tx)
             .await?
             .rows_affected();
-        w.commit().await?;
         Ok(n > 0)
     }
 

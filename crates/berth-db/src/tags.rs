@@ -261,15 +261,30 @@ impl Db {
         Ok(r.rows_affected() > 0)
     }
 
-    /// Live tags of a repository that carry an expiry.
-    pub async fn expiring_live_tags(&self, repo_id: i64) -> Result<Vec<String>> {
+    /// Live tags that carry an expiry, in the live repositories of `namespace` (or only in
+    /// `repository`), inside `w`: (repository id, repository name, tag), by repository id.
+    pub async fn expiring_tags_in(
+        &self,
+        w: &mut WriteTx,
+        namespace: &str,
+        repository: Option<&str>,
+    ) -> Result<Vec<(i64, String, String)>> {
         let rows = sqlx::query(
-            "SELECT name FROM tags WHERE repo_id = $1 AND end_at IS NULL AND expires_at IS NOT NULL",
+            "SELECT r.id, r.name, t.name FROM tags t
+               JOIN repositories r ON r.id = t.repo_id
+               JOIN namespaces n ON n.id = r.namespace_id
+             WHERE n.name = $1 AND ($2 = '' OR r.name = $2) AND r.deleted_at IS NULL
+               AND t.end_at IS NULL AND t.expires_at IS NOT NULL
+             ORDER BY r.id, t.name",
         )
-        .bind(repo_id)
-        .fetch_all(&self.pool)
+        .bind(namespace)
+        .bind(repository.unwrap_or(""))
+        .fetch_all(&mut *w.tx)
         .await?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
     }
 
     /// Removes the expiry of live tags.
@@ -278,7 +293,21 @@ impl Db {
             return Ok(());
         }
         let mut w = self.write().await?;
-        self.lock_repo(&mut w, repo_id).await?;
+        self.clear_tag_expiry_in(&mut w, repo_id, tags).await?;
+        w.commit().await
+    }
+
+    /// Removes the expiry of live tags, inside `w`.
+    pub async fn clear_tag_expiry_in(
+        &self,
+        w: &mut WriteTx,
+        repo_id: i64,
+        tags: &[String],
+    ) -> Result<()> {
+        if tags.is_empty() {
+            return Ok(());
+        }
+        self.lock_repo(w, repo_id).await?;
         for t in tags {
             sqlx::query(
                 "UPDATE tags SET expires_at = NULL WHERE repo_id = $1 AND name = $2 AND end_at IS NULL",
@@ -288,7 +317,7 @@ impl Db {
             .execute(&mut *w.tx)
             .await?;
         }
-        w.commit().await
+        Ok(())
     }
 
     /// Live tags of a repository pointing at `digest`.
@@ -341,27 +370,37 @@ impl Db {
 
     async fn policies(&self, cond: &str, a: &str, b: &str) -> Result<Vec<ImmutabilityPolicy>> {
         let sql = format!(
-            "SELECT uuid, namespace, repository, pattern, pattern_matches FROM immutability_policies {cond} ORDER BY created_at, uuid"
+            "SELECT {POLICY_COLS} FROM immutability_policies {cond} ORDER BY created_at, uuid"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(a)
             .bind(b)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| ImmutabilityPolicy {
-                uuid: r.get(0),
-                namespace: r.get(1),
-                repository: r.get(2),
-                pattern: r.get(3),
-                matches: r.get::<i64, _>(4) != 0,
-            })
-            .collect())
+        Ok(rows.iter().map(immutability_policy).collect())
     }
 
-    pub async fn insert_immutability_policy(&self, p: &ImmutabilityPolicy) -> Result<()> {
-        let mut w = self.write().await?;
+    /// Every policy of a namespace, its own and its repositories', inside `w`.
+    pub async fn immutability_policies_in(
+        &self,
+        w: &mut WriteTx,
+        namespace: &str,
+    ) -> Result<Vec<ImmutabilityPolicy>> {
+        let sql = format!(
+            "SELECT {POLICY_COLS} FROM immutability_policies WHERE namespace = $1 ORDER BY created_at, uuid"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(namespace)
+            .fetch_all(&mut *w.tx)
+            .await?;
+        Ok(rows.iter().map(immutability_policy).collect())
+    }
+
+    pub async fn insert_immutability_policy(
+        &self,
+        w: &mut WriteTx,
+        p: &ImmutabilityPolicy,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO immutability_policies (uuid, namespace, repository, pattern, pattern_matches, created_at)
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -374,11 +413,15 @@ impl Db {
         .bind(now_ms())
         .execute(&mut *w.tx)
         .await?;
-        w.commit().await
+        Ok(())
     }
 
-    pub async fn update_immutability_policy(&self, p: &ImmutabilityPolicy) -> Result<bool> {
-        let mut w = self.write().await?;
+    /// Replaces a policy's pattern; `false` if it does not exist at that level.
+    pub async fn update_immutability_policy(
+        &self,
+        w: &mut WriteTx,
+        p: &ImmutabilityPolicy,
+    ) -> Result<bool> {
         let r = sqlx::query(
             "UPDATE immutability_policies SET pattern = $1, pattern_matches = $2
              WHERE uuid = $3 AND namespace = $4 AND repository IS NOT DISTINCT FROM $5",
@@ -390,27 +433,39 @@ impl Db {
         .bind(&p.repository)
         .execute(&mut *w.tx)
         .await?;
-        w.commit().await?;
         Ok(r.rows_affected() > 0)
     }
 
+    /// Deletes a policy defined at one level; the policy as it was, `None` if there was none.
     pub async fn delete_immutability_policy(
         &self,
+        w: &mut WriteTx,
         namespace: &str,
         repo: Option<&str>,
         uuid: &str,
-    ) -> Result<bool> {
-        let mut w = self.write().await?;
-        let r = sqlx::query(
+    ) -> Result<Option<ImmutabilityPolicy>> {
+        let sql = format!(
             "DELETE FROM immutability_policies WHERE uuid = $1 AND namespace = $2
-               AND repository IS NOT DISTINCT FROM $3",
-        )
-        .bind(uuid)
-        .bind(namespace)
-        .bind(repo)
-        .execute(&mut *w.tx)
-        .await?;
-        w.commit().await?;
-        Ok(r.rows_affected() > 0)
+               AND repository IS NOT DISTINCT FROM $3 RETURNING {POLICY_COLS}"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(uuid)
+            .bind(namespace)
+            .bind(repo)
+            .fetch_optional(&mut *w.tx)
+            .await?;
+        Ok(row.as_ref().map(immutability_policy))
+    }
+}
+
+const POLICY_COLS: &str = "uuid, namespace, repository, pattern, pattern_matches";
+
+fn immutability_policy(r: &sqlx::any::AnyRow) -> ImmutabilityPolicy {
+    ImmutabilityPolicy {
+        uuid: r.get(0),
+        namespace: r.get(1),
+        repository: r.get(2),
+        pattern: r.get(3),
+        matches: r.get::<i64, _>(4) != 0,
     }
 }

@@ -16,6 +16,7 @@ mod logs;
 mod openapi;
 mod orgs;
 mod placements;
+mod policies;
 mod quotas;
 mod repos;
 mod robots;
@@ -79,13 +80,6 @@ impl From<crate::error::Problem> for RestError {
 impl From<berth_core::Error> for RestError {
     fn from(e: berth_core::Error) -> RestError {
         crate::error::Problem::from(e).into()
-    }
-}
-
-// Until the policy and quota handlers call core use cases (merging): remove with them.
-impl From<berth_core::DbError> for RestError {
-    fn from(e: berth_core::DbError) -> RestError {
-        berth_core::Error::from(e).into()
     }
 }
 

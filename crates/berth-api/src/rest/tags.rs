@@ -72,12 +72,8 @@ async fn list(st: Arc<AppState>, ctx: Ctx) -> R {
         .registry
         .tag_history(&repo, &filter, (page - 1).saturating_mul(limit), limit + 1)
         .await?;
-    let policies = st
-        .auth
-        .db
-        .immutability_policies_for(repo.namespace(), repo.as_str())
-        .await?;
-    let by_policy = |name: &str| berth_core::policy_protects(&policies, name);
+    let rules = st.registry.immutability_rules(&repo).await?;
+    let by_policy = |name: &str| rules.protects(name);
     let more = rows.len() as i64 > limit;
     let tags: Vec<serde_json::Value> = rows
         .iter()

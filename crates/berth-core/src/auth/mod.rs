@@ -146,7 +146,7 @@ impl Actor {
 /// Identity and access services, shared by every request.
 #[derive(Clone)]
 pub struct Auth {
-    pub db: Db,
+    pub(crate) db: Db,
     pub config: Arc<AuthConfig>,
     pub sealer: Sealer,
     pub keys: Arc<jwt::Keys>,
