@@ -216,8 +216,14 @@ impl Registry {
         len: u64,
     ) -> Result<Hasher> {
         let algo = match algo {
+            "sha256" => Algorithm::Sha256,
             "sha512" => Algorithm::Sha512,
-            _ => Algorithm::Sha256,
+            // No version of Berth records another: a corrupt row, not a guess.
+            other => {
+                return Err(Error::internal(format!(
+                    "upload {id} records an unknown hash algorithm {other:?}"
+                )));
+            }
         };
         if let Some(h) = state.and_then(|s| Hasher::restore(algo, s)) {
             return Ok(h);
