@@ -8,8 +8,8 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
+use berth_core::auth::Actor;
 use berth_core::auth::login::LoginContext;
-use berth_core::auth::{Actor, Claims};
 use berth_oci::ErrorCode;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -212,23 +212,15 @@ pub async fn token(State(st): State<Arc<AppState>>, req: Request) -> Response {
     {
         tracing::debug!(account = %acct, actual = %a.name, "token request account differs from the credentials");
     }
-    let access = match st.auth.grant(actor.as_ref(), &scopes).await {
-        Ok(a) => a,
-        Err(e) => return ApiError::from(e).into_response(),
-    };
-    let lifetime = st.auth.config.token_lifetime_s;
-    let claims = Claims::new(actor.as_ref(), &st.auth.config.service, access, lifetime);
-    let now = claims.iat;
-    let token = match st.auth.keys.sign(&st.auth.config.service, &claims).await {
+    let issued = match st.auth.issue_registry_token(actor.as_ref(), &scopes).await {
         Ok(t) => t,
         Err(e) => return ApiError::from(e).into_response(),
     };
-    let issued = rfc3339(now);
     let body = serde_json::json!({
-        "token": token,
-        "access_token": token,
-        "expires_in": lifetime,
-        "issued_at": issued,
+        "token": issued.token,
+        "access_token": issued.token,
+        "expires_in": issued.expires_in,
+        "issued_at": rfc3339(issued.issued_at),
     });
     let mut resp = axum::Json(body).into_response();
     resp.headers_mut()

@@ -524,6 +524,36 @@ impl Auth {
     }
 }
 
+/// A signed registry token and when it was made.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    pub token: String,
+    /// Lifetime in seconds.
+    pub expires_in: i64,
+    /// Unix seconds.
+    pub issued_at: i64,
+}
+
+impl Auth {
+    /// A registry token for `actor` (anonymous: `None`) carrying what it may do of `scopes`
+    /// (`repository:NAME:ACTIONS`, `registry:catalog:*`), signed with the current key.
+    pub async fn issue_registry_token(
+        &self,
+        actor: Option<&Actor>,
+        scopes: &[String],
+    ) -> Result<IssuedToken> {
+        let access = self.grant(actor, scopes).await?;
+        let lifetime = self.config.token_lifetime_s;
+        let claims = super::Claims::new(actor, &self.config.service, access, lifetime);
+        let token = self.keys.sign(&self.config.service, &claims).await?;
+        Ok(IssuedToken {
+            token,
+            expires_in: lifetime,
+            issued_at: claims.iat,
+        })
+    }
+}
+
 /// Superusers acting with the `super:user` scope.
 pub fn require_superuser(actor: &Actor) -> Result<()> {
     if !actor.superuser || !actor.has_scope("super:user") {
