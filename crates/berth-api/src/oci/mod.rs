@@ -393,28 +393,10 @@ async fn route(
 /// Creates the repository on its first push, so that the creator's rights and the
 /// organization's default permissions exist before any content does.
 pub async fn ensure_repo(st: &AppState, caller: &Caller, name: &RepoName) -> Result<(), ApiError> {
-    if st.registry.repo_exists(name).await? {
-        return Ok(());
-    }
-    let Some(id) = caller.claims.context.account_id else {
-        return Err(ApiError::new(
-            ErrorCode::Denied,
-            "anonymous callers cannot create repositories",
-        ));
-    };
-    let row =
-        st.auth.account_by_id(id).await?.ok_or_else(|| {
-            ApiError::new(ErrorCode::Denied, "the token's account no longer exists")
-        })?;
-    let actor = st.auth.actor(&row, "registry_token");
-    match st
+    Ok(st
         .auth
-        .create_repo(&actor, name.as_str(), "private", None, caller.ip.as_deref())
-        .await
-    {
-        Ok(_) | Err(berth_core::Error::AlreadyExists(_)) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+        .repo_for_push(&caller.claims, name, caller.ip.as_deref())
+        .await?)
 }
 
 fn unsupported(m: &Method) -> ApiError {

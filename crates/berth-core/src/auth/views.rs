@@ -524,6 +524,41 @@ impl Auth {
     }
 }
 
+impl Auth {
+    /// Makes sure the repository a push goes to exists, creating it on the first push as an
+    /// account creates one through the API (private, the organization's default permissions,
+    /// admin for its creator, audited) — so the creator's rights exist before any content does.
+    /// Anonymous callers cannot create repositories.
+    pub async fn repo_for_push(
+        &self,
+        claims: &super::Claims,
+        name: &berth_oci::RepoName,
+        ip: Option<&str>,
+    ) -> Result<()> {
+        if self.db.repo_id(name.as_str()).await?.is_some() {
+            return Ok(());
+        }
+        let Some(id) = claims.context.account_id else {
+            return Err(Error::denied(
+                "anonymous callers cannot create repositories",
+            ));
+        };
+        let row = self
+            .db
+            .account_by_id(id)
+            .await?
+            .ok_or_else(|| Error::denied("the token's account no longer exists"))?;
+        let actor = self.actor(&row, "registry_token");
+        match self
+            .create_repo(&actor, name.as_str(), "private", None, ip)
+            .await
+        {
+            Ok(_) | Err(Error::AlreadyExists(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 /// A signed registry token and when it was made.
 #[derive(Debug, Clone)]
 pub struct IssuedToken {
