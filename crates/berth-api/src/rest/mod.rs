@@ -24,6 +24,8 @@ mod quotas;
 mod repos;
 mod robots;
 mod session;
+#[cfg(test)]
+mod snapshots;
 mod superuser;
 mod tags;
 mod tokens;
