@@ -85,6 +85,49 @@ fn discovery_document_validates_and_covers_every_endpoint() {
         }
     }
 
+    // Bodies are described by their types' schemas: every `$ref` resolves, and the repository
+    // view and its creation body carry Quay's fields.
+    let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+    let mut refs = Vec::new();
+    collect_refs(&doc, &mut refs);
+    for r in &refs {
+        let name = r.trim_start_matches("#/components/schemas/");
+        assert!(schemas.contains_key(name), "dangling $ref {r}");
+    }
+    let resolve = |v: &Value| -> Value {
+        v["$ref"]
+            .as_str()
+            .and_then(|r| schemas.get(r.trim_start_matches("#/components/schemas/")))
+            .cloned()
+            .unwrap_or_else(|| v.clone())
+    };
+    let get_repo = &paths["/api/v1/repository/{repository}"]["get"]["responses"]["200"];
+    let repo = resolve(&get_repo["content"]["application/json"]["schema"]);
+    for field in [
+        "namespace",
+        "name",
+        "is_public",
+        "can_admin",
+        "tag_expiration_s",
+        "tags",
+    ] {
+        assert!(
+            repo["properties"].get(field).is_some(),
+            "repository view lacks {field}: {repo}"
+        );
+    }
+    let create = &paths["/api/v1/repository"]["post"];
+    assert!(create["responses"].get("201").is_some(), "{create}");
+    let body = resolve(&create["requestBody"]["content"]["application/json"]["schema"]);
+    let required: Vec<&str> = body["required"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    assert!(
+        required.contains(&"repository") && required.contains(&"visibility"),
+        "{body}"
+    );
+
     // Every documented operation is served: calling it with placeholder parameters as the
     // superuser reaches a handler (its answer may be 4xx about the parameters, but never the
     // router's "no API endpoint matches" or 405).
@@ -130,4 +173,17 @@ fn discovery_document_validates_and_covers_every_endpoint() {
         "documented but not served:\n{}",
         unserved.join("\n")
     );
+}
+
+fn collect_refs(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            if let Some(Value::String(r)) = m.get("$ref") {
+                out.push(r.clone());
+            }
+            m.values().for_each(|x| collect_refs(x, out));
+        }
+        Value::Array(a) => a.iter().for_each(|x| collect_refs(x, out)),
+        _ => {}
+    }
 }

@@ -1,97 +1,181 @@
 //! Organizations' OAuth applications and the API tokens minted for them (Quay's paths).
 
-use super::{Ctx, R, RestError, Route, avatar, created, json, no_content, route, secs};
+use super::views::Avatar;
+use super::{Created, Ctx, Done, NonEmpty, Reply, RestError, Route, done, route, secs};
 use crate::AppState;
 use berth_core::auth::apps::AppFields;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use utoipa::ToSchema;
 
-const APP_BODY: &[&str] = &[
-    "*name",
-    "redirect_uri",
-    "application_uri",
-    "description",
-    "avatar_email",
-];
+type Res<T> = Result<T, RestError>;
 
 pub fn routes() -> Vec<Route> {
     vec![
-        route!(GET "/api/v1/organization/{orgname}/applications", "An organization's OAuth applications", "org:admin", list),
+        route!(GET "/api/v1/organization/{orgname}/applications", "An organization's OAuth applications", "org:admin",
+            list() -> Reply<OAuthApps>),
         route!(POST "/api/v1/organization/{orgname}/applications", "Create an OAuth application (client id and secret)", "org:admin",
-            body APP_BODY, create),
-        route!(GET "/api/v1/organization/{orgname}/applications/{client_id}", "One OAuth application", "org:admin", get),
+            create(AppBody) -> Created<OAuthApp>),
+        route!(GET "/api/v1/organization/{orgname}/applications/{client_id}", "One OAuth application", "org:admin",
+            get() -> Reply<OAuthApp>),
         route!(PUT "/api/v1/organization/{orgname}/applications/{client_id}", "Change an OAuth application", "org:admin",
-            body APP_BODY, update),
-        route!(DELETE "/api/v1/organization/{orgname}/applications/{client_id}", "Delete an OAuth application and its tokens", "org:admin", delete),
-        route!(POST "/api/v1/organization/{orgname}/applications/{client_id}/resetclientsecret", "Give an OAuth application a new client secret", "org:admin", reset_secret),
-        route!(GET "/api/v1/organization/{orgname}/applications/{client_id}/tokens", "API tokens minted for an application", "org:admin", list_tokens),
+            update(AppBody) -> Reply<OAuthApp>),
+        route!(DELETE "/api/v1/organization/{orgname}/applications/{client_id}", "Delete an OAuth application and its tokens", "org:admin",
+            delete() -> Done),
+        route!(POST "/api/v1/organization/{orgname}/applications/{client_id}/resetclientsecret", "Give an OAuth application a new client secret", "org:admin",
+            reset_secret() -> Reply<OAuthApp>),
+        route!(GET "/api/v1/organization/{orgname}/applications/{client_id}/tokens", "API tokens minted for an application", "org:admin",
+            list_tokens() -> Reply<AppApiTokens>),
         route!(POST "/api/v1/organization/{orgname}/applications/{client_id}/tokens", "Mint an API token for an application; it acts for the caller within its scope, and is shown once", "org:admin",
-            body &["*name", "*scope", "expiration:integer"], mint),
-        route!(DELETE "/api/v1/organization/{orgname}/applications/{client_id}/tokens/{token_uuid}", "Revoke an application's API token", "org:admin", revoke),
+            mint(Mint) -> Created<AppApiToken>),
+        route!(DELETE "/api/v1/organization/{orgname}/applications/{client_id}/tokens/{token_uuid}", "Revoke an application's API token", "org:admin",
+            revoke() -> Done),
     ]
 }
 
-fn fields(ctx: &Ctx) -> Result<AppFields<'_>, RestError> {
-    Ok(AppFields {
-        name: ctx.required("name")?,
-        description: ctx.field("description"),
-        application_uri: ctx.field("application_uri"),
-        redirect_uri: ctx.field("redirect_uri"),
-        avatar_email: ctx.field("avatar_email"),
-    })
+/// An OAuth application's fields, to create or change it.
+#[derive(Deserialize, ToSchema)]
+pub struct AppBody {
+    pub name: NonEmpty,
+    pub redirect_uri: Option<String>,
+    pub application_uri: Option<String>,
+    pub description: Option<String>,
+    pub avatar_email: Option<String>,
 }
 
-fn view(st: &AppState, a: &berth_core::OAuthAppRow) -> serde_json::Value {
-    serde_json::json!({
-        "name": a.name, "description": a.description, "application_uri": a.application_uri,
-        "client_id": a.client_id, "client_secret": st.auth.app_secret(a),
-        "redirect_uri": a.redirect_uri, "avatar_email": a.avatar_email,
-        "avatar": avatar(&a.name, "app"),
-    })
+impl AppBody {
+    fn fields(&self) -> AppFields<'_> {
+        AppFields {
+            name: &self.name,
+            description: self.description.as_deref(),
+            application_uri: self.application_uri.as_deref(),
+            redirect_uri: self.redirect_uri.as_deref(),
+            avatar_email: self.avatar_email.as_deref(),
+        }
+    }
 }
 
-async fn list(st: Arc<AppState>, ctx: Ctx) -> R {
+#[derive(Deserialize, ToSchema)]
+pub struct Mint {
+    pub name: NonEmpty,
+    /// Space-separated scopes.
+    pub scope: NonEmpty,
+    /// Lifetime in seconds (at least 1).
+    pub expiration: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OAuthApp {
+    pub name: String,
+    pub description: String,
+    pub application_uri: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub redirect_uri: String,
+    pub avatar_email: Option<String>,
+    pub avatar: Avatar,
+}
+
+impl OAuthApp {
+    fn new(st: &AppState, a: &berth_core::OAuthAppRow) -> OAuthApp {
+        OAuthApp {
+            name: a.name.clone(),
+            description: a.description.clone(),
+            application_uri: a.application_uri.clone(),
+            client_id: a.client_id.clone(),
+            client_secret: st.auth.app_secret(a),
+            redirect_uri: a.redirect_uri.clone(),
+            avatar_email: a.avatar_email.clone(),
+            avatar: Avatar::of(&a.name, "app"),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OAuthApps {
+    pub applications: Vec<OAuthApp>,
+}
+
+/// An API token minted for an application; `token` (the secret) only when minted.
+#[derive(Serialize, ToSchema)]
+pub struct AppApiToken {
+    pub uuid: String,
+    pub name: String,
+    /// Space-separated scopes.
+    pub scope: String,
+    pub expires_at: Option<i64>,
+    pub created: i64,
+    pub created_by: Option<String>,
+    pub last_accessed: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+impl AppApiToken {
+    fn new(t: &berth_core::auth::accounts::ApiToken, creator: Option<&str>) -> AppApiToken {
+        AppApiToken {
+            uuid: t.uuid.clone(),
+            name: t.name.clone(),
+            scope: t.scopes.clone(),
+            expires_at: secs(t.expires_at),
+            created: t.created_at / 1000,
+            created_by: creator.map(str::to_string),
+            last_accessed: secs(t.last_accessed),
+            token: None,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AppApiTokens {
+    pub tokens: Vec<AppApiToken>,
+}
+
+async fn list(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<OAuthApps>> {
     let apps = st.auth.oauth_apps(ctx.actor()?, ctx.p("orgname")).await?;
-    json(serde_json::json!({"applications": apps.iter().map(|a| view(&st, a)).collect::<Vec<_>>()}))
+    Ok(Reply::new(OAuthApps {
+        applications: apps.iter().map(|a| OAuthApp::new(&st, a)).collect(),
+    }))
 }
 
-async fn create(st: Arc<AppState>, ctx: Ctx) -> R {
+async fn create(st: Arc<AppState>, ctx: Ctx, b: AppBody) -> Res<Created<OAuthApp>> {
     let a = st
         .auth
-        .create_oauth_app(ctx.actor()?, ctx.p("orgname"), &fields(&ctx)?)
+        .create_oauth_app(ctx.actor()?, ctx.p("orgname"), &b.fields())
         .await?;
-    created(view(&st, &a))
+    Ok(Reply::new(OAuthApp::new(&st, &a)))
 }
 
-async fn get(st: Arc<AppState>, ctx: Ctx) -> R {
+async fn get(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<OAuthApp>> {
     let a = st
         .auth
         .oauth_app(ctx.actor()?, ctx.p("orgname"), ctx.p("client_id"))
         .await?;
-    json(view(&st, &a))
+    Ok(Reply::new(OAuthApp::new(&st, &a)))
 }
 
-async fn update(st: Arc<AppState>, ctx: Ctx) -> R {
+async fn update(st: Arc<AppState>, ctx: Ctx, b: AppBody) -> Res<Reply<OAuthApp>> {
     let a = st
         .auth
         .update_oauth_app(
             ctx.actor()?,
             ctx.p("orgname"),
             ctx.p("client_id"),
-            &fields(&ctx)?,
+            &b.fields(),
             false,
         )
         .await?;
-    json(view(&st, &a))
+    Ok(Reply::new(OAuthApp::new(&st, &a)))
 }
 
-async fn delete(st: Arc<AppState>, ctx: Ctx) -> R {
+async fn delete(st: Arc<AppState>, ctx: Ctx) -> Res<Done> {
     st.auth
         .delete_oauth_app(ctx.actor()?, ctx.p("orgname"), ctx.p("client_id"))
         .await?;
-    no_content()
+    done()
 }
 
-async fn reset_secret(st: Arc<AppState>, ctx: Ctx) -> R {
+async fn reset_secret(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<OAuthApp>> {
     let a = st
         .auth
         .update_oauth_app(
@@ -102,40 +186,24 @@ async fn reset_secret(st: Arc<AppState>, ctx: Ctx) -> R {
             true,
         )
         .await?;
-    json(view(&st, &a))
+    Ok(Reply::new(OAuthApp::new(&st, &a)))
 }
 
-fn token_view(
-    t: &berth_core::auth::accounts::ApiToken,
-    creator: Option<&str>,
-) -> serde_json::Value {
-    serde_json::json!({
-        "uuid": t.uuid, "name": t.name, "scope": t.scopes,
-        "expires_at": secs(t.expires_at), "created": secs(Some(t.created_at)),
-        "created_by": creator, "last_accessed": secs(t.last_accessed),
-    })
-}
-
-async fn list_tokens(st: Arc<AppState>, ctx: Ctx) -> R {
-    let out: Vec<serde_json::Value> = st
+async fn list_tokens(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<AppApiTokens>> {
+    let tokens = st
         .auth
         .oauth_app_tokens(ctx.actor()?, ctx.p("orgname"), ctx.p("client_id"))
         .await?
         .iter()
-        .map(|(t, creator)| token_view(t, creator.as_deref()))
+        .map(|(t, creator)| AppApiToken::new(t, creator.as_deref()))
         .collect();
-    json(serde_json::json!({"tokens": out}))
+    Ok(Reply::new(AppApiTokens { tokens }))
 }
 
-async fn mint(st: Arc<AppState>, ctx: Ctx) -> R {
+async fn mint(st: Arc<AppState>, ctx: Ctx, b: Mint) -> Res<Created<AppApiToken>> {
     let a = ctx.actor()?;
-    let scopes: Vec<String> = ctx
-        .required("scope")?
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
-    let expiration = ctx.body.get("expiration").and_then(|v| v.as_i64());
-    if expiration.is_some_and(|e| e < 1) {
+    let scopes: Vec<String> = b.scope.split_whitespace().map(str::to_string).collect();
+    if b.expiration.is_some_and(|e| e < 1) {
         return Err(RestError::bad("expiration must be at least 1 (seconds)"));
     }
     let t = st
@@ -144,17 +212,17 @@ async fn mint(st: Arc<AppState>, ctx: Ctx) -> R {
             a,
             ctx.p("orgname"),
             ctx.p("client_id"),
-            ctx.required("name")?,
+            &b.name,
             &scopes,
-            expiration,
+            b.expiration,
         )
         .await?;
-    let mut v = token_view(&t.row, Some(&a.name));
-    v["token"] = t.token.into();
-    created(v)
+    let mut v = AppApiToken::new(&t.row, Some(&a.name));
+    v.token = Some(t.token);
+    Ok(Reply::new(v))
 }
 
-async fn revoke(st: Arc<AppState>, ctx: Ctx) -> R {
+async fn revoke(st: Arc<AppState>, ctx: Ctx) -> Res<Done> {
     st.auth
         .revoke_app_token(
             ctx.actor()?,
@@ -163,5 +231,5 @@ async fn revoke(st: Arc<AppState>, ctx: Ctx) -> R {
             ctx.p("token_uuid"),
         )
         .await?;
-    no_content()
+    done()
 }

@@ -1,20 +1,44 @@
 //! Autocomplete of users, robots, teams and organizations (Quay's `/entities`), and an
 //! organization's outside collaborators.
 
-use super::{Ctx, R, RestError, Route, entity, json, route};
+use super::views::Entity;
+use super::{Ctx, Reply, RestError, Route, route};
 use crate::AppState;
 use berth_core::auth::AccountKind;
+use serde::Serialize;
 use std::sync::Arc;
+use utoipa::ToSchema;
+
+type Res<T> = Result<T, RestError>;
 
 pub fn routes() -> Vec<Route> {
     vec![
         route!(GET "/api/v1/entities/{prefix}", "Users, robots, teams and organizations whose name starts with a prefix", "user:read",
-            query &["namespace", "includeTeams", "includeOrgs"], entities),
-        route!(GET "/api/v1/organization/{orgname}/collaborators", "Accounts with permissions on the organization's repositories but in none of its teams", "org:admin", collaborators),
+            entities() -> Reply<Entities>, query &["namespace", "includeTeams", "includeOrgs"]),
+        route!(GET "/api/v1/organization/{orgname}/collaborators", "Accounts with permissions on the organization's repositories but in none of its teams", "org:admin",
+            collaborators() -> Reply<Collaborators>),
     ]
 }
 
-async fn entities(st: Arc<AppState>, ctx: Ctx) -> R {
+#[derive(Serialize, ToSchema)]
+pub struct Entities {
+    pub results: Vec<Entity>,
+}
+
+/// An outside collaborator and the repositories they have permissions on.
+#[derive(Serialize, ToSchema)]
+pub struct Collaborator {
+    #[serde(flatten)]
+    pub entity: Entity,
+    pub repositories: Vec<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Collaborators {
+    pub collaborators: Vec<Collaborator>,
+}
+
+async fn entities(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<Entities>> {
     let a = ctx.actor()?;
     if !a.has_scope("user:read") {
         return Err(RestError::new(403, "this token lacks the user:read scope"));
@@ -36,7 +60,7 @@ async fn entities(st: Arc<AppState>, ctx: Ctx) -> R {
             AccountKind::Org if !ctx.q_bool("includeOrgs", false) => continue,
             _ => {}
         }
-        results.push(entity(&r.name, r.kind.as_str()));
+        results.push(Entity::new(&r.name, r.kind.as_str()));
     }
     if ctx.q_bool("includeTeams", false)
         && let Some(ns) = namespace
@@ -45,29 +69,27 @@ async fn entities(st: Arc<AppState>, ctx: Ctx) -> R {
     {
         for t in st.auth.org_teams(&o).await? {
             if t.name.starts_with(prefix) {
-                results.push(entity(&t.name, "team"));
+                results.push(Entity::new(&t.name, "team"));
             }
         }
     }
-    json(serde_json::json!({"results": results}))
+    Ok(Reply::new(Entities { results }))
 }
 
-async fn collaborators(st: Arc<AppState>, ctx: Ctx) -> R {
-    let mut out: Vec<serde_json::Value> = Vec::new();
+async fn collaborators(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<Collaborators>> {
+    let mut out: Vec<Collaborator> = Vec::new();
     for p in st
         .auth
         .outside_collaborators(ctx.actor()?, ctx.p("orgname"))
         .await?
     {
-        if let Some(c) = out.iter_mut().find(|c| c["name"] == p.grantee.as_str()) {
-            if let Some(r) = c["repositories"].as_array_mut() {
-                r.push(p.repo.clone().into());
-            }
-            continue;
+        match out.iter_mut().find(|c| c.entity.name == p.grantee) {
+            Some(c) => c.repositories.push(p.repo.clone()),
+            None => out.push(Collaborator {
+                entity: Entity::new(&p.grantee, &p.grantee_kind),
+                repositories: vec![p.repo.clone()],
+            }),
         }
-        let mut e = entity(&p.grantee, &p.grantee_kind);
-        e["repositories"] = serde_json::json!([p.repo]);
-        out.push(e);
     }
-    json(serde_json::json!({"collaborators": out}))
+    Ok(Reply::new(Collaborators { collaborators: out }))
 }

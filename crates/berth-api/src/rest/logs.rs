@@ -3,12 +3,17 @@
 //! `performer` and `kind`; newest first, paged with `next_page`; `format=jsonl` exports the whole
 //! range as JSON lines.
 
-use super::{Ctx, R, RestError, Route, avatar, json, route};
+use super::views::{Avatar, Entity};
+use super::{Ctx, Reply, RestError, Route, route};
 use crate::AppState;
 use axum::response::IntoResponse;
 use berth_core::auth::Role;
 use berth_core::{AuditQuery, AuditRow};
+use serde::Serialize;
 use std::sync::Arc;
+use utoipa::ToSchema;
+
+type Res<T> = Result<T, RestError>;
 
 const Q: &[&str] = &[
     "starttime",
@@ -22,11 +27,74 @@ const Q: &[&str] = &[
 
 pub fn routes() -> Vec<Route> {
     vec![
-        route!(GET "/api/v1/repository/{repository}/logs", "Audit log of a repository", "repo:admin", query Q, repo_logs),
-        route!(GET "/api/v1/user/logs", "Audit log of the calling user's namespace and actions", "user:admin", query Q, user_logs),
-        route!(GET "/api/v1/organization/{orgname}/logs", "Audit log of an organization", "org:admin", query Q, org_logs),
-        route!(GET "/api/v1/superuser/logs", "The whole audit log", "super:user", query Q, all_logs),
+        route!(GET "/api/v1/repository/{repository}/logs", "Audit log of a repository", "repo:admin",
+            repo_logs() -> Reply<LogPage>, query Q),
+        route!(GET "/api/v1/user/logs", "Audit log of the calling user's namespace and actions", "user:admin",
+            user_logs() -> Reply<LogPage>, query Q),
+        route!(GET "/api/v1/organization/{orgname}/logs", "Audit log of an organization", "org:admin",
+            org_logs() -> Reply<LogPage>, query Q),
+        route!(GET "/api/v1/superuser/logs", "The whole audit log", "super:user",
+            all_logs() -> Reply<LogPage>, query Q),
     ]
+}
+
+/// A page of the audit log (`format=jsonl`: every entry of the range, one [`LogEntry`] a line).
+#[derive(Serialize, ToSchema)]
+pub struct LogPage {
+    /// HTTP date.
+    pub start_time: String,
+    /// HTTP date.
+    pub end_time: String,
+    pub logs: Vec<LogEntry>,
+    /// Present when there may be more: pass it back as `next_page`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_page: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LogEntry {
+    pub id: i64,
+    pub kind: String,
+    /// What the entry is about, by kind.
+    pub metadata: serde_json::Value,
+    pub ip: Option<String>,
+    /// HTTP date.
+    pub datetime: String,
+    pub timestamp_ms: i64,
+    pub performer: Option<Entity>,
+    pub namespace: Option<LogNamespace>,
+    pub repository: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LogNamespace {
+    /// Always `namespace`.
+    pub kind: String,
+    pub name: String,
+    pub avatar: Avatar,
+}
+
+impl LogEntry {
+    pub fn new(r: &AuditRow) -> LogEntry {
+        LogEntry {
+            id: r.id,
+            kind: r.kind.clone(),
+            metadata: serde_json::from_str(&r.metadata).unwrap_or_default(),
+            ip: r.ip.clone(),
+            datetime: crate::auth::http_date(r.at),
+            timestamp_ms: r.at,
+            performer: r
+                .performer
+                .as_ref()
+                .map(|p| Entity::new(p, r.performer_kind.as_deref().unwrap_or("user"))),
+            namespace: r.namespace.as_ref().map(|n| LogNamespace {
+                kind: "namespace".into(),
+                name: n.clone(),
+                avatar: Avatar::of(n, "user"),
+            }),
+            repository: r.repository.clone(),
+        }
+    }
 }
 
 const DAY_MS: i64 = 86_400_000;
@@ -48,7 +116,7 @@ fn parse_time(s: &str) -> Option<i64> {
     i64::try_from(ms).ok()
 }
 
-fn range(ctx: &Ctx) -> Result<(i64, i64), RestError> {
+fn range(ctx: &Ctx) -> Res<(i64, i64)> {
     let now = berth_core::now_ms();
     let end = match ctx.q("endtime").filter(|s| !s.is_empty()) {
         // A bare date includes that whole day.
@@ -81,25 +149,7 @@ fn range(ctx: &Ctx) -> Result<(i64, i64), RestError> {
     Ok((start, end))
 }
 
-fn view(r: &AuditRow) -> serde_json::Value {
-    let performer = r.performer.as_ref().map(|p| {
-        let kind = r.performer_kind.as_deref().unwrap_or("user");
-        serde_json::json!({"kind": if kind == "robot" { "user" } else { kind }, "name": p, "is_robot": kind == "robot", "avatar": avatar(p, kind)})
-    });
-    serde_json::json!({
-        "id": r.id,
-        "kind": r.kind,
-        "metadata": serde_json::from_str::<serde_json::Value>(&r.metadata).unwrap_or_default(),
-        "ip": r.ip,
-        "datetime": crate::auth::http_date(r.at),
-        "timestamp_ms": r.at,
-        "performer": performer,
-        "namespace": r.namespace.as_ref().map(|n| serde_json::json!({"kind": "namespace", "name": n, "avatar": avatar(n, "user")})),
-        "repository": r.repository,
-    })
-}
-
-async fn answer(st: &AppState, ctx: &Ctx, mut q: AuditQuery<'_>) -> R {
+async fn answer(st: &AppState, ctx: &Ctx, mut q: AuditQuery<'_>) -> Res<Reply<LogPage>> {
     // Buffered entries (pulls) first, so the answer includes everything up to now.
     st.auth.audit.flush().await;
     let (from, to) = range(ctx)?;
@@ -114,7 +164,7 @@ async fn answer(st: &AppState, ctx: &Ctx, mut q: AuditQuery<'_>) -> R {
         for _ in 0..100 {
             let rows = st.auth.audit_page(&q).await?;
             for r in &rows {
-                out.push_str(&view(r).to_string());
+                out.push_str(&serde_json::to_string(&LogEntry::new(r)).unwrap_or_default());
                 out.push('\n');
             }
             match rows.last() {
@@ -122,11 +172,13 @@ async fn answer(st: &AppState, ctx: &Ctx, mut q: AuditQuery<'_>) -> R {
                 _ => break,
             }
         }
-        return Ok((
-            [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
-            out,
-        )
-            .into_response());
+        return Ok(Reply::raw(
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
+                out,
+            )
+                .into_response(),
+        ));
     }
     q.limit = ctx
         .q("limit")
@@ -141,20 +193,16 @@ async fn answer(st: &AppState, ctx: &Ctx, mut q: AuditQuery<'_>) -> R {
         None => None,
     };
     let rows = st.auth.audit_page(&q).await?;
-    let mut v = serde_json::json!({
-        "start_time": crate::auth::http_date(from),
-        "end_time": crate::auth::http_date(to),
-        "logs": rows.iter().map(view).collect::<Vec<_>>(),
-    });
-    if rows.len() as i64 == q.limit
-        && let Some(last) = rows.last()
-    {
-        v["next_page"] = last.id.to_string().into();
-    }
-    json(v)
+    let more = rows.len() as i64 == q.limit;
+    Ok(Reply::new(LogPage {
+        start_time: crate::auth::http_date(from),
+        end_time: crate::auth::http_date(to),
+        logs: rows.iter().map(LogEntry::new).collect(),
+        next_page: rows.last().filter(|_| more).map(|l| l.id.to_string()),
+    }))
 }
 
-async fn repo_logs(st: Arc<AppState>, ctx: Ctx) -> R {
+async fn repo_logs(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<LogPage>> {
     let r = st
         .auth
         .repo_with_role(Some(ctx.actor()?), ctx.p("repository"), Role::Admin)
@@ -170,7 +218,7 @@ async fn repo_logs(st: Arc<AppState>, ctx: Ctx) -> R {
     .await
 }
 
-async fn user_logs(st: Arc<AppState>, ctx: Ctx) -> R {
+async fn user_logs(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<LogPage>> {
     let a = ctx.actor()?;
     if a.kind != berth_core::auth::AccountKind::User || !a.has_scope("user:admin") {
         return Err(RestError::new(
@@ -190,7 +238,7 @@ async fn user_logs(st: Arc<AppState>, ctx: Ctx) -> R {
     .await
 }
 
-async fn org_logs(st: Arc<AppState>, ctx: Ctx) -> R {
+async fn org_logs(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<LogPage>> {
     let o = st.auth.org_admin(ctx.actor()?, ctx.p("orgname")).await?;
     answer(
         &st,
@@ -203,7 +251,7 @@ async fn org_logs(st: Arc<AppState>, ctx: Ctx) -> R {
     .await
 }
 
-async fn all_logs(st: Arc<AppState>, ctx: Ctx) -> R {
+async fn all_logs(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<LogPage>> {
     super::superuser::require(&ctx)?;
     answer(&st, &ctx, AuditQuery::default()).await
 }

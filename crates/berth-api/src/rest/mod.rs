@@ -6,9 +6,13 @@
 //! (a user's password or app-specific token: everything the user may do), or a browser's session
 //! cookie (see `web_login.rs`; state changes then need `X-Requested-With`). Errors are JSON:
 //! `{"status", "error_message", "error_type", "title", "detail"}`.
+//!
+//! Bodies are types (`body.rs`): a route names its request type, parsed before the handler runs,
+//! and its answer type, and the document's schemas come from those types (`openapi.rs`).
 
 mod apps;
 mod autoprune;
+mod body;
 mod entities;
 mod immutability;
 mod labels;
@@ -21,10 +25,15 @@ mod quotas;
 mod repos;
 mod robots;
 mod session;
+#[cfg(test)]
+mod snapshots;
 mod superuser;
 mod tags;
 mod tokens;
 mod users;
+mod views;
+
+pub use body::{Answer, Created, Done, EmptyObject, NonEmpty, Reply, Schemas, Success, done};
 
 use crate::AppState;
 use crate::auth::{Credentials, credentials};
@@ -83,8 +92,25 @@ impl From<berth_core::Error> for RestError {
     }
 }
 
-impl IntoResponse for RestError {
-    fn into_response(self) -> Response {
+/// Quay's error body. `message` and `is_readonly` are there only when a read-only registry refused
+/// a change, as Quay's are.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    pub status: u16,
+    pub error_message: String,
+    pub error_type: String,
+    pub title: String,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_readonly: Option<bool>,
+}
+
+impl RestError {
+    /// The JSON body this error is answered with.
+    pub fn body(&self) -> ErrorBody {
         let (title, kind) = match self.status {
             400 => ("invalid_request", "invalid_request"),
             401 => ("unauthorized", "invalid_token"),
@@ -97,17 +123,21 @@ impl IntoResponse for RestError {
             503 => ("unavailable", "unavailable"),
             _ => ("internal_error", "internal_error"),
         };
-        let mut body = serde_json::json!({
-            "status": self.status,
-            "error_message": self.message,
-            "error_type": kind,
-            "title": title,
-            "detail": self.message,
-        });
-        if self.readonly {
-            body["message"] = self.message.clone().into();
-            body["is_readonly"] = true.into();
+        ErrorBody {
+            status: self.status,
+            error_message: self.message.clone(),
+            error_type: kind.into(),
+            title: title.into(),
+            detail: self.message.clone(),
+            message: self.readonly.then(|| self.message.clone()),
+            is_readonly: self.readonly.then_some(true),
         }
+    }
+}
+
+impl IntoResponse for RestError {
+    fn into_response(self) -> Response {
+        let body = self.body();
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut resp = (status, axum::Json(body)).into_response();
         if self.status == 401 {
@@ -139,7 +169,8 @@ pub struct Ctx {
     /// Path parameters, by the names in the route's path (`repository` for repository routes).
     pub params: HashMap<String, String>,
     pub query: HashMap<String, String>,
-    /// The JSON body, `Null` when empty.
+    /// The JSON body, `Null` when empty. Typed routes receive it parsed instead ([`Ctx::take_body`]);
+    /// only the routes still on string schemas read it here.
     pub body: serde_json::Value,
     /// The request headers (for handlers that set or read cookies, or build URLs).
     pub headers: axum::http::HeaderMap,
@@ -173,13 +204,15 @@ impl Ctx {
     pub fn q(&self, k: &str) -> Option<&str> {
         self.query.get(k).map(String::as_str)
     }
+    /// The body parsed into the route's request type (a 400 naming the field if it does not fit).
+    pub fn take_body<T: serde::de::DeserializeOwned + utoipa::ToSchema>(
+        &mut self,
+    ) -> Result<T, RestError> {
+        body::parse(std::mem::take(&mut self.body))
+    }
+    // Untyped access, for the routes not converted yet (autoprune, immutability, quotas).
     pub fn field(&self, k: &str) -> Option<&str> {
         self.body.get(k).and_then(|v| v.as_str())
-    }
-    pub fn required(&self, k: &str) -> Result<&str, RestError> {
-        self.field(k)
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| RestError::bad(format!("field {k:?} is required (a string)")))
     }
     pub fn q_bool(&self, k: &str, default: bool) -> bool {
         match self.q(k) {
@@ -204,17 +237,33 @@ pub fn no_content() -> R {
 
 type Handler = fn(Arc<AppState>, Ctx) -> Pin<Box<dyn Future<Output = R> + Send>>;
 
-/// One endpoint: its method and path (OpenAPI syntax), what it does, what it requires, and the
-/// fields its JSON body takes (`*name` = required).
+/// One endpoint: its method and path (OpenAPI syntax), what it does, what it requires, and what
+/// its bodies are.
 pub struct Route {
     pub method: Method,
     pub path: &'static str,
     pub summary: &'static str,
     /// Who may call it, in the words of the API token scopes.
     pub scope: &'static str,
-    pub body: &'static [&'static str],
     pub query: &'static [&'static str],
+    pub doc: Doc,
     pub handler: Handler,
+}
+
+/// A schema of a route's body, registering the named types it uses.
+pub type SchemaFn = fn(&mut Schemas) -> serde_json::Value;
+
+/// What the document says about a route's bodies.
+pub enum Doc {
+    /// From the types the handler takes and answers.
+    Typed {
+        request: Option<SchemaFn>,
+        status: fn() -> u16,
+        response: fn(&mut Schemas) -> Option<serde_json::Value>,
+    },
+    /// Not converted yet: request fields written as strings (`*name` = required,
+    /// `name:integer`), the answer an object. Only autoprune.rs, immutability.rs and quotas.rs.
+    Untyped { body: &'static [&'static str] },
 }
 
 impl Route {
@@ -227,15 +276,80 @@ impl Route {
     }
 }
 
+/// A row of the route table. Typed (every new route):
+///
+/// ```text
+/// route!(PUT "/api/v1/organization/{orgname}/team/{teamname}", "summary", "org:admin",
+///     put_team(TeamBody) -> Reply<TeamCreated>),          // body parsed, then the handler
+/// route!(GET "/api/v1/repository", "summary", "repo:read",
+///     list_repos() -> Reply<RepoList>, query &["namespace"]),   // no body
+/// ```
+///
+/// The handler is `async fn(Arc<AppState>, Ctx[, Body]) -> Result<Answer, RestError>`; its answer
+/// type is checked against the one the row names, which the document describes. The untyped form
+/// (`body &[...]`, a handler returning [`R`]) remains for the modules not converted yet.
 macro_rules! route {
-    ($method:ident $path:literal, $summary:literal, $scope:literal, body $body:expr, query $query:expr, $h:path) => {
-        Route {
+    ($method:ident $path:literal, $summary:literal, $scope:literal,
+        $h:ident ( $req:ty ) -> $out:ty $(, query $query:expr)?) => {
+        $crate::rest::Route {
             method: axum::http::Method::$method,
             path: $path,
             summary: $summary,
             scope: $scope,
-            body: $body,
+            query: route!(@query $($query)?),
+            doc: $crate::rest::Doc::Typed {
+                request: Some(|s| s.of::<$req>()),
+                status: <$out as $crate::rest::Answer>::status,
+                response: <$out as $crate::rest::Answer>::schema,
+            },
+            handler: |st, mut ctx| {
+                Box::pin(async move {
+                    let body: $req = match ctx.take_body() {
+                        Ok(b) => b,
+                        // An anonymous caller of a route that needs one hears 401 first, as
+                        // when the handler looked at the body itself.
+                        Err(e) if $scope != "anonymous" && ctx.caller.is_none() => {
+                            return Err(ctx.actor().err().unwrap_or(e))
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    let out: Result<$out, $crate::rest::RestError> = $h(st, ctx, body).await;
+                    out.map($crate::rest::Answer::into_response)
+                })
+            },
+        }
+    };
+    ($method:ident $path:literal, $summary:literal, $scope:literal,
+        $h:ident () -> $out:ty $(, query $query:expr)?) => {
+        $crate::rest::Route {
+            method: axum::http::Method::$method,
+            path: $path,
+            summary: $summary,
+            scope: $scope,
+            query: route!(@query $($query)?),
+            doc: $crate::rest::Doc::Typed {
+                request: None,
+                status: <$out as $crate::rest::Answer>::status,
+                response: <$out as $crate::rest::Answer>::schema,
+            },
+            handler: |st, ctx| {
+                Box::pin(async move {
+                    let out: Result<$out, $crate::rest::RestError> = $h(st, ctx).await;
+                    out.map($crate::rest::Answer::into_response)
+                })
+            },
+        }
+    };
+    (@query) => { &[] };
+    (@query $query:expr) => { $query };
+    ($method:ident $path:literal, $summary:literal, $scope:literal, body $body:expr, query $query:expr, $h:path) => {
+        $crate::rest::Route {
+            method: axum::http::Method::$method,
+            path: $path,
+            summary: $summary,
+            scope: $scope,
             query: $query,
+            doc: $crate::rest::Doc::Untyped { body: $body },
             handler: |st, ctx| Box::pin($h(st, ctx)),
         }
     };
@@ -554,43 +668,7 @@ pub(crate) async fn api_caller(
     }
 }
 
-/// `{name, kind, is_robot, avatar}` as Quay describes an entity.
-pub fn entity(name: &str, kind: &str) -> serde_json::Value {
-    serde_json::json!({
-        "name": name,
-        "kind": if kind == "robot" { "user" } else { kind },
-        "is_robot": kind == "robot",
-        "avatar": avatar(name, kind),
-    })
-}
-
-/// Quay's avatar object (a colour derived from the name; no external service).
-pub fn avatar(name: &str, kind: &str) -> serde_json::Value {
-    use sha2::Digest as _;
-    let h = hex::encode(sha2::Sha256::digest(name.as_bytes()));
-    const COLORS: [&str; 8] = [
-        "#969696", "#aec7e8", "#ff7f0e", "#ffbb78", "#2ca02c", "#98df8a", "#d62728", "#ff9896",
-    ];
-    let idx = usize::from_str_radix(&h[..2], 16).unwrap_or(0) % COLORS.len();
-    serde_json::json!({"name": name, "hash": h, "color": COLORS[idx], "kind": kind})
-}
-
-/// Quay's `{"permissions": [{"repository": {...}, "role"}]}` for one grantee's permissions.
-pub fn permissions_view(perms: &[berth_core::PermRow]) -> serde_json::Value {
-    serde_json::json!({
-        "permissions": perms.iter().map(|p| serde_json::json!({
-            "repository": {
-                "name": p.repo.split_once('/').map(|x| x.1).unwrap_or(&p.repo),
-                "full_name": p.repo,
-                "is_public": p.repo_visibility == "public",
-            },
-            "role": p.role,
-        })).collect::<Vec<_>>(),
-    })
-}
-
-/// Milliseconds → seconds, or null.
-pub fn secs(ms: Option<i64>) -> serde_json::Value {
-    ms.map(|m| serde_json::Value::from(m / 1000))
-        .unwrap_or(serde_json::Value::Null)
+/// Milliseconds → seconds (`null` in JSON when absent).
+pub fn secs(ms: Option<i64>) -> Option<i64> {
+    ms.map(|m| m / 1000)
 }

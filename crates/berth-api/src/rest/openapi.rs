@@ -1,17 +1,20 @@
 //! The OpenAPI 3.1 document of `/api/v1`, generated from the route table (so it lists every
-//! endpoint the router serves), at Quay's discovery path.
+//! endpoint the router serves), at Quay's discovery path. Request and response schemas are the
+//! `ToSchema` of the types each route parses and answers (`#/components/schemas`).
 
-use super::{Ctx, R, Route, json, route};
+use super::{Ctx, Doc, Reply, RestError, Route, Schemas, route};
 use crate::AppState;
 use serde_json::{Map, Value, json as j};
 use std::sync::Arc;
 
 pub fn routes() -> Vec<Route> {
-    vec![route!(GET "/api/v1/discovery", "This OpenAPI document", "anonymous", discovery)]
+    vec![
+        route!(GET "/api/v1/discovery", "This OpenAPI document", "anonymous", discovery() -> Reply<Value>),
+    ]
 }
 
-async fn discovery(_st: Arc<AppState>, _ctx: Ctx) -> R {
-    json(document(&super::routes()))
+async fn discovery(_st: Arc<AppState>, _ctx: Ctx) -> Result<Reply<Value>, RestError> {
+    Ok(Reply::new(document(&super::routes())))
 }
 
 fn operation_id(r: &Route) -> String {
@@ -41,6 +44,62 @@ fn field_schema(ty: &str) -> Value {
 
 /// Builds the document.
 pub fn document(routes: &[Route]) -> Value {
+    build(routes).0
+}
+
+/// Success status and body schema of an untyped route (from its verb and summary).
+fn untyped_answer(r: &Route) -> (u16, Option<Value>) {
+    match r.method.as_str() {
+        "DELETE" => (204, None),
+        "POST" if r.summary.starts_with("Create") || r.summary.starts_with("Rotate") => {
+            (201, Some(j!({"type": "object"})))
+        }
+        _ => (200, Some(j!({"type": "object"}))),
+    }
+}
+
+/// The request schema of an untyped route, from its field strings.
+fn untyped_request(fields: &[&str]) -> Option<Value> {
+    if fields.is_empty() {
+        return None;
+    }
+    let mut props = Map::new();
+    let mut required = Vec::new();
+    for f in fields {
+        let (name, ty) = f.split_once(':').unwrap_or((f, "string"));
+        let name = match name.strip_prefix('*') {
+            Some(n) => {
+                required.push(Value::from(n));
+                n
+            }
+            None => name,
+        };
+        props.insert(name.into(), field_schema(ty));
+    }
+    let mut schema = j!({"type": "object", "properties": props});
+    if !required.is_empty() {
+        schema["required"] = required.into();
+    }
+    Some(schema)
+}
+
+/// Whether a body of this schema may be `{}` (no required fields).
+fn may_be_empty(schema: &Value, schemas: &Schemas) -> bool {
+    let resolved = schema["$ref"]
+        .as_str()
+        .and_then(|r| {
+            schemas
+                .named
+                .get(r.trim_start_matches("#/components/schemas/"))
+        })
+        .unwrap_or(schema);
+    resolved["required"].as_array().is_none_or(Vec::is_empty)
+}
+
+/// The document, and the named schemas that clashed (two types claiming one name).
+pub fn build(routes: &[Route]) -> (Value, Vec<String>) {
+    let mut schemas = Schemas::default();
+    let error_ref = schemas.of::<super::ErrorBody>();
     let mut paths: Map<String, Value> = Map::new();
     for r in routes {
         let mut params: Vec<Value> = Vec::new();
@@ -59,19 +118,29 @@ pub fn document(routes: &[Route]) -> Value {
                 j!({"name": q, "in": "query", "required": false, "schema": {"type": "string"}}),
             );
         }
-        let ok = match r.method.as_str() {
-            "DELETE" => "204",
-            "POST" if r.summary.starts_with("Create") || r.summary.starts_with("Rotate") => "201",
-            "PUT" if r.summary.starts_with("Create a robot") => "201",
-            _ => "200",
+        let (status, body, request) = match &r.doc {
+            Doc::Typed {
+                request,
+                status,
+                response,
+            } => (
+                status(),
+                response(&mut schemas),
+                request.map(|f| f(&mut schemas)),
+            ),
+            Doc::Untyped { body } => {
+                let (status, answer) = untyped_answer(r);
+                (status, answer, untyped_request(body))
+            }
         };
         let mut responses = Map::new();
         responses.insert(
-            ok.into(),
-            if ok == "204" {
-                j!({"description": "Done"})
-            } else {
-                j!({"description": "Success", "content": {"application/json": {"schema": {"type": "object"}}}})
+            status.to_string(),
+            match body {
+                None => j!({"description": "Done"}),
+                Some(schema) => {
+                    j!({"description": "Success", "content": {"application/json": {"schema": schema}}})
+                }
             },
         );
         for (code, what) in [
@@ -82,7 +151,7 @@ pub fn document(routes: &[Route]) -> Value {
         ] {
             responses.insert(
                 code.into(),
-                j!({"description": what, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}),
+                j!({"description": what, "content": {"application/json": {"schema": error_ref}}}),
             );
         }
         let mut op = j!({
@@ -97,31 +166,15 @@ pub fn document(routes: &[Route]) -> Value {
         if r.scope == "anonymous" {
             op["security"] = j!([{}, {"bearer": []}, {"basic": []}]);
         }
-        if !r.body.is_empty() {
-            let mut props = Map::new();
-            let mut required = Vec::new();
-            for f in r.body {
-                let (name, ty) = f.split_once(':').unwrap_or((f, "string"));
-                let name = match name.strip_prefix('*') {
-                    Some(n) => {
-                        required.push(Value::from(n));
-                        n
-                    }
-                    None => name,
-                };
-                props.insert(name.into(), field_schema(ty));
-            }
-            let mut schema = j!({"type": "object", "properties": props});
-            if !required.is_empty() {
-                schema["required"] = required.into();
-            }
+        if let Some(schema) = request {
+            let required = !may_be_empty(&schema, &schemas);
             op["requestBody"] =
-                j!({"required": true, "content": {"application/json": {"schema": schema}}});
+                j!({"required": required, "content": {"application/json": {"schema": schema}}});
         }
         let entry = paths.entry(r.path.to_string()).or_insert_with(|| j!({}));
         entry[r.method.as_str().to_lowercase()] = op;
     }
-    j!({
+    let doc = j!({
         "openapi": "3.1.0",
         "info": {
             "title": "Berth registry API",
@@ -136,21 +189,10 @@ pub fn document(routes: &[Route]) -> Value {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "An API token (POST /api/v1/user/apitoken)"},
                 "basic": {"type": "http", "scheme": "basic", "description": "A user's password or app-specific token"},
             },
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "required": ["status", "error_message"],
-                    "properties": {
-                        "status": {"type": "integer"},
-                        "error_message": {"type": "string"},
-                        "error_type": {"type": "string"},
-                        "title": {"type": "string"},
-                        "detail": {"type": "string"},
-                    },
-                },
-            },
+            "schemas": schemas.named,
         },
-    })
+    });
+    (doc, schemas.clashes)
 }
 
 #[cfg(test)]

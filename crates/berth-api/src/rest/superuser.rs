@@ -1,33 +1,187 @@
 //! Superuser endpoints: users (create, change, disable, delete, unlock), organizations, signing
 //! keys.
 
-use super::{Ctx, R, RestError, Route, avatar, created, json, no_content, route, secs};
+use super::views::Avatar;
+use super::{Created, Ctx, Done, NonEmpty, Reply, RestError, Route, done, route, secs};
 use crate::AppState;
 use berth_core::auth::accounts::UserChanges;
 use berth_core::auth::{AccountKind, Actor};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::sync::Arc;
+use utoipa::ToSchema;
+
+type Res<T> = Result<T, RestError>;
 
 pub fn routes() -> Vec<Route> {
     vec![
-        route!(GET "/api/v1/superuser/users/", "Every user", "super:user", query &["disabled", "limit", "next_page"], list_users),
+        route!(GET "/api/v1/superuser/users/", "Every user", "super:user",
+            list_users() -> Reply<UserList>, query &["disabled", "limit", "next_page"]),
         route!(POST "/api/v1/superuser/users/", "Create a user; a password is generated unless given", "super:user",
-            body &["*username", "email", "password", "superuser:boolean"], create_user),
-        route!(GET "/api/v1/superuser/users/{username}", "One user", "super:user", get_user),
+            create_user(NewUser) -> Reply<CreatedUser>),
+        route!(GET "/api/v1/superuser/users/{username}", "One user", "super:user",
+            get_user() -> Reply<UserDetail>),
         route!(PUT "/api/v1/superuser/users/{username}", "Change a user's password, email, enabled or superuser flag", "super:user",
-            body &["password", "email", "enabled:boolean", "superuser:boolean"], update_user),
-        route!(DELETE "/api/v1/superuser/users/{username}", "Delete a user; its repositories go with it and are collected in the background", "super:user", delete_user),
-        route!(POST "/api/v1/superuser/users/{username}/resetlogin", "Clear a user's failed logins and unlock it (Berth)", "super:user", reset_login),
-        route!(GET "/api/v1/superuser/organizations/", "Every organization", "super:user", query &["limit", "next_page"], list_orgs),
-        route!(GET "/api/v1/superuser/keys", "Keys that sign registry tokens", "super:user", list_keys),
-        route!(GET "/api/v1/superuser/gc", "Garbage collection: totals of every pass, the blob queue's depth and the settings (Berth)", "super:user", gc_status),
-        route!(POST "/api/v1/superuser/gc", "Run a garbage-collection pass now over every repository and answer what it collected (Berth)", "super:user", gc_run),
-        route!(POST "/api/v1/superuser/keys", "Rotate: create a new signing key (older keys verify until they expire)", "super:user", rotate_key),
-        route!(DELETE "/api/v1/superuser/keys/{kid}", "Delete a signing key: tokens it signed stop working", "super:user", delete_key),
+            update_user(UserUpdate) -> Reply<UserDetail>),
+        route!(DELETE "/api/v1/superuser/users/{username}", "Delete a user; its repositories go with it and are collected in the background", "super:user",
+            delete_user() -> Done),
+        route!(POST "/api/v1/superuser/users/{username}/resetlogin", "Clear a user's failed logins and unlock it (Berth)", "super:user",
+            reset_login() -> Reply<UserDetail>),
+        route!(GET "/api/v1/superuser/organizations/", "Every organization", "super:user",
+            list_orgs() -> Reply<OrgList>, query &["limit", "next_page"]),
+        route!(GET "/api/v1/superuser/keys", "Keys that sign registry tokens", "super:user",
+            list_keys() -> Reply<Keys>),
+        route!(GET "/api/v1/superuser/gc", "Garbage collection: totals of every pass, the blob queue's depth and the settings (Berth)", "super:user",
+            gc_status() -> Reply<GcStatus>),
+        route!(POST "/api/v1/superuser/gc", "Run a garbage-collection pass now over every repository and answer what it collected (Berth)", "super:user",
+            gc_run() -> Reply<Value>),
+        route!(POST "/api/v1/superuser/keys", "Rotate: create a new signing key (older keys verify until they expire)", "super:user",
+            rotate_key() -> Created<KeyId>),
+        route!(DELETE "/api/v1/superuser/keys/{kid}", "Delete a signing key: tokens it signed stop working", "super:user",
+            delete_key() -> Done),
     ]
 }
 
+#[derive(Deserialize, ToSchema)]
+pub struct NewUser {
+    pub username: NonEmpty,
+    pub email: Option<String>,
+    /// Generated when absent.
+    pub password: Option<String>,
+    pub superuser: Option<bool>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct UserUpdate {
+    pub password: Option<String>,
+    pub email: Option<String>,
+    pub enabled: Option<bool>,
+    pub superuser: Option<bool>,
+}
+
+/// A user as superusers see it.
+#[derive(Serialize, ToSchema)]
+#[schema(as = SuperuserUser)]
+pub struct UserView {
+    pub username: String,
+    pub email: Option<String>,
+    pub verified: bool,
+    pub enabled: bool,
+    pub super_user: bool,
+    pub avatar: Avatar,
+    pub failed_logins: i64,
+    pub created: i64,
+    pub last_accessed: Option<i64>,
+}
+
+impl UserView {
+    fn new(st: &AppState, r: &berth_core::AccountRow) -> UserView {
+        UserView {
+            username: r.name.clone(),
+            email: r.email.clone(),
+            verified: true,
+            enabled: r.enabled,
+            super_user: st.auth.is_superuser(r),
+            avatar: Avatar::of(&r.name, "user"),
+            failed_logins: r.failed_logins,
+            created: r.created_at / 1000,
+            last_accessed: secs(r.last_accessed),
+        }
+    }
+}
+
+/// One user, with the sources locked out of its password logins.
+#[derive(Serialize, ToSchema)]
+pub struct UserDetail {
+    #[serde(flatten)]
+    pub user: UserView,
+    /// Whether any source is locked out.
+    pub locked: bool,
+    pub locked_sources: Vec<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UserList {
+    pub users: Vec<UserView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_page: Option<String>,
+}
+
+/// Quay's answer to creating a user, with its 200.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedUser {
+    pub username: String,
+    pub email: Option<String>,
+    pub password: String,
+    /// The password itself: Berth has no separate encrypted form.
+    pub encrypted_password: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OrgSummary {
+    pub name: String,
+    pub email: Option<String>,
+    pub avatar: Avatar,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OrgList {
+    pub organizations: Vec<OrgSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_page: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct GcStatus {
+    /// Totals over every pass.
+    pub totals: Value,
+    pub blob_queue_depth: i64,
+    pub last_run: Option<i64>,
+    pub config: GcSettings,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct GcSettings {
+    pub enabled: bool,
+    pub frequency_s: u64,
+    pub grace_period_s: i64,
+    pub default_window_s: i64,
+    pub upload_stale_after_s: i64,
+    pub clean_uploads: bool,
+    pub full_sweep_s: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Keys {
+    pub keys: Vec<Key>,
+}
+
+/// A key that signs registry tokens.
+#[derive(Serialize, ToSchema)]
+#[schema(as = SigningKey)]
+pub struct Key {
+    pub kid: String,
+    pub service: String,
+    pub created_date: i64,
+    pub expiration_date: i64,
+    pub jwk: Jwk,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Jwk {
+    pub kty: String,
+    pub crv: String,
+    pub alg: String,
+    pub point: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct KeyId {
+    pub kid: String,
+}
+
 /// The caller, if a superuser with the `super:user` scope.
-pub fn require(ctx: &Ctx) -> Result<&Actor, RestError> {
+pub fn require(ctx: &Ctx) -> Res<&Actor> {
     let a = ctx.actor()?;
     if !a.superuser || !a.has_scope("super:user") {
         return Err(RestError::new(
@@ -38,29 +192,18 @@ pub fn require(ctx: &Ctx) -> Result<&Actor, RestError> {
     Ok(a)
 }
 
-fn user_view(st: &AppState, r: &berth_core::AccountRow) -> serde_json::Value {
-    serde_json::json!({
-        "username": r.name, "email": r.email, "verified": true, "enabled": r.enabled,
-        "super_user": st.auth.is_superuser(r), "avatar": avatar(&r.name, "user"),
-        "failed_logins": r.failed_logins,
-        "created": secs(Some(r.created_at)), "last_accessed": secs(r.last_accessed),
+/// One user as a superuser sees it, with the sources locked out of its password logins
+/// (`locked` is true when any is).
+async fn user_detail(st: &AppState, r: &berth_core::AccountRow) -> Res<UserDetail> {
+    let locked = st.auth.locked_sources(r).await?;
+    Ok(UserDetail {
+        user: UserView::new(st, r),
+        locked: !locked.is_empty(),
+        locked_sources: locked,
     })
 }
 
-/// One user as a superuser sees it, with the sources locked out of its password logins
-/// (`locked` is true when any is).
-async fn user_detail(
-    st: &AppState,
-    r: &berth_core::AccountRow,
-) -> Result<serde_json::Value, RestError> {
-    let locked = st.auth.locked_sources(r).await?;
-    let mut v = user_view(st, r);
-    v["locked"] = (!locked.is_empty()).into();
-    v["locked_sources"] = locked.into();
-    Ok(v)
-}
-
-async fn list_users(st: Arc<AppState>, ctx: Ctx) -> R {
+async fn list_users(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<UserList>> {
     let a = require(&ctx)?;
     let include_disabled = ctx.q_bool("disabled", true);
     let limit = ctx
@@ -77,82 +220,80 @@ async fn list_users(st: Arc<AppState>, ctx: Ctx) -> R {
             limit,
         )
         .await?;
-    let mut v = serde_json::json!({
-        "users": rows.iter().filter(|r| include_disabled || r.enabled).map(|r| user_view(&st, r)).collect::<Vec<_>>(),
-    });
-    if rows.len() as i64 == limit
-        && let Some(last) = rows.last()
-    {
-        v["next_page"] = last.name.clone().into();
-    }
-    json(v)
+    let full = rows.len() as i64 == limit;
+    Ok(Reply::new(UserList {
+        users: rows
+            .iter()
+            .filter(|r| include_disabled || r.enabled)
+            .map(|r| UserView::new(&st, r))
+            .collect(),
+        next_page: rows.last().filter(|_| full).map(|r| r.name.clone()),
+    }))
 }
 
-async fn create_user(st: Arc<AppState>, ctx: Ctx) -> R {
+async fn create_user(st: Arc<AppState>, ctx: Ctx, b: NewUser) -> Res<Reply<CreatedUser>> {
     let a = require(&ctx)?;
-    let generated = berth_core::auth::secret::random_token(24);
-    let password = ctx.field("password").unwrap_or(&generated);
-    let superuser = ctx
-        .body
-        .get("superuser")
-        .and_then(|v| v.as_bool())
-        .unwrap_or(false);
+    let password = b
+        .password
+        .unwrap_or_else(|| berth_core::auth::secret::random_token(24));
     let row = st
         .auth
         .create_user(
             Some(a),
-            ctx.required("username")?,
-            Some(password),
-            ctx.field("email"),
-            superuser,
+            &b.username,
+            Some(&password),
+            b.email.as_deref(),
+            b.superuser.unwrap_or(false),
         )
         .await?;
     // Quay's answer, field for field and with its 200. Quay's `encrypted_password` is a form of
     // the password that logs in where the plain one may not (FEATURE_REQUIRE_ENCRYPTED_BASIC_AUTH);
     // Berth has no such form, so it answers the password itself, which logs in everywhere. The
     // stored hash is never sent, and the password only in this one answer.
-    json(serde_json::json!({
-        "username": row.name, "email": row.email, "password": password,
-        "encrypted_password": password,
+    Ok(Reply::new(CreatedUser {
+        username: row.name,
+        email: row.email,
+        encrypted_password: password.clone(),
+        password,
     }))
 }
 
-async fn get_user(st: Arc<AppState>, ctx: Ctx) -> R {
+async fn get_user(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<UserDetail>> {
     require(&ctx)?;
     let r = st.auth.user(ctx.p("username")).await?;
-    json(user_detail(&st, &r).await?)
+    Ok(Reply::new(user_detail(&st, &r).await?))
 }
 
-async fn update_user(st: Arc<AppState>, ctx: Ctx) -> R {
+async fn update_user(st: Arc<AppState>, ctx: Ctx, b: UserUpdate) -> Res<Reply<UserDetail>> {
     let a = require(&ctx)?;
     let c = UserChanges {
-        password: ctx.field("password"),
-        email: ctx.field("email"),
-        enabled: ctx.body.get("enabled").and_then(|v| v.as_bool()),
-        superuser: ctx.body.get("superuser").and_then(|v| v.as_bool()),
+        password: b.password.as_deref(),
+        email: b.email.as_deref(),
+        enabled: b.enabled,
+        superuser: b.superuser,
         tag_expiration_s: None,
     };
     let r = st.auth.update_user(a, ctx.p("username"), &c).await?;
-    json(user_detail(&st, &r).await?)
+    Ok(Reply::new(user_detail(&st, &r).await?))
 }
 
-async fn delete_user(st: Arc<AppState>, ctx: Ctx) -> R {
+async fn delete_user(st: Arc<AppState>, ctx: Ctx) -> Res<Done> {
     let a = require(&ctx)?;
     st.auth.user(ctx.p("username")).await?;
     st.auth
         .delete_namespace_account(a, ctx.p("username"))
         .await?;
-    no_content()
+    done()
 }
 
-async fn reset_login(st: Arc<AppState>, ctx: Ctx) -> R {
+async fn reset_login(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<UserDetail>> {
     let a = require(&ctx)?;
     st.auth.reset_login(Some(a), ctx.p("username")).await?;
     let r = st.auth.user(ctx.p("username")).await?;
-    json(user_detail(&st, &r).await?)
+    Ok(Reply::new(user_detail(&st, &r).await?))
 }
 
-async fn list_orgs(st: Arc<AppState>, ctx: Ctx) -> R {
+async fn list_orgs(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<OrgList>> {
     let a = require(&ctx)?;
     let limit = ctx
         .q("limit")
@@ -163,66 +304,79 @@ async fn list_orgs(st: Arc<AppState>, ctx: Ctx) -> R {
         .auth
         .list_accounts(a, AccountKind::Org, ctx.q("next_page").unwrap_or(""), limit)
         .await?;
-    let mut v = serde_json::json!({
-        "organizations": rows.iter().map(|r| serde_json::json!({
-            "name": r.name, "email": r.email, "avatar": avatar(&r.name, "org"),
-        })).collect::<Vec<_>>(),
-    });
-    if rows.len() as i64 == limit
-        && let Some(last) = rows.last()
-    {
-        v["next_page"] = last.name.clone().into();
-    }
-    json(v)
+    let full = rows.len() as i64 == limit;
+    Ok(Reply::new(OrgList {
+        organizations: rows
+            .iter()
+            .map(|r| OrgSummary {
+                name: r.name.clone(),
+                email: r.email.clone(),
+                avatar: Avatar::of(&r.name, "org"),
+            })
+            .collect(),
+        next_page: rows.last().filter(|_| full).map(|r| r.name.clone()),
+    }))
 }
 
-async fn gc_status(st: Arc<AppState>, ctx: Ctx) -> R {
+async fn gc_status(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<GcStatus>> {
     require(&ctx)?;
     let (totals, queue) = st.registry.gc_status().await?;
     let gc = &st.registry.config.gc;
-    json(serde_json::json!({
-        "totals": totals,
-        "blob_queue_depth": queue,
-        "last_run": secs(totals.last_run_at),
-        "config": {
-            "enabled": gc.enabled, "frequency_s": gc.interval_s, "grace_period_s": gc.grace_s,
-            "default_window_s": gc.default_window_s, "upload_stale_after_s": gc.upload_stale_s,
-            "clean_uploads": gc.clean_uploads, "full_sweep_s": gc.full_sweep_s,
+    Ok(Reply::new(GcStatus {
+        last_run: secs(totals.last_run_at),
+        totals: serde_json::to_value(&totals).unwrap_or_default(),
+        blob_queue_depth: queue,
+        config: GcSettings {
+            enabled: gc.enabled,
+            frequency_s: gc.interval_s,
+            grace_period_s: gc.grace_s,
+            default_window_s: gc.default_window_s,
+            upload_stale_after_s: gc.upload_stale_s,
+            clean_uploads: gc.clean_uploads,
+            full_sweep_s: gc.full_sweep_s,
         },
     }))
 }
 
-async fn gc_run(st: Arc<AppState>, ctx: Ctx) -> R {
+async fn gc_run(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<Value>> {
     require(&ctx)?;
-    let report = st.registry.gc_pass(true).await?;
+    let report = serde_json::to_value(st.registry.gc_pass(true).await?).unwrap_or_default();
     st.auth
         .audit
-        .record(
-            ctx.audit("gc_run")
-                .meta(serde_json::to_value(&report).unwrap_or_default()),
-        )
+        .record(ctx.audit("gc_run").meta(report.clone()))
         .await;
-    json(serde_json::to_value(&report).unwrap_or_default())
+    Ok(Reply::new(report))
 }
 
-async fn list_keys(st: Arc<AppState>, ctx: Ctx) -> R {
+async fn list_keys(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<Keys>> {
     let keys = st.auth.service_keys(require(&ctx)?).await?;
-    json(serde_json::json!({
-        "keys": keys.iter().map(|k| serde_json::json!({
-            "kid": k.kid, "service": k.service, "created_date": secs(Some(k.created_at)),
-            "expiration_date": secs(Some(k.expires_at)), "jwk": {"kty": "EC", "crv": "P-256", "alg": "ES256", "point": k.public_key},
-        })).collect::<Vec<_>>(),
+    Ok(Reply::new(Keys {
+        keys: keys
+            .iter()
+            .map(|k| Key {
+                kid: k.kid.clone(),
+                service: k.service.clone(),
+                created_date: k.created_at / 1000,
+                expiration_date: k.expires_at / 1000,
+                jwk: Jwk {
+                    kty: "EC".into(),
+                    crv: "P-256".into(),
+                    alg: "ES256".into(),
+                    point: k.public_key.clone(),
+                },
+            })
+            .collect(),
     }))
 }
 
-async fn rotate_key(st: Arc<AppState>, ctx: Ctx) -> R {
+async fn rotate_key(st: Arc<AppState>, ctx: Ctx) -> Res<Created<KeyId>> {
     let kid = st.auth.rotate_service_key(require(&ctx)?).await?;
-    created(serde_json::json!({"kid": kid}))
+    Ok(Reply::new(KeyId { kid }))
 }
 
-async fn delete_key(st: Arc<AppState>, ctx: Ctx) -> R {
+async fn delete_key(st: Arc<AppState>, ctx: Ctx) -> Res<Done> {
     st.auth
         .delete_service_key(require(&ctx)?, ctx.p("kid"))
         .await?;
-    no_content()
+    done()
 }

@@ -1,23 +1,100 @@
 //! Tags through Quay's API: history (live and past) with paging and filters, create/move and
 //! expiry, delete, and restore within the time machine's window.
 
-use super::{Ctx, R, RestError, Route, json, no_content, route};
+use super::{Created, Ctx, Done, EmptyObject, NonEmpty, Reply, RestError, Route, done, route};
 use crate::AppState;
 use berth_core::auth::Role;
-use berth_core::{TagFilter, now_ms};
+use berth_core::{TagFilter, TagRow, now_ms};
 use berth_oci::RepoName;
+use serde::{Deserialize, Deserializer, Serialize};
 use std::sync::Arc;
+use utoipa::ToSchema;
+
+type Res<T> = Result<T, RestError>;
 
 pub fn routes() -> Vec<Route> {
     vec![
         route!(GET "/api/v1/repository/{repository}/tag/", "Tag history: live and past positions, newest first", "repo:read",
-            query &["specificTag", "filter_tag_name", "onlyActiveTags", "page", "limit", "label"], list),
+            list() -> Reply<TagPage>, query &["specificTag", "filter_tag_name", "onlyActiveTags", "page", "limit", "label"]),
         route!(PUT "/api/v1/repository/{repository}/tag/{tag}", "Create or move a tag (manifest_digest), set its expiration (Unix seconds, or null), and/or make it immutable (lifting needs admin)", "repo:write",
-            body &["manifest_digest", "expiration:integer", "immutable:boolean"], put),
-        route!(DELETE "/api/v1/repository/{repository}/tag/{tag}", "Delete a tag (it stays in the time machine)", "repo:write", delete),
+            put(TagChange) -> Created<&'static str>),
+        route!(DELETE "/api/v1/repository/{repository}/tag/{tag}", "Delete a tag (it stays in the time machine)", "repo:write",
+            delete() -> Done),
         route!(POST "/api/v1/repository/{repository}/tag/{tag}/restore", "Point a tag back at a manifest it pointed at within the time machine's window", "repo:write",
-            body &["*manifest_digest"], restore),
+            restore(Restore) -> Reply<EmptyObject>),
     ]
+}
+
+/// `PUT …/tag/{tag}`: any of the three.
+#[derive(Deserialize, ToSchema)]
+pub struct TagChange {
+    /// Point the tag here (creating it if new).
+    pub manifest_digest: Option<String>,
+    /// Unix seconds in the future; `null` clears the expiration; absent leaves it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>)]
+    pub expiration: Option<Option<i64>>,
+    pub immutable: Option<bool>,
+}
+
+/// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
+    Option::<i64>::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct Restore {
+    pub manifest_digest: NonEmpty,
+}
+
+/// A page of tag history.
+#[derive(Serialize, ToSchema)]
+pub struct TagPage {
+    pub tags: Vec<TagEntry>,
+    pub page: i64,
+    pub has_additional: bool,
+}
+
+/// A tag's position: live (`immutable` present, no `end_ts`) or past (`end_ts`).
+#[derive(Serialize, ToSchema)]
+pub struct TagEntry {
+    pub name: String,
+    pub reversion: bool,
+    pub start_ts: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_ts: Option<i64>,
+    pub manifest_digest: String,
+    pub is_manifest_list: bool,
+    pub size: Option<i64>,
+    /// HTTP date.
+    pub last_modified: String,
+    /// HTTP date; absent when the tag does not expire.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expiration: Option<String>,
+    /// Live tags only: by the tag's flag or an immutability policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub immutable: Option<bool>,
+}
+
+impl TagEntry {
+    /// `protected`: an immutability policy covers the tag's name.
+    pub fn new(t: &TagRow, protected: bool) -> TagEntry {
+        TagEntry {
+            name: t.name.clone(),
+            reversion: false,
+            start_ts: t.start_at / 1000,
+            end_ts: t.end_at.map(|e| e / 1000),
+            manifest_digest: t.manifest_digest.clone(),
+            is_manifest_list: t
+                .media_type
+                .as_deref()
+                .is_some_and(berth_oci::media::is_index),
+            size: t.size,
+            last_modified: crate::auth::http_date(t.start_at),
+            expiration: t.expires_at.map(crate::auth::http_date),
+            immutable: t.end_at.is_none().then_some(t.immutable || protected),
+        }
+    }
 }
 
 fn repo_name(ctx: &Ctx) -> Result<RepoName, RestError> {
@@ -26,11 +103,7 @@ fn repo_name(ctx: &Ctx) -> Result<RepoName, RestError> {
         .map_err(|_| RestError::bad("invalid repository name"))
 }
 
-fn date(ms: i64) -> serde_json::Value {
-    crate::auth::http_date(ms).into()
-}
-
-async fn list(st: Arc<AppState>, ctx: Ctx) -> R {
+async fn list(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<TagPage>> {
     st.auth
         .repo_with_role(ctx.caller.as_ref(), ctx.p("repository"), Role::Read)
         .await?;
@@ -75,46 +148,28 @@ async fn list(st: Arc<AppState>, ctx: Ctx) -> R {
     let rules = st.registry.immutability_rules(&repo).await?;
     let by_policy = |name: &str| rules.protects(name);
     let more = rows.len() as i64 > limit;
-    let tags: Vec<serde_json::Value> = rows
-        .iter()
-        .take(limit as usize)
-        .map(|t| {
-            let mut v = serde_json::json!({
-                "name": t.name,
-                "reversion": false,
-                "start_ts": t.start_at / 1000,
-                "manifest_digest": t.manifest_digest,
-                "is_manifest_list": t.media_type.as_deref().is_some_and(berth_oci::media::is_index),
-                "size": t.size,
-                "last_modified": date(t.start_at),
-            });
-            match t.end_at {
-                Some(end) => v["end_ts"] = (end / 1000).into(),
-                None => v["immutable"] = (t.immutable || by_policy(&t.name)).into(),
-            }
-            if let Some(exp) = t.expires_at {
-                v["expiration"] = date(exp);
-            }
-            v
-        })
-        .collect();
-    json(serde_json::json!({"tags": tags, "page": page, "has_additional": more}))
+    Ok(Reply::new(TagPage {
+        tags: rows
+            .iter()
+            .take(limit as usize)
+            .map(|t| TagEntry::new(t, by_policy(&t.name)))
+            .collect(),
+        page,
+        has_additional: more,
+    }))
 }
 
-async fn put(st: Arc<AppState>, ctx: Ctx) -> R {
+async fn put(st: Arc<AppState>, ctx: Ctx, b: TagChange) -> Res<Created<&'static str>> {
     let a = ctx.actor()?;
     st.auth
         .repo_with_role(Some(a), ctx.p("repository"), Role::Write)
         .await?;
     let repo = repo_name(&ctx)?;
     let tag = ctx.p("tag");
-    let expiration = match ctx.body.get("expiration") {
+    let expiration = match b.expiration {
         None => None,
-        Some(serde_json::Value::Null) => Some(None),
-        Some(v) => {
-            let secs = v
-                .as_i64()
-                .ok_or_else(|| RestError::bad("expiration must be Unix seconds or null"))?;
+        Some(None) => Some(None),
+        Some(Some(secs)) => {
             if secs.saturating_mul(1000) <= now_ms() {
                 return Err(RestError::bad("expiration must be in the future"));
             }
@@ -127,8 +182,8 @@ async fn put(st: Arc<AppState>, ctx: Ctx) -> R {
             "changing tag expiration is disabled (FEATURE_CHANGE_TAG_EXPIRATION)",
         ));
     }
-    let immutable = ctx.body.get("immutable").and_then(|v| v.as_bool());
-    match ctx.field("manifest_digest") {
+    let immutable = b.immutable;
+    match b.manifest_digest.as_deref() {
         None if immutable.is_some() && expiration.is_none() => {}
         Some(digest) => {
             st.registry
@@ -157,14 +212,10 @@ async fn put(st: Arc<AppState>, ctx: Ctx) -> R {
             .tag_set_immutable(&ctx.who(), &repo, tag, flag)
             .await?;
     }
-    Ok((
-        axum::http::StatusCode::CREATED,
-        axum::Json(serde_json::json!("Updated")),
-    )
-        .into_response_ok())
+    Ok(Reply::new("Updated"))
 }
 
-async fn delete(st: Arc<AppState>, ctx: Ctx) -> R {
+async fn delete(st: Arc<AppState>, ctx: Ctx) -> Res<Done> {
     let a = ctx.actor()?;
     st.auth
         .repo_with_role(Some(a), ctx.p("repository"), Role::Write)
@@ -184,28 +235,18 @@ async fn delete(st: Arc<AppState>, ctx: Ctx) -> R {
             } => RestError::new(404, format!("{repo} has no tag {tag}")),
             other => other.into(),
         })?;
-    no_content()
+    done()
 }
 
-async fn restore(st: Arc<AppState>, ctx: Ctx) -> R {
+async fn restore(st: Arc<AppState>, ctx: Ctx, b: Restore) -> Res<Reply<EmptyObject>> {
     let a = ctx.actor()?;
     st.auth
         .repo_with_role(Some(a), ctx.p("repository"), Role::Write)
         .await?;
     let repo = repo_name(&ctx)?;
     let tag = ctx.p("tag");
-    let digest = ctx.required("manifest_digest")?;
     st.registry
-        .tag_restore(&ctx.who(), &repo, tag, digest)
+        .tag_restore(&ctx.who(), &repo, tag, &b.manifest_digest)
         .await?;
-    json(serde_json::json!({}))
-}
-
-trait Ok201 {
-    fn into_response_ok(self) -> axum::response::Response;
-}
-impl<T: axum::response::IntoResponse> Ok201 for T {
-    fn into_response_ok(self) -> axum::response::Response {
-        self.into_response()
-    }
+    Ok(Reply::new(EmptyObject {}))
 }

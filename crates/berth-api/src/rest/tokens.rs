@@ -1,37 +1,136 @@
 //! App-specific tokens (passwords for registry clients) and API bearer tokens with scopes.
 
-use super::{Ctx, R, RestError, Route, created, json, no_content, route, secs};
+use super::{Created, Ctx, Done, NonEmpty, Reply, RestError, Route, done, route, secs};
 use crate::AppState;
+use berth_core::auth::accounts::{ApiToken, AppToken};
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use utoipa::ToSchema;
+
+type Res<T> = Result<T, RestError>;
 
 pub fn routes() -> Vec<Route> {
     vec![
         route!(GET "/api/v1/user/apptoken", "The calling user's app-specific tokens (without their secrets)", "user:admin",
-            query &["expiring"], list_app),
+            list_app() -> Reply<AppTokens>, query &["expiring"]),
         route!(POST "/api/v1/user/apptoken", "Create an app-specific token; its token_code is shown here", "user:admin",
-            body &["*title"], create_app),
-        route!(GET "/api/v1/user/apptoken/{token_uuid}", "One app-specific token, with its token_code", "user:admin", get_app),
-        route!(DELETE "/api/v1/user/apptoken/{token_uuid}", "Revoke an app-specific token", "user:admin", delete_app),
-        route!(GET "/api/v1/user/apitoken", "The calling user's API tokens (Berth)", "user:admin", list_api),
+            create_app(NewAppToken) -> Reply<AppTokenAnswer>),
+        route!(GET "/api/v1/user/apptoken/{token_uuid}", "One app-specific token, with its token_code", "user:admin",
+            get_app() -> Reply<AppTokenAnswer>),
+        route!(DELETE "/api/v1/user/apptoken/{token_uuid}", "Revoke an app-specific token", "user:admin",
+            delete_app() -> Done),
+        route!(GET "/api/v1/user/apitoken", "The calling user's API tokens (Berth)", "user:admin",
+            list_api() -> Reply<ApiTokens>),
         route!(POST "/api/v1/user/apitoken", "Create an API bearer token with scopes (Berth); the token is shown once", "user:admin",
-            body &["*name", "*scopes:array", "expires_in_s:integer"], create_api),
-        route!(DELETE "/api/v1/user/apitoken/{token_uuid}", "Revoke an API token (Berth)", "user:admin", delete_api),
+            create_api(NewApiToken) -> Created<ApiTokenView>),
+        route!(DELETE "/api/v1/user/apitoken/{token_uuid}", "Revoke an API token (Berth)", "user:admin",
+            delete_api() -> Done),
     ]
 }
 
-fn app_view(t: &berth_core::auth::accounts::AppToken, code: Option<&str>) -> serde_json::Value {
-    let mut v = serde_json::json!({
-        "uuid": t.uuid, "title": t.title,
-        "last_accessed": secs(t.last_accessed), "created": secs(Some(t.created_at)),
-        "expiration": secs(t.expires_at),
-    });
-    if let Some(c) = code {
-        v["token_code"] = c.into();
-    }
-    v
+#[derive(Deserialize, ToSchema)]
+pub struct NewAppToken {
+    pub title: NonEmpty,
 }
 
-fn user_actor(ctx: &Ctx) -> Result<&berth_core::auth::Actor, RestError> {
+#[derive(Deserialize, ToSchema)]
+pub struct NewApiToken {
+    pub name: NonEmpty,
+    /// Such as `["repo:read", "user:read"]`, or the same space-separated.
+    pub scopes: Scopes,
+    /// Lifetime in seconds (at least 1); no expiry when absent.
+    pub expires_in_s: Option<i64>,
+}
+
+/// A list of scopes, or one space-separated string of them.
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum Scopes {
+    List(Vec<String>),
+    Text(String),
+}
+
+impl Scopes {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            Scopes::List(v) => v,
+            Scopes::Text(s) => s.split_whitespace().map(str::to_string).collect(),
+        }
+    }
+}
+
+/// An app-specific token; `token_code` (the secret) only where shown.
+#[derive(Serialize, ToSchema)]
+#[schema(as = AppSpecificToken)]
+pub struct AppTokenView {
+    pub uuid: String,
+    pub title: String,
+    pub last_accessed: Option<i64>,
+    pub created: i64,
+    pub expiration: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_code: Option<String>,
+}
+
+impl AppTokenView {
+    pub fn new(t: &AppToken, code: Option<String>) -> AppTokenView {
+        AppTokenView {
+            uuid: t.uuid.clone(),
+            title: t.title.clone(),
+            last_accessed: secs(t.last_accessed),
+            created: t.created_at / 1000,
+            expiration: secs(t.expires_at),
+            token_code: code,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AppTokens {
+    pub tokens: Vec<AppTokenView>,
+    pub only_expiring: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AppTokenAnswer {
+    pub token: AppTokenView,
+}
+
+/// An API bearer token; `token` (the secret) only when created.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ApiToken)]
+pub struct ApiTokenView {
+    pub uuid: String,
+    pub name: String,
+    /// Space-separated scopes.
+    pub scope: String,
+    pub created: i64,
+    pub expires_at: Option<i64>,
+    pub last_accessed: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+impl ApiTokenView {
+    pub fn new(t: &ApiToken, token: Option<String>) -> ApiTokenView {
+        ApiTokenView {
+            uuid: t.uuid.clone(),
+            name: t.name.clone(),
+            scope: t.scopes.clone(),
+            created: t.created_at / 1000,
+            expires_at: secs(t.expires_at),
+            last_accessed: secs(t.last_accessed),
+            token,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ApiTokens {
+    pub tokens: Vec<ApiTokenView>,
+}
+
+fn user_actor(ctx: &Ctx) -> Res<&berth_core::auth::Actor> {
     let a = ctx.actor()?;
     if a.kind != berth_core::auth::AccountKind::User || !a.has_scope("user:admin") {
         return Err(RestError::new(
@@ -42,11 +141,11 @@ fn user_actor(ctx: &Ctx) -> Result<&berth_core::auth::Actor, RestError> {
     Ok(a)
 }
 
-async fn list_app(st: Arc<AppState>, ctx: Ctx) -> R {
+async fn list_app(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<AppTokens>> {
     let a = user_actor(&ctx)?;
     let now = berth_core::now_ms();
     let expiring = ctx.q_bool("expiring", false);
-    let tokens: Vec<_> = st
+    let tokens = st
         .auth
         .app_tokens(a)
         .await?
@@ -56,74 +155,65 @@ async fn list_app(st: Arc<AppState>, ctx: Ctx) -> R {
                 || t.expires_at
                     .is_some_and(|e| e > now && e - now < 7 * 86_400_000)
         })
-        .map(|t| app_view(&t, None))
+        .map(|t| AppTokenView::new(&t, None))
         .collect();
-    json(serde_json::json!({"tokens": tokens, "only_expiring": expiring}))
+    Ok(Reply::new(AppTokens {
+        tokens,
+        only_expiring: expiring,
+    }))
 }
 
-async fn create_app(st: Arc<AppState>, ctx: Ctx) -> R {
+async fn create_app(st: Arc<AppState>, ctx: Ctx, b: NewAppToken) -> Res<Reply<AppTokenAnswer>> {
     let a = user_actor(&ctx)?;
-    let t = st.auth.create_app_token(a, ctx.required("title")?).await?;
-    json(serde_json::json!({"token": app_view(&t.row, Some(&t.token))}))
+    let t = st.auth.create_app_token(a, &b.title).await?;
+    Ok(Reply::new(AppTokenAnswer {
+        token: AppTokenView::new(&t.row, Some(t.token)),
+    }))
 }
 
-async fn get_app(st: Arc<AppState>, ctx: Ctx) -> R {
+async fn get_app(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<AppTokenAnswer>> {
     let a = user_actor(&ctx)?;
     let t = st.auth.app_token(a, ctx.p("token_uuid")).await?;
     let code = st.auth.sealer.open_string(&t.token_sealed);
-    json(serde_json::json!({"token": app_view(&t, code.as_deref())}))
+    Ok(Reply::new(AppTokenAnswer {
+        token: AppTokenView::new(&t, code),
+    }))
 }
 
-async fn delete_app(st: Arc<AppState>, ctx: Ctx) -> R {
+async fn delete_app(st: Arc<AppState>, ctx: Ctx) -> Res<Done> {
     st.auth
         .delete_app_token(user_actor(&ctx)?, ctx.p("token_uuid"))
         .await?;
-    no_content()
+    done()
 }
 
-fn api_view(t: &berth_core::auth::accounts::ApiToken) -> serde_json::Value {
-    serde_json::json!({
-        "uuid": t.uuid, "name": t.name, "scope": t.scopes,
-        "created": secs(Some(t.created_at)), "expires_at": secs(t.expires_at), "last_accessed": secs(t.last_accessed),
-    })
-}
-
-async fn list_api(st: Arc<AppState>, ctx: Ctx) -> R {
+async fn list_api(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<ApiTokens>> {
     let a = user_actor(&ctx)?;
-    let tokens: Vec<_> = st.auth.api_tokens(a).await?.iter().map(api_view).collect();
-    json(serde_json::json!({"tokens": tokens}))
+    let tokens = st
+        .auth
+        .api_tokens(a)
+        .await?
+        .iter()
+        .map(|t| ApiTokenView::new(t, None))
+        .collect();
+    Ok(Reply::new(ApiTokens { tokens }))
 }
 
-async fn create_api(st: Arc<AppState>, ctx: Ctx) -> R {
+async fn create_api(st: Arc<AppState>, ctx: Ctx, b: NewApiToken) -> Res<Created<ApiTokenView>> {
     let a = user_actor(&ctx)?;
-    let scopes: Vec<String> = match ctx.body.get("scopes") {
-        Some(serde_json::Value::Array(v)) => v
-            .iter()
-            .filter_map(|s| s.as_str().map(str::to_string))
-            .collect(),
-        Some(serde_json::Value::String(s)) => s.split_whitespace().map(str::to_string).collect(),
-        _ => {
-            return Err(RestError::bad(
-                "field \"scopes\" is required: a list such as [\"repo:read\", \"user:read\"]",
-            ));
-        }
-    };
-    let expires = ctx.body.get("expires_in_s").and_then(|v| v.as_i64());
-    if expires.is_some_and(|e| e < 1) {
+    if b.expires_in_s.is_some_and(|e| e < 1) {
         return Err(RestError::bad("expires_in_s must be at least 1"));
     }
     let t = st
         .auth
-        .create_api_token(a, ctx.required("name")?, &scopes, expires)
+        .create_api_token(a, &b.name, &b.scopes.into_vec(), b.expires_in_s)
         .await?;
-    let mut v = api_view(&t.row);
-    v["token"] = t.token.into();
-    created(v)
+    Ok(Reply::new(ApiTokenView::new(&t.row, Some(t.token))))
 }
 
-async fn delete_api(st: Arc<AppState>, ctx: Ctx) -> R {
+async fn delete_api(st: Arc<AppState>, ctx: Ctx) -> Res<Done> {
     st.auth
         .delete_api_token(user_actor(&ctx)?, ctx.p("token_uuid"))
         .await?;
-    no_content()
+    done()
 }
