@@ -210,10 +210,6 @@ impl Ctx {
     ) -> Result<T, RestError> {
         body::parse(std::mem::take(&mut self.body))
     }
-    // Untyped access, for the routes not converted yet (autoprune, immutability, quotas).
-    pub fn field(&self, k: &str) -> Option<&str> {
-        self.body.get(k).and_then(|v| v.as_str())
-    }
     pub fn q_bool(&self, k: &str, default: bool) -> bool {
         match self.q(k) {
             Some("true" | "1" | "True") => true,
@@ -221,18 +217,6 @@ impl Ctx {
             _ => default,
         }
     }
-}
-
-pub fn json(v: serde_json::Value) -> R {
-    Ok(axum::Json(v).into_response())
-}
-
-pub fn created(v: serde_json::Value) -> R {
-    Ok((StatusCode::CREATED, axum::Json(v)).into_response())
-}
-
-pub fn no_content() -> R {
-    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 type Handler = fn(Arc<AppState>, Ctx) -> Pin<Box<dyn Future<Output = R> + Send>>;
@@ -253,17 +237,11 @@ pub struct Route {
 /// A schema of a route's body, registering the named types it uses.
 pub type SchemaFn = fn(&mut Schemas) -> serde_json::Value;
 
-/// What the document says about a route's bodies.
-pub enum Doc {
-    /// From the types the handler takes and answers.
-    Typed {
-        request: Option<SchemaFn>,
-        status: fn() -> u16,
-        response: fn(&mut Schemas) -> Option<serde_json::Value>,
-    },
-    /// Not converted yet: request fields written as strings (`*name` = required,
-    /// `name:integer`), the answer an object. Only autoprune.rs, immutability.rs and quotas.rs.
-    Untyped { body: &'static [&'static str] },
+/// What the document says about a route's bodies: from the types the handler takes and answers.
+pub struct Doc {
+    pub request: Option<SchemaFn>,
+    pub status: fn() -> u16,
+    pub response: fn(&mut Schemas) -> Option<serde_json::Value>,
 }
 
 impl Route {
@@ -286,8 +264,7 @@ impl Route {
 /// ```
 ///
 /// The handler is `async fn(Arc<AppState>, Ctx[, Body]) -> Result<Answer, RestError>`; its answer
-/// type is checked against the one the row names, which the document describes. The untyped form
-/// (`body &[...]`, a handler returning [`R`]) remains for the modules not converted yet.
+/// type is checked against the one the row names, which the document describes.
 macro_rules! route {
     ($method:ident $path:literal, $summary:literal, $scope:literal,
         $h:ident ( $req:ty ) -> $out:ty $(, query $query:expr)?) => {
@@ -297,7 +274,7 @@ macro_rules! route {
             summary: $summary,
             scope: $scope,
             query: route!(@query $($query)?),
-            doc: $crate::rest::Doc::Typed {
+            doc: $crate::rest::Doc {
                 request: Some(|s| s.of::<$req>()),
                 status: <$out as $crate::rest::Answer>::status,
                 response: <$out as $crate::rest::Answer>::schema,
@@ -327,7 +304,7 @@ macro_rules! route {
             summary: $summary,
             scope: $scope,
             query: route!(@query $($query)?),
-            doc: $crate::rest::Doc::Typed {
+            doc: $crate::rest::Doc {
                 request: None,
                 status: <$out as $crate::rest::Answer>::status,
                 response: <$out as $crate::rest::Answer>::schema,
@@ -342,26 +319,6 @@ macro_rules! route {
     };
     (@query) => { &[] };
     (@query $query:expr) => { $query };
-    ($method:ident $path:literal, $summary:literal, $scope:literal, body $body:expr, query $query:expr, $h:path) => {
-        $crate::rest::Route {
-            method: axum::http::Method::$method,
-            path: $path,
-            summary: $summary,
-            scope: $scope,
-            query: $query,
-            doc: $crate::rest::Doc::Untyped { body: $body },
-            handler: |st, ctx| Box::pin($h(st, ctx)),
-        }
-    };
-    ($method:ident $path:literal, $summary:literal, $scope:literal, $h:path) => {
-        route!($method $path, $summary, $scope, body &[], query &[], $h)
-    };
-    ($method:ident $path:literal, $summary:literal, $scope:literal, body $body:expr, $h:path) => {
-        route!($method $path, $summary, $scope, body $body, query &[], $h)
-    };
-    ($method:ident $path:literal, $summary:literal, $scope:literal, query $query:expr, $h:path) => {
-        route!($method $path, $summary, $scope, body &[], query $query, $h)
-    };
 }
 pub(crate) use route;
 

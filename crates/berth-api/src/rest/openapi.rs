@@ -32,55 +32,9 @@ fn operation_id(r: &Route) -> String {
     id
 }
 
-fn field_schema(ty: &str) -> Value {
-    match ty {
-        "integer" => j!({"type": "integer"}),
-        "boolean" => j!({"type": "boolean"}),
-        "object" => j!({"type": "object"}),
-        "array" => j!({"type": "array", "items": {"type": "string"}}),
-        _ => j!({"type": "string"}),
-    }
-}
-
 /// Builds the document.
 pub fn document(routes: &[Route]) -> Value {
     build(routes).0
-}
-
-/// Success status and body schema of an untyped route (from its verb and summary).
-fn untyped_answer(r: &Route) -> (u16, Option<Value>) {
-    match r.method.as_str() {
-        "DELETE" => (204, None),
-        "POST" if r.summary.starts_with("Create") || r.summary.starts_with("Rotate") => {
-            (201, Some(j!({"type": "object"})))
-        }
-        _ => (200, Some(j!({"type": "object"}))),
-    }
-}
-
-/// The request schema of an untyped route, from its field strings.
-fn untyped_request(fields: &[&str]) -> Option<Value> {
-    if fields.is_empty() {
-        return None;
-    }
-    let mut props = Map::new();
-    let mut required = Vec::new();
-    for f in fields {
-        let (name, ty) = f.split_once(':').unwrap_or((f, "string"));
-        let name = match name.strip_prefix('*') {
-            Some(n) => {
-                required.push(Value::from(n));
-                n
-            }
-            None => name,
-        };
-        props.insert(name.into(), field_schema(ty));
-    }
-    let mut schema = j!({"type": "object", "properties": props});
-    if !required.is_empty() {
-        schema["required"] = required.into();
-    }
-    Some(schema)
 }
 
 /// Whether a body of this schema may be `{}` (no required fields).
@@ -118,21 +72,16 @@ pub fn build(routes: &[Route]) -> (Value, Vec<String>) {
                 j!({"name": q, "in": "query", "required": false, "schema": {"type": "string"}}),
             );
         }
-        let (status, body, request) = match &r.doc {
-            Doc::Typed {
-                request,
-                status,
-                response,
-            } => (
-                status(),
-                response(&mut schemas),
-                request.map(|f| f(&mut schemas)),
-            ),
-            Doc::Untyped { body } => {
-                let (status, answer) = untyped_answer(r);
-                (status, answer, untyped_request(body))
-            }
-        };
+        let Doc {
+            request,
+            status,
+            response,
+        } = &r.doc;
+        let (status, body, request) = (
+            status(),
+            response(&mut schemas),
+            request.map(|f| f(&mut schemas)),
+        );
         let mut responses = Map::new();
         responses.insert(
             status.to_string(),
