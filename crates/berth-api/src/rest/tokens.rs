@@ -173,8 +173,7 @@ async fn create_app(st: Arc<AppState>, ctx: Ctx, b: NewAppToken) -> Res<Reply<Ap
 
 async fn get_app(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<AppTokenAnswer>> {
     let a = user_actor(&ctx)?;
-    let t = st.auth.app_token(a, ctx.p("token_uuid")).await?;
-    let code = st.auth.sealer.open_string(&t.token_sealed);
+    let (t, code) = st.auth.app_token(a, ctx.p("token_uuid")).await?;
     Ok(Reply::new(AppTokenAnswer {
         token: AppTokenView::new(&t, code),
     }))

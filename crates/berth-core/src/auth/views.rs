@@ -438,12 +438,20 @@ impl Auth {
         Ok(self.db.app_tokens_of(actor.id).await?)
     }
 
-    /// One of the calling user's app-specific tokens.
-    pub async fn app_token(&self, actor: &Actor, uuid: &str) -> Result<AppTokenRow> {
-        self.db
+    /// One of the calling user's app-specific tokens, with its secret (Quay shows it again to
+    /// its owner; `None` if it cannot be unsealed, e.g. after `DATABASE_SECRET_KEY` changed).
+    pub async fn app_token(
+        &self,
+        actor: &Actor,
+        uuid: &str,
+    ) -> Result<(AppTokenRow, Option<String>)> {
+        let row = self
+            .db
             .app_token(actor.id, uuid)
             .await?
-            .ok_or_else(|| Error::not_found("no such app-specific token"))
+            .ok_or_else(|| Error::not_found("no such app-specific token"))?;
+        let code = self.sealer.open_string(&row.token_sealed);
+        Ok((row, code))
     }
 
     /// The calling user's API tokens.
@@ -520,6 +528,7 @@ impl Auth {
     /// includes everything up to now. The caller's right to the scope is checked by the door
     /// that built `q` (see `rest/logs.rs`).
     pub async fn audit_page(&self, q: &AuditQuery<'_>) -> Result<Vec<AuditRow>> {
+        self.audit.flush().await;
         Ok(self.db.query_audit(q).await?)
     }
 }
