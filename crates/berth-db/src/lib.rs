@@ -12,6 +12,7 @@ mod accounts;
 mod audit;
 mod autoprune;
 mod blobs;
+mod decode;
 mod gc;
 mod jobs;
 mod labels;
@@ -27,7 +28,7 @@ pub use accounts::{AccountKind, AccountRow, AccountUpdate, NewAccount};
 pub use audit::{AuditQuery, AuditRow};
 pub use autoprune::AutoPrunePolicy;
 pub use gc::{GcManifest, GcTotals, RepoGcFacts};
-pub use jobs::JobRow;
+pub use jobs::{JobRow, JobState};
 pub use labels::LabelRow;
 pub use manifests::{ManifestRow, NewManifest, PutManifestError, RefRow, ReferrerRow};
 pub use quotas::{QuotaLimit, QuotaRow};
@@ -84,6 +85,11 @@ impl From<sqlx::Error> for DbError {
                     .is_some_and(|c| c.starts_with("57P") || c.starts_with("08")) =>
             {
                 DbError::Unavailable(e)
+            }
+            // A value the row type cannot hold (a type mismatch, an unexpected NULL, an unknown
+            // enum string): the row is corrupt, whichever query read it.
+            sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
+                DbError::Corrupt(e.to_string())
             }
             _ => DbError::Other(e),
         }
