@@ -3,7 +3,10 @@
 //! policies, labels, quotas, auto-prune policies, garbage collection, jobs and leases). Queries are
 //! written once in portable SQL with `$n` placeholders and run through sqlx's `Any` driver, so
 //! SQLite and PostgreSQL share them; where the dialects must differ (row locks, claiming jobs,
-//! upserts that return a value) the query says so beside `Backend`.
+//! upserts that return a value) the query says so beside `Backend`. Rows are read by column
+//! name (`#[derive(sqlx::FromRow)]`, scalars and small tuples), and stored strings with a closed
+//! set of values (account kinds, job states) are decoded here into enums; a value that does not
+//! decode is `DbError::Corrupt`.
 //!
 //! Rule: rows and SQL only — no registry rule, no access decision, no HTTP. Only `berth-core`
 //! calls this crate; it depends on no other Berth crate.
