@@ -207,7 +207,13 @@ impl Registry {
 
     /// (kind, state, count) over the queue.
     pub async fn job_counts(&self) -> Result<Vec<(String, String, i64)>> {
-        Ok(self.db.job_counts().await?)
+        Ok(self
+            .db
+            .job_counts()
+            .await?
+            .into_iter()
+            .map(|(kind, state, n)| (kind, state.as_str().to_string(), n))
+            .collect())
     }
 
     /// Takes or renews the cluster-wide lease `name` for `holder` for `ttl`; false while another

@@ -152,7 +152,7 @@ impl Registry {
             blobs: blobs.map(|b| b.0),
             blob_bytes: blobs.map(|b| b.1),
             upload_sessions: self.db.uploads_in_progress().await.ok(),
-            jobs: self.db.job_counts().await.unwrap_or_default(),
+            jobs: self.job_counts().await.unwrap_or_default(),
             placements: self.db.placement_counts().await.unwrap_or_default(),
         }
     }

@@ -1,18 +1,20 @@
 //! Accounts (users, organizations, robots), their external identities and login failures.
 
+use crate::decode::IntBool;
 use crate::{Db, Result, WriteTx, now_ms};
-use sqlx::Row;
-use sqlx::any::AnyRow;
 
-/// One row of `accounts`.
-#[derive(Debug, Clone)]
+/// One row of `accounts`; a kind the code does not know is a corrupt row, not a user.
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AccountRow {
     pub id: i64,
     pub name: String,
+    #[sqlx(try_from = "String")]
     pub kind: AccountKind,
     pub email: Option<String>,
     pub password_hash: Option<String>,
+    #[sqlx(try_from = "IntBool")]
     pub superuser: bool,
+    #[sqlx(try_from = "IntBool")]
     pub enabled: bool,
     pub owner_id: Option<i64>,
     pub token_sealed: Option<String>,
@@ -62,33 +64,17 @@ impl std::str::FromStr for AccountKind {
     }
 }
 
+impl TryFrom<String> for AccountKind {
+    type Error = String;
+    fn try_from(s: String) -> std::result::Result<AccountKind, String> {
+        s.parse()
+    }
+}
+
 impl std::fmt::Display for AccountKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
-}
-
-/// An account row; a kind the code does not know is a corrupt row, not a user.
-fn account(r: &AnyRow) -> Result<AccountRow> {
-    let kind: String = r.get(2);
-    Ok(AccountRow {
-        id: r.get(0),
-        name: r.get(1),
-        kind: kind.parse().map_err(crate::DbError::Corrupt)?,
-        email: r.get(3),
-        password_hash: r.get(4),
-        superuser: r.get::<i64, _>(5) != 0,
-        enabled: r.get::<i64, _>(6) != 0,
-        owner_id: r.get(7),
-        token_sealed: r.get(8),
-        description: r.get(9),
-        metadata: r.get(10),
-        tag_expiration_s: r.get(11),
-        failed_logins: r.get(12),
-        last_failed_at: r.get(13),
-        created_at: r.get(14),
-        last_accessed: r.get(15),
-    })
 }
 
 /// A new account. Users and organizations also get their namespace.
@@ -121,11 +107,10 @@ pub enum AccountUpdate<'a> {
 impl Db {
     async fn account_where(&self, cond: &str, arg: impl ToString) -> Result<Option<AccountRow>> {
         let sql = format!("SELECT {COLS} FROM accounts WHERE {cond}");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(arg.to_string())
             .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(account).transpose()
+            .await?)
     }
 
     pub async fn account_by_name(&self, name: &str) -> Result<Option<AccountRow>> {
@@ -134,11 +119,10 @@ impl Db {
 
     pub async fn account_by_id(&self, id: i64) -> Result<Option<AccountRow>> {
         let sql = format!("SELECT {COLS} FROM accounts WHERE id = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(id)
             .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(account).transpose()
+            .await?)
     }
 
     pub async fn account_by_email(&self, email: &str) -> Result<Option<AccountRow>> {
@@ -154,11 +138,12 @@ impl Db {
 
     /// Number of accounts of `kind`.
     pub async fn count_accounts(&self, kind: AccountKind) -> Result<i64> {
-        let row = sqlx::query("SELECT COUNT(*) FROM accounts WHERE kind = $1")
-            .bind(kind.as_str())
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.get(0))
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM accounts WHERE kind = $1")
+                .bind(kind.as_str())
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     /// Creates an account; `None` when the name (or a user's email) is taken — also by a
@@ -182,7 +167,7 @@ impl Db {
             }
         }
         // ON CONFLICT DO NOTHING covers the name and the users' email index alike.
-        let row = sqlx::query(
+        let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO accounts (name, kind, email, password_hash, superuser, owner_id, token_hash,
                  token_sealed, description, metadata, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
@@ -201,10 +186,9 @@ impl Db {
         .bind(now)
         .fetch_optional(&mut *w.tx)
         .await?;
-        let Some(row) = row else {
+        let Some(id) = id else {
             return Ok(None);
         };
-        let id: i64 = row.get(0);
         if a.kind != AccountKind::Robot {
             // A namespace may already exist from data pushed before accounts existed (adopted).
             sqlx::query(
@@ -269,26 +253,24 @@ impl Db {
     /// the caller enqueues in the same transaction, or by the next collection pass); their ids
     /// are returned.
     pub async fn delete_account_in(&self, w: &mut WriteTx, id: i64) -> Result<Vec<i64>> {
-        let Some(row) = sqlx::query("SELECT name, kind FROM accounts WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *w.tx)
-            .await?
+        let Some((name, kind)) =
+            sqlx::query_as::<_, (String, String)>("SELECT name, kind FROM accounts WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *w.tx)
+                .await?
         else {
             return Ok(Vec::new());
         };
-        let name: String = row.get(0);
-        let kind: String = row.get(1);
         let mut repos = Vec::new();
-        if kind != "robot" {
-            let ids = sqlx::query(
+        if kind != AccountKind::Robot.as_str() {
+            let ids: Vec<i64> = sqlx::query_scalar(
                 "SELECT r.id FROM repositories r JOIN namespaces n ON n.id = r.namespace_id
                  WHERE n.name = $1 AND r.deleted_at IS NULL",
             )
             .bind(&name)
             .fetch_all(&mut *w.tx)
             .await?;
-            for r in &ids {
-                let repo_id: i64 = r.get(0);
+            for repo_id in ids {
                 if self.mark_repo_deleted(w, repo_id).await? {
                     repos.push(repo_id);
                 }
@@ -342,13 +324,12 @@ impl Db {
         let sql = format!(
             "SELECT {COLS} FROM accounts WHERE kind = $1 AND name > $2 ORDER BY name LIMIT $3"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(kind.as_str())
             .bind(after)
             .bind(limit)
             .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(account).collect()
+            .await?)
     }
 
     /// The robots owned by an account.
@@ -356,23 +337,21 @@ impl Db {
         let sql = format!(
             "SELECT {COLS} FROM accounts WHERE kind = 'robot' AND owner_id = $1 ORDER BY name"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(owner_id)
             .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(account).collect()
+            .await?)
     }
 
     /// Accounts whose name starts with `prefix` (autocomplete), robots only of `namespace`.
     pub async fn search_accounts(&self, prefix: &str, limit: i64) -> Result<Vec<AccountRow>> {
         let pattern = format!("{}%", prefix.replace(['%', '_'], ""));
         let sql = format!("SELECT {COLS} FROM accounts WHERE name LIKE $1 ORDER BY name LIMIT $2");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(pattern)
             .bind(limit)
             .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(account).collect()
+            .await?)
     }
 
     /// Counts a failed login from `source`; returns the failures from that source and the
@@ -395,7 +374,7 @@ impl Db {
         .bind(now - 86_400_000)
         .execute(&mut *w.tx)
         .await?;
-        let from_source = sqlx::query(
+        let from_source: i64 = sqlx::query_scalar(
             "INSERT INTO login_failures (account_id, source, failures, last_failed_at)
              VALUES ($1, $2, 1, $3)
              ON CONFLICT (account_id, source)
@@ -407,7 +386,7 @@ impl Db {
         .bind(now)
         .fetch_one(&mut *w.tx)
         .await?;
-        let total = sqlx::query(
+        let total: Option<i64> = sqlx::query_scalar(
             "UPDATE accounts SET failed_logins = failed_logins + 1, last_failed_at = $1
              WHERE id = $2 RETURNING failed_logins",
         )
@@ -416,37 +395,29 @@ impl Db {
         .fetch_optional(&mut *w.tx)
         .await?;
         w.commit().await?;
-        Ok((
-            from_source.get("failures"),
-            total.map(|r| r.get("failed_logins")).unwrap_or(0),
-        ))
+        Ok((from_source, total.unwrap_or(0)))
     }
 
     /// Failed logins of an account from one source: (failures, when the last one was).
     pub async fn login_failures_from(&self, id: i64, source: &str) -> Result<Option<(i64, i64)>> {
-        let row = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT failures, last_failed_at FROM login_failures WHERE account_id = $1 AND source = $2",
         )
         .bind(id)
         .bind(source)
         .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|r| (r.get("failures"), r.get("last_failed_at"))))
+        .await?)
     }
 
     /// Every source with failed logins for an account, most failures first.
     pub async fn login_failure_sources(&self, id: i64) -> Result<Vec<(String, i64, i64)>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT source, failures, last_failed_at FROM login_failures
              WHERE account_id = $1 AND failures > 0 ORDER BY failures DESC, source",
         )
         .bind(id)
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get("source"), r.get("failures"), r.get("last_failed_at")))
-            .collect())
+        .await?)
     }
 
     /// A successful login from `source`: that source's failures and the account-wide count are
@@ -502,14 +473,13 @@ impl Db {
 
     /// The account linked to an external identity.
     pub async fn external_login(&self, service: &str, subject: &str) -> Result<Option<i64>> {
-        let row = sqlx::query(
+        Ok(sqlx::query_scalar(
             "SELECT account_id FROM external_logins WHERE service = $1 AND subject = $2",
         )
         .bind(service)
         .bind(subject)
         .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|r| r.get(0)))
+        .await?)
     }
 
     pub async fn link_external_login(
@@ -540,15 +510,11 @@ impl Db {
         &self,
         account_id: i64,
     ) -> Result<Vec<(String, String, String)>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT service, subject, COALESCE(metadata, '{}') FROM external_logins WHERE account_id = $1",
         )
         .bind(account_id)
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2)))
-            .collect())
+        .await?)
     }
 }

@@ -1,9 +1,8 @@
 //! The audit log.
 
 use crate::{Db, Result, WriteTx};
-use sqlx::Row;
 
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, sqlx::FromRow)]
 pub struct AuditRow {
     pub id: i64,
     pub at: i64,
@@ -67,7 +66,7 @@ impl Db {
 
     /// Entries matching `q`, newest first.
     pub async fn query_audit(&self, q: &AuditQuery<'_>) -> Result<Vec<AuditRow>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT id, at, kind, performer, performer_kind, namespace, repository, ip, metadata
              FROM audit_log
              WHERE at >= $1 AND at < $2 AND id < $3
@@ -84,20 +83,6 @@ impl Db {
         .bind(q.kind.unwrap_or(""))
         .bind(q.limit)
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| AuditRow {
-                id: r.get(0),
-                at: r.get(1),
-                kind: r.get(2),
-                performer: r.get(3),
-                performer_kind: r.get(4),
-                namespace: r.get(5),
-                repository: r.get(6),
-                ip: r.get(7),
-                metadata: r.get(8),
-            })
-            .collect())
+        .await?)
     }
 }

@@ -1,9 +1,10 @@
 //! Auto-prune policies and the tag rows they act on.
 
 use crate::{Db, Result, WriteTx, now_ms};
-use sqlx::Row;
 
-#[derive(Debug, Clone, PartialEq)]
+/// Read from `COLS` by name: the stored `tag_pattern` and `pattern_matches` columns are
+/// `pattern` and `matches` here.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct AutoPrunePolicy {
     pub uuid: String,
     pub namespace: String,
@@ -13,23 +14,13 @@ pub struct AutoPrunePolicy {
     pub method: String,
     /// A count, or a duration such as `2w`, as given.
     pub value: String,
+    #[sqlx(rename = "tag_pattern")]
     pub pattern: Option<String>,
+    #[sqlx(rename = "pattern_matches", try_from = "crate::decode::IntBool")]
     pub matches: bool,
 }
 
 const COLS: &str = "uuid, namespace, repository, method, value, tag_pattern, pattern_matches FROM autoprune_policies";
-
-fn policy(r: &sqlx::any::AnyRow) -> AutoPrunePolicy {
-    AutoPrunePolicy {
-        uuid: r.get(0),
-        namespace: r.get(1),
-        repository: r.get(2),
-        method: r.get(3),
-        value: r.get(4),
-        pattern: r.get(5),
-        matches: r.get::<i64, _>(6) != 0,
-    }
-}
 
 impl Db {
     pub async fn insert_autoprune_policy(
@@ -85,7 +76,7 @@ impl Db {
         repository: Option<&str>,
         uuid: &str,
     ) -> Result<Option<AutoPrunePolicy>> {
-        let row = sqlx::query(
+        Ok(sqlx::query_as(
             "DELETE FROM autoprune_policies WHERE uuid = $1 AND namespace = $2 AND COALESCE(repository, '') = $3
              RETURNING uuid, namespace, repository, method, value, tag_pattern, pattern_matches",
         )
@@ -93,8 +84,7 @@ impl Db {
         .bind(namespace)
         .bind(repository.unwrap_or(""))
         .fetch_optional(&mut *w.tx)
-        .await?;
-        Ok(row.as_ref().map(policy))
+        .await?)
     }
 
     /// The policies defined at one level: a namespace's own (`repository` `None`) or a
@@ -104,36 +94,33 @@ impl Db {
         namespace: &str,
         repository: Option<&str>,
     ) -> Result<Vec<AutoPrunePolicy>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {COLS} WHERE namespace = $1 AND COALESCE(repository, '') = $2 ORDER BY created_at, uuid"
         )))
         .bind(namespace)
         .bind(repository.unwrap_or(""))
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(policy).collect())
+        .await?)
     }
 
     /// Every policy.
     pub async fn autoprune_policies(&self) -> Result<Vec<AutoPrunePolicy>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {COLS} ORDER BY created_at, uuid"
         )))
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(policy).collect())
+        .await?)
     }
 
     /// Live repositories of a namespace: (id, name).
     pub async fn namespace_repos(&self, namespace: &str) -> Result<Vec<(i64, String)>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT r.id, r.name FROM repositories r JOIN namespaces n ON n.id = r.namespace_id
              WHERE n.name = $1 AND r.deleted_at IS NULL ORDER BY r.name",
         )
         .bind(namespace)
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        .await?)
     }
 
     /// The live repositories a namespace- or repository-level policy covers: (id, name).
@@ -154,18 +141,14 @@ impl Db {
 
     /// Live, unexpired tags of a repository: (name, manifest digest, since when).
     pub async fn live_tag_rows(&self, repo_id: i64) -> Result<Vec<(String, String, i64)>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT name, manifest_digest, start_at FROM tags WHERE repo_id = $1 AND end_at IS NULL
                AND (expires_at IS NULL OR expires_at > $2) ORDER BY start_at DESC, id DESC",
         )
         .bind(repo_id)
         .bind(now_ms())
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2)))
-            .collect())
+        .await?)
     }
 
     /// Ends a live tag only if it still points at `digest` (it stays in history).

@@ -1,12 +1,11 @@
 //! Blobs and their links to repositories.
 
 use crate::{Db, Result, WriteTx, now_ms};
-use sqlx::Row;
 
 impl Db {
     /// (size, repository id, linked at) of `digest` if it is linked to repository `repo`.
     pub async fn blob_in_repo(&self, repo: &str, digest: &str) -> Result<Option<(i64, i64, i64)>> {
-        let row = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT b.size, r.id, rb.linked_at FROM repositories r
              JOIN repo_blobs rb ON rb.repo_id = r.id
              JOIN blobs b ON b.digest = rb.digest
@@ -15,8 +14,7 @@ impl Db {
         .bind(repo)
         .bind(digest)
         .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|r| (r.get(0), r.get(1), r.get(2))))
+        .await?)
     }
 
     /// Restarts an existing link's grace period (a client that saw the blob may reference it
@@ -83,15 +81,14 @@ impl Db {
                  JOIN blobs b ON b.digest = rb.digest WHERE r.name = $1 AND rb.digest = $2"
             }
         };
-        let found = sqlx::query(sql)
+        let found: Option<i64> = sqlx::query_scalar(sql)
             .bind(from_repo)
             .bind(digest)
             .fetch_optional(&mut *w.tx)
             .await?;
-        let Some(row) = found else {
+        let Some(size) = found else {
             return Ok(false);
         };
-        let size: i64 = row.get(0);
         self.link_blob(w, repo_id, digest, size).await?;
         Ok(true)
     }
@@ -132,19 +129,21 @@ impl Db {
 
     /// The recorded size of a blob, if it is recorded.
     pub async fn blob_totals_of(&self, digest: &str) -> Result<Option<i64>> {
-        let r = sqlx::query("SELECT size FROM blobs WHERE digest = $1")
-            .bind(digest)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(r.map(|r| r.get(0)))
+        Ok(
+            sqlx::query_scalar("SELECT size FROM blobs WHERE digest = $1")
+                .bind(digest)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// (number of blobs, total bytes) recorded.
     pub async fn blob_totals(&self) -> Result<(i64, i64)> {
-        let r = sqlx::query("SELECT COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM blobs")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok((r.get::<i64, _>(0), r.get::<i64, _>(1)))
+        Ok(sqlx::query_as::<_, (i64, i64)>(
+            "SELECT COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM blobs",
+        )
+        .fetch_one(&self.pool)
+        .await?)
     }
 }
 
@@ -165,20 +164,20 @@ impl Db {
 
     /// The locations holding a copy of the blob, with the time each copy was recorded.
     pub async fn placements(&self, digest: &str) -> Result<Vec<(String, i64)>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT location, created_at FROM blob_placements WHERE digest = $1 ORDER BY location",
         )
         .bind(digest)
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        .await?)
     }
 
     /// (location, number of blobs) over all placements.
     pub async fn placement_counts(&self) -> Result<Vec<(String, i64)>> {
-        let rows = sqlx::query("SELECT location, COUNT(*) FROM blob_placements GROUP BY location")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        Ok(
+            sqlx::query_as("SELECT location, COUNT(*) FROM blob_placements GROUP BY location")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 }

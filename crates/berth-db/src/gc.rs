@@ -3,7 +3,6 @@
 //! caller's write transaction so they serialise with pushes exactly as documented there.
 
 use crate::{Backend, Db, Result, WriteTx, now_ms};
-use sqlx::Row;
 
 /// A manifest row as garbage collection sees it.
 #[derive(Debug, Clone)]
@@ -14,6 +13,30 @@ pub struct GcManifest {
     pub deleted: bool,
     pub subject: Option<String>,
     pub size: i64,
+}
+
+/// A `manifests` row as stored; `GcManifest` only needs whether it was deleted.
+#[derive(sqlx::FromRow)]
+struct GcManifestDb {
+    id: i64,
+    digest: String,
+    created_at: i64,
+    deleted_at: Option<i64>,
+    subject_digest: Option<String>,
+    size: i64,
+}
+
+impl From<GcManifestDb> for GcManifest {
+    fn from(m: GcManifestDb) -> GcManifest {
+        GcManifest {
+            id: m.id,
+            digest: m.digest,
+            created_at: m.created_at,
+            deleted: m.deleted_at.is_some(),
+            subject: m.subject_digest,
+            size: m.size,
+        }
+    }
 }
 
 /// Everything one repository's sweep decides on, read under the repository's lock.
@@ -27,7 +50,7 @@ pub struct RepoGcFacts {
 }
 
 /// Totals over every collection run.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, sqlx::FromRow)]
 pub struct GcTotals {
     pub runs: i64,
     pub last_run_at: Option<i64>,
@@ -57,97 +80,85 @@ impl Db {
 
     /// Repositories whose next sweep is due, oldest first: (id, name).
     pub async fn repos_due_for_gc(&self, now: i64, limit: i64) -> Result<Vec<(i64, String)>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT id, name FROM repositories WHERE next_gc_at <= $1 AND deleted_at IS NULL
              ORDER BY next_gc_at LIMIT $2",
         )
         .bind(now)
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        .await?)
     }
 
     /// The name of a live repository.
     pub async fn live_repo_name(&self, repo_id: i64) -> Result<Option<String>> {
-        let r = sqlx::query("SELECT name FROM repositories WHERE id = $1 AND deleted_at IS NULL")
+        Ok(
+            sqlx::query_scalar(
+                "SELECT name FROM repositories WHERE id = $1 AND deleted_at IS NULL",
+            )
             .bind(repo_id)
             .fetch_optional(&self.pool)
-            .await?;
-        Ok(r.map(|r| r.get(0)))
+            .await?,
+        )
     }
 
     /// Repositories marked deleted whose contents are still to be removed.
     pub async fn deleted_repos(&self, limit: i64) -> Result<Vec<i64>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_scalar(
             "SELECT id FROM repositories WHERE deleted_at IS NOT NULL ORDER BY deleted_at LIMIT $1",
         )
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        .await?)
     }
 
     /// Every live repository after id `after`, in id order: (id, name).
     pub async fn repos_after(&self, after: i64, limit: i64) -> Result<Vec<(i64, String)>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT id, name FROM repositories WHERE id > $1 AND deleted_at IS NULL ORDER BY id LIMIT $2",
         )
         .bind(after)
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        .await?)
     }
 
     /// The time-machine window a namespace chose, in seconds, if it chose one.
     pub async fn namespace_window_s(&self, namespace: &str) -> Result<Option<i64>> {
-        let row = sqlx::query(
+        let window: Option<Option<i64>> = sqlx::query_scalar(
             "SELECT tag_expiration_s FROM accounts WHERE name = $1 AND kind <> 'robot'",
         )
         .bind(namespace)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.and_then(|r| r.get::<Option<i64>, _>(0)))
+        Ok(window.flatten())
     }
 
     /// Locks the repository and reads its manifests, index children and tag rows.
     pub async fn repo_gc_facts(&self, w: &mut WriteTx, repo_id: i64) -> Result<RepoGcFacts> {
         self.lock_repo(w, repo_id).await?;
-        let manifests = sqlx::query(
+        let manifests = sqlx::query_as::<_, GcManifestDb>(
             "SELECT id, digest, created_at, deleted_at, subject_digest, size FROM manifests WHERE repo_id = $1",
         )
         .bind(repo_id)
         .fetch_all(&mut *w.tx)
         .await?
-        .iter()
-        .map(|r| GcManifest {
-            id: r.get(0),
-            digest: r.get(1),
-            created_at: r.get(2),
-            deleted: r.get::<Option<i64>, _>(3).is_some(),
-            subject: r.get(4),
-            size: r.get(5),
-        })
+        .into_iter()
+        .map(GcManifest::from)
         .collect();
-        let children = sqlx::query(
+        let children = sqlx::query_as(
             "SELECT mr.manifest_id, mr.digest FROM manifest_refs mr JOIN manifests m ON m.id = mr.manifest_id
              WHERE m.repo_id = $1 AND mr.kind = 'manifest'",
         )
         .bind(repo_id)
         .fetch_all(&mut *w.tx)
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
-        let tags =
-            sqlx::query("SELECT manifest_digest, end_at, expires_at FROM tags WHERE repo_id = $1")
-                .bind(repo_id)
-                .fetch_all(&mut *w.tx)
-                .await?
-                .iter()
-                .map(|r| (r.get(0), r.get(1), r.get(2)))
-                .collect();
+        .await?;
+        let tags = sqlx::query_as(
+            "SELECT manifest_digest, end_at, expires_at FROM tags WHERE repo_id = $1",
+        )
+        .bind(repo_id)
+        .fetch_all(&mut *w.tx)
+        .await?;
         Ok(RepoGcFacts {
             manifests,
             children,
@@ -196,7 +207,7 @@ impl Db {
     ) -> Result<(u64, Option<i64>)> {
         let unreferenced = "NOT EXISTS (SELECT 1 FROM manifest_refs mr JOIN manifests m ON m.id = mr.manifest_id
                              WHERE m.repo_id = repo_blobs.repo_id AND mr.digest = repo_blobs.digest)";
-        let removed = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let removed: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "DELETE FROM repo_blobs WHERE repo_id = $1 AND linked_at < $2 AND {unreferenced} RETURNING digest"
         )))
         .bind(repo_id)
@@ -204,16 +215,15 @@ impl Db {
         .fetch_all(&mut *w.tx)
         .await?;
         let now = now_ms();
-        for r in &removed {
-            self.queue_blob_gc(w, &r.get::<String, _>(0), now).await?;
+        for digest in &removed {
+            self.queue_blob_gc(w, digest, now).await?;
         }
-        let oldest = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let oldest: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT MIN(linked_at) FROM repo_blobs WHERE repo_id = $1 AND {unreferenced}"
         )))
         .bind(repo_id)
         .fetch_one(&mut *w.tx)
-        .await?
-        .get::<Option<i64>, _>(0);
+        .await?;
         Ok((removed.len() as u64, oldest))
     }
 
@@ -241,20 +251,19 @@ impl Db {
 
     /// The oldest queued blob candidates.
     pub async fn gc_blob_candidates(&self, limit: i64) -> Result<Vec<String>> {
-        let rows =
-            sqlx::query("SELECT digest FROM gc_blob_queue ORDER BY queued_at, digest LIMIT $1")
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        Ok(sqlx::query_scalar(
+            "SELECT digest FROM gc_blob_queue ORDER BY queued_at, digest LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// How many blobs wait for the blob sweep.
     pub async fn gc_blob_queue_depth(&self) -> Result<i64> {
-        let r = sqlx::query("SELECT COUNT(*) FROM gc_blob_queue")
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM gc_blob_queue")
             .fetch_one(&self.pool)
-            .await?;
-        Ok(r.get(0))
+            .await?)
     }
 
     /// Takes the candidates that are still garbage: locks each blob row, and if no repository
@@ -279,7 +288,11 @@ impl Db {
                 .bind(d)
                 .execute(&mut *w.tx)
                 .await?;
-            let Some(row) = sqlx::query(lock).bind(d).fetch_optional(&mut *w.tx).await? else {
+            let size: Option<i64> = sqlx::query_scalar(lock)
+                .bind(d)
+                .fetch_optional(&mut *w.tx)
+                .await?;
+            let Some(size) = size else {
                 continue;
             };
             let used = sqlx::query(
@@ -300,7 +313,7 @@ impl Db {
                 .bind(d)
                 .execute(&mut *w.tx)
                 .await?;
-            taken.push((d.clone(), row.get::<i64, _>(0)));
+            taken.push((d.clone(), size));
         }
         Ok(taken)
     }
@@ -356,27 +369,24 @@ impl Db {
         for chunk in keys.chunks(500) {
             let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
             let sql = format!("{select_in} ({})", marks.join(", "));
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
             for k in chunk {
                 q = q.bind(k);
             }
-            for r in q.fetch_all(&self.pool).await? {
-                out.insert(r.get::<String, _>(0));
-            }
+            out.extend(q.fetch_all(&self.pool).await?);
         }
         Ok(out)
     }
 
     /// Upload sessions untouched since `before`.
     pub async fn stale_uploads(&self, before: i64, limit: i64) -> Result<Vec<String>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_scalar(
             "SELECT id FROM uploads WHERE updated_at < $1 ORDER BY updated_at LIMIT $2",
         )
         .bind(before)
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        .await?)
     }
 
     /// Removes an upload session's row if it is still untouched since `before`.
@@ -417,24 +427,13 @@ impl Db {
     }
 
     pub async fn gc_totals(&self) -> Result<GcTotals> {
-        let r = sqlx::query(
+        let totals: Option<GcTotals> = sqlx::query_as(
             "SELECT runs, last_run_at, manifests_deleted, tags_purged, links_removed, blobs_deleted,
                     bytes_freed, uploads_removed, repos_deleted FROM gc_totals WHERE id = 1",
         )
         .fetch_optional(&self.pool)
         .await?;
-        Ok(r.map(|r| GcTotals {
-            runs: r.get(0),
-            last_run_at: r.get(1),
-            manifests_deleted: r.get(2),
-            tags_purged: r.get(3),
-            links_removed: r.get(4),
-            blobs_deleted: r.get(5),
-            bytes_freed: r.get(6),
-            uploads_removed: r.get(7),
-            repos_deleted: r.get(8),
-        })
-        .unwrap_or_default())
+        Ok(totals.unwrap_or_default())
     }
 
     /// Takes a repository out of use: renames it out of the way (its name is free at once) and
@@ -469,11 +468,13 @@ impl Db {
         repo_id: i64,
     ) -> Result<Option<(Vec<String>, u64, u64)>> {
         self.lock_repo(w, repo_id).await?;
-        let deleted = sqlx::query("SELECT deleted_at FROM repositories WHERE id = $1")
-            .bind(repo_id)
-            .fetch_optional(&mut *w.tx)
-            .await?
-            .and_then(|r| r.get::<Option<i64>, _>(0));
+        let deleted: Option<i64> = sqlx::query_scalar::<_, Option<i64>>(
+            "SELECT deleted_at FROM repositories WHERE id = $1",
+        )
+        .bind(repo_id)
+        .fetch_optional(&mut *w.tx)
+        .await?
+        .flatten();
         if deleted.is_none() {
             return Ok(None);
         }
@@ -486,26 +487,24 @@ impl Db {
             .execute(&mut *w.tx)
             .await?
             .rows_affected();
-        let links = sqlx::query("DELETE FROM repo_blobs WHERE repo_id = $1 RETURNING digest")
+        let links: Vec<String> =
+            sqlx::query_scalar("DELETE FROM repo_blobs WHERE repo_id = $1 RETURNING digest")
+                .bind(repo_id)
+                .fetch_all(&mut *w.tx)
+                .await?;
+        let now = now_ms();
+        for digest in &links {
+            self.queue_blob_gc(w, digest, now).await?;
+        }
+        let uploads = sqlx::query_scalar("DELETE FROM uploads WHERE repo_id = $1 RETURNING id")
             .bind(repo_id)
             .fetch_all(&mut *w.tx)
             .await?;
-        let now = now_ms();
-        for r in &links {
-            self.queue_blob_gc(w, &r.get::<String, _>(0), now).await?;
-        }
-        let uploads = sqlx::query("DELETE FROM uploads WHERE repo_id = $1 RETURNING id")
-            .bind(repo_id)
-            .fetch_all(&mut *w.tx)
-            .await?
-            .iter()
-            .map(|r| r.get::<String, _>(0))
-            .collect();
-        let ns: Option<i64> = sqlx::query("SELECT namespace_id FROM repositories WHERE id = $1")
-            .bind(repo_id)
-            .fetch_optional(&mut *w.tx)
-            .await?
-            .map(|r| r.get(0));
+        let ns: Option<i64> =
+            sqlx::query_scalar("SELECT namespace_id FROM repositories WHERE id = $1")
+                .bind(repo_id)
+                .fetch_optional(&mut *w.tx)
+                .await?;
         sqlx::query("DELETE FROM repositories WHERE id = $1")
             .bind(repo_id)
             .execute(&mut *w.tx)

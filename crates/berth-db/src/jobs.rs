@@ -1,9 +1,8 @@
 //! The durable job queue and singleton-worker leases.
 
 use crate::{Backend, Db, Result, WriteTx, now_ms};
-use sqlx::Row;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct JobRow {
     pub id: i64,
     pub kind: String,
@@ -13,14 +12,63 @@ pub struct JobRow {
     pub max_attempts: i64,
 }
 
-fn job_row(r: &sqlx::any::AnyRow) -> JobRow {
-    JobRow {
-        id: r.get(0),
-        kind: r.get(1),
-        payload: r.get(2),
-        attempts: r.get(3),
-        max_attempts: r.get(4),
+/// Where a job is in its life, as stored in `jobs.state`. The SQL names the states as literals
+/// where it filters on them; a state written from Rust is bound through `as_str`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum JobState {
+    /// Waiting for `run_at` (new, or a retry after a failure).
+    Queued,
+    /// Claimed by a worker whose lease runs until `locked_until`.
+    Running,
+    Done,
+    /// Failed for good (attempts exhausted, or a permanent error).
+    Failed,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Done => "done",
+            JobState::Failed => "failed",
+        }
     }
+}
+
+impl std::str::FromStr for JobState {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<JobState, String> {
+        match s {
+            "queued" => Ok(JobState::Queued),
+            "running" => Ok(JobState::Running),
+            "done" => Ok(JobState::Done),
+            "failed" => Ok(JobState::Failed),
+            other => Err(format!("unknown job state {other:?}")),
+        }
+    }
+}
+
+impl TryFrom<String> for JobState {
+    type Error = String;
+    fn try_from(s: String) -> std::result::Result<JobState, String> {
+        s.parse()
+    }
+}
+
+impl std::fmt::Display for JobState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One line of `job_counts`.
+#[derive(sqlx::FromRow)]
+struct JobCount {
+    kind: String,
+    #[sqlx(try_from = "String")]
+    state: JobState,
+    n: i64,
 }
 
 impl Db {
@@ -71,7 +119,7 @@ impl Db {
             }
         };
         let mut w = self.write().await?;
-        let rows = sqlx::query(sql)
+        let rows = sqlx::query_as(sql)
             .bind(worker)
             .bind(now + lease_ms)
             .bind(now)
@@ -79,7 +127,7 @@ impl Db {
             .fetch_all(&mut *w.tx)
             .await?;
         w.commit().await?;
-        Ok(rows.iter().map(job_row).collect())
+        Ok(rows)
     }
 
     /// Marks a job done (only if `worker` still holds it).
@@ -104,14 +152,14 @@ impl Db {
     ) -> Result<()> {
         let mut w = self.write().await?;
         let (state, run_at) = match retry_at {
-            Some(t) => ("queued", t),
-            None => ("failed", now_ms()),
+            Some(t) => (JobState::Queued, t),
+            None => (JobState::Failed, now_ms()),
         };
         sqlx::query(
             "UPDATE jobs SET state = $1, run_at = $2, last_error = $3, locked_by = NULL, locked_until = NULL, updated_at = $4
              WHERE id = $5 AND locked_by = $6",
         )
-        .bind(state)
+        .bind(state.as_str())
         .bind(run_at)
         .bind(error)
         .bind(now_ms())
@@ -134,14 +182,12 @@ impl Db {
     }
 
     /// (kind, state, count) over the queue.
-    pub async fn job_counts(&self) -> Result<Vec<(String, String, i64)>> {
-        let rows = sqlx::query("SELECT kind, state, COUNT(*) FROM jobs GROUP BY kind, state")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2)))
-            .collect())
+    pub async fn job_counts(&self) -> Result<Vec<(String, JobState, i64)>> {
+        let rows: Vec<JobCount> =
+            sqlx::query_as("SELECT kind, state, COUNT(*) AS n FROM jobs GROUP BY kind, state")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(|c| (c.kind, c.state, c.n)).collect())
     }
 
     /// Takes or renews the named lease for `holder`; false while another holder's lease runs.
@@ -228,7 +274,7 @@ mod tests {
             .await
             .expect("no-op");
         let counts = db.job_counts().await.expect("counts");
-        assert_eq!(counts, vec![("k".to_string(), "done".to_string(), 2)]);
+        assert_eq!(counts, vec![("k".to_string(), JobState::Done, 2)]);
         // Once done, the same key can be queued again.
         let mut w = db.write().await.expect("tx");
         assert!(

@@ -1,9 +1,8 @@
 //! Labels on manifests.
 
 use crate::{Db, Result, WriteTx, now_ms};
-use sqlx::Row;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct LabelRow {
     pub id: String,
     pub key: String,
@@ -11,16 +10,6 @@ pub struct LabelRow {
     pub media_type: String,
     /// `manifest` (from the image config) or `api`.
     pub source_type: String,
-}
-
-fn label_row(r: &sqlx::any::AnyRow) -> LabelRow {
-    LabelRow {
-        id: r.get(0),
-        key: r.get(1),
-        value: r.get(2),
-        media_type: r.get(3),
-        source_type: r.get(4),
-    }
 }
 
 /// Labels of one manifest, by repository id and digest. `$1` repo, `$2` digest.
@@ -70,7 +59,7 @@ impl Db {
         if !self.manifest_exists(repo_id, digest).await? {
             return Ok(None);
         }
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let rows = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "{OF_MANIFEST} AND substr(l.key, 1, length($3)) = $3 ORDER BY l.created_at, l.id"
         )))
         .bind(repo_id)
@@ -78,7 +67,7 @@ impl Db {
         .bind(prefix)
         .fetch_all(&self.pool)
         .await?;
-        Ok(Some(rows.iter().map(label_row).collect()))
+        Ok(Some(rows))
     }
 
     async fn manifest_exists(&self, repo_id: i64, digest: &str) -> Result<bool> {
@@ -94,13 +83,14 @@ impl Db {
 
     /// One label of a manifest.
     pub async fn label(&self, repo_id: i64, digest: &str, id: &str) -> Result<Option<LabelRow>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("{OF_MANIFEST} AND l.id = $3")))
-            .bind(repo_id)
-            .bind(digest)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(label_row))
+        Ok(
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("{OF_MANIFEST} AND l.id = $3")))
+                .bind(repo_id)
+                .bind(digest)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// Adds a label to a live manifest; `false` if the repository has no such manifest.

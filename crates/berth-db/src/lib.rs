@@ -3,7 +3,10 @@
 //! policies, labels, quotas, auto-prune policies, garbage collection, jobs and leases). Queries are
 //! written once in portable SQL with `$n` placeholders and run through sqlx's `Any` driver, so
 //! SQLite and PostgreSQL share them; where the dialects must differ (row locks, claiming jobs,
-//! upserts that return a value) the query says so beside `Backend`.
+//! upserts that return a value) the query says so beside `Backend`. Rows are read by column
+//! name (`#[derive(sqlx::FromRow)]`, scalars and small tuples), and stored strings with a closed
+//! set of values (account kinds, job states) are decoded here into enums; a value that does not
+//! decode is `DbError::Corrupt`.
 //!
 //! Rule: rows and SQL only — no registry rule, no access decision, no HTTP. Only `berth-core`
 //! calls this crate; it depends on no other Berth crate.
@@ -12,6 +15,7 @@ mod accounts;
 mod audit;
 mod autoprune;
 mod blobs;
+mod decode;
 mod gc;
 mod jobs;
 mod labels;
@@ -27,7 +31,7 @@ pub use accounts::{AccountKind, AccountRow, AccountUpdate, NewAccount};
 pub use audit::{AuditQuery, AuditRow};
 pub use autoprune::AutoPrunePolicy;
 pub use gc::{GcManifest, GcTotals, RepoGcFacts};
-pub use jobs::JobRow;
+pub use jobs::{JobRow, JobState};
 pub use labels::LabelRow;
 pub use manifests::{ManifestRow, NewManifest, PutManifestError, RefRow, ReferrerRow};
 pub use quotas::{QuotaLimit, QuotaRow};
@@ -84,6 +88,11 @@ impl From<sqlx::Error> for DbError {
                     .is_some_and(|c| c.starts_with("57P") || c.starts_with("08")) =>
             {
                 DbError::Unavailable(e)
+            }
+            // A value the row type cannot hold (a type mismatch, an unexpected NULL, an unknown
+            // enum string): the row is corrupt, whichever query read it.
+            sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
+                DbError::Corrupt(e.to_string())
             }
             _ => DbError::Other(e),
         }

@@ -1,7 +1,6 @@
 //! Manifests, their references, tags with their history, and referrers.
 
 use crate::{Db, DbError, Result, WriteTx, now_ms};
-use sqlx::Row;
 
 /// A reference from a manifest: a config or layer blob, a child manifest, or its subject.
 #[derive(Debug, Clone)]
@@ -32,7 +31,7 @@ pub struct NewManifest {
     pub tag_expires_at: Option<i64>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ManifestRow {
     pub repo_id: i64,
     pub digest: String,
@@ -40,7 +39,7 @@ pub struct ManifestRow {
     pub content: Vec<u8>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ReferrerRow {
     pub digest: String,
     pub media_type: String,
@@ -78,15 +77,6 @@ macro_rules! live_manifest {
     };
 }
 
-fn manifest_row(r: &sqlx::any::AnyRow) -> ManifestRow {
-    ManifestRow {
-        repo_id: r.get(0),
-        digest: r.get(1),
-        media_type: r.get(2),
-        content: r.get(3),
-    }
-}
-
 impl Db {
     /// Stores a manifest and points each of `tags` at it, in one transaction that first checks
     /// every reference exists in the repository. Because the check and the insert share the
@@ -118,7 +108,7 @@ impl Db {
         }
         let now = now_ms();
         let size = i64::try_from(m.content.len()).unwrap_or(i64::MAX);
-        let row = sqlx::query(
+        let manifest_id: i64 = sqlx::query_scalar(
             "INSERT INTO manifests (repo_id, digest, media_type, artifact_type, config_digest, subject_digest,
                                     annotations, size, content, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
@@ -137,7 +127,6 @@ impl Db {
         .bind(now)
         .fetch_one(&mut *w.tx)
         .await?;
-        let manifest_id: i64 = row.get(0);
         for (pos, r) in m.refs.iter().enumerate() {
             sqlx::query(
                 "INSERT INTO manifest_refs (manifest_id, kind, position, digest, size, media_type)
@@ -186,7 +175,7 @@ impl Db {
         digest: &str,
         now: i64,
     ) -> Result<Option<String>> {
-        let current = sqlx::query(
+        let current: Option<(String, Option<i64>)> = sqlx::query_as(
             "SELECT manifest_digest, expires_at FROM tags WHERE repo_id = $1 AND name = $2 AND end_at IS NULL",
         )
         .bind(repo_id)
@@ -194,10 +183,8 @@ impl Db {
         .fetch_optional(&mut *w.tx)
         .await?;
         let mut before = None;
-        if let Some(r) = current {
-            let expires: Option<i64> = r.get(1);
+        if let Some((old, expires)) = current {
             let expired = expires.is_some_and(|e| e <= now);
-            let old: String = r.get(0);
             if old == digest && !expired {
                 return Ok(Some(old));
             }
@@ -231,18 +218,17 @@ impl Db {
         repo: &str,
         digest: &str,
     ) -> Result<Option<ManifestRow>> {
-        let row = sqlx::query(live_manifest!(
+        Ok(sqlx::query_as(live_manifest!(
             "WHERE r.name = $1 AND m.digest = $2 AND m.deleted_at IS NULL"
         ))
         .bind(repo)
         .bind(digest)
         .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.as_ref().map(manifest_row))
+        .await?)
     }
 
     pub async fn manifest_by_tag(&self, repo: &str, tag: &str) -> Result<Option<ManifestRow>> {
-        let row = sqlx::query(live_manifest!(
+        Ok(sqlx::query_as(live_manifest!(
             "JOIN tags t ON t.repo_id = m.repo_id AND t.manifest_digest = m.digest
              WHERE r.name = $1 AND t.name = $2 AND t.end_at IS NULL AND m.deleted_at IS NULL
                AND (t.expires_at IS NULL OR t.expires_at > $3)"
@@ -251,8 +237,7 @@ impl Db {
         .bind(tag)
         .bind(now_ms())
         .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.as_ref().map(manifest_row))
+        .await?)
     }
 
     /// Marks a manifest deleted and ends every live tag on it (both stay in history).
@@ -297,7 +282,7 @@ impl Db {
 
     /// Live tag names in lexical order after `last`, at most `n`.
     pub async fn tags(&self, repo_id: i64, last: Option<&str>, n: i64) -> Result<Vec<String>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_scalar(
             "SELECT name FROM tags WHERE repo_id = $1 AND end_at IS NULL AND name > $2
                AND (expires_at IS NULL OR expires_at > $4) ORDER BY name LIMIT $3",
         )
@@ -306,29 +291,18 @@ impl Db {
         .bind(n)
         .bind(now_ms())
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(|r| r.get::<String, _>(0)).collect())
+        .await?)
     }
 
     /// Live manifests of the repository whose subject is `subject`.
     pub async fn referrers(&self, repo_id: i64, subject: &str) -> Result<Vec<ReferrerRow>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT digest, media_type, size, artifact_type, annotations FROM manifests
              WHERE repo_id = $1 AND subject_digest = $2 AND deleted_at IS NULL ORDER BY created_at, digest",
         )
         .bind(repo_id)
         .bind(subject)
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| ReferrerRow {
-                digest: r.get(0),
-                media_type: r.get(1),
-                size: r.get(2),
-                artifact_type: r.get(3),
-                annotations: r.get(4),
-            })
-            .collect())
+        .await?)
     }
 }

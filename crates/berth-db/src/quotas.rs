@@ -4,14 +4,14 @@
 //! garbage collection by construction.
 
 use crate::{Backend, Db, Result, WriteTx, now_ms};
-use sqlx::Row;
 
 /// A quota limit: a threshold as a percentage of the quota's bytes.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct QuotaLimit {
     pub id: i64,
     /// `Warning` or `Reject`.
     pub kind: String,
+    #[sqlx(rename = "threshold_percent")]
     pub percent: i64,
 }
 
@@ -41,7 +41,7 @@ fn usage_sql() -> String {
 impl Db {
     /// The quota of a namespace, with its limits.
     pub async fn quota_for(&self, namespace: &str) -> Result<Option<QuotaRow>> {
-        let Some(r) = sqlx::query(
+        let Some((id, namespace, limit_bytes)) = sqlx::query_as::<_, (i64, String, i64)>(
             "SELECT id, namespace, limit_bytes FROM namespace_quotas WHERE namespace = $1",
         )
         .bind(namespace)
@@ -50,34 +50,27 @@ impl Db {
         else {
             return Ok(None);
         };
-        let id: i64 = r.get(0);
-        let limits = sqlx::query(
+        let limits = sqlx::query_as(
             "SELECT id, kind, threshold_percent FROM quota_limits WHERE quota_id = $1 ORDER BY id",
         )
         .bind(id)
         .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|l| QuotaLimit {
-            id: l.get(0),
-            kind: l.get(1),
-            percent: l.get(2),
-        })
-        .collect();
+        .await?;
         Ok(Some(QuotaRow {
             id,
-            namespace: r.get(1),
-            limit_bytes: r.get(2),
+            namespace,
+            limit_bytes,
             limits,
         }))
     }
 
     /// Every namespace with a quota.
     pub async fn quota_namespaces(&self) -> Result<Vec<String>> {
-        let rows = sqlx::query("SELECT namespace FROM namespace_quotas ORDER BY namespace")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        Ok(
+            sqlx::query_scalar("SELECT namespace FROM namespace_quotas ORDER BY namespace")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     /// Creates a namespace's quota; `None` if it already has one.
@@ -87,7 +80,7 @@ impl Db {
         namespace: &str,
         limit_bytes: i64,
     ) -> Result<Option<i64>> {
-        let row = sqlx::query(
+        Ok(sqlx::query_scalar(
             "INSERT INTO namespace_quotas (namespace, limit_bytes, created_at) VALUES ($1, $2, $3)
              ON CONFLICT (namespace) DO NOTHING RETURNING id",
         )
@@ -95,8 +88,7 @@ impl Db {
         .bind(limit_bytes)
         .bind(now_ms())
         .fetch_optional(&mut *w.tx)
-        .await?;
-        Ok(row.map(|r| r.get(0)))
+        .await?)
     }
 
     /// Changes a quota's bytes; `false` if the namespace has no quota `id`.
@@ -151,7 +143,7 @@ impl Db {
         if exists.is_some() {
             return Ok(None);
         }
-        let r = sqlx::query(
+        let id = sqlx::query_scalar(
             "INSERT INTO quota_limits (quota_id, kind, threshold_percent, created_at)
              VALUES ($1, $2, $3, $4) RETURNING id",
         )
@@ -161,7 +153,7 @@ impl Db {
         .bind(now_ms())
         .fetch_one(&mut *w.tx)
         .await?;
-        Ok(Some(r.get(0)))
+        Ok(Some(id))
     }
 
     /// Changes a limit; `false` if the quota has no limit `limit_id`.
@@ -204,22 +196,20 @@ impl Db {
 
     /// Bytes a namespace uses now.
     pub async fn namespace_usage(&self, namespace: &str) -> Result<i64> {
-        let r = sqlx::query(sqlx::AssertSqlSafe(usage_sql()))
+        Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(usage_sql()))
             .bind(namespace)
             .fetch_one(&self.pool)
-            .await?;
-        Ok(r.get(0))
+            .await?)
     }
 
     /// The size of the largest blob the namespace's manifests reference (0 when none).
     pub async fn namespace_largest_blob(&self, namespace: &str) -> Result<i64> {
-        let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+        Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT CAST(COALESCE(MAX(size), 0) AS BIGINT) FROM blobs WHERE digest IN ({NAMESPACE_DIGESTS})"
         )))
         .bind(namespace)
         .fetch_one(&self.pool)
-        .await?;
-        Ok(r.get(0))
+        .await?)
     }
 
     /// Whether a manifest of the namespace already references blob `digest` (then storing it
@@ -255,26 +245,25 @@ impl Db {
         namespace: &str,
         digests: &[String],
     ) -> Result<(i64, i64)> {
-        let before: i64 = sqlx::query(sqlx::AssertSqlSafe(usage_sql()))
+        let before: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(usage_sql()))
             .bind(namespace)
             .fetch_one(&mut *w.tx)
-            .await?
-            .get(0);
+            .await?;
         let mut added = 0i64;
         let mut seen = std::collections::BTreeSet::new();
         for d in digests {
             if !seen.insert(d) {
                 continue;
             }
-            let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+            let size: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
                 "SELECT size FROM blobs WHERE digest = $2 AND digest NOT IN ({NAMESPACE_DIGESTS})"
             )))
             .bind(namespace)
             .bind(d)
             .fetch_optional(&mut *w.tx)
             .await?;
-            if let Some(r) = r {
-                added = added.saturating_add(r.get::<i64, _>(0));
+            if let Some(size) = size {
+                added = added.saturating_add(size);
             }
         }
         Ok((before, before.saturating_add(added)))
@@ -287,7 +276,7 @@ impl Db {
         &self,
         repo_id: i64,
     ) -> Result<(Vec<(String, String, i64)>, Vec<(String, String)>)> {
-        let refs = sqlx::query(
+        let refs = sqlx::query_as(
             "SELECT m.digest, mr.digest, b.size FROM manifest_refs mr
              JOIN manifests m ON m.id = mr.manifest_id
              JOIN blobs b ON b.digest = mr.digest
@@ -295,27 +284,21 @@ impl Db {
         )
         .bind(repo_id)
         .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect();
-        let children = sqlx::query(
+        .await?;
+        let children = sqlx::query_as(
             "SELECT m.digest, mr.digest FROM manifest_refs mr JOIN manifests m ON m.id = mr.manifest_id
              WHERE m.repo_id = $1 AND mr.kind = 'manifest'",
         )
         .bind(repo_id)
         .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+        .await?;
         Ok((refs, children))
     }
 
     /// Of the blobs linked to or referenced in repository `repo_id`, those no other repository
     /// links or references: (digest, size).
     pub async fn repo_exclusive_blobs(&self, repo_id: i64) -> Result<Vec<(String, i64)>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT b.digest, b.size FROM blobs b WHERE b.digest IN (
                  SELECT digest FROM repo_blobs WHERE repo_id = $1
                  UNION SELECT mr.digest FROM manifest_refs mr JOIN manifests m ON m.id = mr.manifest_id
@@ -326,20 +309,18 @@ impl Db {
         )
         .bind(repo_id)
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        .await?)
     }
 
     /// Live tags of a repository: (name, manifest digest).
     pub async fn live_tags(&self, repo_id: i64) -> Result<Vec<(String, String)>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT name, manifest_digest FROM tags WHERE repo_id = $1 AND end_at IS NULL
                AND (expires_at IS NULL OR expires_at > $2) ORDER BY name",
         )
         .bind(repo_id)
         .bind(now_ms())
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        .await?)
     }
 }

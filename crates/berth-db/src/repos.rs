@@ -1,7 +1,6 @@
 //! Namespaces and repositories.
 
 use crate::{Db, Result, WriteTx, now_ms};
-use sqlx::Row;
 
 /// Who is looking at repositories, for listings filtered to what they may see.
 #[derive(Debug, Default)]
@@ -15,7 +14,7 @@ pub struct Viewer<'a> {
     pub all: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RepoRow {
     pub id: i64,
     pub name: String,
@@ -28,21 +27,7 @@ pub struct RepoRow {
     pub last_pull_at: Option<i64>,
 }
 
-const REPO_COLS: &str = "r.id, r.name, n.name, n.kind, r.visibility, r.description, r.created_at, r.last_push_at, r.last_pull_at";
-
-fn repo_row(r: &sqlx::any::AnyRow) -> RepoRow {
-    RepoRow {
-        id: r.get(0),
-        name: r.get(1),
-        namespace: r.get(2),
-        namespace_kind: r.get(3),
-        visibility: r.get(4),
-        description: r.get(5),
-        created_at: r.get(6),
-        last_push_at: r.get(7),
-        last_pull_at: r.get(8),
-    }
-}
+const REPO_COLS: &str = "r.id, r.name, n.name AS namespace, n.kind AS namespace_kind, r.visibility, r.description, r.created_at, r.last_push_at, r.last_pull_at";
 
 /// A repository created through the API or by a first push.
 pub struct NewRepo<'a> {
@@ -59,21 +44,22 @@ pub struct NewRepo<'a> {
 impl Db {
     /// The id of an existing repository.
     pub async fn repo_id(&self, name: &str) -> Result<Option<i64>> {
-        let row = sqlx::query("SELECT id FROM repositories WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| r.get::<i64, _>(0)))
+        Ok(
+            sqlx::query_scalar("SELECT id FROM repositories WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// The id of a repository, creating it (and its namespace) on first push.
     pub async fn ensure_repo(&self, w: &mut WriteTx, name: &str, namespace: &str) -> Result<i64> {
-        if let Some(r) = sqlx::query("SELECT id FROM repositories WHERE name = $1")
+        if let Some(id) = sqlx::query_scalar("SELECT id FROM repositories WHERE name = $1")
             .bind(name)
             .fetch_optional(&mut *w.tx)
             .await?
         {
-            return Ok(r.get::<i64, _>(0));
+            return Ok(id);
         }
         if let Some(id) = self
             .insert_repo(w, name, namespace, "private", None)
@@ -82,11 +68,12 @@ impl Db {
             return Ok(id);
         }
         // Another instance created it at the same moment.
-        let row = sqlx::query("SELECT id FROM repositories WHERE name = $1")
-            .bind(name)
-            .fetch_one(&mut *w.tx)
-            .await?;
-        Ok(row.get::<i64, _>(0))
+        Ok(
+            sqlx::query_scalar("SELECT id FROM repositories WHERE name = $1")
+                .bind(name)
+                .fetch_one(&mut *w.tx)
+                .await?,
+        )
     }
 
     /// The one way a repository row comes to exist: its namespace row first (of the kind of
@@ -111,7 +98,7 @@ impl Db {
         .bind(now)
         .execute(&mut *w.tx)
         .await?;
-        let row = sqlx::query(
+        Ok(sqlx::query_scalar(
             "INSERT INTO repositories (namespace_id, name, visibility, description, created_at)
              SELECT id, $1, $2, $3, $4 FROM namespaces WHERE name = $5
              ON CONFLICT (name) DO NOTHING RETURNING id",
@@ -122,8 +109,7 @@ impl Db {
         .bind(now)
         .bind(namespace)
         .fetch_optional(&mut *w.tx)
-        .await?;
-        Ok(row.map(|r| r.get::<i64, _>(0)))
+        .await?)
     }
 
     /// Serialises manifest and tag writes to one repository across instances (PostgreSQL row
@@ -164,7 +150,7 @@ impl Db {
                           WHERE o.name = n.name AND t.role = 'admin' AND m.account_id = $5))
              ORDER BY r.name LIMIT $7"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(last.unwrap_or(""))
             .bind(i64::from(viewer.public))
             .bind(i64::from(viewer.all))
@@ -173,8 +159,7 @@ impl Db {
             .bind(namespace.unwrap_or(""))
             .bind(n)
             .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(repo_row).collect())
+            .await?)
     }
 
     pub async fn repo(&self, name: &str) -> Result<Option<RepoRow>> {
@@ -182,11 +167,10 @@ impl Db {
             "SELECT {REPO_COLS} FROM repositories r JOIN namespaces n ON n.id = r.namespace_id
              WHERE r.name = $1"
         );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(name)
             .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(repo_row))
+            .await?)
     }
 
     /// Creates a repository in an existing or new namespace, applying the organization's default
@@ -296,10 +280,11 @@ impl Db {
 
     /// (last_push_at, last_pull_at) of a repository.
     pub async fn repo_activity(&self, repo_id: i64) -> Result<(Option<i64>, Option<i64>)> {
-        let r = sqlx::query("SELECT last_push_at, last_pull_at FROM repositories WHERE id = $1")
-            .bind(repo_id)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok((r.get(0), r.get(1)))
+        Ok(
+            sqlx::query_as("SELECT last_push_at, last_pull_at FROM repositories WHERE id = $1")
+                .bind(repo_id)
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 }

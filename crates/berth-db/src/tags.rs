@@ -1,11 +1,11 @@
 //! Tag history (the time machine), restores and expirations. Every position a tag ever had is a
 //! row of `tags`; the live one has `end_at IS NULL` and has not passed `expires_at`.
 
+use crate::decode::IntBool;
 use crate::{Db, Result, WriteTx, now_ms};
-use sqlx::Row;
 
 /// One position of a tag, with what it pointed at.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TagRow {
     pub name: String,
     pub manifest_digest: String,
@@ -16,6 +16,7 @@ pub struct TagRow {
     pub media_type: Option<String>,
     pub size: Option<i64>,
     /// Flagged immutable (policies are evaluated by the core).
+    #[sqlx(try_from = "IntBool")]
     pub immutable: bool,
 }
 
@@ -45,13 +46,14 @@ impl Db {
             .contains
             .map(|c| format!("%{}%", c.replace(['%', '_'], "")))
             .unwrap_or_default();
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT t.name, t.manifest_digest, t.start_at,
-                    CASE WHEN t.end_at IS NULL AND t.expires_at <= $5 THEN t.expires_at ELSE t.end_at END,
+                    CASE WHEN t.end_at IS NULL AND t.expires_at <= $5 THEN t.expires_at ELSE t.end_at END
+                      AS end_at,
                     t.expires_at, m.media_type,
                     -- Quay's tag size: the image's layers, compressed (none for an index)
                     (SELECT CAST(SUM(r.size) AS BIGINT) FROM manifest_refs r
-                      WHERE r.manifest_id = m.id AND r.kind = 'layer'),
+                      WHERE r.manifest_id = m.id AND r.kind = 'layer') AS size,
                     t.immutable
              FROM tags t LEFT JOIN manifests m ON m.repo_id = t.repo_id AND m.digest = t.manifest_digest
              WHERE t.repo_id = $1 AND ($2 = '' OR t.name = $2) AND ($3 = '' OR t.name LIKE $3)
@@ -71,25 +73,12 @@ impl Db {
         .bind(i64::from(f.label.is_some_and(|l| l.1.is_some())))
         .bind(f.label.and_then(|l| l.1).unwrap_or(""))
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| TagRow {
-                name: r.get(0),
-                manifest_digest: r.get(1),
-                start_at: r.get(2),
-                end_at: r.get(3),
-                expires_at: r.get(4),
-                media_type: r.get(5),
-                size: r.get(6),
-                immutable: r.get::<i64, _>(7) != 0,
-            })
-            .collect())
+        .await?)
     }
 
     /// The live manifest digest of a tag, if any.
     pub async fn live_tag(&self, repo_id: i64, tag: &str) -> Result<Option<(String, Option<i64>)>> {
-        let row = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT manifest_digest, expires_at FROM tags WHERE repo_id = $1 AND name = $2
                AND end_at IS NULL AND (expires_at IS NULL OR expires_at > $3)",
         )
@@ -97,8 +86,7 @@ impl Db {
         .bind(tag)
         .bind(now_ms())
         .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|r| (r.get(0), r.get(1))))
+        .await?)
     }
 
     /// Points a tag at a manifest of the repository (restoring a deleted manifest if the time
@@ -191,8 +179,9 @@ impl Db {
     ) -> Result<Vec<(String, String, String, i64)>> {
         let now = now_ms();
         let mut w = self.write().await?;
-        let rows = sqlx::query(
-            "SELECT t.id, r.name, t.name, t.manifest_digest, t.expires_at, t.repo_id FROM tags t
+        let rows: Vec<ExpiredTag> = sqlx::query_as(
+            "SELECT t.id, r.name AS repo_name, t.name, t.manifest_digest, t.expires_at, t.repo_id
+             FROM tags t
              JOIN repositories r ON r.id = t.repo_id
              WHERE t.end_at IS NULL AND t.expires_at <= $1 ORDER BY t.expires_at LIMIT $2",
         )
@@ -201,43 +190,53 @@ impl Db {
         .fetch_all(&mut *w.tx)
         .await?;
         let mut out = Vec::new();
-        for r in &rows {
-            let id: i64 = r.get(0);
-            let at: i64 = r.get(4);
+        for r in rows {
             sqlx::query("UPDATE tags SET end_at = expires_at WHERE id = $1 AND end_at IS NULL")
-                .bind(id)
+                .bind(r.id)
                 .execute(&mut *w.tx)
                 .await?;
-            self.mark_gc_due(&mut w, r.get(5)).await?;
-            out.push((r.get(1), r.get(2), r.get(3), at));
+            self.mark_gc_due(&mut w, r.repo_id).await?;
+            out.push((r.repo_name, r.name, r.manifest_digest, r.expires_at));
         }
         w.commit().await?;
         Ok(out)
     }
 }
 
+/// A live tag whose expiry has passed (`close_expired_tags`).
+#[derive(sqlx::FromRow)]
+struct ExpiredTag {
+    id: i64,
+    repo_id: i64,
+    repo_name: String,
+    name: String,
+    manifest_digest: String,
+    expires_at: i64,
+}
+
 /// An immutability policy: tags whose name matches (or, with `matches == false`, does not match)
 /// `pattern` cannot be moved, deleted or expired.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ImmutabilityPolicy {
     pub uuid: String,
     pub namespace: String,
     pub repository: Option<String>,
     pub pattern: String,
+    #[sqlx(rename = "pattern_matches", try_from = "IntBool")]
     pub matches: bool,
 }
 
 impl Db {
     /// Whether the live row of `tag` carries the immutable flag.
     pub async fn tag_flagged_immutable(&self, repo_id: i64, tag: &str) -> Result<bool> {
-        let row = sqlx::query(
+        let flag: Option<IntBool> = sqlx::query_scalar(
             "SELECT immutable FROM tags WHERE repo_id = $1 AND name = $2 AND end_at IS NULL",
         )
         .bind(repo_id)
         .bind(tag)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.is_some_and(|r| r.get::<i64, _>(0) != 0))
+        Ok(flag.is_some_and(bool::from))
     }
 
     /// Sets the immutable flag of a live tag; `false` if there is no live tag.
@@ -269,7 +268,7 @@ impl Db {
         namespace: &str,
         repository: Option<&str>,
     ) -> Result<Vec<(i64, String, String)>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT r.id, r.name, t.name FROM tags t
                JOIN repositories r ON r.id = t.repo_id
                JOIN namespaces n ON n.id = r.namespace_id
@@ -280,11 +279,7 @@ impl Db {
         .bind(namespace)
         .bind(repository.unwrap_or(""))
         .fetch_all(&mut *w.tx)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2)))
-            .collect())
+        .await?)
     }
 
     /// Removes the expiry of live tags.
@@ -322,14 +317,13 @@ impl Db {
 
     /// Live tags of a repository pointing at `digest`.
     pub async fn live_tags_on(&self, repo_id: i64, digest: &str) -> Result<Vec<String>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_scalar(
             "SELECT name FROM tags WHERE repo_id = $1 AND manifest_digest = $2 AND end_at IS NULL",
         )
         .bind(repo_id)
         .bind(digest)
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        .await?)
     }
 
     /// Policies applying to a repository: those of its namespace and its own.
@@ -372,12 +366,11 @@ impl Db {
         let sql = format!(
             "SELECT {POLICY_COLS} FROM immutability_policies {cond} ORDER BY created_at, uuid"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(a)
             .bind(b)
             .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(immutability_policy).collect())
+            .await?)
     }
 
     /// Every policy of a namespace, its own and its repositories', inside `w`.
@@ -389,11 +382,10 @@ impl Db {
         let sql = format!(
             "SELECT {POLICY_COLS} FROM immutability_policies WHERE namespace = $1 ORDER BY created_at, uuid"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(namespace)
             .fetch_all(&mut *w.tx)
-            .await?;
-        Ok(rows.iter().map(immutability_policy).collect())
+            .await?)
     }
 
     pub async fn insert_immutability_policy(
@@ -448,24 +440,13 @@ impl Db {
             "DELETE FROM immutability_policies WHERE uuid = $1 AND namespace = $2
                AND repository IS NOT DISTINCT FROM $3 RETURNING {POLICY_COLS}"
         );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(uuid)
             .bind(namespace)
             .bind(repo)
             .fetch_optional(&mut *w.tx)
-            .await?;
-        Ok(row.as_ref().map(immutability_policy))
+            .await?)
     }
 }
 
 const POLICY_COLS: &str = "uuid, namespace, repository, pattern, pattern_matches";
-
-fn immutability_policy(r: &sqlx::any::AnyRow) -> ImmutabilityPolicy {
-    ImmutabilityPolicy {
-        uuid: r.get(0),
-        namespace: r.get(1),
-        repository: r.get(2),
-        pattern: r.get(3),
-        matches: r.get::<i64, _>(4) != 0,
-    }
-}

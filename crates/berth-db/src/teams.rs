@@ -1,9 +1,8 @@
 //! Teams, memberships, repository permissions and organizations' default permissions.
 
 use crate::{Db, Result, now_ms};
-use sqlx::Row;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TeamRow {
     pub id: i64,
     pub org_id: i64,
@@ -18,21 +17,26 @@ pub struct TeamRow {
 
 const TEAM_COLS: &str =
     "t.id, t.org_id, t.name, t.role, t.description, t.sync_service, t.sync_group,
-    (SELECT COUNT(*) FROM team_members m WHERE m.team_id = t.id),
-    (SELECT COUNT(*) FROM repo_team_perms p WHERE p.team_id = t.id)";
+    (SELECT COUNT(*) FROM team_members m WHERE m.team_id = t.id) AS member_count,
+    (SELECT COUNT(*) FROM repo_team_perms p WHERE p.team_id = t.id) AS repo_count";
 
-fn team(r: &sqlx::any::AnyRow) -> TeamRow {
-    TeamRow {
-        id: r.get(0),
-        org_id: r.get(1),
-        name: r.get(2),
-        role: r.get(3),
-        description: r.get(4),
-        sync_service: r.get(5),
-        sync_group: r.get(6),
-        member_count: r.get(7),
-        repo_count: r.get(8),
-    }
+/// A team with its organization's name (`teams_of_account`).
+#[derive(sqlx::FromRow)]
+struct OrgTeam {
+    org_name: String,
+    #[sqlx(flatten)]
+    team: TeamRow,
+}
+
+/// A stored default permission; its delegate is one of two columns.
+#[derive(sqlx::FromRow)]
+struct DefaultPermDb {
+    uuid: String,
+    org_id: i64,
+    activating_id: Option<i64>,
+    delegate_account_id: Option<i64>,
+    delegate_team_id: Option<i64>,
+    role: String,
 }
 
 /// Who holds a permission: an account (user or robot) or a team.
@@ -43,7 +47,7 @@ pub enum Grantee {
 }
 
 /// One repository permission as listed: the grantee's name and kind, and the role.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PermRow {
     pub repo: String,
     pub repo_visibility: String,
@@ -85,14 +89,14 @@ impl Db {
         description: Option<&str>,
     ) -> Result<(i64, bool)> {
         let mut w = self.write().await?;
-        let existing = sqlx::query("SELECT id FROM teams WHERE org_id = $1 AND name = $2")
-            .bind(org_id)
-            .bind(name)
-            .fetch_optional(&mut *w.tx)
-            .await?;
+        let existing: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM teams WHERE org_id = $1 AND name = $2")
+                .bind(org_id)
+                .bind(name)
+                .fetch_optional(&mut *w.tx)
+                .await?;
         let out = match existing {
-            Some(r) => {
-                let id: i64 = r.get(0);
+            Some(id) => {
                 sqlx::query(
                     "UPDATE teams SET role = $1, description = COALESCE($2, description) WHERE id = $3",
                 )
@@ -104,7 +108,7 @@ impl Db {
                 (id, false)
             }
             None => {
-                let r = sqlx::query(
+                let id: i64 = sqlx::query_scalar(
                     "INSERT INTO teams (org_id, name, role, description, created_at)
                      VALUES ($1, $2, $3, $4, $5)
                      ON CONFLICT (org_id, name) DO UPDATE SET role = excluded.role RETURNING id",
@@ -116,7 +120,7 @@ impl Db {
                 .bind(now_ms())
                 .fetch_one(&mut *w.tx)
                 .await?;
-                (r.get(0), true)
+                (id, true)
             }
         };
         w.commit().await?;
@@ -125,34 +129,32 @@ impl Db {
 
     pub async fn team(&self, org_id: i64, name: &str) -> Result<Option<TeamRow>> {
         let sql = format!("SELECT {TEAM_COLS} FROM teams t WHERE t.org_id = $1 AND t.name = $2");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(org_id)
             .bind(name)
             .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(team))
+            .await?)
     }
 
     pub async fn teams_of_org(&self, org_id: i64) -> Result<Vec<TeamRow>> {
         let sql = format!("SELECT {TEAM_COLS} FROM teams t WHERE t.org_id = $1 ORDER BY t.name");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(org_id)
             .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(team).collect())
+            .await?)
     }
 
     /// Teams an account belongs to, with their organization's name.
     pub async fn teams_of_account(&self, account_id: i64) -> Result<Vec<(String, TeamRow)>> {
         let sql = format!(
-            "SELECT {TEAM_COLS}, o.name FROM teams t JOIN team_members tm ON tm.team_id = t.id
+            "SELECT {TEAM_COLS}, o.name AS org_name FROM teams t JOIN team_members tm ON tm.team_id = t.id
              JOIN accounts o ON o.id = t.org_id WHERE tm.account_id = $1 ORDER BY o.name, t.name"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let rows: Vec<OrgTeam> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(account_id)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.iter().map(|r| (r.get(9), team(r))).collect())
+        Ok(rows.into_iter().map(|r| (r.org_name, r.team)).collect())
     }
 
     pub async fn delete_team(&self, team_id: i64) -> Result<()> {
@@ -177,13 +179,12 @@ impl Db {
 
     /// Teams synced from a group of `service`: (team id, group).
     pub async fn synced_teams(&self, service: &str) -> Result<Vec<(i64, String)>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT id, sync_group FROM teams WHERE sync_service = $1 AND sync_group IS NOT NULL",
         )
         .bind(service)
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        .await?)
     }
 
     /// Adds a member; `false` if already one.
@@ -228,33 +229,25 @@ impl Db {
 
     /// Members of a team: (account id, name, kind).
     pub async fn team_members(&self, team_id: i64) -> Result<Vec<(i64, String, String)>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT a.id, a.name, a.kind FROM team_members tm JOIN accounts a ON a.id = tm.account_id
              WHERE tm.team_id = $1 ORDER BY a.name",
         )
         .bind(team_id)
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2)))
-            .collect())
+        .await?)
     }
 
     /// Every member of any team of an organization: (account id, name, kind, team name).
     pub async fn org_members(&self, org_id: i64) -> Result<Vec<(i64, String, String, String)>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT a.id, a.name, a.kind, t.name FROM team_members tm
              JOIN accounts a ON a.id = tm.account_id JOIN teams t ON t.id = tm.team_id
              WHERE t.org_id = $1 ORDER BY a.name, t.name",
         )
         .bind(org_id)
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
-            .collect())
+        .await?)
     }
 
     /// Everything needed to decide what `account_id` (None: anonymous) may do with `repo`.
@@ -265,23 +258,22 @@ impl Db {
         account_id: Option<i64>,
     ) -> Result<AccessFacts> {
         let acct = account_id.unwrap_or(-1);
-        let repo_row = sqlx::query("SELECT id, visibility FROM repositories WHERE name = $1")
-            .bind(repo)
-            .fetch_optional(&self.pool)
-            .await?;
-        let repo_id: Option<i64> = repo_row.as_ref().map(|r| r.get(0));
-        let public = repo_row
-            .as_ref()
-            .is_some_and(|r| r.get::<String, _>(1) == "public");
-        let ns = sqlx::query("SELECT kind FROM accounts WHERE name = $1 AND kind <> 'robot'")
-            .bind(namespace)
-            .fetch_optional(&self.pool)
-            .await?;
-        let namespace_kind = ns.map(|r| r.get::<String, _>(0));
+        let repo_row: Option<(i64, String)> =
+            sqlx::query_as("SELECT id, visibility FROM repositories WHERE name = $1")
+                .bind(repo)
+                .fetch_optional(&self.pool)
+                .await?;
+        let repo_id = repo_row.as_ref().map(|r| r.0);
+        let public = repo_row.is_some_and(|r| r.1 == "public");
+        let namespace_kind: Option<String> =
+            sqlx::query_scalar("SELECT kind FROM accounts WHERE name = $1 AND kind <> 'robot'")
+                .bind(namespace)
+                .fetch_optional(&self.pool)
+                .await?;
         let mut repo_roles = Vec::new();
         let mut org_team_roles = Vec::new();
         if account_id.is_some() {
-            let rows = sqlx::query(
+            let rows: Vec<(String, String)> = sqlx::query_as(
                 "SELECT 'r', role FROM repo_account_perms WHERE repo_id = $1 AND account_id = $2
                  UNION ALL
                  SELECT 'r', p.role FROM repo_team_perms p JOIN team_members m ON m.team_id = p.team_id
@@ -295,9 +287,7 @@ impl Db {
             .bind(namespace)
             .fetch_all(&self.pool)
             .await?;
-            for r in rows {
-                let src: String = r.get(0);
-                let role: String = r.get(1);
+            for (src, role) in rows {
                 if src == "r" {
                     repo_roles.push(role);
                 } else {
@@ -371,8 +361,9 @@ impl Db {
             Some(Grantee::Team(id)) => (-2, id),
             None => (-1, -1),
         };
-        let rows = sqlx::query(
-            "SELECT r.name, r.visibility, a.name, a.kind, p.role FROM repo_account_perms p
+        Ok(sqlx::query_as(
+            "SELECT r.name AS repo, r.visibility AS repo_visibility, a.name AS grantee,
+               a.kind AS grantee_kind, p.role FROM repo_account_perms p
                JOIN repositories r ON r.id = p.repo_id JOIN accounts a ON a.id = p.account_id
                WHERE ($1 < 0 OR p.repo_id = $1) AND ($2 = -1 OR p.account_id = $2)
              UNION ALL
@@ -385,21 +376,11 @@ impl Db {
         .bind(acct)
         .bind(team)
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| PermRow {
-                repo: r.get(0),
-                repo_visibility: r.get(1),
-                grantee: r.get(2),
-                grantee_kind: r.get(3),
-                role: r.get(4),
-            })
-            .collect())
+        .await?)
     }
 
     pub async fn default_perms(&self, org_id: i64) -> Result<Vec<DefaultPermRow>> {
-        let rows = sqlx::query(
+        let rows: Vec<DefaultPermDb> = sqlx::query_as(
             "SELECT uuid, org_id, activating_id, delegate_account_id, delegate_team_id, role
              FROM default_perms WHERE org_id = $1 ORDER BY uuid",
         )
@@ -407,19 +388,19 @@ impl Db {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
-            .iter()
+            .into_iter()
             .filter_map(|r| {
-                let delegate = match (r.get::<Option<i64>, _>(3), r.get::<Option<i64>, _>(4)) {
+                let delegate = match (r.delegate_account_id, r.delegate_team_id) {
                     (Some(a), _) => Grantee::Account(a),
                     (None, Some(t)) => Grantee::Team(t),
                     (None, None) => return None,
                 };
                 Some(DefaultPermRow {
-                    uuid: r.get(0),
-                    org_id: r.get(1),
-                    activating_id: r.get(2),
+                    uuid: r.uuid,
+                    org_id: r.org_id,
+                    activating_id: r.activating_id,
                     delegate,
-                    role: r.get(5),
+                    role: r.role,
                 })
             })
             .collect())

@@ -2,9 +2,8 @@
 //! that sign registry tokens, and shared instance secrets.
 
 use crate::{Db, Result, now_ms};
-use sqlx::Row;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AppTokenRow {
     pub uuid: String,
     pub account_id: i64,
@@ -15,22 +14,10 @@ pub struct AppTokenRow {
     pub last_accessed: Option<i64>,
 }
 
-fn app_token(r: &sqlx::any::AnyRow) -> AppTokenRow {
-    AppTokenRow {
-        uuid: r.get(0),
-        account_id: r.get(1),
-        title: r.get(2),
-        token_sealed: r.get(3),
-        created_at: r.get(4),
-        expires_at: r.get(5),
-        last_accessed: r.get(6),
-    }
-}
-
 const APP_COLS: &str =
     "uuid, account_id, title, token_sealed, created_at, expires_at, last_accessed";
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ApiTokenRow {
     pub uuid: String,
     pub account_id: i64,
@@ -45,20 +32,7 @@ pub struct ApiTokenRow {
 const API_COLS: &str =
     "uuid, account_id, name, scopes, created_by, created_at, expires_at, last_accessed";
 
-fn api_token(r: &sqlx::any::AnyRow) -> ApiTokenRow {
-    ApiTokenRow {
-        uuid: r.get(0),
-        account_id: r.get(1),
-        name: r.get(2),
-        scopes: r.get(3),
-        created_by: r.get(4),
-        created_at: r.get(5),
-        expires_at: r.get(6),
-        last_accessed: r.get(7),
-    }
-}
-
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ServiceKeyRow {
     pub kid: String,
     pub service: String,
@@ -91,38 +65,38 @@ impl Db {
         let sql = format!(
             "SELECT {APP_COLS} FROM app_tokens WHERE account_id = $1 ORDER BY created_at, uuid"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let rows = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(account_id)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.iter().map(app_token).collect())
+        Ok(rows)
     }
 
     pub async fn all_app_tokens(&self) -> Result<Vec<AppTokenRow>> {
         let sql = format!("SELECT {APP_COLS} FROM app_tokens ORDER BY created_at, uuid");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let rows = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.iter().map(app_token).collect())
+        Ok(rows)
     }
 
     pub async fn app_token(&self, account_id: i64, uuid: &str) -> Result<Option<AppTokenRow>> {
         let sql = format!("SELECT {APP_COLS} FROM app_tokens WHERE account_id = $1 AND uuid = $2");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let row = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(account_id)
             .bind(uuid)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.as_ref().map(app_token))
+        Ok(row)
     }
 
     pub async fn app_token_by_hash(&self, token_hash: &str) -> Result<Option<AppTokenRow>> {
         let sql = format!("SELECT {APP_COLS} FROM app_tokens WHERE token_hash = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let row = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(token_hash)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.as_ref().map(app_token))
+        Ok(row)
     }
 
     pub async fn delete_app_token(&self, account_id: i64, uuid: &str) -> Result<bool> {
@@ -174,22 +148,22 @@ impl Db {
 
     pub async fn api_token_by_hash(&self, token_hash: &str) -> Result<Option<ApiTokenRow>> {
         let sql = format!("SELECT {API_COLS} FROM api_tokens WHERE token_hash = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let row = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(token_hash)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.as_ref().map(api_token))
+        Ok(row)
     }
 
     pub async fn api_tokens_of(&self, account_id: i64) -> Result<Vec<ApiTokenRow>> {
         let sql = format!(
             "SELECT {API_COLS} FROM api_tokens WHERE account_id = $1 ORDER BY created_at, uuid"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let rows = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(account_id)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.iter().map(api_token).collect())
+        Ok(rows)
     }
 
     pub async fn delete_api_token(&self, account_id: i64, uuid: &str) -> Result<bool> {
@@ -205,24 +179,13 @@ impl Db {
 
     /// Signing keys that have not expired, newest first.
     pub async fn service_keys(&self) -> Result<Vec<ServiceKeyRow>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT kid, service, private_sealed, public_key, created_at, expires_at
              FROM service_keys WHERE expires_at > $1 ORDER BY created_at DESC, kid",
         )
         .bind(now_ms())
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| ServiceKeyRow {
-                kid: r.get(0),
-                service: r.get(1),
-                private_sealed: r.get(2),
-                public_key: r.get(3),
-                created_at: r.get(4),
-                expires_at: r.get(5),
-            })
-            .collect())
+        .await?)
     }
 
     /// Adds a signing key and drops expired ones.
@@ -259,11 +222,12 @@ impl Db {
 
     /// The value stored under `name` in the instance table, if any (markers as well as secrets).
     pub async fn instance_value(&self, name: &str) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT value FROM instance_secrets WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| r.get(0)))
+        Ok(
+            sqlx::query_scalar("SELECT value FROM instance_secrets WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// Forgets the value stored under `name`.
@@ -288,17 +252,17 @@ impl Db {
         .bind(now_ms())
         .execute(&mut *w.tx)
         .await?;
-        let row = sqlx::query("SELECT value FROM instance_secrets WHERE name = $1")
+        let value = sqlx::query_scalar("SELECT value FROM instance_secrets WHERE name = $1")
             .bind(name)
             .fetch_one(&mut *w.tx)
             .await?;
         w.commit().await?;
-        Ok(row.get(0))
+        Ok(value)
     }
 }
 
 /// An organization's OAuth application.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OAuthAppRow {
     pub client_id: String,
     pub org_id: i64,
@@ -312,20 +276,6 @@ pub struct OAuthAppRow {
 }
 
 const OAUTH_COLS: &str = "client_id, org_id, name, description, application_uri, redirect_uri, avatar_email, secret_sealed, created_at";
-
-fn oauth_app(r: &sqlx::any::AnyRow) -> OAuthAppRow {
-    OAuthAppRow {
-        client_id: r.get(0),
-        org_id: r.get(1),
-        name: r.get(2),
-        description: r.get(3),
-        application_uri: r.get(4),
-        redirect_uri: r.get(5),
-        avatar_email: r.get(6),
-        secret_sealed: r.get(7),
-        created_at: r.get(8),
-    }
-}
 
 impl Db {
     pub async fn insert_oauth_app(&self, a: &OAuthAppRow) -> Result<()> {
@@ -374,20 +324,20 @@ impl Db {
         let sql = format!(
             "SELECT {OAUTH_COLS} FROM oauth_apps WHERE org_id = $1 ORDER BY name, client_id"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let rows = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(org_id)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.iter().map(oauth_app).collect())
+        Ok(rows)
     }
 
     pub async fn oauth_app(&self, client_id: &str) -> Result<Option<OAuthAppRow>> {
         let sql = format!("SELECT {OAUTH_COLS} FROM oauth_apps WHERE client_id = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let row = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(client_id)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.as_ref().map(oauth_app))
+        Ok(row)
     }
 
     /// Deletes an application and (by cascade) the tokens minted for it.
@@ -422,11 +372,11 @@ impl Db {
         let sql = format!(
             "SELECT {API_COLS} FROM api_tokens WHERE app_client_id = $1 ORDER BY created_at, uuid"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let rows = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(client_id)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.iter().map(api_token).collect())
+        Ok(rows)
     }
 
     pub async fn delete_app_api_token(&self, client_id: &str, uuid: &str) -> Result<bool> {

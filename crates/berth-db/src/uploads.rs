@@ -1,9 +1,8 @@
 //! Upload sessions.
 
 use crate::{Db, Result, WriteTx, now_ms};
-use sqlx::Row;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UploadRow {
     pub id: String,
     pub repo_id: i64,
@@ -39,23 +38,15 @@ impl Db {
 
     /// The session `id` if it belongs to repository `repo`.
     pub async fn get_upload(&self, repo: &str, id: &str) -> Result<Option<UploadRow>> {
-        let row = sqlx::query(
-            "SELECT u.id, u.repo_id, r.name, u.size, u.hash_algo, u.hash_state
+        Ok(sqlx::query_as(
+            "SELECT u.id, u.repo_id, r.name AS repo_name, u.size, u.hash_algo, u.hash_state
              FROM uploads u JOIN repositories r ON r.id = u.repo_id
              WHERE u.id = $1 AND r.name = $2",
         )
         .bind(id)
         .bind(repo)
         .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|r| UploadRow {
-            id: r.get(0),
-            repo_id: r.get(1),
-            repo_name: r.get(2),
-            size: r.get(3),
-            hash_algo: r.get(4),
-            hash_state: r.get(5),
-        }))
+        .await?)
     }
 
     /// Records new progress, only if nobody else recorded progress since `old_size` was read.
@@ -88,9 +79,8 @@ impl Db {
     }
 
     pub async fn uploads_in_progress(&self) -> Result<i64> {
-        let r = sqlx::query("SELECT COUNT(*) FROM uploads")
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM uploads")
             .fetch_one(&self.pool)
-            .await?;
-        Ok(r.get::<i64, _>(0))
+            .await?)
     }
 }
