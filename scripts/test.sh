@@ -4,8 +4,9 @@
 #   ./scripts/test.sh
 #
 # It installs what the tests need (skipping what is already there), then runs, in order:
-# rustfmt check, clippy (warnings are errors), a build of the binaries, and the whole
-# workspace test suite, with the test venv's bin dir on PATH so tests find `oras`/python.
+# rustfmt check, clippy (warnings are errors), a build of the binaries, cargo-deny (licences,
+# duplicates, sources, advisories: deny.toml), and the whole workspace test suite, with the
+# test venv's bin dir on PATH so tests find `oras`/python.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,6 +20,8 @@ OIDC_MOCK_VERSION="0.3.4"
 # Validates the OpenAPI document Berth serves (tests/openapi.rs).
 OPENAPI_VALIDATOR_VERSION="0.9.0"
 AZURITE_VERSION="3.35.0"
+# Licence, duplicate, source and advisory checks (deny.toml); 0.20.x builds with Rust >= 1.88.
+CARGO_DENY_VERSION="0.20.2"
 AZURITE_DIR="$ROOT/target/azurite"
 VENV="$ROOT/target/test-venv"
 # Debian packages the integration tests drive (real clients, a peer registry, and OpenLDAP's
@@ -118,6 +121,71 @@ cargo clippy --all-targets --locked -- -D warnings
 
 step "cargo build --locked --bins"
 cargo build --locked --bins
+
+# ---------------------------------------------------------------------------------------
+step "cargo-deny $CARGO_DENY_VERSION"
+have_deny="$(cargo deny --version 2>/dev/null | awk '{print $2}' || true)"
+if [ "$have_deny" != "$CARGO_DENY_VERSION" ]; then
+    cargo install --locked "cargo-deny@$CARGO_DENY_VERSION"
+fi
+cargo deny --version
+
+step "cargo deny check licenses bans sources"
+cargo deny --locked check --hide-inclusion-graph licenses bans sources
+
+# Advisories need the RustSec database, which cargo-deny clones from GitHub; CI and these
+# machines reach package registries only. In order of preference:
+#  - BERTH_DENY_FETCH=1 (a machine with GitHub access): cargo-deny fetches the live database;
+#  - the RustSec data exported as OSV (osv.dev's crates.io/all.zip, the same advisories), from
+#    BERTH_OSV_CRATES_ZIP or a vulndb/ copy of shared/ next to the checkout: converted into a
+#    database cargo-deny reads offline (scripts/rustsec-db-from-osv.py), its date printed;
+#  - neither: advisories are NOT checked, and this says so; the other checks still ran.
+step "cargo deny check advisories"
+osv_zip="${BERTH_OSV_CRATES_ZIP:-}"
+if [ -n "$osv_zip" ] && [ ! -f "$osv_zip" ]; then
+    echo "BERTH_OSV_CRATES_ZIP=$osv_zip: no such file" >&2
+    exit 1
+elif [ -z "$osv_zip" ]; then
+    for candidate in "$ROOT/../shared/vulndb/crates.io/all.zip" /work/shared/vulndb/crates.io/all.zip; do
+        if [ -f "$candidate" ]; then
+            osv_zip="$candidate"
+            break
+        fi
+    done
+fi
+if [ "${BERTH_DENY_FETCH:-}" = 1 ]; then
+    cargo deny --locked check --hide-inclusion-graph advisories
+elif [ -n "$osv_zip" ]; then
+    db_root="$ROOT/target/advisory-dbs"
+    # Prints: <database dir> <date of its newest record> <advisory count>
+    db_info="$(python3 "$ROOT/scripts/rustsec-db-from-osv.py" \
+        "$osv_zip" "$db_root" "https://github.com/rustsec/advisory-db")"
+    read -r _ db_date db_count <<<"$db_info"
+    age_days=$(( ($(date -u +%s) - $(date -u -d "$db_date" +%s)) / 86400 ))
+    echo "RustSec advisories: $db_count from $osv_zip, newest dated $db_date ($age_days days ago)"
+    if [ "$age_days" -gt 90 ]; then
+        echo "WARNING: the advisory data is $age_days days old; advisories published since $db_date are NOT checked"
+    fi
+    # The same deny.toml, reading that database without fetching; cargo-deny's staleness limit
+    # is widened to this snapshot's age, which is printed above instead.
+    python3 - "$ROOT/deny.toml" "$ROOT/target/deny-offline.toml" "$db_root" "$((age_days + 1))" <<'PY'
+import sys
+src, dst, root, days = sys.argv[1:]
+out = []
+for line in open(src):
+    out.append(line)
+    if line.strip() == "[advisories]":
+        out.append(f'db-path = "{root}"\nmaximum-db-staleness = "P{days}D"\n')
+open(dst, "w").write("".join(out))
+PY
+    cargo deny --locked --offline --config "$ROOT/target/deny-offline.toml" \
+        check --hide-inclusion-graph advisories
+    echo "advisories ok (offline RustSec data of $db_date)"
+else
+    echo "ADVISORIES NOT CHECKED: no RustSec data on this machine (cargo-deny cannot fetch it"
+    echo "without GitHub access). Set BERTH_OSV_CRATES_ZIP=<crates.io OSV all.zip>, or"
+    echo "BERTH_DENY_FETCH=1 where GitHub is reachable. Licences, bans and sources were checked."
+fi
 
 # ---------------------------------------------------------------------------------------
 # Real services for the tests, on 127.0.0.1, stopped on exit: PostgreSQL and an S3-compatible
