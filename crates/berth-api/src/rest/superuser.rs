@@ -183,12 +183,7 @@ pub struct KeyId {
 /// The caller, if a superuser with the `super:user` scope.
 pub fn require(ctx: &Ctx) -> Res<&Actor> {
     let a = ctx.actor()?;
-    if !a.superuser || !a.has_scope("super:user") {
-        return Err(RestError::new(
-            403,
-            "only superusers may do this (SUPER_USERS, or `berth admin create-user --superuser`)",
-        ));
-    }
+    berth_core::auth::authz::require_superuser(a)?;
     Ok(a)
 }
 

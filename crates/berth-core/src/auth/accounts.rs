@@ -104,14 +104,6 @@ impl Auth {
         Ok(())
     }
 
-    pub(super) fn require_superuser(actor: &Actor) -> Result<()> {
-        if actor.superuser && actor.has_scope("super:user") {
-            Ok(())
-        } else {
-            Err(Error::denied("only a superuser may do this"))
-        }
-    }
-
     // ---- users ----------------------------------------------------------------------------
 
     /// Creates a user. `actor` `None`: the CLI, first start, self sign-up or an external login.
@@ -171,7 +163,7 @@ impl Auth {
         let target = self.user(username).await?;
         let is_self = actor.id == target.id;
         if !is_self {
-            Self::require_superuser(actor)?;
+            super::authz::require_superuser(actor)?;
         } else if !actor.has_scope("user:admin") {
             return Err(Error::denied("this token lacks the user:admin scope"));
         }
@@ -295,7 +287,7 @@ impl Auth {
     /// Clears a user's failed logins (unlocks it).
     pub async fn reset_login(&self, actor: Option<&Actor>, username: &str) -> Result<()> {
         if let Some(a) = actor {
-            Self::require_superuser(a)?;
+            super::authz::require_superuser(a)?;
         }
         let row = self.user(username).await?;
         self.db.reset_login_failures(row.id).await?;

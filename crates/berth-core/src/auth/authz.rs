@@ -13,6 +13,18 @@ use super::{AccountKind, Actor, Auth};
 use crate::Result;
 use berth_oci::RepoName;
 
+/// Superusers acting with the `super:user` scope: the one check every superuser-only use case
+/// makes, with the one refusal.
+pub fn require_superuser(actor: &Actor) -> Result<()> {
+    if actor.superuser && actor.has_scope("super:user") {
+        Ok(())
+    } else {
+        Err(crate::Error::denied(
+            "only superusers may do this (SUPER_USERS, or `berth admin create-user --superuser`)",
+        ))
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Role {
     Read,

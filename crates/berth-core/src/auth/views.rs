@@ -3,6 +3,7 @@
 //! takes a row (an organization, a team, a robot) serves a caller that already obtained that row
 //! through a checked door. Writes live with their aggregate (accounts, orgs, robots, …).
 
+use super::authz::require_superuser;
 use super::{AccountKind, Actor, Auth};
 use crate::{Error, Result};
 use berth_db::{
@@ -596,14 +597,4 @@ impl Auth {
             issued_at: claims.iat,
         })
     }
-}
-
-/// Superusers acting with the `super:user` scope.
-pub fn require_superuser(actor: &Actor) -> Result<()> {
-    if !actor.superuser || !actor.has_scope("super:user") {
-        return Err(Error::denied(
-            "only superusers may do this (SUPER_USERS, or `berth admin create-user --superuser`)",
-        ));
-    }
-    Ok(())
 }

@@ -4,6 +4,7 @@
 //! with its audit record.
 
 use super::{RepoUsage, parse_size};
+use crate::auth::authz::require_superuser;
 use crate::auth::{AccountKind, Actor, Auth, Role};
 use crate::caller::{Caller, record_in};
 use crate::{AccountRow, Error, QuotaLimit, QuotaRow, Registry, Result};
@@ -59,9 +60,6 @@ pub struct ThresholdFields {
     pub percent: Option<i64>,
 }
 
-const SUPERUSERS_ONLY: &str =
-    "only superusers may do this (SUPER_USERS, or `berth admin create-user --superuser`)";
-
 impl QuotaSize {
     pub(crate) fn bytes(&self) -> Result<i64> {
         let v = match (self.limit_bytes, &self.limit) {
@@ -105,14 +103,6 @@ impl ThresholdFields {
             ));
         }
         Ok((kind, pct))
-    }
-}
-
-fn require_superuser(actor: &Actor) -> Result<()> {
-    if actor.superuser && actor.has_scope("super:user") {
-        Ok(())
-    } else {
-        Err(Error::denied(SUPERUSERS_ONLY))
     }
 }
 
