@@ -1,6 +1,7 @@
 //! Blob reads and deletes through a repository.
 
 use crate::auth::Who;
+use crate::caller::record_in;
 use crate::error::Missing;
 use crate::{Error, Registry, Result};
 use berth_oci::{Digest, RepoName};
@@ -79,12 +80,11 @@ impl Registry {
             .unlink_blob(&mut w, repo_id, &digest.to_string())
             .await?;
         if removed {
-            let row = who
+            let entry = who
                 .entry("delete_blob")
                 .repo(repo.as_str())
-                .meta(serde_json::json!({"digest": digest.to_string()}))
-                .row();
-            self.db.insert_audit_in(&mut w, &[row]).await?;
+                .meta(serde_json::json!({"digest": digest.to_string()}));
+            record_in(&self.db, &mut w, entry).await?;
             w.commit().await?;
             Ok(())
         } else {
@@ -114,14 +114,13 @@ impl Registry {
             .mount_blob(&mut w, repo_id, from.as_str(), &digest.to_string())
             .await?;
         if mounted {
-            let row = who
+            let entry = who
                 .entry("mount_blob")
                 .repo(repo.as_str())
                 .meta(serde_json::json!({
                     "digest": digest.to_string(), "source_repository": from.as_str(),
-                }))
-                .row();
-            self.db.insert_audit_in(&mut w, &[row]).await?;
+                }));
+            record_in(&self.db, &mut w, entry).await?;
             w.commit().await?;
         }
         Ok(mounted)

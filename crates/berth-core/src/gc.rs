@@ -15,6 +15,7 @@
 //! docs/ARCHITECTURE.md gives the argument that no push can lose a blob to these sweeps.
 
 use crate::auth::Who;
+use crate::caller::record_in;
 use crate::jobs::{DeleteRepo, GcBlobs, GcOrphans, GcRepo};
 use crate::{Error, Registry, Result};
 use berth_db::GcTotals;
@@ -554,8 +555,12 @@ impl Registry {
             return Err(Error::not_found(format!("repository {repo} not found")));
         }
         self.enqueue(&mut w, &DeleteRepo { repo_id: id }).await?;
-        let row = who.entry("delete_repo").repo(repo.as_str()).row();
-        self.db.insert_audit_in(&mut w, &[row]).await?;
+        record_in(
+            &self.db,
+            &mut w,
+            who.entry("delete_repo").repo(repo.as_str()),
+        )
+        .await?;
         w.commit().await?;
         Ok(())
     }

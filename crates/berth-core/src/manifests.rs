@@ -1,6 +1,7 @@
 //! Manifest push, pull and delete; tags; referrers.
 
 use crate::auth::Who;
+use crate::caller::record_in;
 use crate::error::{Malformed, Missing};
 use crate::{Error, Registry, Result};
 use berth_db::{ManifestRow, NewManifest, PutManifestError, RefRow};
@@ -361,9 +362,7 @@ impl Registry {
                 .entry("manifest_delete")
                 .meta(serde_json::json!({"manifest_digest": d.to_string()})),
         };
-        self.db
-            .insert_audit_in(&mut w, &[entry.repo(repo.as_str()).row()])
-            .await?;
+        record_in(&self.db, &mut w, entry.repo(repo.as_str())).await?;
         w.commit().await?;
         Ok(())
     }

@@ -2,6 +2,7 @@
 //! window, per-tag expiry, and the chore that moves expired tags into history.
 
 use crate::auth::{AuditEntry, Who};
+use crate::caller::record_in;
 use crate::error::Missing;
 use crate::{Error, Registry, Result};
 use berth_db::{AuditRow, TagFilter, TagRow, now_ms};
@@ -171,8 +172,12 @@ impl Registry {
         else {
             return Err(Error::not_found(format!("{repo} has no manifest {digest}")));
         };
-        let row = entry(before.as_deref()).repo(repo.as_str()).row();
-        self.db.insert_audit_in(&mut w, &[row]).await?;
+        record_in(
+            &self.db,
+            &mut w,
+            entry(before.as_deref()).repo(repo.as_str()),
+        )
+        .await?;
         w.commit().await?;
         Ok(())
     }
@@ -201,12 +206,10 @@ impl Registry {
         {
             return Err(Error::not_found(format!("{repo} has no tag {tag}")));
         }
-        let row = who
-            .entry("change_tag_expiration")
-            .repo(repo.as_str())
-            .meta(serde_json::json!({"tag": tag.as_str(), "expiration": expires_at.map(|e| e / 1000)}))
-            .row();
-        self.db.insert_audit_in(&mut w, &[row]).await?;
+        let entry = who.entry("change_tag_expiration").repo(repo.as_str()).meta(
+            serde_json::json!({"tag": tag.as_str(), "expiration": expires_at.map(|e| e / 1000)}),
+        );
+        record_in(&self.db, &mut w, entry).await?;
         w.commit().await?;
         Ok(())
     }

@@ -40,15 +40,7 @@ mod tests {
     use crate::{AccountKind, Db, DbError, NewAccount};
 
     async fn db() -> (tempfile::TempDir, Db) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db = Db::connect(
-            &format!("sqlite://{}", dir.path().join("t.db").display()),
-            4,
-        )
-        .await
-        .expect("connect");
-        db.migrate().await.expect("migrate");
-        (dir, db)
+        crate::test_db().await
     }
 
     async fn raw(db: &Db, sql: &'static str) {

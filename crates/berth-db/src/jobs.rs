@@ -215,15 +215,7 @@ mod tests {
     use super::*;
 
     async fn db() -> (tempfile::TempDir, Db) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db = Db::connect(
-            &format!("sqlite://{}", dir.path().join("t.db").display()),
-            4,
-        )
-        .await
-        .expect("connect");
-        db.migrate().await.expect("migrate");
-        (dir, db)
+        crate::test_db().await
     }
 
     #[tokio::test]

@@ -226,3 +226,17 @@ impl Db {
         Ok(())
     }
 }
+
+/// A migrated database in a fresh temporary directory, for this crate's unit tests.
+#[cfg(test)]
+pub(crate) async fn test_db() -> (tempfile::TempDir, Db) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::connect(
+        &format!("sqlite://{}", dir.path().join("t.db").display()),
+        4,
+    )
+    .await
+    .expect("connect");
+    db.migrate().await.expect("migrate");
+    (dir, db)
+}
