@@ -86,3 +86,39 @@ fn the_core_keeps_its_database_handles_to_itself() {
         found.join("\n")
     );
 }
+
+#[test]
+fn the_core_answers_its_own_types_not_rows() {
+    // The core's public face names no row type of berth-db: its doors answer `model` types.
+    let lib = std::fs::read_to_string(crate_dir("berth-core").join("src/lib.rs"))
+        .expect("berth-core lib.rs");
+    let mut public_uses = String::new();
+    let mut inside = false;
+    for line in lib.lines() {
+        let t = line.trim();
+        if inside || t.starts_with("pub use berth_db::") {
+            inside = !t.ends_with(';');
+            public_uses.push_str(t);
+        }
+    }
+    let rows: Vec<&str> = public_uses
+        .split(|c: char| !c.is_alphanumeric() && c != '_')
+        .filter(|w| w.ends_with("Row"))
+        .collect();
+    assert!(
+        rows.is_empty(),
+        "berth-core re-exports berth-db rows {rows:?}; answer a type of berth-core's model instead"
+    );
+    let mut api = Vec::new();
+    rust_files(&crate_dir("berth-api").join("src"), &mut api);
+    let names_row = |l: &str| {
+        l.split(|c: char| !c.is_alphanumeric() && c != '_')
+            .any(|w| w.len() > 3 && w.ends_with("Row") && w.starts_with(char::is_uppercase))
+    };
+    let found: Vec<String> = api.iter().flat_map(|f| offending(f, &names_row)).collect();
+    assert!(
+        found.is_empty(),
+        "berth-api names a row type:\n{}",
+        found.join("\n")
+    );
+}

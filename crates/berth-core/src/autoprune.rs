@@ -5,9 +5,10 @@
 //! window; the collector frees the bytes after that. A dry run plans exactly what a run would
 //! delete, with the bytes that would free.
 
+use crate::AutoPrunePolicy;
 use crate::quotas::RepoGraph;
 use crate::{Error, Registry, Result};
-use berth_db::{AuditRow, AutoPrunePolicy};
+use berth_db::{AuditRow, PruneMethod};
 use berth_oci::RepoName;
 
 /// One tag a policy deletes (or would).
@@ -29,14 +30,20 @@ pub struct PrunePlan {
     pub bytes_freed: i64,
 }
 
-/// Checks a policy's method, value and pattern; returns the value in its stored form.
+/// Checks a policy's method, value and pattern; returns the method and the value in its stored
+/// form.
 pub fn validate_policy(
     method: &str,
     value: &serde_json::Value,
     pattern: Option<&str>,
-) -> Result<String> {
+) -> Result<(PruneMethod, String)> {
+    let method: PruneMethod = method.parse().map_err(|_| {
+        Error::invalid(format!(
+            "method must be number_of_tags or creation_date, not {method:?}"
+        ))
+    })?;
     let value = match method {
-        "number_of_tags" => {
+        PruneMethod::NumberOfTags => {
             let n = value
                 .as_i64()
                 .or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()))
@@ -46,7 +53,7 @@ pub fn validate_policy(
                 })?;
             n.to_string()
         }
-        "creation_date" => {
+        PruneMethod::CreationDate => {
             let s = value.as_str().unwrap_or_default();
             if crate::parse_duration_s(s).is_none_or(|d| d <= 0) {
                 return Err(Error::invalid(format!(
@@ -55,16 +62,11 @@ pub fn validate_policy(
             }
             s.trim().to_string()
         }
-        other => {
-            return Err(Error::invalid(format!(
-                "method must be number_of_tags or creation_date, not {other:?}"
-            )));
-        }
     };
     if let Some(p) = pattern {
         crate::policies::check_tag_pattern(p)?;
     }
-    Ok(value)
+    Ok((method, value))
 }
 
 impl Registry {
@@ -99,12 +101,12 @@ impl Registry {
                 start_at,
             });
         }
-        Ok(match p.method.as_str() {
-            "number_of_tags" => {
+        Ok(match p.method {
+            PruneMethod::NumberOfTags => {
                 let keep = p.value.parse::<usize>().unwrap_or(usize::MAX);
                 eligible.into_iter().skip(keep).collect()
             }
-            "creation_date" => {
+            PruneMethod::CreationDate => {
                 let age_ms = crate::parse_duration_s(&p.value)
                     .unwrap_or(i64::MAX / 1000)
                     .saturating_mul(1000);
@@ -114,7 +116,6 @@ impl Registry {
                     .filter(|i| i.start_at < before)
                     .collect()
             }
-            _ => Vec::new(),
         })
     }
 
@@ -201,6 +202,7 @@ impl Registry {
     pub async fn run_autoprune(&self) -> Result<usize> {
         let mut n = 0;
         for p in self.db.autoprune_policies().await? {
+            let p = AutoPrunePolicy::from(p);
             match self.prune_apply(&p).await {
                 Ok(done) => n += done.len(),
                 Err(e) => {
@@ -215,21 +217,22 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::validate_policy;
+    use berth_db::PruneMethod;
     use serde_json::json;
 
     #[test]
     fn policies_are_validated() {
         assert_eq!(
             validate_policy("number_of_tags", &json!(5), None).ok(),
-            Some("5".into())
+            Some((PruneMethod::NumberOfTags, "5".into()))
         );
         assert_eq!(
             validate_policy("number_of_tags", &json!("3"), Some("^v")).ok(),
-            Some("3".into())
+            Some((PruneMethod::NumberOfTags, "3".into()))
         );
         assert_eq!(
             validate_policy("creation_date", &json!("2w"), None).ok(),
-            Some("2w".into())
+            Some((PruneMethod::CreationDate, "2w".into()))
         );
         assert!(validate_policy("number_of_tags", &json!(0), None).is_err());
         assert!(validate_policy("creation_date", &json!("soon"), None).is_err());

@@ -363,6 +363,21 @@ impl Registry {
         Ok(self.drive_gc(full, GcRun::Here).await?.report)
     }
 
+    /// A full collection now, asked for by a superuser through the API; audited as `gc_run`
+    /// with its report.
+    pub async fn collect_now(&self, caller: crate::Caller<'_>) -> Result<GcReport> {
+        crate::auth::authz::require_superuser(caller.actor)?;
+        let report = self.gc_pass(true).await?;
+        self.audit
+            .record(
+                caller
+                    .audit("gc_run")
+                    .meta(serde_json::to_value(&report).unwrap_or_default()),
+            )
+            .await;
+        Ok(report)
+    }
+
     /// The collector's schedule, run by one worker at a time every `GARBAGE_COLLECTION_FREQUENCY`:
     /// the pass `gc_pass` runs, its sweeps queued as jobs — a `GcRepo` job for every repository
     /// whose sweep is due (every repository when `full`), a `DeleteRepo` job for deleted
@@ -548,7 +563,7 @@ impl Registry {
 
     /// Deletes a repository: its name is free at once, and a job removes its contents (the
     /// blobs it alone held go with the blob sweep).
-    pub async fn delete_repository(&self, who: &Who, repo: &RepoName) -> Result<()> {
+    pub(crate) async fn delete_repository(&self, who: &Who, repo: &RepoName) -> Result<()> {
         let id = self.repo_id_of(repo).await?;
         let mut w = self.db.write().await?;
         if !self.db.mark_repo_deleted(&mut w, id).await? {

@@ -3,8 +3,8 @@
 //! expiry.
 
 use crate::auth::Who;
-use crate::{Error, Registry, Result};
-use berth_db::LabelRow;
+use crate::{Error, Label, Registry, Result};
+use berth_db::{LabelRow, LabelSource};
 use berth_oci::manifest::ParsedManifest;
 use berth_oci::{Digest, RepoName, media};
 use futures::StreamExt;
@@ -86,31 +86,38 @@ impl Registry {
     }
 
     /// A manifest's labels whose key starts with `prefix`.
-    pub async fn labels(
+    pub(crate) async fn labels(
         &self,
         repo: &RepoName,
         digest: &str,
         prefix: &str,
-    ) -> Result<Vec<LabelRow>> {
+    ) -> Result<Vec<Label>> {
         let id = self.repo_id_of(repo).await?;
         self.db
             .labels(id, digest, prefix)
             .await?
+            .map(crate::model::all)
             .ok_or_else(|| Error::not_found(format!("{repo} has no manifest {digest}")))
     }
 
-    pub async fn label(&self, repo: &RepoName, digest: &str, label_id: &str) -> Result<LabelRow> {
+    pub(crate) async fn label(
+        &self,
+        repo: &RepoName,
+        digest: &str,
+        label_id: &str,
+    ) -> Result<Label> {
         let id = self.repo_id_of(repo).await?;
         self.db
             .label(id, digest, label_id)
             .await?
+            .map(Label::from)
             .ok_or_else(|| Error::not_found(format!("manifest {digest} has no label {label_id}")))
     }
 
     /// Adds a label through the API. `media_type` is `text/plain` or `application/json` (whose
     /// value must then be JSON).
     /// Adds a label to a manifest; audited as `manifest_label_add`.
-    pub async fn add_label(
+    pub(crate) async fn add_label(
         &self,
         who: &Who,
         repo: &RepoName,
@@ -118,7 +125,7 @@ impl Registry {
         key: &str,
         value: &str,
         media_type: Option<&str>,
-    ) -> Result<LabelRow> {
+    ) -> Result<Label> {
         if !valid_key(key) {
             return Err(Error::invalid(format!(
                 "label key {key:?} is invalid: use 1-255 letters, digits, '.', '_', '-' or '/'"
@@ -149,24 +156,18 @@ impl Registry {
             key: key.to_string(),
             value: value.to_string(),
             media_type: media_type.to_string(),
-            source_type: "api".into(),
+            source_type: LabelSource::Api,
         };
         if !self.db.add_label(id, digest, &label).await? {
             return Err(Error::not_found(format!("{repo} has no manifest {digest}")));
         }
+        let label = Label::from(label);
         self.audit_label(who, "manifest_label_add", repo, digest, &label)
             .await;
         Ok(label)
     }
 
-    async fn audit_label(
-        &self,
-        who: &Who,
-        kind: &str,
-        repo: &RepoName,
-        digest: &str,
-        l: &LabelRow,
-    ) {
+    async fn audit_label(&self, who: &Who, kind: &str, repo: &RepoName, digest: &str, l: &Label) {
         self.audit
             .record(who.entry(kind).repo(repo.as_str()).meta(serde_json::json!({
                 "id": l.id, "key": l.key, "value": l.value, "manifest_digest": digest,
@@ -175,7 +176,7 @@ impl Registry {
     }
 
     /// Removes a label from a manifest; audited as `manifest_label_delete`.
-    pub async fn delete_label(
+    pub(crate) async fn delete_label(
         &self,
         who: &Who,
         repo: &RepoName,

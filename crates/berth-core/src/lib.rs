@@ -15,6 +15,7 @@ pub mod auth;
 pub mod autoprune;
 mod blobs;
 mod caller;
+pub mod content;
 pub use caller::Caller;
 mod error;
 mod gc;
@@ -22,6 +23,7 @@ pub use gc::{GcConfig, GcReport};
 pub mod jobs;
 pub mod labels;
 mod locations;
+pub mod model;
 pub use labels::parse_duration_s;
 mod manifests;
 pub mod policies;
@@ -29,18 +31,20 @@ mod pulls;
 pub mod quotas;
 pub use quotas::{QuotaConfig, parse_size};
 mod tags;
-pub use tags::policy_protects;
 mod uploads;
 
-pub use berth_db::{
-    AccountRow, AuditQuery, AuditRow, AutoPrunePolicy, Db, DbError, DefaultPermRow, Grantee,
-    ImmutabilityPolicy, LabelRow, OAuthAppRow, PermRow, QuotaLimit, QuotaRow, RepoRow, TagFilter,
-    TagRow, TeamRow, Viewer, now_ms,
-};
+// Rows stay inside the core: its doors answer the types of `model`.
+pub use berth_db::{Db, DbError, now_ms};
+pub(crate) use berth_db::{QuotaLimit, QuotaRow};
 pub use berth_storage::{BlobStore, ByteStream};
 pub use error::{Error, Malformed, Missing, Result};
 pub use locations::Locations;
 pub use manifests::{ManifestPut, Referrer};
+pub use model::{
+    Account, ApiToken, AppToken, AuditQuery, AuditRecord, DefaultPerm, Label, OAuthApp, Permission,
+    Repository, ServiceKey, Tag, TagFilter, Team,
+};
+pub use policies::{AutoPrunePolicy, ImmutabilityPolicy};
 pub use uploads::{LastChunk, UploadState};
 
 use std::sync::Arc;

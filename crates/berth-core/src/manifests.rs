@@ -2,6 +2,7 @@
 
 use crate::auth::Who;
 use crate::caller::record_in;
+use crate::content::Manifest;
 use crate::error::{Malformed, Missing};
 use crate::{Error, Registry, Result};
 use berth_db::{ManifestRow, NewManifest, PutManifestError, RefRow};
@@ -269,7 +270,7 @@ impl Registry {
         repo: &RepoName,
         reference: &Reference,
         accepts: &(dyn Fn(&str) -> bool + Sync),
-    ) -> Result<ManifestRow> {
+    ) -> Result<Manifest> {
         let mut row = self.manifest_get(repo, reference).await?;
         if matches!(reference, Reference::Tag(_))
             && berth_oci::media::is_index(&row.media_type)
@@ -298,18 +299,19 @@ impl Registry {
                         })),
                 );
         }
-        Ok(row)
+        Manifest::from_row(row)
     }
 
     /// Reads a live manifest without counting a pull (an administrator's view of it).
-    pub async fn manifest_read(
+    pub(crate) async fn manifest_read(
         &self,
         repo: &RepoName,
         reference: &Reference,
-    ) -> Result<ManifestRow> {
+    ) -> Result<Manifest> {
         self.manifest_lookup(repo, reference)
             .await?
             .ok_or_else(|| manifest_unknown(repo, reference))
+            .and_then(Manifest::from_row)
     }
 
     /// The digest a reference resolves to now, without counting a pull.

@@ -11,13 +11,13 @@
 mod autoprune;
 mod immutability;
 
-pub use autoprune::AutoPruneFields;
-pub use immutability::{ImmutabilityFields, ImmutabilityRules};
+pub use autoprune::{AutoPruneFields, AutoPrunePolicy};
+pub use immutability::{ImmutabilityFields, ImmutabilityPolicy, ImmutabilityRules};
 
 use crate::auth::{AccountKind, Actor, Auth, Role};
 use crate::autoprune::{PruneItem, PrunePlan};
 use crate::caller::{Caller, record_in};
-use crate::{AutoPrunePolicy, Error, Registry, Result};
+use crate::{Error, Registry, Result};
 
 /// The level of a policy path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,7 +8,7 @@ mod admin;
 pub use admin::{NamespaceQuota, QuotaPath, QuotaSize, QuotaThreshold, Quotas, ThresholdFields};
 
 use crate::{Error, Registry, Result};
-use berth_db::{AuditRow, QuotaRow, WriteTx};
+use berth_db::{AuditRow, QuotaLimitKind, QuotaRow, WriteTx};
 use berth_oci::RepoName;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -92,7 +92,7 @@ fn thresholds(q: Option<&QuotaRow>, system_reject: i64) -> Option<Thresholds> {
     let own_reject = q
         .limits
         .iter()
-        .filter(|l| l.kind == "Reject")
+        .filter(|l| l.kind == QuotaLimitKind::Reject)
         .map(|l| (at(l.percent), l.percent))
         .min();
     Some(Thresholds {
@@ -101,7 +101,7 @@ fn thresholds(q: Option<&QuotaRow>, system_reject: i64) -> Option<Thresholds> {
         warnings: q
             .limits
             .iter()
-            .filter(|l| l.kind == "Warning")
+            .filter(|l| l.kind == QuotaLimitKind::Warning)
             .map(|l| (at(l.percent), l.percent))
             .collect(),
     })

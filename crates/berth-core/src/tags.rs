@@ -4,8 +4,9 @@
 use crate::auth::{AuditEntry, Who};
 use crate::caller::record_in;
 use crate::error::Missing;
+use crate::model::{self, TagFilter};
 use crate::{Error, Registry, Result};
-use berth_db::{AuditRow, TagFilter, TagRow, now_ms};
+use berth_db::{AuditRow, now_ms};
 use berth_oci::{Digest, RepoName, Tag};
 
 fn tag_name(tag: &str) -> Result<Tag> {
@@ -21,7 +22,7 @@ fn immutable_error(repo: &RepoName, tag: &str, what: &str) -> Error {
 }
 
 /// Whether any of `policies` makes tag `name` immutable.
-pub fn policy_protects(policies: &[berth_db::ImmutabilityPolicy], name: &str) -> bool {
+pub(crate) fn policy_protects(policies: &[berth_db::ImmutabilityPolicyRow], name: &str) -> bool {
     policies
         .iter()
         .any(|p| regex::Regex::new(&p.pattern).is_ok_and(|re| re.is_match(name) == p.matches))
@@ -83,7 +84,7 @@ impl Registry {
     }
 
     /// Flags a live tag immutable, or lifts the flag.
-    pub async fn tag_set_immutable(
+    pub(crate) async fn tag_set_immutable(
         &self,
         who: &Who,
         repo: &RepoName,
@@ -115,20 +116,20 @@ impl Registry {
     }
 
     /// Tag rows, newest first (live and past), `limit` after skipping `offset`.
-    pub async fn tag_history(
+    pub(crate) async fn tag_history(
         &self,
         repo: &RepoName,
         filter: &TagFilter<'_>,
         offset: i64,
         limit: i64,
-    ) -> Result<Vec<TagRow>> {
+    ) -> Result<Vec<model::Tag>> {
         let id = self.repo_id_of(repo).await?;
-        Ok(self.db.tag_history(id, filter, offset, limit).await?)
+        model::Tag::from_rows(self.db.tag_history(id, &filter.db(), offset, limit).await?)
     }
 
     /// Points `tag` at a manifest of the repository (moving or creating it), with an expiry;
     /// audited as `move_tag` when it pointed elsewhere, else `create_tag`.
-    pub async fn tag_point(
+    pub(crate) async fn tag_point(
         &self,
         who: &Who,
         repo: &RepoName,
@@ -183,7 +184,7 @@ impl Registry {
     }
 
     /// Sets or clears a live tag's expiry.
-    pub async fn tag_set_expiry(
+    pub(crate) async fn tag_set_expiry(
         &self,
         who: &Who,
         repo: &RepoName,
@@ -223,7 +224,7 @@ impl Registry {
     /// Restores `tag` to `digest` if the tag pointed there within its namespace's time-machine
     /// window (the window the collector keeps); otherwise 404.
     /// Audited as `revert_tag`.
-    pub async fn tag_restore(
+    pub(crate) async fn tag_restore(
         &self,
         who: &Who,
         repo: &RepoName,

@@ -1,14 +1,13 @@
 //! Accounts (users, organizations, robots), their external identities and login failures.
 
 use crate::decode::IntBool;
-use crate::{Db, Result, WriteTx, now_ms};
+use crate::{AccountKind, Db, Result, WriteTx, now_ms};
 
 /// One row of `accounts`; a kind the code does not know is a corrupt row, not a user.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AccountRow {
     pub id: i64,
     pub name: String,
-    #[sqlx(try_from = "String")]
     pub kind: AccountKind,
     pub email: Option<String>,
     pub password_hash: Option<String>,
@@ -29,53 +28,6 @@ pub struct AccountRow {
 
 const COLS: &str = "id, name, kind, email, password_hash, superuser, enabled, owner_id, token_sealed, \
     description, metadata, tag_expiration_s, failed_logins, last_failed_at, created_at, last_accessed";
-
-/// The kind of an account, as stored (`user`, `org`, `robot`).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum AccountKind {
-    #[default]
-    User,
-    Org,
-    Robot,
-}
-
-impl AccountKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AccountKind::User => "user",
-            AccountKind::Org => "org",
-            AccountKind::Robot => "robot",
-        }
-    }
-}
-
-impl std::str::FromStr for AccountKind {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<AccountKind, String> {
-        match s {
-            "user" => Ok(AccountKind::User),
-            "org" => Ok(AccountKind::Org),
-            "robot" => Ok(AccountKind::Robot),
-            other => Err(format!("unknown account kind {other:?}")),
-        }
-    }
-}
-
-impl TryFrom<String> for AccountKind {
-    type Error = String;
-    fn try_from(s: String) -> std::result::Result<AccountKind, String> {
-        s.parse()
-    }
-}
-
-impl std::fmt::Display for AccountKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// A new account. Users and organizations also get their namespace.
 #[derive(Debug, Default)]

@@ -1,17 +1,17 @@
 //! Auto-prune policies and the tag rows they act on.
 
-use crate::{Db, Result, WriteTx, now_ms};
+use crate::{Db, PruneMethod, Result, WriteTx, now_ms};
 
 /// Read from `COLS` by name: the stored `tag_pattern` and `pattern_matches` columns are
 /// `pattern` and `matches` here.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
-pub struct AutoPrunePolicy {
+pub struct AutoPrunePolicyRow {
     pub uuid: String,
     pub namespace: String,
     /// `None`: every repository of the namespace.
     pub repository: Option<String>,
     /// `number_of_tags` or `creation_date`.
-    pub method: String,
+    pub method: PruneMethod,
     /// A count, or a duration such as `2w`, as given.
     pub value: String,
     #[sqlx(rename = "tag_pattern")]
@@ -26,7 +26,7 @@ impl Db {
     pub async fn insert_autoprune_policy(
         &self,
         w: &mut WriteTx,
-        p: &AutoPrunePolicy,
+        p: &AutoPrunePolicyRow,
     ) -> Result<()> {
         sqlx::query(
             "INSERT INTO autoprune_policies (uuid, namespace, repository, method, value, tag_pattern, pattern_matches, created_at)
@@ -35,7 +35,7 @@ impl Db {
         .bind(&p.uuid)
         .bind(&p.namespace)
         .bind(&p.repository)
-        .bind(&p.method)
+        .bind(p.method)
         .bind(&p.value)
         .bind(&p.pattern)
         .bind(i64::from(p.matches))
@@ -49,7 +49,7 @@ impl Db {
     pub async fn update_autoprune_policy(
         &self,
         w: &mut WriteTx,
-        p: &AutoPrunePolicy,
+        p: &AutoPrunePolicyRow,
     ) -> Result<bool> {
         let n = sqlx::query(
             "UPDATE autoprune_policies SET method = $4, value = $5, tag_pattern = $6, pattern_matches = $7
@@ -58,7 +58,7 @@ impl Db {
         .bind(&p.uuid)
         .bind(&p.namespace)
         .bind(p.repository.as_deref().unwrap_or(""))
-        .bind(&p.method)
+        .bind(p.method)
         .bind(&p.value)
         .bind(&p.pattern)
         .bind(i64::from(p.matches))
@@ -75,7 +75,7 @@ impl Db {
         namespace: &str,
         repository: Option<&str>,
         uuid: &str,
-    ) -> Result<Option<AutoPrunePolicy>> {
+    ) -> Result<Option<AutoPrunePolicyRow>> {
         Ok(sqlx::query_as(
             "DELETE FROM autoprune_policies WHERE uuid = $1 AND namespace = $2 AND COALESCE(repository, '') = $3
              RETURNING uuid, namespace, repository, method, value, tag_pattern, pattern_matches",
@@ -93,7 +93,7 @@ impl Db {
         &self,
         namespace: &str,
         repository: Option<&str>,
-    ) -> Result<Vec<AutoPrunePolicy>> {
+    ) -> Result<Vec<AutoPrunePolicyRow>> {
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {COLS} WHERE namespace = $1 AND COALESCE(repository, '') = $2 ORDER BY created_at, uuid"
         )))
@@ -104,7 +104,7 @@ impl Db {
     }
 
     /// Every policy.
-    pub async fn autoprune_policies(&self) -> Result<Vec<AutoPrunePolicy>> {
+    pub async fn autoprune_policies(&self) -> Result<Vec<AutoPrunePolicyRow>> {
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {COLS} ORDER BY created_at, uuid"
         )))

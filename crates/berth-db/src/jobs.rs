@@ -1,6 +1,6 @@
 //! The durable job queue and singleton-worker leases.
 
-use crate::{Backend, Db, Result, WriteTx, now_ms};
+use crate::{Backend, Db, JobState, Result, WriteTx, now_ms};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct JobRow {
@@ -12,61 +12,10 @@ pub struct JobRow {
     pub max_attempts: i64,
 }
 
-/// Where a job is in its life, as stored in `jobs.state`. The SQL names the states as literals
-/// where it filters on them; a state written from Rust is bound through `as_str`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum JobState {
-    /// Waiting for `run_at` (new, or a retry after a failure).
-    Queued,
-    /// Claimed by a worker whose lease runs until `locked_until`.
-    Running,
-    Done,
-    /// Failed for good (attempts exhausted, or a permanent error).
-    Failed,
-}
-
-impl JobState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobState::Queued => "queued",
-            JobState::Running => "running",
-            JobState::Done => "done",
-            JobState::Failed => "failed",
-        }
-    }
-}
-
-impl std::str::FromStr for JobState {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<JobState, String> {
-        match s {
-            "queued" => Ok(JobState::Queued),
-            "running" => Ok(JobState::Running),
-            "done" => Ok(JobState::Done),
-            "failed" => Ok(JobState::Failed),
-            other => Err(format!("unknown job state {other:?}")),
-        }
-    }
-}
-
-impl TryFrom<String> for JobState {
-    type Error = String;
-    fn try_from(s: String) -> std::result::Result<JobState, String> {
-        s.parse()
-    }
-}
-
-impl std::fmt::Display for JobState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// One line of `job_counts`.
 #[derive(sqlx::FromRow)]
 struct JobCount {
     kind: String,
-    #[sqlx(try_from = "String")]
     state: JobState,
     n: i64,
 }

@@ -1,6 +1,6 @@
 //! Labels on manifests.
 
-use crate::{Db, Result, WriteTx, now_ms};
+use crate::{Db, LabelSource, Result, WriteTx, now_ms};
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct LabelRow {
@@ -9,7 +9,7 @@ pub struct LabelRow {
     pub value: String,
     pub media_type: String,
     /// `manifest` (from the image config) or `api`.
-    pub source_type: String,
+    pub source_type: LabelSource,
 }
 
 /// Labels of one manifest, by repository id and digest. `$1` repo, `$2` digest.
@@ -107,7 +107,7 @@ impl Db {
         .bind(&l.key)
         .bind(&l.value)
         .bind(&l.media_type)
-        .bind(&l.source_type)
+        .bind(l.source_type.as_str())
         .bind(now_ms())
         .execute(&mut *w.tx)
         .await?;

@@ -26,20 +26,25 @@ mod tags;
 mod teams;
 mod tokens;
 mod uploads;
+mod values;
 
-pub use accounts::{AccountKind, AccountRow, AccountUpdate, NewAccount};
+pub use accounts::{AccountRow, AccountUpdate, NewAccount};
 pub use audit::{AuditQuery, AuditRow};
-pub use autoprune::AutoPrunePolicy;
+pub use autoprune::AutoPrunePolicyRow;
 pub use gc::{GcManifest, GcTotals, RepoGcFacts};
-pub use jobs::{JobRow, JobState};
+pub use jobs::JobRow;
 pub use labels::LabelRow;
 pub use manifests::{ManifestRow, NewManifest, PutManifestError, RefRow, ReferrerRow};
 pub use quotas::{QuotaLimit, QuotaRow};
 pub use repos::{NewRepo, RepoRow, Viewer};
-pub use tags::{ImmutabilityPolicy, TagFilter, TagRow};
+pub use tags::{ImmutabilityPolicyRow, TagFilter, TagRow};
 pub use teams::{AccessFacts, DefaultPermRow, Grantee, PermRow, TeamRow};
 pub use tokens::{ApiTokenRow, AppTokenRow, OAuthAppRow, ServiceKeyRow};
 pub use uploads::UploadRow;
+pub use values::{
+    AccountKind, GranteeKind, JobState, LabelSource, PruneMethod, QuotaLimitKind, Role, TeamRole,
+    Visibility,
+};
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{Any, AnyPool, Executor, Transaction};

@@ -3,14 +3,14 @@
 //! storage), each blob counted once per namespace — so it is exact through pushes, deletes and
 //! garbage collection by construction.
 
-use crate::{Backend, Db, Result, WriteTx, now_ms};
+use crate::{Backend, Db, QuotaLimitKind, Result, WriteTx, now_ms};
 
 /// A quota limit: a threshold as a percentage of the quota's bytes.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct QuotaLimit {
     pub id: i64,
     /// `Warning` or `Reject`.
-    pub kind: String,
+    pub kind: QuotaLimitKind,
     #[sqlx(rename = "threshold_percent")]
     pub percent: i64,
 }
@@ -132,7 +132,7 @@ impl Db {
         &self,
         w: &mut WriteTx,
         quota_id: i64,
-        kind: &str,
+        kind: QuotaLimitKind,
         percent: i64,
     ) -> Result<Option<i64>> {
         let exists = sqlx::query("SELECT 1 FROM quota_limits WHERE quota_id = $1 AND kind = $2")
@@ -162,7 +162,7 @@ impl Db {
         w: &mut WriteTx,
         quota_id: i64,
         limit_id: i64,
-        kind: &str,
+        kind: QuotaLimitKind,
         percent: i64,
     ) -> Result<bool> {
         let n = sqlx::query(

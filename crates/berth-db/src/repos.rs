@@ -1,6 +1,6 @@
 //! Namespaces and repositories.
 
-use crate::{Db, Result, WriteTx, now_ms};
+use crate::{AccountKind, Db, Result, Visibility, WriteTx, now_ms};
 
 /// Who is looking at repositories, for listings filtered to what they may see.
 #[derive(Debug, Default)]
@@ -19,8 +19,8 @@ pub struct RepoRow {
     pub id: i64,
     pub name: String,
     pub namespace: String,
-    pub namespace_kind: String,
-    pub visibility: String,
+    pub namespace_kind: AccountKind,
+    pub visibility: Visibility,
     pub description: Option<String>,
     pub created_at: i64,
     pub last_push_at: Option<i64>,
@@ -33,7 +33,7 @@ const REPO_COLS: &str = "r.id, r.name, n.name AS namespace, n.kind AS namespace_
 pub struct NewRepo<'a> {
     pub name: &'a str,
     pub namespace: &'a str,
-    pub visibility: &'a str,
+    pub visibility: Visibility,
     pub description: Option<&'a str>,
     /// Applies the organization's default permissions for this creator.
     pub creator: Option<i64>,
@@ -62,7 +62,7 @@ impl Db {
             return Ok(id);
         }
         if let Some(id) = self
-            .insert_repo(w, name, namespace, "private", None)
+            .insert_repo(w, name, namespace, Visibility::Private, None)
             .await?
         {
             return Ok(id);
@@ -85,7 +85,7 @@ impl Db {
         w: &mut WriteTx,
         name: &str,
         namespace: &str,
-        visibility: &str,
+        visibility: Visibility,
         description: Option<&str>,
     ) -> Result<Option<i64>> {
         let now = now_ms();
@@ -104,7 +104,7 @@ impl Db {
              ON CONFLICT (name) DO NOTHING RETURNING id",
         )
         .bind(name)
-        .bind(visibility)
+        .bind(visibility.as_str())
         .bind(description)
         .bind(now)
         .bind(namespace)
@@ -233,10 +233,10 @@ impl Db {
         Ok(Some(id))
     }
 
-    pub async fn set_repo_visibility(&self, repo_id: i64, visibility: &str) -> Result<()> {
+    pub async fn set_repo_visibility(&self, repo_id: i64, visibility: Visibility) -> Result<()> {
         let mut w = self.write().await?;
         sqlx::query("UPDATE repositories SET visibility = $1 WHERE id = $2")
-            .bind(visibility)
+            .bind(visibility.as_str())
             .bind(repo_id)
             .execute(&mut *w.tx)
             .await?;

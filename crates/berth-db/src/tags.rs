@@ -217,7 +217,7 @@ struct ExpiredTag {
 /// An immutability policy: tags whose name matches (or, with `matches == false`, does not match)
 /// `pattern` cannot be moved, deleted or expired.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct ImmutabilityPolicy {
+pub struct ImmutabilityPolicyRow {
     pub uuid: String,
     pub namespace: String,
     pub repository: Option<String>,
@@ -331,7 +331,7 @@ impl Db {
         &self,
         namespace: &str,
         repo: &str,
-    ) -> Result<Vec<ImmutabilityPolicy>> {
+    ) -> Result<Vec<ImmutabilityPolicyRow>> {
         self.policies(
             "WHERE namespace = $1 AND (repository IS NULL OR repository = $2)",
             namespace,
@@ -345,7 +345,7 @@ impl Db {
         &self,
         namespace: &str,
         repo: Option<&str>,
-    ) -> Result<Vec<ImmutabilityPolicy>> {
+    ) -> Result<Vec<ImmutabilityPolicyRow>> {
         match repo {
             None => {
                 self.policies(
@@ -362,7 +362,7 @@ impl Db {
         }
     }
 
-    async fn policies(&self, cond: &str, a: &str, b: &str) -> Result<Vec<ImmutabilityPolicy>> {
+    async fn policies(&self, cond: &str, a: &str, b: &str) -> Result<Vec<ImmutabilityPolicyRow>> {
         let sql = format!(
             "SELECT {POLICY_COLS} FROM immutability_policies {cond} ORDER BY created_at, uuid"
         );
@@ -378,7 +378,7 @@ impl Db {
         &self,
         w: &mut WriteTx,
         namespace: &str,
-    ) -> Result<Vec<ImmutabilityPolicy>> {
+    ) -> Result<Vec<ImmutabilityPolicyRow>> {
         let sql = format!(
             "SELECT {POLICY_COLS} FROM immutability_policies WHERE namespace = $1 ORDER BY created_at, uuid"
         );
@@ -391,7 +391,7 @@ impl Db {
     pub async fn insert_immutability_policy(
         &self,
         w: &mut WriteTx,
-        p: &ImmutabilityPolicy,
+        p: &ImmutabilityPolicyRow,
     ) -> Result<()> {
         sqlx::query(
             "INSERT INTO immutability_policies (uuid, namespace, repository, pattern, pattern_matches, created_at)
@@ -412,7 +412,7 @@ impl Db {
     pub async fn update_immutability_policy(
         &self,
         w: &mut WriteTx,
-        p: &ImmutabilityPolicy,
+        p: &ImmutabilityPolicyRow,
     ) -> Result<bool> {
         let r = sqlx::query(
             "UPDATE immutability_policies SET pattern = $1, pattern_matches = $2
@@ -435,7 +435,7 @@ impl Db {
         namespace: &str,
         repo: Option<&str>,
         uuid: &str,
-    ) -> Result<Option<ImmutabilityPolicy>> {
+    ) -> Result<Option<ImmutabilityPolicyRow>> {
         let sql = format!(
             "DELETE FROM immutability_policies WHERE uuid = $1 AND namespace = $2
                AND repository IS NOT DISTINCT FROM $3 RETURNING {POLICY_COLS}"

@@ -1,13 +1,13 @@
 //! Teams, memberships, repository permissions and organizations' default permissions.
 
-use crate::{Db, Result, now_ms};
+use crate::{AccountKind, Db, DbError, GranteeKind, Result, Role, TeamRole, Visibility, now_ms};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TeamRow {
     pub id: i64,
     pub org_id: i64,
     pub name: String,
-    pub role: String,
+    pub role: TeamRole,
     pub description: String,
     pub sync_service: Option<String>,
     pub sync_group: Option<String>,
@@ -36,7 +36,7 @@ struct DefaultPermDb {
     activating_id: Option<i64>,
     delegate_account_id: Option<i64>,
     delegate_team_id: Option<i64>,
-    role: String,
+    role: Role,
 }
 
 /// Who holds a permission: an account (user or robot) or a team.
@@ -50,11 +50,11 @@ pub enum Grantee {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PermRow {
     pub repo: String,
-    pub repo_visibility: String,
+    pub repo_visibility: Visibility,
     pub grantee: String,
     /// user | robot | team
-    pub grantee_kind: String,
-    pub role: String,
+    pub grantee_kind: GranteeKind,
+    pub role: Role,
 }
 
 /// Where an account's access to a repository comes from, for the authorization decision.
@@ -63,11 +63,11 @@ pub struct AccessFacts {
     pub repo_id: Option<i64>,
     pub public: bool,
     /// Kind of the account owning the namespace (user | org), if one exists.
-    pub namespace_kind: Option<String>,
+    pub namespace_kind: Option<AccountKind>,
     /// Roles from direct and team permissions on the repository.
-    pub repo_roles: Vec<String>,
+    pub repo_roles: Vec<Role>,
     /// Roles of the teams of the namespace's organization the account belongs to.
-    pub org_team_roles: Vec<String>,
+    pub org_team_roles: Vec<TeamRole>,
 }
 
 #[derive(Debug, Clone)]
@@ -76,7 +76,7 @@ pub struct DefaultPermRow {
     pub org_id: i64,
     pub activating_id: Option<i64>,
     pub delegate: Grantee,
-    pub role: String,
+    pub role: Role,
 }
 
 impl Db {
@@ -85,7 +85,7 @@ impl Db {
         &self,
         org_id: i64,
         name: &str,
-        role: &str,
+        role: TeamRole,
         description: Option<&str>,
     ) -> Result<(i64, bool)> {
         let mut w = self.write().await?;
@@ -228,7 +228,7 @@ impl Db {
     }
 
     /// Members of a team: (account id, name, kind).
-    pub async fn team_members(&self, team_id: i64) -> Result<Vec<(i64, String, String)>> {
+    pub async fn team_members(&self, team_id: i64) -> Result<Vec<(i64, String, AccountKind)>> {
         Ok(sqlx::query_as(
             "SELECT a.id, a.name, a.kind FROM team_members tm JOIN accounts a ON a.id = tm.account_id
              WHERE tm.team_id = $1 ORDER BY a.name",
@@ -239,7 +239,10 @@ impl Db {
     }
 
     /// Every member of any team of an organization: (account id, name, kind, team name).
-    pub async fn org_members(&self, org_id: i64) -> Result<Vec<(i64, String, String, String)>> {
+    pub async fn org_members(
+        &self,
+        org_id: i64,
+    ) -> Result<Vec<(i64, String, AccountKind, String)>> {
         Ok(sqlx::query_as(
             "SELECT a.id, a.name, a.kind, t.name FROM team_members tm
              JOIN accounts a ON a.id = tm.account_id JOIN teams t ON t.id = tm.team_id
@@ -258,14 +261,14 @@ impl Db {
         account_id: Option<i64>,
     ) -> Result<AccessFacts> {
         let acct = account_id.unwrap_or(-1);
-        let repo_row: Option<(i64, String)> =
+        let repo_row: Option<(i64, Visibility)> =
             sqlx::query_as("SELECT id, visibility FROM repositories WHERE name = $1")
                 .bind(repo)
                 .fetch_optional(&self.pool)
                 .await?;
         let repo_id = repo_row.as_ref().map(|r| r.0);
-        let public = repo_row.is_some_and(|r| r.1 == "public");
-        let namespace_kind: Option<String> =
+        let public = repo_row.is_some_and(|r| r.1 == Visibility::Public);
+        let namespace_kind: Option<AccountKind> =
             sqlx::query_scalar("SELECT kind FROM accounts WHERE name = $1 AND kind <> 'robot'")
                 .bind(namespace)
                 .fetch_optional(&self.pool)
@@ -287,11 +290,12 @@ impl Db {
             .bind(namespace)
             .fetch_all(&self.pool)
             .await?;
+            // One column holds both kinds of role, so each is parsed by its source.
             for (src, role) in rows {
                 if src == "r" {
-                    repo_roles.push(role);
+                    repo_roles.push(role.parse().map_err(DbError::Corrupt)?);
                 } else {
-                    org_team_roles.push(role);
+                    org_team_roles.push(role.parse().map_err(DbError::Corrupt)?);
                 }
             }
         }
@@ -305,7 +309,7 @@ impl Db {
     }
 
     /// Sets a repository permission (insert or change).
-    pub async fn set_repo_perm(&self, repo_id: i64, who: Grantee, role: &str) -> Result<()> {
+    pub async fn set_repo_perm(&self, repo_id: i64, who: Grantee, role: Role) -> Result<()> {
         let mut w = self.write().await?;
         let (sql, id) = match who {
             Grantee::Account(id) => (
@@ -421,13 +425,13 @@ impl Db {
         .bind(p.activating_id)
         .bind(a)
         .bind(t)
-        .bind(&p.role)
+        .bind(p.role.as_str())
         .execute(&mut *w.tx)
         .await?;
         w.commit().await
     }
 
-    pub async fn update_default_perm(&self, org_id: i64, uuid: &str, role: &str) -> Result<bool> {
+    pub async fn update_default_perm(&self, org_id: i64, uuid: &str, role: Role) -> Result<bool> {
         let mut w = self.write().await?;
         let r = sqlx::query("UPDATE default_perms SET role = $1 WHERE org_id = $2 AND uuid = $3")
             .bind(role)

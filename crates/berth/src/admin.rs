@@ -61,7 +61,7 @@ async fn existing_user(
     auth: &Auth,
     cfg: &Config,
     name: &str,
-) -> anyhow::Result<berth_core::AccountRow> {
+) -> anyhow::Result<berth_core::Account> {
     match auth.user(name).await {
         Ok(row) => Ok(row),
         Err(e) if e.is_not_found() => anyhow::bail!(

@@ -48,7 +48,7 @@ pub async fn get(
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, &row.media_type)
         .header(header::CONTENT_LENGTH, len)
-        .header("Docker-Content-Digest", &row.digest)
+        .header("Docker-Content-Digest", row.digest.to_string())
         .header(header::ETAG, format!("\"{}\"", row.digest));
     let body = if head {
         Body::empty()

@@ -77,13 +77,13 @@ pub struct OAuthApp {
 }
 
 impl OAuthApp {
-    fn new(st: &AppState, a: &berth_core::OAuthAppRow) -> OAuthApp {
+    fn new(a: &berth_core::OAuthApp) -> OAuthApp {
         OAuthApp {
             name: a.name.clone(),
             description: a.description.clone(),
             application_uri: a.application_uri.clone(),
             client_id: a.client_id.clone(),
-            client_secret: st.auth.app_secret(a),
+            client_secret: a.client_secret.clone(),
             redirect_uri: a.redirect_uri.clone(),
             avatar_email: a.avatar_email.clone(),
             avatar: Avatar::of(&a.name, "app"),
@@ -112,7 +112,7 @@ pub struct AppApiToken {
 }
 
 impl AppApiToken {
-    fn new(t: &berth_core::auth::accounts::ApiToken, creator: Option<&str>) -> AppApiToken {
+    fn new(t: &berth_core::ApiToken, creator: Option<&str>) -> AppApiToken {
         AppApiToken {
             uuid: t.uuid.clone(),
             name: t.name.clone(),
@@ -134,7 +134,7 @@ pub struct AppApiTokens {
 async fn list(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<OAuthApps>> {
     let apps = st.auth.oauth_apps(ctx.actor()?, ctx.p("orgname")).await?;
     Ok(Reply::new(OAuthApps {
-        applications: apps.iter().map(|a| OAuthApp::new(&st, a)).collect(),
+        applications: apps.iter().map(OAuthApp::new).collect(),
     }))
 }
 
@@ -143,7 +143,7 @@ async fn create(st: Arc<AppState>, ctx: Ctx, b: AppBody) -> Res<Created<OAuthApp
         .auth
         .create_oauth_app(ctx.actor()?, ctx.p("orgname"), &b.fields())
         .await?;
-    Ok(Reply::new(OAuthApp::new(&st, &a)))
+    Ok(Reply::new(OAuthApp::new(&a)))
 }
 
 async fn get(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<OAuthApp>> {
@@ -151,7 +151,7 @@ async fn get(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<OAuthApp>> {
         .auth
         .oauth_app(ctx.actor()?, ctx.p("orgname"), ctx.p("client_id"))
         .await?;
-    Ok(Reply::new(OAuthApp::new(&st, &a)))
+    Ok(Reply::new(OAuthApp::new(&a)))
 }
 
 async fn update(st: Arc<AppState>, ctx: Ctx, b: AppBody) -> Res<Reply<OAuthApp>> {
@@ -165,7 +165,7 @@ async fn update(st: Arc<AppState>, ctx: Ctx, b: AppBody) -> Res<Reply<OAuthApp>>
             false,
         )
         .await?;
-    Ok(Reply::new(OAuthApp::new(&st, &a)))
+    Ok(Reply::new(OAuthApp::new(&a)))
 }
 
 async fn delete(st: Arc<AppState>, ctx: Ctx) -> Res<Done> {
@@ -186,7 +186,7 @@ async fn reset_secret(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<OAuthApp>> {
             true,
         )
         .await?;
-    Ok(Reply::new(OAuthApp::new(&st, &a)))
+    Ok(Reply::new(OAuthApp::new(&a)))
 }
 
 async fn list_tokens(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<AppApiTokens>> {

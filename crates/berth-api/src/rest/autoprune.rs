@@ -8,6 +8,7 @@ use super::policies::{
 use super::{Created, Ctx, Reply, RestError, Route, route};
 use crate::AppState;
 use berth_core::AutoPrunePolicy;
+use berth_core::auth::PruneMethod;
 use berth_core::policies::AutoPruneFields;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -64,7 +65,7 @@ impl PolicyApi for AutoPrunePolicy {
         }
     }
     fn view(&self) -> View {
-        let value = if self.method == "number_of_tags" {
+        let value = if self.method == PruneMethod::NumberOfTags {
             self.value
                 .parse::<i64>()
                 .map(Value::from)
@@ -74,7 +75,7 @@ impl PolicyApi for AutoPrunePolicy {
         };
         View {
             uuid: self.uuid.clone(),
-            method: self.method.clone(),
+            method: self.method.to_string(),
             value: AnyJson(value),
             tagPattern: self.pattern.clone(),
             tagPatternMatches: self.pattern.as_ref().map(|_| self.matches),

@@ -86,7 +86,7 @@ async fn collaborators(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<Collaborators>>
         match out.iter_mut().find(|c| c.entity.name == p.grantee) {
             Some(c) => c.repositories.push(p.repo.clone()),
             None => out.push(Collaborator {
-                entity: Entity::new(&p.grantee, &p.grantee_kind),
+                entity: Entity::new(&p.grantee, p.grantee_kind.as_str()),
                 repositories: vec![p.repo.clone()],
             }),
         }

@@ -3,9 +3,9 @@
 
 use super::{Created, Ctx, Done, NonEmpty, Reply, RestError, Route, done, route};
 use crate::AppState;
-use berth_core::LabelRow;
-use berth_core::auth::Role;
-use berth_oci::RepoName;
+use berth_core::Caller;
+use berth_core::content::Content;
+use berth_oci::Digest;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
@@ -49,12 +49,12 @@ pub struct Label {
 }
 
 impl Label {
-    pub fn new(l: &LabelRow) -> Label {
+    pub fn new(l: &berth_core::Label) -> Label {
         Label {
             id: l.id.clone(),
             key: l.key.clone(),
             value: l.value.clone(),
-            source_type: l.source_type.clone(),
+            source_type: l.source_type.to_string(),
             media_type: l.media_type.clone(),
         }
     }
@@ -128,51 +128,39 @@ impl Manifest {
     }
 }
 
-async fn repo(st: &AppState, ctx: &Ctx, role: Role) -> Res<RepoName> {
-    st.auth
-        .repo_with_role(ctx.caller.as_ref(), ctx.p("repository"), role)
-        .await?;
-    ctx.p("repository")
-        .parse()
-        .map_err(|_| RestError::bad("invalid repository name"))
+fn content(st: &AppState) -> Content<'_> {
+    Content::new(&st.registry, &st.auth)
 }
 
-fn digest(ctx: &Ctx) -> Res<String> {
+fn caller(ctx: &Ctx) -> Res<Caller<'_>> {
+    Ok(Caller::new(ctx.actor()?, ctx.ip.as_deref()))
+}
+
+fn digest(ctx: &Ctx) -> Res<Digest> {
     let d = ctx.p("manifestref");
-    d.parse::<berth_oci::Digest>()
-        .map(|d| d.to_string())
+    d.parse::<Digest>()
         .map_err(|_| RestError::bad(format!("{d:?} is not a manifest digest (sha256:...)")))
 }
 
 async fn manifest(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<Manifest>> {
-    let repo = repo(&st, &ctx, Role::Read).await?;
-    let d = digest(&ctx)?;
-    let reference: berth_oci::Reference = d
-        .parse()
-        .map_err(|_| RestError::bad(format!("{d:?} is not a manifest digest (sha256:...)")))?;
-    let row = st
-        .registry
-        .manifest_read(&repo, &reference)
-        .await
-        .map_err(|e| {
-            if e.is_not_found() {
-                RestError::new(404, format!("{repo} has no manifest {d}"))
-            } else {
-                e.into()
-            }
-        })?;
+    let m = content(&st)
+        .manifest(ctx.caller.as_ref(), ctx.p("repository"), &digest(&ctx)?)
+        .await?;
     Ok(Reply::new(Manifest::new(
-        row.digest.to_string(),
-        row.media_type.to_string(),
-        &row.content,
+        m.digest.to_string(),
+        m.media_type,
+        &m.content,
     )))
 }
 
 async fn list(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<Labels>> {
-    let repo = repo(&st, &ctx, Role::Read).await?;
-    let labels = st
-        .registry
-        .labels(&repo, &digest(&ctx)?, ctx.q("filter").unwrap_or(""))
+    let labels = content(&st)
+        .labels(
+            ctx.caller.as_ref(),
+            ctx.p("repository"),
+            &digest(&ctx)?,
+            ctx.q("filter").unwrap_or(""),
+        )
         .await?;
     Ok(Reply::new(Labels {
         labels: labels.iter().map(Label::new).collect(),
@@ -180,14 +168,12 @@ async fn list(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<Labels>> {
 }
 
 async fn add(st: Arc<AppState>, ctx: Ctx, b: NewLabel) -> Res<Created<LabelAdded>> {
-    ctx.actor()?;
-    let repo = repo(&st, &ctx, Role::Write).await?;
     let d = digest(&ctx)?;
-    let l = st
-        .registry
+    let repo = ctx.p("repository");
+    let l = content(&st)
         .add_label(
-            &ctx.who(),
-            &repo,
+            caller(&ctx)?,
+            repo,
             &d,
             &b.key,
             &b.value,
@@ -195,11 +181,7 @@ async fn add(st: Arc<AppState>, ctx: Ctx, b: NewLabel) -> Res<Created<LabelAdded
         )
         .await?;
     // Quay's answer: 201, the label under "label", and where it lives.
-    let location = format!(
-        "/api/v1/repository/{}/manifest/{d}/labels/{}",
-        repo.as_str(),
-        l.id
-    );
+    let location = format!("/api/v1/repository/{repo}/manifest/{d}/labels/{}", l.id);
     let mut reply = Reply::new(LabelAdded {
         label: Label::new(&l),
     });
@@ -210,20 +192,25 @@ async fn add(st: Arc<AppState>, ctx: Ctx, b: NewLabel) -> Res<Created<LabelAdded
 }
 
 async fn get(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<Label>> {
-    let repo = repo(&st, &ctx, Role::Read).await?;
-    let l = st
-        .registry
-        .label(&repo, &digest(&ctx)?, ctx.p("labelid"))
+    let l = content(&st)
+        .label(
+            ctx.caller.as_ref(),
+            ctx.p("repository"),
+            &digest(&ctx)?,
+            ctx.p("labelid"),
+        )
         .await?;
     Ok(Reply::new(Label::new(&l)))
 }
 
 async fn delete(st: Arc<AppState>, ctx: Ctx) -> Res<Done> {
-    ctx.actor()?;
-    let repo = repo(&st, &ctx, Role::Write).await?;
-    let d = digest(&ctx)?;
-    st.registry
-        .delete_label(&ctx.who(), &repo, &d, ctx.p("labelid"))
+    content(&st)
+        .delete_label(
+            caller(&ctx)?,
+            ctx.p("repository"),
+            &digest(&ctx)?,
+            ctx.p("labelid"),
+        )
         .await?;
     done()
 }

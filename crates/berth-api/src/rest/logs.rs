@@ -8,7 +8,7 @@ use super::{Ctx, Reply, RestError, Route, route};
 use crate::AppState;
 use axum::response::IntoResponse;
 use berth_core::auth::Role;
-use berth_core::{AuditQuery, AuditRow};
+use berth_core::{AuditQuery, AuditRecord};
 use serde::Serialize;
 use std::sync::Arc;
 use utoipa::ToSchema;
@@ -75,7 +75,7 @@ pub struct LogNamespace {
 }
 
 impl LogEntry {
-    pub fn new(r: &AuditRow) -> LogEntry {
+    pub fn new(r: &AuditRecord) -> LogEntry {
         LogEntry {
             id: r.id,
             kind: r.kind.clone(),

@@ -177,18 +177,6 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// An audit entry of `kind`, performed by the caller from its address.
-    /// The caller as the audit log records it.
-    pub fn who(&self) -> berth_core::auth::Who {
-        berth_core::auth::Who::new(self.caller.as_ref(), self.ip.as_deref())
-    }
-
-    pub fn audit(&self, kind: &str) -> berth_core::auth::AuditEntry {
-        berth_core::auth::AuditEntry::new(kind)
-            .by(self.caller.as_ref())
-            .ip(self.ip.as_deref())
-    }
-
     /// The authenticated caller, or 401.
     pub fn actor(&self) -> Result<&Actor, RestError> {
         self.caller.as_ref().ok_or_else(|| {

@@ -130,11 +130,11 @@ pub struct Team {
 }
 
 impl Team {
-    pub fn new(t: &berth_core::TeamRow) -> Team {
+    pub fn new(t: &berth_core::Team) -> Team {
         Team {
             name: t.name.clone(),
             description: t.description.clone(),
-            role: t.role.clone(),
+            role: t.role.to_string(),
             avatar: Avatar::of(&t.name, "team"),
             can_view: true,
             repo_count: t.repo_count,
@@ -231,10 +231,12 @@ pub struct Prototype {
 
 impl Prototype {
     fn new(p: &DefaultPermView) -> Prototype {
-        let named = |who: &Option<(String, String)>| who.as_ref().map(|(n, k)| Entity::new(n, k));
+        let named = |who: &Option<(String, berth_core::auth::GranteeKind)>| {
+            who.as_ref().map(|(n, k)| Entity::new(n, k.as_str()))
+        };
         Prototype {
-            id: p.row.uuid.clone(),
-            role: p.row.role.clone(),
+            id: p.perm.uuid.clone(),
+            role: p.perm.role.to_string(),
             activating_user: named(&p.activating),
             delegate: named(&p.delegate),
         }
@@ -314,7 +316,7 @@ async fn member_list(st: &AppState, ctx: &Ctx) -> Res<Vec<Member>> {
         .await?
         .iter()
         .map(|m| Member {
-            entity: Entity::new(&m.name, &m.kind),
+            entity: Entity::new(&m.name, m.kind.as_str()),
             teams: m.teams.iter().map(|t| TeamRef::new(t)).collect(),
             repositories: Vec::new(),
         })
@@ -386,7 +388,7 @@ async fn team_members(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<TeamMembers>> {
         members: tm
             .members
             .iter()
-            .map(|m| TeamMember::new(&m.name, &m.kind))
+            .map(|m| TeamMember::new(&m.name, m.kind.as_str()))
             .collect(),
         can_edit: tm.can_edit,
         synced: t.sync_service.as_ref().map(|s| Synced {

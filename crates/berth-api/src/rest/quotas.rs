@@ -59,7 +59,7 @@ impl Threshold {
     fn new(l: &QuotaThreshold) -> Threshold {
         Threshold {
             id: l.id,
-            kind: l.kind.clone(),
+            kind: l.kind.to_string(),
             limit_percent: l.percent,
         }
     }

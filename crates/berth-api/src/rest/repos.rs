@@ -4,10 +4,11 @@
 use super::views::Avatar;
 use super::{Created, Ctx, Done, NonEmpty, Reply, RestError, Route, Success, done, route, secs};
 use crate::AppState;
-use berth_core::RepoRow;
-use berth_core::auth::Role;
 use berth_core::auth::accounts::PermHolder;
 use berth_core::auth::views::Listing;
+use berth_core::auth::{AccountKind, GranteeKind};
+use berth_core::content::Content;
+use berth_core::{Caller, Repository};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -64,10 +65,6 @@ pub struct NewRepo {
     pub repo_kind: Option<String>,
 }
 
-fn short(r: &RepoRow) -> &str {
-    r.name.split_once('/').map(|x| x.1).unwrap_or(&r.name)
-}
-
 #[derive(Serialize, ToSchema)]
 pub struct RepoCreated {
     pub namespace: String,
@@ -116,12 +113,12 @@ pub struct RepoSummary {
 }
 
 impl RepoSummary {
-    pub fn new(r: &RepoRow) -> RepoSummary {
+    pub fn new(r: &Repository) -> RepoSummary {
         RepoSummary {
             namespace: r.namespace.clone(),
-            name: short(r).into(),
+            name: r.short_name().into(),
             description: r.description.clone(),
-            is_public: r.visibility == "public",
+            is_public: r.is_public(),
             kind: "image".into(),
             state: "NORMAL".into(),
             last_modified: r.last_push_at.unwrap_or(r.created_at) / 1000,
@@ -157,14 +154,14 @@ pub struct Repo {
 
 impl Repo {
     /// The repository without its tags; `window` is the namespace's time-machine window.
-    pub fn new(r: &RepoRow, window: i64, can_write: bool, can_admin: bool) -> Repo {
+    pub fn new(r: &Repository, window: i64, can_write: bool, can_admin: bool) -> Repo {
         Repo {
             namespace: r.namespace.clone(),
-            name: short(r).into(),
+            name: r.short_name().into(),
             kind: "image".into(),
             description: r.description.clone(),
-            is_public: r.visibility == "public",
-            is_organization: r.namespace_kind == "org",
+            is_public: r.is_public(),
+            is_organization: r.namespace_kind == AccountKind::Org,
             is_starred: false,
             status_token: String::new(),
             trust_enabled: false,
@@ -195,12 +192,12 @@ pub struct RepoTag {
 }
 
 impl RepoTag {
-    pub fn new(t: &berth_core::TagRow) -> RepoTag {
+    pub fn new(t: &berth_core::Tag) -> RepoTag {
         RepoTag {
             name: t.name.clone(),
             size: t.size,
             last_modified: crate::auth::http_date(t.start_at),
-            manifest_digest: t.manifest_digest.clone(),
+            manifest_digest: t.manifest_digest.to_string(),
             expiration: t.expires_at.map(crate::auth::http_date),
         }
     }
@@ -341,50 +338,35 @@ async fn list_repos(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<RepoList>> {
 }
 
 async fn get_repo(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<Repo>> {
-    let repo = ctx.p("repository");
-    let r = st
-        .auth
-        .repo_with_role(ctx.caller.as_ref(), repo, Role::Read)
-        .await?;
-    let access = st.auth.repo_access(ctx.caller.as_ref(), repo).await?;
-    let window = st
-        .auth
-        .namespace_tag_window(&r.namespace)
-        .await?
-        .unwrap_or(st.registry.config.gc.default_window_s);
-    let mut v = Repo::new(
-        &r,
-        window,
-        access.allows(Role::Write),
-        access.allows(Role::Admin),
-    );
     // Quay includes up to 500 live tags unless `includeTags=false`, keyed by name.
-    if ctx.q_bool("includeTags", true) {
-        let name: berth_oci::RepoName = repo
-            .parse()
-            .map_err(|_| RestError::bad("invalid repository name"))?;
-        let filter = berth_core::TagFilter {
-            only_active: true,
-            ..Default::default()
-        };
-        let rows = st.registry.tag_history(&name, &filter, 0, 500).await?;
-        v.tags = Some(
-            rows.iter()
-                .map(|t| (t.name.clone(), RepoTag::new(t)))
-                .collect(),
-        );
-    }
+    let view = Content::new(&st.registry, &st.auth)
+        .repository(
+            ctx.caller.as_ref(),
+            ctx.p("repository"),
+            ctx.q_bool("includeTags", true),
+        )
+        .await?;
+    let mut v = Repo::new(
+        &view.repository,
+        view.window_s,
+        view.can_write,
+        view.can_admin,
+    );
+    v.tags = view.tags.map(|tags| {
+        tags.iter()
+            .map(|t| (t.name.clone(), RepoTag::new(t)))
+            .collect()
+    });
     Ok(Reply::new(v))
 }
 
 async fn delete_repo(st: Arc<AppState>, ctx: Ctx) -> Res<Done> {
-    let a = ctx.actor()?;
-    let name = ctx.p("repository");
-    st.auth.repo_with_role(Some(a), name, Role::Admin).await?;
-    let repo: berth_oci::RepoName = name
-        .parse()
-        .map_err(|_| RestError::bad("invalid repository name"))?;
-    st.registry.delete_repository(&ctx.who(), &repo).await?;
+    Content::new(&st.registry, &st.auth)
+        .delete_repository(
+            Caller::new(ctx.actor()?, ctx.ip.as_deref()),
+            ctx.p("repository"),
+        )
+        .await?;
     done()
 }
 
@@ -406,17 +388,13 @@ async fn change_visibility(st: Arc<AppState>, ctx: Ctx, b: Visibility) -> Res<Re
     Ok(Reply::new(Success::yes()))
 }
 
-async fn perms_of(st: &AppState, ctx: &Ctx, team: bool) -> Res<Vec<berth_core::PermRow>> {
-    let r = st
-        .auth
-        .repo_with_role(Some(ctx.actor()?), ctx.p("repository"), Role::Admin)
-        .await?;
+async fn perms_of(st: &AppState, ctx: &Ctx, team: bool) -> Res<Vec<berth_core::Permission>> {
     Ok(st
         .auth
-        .repo_permissions(&r)
+        .repo_permissions(ctx.actor()?, ctx.p("repository"))
         .await?
         .into_iter()
-        .filter(|p| (p.grantee_kind == "team") == team)
+        .filter(|p| (p.grantee_kind == GranteeKind::Team) == team)
         .collect())
 }
 
@@ -426,7 +404,7 @@ async fn user_perms(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<UserPermissions>> 
         permissions: perms
             .iter()
             .map(|p| {
-                let v = UserPermission::new(&p.grantee, &p.grantee_kind, &p.role);
+                let v = UserPermission::new(&p.grantee, p.grantee_kind.as_str(), p.role.as_str());
                 (p.grantee.clone(), v)
             })
             .collect(),
@@ -439,7 +417,13 @@ async fn user_perm(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<UserPermission>> {
     perms
         .iter()
         .find(|p| p.grantee == who)
-        .map(|p| Reply::new(UserPermission::new(&p.grantee, &p.grantee_kind, &p.role)))
+        .map(|p| {
+            Reply::new(UserPermission::new(
+                &p.grantee,
+                p.grantee_kind.as_str(),
+                p.role.as_str(),
+            ))
+        })
         .ok_or_else(|| {
             RestError::new(
                 404,
@@ -476,25 +460,12 @@ async fn del_user_perm(st: Arc<AppState>, ctx: Ctx) -> Res<Done> {
 }
 
 async fn transitive(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<EffectivePermissions>> {
-    let a = ctx.actor()?;
-    let repo = ctx.p("repository");
-    st.auth.repo_with_role(Some(a), repo, Role::Admin).await?;
-    let who = st
+    let role = st
         .auth
-        .account(ctx.p("username"))
-        .await?
-        .filter(|r| r.kind != berth_core::auth::AccountKind::Org)
-        .ok_or_else(|| {
-            RestError::new(
-                404,
-                format!("no user or robot named {:?}", ctx.p("username")),
-            )
-        })?;
-    let actor = st.auth.actor(&who, "password");
-    let access = st.auth.repo_access(Some(&actor), repo).await?;
+        .effective_role(ctx.actor()?, ctx.p("repository"), ctx.p("username"))
+        .await?;
     Ok(Reply::new(EffectivePermissions {
-        permissions: access
-            .role
+        permissions: role
             .map(|r| RoleOnly {
                 role: r.as_str().into(),
             })
@@ -508,7 +479,12 @@ async fn team_perms(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<TeamPermissions>> 
     Ok(Reply::new(TeamPermissions {
         permissions: perms
             .iter()
-            .map(|p| (p.grantee.clone(), TeamPermission::new(&p.grantee, &p.role)))
+            .map(|p| {
+                (
+                    p.grantee.clone(),
+                    TeamPermission::new(&p.grantee, p.role.as_str()),
+                )
+            })
             .collect(),
     }))
 }
@@ -519,7 +495,7 @@ async fn team_perm(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<TeamPermission>> {
     perms
         .iter()
         .find(|p| p.grantee == who)
-        .map(|p| Reply::new(TeamPermission::new(&p.grantee, &p.role)))
+        .map(|p| Reply::new(TeamPermission::new(&p.grantee, p.role.as_str())))
         .ok_or_else(|| {
             RestError::new(
                 404,

@@ -4,7 +4,7 @@
 use super::views::{RepoPermissions, TeamRef};
 use super::{Created, Ctx, Done, Reply, RestError, Route, done, route, secs};
 use crate::AppState;
-use berth_core::AccountRow;
+use berth_core::Account;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::ToSchema;
@@ -72,7 +72,7 @@ pub struct Robot {
 }
 
 impl Robot {
-    pub fn new(r: &AccountRow, token: Option<String>) -> Robot {
+    pub fn new(r: &Account, token: Option<String>) -> Robot {
         Robot {
             name: r.name.clone(),
             created: r.created_at / 1000,
@@ -113,8 +113,13 @@ async fn list(st: Arc<AppState>, ctx: Ctx, user: bool) -> Res<Reply<Robots>> {
         .and_then(|l| l.parse::<usize>().ok())
         .unwrap_or(usize::MAX);
     let mut out = Vec::new();
-    for r in st.auth.robots_in(a, &ns).await?.into_iter().take(limit) {
-        let token = with_token.then(|| st.auth.robot_token(&r));
+    for (r, token) in st
+        .auth
+        .robots_in(a, &ns, with_token)
+        .await?
+        .into_iter()
+        .take(limit)
+    {
         let mut v = Robot::new(&r, token);
         if with_perms {
             let teams = st.auth.team_names_of(&r).await?;

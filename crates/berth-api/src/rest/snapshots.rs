@@ -4,18 +4,19 @@
 
 use super::views::RepoPermissions;
 use super::{RestError, orgs, repos, robots, tags};
-use berth_core::{AccountRow, PermRow, RepoRow, TagRow, TeamRow};
+use berth_core::auth::{AccountKind, GranteeKind, Role, TeamRole, Visibility};
+use berth_core::{Account, Permission, Repository, Tag, Team};
 
 /// 2026-01-02T03:04:05Z, in milliseconds.
 const T0: i64 = 1_767_323_045_000;
 
-fn repo_row() -> RepoRow {
-    RepoRow {
+fn repo_row() -> Repository {
+    Repository {
         id: 7,
         name: "acme/web".into(),
         namespace: "acme".into(),
-        namespace_kind: "org".into(),
-        visibility: "private".into(),
+        namespace_kind: AccountKind::Org,
+        visibility: Visibility::Private,
         description: Some("The web front end".into()),
         created_at: T0,
         last_push_at: Some(T0 + 60_000),
@@ -23,10 +24,12 @@ fn repo_row() -> RepoRow {
     }
 }
 
-fn tag(name: &str, end_at: Option<i64>, expires_at: Option<i64>) -> TagRow {
-    TagRow {
+fn tag(name: &str, end_at: Option<i64>, expires_at: Option<i64>) -> Tag {
+    Tag {
         name: name.into(),
-        manifest_digest: format!("sha256:{}", "ab".repeat(32)),
+        manifest_digest: format!("sha256:{}", "ab".repeat(32))
+            .parse()
+            .expect("digest"),
         start_at: T0,
         end_at,
         expires_at,
@@ -81,11 +84,11 @@ fn tag_list_page() {
 
 #[test]
 fn team() {
-    let t = TeamRow {
+    let t = Team {
         id: 3,
         org_id: 2,
         name: "owners".into(),
-        role: "admin".into(),
+        role: TeamRole::Admin,
         description: String::new(),
         sync_service: Some("ldap".into()),
         sync_group: Some("cn=admins".into()),
@@ -103,16 +106,15 @@ fn team() {
 
 #[test]
 fn robot() {
-    let row = AccountRow {
+    let row = Account {
         id: 9,
         name: "acme+deployer".into(),
-        kind: berth_core::auth::AccountKind::Robot,
+        kind: AccountKind::Robot,
         email: None,
-        password_hash: None,
         superuser: false,
         enabled: true,
+        has_password: false,
         owner_id: Some(2),
-        token_sealed: None,
         description: Some("CI pushes".into()),
         metadata: Some(r#"{"team": "platform"}"#.into()),
         tag_expiration_s: None,
@@ -122,12 +124,12 @@ fn robot() {
         last_accessed: None,
     };
     insta::assert_json_snapshot!("robot", robots::Robot::new(&row, Some("TOKEN".into())));
-    let perms = RepoPermissions::new(&[PermRow {
+    let perms = RepoPermissions::new(&[Permission {
         repo: "acme/web".into(),
-        repo_visibility: "private".into(),
+        repo_visibility: Visibility::Private,
         grantee: "acme+deployer".into(),
-        grantee_kind: "robot".into(),
-        role: "write".into(),
+        grantee_kind: GranteeKind::Robot,
+        role: Role::Write,
     }]);
     insta::assert_json_snapshot!("robot_permissions", perms);
 }

@@ -75,7 +75,7 @@ pub struct UserView {
 }
 
 impl UserView {
-    fn new(st: &AppState, r: &berth_core::AccountRow) -> UserView {
+    fn new(st: &AppState, r: &berth_core::Account) -> UserView {
         UserView {
             username: r.name.clone(),
             email: r.email.clone(),
@@ -189,7 +189,7 @@ pub fn require(ctx: &Ctx) -> Res<&Actor> {
 
 /// One user as a superuser sees it, with the sources locked out of its password logins
 /// (`locked` is true when any is).
-async fn user_detail(st: &AppState, r: &berth_core::AccountRow) -> Res<UserDetail> {
+async fn user_detail(st: &AppState, r: &berth_core::Account) -> Res<UserDetail> {
     let locked = st.auth.locked_sources(r).await?;
     Ok(UserDetail {
         user: UserView::new(st, r),
@@ -334,13 +334,11 @@ async fn gc_status(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<GcStatus>> {
 }
 
 async fn gc_run(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<Value>> {
-    require(&ctx)?;
-    let report = serde_json::to_value(st.registry.gc_pass(true).await?).unwrap_or_default();
-    st.auth
-        .audit
-        .record(ctx.audit("gc_run").meta(report.clone()))
-        .await;
-    Ok(Reply::new(report))
+    let caller = berth_core::Caller::new(ctx.actor()?, ctx.ip.as_deref());
+    let report = st.registry.collect_now(caller).await?;
+    Ok(Reply::new(
+        serde_json::to_value(&report).unwrap_or_default(),
+    ))
 }
 
 async fn list_keys(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<Keys>> {

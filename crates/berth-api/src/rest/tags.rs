@@ -3,9 +3,8 @@
 
 use super::{Created, Ctx, Done, EmptyObject, NonEmpty, Reply, RestError, Route, done, route};
 use crate::AppState;
-use berth_core::auth::Role;
-use berth_core::{TagFilter, TagRow, now_ms};
-use berth_oci::RepoName;
+use berth_core::content::Content;
+use berth_core::{Caller, Tag, TagFilter};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::sync::Arc;
 use utoipa::ToSchema;
@@ -78,13 +77,13 @@ pub struct TagEntry {
 
 impl TagEntry {
     /// `protected`: an immutability policy covers the tag's name.
-    pub fn new(t: &TagRow, protected: bool) -> TagEntry {
+    pub fn new(t: &Tag, protected: bool) -> TagEntry {
         TagEntry {
             name: t.name.clone(),
             reversion: false,
             start_ts: t.start_at / 1000,
             end_ts: t.end_at.map(|e| e / 1000),
-            manifest_digest: t.manifest_digest.clone(),
+            manifest_digest: t.manifest_digest.to_string(),
             is_manifest_list: t
                 .media_type
                 .as_deref()
@@ -97,17 +96,15 @@ impl TagEntry {
     }
 }
 
-fn repo_name(ctx: &Ctx) -> Result<RepoName, RestError> {
-    ctx.p("repository")
-        .parse()
-        .map_err(|_| RestError::bad("invalid repository name"))
+fn content(st: &AppState) -> Content<'_> {
+    Content::new(&st.registry, &st.auth)
+}
+
+fn caller(ctx: &Ctx) -> Res<Caller<'_>> {
+    Ok(Caller::new(ctx.actor()?, ctx.ip.as_deref()))
 }
 
 async fn list(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<TagPage>> {
-    st.auth
-        .repo_with_role(ctx.caller.as_ref(), ctx.p("repository"), Role::Read)
-        .await?;
-    let repo = repo_name(&ctx)?;
     let limit: i64 = ctx
         .q("limit")
         .and_then(|l| l.parse().ok())
@@ -141,18 +138,21 @@ async fn list(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<TagPage>> {
                 None => (l, None),
             }),
     };
-    let rows = st
-        .registry
-        .tag_history(&repo, &filter, (page - 1).saturating_mul(limit), limit + 1)
+    let rows = content(&st)
+        .tags(
+            ctx.caller.as_ref(),
+            ctx.p("repository"),
+            &filter,
+            (page - 1).saturating_mul(limit),
+            limit + 1,
+        )
         .await?;
-    let rules = st.registry.immutability_rules(&repo).await?;
-    let by_policy = |name: &str| rules.protects(name);
     let more = rows.len() as i64 > limit;
     Ok(Reply::new(TagPage {
         tags: rows
             .iter()
             .take(limit as usize)
-            .map(|t| TagEntry::new(t, by_policy(&t.name)))
+            .map(|t| TagEntry::new(&t.tag, t.protected_by_policy))
             .collect(),
         page,
         has_additional: more,
@@ -160,93 +160,34 @@ async fn list(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<TagPage>> {
 }
 
 async fn put(st: Arc<AppState>, ctx: Ctx, b: TagChange) -> Res<Created<&'static str>> {
-    let a = ctx.actor()?;
-    st.auth
-        .repo_with_role(Some(a), ctx.p("repository"), Role::Write)
-        .await?;
-    let repo = repo_name(&ctx)?;
-    let tag = ctx.p("tag");
-    let expiration = match b.expiration {
-        None => None,
-        Some(None) => Some(None),
-        Some(Some(secs)) => {
-            if secs.saturating_mul(1000) <= now_ms() {
-                return Err(RestError::bad("expiration must be in the future"));
-            }
-            Some(Some(secs.saturating_mul(1000)))
-        }
+    let change = berth_core::content::TagChange {
+        manifest_digest: b.manifest_digest.as_deref(),
+        expires_at: b
+            .expiration
+            .map(|e| e.map(|secs| secs.saturating_mul(1000))),
+        immutable: b.immutable,
     };
-    if expiration.is_some() && !st.auth.config.change_tag_expiration {
-        return Err(RestError::new(
-            403,
-            "changing tag expiration is disabled (FEATURE_CHANGE_TAG_EXPIRATION)",
-        ));
-    }
-    let immutable = b.immutable;
-    match b.manifest_digest.as_deref() {
-        None if immutable.is_some() && expiration.is_none() => {}
-        Some(digest) => {
-            st.registry
-                .tag_point(&ctx.who(), &repo, tag, digest, expiration.flatten())
-                .await?;
-        }
-        None => {
-            let Some(exp) = expiration else {
-                return Err(RestError::bad(
-                    "give manifest_digest, expiration or immutable",
-                ));
-            };
-            st.registry
-                .tag_set_expiry(&ctx.who(), &repo, tag, exp)
-                .await?;
-        }
-    }
-    if let Some(flag) = immutable {
-        if !flag {
-            // Lifting immutability is for repository administrators.
-            st.auth
-                .repo_with_role(Some(a), repo.as_str(), Role::Admin)
-                .await?;
-        }
-        st.registry
-            .tag_set_immutable(&ctx.who(), &repo, tag, flag)
-            .await?;
-    }
+    content(&st)
+        .change_tag(caller(&ctx)?, ctx.p("repository"), ctx.p("tag"), &change)
+        .await?;
     Ok(Reply::new("Updated"))
 }
 
 async fn delete(st: Arc<AppState>, ctx: Ctx) -> Res<Done> {
-    let a = ctx.actor()?;
-    st.auth
-        .repo_with_role(Some(a), ctx.p("repository"), Role::Write)
+    content(&st)
+        .delete_tag(caller(&ctx)?, ctx.p("repository"), ctx.p("tag"))
         .await?;
-    let repo = repo_name(&ctx)?;
-    let tag = ctx.p("tag");
-    let reference: berth_oci::Reference = tag
-        .parse()
-        .map_err(|_| RestError::bad(format!("invalid tag {tag:?}")))?;
-    st.registry
-        .manifest_delete(&ctx.who(), &repo, &reference)
-        .await
-        .map_err(|e| match e {
-            berth_core::Error::NotFound {
-                what: berth_core::Missing::Manifest,
-                ..
-            } => RestError::new(404, format!("{repo} has no tag {tag}")),
-            other => other.into(),
-        })?;
     done()
 }
 
 async fn restore(st: Arc<AppState>, ctx: Ctx, b: Restore) -> Res<Reply<EmptyObject>> {
-    let a = ctx.actor()?;
-    st.auth
-        .repo_with_role(Some(a), ctx.p("repository"), Role::Write)
-        .await?;
-    let repo = repo_name(&ctx)?;
-    let tag = ctx.p("tag");
-    st.registry
-        .tag_restore(&ctx.who(), &repo, tag, &b.manifest_digest)
+    content(&st)
+        .restore_tag(
+            caller(&ctx)?,
+            ctx.p("repository"),
+            ctx.p("tag"),
+            &b.manifest_digest,
+        )
         .await?;
     Ok(Reply::new(EmptyObject {}))
 }

@@ -2,7 +2,7 @@
 
 use super::{Created, Ctx, Done, NonEmpty, Reply, RestError, Route, done, route, secs};
 use crate::AppState;
-use berth_core::auth::accounts::{ApiToken, AppToken};
+use berth_core::{ApiToken, AppToken};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::ToSchema;

@@ -3,6 +3,7 @@
 use super::views::Avatar;
 use super::{Created, Ctx, Done, NonEmpty, Reply, RestError, Route, done, route};
 use crate::AppState;
+use berth_core::auth::TeamRole;
 use berth_core::auth::accounts::UserChanges;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -128,8 +129,8 @@ pub async fn user_view(st: &AppState, row: &berth_core::auth::Actor) -> Res<User
     let mut seen = std::collections::BTreeMap::<String, (bool, bool)>::new();
     for (org, team) in st.auth.memberships(acct.id).await? {
         let e = seen.entry(org).or_default();
-        e.0 |= team.role == "admin";
-        e.1 |= team.role == "admin" || team.role == "creator";
+        e.0 |= team.role == TeamRole::Admin;
+        e.1 |= matches!(team.role, TeamRole::Admin | TeamRole::Creator);
     }
     let organizations = seen
         .into_iter()
@@ -167,7 +168,7 @@ pub async fn user_view(st: &AppState, row: &berth_core::auth::Actor) -> Res<User
         is_me: true,
         super_user: st.auth.is_superuser(&acct),
         enabled: acct.enabled,
-        has_password_set: acct.password_hash.is_some(),
+        has_password_set: acct.has_password,
         failed_logins: acct.failed_logins,
     })
 }

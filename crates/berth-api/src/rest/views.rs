@@ -86,7 +86,7 @@ pub struct RepoRef {
 }
 
 impl RepoPermissions {
-    pub fn new(perms: &[berth_core::PermRow]) -> RepoPermissions {
+    pub fn new(perms: &[berth_core::Permission]) -> RepoPermissions {
         RepoPermissions {
             permissions: perms
                 .iter()
@@ -99,9 +99,9 @@ impl RepoPermissions {
                             .unwrap_or(&p.repo)
                             .into(),
                         full_name: p.repo.clone(),
-                        is_public: p.repo_visibility == "public",
+                        is_public: p.repo_visibility == berth_core::auth::Visibility::Public,
                     },
-                    role: p.role.clone(),
+                    role: p.role.to_string(),
                 })
                 .collect(),
         }

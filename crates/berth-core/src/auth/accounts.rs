@@ -6,8 +6,9 @@
 use super::audit::AuditEntry;
 use super::secret::hash_password;
 use super::{AccountKind, Actor, Auth};
+use crate::{Account, Team};
 use crate::{Error, Result};
-use berth_db::{AccountRow, AccountUpdate, ApiTokenRow, AppTokenRow, NewAccount, TeamRow};
+use berth_db::{AccountUpdate, NewAccount};
 use std::sync::LazyLock;
 
 static NAME: LazyLock<regex::Regex> = LazyLock::new(|| {
@@ -63,17 +64,13 @@ impl Auth {
         AuditEntry::new(kind).by(actor)
     }
 
-    pub async fn account(&self, name: &str) -> Result<Option<AccountRow>> {
-        Ok(self.db.account_by_name(name).await?)
+    pub async fn account(&self, name: &str) -> Result<Option<Account>> {
+        Ok(self.db.account_by_name(name).await?.map(Account::from))
     }
 
-    pub(super) async fn account_of_kind(
-        &self,
-        name: &str,
-        kind: AccountKind,
-    ) -> Result<AccountRow> {
+    pub(super) async fn account_of_kind(&self, name: &str, kind: AccountKind) -> Result<Account> {
         match self.db.account_by_name(name).await? {
-            Some(a) if a.kind == kind => Ok(a),
+            Some(a) if a.kind == kind => Ok(a.into()),
             _ => Err(Error::not_found(format!(
                 "no {} named {name:?}",
                 match kind {
@@ -85,11 +82,11 @@ impl Auth {
         }
     }
 
-    pub async fn user(&self, name: &str) -> Result<AccountRow> {
+    pub async fn user(&self, name: &str) -> Result<Account> {
         self.account_of_kind(name, AccountKind::User).await
     }
 
-    pub async fn org(&self, name: &str) -> Result<AccountRow> {
+    pub async fn org(&self, name: &str) -> Result<Account> {
         self.account_of_kind(name, AccountKind::Org).await
     }
 
@@ -114,7 +111,7 @@ impl Auth {
         password: Option<&str>,
         email: Option<&str>,
         superuser: bool,
-    ) -> Result<AccountRow> {
+    ) -> Result<Account> {
         check_namespace_name(username)?;
         if let Some(p) = password
             && p.len() < 8
@@ -151,6 +148,7 @@ impl Auth {
         self.db
             .account_by_id(id)
             .await?
+            .map(Account::from)
             .ok_or_else(|| Error::Internal("created user vanished".into()))
     }
 
@@ -159,7 +157,7 @@ impl Auth {
         actor: &Actor,
         username: &str,
         c: &UserChanges<'_>,
-    ) -> Result<AccountRow> {
+    ) -> Result<Account> {
         let target = self.user(username).await?;
         let is_self = actor.id == target.id;
         if !is_self {
@@ -249,7 +247,7 @@ impl Auth {
                 && row.id == actor.id
                 && actor.has_scope("user:admin"))
             || (row.kind == AccountKind::Org
-                && self.org_role(actor, &row).await?.admin
+                && self.org_role(actor, &Account::from(&row)).await?.admin
                 && actor.has_scope("org:admin"));
         if !allowed {
             return Err(Error::denied(format!("you may not delete {name:?}")));
@@ -302,12 +300,9 @@ impl Auth {
     }
 }
 
-pub type AppToken = AppTokenRow;
-pub type ApiToken = ApiTokenRow;
-
 /// A permission grantee as resolved.
 #[derive(Debug, Clone)]
 pub enum PermHolder {
-    Account(AccountRow),
-    Team(TeamRow),
+    Account(Account),
+    Team(Team),
 }

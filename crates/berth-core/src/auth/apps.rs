@@ -6,8 +6,8 @@ use super::accounts::NewToken;
 use super::audit::AuditEntry;
 use super::secret::random_token;
 use super::{Actor, Auth};
-use crate::{Error, Result};
-use berth_db::{ApiTokenRow, OAuthAppRow, now_ms};
+use crate::{ApiToken, Error, OAuthApp, Result};
+use berth_db::{OAuthAppRow, now_ms};
 
 /// The descriptive fields of an application.
 #[derive(Debug, Default)]
@@ -21,7 +21,12 @@ pub struct AppFields<'a> {
 
 impl Auth {
     /// An application of `org`, if `actor` administers the organization.
-    pub async fn oauth_app(
+    pub async fn oauth_app(&self, actor: &Actor, org: &str, client_id: &str) -> Result<OAuthApp> {
+        let row = self.oauth_app_row(actor, org, client_id).await?;
+        Ok(self.app_view(row))
+    }
+
+    async fn oauth_app_row(
         &self,
         actor: &Actor,
         org: &str,
@@ -35,10 +40,14 @@ impl Auth {
             .ok_or_else(|| Error::not_found(format!("no application {client_id:?} in {org:?}")))
     }
 
-    pub fn app_secret(&self, app: &OAuthAppRow) -> String {
-        self.sealer
+    /// The application with its client secret unsealed (empty if it cannot be, e.g. after
+    /// `DATABASE_SECRET_KEY` changed).
+    pub(super) fn app_view(&self, app: OAuthAppRow) -> OAuthApp {
+        let secret = self
+            .sealer
             .open_string(&app.secret_sealed)
-            .unwrap_or_default()
+            .unwrap_or_default();
+        OAuthApp::new(app, secret)
     }
 
     pub async fn create_oauth_app(
@@ -46,7 +55,7 @@ impl Auth {
         actor: &Actor,
         org: &str,
         f: &AppFields<'_>,
-    ) -> Result<OAuthAppRow> {
+    ) -> Result<OAuthApp> {
         let o = self.org_admin(actor, org).await?;
         if f.name.trim().is_empty() {
             return Err(Error::invalid("name is required"));
@@ -71,7 +80,7 @@ impl Auth {
                     .meta(serde_json::json!({"application_name": app.name, "client_id": app.client_id})),
             )
             .await;
-        Ok(app)
+        Ok(self.app_view(app))
     }
 
     pub async fn update_oauth_app(
@@ -81,8 +90,8 @@ impl Auth {
         client_id: &str,
         f: &AppFields<'_>,
         reset_secret: bool,
-    ) -> Result<OAuthAppRow> {
-        let mut app = self.oauth_app(actor, org, client_id).await?;
+    ) -> Result<OAuthApp> {
+        let mut app = self.oauth_app_row(actor, org, client_id).await?;
         if !reset_secret {
             if f.name.trim().is_empty() {
                 return Err(Error::invalid("name is required"));
@@ -106,11 +115,11 @@ impl Auth {
                 serde_json::json!({"application_name": app.name, "client_id": app.client_id}),
             ))
             .await;
-        Ok(app)
+        Ok(self.app_view(app))
     }
 
     pub async fn delete_oauth_app(&self, actor: &Actor, org: &str, client_id: &str) -> Result<()> {
-        let app = self.oauth_app(actor, org, client_id).await?;
+        let app = self.oauth_app_row(actor, org, client_id).await?;
         self.db.delete_oauth_app(app.org_id, client_id).await?;
         self.audit
             .record(
@@ -134,8 +143,8 @@ impl Auth {
         name: &str,
         scopes: &[String],
         expires_in_s: Option<i64>,
-    ) -> Result<NewToken<ApiTokenRow>> {
-        let app = self.oauth_app(actor, org, client_id).await?;
+    ) -> Result<NewToken<ApiToken>> {
+        let app = self.oauth_app_row(actor, org, client_id).await?;
         let t = self
             .create_api_token(actor, name, scopes, expires_in_s)
             .await?;
@@ -160,7 +169,7 @@ impl Auth {
         client_id: &str,
         uuid: &str,
     ) -> Result<()> {
-        self.oauth_app(actor, org, client_id).await?;
+        self.oauth_app_row(actor, org, client_id).await?;
         if !self.db.delete_app_api_token(client_id, uuid).await? {
             return Err(Error::not_found(format!(
                 "no token {uuid:?} for application {client_id:?}"

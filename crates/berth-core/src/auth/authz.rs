@@ -11,6 +11,7 @@
 use super::jwt::Access;
 use super::{AccountKind, Actor, Auth};
 use crate::Result;
+use berth_db::{Role, TeamRole};
 use berth_oci::RepoName;
 
 /// Superusers acting with the `super:user` scope: the one check every superuser-only use case
@@ -25,36 +26,12 @@ pub fn require_superuser(actor: &Actor) -> Result<()> {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Role {
-    Read,
-    Write,
-    Admin,
-}
-
-impl Role {
-    pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "read" => Some(Role::Read),
-            "write" => Some(Role::Write),
-            "admin" => Some(Role::Admin),
-            _ => None,
-        }
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Read => "read",
-            Role::Write => "write",
-            Role::Admin => "admin",
-        }
-    }
-    /// Registry token actions this role allows on an existing repository.
-    pub fn actions(self) -> &'static [&'static str] {
-        match self {
-            Role::Read => &["pull"],
-            Role::Write => &["pull", "push", "delete"],
-            Role::Admin => &["pull", "push", "delete", "*"],
-        }
+/// Registry token actions `role` allows on an existing repository.
+fn role_actions(role: Role) -> &'static [&'static str] {
+    match role {
+        Role::Read => &["pull"],
+        Role::Write => &["pull", "push", "delete"],
+        Role::Admin => &["pull", "push", "delete", "*"],
     }
 }
 
@@ -80,9 +57,9 @@ impl RepoAccess {
     /// that nobody learns whether a private repository exists.
     pub fn actions(&self) -> &'static [&'static str] {
         if self.exists {
-            self.role.map(Role::actions).unwrap_or(&[])
+            self.role.map(role_actions).unwrap_or(&[])
         } else if self.can_create {
-            Role::Admin.actions()
+            role_actions(Role::Admin)
         } else {
             &[]
         }
@@ -110,18 +87,16 @@ impl Auth {
                 can_create = true;
             }
             for r in &facts.repo_roles {
-                if let Some(r) = Role::parse(r) {
-                    bump(r);
-                }
+                bump(*r);
             }
             for r in &facts.org_team_roles {
-                match r.as_str() {
-                    "admin" => {
+                match r {
+                    TeamRole::Admin => {
                         bump(Role::Admin);
                         can_create = true;
                     }
-                    "creator" => can_create = true,
-                    _ => {}
+                    TeamRole::Creator => can_create = true,
+                    TeamRole::Member => {}
                 }
             }
             // A superuser may push into a namespace nobody owns yet: it becomes an organization.

@@ -19,7 +19,7 @@ use super::accounts::{OWNERS_TEAM, check_namespace_name};
 use super::audit::AuditEntry;
 use super::login::LoginError;
 use super::{Actor, Auth};
-use crate::{Error, Result};
+use crate::{Account, Error, Result};
 use berth_db::AccountKind;
 use berth_db::{AccountRow, AccountUpdate};
 use directory::{DirUser, Verdict, norm_rdn, rdns, verify};
@@ -257,7 +257,7 @@ impl Auth {
             return Ok(Some(Ok(actor)));
         }
         if let Some(r) = &row
-            && let Some(e) = self.throttled(r, source).await?
+            && let Some(e) = self.throttled(&Account::from(r), source).await?
         {
             return Ok(Some(Err(e)));
         }
@@ -291,7 +291,7 @@ impl Auth {
     /// A refused password, counted against the account as a local one would be.
     async fn ldap_refused(&self, row: Option<&AccountRow>, source: &str) -> Result<Outcome> {
         match row {
-            Some(r) => Ok(Err(self.login_failed(r, source).await?)),
+            Some(r) => Ok(Err(self.login_failed(&Account::from(r), source).await?)),
             None => Ok(Err(LoginError::Invalid)),
         }
     }
@@ -304,7 +304,7 @@ impl Auth {
         // entry to another subtree such as a secondary RDN, renaming a `cn=Full Name` RDN).
         let subject = user.uid.to_ascii_lowercase();
         let mut acct = match self.db.external_login(SERVICE, &subject).await? {
-            Some(id) => self.db.account_by_id(id).await?,
+            Some(id) => self.db.account_by_id(id).await?.map(Account::from),
             None => None,
         };
         if acct.is_none() {
@@ -386,6 +386,7 @@ impl Auth {
         }
         self.incidental(self.db.login_succeeded(acct.id, source).await)?;
         self.incidental(self.db.touch_account(acct.id).await)?;
+        let acct = Account::from(acct);
         self.ldap_sync_teams(&acct, &user.teams).await?;
         let mut actor = self.actor(&acct, "password");
         if user.superuser == Some(true) {
@@ -399,7 +400,7 @@ impl Auth {
         &self,
         name: &str,
         email: Option<&str>,
-    ) -> Result<std::result::Result<AccountRow, LoginError>> {
+    ) -> Result<std::result::Result<Account, LoginError>> {
         if let Err(e) = check_namespace_name(name) {
             return Ok(Err(LoginError::Directory(format!(
                 "the LDAP user {name:?} cannot become a Berth user: {e}; an administrator can change LDAP_UID_ATTR or the directory entry"
@@ -422,7 +423,7 @@ impl Auth {
             // A concurrent first login of the same user created it a moment ago.
             Err(Error::AlreadyExists(_)) => match self.db.external_login(SERVICE, name).await? {
                 Some(id) => match self.db.account_by_id(id).await? {
-                    Some(row) => return Ok(Ok(row)),
+                    Some(row) => return Ok(Ok(row.into())),
                     None => return Err(Error::Internal("LDAP account vanished".into())),
                 },
                 None => {
@@ -441,11 +442,7 @@ impl Auth {
     }
 
     /// Adds the account to the synced teams whose group lists it and removes it from the others.
-    async fn ldap_sync_teams(
-        &self,
-        acct: &AccountRow,
-        teams: &[(i64, Option<bool>)],
-    ) -> Result<()> {
+    async fn ldap_sync_teams(&self, acct: &Account, teams: &[(i64, Option<bool>)]) -> Result<()> {
         if teams.is_empty() {
             return Ok(());
         }

@@ -10,9 +10,10 @@
 use super::audit::AuditEntry;
 use super::secret::{equal, token_hash, verify_password};
 use super::{Actor, Auth};
+use crate::Account;
 use crate::{Error, Result};
 use berth_db::AccountKind;
-use berth_db::{AccountRow, now_ms};
+use berth_db::now_ms;
 
 /// How long a successful Basic check is reused.
 pub const BASIC_CACHE_MS: i64 = 5_000;
@@ -223,18 +224,18 @@ impl Auth {
         {
             return Ok(Ok(actor));
         }
-        if let Some(e) = self.throttled(&row, source).await? {
+        if let Some(e) = self.throttled(&Account::from(&row), source).await? {
             return Ok(Err(e));
         }
         if !verify_password(secret, row.password_hash.as_deref()).await {
-            return Ok(Err(self.login_failed(&row, source).await?));
+            return Ok(Err(self.login_failed(&Account::from(&row), source).await?));
         }
         if !row.enabled {
             return Ok(Err(LoginError::Disabled));
         }
         self.incidental(self.db.login_succeeded(row.id, source).await)?;
         self.incidental(self.db.touch_account(row.id).await)?;
-        Ok(Ok(self.actor(&row, "password")))
+        Ok(Ok(self.actor(&Account::from(&row), "password")))
     }
 
     fn login_lock(&self, name: &str) -> std::sync::Arc<tokio::sync::Mutex<()>> {
@@ -255,7 +256,7 @@ impl Auth {
     /// cannot lock the real user out. Guesses spread over many addresses meet an account-wide
     /// guard that only ever delays (never locks), once the account-wide count since the last
     /// success passes three times the lock-out threshold.
-    pub async fn throttled(&self, row: &AccountRow, source: &str) -> Result<Option<LoginError>> {
+    pub async fn throttled(&self, row: &Account, source: &str) -> Result<Option<LoginError>> {
         let now = now_ms();
         let here = self.db.login_failures_from(row.id, source).await?;
         if let Some((f, last)) = here
@@ -315,7 +316,7 @@ impl Auth {
     }
 
     /// Counts a refused password from `source`; the error to answer.
-    pub(super) async fn login_failed(&self, row: &AccountRow, source: &str) -> Result<LoginError> {
+    pub(super) async fn login_failed(&self, row: &Account, source: &str) -> Result<LoginError> {
         let counted = self
             .db
             .record_login_failure(row.id, source, self.config.lockout_failures)
@@ -341,7 +342,7 @@ impl Auth {
     }
 
     /// The sources whose password logins to an account are locked out.
-    pub async fn locked_sources(&self, row: &AccountRow) -> Result<Vec<String>> {
+    pub async fn locked_sources(&self, row: &Account) -> Result<Vec<String>> {
         if self.config.lockout_failures <= 0 {
             return Ok(Vec::new());
         }
@@ -382,7 +383,7 @@ impl Auth {
             return Ok(Err(LoginError::Disabled));
         }
         self.incidental(self.db.touch_account(row.id).await)?;
-        Ok(Ok(self.actor(&row, "robot_token")))
+        Ok(Ok(self.actor(&Account::from(&row), "robot_token")))
     }
 
     pub(super) async fn check_app_token(
@@ -409,7 +410,7 @@ impl Auth {
             return Ok(Err(LoginError::Disabled));
         }
         self.incidental(self.db.touch_token(true, &t.uuid).await)?;
-        Ok(Ok(self.actor(&row, "app_token")))
+        Ok(Ok(self.actor(&Account::from(&row), "app_token")))
     }
 
     /// The caller of an API bearer token, with the token's scopes.
@@ -427,7 +428,7 @@ impl Auth {
             return Ok(None);
         }
         self.incidental(self.db.touch_token(false, &t.uuid).await)?;
-        let mut actor = self.actor(&row, "api_token");
+        let mut actor = self.actor(&Account::from(&row), "api_token");
         let scopes: Vec<String> = t.scopes.split_whitespace().map(str::to_string).collect();
         if !scopes.iter().any(|s| s == "super:user") {
             actor.superuser = false;

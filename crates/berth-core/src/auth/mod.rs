@@ -21,7 +21,7 @@ mod tokens;
 pub mod views;
 
 pub use audit::{AuditEntry, AuditLog, Who};
-pub use authz::{RepoAccess, Role};
+pub use authz::RepoAccess;
 pub use jwt::{Access, CallerKind, Claims, TokenContext, TokenError};
 pub use login::LoginError;
 
@@ -111,8 +111,11 @@ impl Default for AuthConfig {
     }
 }
 
-/// The kind of an account, decoded at the database boundary.
-pub use berth_db::AccountKind;
+/// Closed sets of stored values (account kinds, roles, visibility), decoded at the database
+/// boundary: a row never carries them as strings.
+pub use berth_db::{
+    AccountKind, GranteeKind, LabelSource, PruneMethod, QuotaLimitKind, Role, TeamRole, Visibility,
+};
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]
@@ -220,12 +223,12 @@ impl Auth {
     }
 
     /// Whether an account is a superuser (flag in the database or named in `SUPER_USERS`).
-    pub fn is_superuser(&self, row: &berth_db::AccountRow) -> bool {
+    pub fn is_superuser(&self, row: &crate::Account) -> bool {
         row.kind == AccountKind::User
             && (row.superuser || self.config.superusers.contains(&row.name))
     }
 
-    pub fn actor(&self, row: &berth_db::AccountRow, via: &'static str) -> Actor {
+    pub fn actor(&self, row: &crate::Account, via: &'static str) -> Actor {
         Actor {
             id: row.id,
             name: row.name.clone(),

@@ -1,14 +1,15 @@
 //! Organizations, their `owners` team and other teams, and team membership.
 
 use super::accounts::*;
-use super::{AccountKind, Actor, Auth};
+use super::{AccountKind, Actor, Auth, TeamRole};
+use crate::{Account, Team};
 use crate::{Error, Result};
-use berth_db::{AccountRow, AccountUpdate, NewAccount, TeamRow};
+use berth_db::{AccountUpdate, NewAccount};
 
 impl Auth {
     // ---- organizations and teams ----------------------------------------------------------
 
-    pub async fn org_role(&self, actor: &Actor, org: &AccountRow) -> Result<OrgRole> {
+    pub async fn org_role(&self, actor: &Actor, org: &Account) -> Result<OrgRole> {
         let mut r = OrgRole::default();
         for (org_name, t) in self.db.teams_of_account(actor.id).await? {
             if org_name == org.name {
@@ -31,7 +32,7 @@ impl Auth {
     }
 
     /// The organization, if `actor` administers it (and the credential carries `org:admin`).
-    pub async fn org_admin(&self, actor: &Actor, org: &str) -> Result<AccountRow> {
+    pub async fn org_admin(&self, actor: &Actor, org: &str) -> Result<Account> {
         let row = self.org(org).await?;
         if !actor.has_scope("org:admin") || !self.org_role(actor, &row).await?.admin {
             return Err(Error::denied(format!(
@@ -47,7 +48,7 @@ impl Auth {
         actor: &Actor,
         name: &str,
         email: Option<&str>,
-    ) -> Result<AccountRow> {
+    ) -> Result<Account> {
         if actor.kind != AccountKind::User || !actor.has_scope("user:admin") {
             return Err(Error::denied("only users may create organizations"));
         }
@@ -59,7 +60,7 @@ impl Auth {
         actor: Option<&Actor>,
         name: &str,
         email: Option<&str>,
-    ) -> Result<AccountRow> {
+    ) -> Result<Account> {
         check_namespace_name(name)?;
         let id = self
             .db
@@ -75,7 +76,12 @@ impl Auth {
             )))?;
         let (team, _) = self
             .db
-            .upsert_team(id, OWNERS_TEAM, "admin", Some("Owners of the organization"))
+            .upsert_team(
+                id,
+                OWNERS_TEAM,
+                TeamRole::Admin,
+                Some("Owners of the organization"),
+            )
             .await?;
         if let Some(a) = actor {
             self.db.add_team_member(team, a.id).await?;
@@ -90,13 +96,14 @@ impl Auth {
         self.db
             .account_by_id(id)
             .await?
+            .map(Account::from)
             .ok_or_else(|| Error::Internal("created organization vanished".into()))
     }
 
     pub async fn update_org(
         &self,
         actor: &Actor,
-        org: &AccountRow,
+        org: &Account,
         email: Option<&str>,
         tag_expiration_s: Option<i64>,
     ) -> Result<()> {
@@ -164,17 +171,17 @@ impl Auth {
         team: &str,
         role: &str,
         description: Option<&str>,
-    ) -> Result<(TeamRow, bool)> {
+    ) -> Result<(Team, bool)> {
         let o = self.org_admin(actor, org).await?;
         if !TEAM.is_match(team) {
             return Err(Error::invalid(format!(
                 "invalid team name {team:?}: a letter, then letters, digits or '_' (2 to 255)"
             )));
         }
-        if !["member", "creator", "admin"].contains(&role) {
-            return Err(Error::invalid("role must be one of member, creator, admin"));
-        }
-        if team == OWNERS_TEAM && role != "admin" {
+        let role: TeamRole = role
+            .parse()
+            .map_err(|_| Error::invalid("role must be one of member, creator, admin"))?;
+        if team == OWNERS_TEAM && role != TeamRole::Admin {
             return Err(Error::invalid("the owners team always has the admin role"));
         }
         let (_, created) = self.db.upsert_team(o.id, team, role, description).await?;
@@ -197,13 +204,14 @@ impl Auth {
             .team(o.id, team)
             .await?
             .ok_or_else(|| Error::Internal("team vanished".into()))?;
-        Ok((t, created))
+        Ok((t.into(), created))
     }
 
-    pub async fn team(&self, org: &AccountRow, team: &str) -> Result<TeamRow> {
+    pub async fn team(&self, org: &Account, team: &str) -> Result<Team> {
         self.db
             .team(org.id, team)
             .await?
+            .map(Team::from)
             .ok_or_else(|| Error::not_found(format!("no team {team:?} in {:?}", org.name)))
     }
 
@@ -231,7 +239,7 @@ impl Auth {
         org: &str,
         team: &str,
         member: &str,
-    ) -> Result<AccountRow> {
+    ) -> Result<Account> {
         let o = self.org_admin(actor, org).await?;
         let t = self.team(&o, team).await?;
         let m = self
@@ -259,7 +267,7 @@ impl Auth {
                     .meta(serde_json::json!({"team": team, "member": member})),
             )
             .await;
-        Ok(m)
+        Ok(m.into())
     }
 
     pub async fn remove_team_member(

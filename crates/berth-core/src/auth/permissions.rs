@@ -3,18 +3,20 @@
 
 use super::accounts::*;
 use super::audit::AuditEntry;
-use super::authz::Role;
 use super::{AccountKind, Actor, Auth};
+use super::{Role, Visibility};
+use crate::Repository;
 use crate::{Error, Result};
-use berth_db::{DefaultPermRow, Grantee, NewRepo, RepoRow};
+use berth_db::{DefaultPermRow, Grantee, NewRepo};
 
 impl Auth {
     // ---- repositories and permissions ----------------------------------------------------
 
-    pub async fn repo_row(&self, repo: &str) -> Result<RepoRow> {
+    pub async fn repo_row(&self, repo: &str) -> Result<Repository> {
         self.db
             .repo(repo)
             .await?
+            .map(Repository::from)
             .ok_or_else(|| Error::not_found(format!("repository {repo:?} not found")))
     }
 
@@ -25,7 +27,7 @@ impl Auth {
         actor: Option<&Actor>,
         repo: &str,
         role: Role,
-    ) -> Result<RepoRow> {
+    ) -> Result<Repository> {
         let access = self.repo_access(actor, repo).await?;
         if !access.exists || access.role.is_none() {
             return Err(Error::not_found(format!("repository {repo:?} not found")));
@@ -72,9 +74,7 @@ impl Auth {
                 )
             }));
         }
-        if !["public", "private"].contains(&visibility) {
-            return Err(Error::invalid("visibility must be public or private"));
-        }
+        let visibility = parse_visibility(visibility)?;
         if !access.namespace_exists {
             match self.create_org_inner(Some(actor), ns, None).await {
                 Ok(_) | Err(Error::AlreadyExists(_)) => {}
@@ -83,7 +83,7 @@ impl Auth {
         }
         let own_namespace = actor.kind == AccountKind::User && actor.name == ns;
         let org_admin = match self.db.account_by_name(ns).await? {
-            Some(o) if o.kind == AccountKind::Org => self.org_role(actor, &o).await?.admin,
+            Some(o) if o.kind == AccountKind::Org => self.org_role(actor, &o.into()).await?.admin,
             _ => false,
         };
         let creator_admin = (!own_namespace && !org_admin).then_some(actor.id);
@@ -117,9 +117,7 @@ impl Auth {
 
     pub async fn set_visibility(&self, actor: &Actor, repo: &str, visibility: &str) -> Result<()> {
         let r = self.repo_with_role(Some(actor), repo, Role::Admin).await?;
-        if !["public", "private"].contains(&visibility) {
-            return Err(Error::invalid("visibility must be public or private"));
-        }
+        let visibility = parse_visibility(visibility)?;
         self.db.set_repo_visibility(r.id, visibility).await?;
         self.audit
             .record(
@@ -155,7 +153,7 @@ impl Auth {
     /// (`ns+name`), or (`team == true`) a team of the namespace's organization.
     pub async fn grantee(
         &self,
-        repo: &RepoRow,
+        repo: &Repository,
         name: &str,
         team: bool,
     ) -> Result<(Grantee, PermHolder)> {
@@ -181,7 +179,7 @@ impl Auth {
                 repo.namespace
             )));
         }
-        Ok((Grantee::Account(a.id), PermHolder::Account(a)))
+        Ok((Grantee::Account(a.id), PermHolder::Account(a.into())))
     }
 
     pub async fn set_permission(
@@ -193,9 +191,7 @@ impl Auth {
         role: &str,
     ) -> Result<PermHolder> {
         let r = self.repo_with_role(Some(actor), repo, Role::Admin).await?;
-        if Role::parse(role).is_none() {
-            return Err(Error::invalid("role must be one of read, write, admin"));
-        }
+        let role = parse_role(role)?;
         let (g, who) = self.grantee(&r, name, team).await?;
         self.db.set_repo_perm(r.id, g, role).await?;
         let kind = if team {
@@ -253,11 +249,9 @@ impl Auth {
         delegate: &str,
         delegate_is_team: bool,
         role: &str,
-    ) -> Result<DefaultPermRow> {
+    ) -> Result<crate::DefaultPerm> {
         let o = self.org_admin(actor, org).await?;
-        if Role::parse(role).is_none() {
-            return Err(Error::invalid("role must be one of read, write, admin"));
-        }
+        let role = parse_role(role)?;
         let activating_id = match activating_user {
             Some(n) => Some(
                 self.db
@@ -294,7 +288,7 @@ impl Auth {
             org_id: o.id,
             activating_id,
             delegate: delegate_g,
-            role: role.to_string(),
+            role,
         };
         self.db.insert_default_perm(&row).await?;
         self.audit
@@ -305,7 +299,7 @@ impl Auth {
                     .meta(serde_json::json!({"delegate": delegate, "role": role, "activating_user": activating_user})),
             )
             .await;
-        Ok(row)
+        Ok(crate::DefaultPerm::from(&row))
     }
 
     pub async fn update_default_perm(
@@ -316,9 +310,7 @@ impl Auth {
         role: &str,
     ) -> Result<()> {
         let o = self.org_admin(actor, org).await?;
-        if Role::parse(role).is_none() {
-            return Err(Error::invalid("role must be one of read, write, admin"));
-        }
+        let role = parse_role(role)?;
         if !self.db.update_default_perm(o.id, uuid, role).await? {
             return Err(Error::not_found(format!("no default permission {uuid:?}")));
         }
@@ -348,4 +340,17 @@ impl Auth {
             .await;
         Ok(())
     }
+}
+
+/// A repository role a caller names (`read`, `write`, `admin`).
+fn parse_role(role: &str) -> Result<Role> {
+    role.parse()
+        .map_err(|_| Error::invalid("role must be one of read, write, admin"))
+}
+
+/// A visibility a caller names (`public`, `private`).
+pub(crate) fn parse_visibility(visibility: &str) -> Result<Visibility> {
+    visibility
+        .parse()
+        .map_err(|_| Error::invalid("visibility must be public or private"))
 }

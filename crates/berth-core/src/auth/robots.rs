@@ -3,6 +3,7 @@
 use super::accounts::*;
 use super::secret::{random_upper_token, token_hash};
 use super::{Actor, Auth};
+use crate::Account;
 use crate::{Error, Result};
 use berth_db::AccountKind;
 use berth_db::{AccountRow, AccountUpdate, NewAccount};
@@ -11,12 +12,13 @@ impl Auth {
     // ---- robots --------------------------------------------------------------------------
 
     /// The owner namespace account of robots named `ns+...`, if `actor` may manage them.
-    pub async fn robot_owner(&self, actor: &Actor, ns: &str) -> Result<AccountRow> {
+    pub async fn robot_owner(&self, actor: &Actor, ns: &str) -> Result<Account> {
         let owner = self
             .db
             .account_by_name(ns)
             .await?
             .filter(|a| a.kind != AccountKind::Robot)
+            .map(Account::from)
             .ok_or_else(|| Error::not_found(format!("no user or organization named {ns:?}")))?;
         let ok = match owner.kind {
             AccountKind::User => {
@@ -32,12 +34,7 @@ impl Auth {
         Ok(owner)
     }
 
-    pub async fn robot(
-        &self,
-        actor: &Actor,
-        ns: &str,
-        short: &str,
-    ) -> Result<(AccountRow, String)> {
+    pub async fn robot(&self, actor: &Actor, ns: &str, short: &str) -> Result<(Account, String)> {
         let owner = self.robot_owner(actor, ns).await?;
         let name = format!("{ns}+{short}");
         let row = self
@@ -47,10 +44,12 @@ impl Auth {
             .filter(|r| r.kind == AccountKind::Robot && r.owner_id == Some(owner.id))
             .ok_or_else(|| Error::not_found(format!("no robot account {name:?}")))?;
         let token = self.robot_token(&row);
-        Ok((row, token))
+        Ok((row.into(), token))
     }
 
-    pub fn robot_token(&self, row: &AccountRow) -> String {
+    /// A robot's token, unsealed (empty if it cannot be, e.g. after `DATABASE_SECRET_KEY`
+    /// changed).
+    pub(super) fn robot_token(&self, row: &AccountRow) -> String {
         row.token_sealed
             .as_deref()
             .and_then(|s| self.sealer.open_string(s))
@@ -64,7 +63,7 @@ impl Auth {
         short: &str,
         description: Option<&str>,
         metadata: Option<&serde_json::Value>,
-    ) -> Result<(AccountRow, String)> {
+    ) -> Result<(Account, String)> {
         let owner = self.robot_owner(actor, ns).await?;
         if !ROBOT_SHORT.is_match(short) {
             return Err(Error::invalid(format!(
@@ -107,7 +106,7 @@ impl Auth {
         actor: &Actor,
         ns: &str,
         short: &str,
-    ) -> Result<(AccountRow, String)> {
+    ) -> Result<(Account, String)> {
         let (row, _) = self.robot(actor, ns, short).await?;
         let token = random_upper_token(64);
         let sealed = self.sealer.seal(token.as_bytes());

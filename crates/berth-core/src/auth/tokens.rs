@@ -4,17 +4,13 @@ use super::accounts::*;
 use super::audit::AuditEntry;
 use super::secret::{random_token, token_hash};
 use super::{API_SCOPES, AccountKind, Actor, Auth};
-use crate::{Error, Result};
-use berth_db::{AccountRow, ApiTokenRow, AppTokenRow, now_ms};
+use crate::{ApiToken, AppToken, Error, Result};
+use berth_db::{ApiTokenRow, AppTokenRow, now_ms};
 
 impl Auth {
     // ---- tokens ---------------------------------------------------------------------------
 
-    pub async fn create_app_token(
-        &self,
-        actor: &Actor,
-        title: &str,
-    ) -> Result<NewToken<AppTokenRow>> {
+    pub async fn create_app_token(&self, actor: &Actor, title: &str) -> Result<NewToken<AppToken>> {
         if !self.config.app_tokens {
             return Err(Error::not_found(
                 "app-specific tokens are disabled (FEATURE_APP_SPECIFIC_TOKENS)",
@@ -49,7 +45,10 @@ impl Auth {
                     .meta(serde_json::json!({"app_specific_token_title": title, "app_specific_token": row.uuid})),
             )
             .await;
-        Ok(NewToken { row, token })
+        Ok(NewToken {
+            row: row.into(),
+            token,
+        })
     }
 
     pub async fn delete_app_token(&self, actor: &Actor, uuid: &str) -> Result<()> {
@@ -74,7 +73,7 @@ impl Auth {
         name: &str,
         scopes: &[String],
         expires_in_s: Option<i64>,
-    ) -> Result<NewToken<ApiTokenRow>> {
+    ) -> Result<NewToken<ApiToken>> {
         if actor.kind != AccountKind::User {
             return Err(Error::denied("only users may create API tokens"));
         }
@@ -118,7 +117,10 @@ impl Auth {
                     ),
             )
             .await;
-        Ok(NewToken { row, token })
+        Ok(NewToken {
+            row: row.into(),
+            token,
+        })
     }
 
     pub async fn delete_api_token(&self, actor: &Actor, uuid: &str) -> Result<()> {
@@ -153,7 +155,7 @@ impl Auth {
         &self,
         username: &str,
         password: Option<&str>,
-    ) -> Result<Option<(AccountRow, Option<String>)>> {
+    ) -> Result<Option<(crate::Account, Option<String>)>> {
         if self.db.count_accounts(berth_db::AccountKind::User).await? > 0 {
             return Ok(None);
         }

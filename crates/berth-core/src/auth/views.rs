@@ -4,20 +4,21 @@
 //! through a checked door. Writes live with their aggregate (accounts, orgs, robots, …).
 
 use super::authz::require_superuser;
-use super::{AccountKind, Actor, Auth};
-use crate::{Error, Result};
-use berth_db::{
-    AccountRow, ApiTokenRow, AppTokenRow, AuditQuery, AuditRow, DefaultPermRow, Grantee,
-    OAuthAppRow, PermRow, RepoRow, ServiceKeyRow, TeamRow, Viewer,
+use super::{AccountKind, Actor, Auth, GranteeKind};
+use crate::model::all;
+use crate::{
+    Account, ApiToken, AppToken, AuditQuery, AuditRecord, DefaultPerm, Error, OAuthApp, Permission,
+    Repository, Result, ServiceKey, Team,
 };
+use berth_db::{DefaultPermRow, Grantee, Viewer};
 
 /// A member of a team or an organization.
 #[derive(Debug, Clone)]
 pub struct Member {
     pub id: i64,
     pub name: String,
-    /// `user` or `robot`.
-    pub kind: String,
+    /// A user or a robot.
+    pub kind: AccountKind,
 }
 
 /// Which repositories a listing asks for (which of them the caller may read is the access
@@ -36,14 +37,14 @@ pub struct Listing<'a> {
 #[derive(Debug, Clone)]
 pub struct OrgMember {
     pub name: String,
-    pub kind: String,
+    pub kind: AccountKind,
     pub teams: Vec<String>,
 }
 
 /// A team with its members, as its organization's administrators and members see it.
 #[derive(Debug, Clone)]
 pub struct TeamMembers {
-    pub team: TeamRow,
+    pub team: Team,
     pub members: Vec<Member>,
     /// Whether the caller administers the organization.
     pub can_edit: bool,
@@ -52,9 +53,9 @@ pub struct TeamMembers {
 /// A default permission with the accounts and team it names resolved to `(name, kind)`.
 #[derive(Debug, Clone)]
 pub struct DefaultPermView {
-    pub row: DefaultPermRow,
-    pub activating: Option<(String, String)>,
-    pub delegate: Option<(String, String)>,
+    pub perm: DefaultPerm,
+    pub activating: Option<(String, GranteeKind)>,
+    pub delegate: Option<(String, GranteeKind)>,
 }
 
 /// How a team's membership follows an external directory.
@@ -75,13 +76,19 @@ pub enum TeamSync<'a> {
 
 impl Auth {
     /// An account by id, of any kind; `None` once deleted.
-    pub async fn account_by_id(&self, id: i64) -> Result<Option<AccountRow>> {
-        Ok(self.db.account_by_id(id).await?)
+    pub async fn account_by_id(&self, id: i64) -> Result<Option<Account>> {
+        Ok(self.db.account_by_id(id).await?.map(Account::from))
     }
 
     /// The organizations and teams an account belongs to.
-    pub async fn memberships(&self, account_id: i64) -> Result<Vec<(String, TeamRow)>> {
-        Ok(self.db.teams_of_account(account_id).await?)
+    pub async fn memberships(&self, account_id: i64) -> Result<Vec<(String, Team)>> {
+        Ok(self
+            .db
+            .teams_of_account(account_id)
+            .await?
+            .into_iter()
+            .map(|(org, t)| (org, t.into()))
+            .collect())
     }
 
     /// External identities linked to an account: `(service, subject, metadata JSON)`.
@@ -95,8 +102,8 @@ impl Auth {
     }
 
     /// Accounts whose name starts with `prefix`, for autocompletion.
-    pub async fn search_accounts(&self, prefix: &str, limit: i64) -> Result<Vec<AccountRow>> {
-        Ok(self.db.search_accounts(prefix, limit).await?)
+    pub async fn search_accounts(&self, prefix: &str, limit: i64) -> Result<Vec<Account>> {
+        Ok(all(self.db.search_accounts(prefix, limit).await?))
     }
 
     /// A page of accounts of one kind in name order, after `after`, for superusers.
@@ -106,9 +113,9 @@ impl Auth {
         kind: AccountKind,
         after: &str,
         limit: i64,
-    ) -> Result<Vec<AccountRow>> {
+    ) -> Result<Vec<Account>> {
         require_superuser(actor)?;
-        Ok(self.db.list_accounts(kind, after, limit).await?)
+        Ok(all(self.db.list_accounts(kind, after, limit).await?))
     }
 
     /// The time-machine window a namespace set for itself (`tag_expiration_s`), if any.
@@ -131,7 +138,7 @@ impl Auth {
         listing: &Listing<'_>,
         after: Option<&str>,
         limit: i64,
-    ) -> Result<Vec<RepoRow>> {
+    ) -> Result<Vec<Repository>> {
         let viewer = Viewer {
             account_id: actor.map(|a| a.id),
             own_namespace: actor
@@ -155,7 +162,7 @@ impl Auth {
                     .await?
                     .allows(super::Role::Read)
                 {
-                    out.push(r);
+                    out.push(r.into());
                     if out.len() as i64 >= limit {
                         return Ok(out);
                     }
@@ -186,8 +193,8 @@ impl Auth {
     }
 
     /// An organization's teams.
-    pub async fn org_teams(&self, org: &AccountRow) -> Result<Vec<TeamRow>> {
-        Ok(self.db.teams_of_org(org.id).await?)
+    pub async fn org_teams(&self, org: &Account) -> Result<Vec<Team>> {
+        Ok(all(self.db.teams_of_org(org.id).await?))
     }
 
     /// A team and its members, if `actor` may list them: the organization's administrators and
@@ -237,7 +244,7 @@ impl Auth {
     }
 
     /// Every account in some team of the organization, by name.
-    pub async fn org_member_names(&self, org: &AccountRow) -> Result<Vec<String>> {
+    pub async fn org_member_names(&self, org: &Account) -> Result<Vec<String>> {
         Ok(self
             .db
             .org_members(org.id)
@@ -249,7 +256,7 @@ impl Auth {
 
     /// Direct permissions on repositories of `org` held by accounts outside its teams (Quay's
     /// outside collaborators), for the organization's administrators.
-    pub async fn outside_collaborators(&self, actor: &Actor, org: &str) -> Result<Vec<PermRow>> {
+    pub async fn outside_collaborators(&self, actor: &Actor, org: &str) -> Result<Vec<Permission>> {
         let o = self.org_admin(actor, org).await?;
         let members: std::collections::HashSet<String> =
             self.org_member_names(&o).await?.into_iter().collect();
@@ -260,10 +267,11 @@ impl Auth {
             .await?
             .into_iter()
             .filter(|p| {
-                p.grantee_kind != "team"
+                p.grantee_kind != GranteeKind::Team
                     && !members.contains(&p.grantee)
                     && p.repo.starts_with(&prefix)
             })
+            .map(Permission::from)
             .collect())
     }
 
@@ -273,23 +281,53 @@ impl Auth {
         actor: &Actor,
         org: &str,
         team: &str,
-    ) -> Result<Vec<PermRow>> {
+    ) -> Result<Vec<Permission>> {
         let o = self.org_admin(actor, org).await?;
         let t = self.team(&o, team).await?;
-        Ok(self.db.list_perms(None, Some(Grantee::Team(t.id))).await?)
+        Ok(all(self
+            .db
+            .list_perms(None, Some(Grantee::Team(t.id)))
+            .await?))
     }
 
     /// The direct permissions an account (a robot, a user) holds.
-    pub async fn account_permissions(&self, account: &AccountRow) -> Result<Vec<PermRow>> {
+    pub async fn account_permissions(&self, account: &Account) -> Result<Vec<Permission>> {
         Ok(self
             .db
             .list_perms(None, Some(Grantee::Account(account.id)))
-            .await?)
+            .await?
+            .into_iter()
+            .map(Permission::from)
+            .collect())
     }
 
     /// The permissions granted on one repository.
-    pub async fn repo_permissions(&self, repo: &RepoRow) -> Result<Vec<PermRow>> {
-        Ok(self.db.list_perms(Some(repo.id), None).await?)
+    /// The permissions granted on one repository, for its administrators.
+    pub async fn repo_permissions(&self, actor: &Actor, repo: &str) -> Result<Vec<Permission>> {
+        let r = self
+            .repo_with_role(Some(actor), repo, super::Role::Admin)
+            .await?;
+        Ok(all(self.db.list_perms(Some(r.id), None).await?))
+    }
+
+    /// The role a user or robot holds on a repository by every rule (direct, teams, namespace,
+    /// public), for the repository's administrators; `None` if it holds none.
+    pub async fn effective_role(
+        &self,
+        actor: &Actor,
+        repo: &str,
+        account: &str,
+    ) -> Result<Option<super::Role>> {
+        self.repo_with_role(Some(actor), repo, super::Role::Admin)
+            .await?;
+        let who = self
+            .db
+            .account_by_name(account)
+            .await?
+            .filter(|r| r.kind != AccountKind::Org)
+            .ok_or_else(|| Error::not_found(format!("no user or robot named {account:?}")))?;
+        let as_them = self.actor(&Account::from(who), "password");
+        Ok(self.repo_access(Some(&as_them), repo).await?.role)
     }
 
     /// An organization's default permissions (Quay's prototypes), names resolved, for its
@@ -317,7 +355,7 @@ impl Auth {
         self.default_permissions(actor, org)
             .await?
             .into_iter()
-            .find(|p| p.row.uuid == uuid)
+            .find(|p| p.perm.uuid == uuid)
             .ok_or_else(|| Error::not_found(format!("no default permission {uuid:?}")))
     }
 
@@ -327,7 +365,7 @@ impl Auth {
                 self.db
                     .account_by_id(id)
                     .await?
-                    .map(|a| (a.name, a.kind.as_str().to_string())),
+                    .map(|a| (a.name, GranteeKind::from(a.kind))),
             )
         };
         let activating = match row.activating_id {
@@ -342,10 +380,10 @@ impl Auth {
                 .await?
                 .into_iter()
                 .find(|t| t.id == id)
-                .map(|t| (t.name, "team".to_string())),
+                .map(|t| (t.name, GranteeKind::Team)),
         };
         Ok(DefaultPermView {
-            row,
+            perm: DefaultPerm::from(&row),
             activating,
             delegate,
         })
@@ -360,7 +398,7 @@ impl Auth {
         org: &str,
         team: &str,
         sync: TeamSync<'_>,
-    ) -> Result<TeamRow> {
+    ) -> Result<Team> {
         let service = match sync {
             TeamSync::Oidc { service, .. } => Some(self.oidc_sync_service(service)?),
             _ => None,
@@ -417,14 +455,29 @@ impl Auth {
         }
     }
 
-    /// The robots of a namespace, for those who administer it.
-    pub async fn robots_in(&self, actor: &Actor, namespace: &str) -> Result<Vec<AccountRow>> {
+    /// The robots of a namespace, for those who administer it, each with its token when
+    /// `with_tokens` (Quay's `token=true`).
+    pub async fn robots_in(
+        &self,
+        actor: &Actor,
+        namespace: &str,
+        with_tokens: bool,
+    ) -> Result<Vec<(Account, Option<String>)>> {
         let owner = self.robot_owner(actor, namespace).await?;
-        Ok(self.db.robots_of(owner.id).await?)
+        Ok(self
+            .db
+            .robots_of(owner.id)
+            .await?
+            .into_iter()
+            .map(|r| {
+                let token = with_tokens.then(|| self.robot_token(&r));
+                (r.into(), token)
+            })
+            .collect())
     }
 
     /// The names of the teams an account is in.
-    pub async fn team_names_of(&self, account: &AccountRow) -> Result<Vec<String>> {
+    pub async fn team_names_of(&self, account: &Account) -> Result<Vec<String>> {
         Ok(self
             .db
             .teams_of_account(account.id)
@@ -435,35 +488,37 @@ impl Auth {
     }
 
     /// The calling user's app-specific tokens.
-    pub async fn app_tokens(&self, actor: &Actor) -> Result<Vec<AppTokenRow>> {
-        Ok(self.db.app_tokens_of(actor.id).await?)
+    pub async fn app_tokens(&self, actor: &Actor) -> Result<Vec<AppToken>> {
+        Ok(all(self.db.app_tokens_of(actor.id).await?))
     }
 
     /// One of the calling user's app-specific tokens, with its secret (Quay shows it again to
     /// its owner; `None` if it cannot be unsealed, e.g. after `DATABASE_SECRET_KEY` changed).
-    pub async fn app_token(
-        &self,
-        actor: &Actor,
-        uuid: &str,
-    ) -> Result<(AppTokenRow, Option<String>)> {
+    pub async fn app_token(&self, actor: &Actor, uuid: &str) -> Result<(AppToken, Option<String>)> {
         let row = self
             .db
             .app_token(actor.id, uuid)
             .await?
             .ok_or_else(|| Error::not_found("no such app-specific token"))?;
         let code = self.sealer.open_string(&row.token_sealed);
-        Ok((row, code))
+        Ok((row.into(), code))
     }
 
     /// The calling user's API tokens.
-    pub async fn api_tokens(&self, actor: &Actor) -> Result<Vec<ApiTokenRow>> {
-        Ok(self.db.api_tokens_of(actor.id).await?)
+    pub async fn api_tokens(&self, actor: &Actor) -> Result<Vec<ApiToken>> {
+        Ok(all(self.db.api_tokens_of(actor.id).await?))
     }
 
     /// An organization's OAuth applications, for its administrators.
-    pub async fn oauth_apps(&self, actor: &Actor, org: &str) -> Result<Vec<OAuthAppRow>> {
+    pub async fn oauth_apps(&self, actor: &Actor, org: &str) -> Result<Vec<OAuthApp>> {
         let o = self.org_admin(actor, org).await?;
-        Ok(self.db.oauth_apps(o.id).await?)
+        Ok(self
+            .db
+            .oauth_apps(o.id)
+            .await?
+            .into_iter()
+            .map(|a| self.app_view(a))
+            .collect())
     }
 
     /// The API tokens minted through an application, each with its creator's name, for the
@@ -473,7 +528,7 @@ impl Auth {
         actor: &Actor,
         org: &str,
         client_id: &str,
-    ) -> Result<Vec<(ApiTokenRow, Option<String>)>> {
+    ) -> Result<Vec<(ApiToken, Option<String>)>> {
         let app = self.oauth_app(actor, org, client_id).await?;
         let mut out = Vec::new();
         for t in self.db.api_tokens_of_app(&app.client_id).await? {
@@ -481,15 +536,15 @@ impl Auth {
                 Some(id) => self.db.account_by_id(id).await?.map(|a| a.name),
                 None => None,
             };
-            out.push((t, creator));
+            out.push((t.into(), creator));
         }
         Ok(out)
     }
 
     /// The registry-token signing keys, for superusers.
-    pub async fn service_keys(&self, actor: &Actor) -> Result<Vec<ServiceKeyRow>> {
+    pub async fn service_keys(&self, actor: &Actor) -> Result<Vec<ServiceKey>> {
         require_superuser(actor)?;
-        Ok(self.db.service_keys().await?)
+        Ok(all(self.db.service_keys().await?))
     }
 
     /// Makes a new signing key current (the old one verifies until it expires); superusers
@@ -528,9 +583,9 @@ impl Auth {
     /// A page of the audit log; buffered entries (pulls) are written first, so the page
     /// includes everything up to now. The caller's right to the scope is checked by the door
     /// that built `q` (see `rest/logs.rs`).
-    pub async fn audit_page(&self, q: &AuditQuery<'_>) -> Result<Vec<AuditRow>> {
+    pub async fn audit_page(&self, q: &AuditQuery<'_>) -> Result<Vec<AuditRecord>> {
         self.audit.flush().await;
-        Ok(self.db.query_audit(q).await?)
+        Ok(all(self.db.query_audit(&q.db()).await?))
     }
 }
 
@@ -558,7 +613,7 @@ impl Auth {
             .account_by_id(id)
             .await?
             .ok_or_else(|| Error::denied("the token's account no longer exists"))?;
-        let actor = self.actor(&row, "registry_token");
+        let actor = self.actor(&Account::from(&row), "registry_token");
         match self
             .create_repo(&actor, name.as_str(), "private", None, ip)
             .await

@@ -4,8 +4,52 @@
 use super::store::Store;
 use super::{Scope, ScopedPolicy, Verb};
 use crate::autoprune::validate_policy;
-use crate::{AutoPrunePolicy, Error, Registry, Result};
-use berth_db::WriteTx;
+use crate::{Error, Registry, Result};
+use berth_db::{AutoPrunePolicyRow, PruneMethod, WriteTx};
+
+/// An auto-prune policy: in its scope, tags beyond the newest `value` (`number_of_tags`) or
+/// older than `value` (`creation_date`) are ended, optionally only those whose name matches
+/// `pattern` (or, when `matches` is false, does not).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AutoPrunePolicy {
+    pub uuid: String,
+    pub namespace: String,
+    /// `None`: every repository of the namespace.
+    pub repository: Option<String>,
+    pub method: PruneMethod,
+    /// A count, or a duration such as `2w`, as given.
+    pub value: String,
+    pub pattern: Option<String>,
+    pub matches: bool,
+}
+
+impl From<AutoPrunePolicyRow> for AutoPrunePolicy {
+    fn from(r: AutoPrunePolicyRow) -> AutoPrunePolicy {
+        AutoPrunePolicy {
+            uuid: r.uuid,
+            namespace: r.namespace,
+            repository: r.repository,
+            method: r.method,
+            value: r.value,
+            pattern: r.pattern,
+            matches: r.matches,
+        }
+    }
+}
+
+impl AutoPrunePolicy {
+    fn row(&self) -> AutoPrunePolicyRow {
+        AutoPrunePolicyRow {
+            uuid: self.uuid.clone(),
+            namespace: self.namespace.clone(),
+            repository: self.repository.clone(),
+            method: self.method,
+            value: self.value.clone(),
+            pattern: self.pattern.clone(),
+            matches: self.matches,
+        }
+    }
+}
 
 /// The settings of an auto-prune policy, as given.
 #[derive(Debug, Clone, Default)]
@@ -31,7 +75,7 @@ impl ScopedPolicy for AutoPrunePolicy {
     /// Quay's form: `value` is a number for `number_of_tags`; the pattern fields only when
     /// there is a pattern.
     fn to_json(&self) -> serde_json::Value {
-        let value = if self.method == "number_of_tags" {
+        let value = if self.method == PruneMethod::NumberOfTags {
             self.value
                 .parse::<i64>()
                 .map(serde_json::Value::from)
@@ -55,7 +99,7 @@ impl Store for AutoPrunePolicy {
             .filter(|s| !s.is_empty())
             .ok_or_else(|| Error::invalid("field \"method\" is required (a string)"))?;
         let pattern = fields.tag_pattern.filter(|s| !s.is_empty());
-        let value = validate_policy(&method, &fields.value, pattern.as_deref())?;
+        let (method, value) = validate_policy(&method, &fields.value, pattern.as_deref())?;
         Ok(AutoPrunePolicy {
             uuid,
             namespace: scope.namespace.clone(),
@@ -86,15 +130,18 @@ impl Store for AutoPrunePolicy {
         Ok(reg
             .db
             .autoprune_policies_at(&scope.namespace, scope.repository())
-            .await?)
+            .await?
+            .into_iter()
+            .map(AutoPrunePolicy::from)
+            .collect())
     }
 
     async fn insert(reg: &Registry, w: &mut WriteTx, p: &Self) -> Result<()> {
-        Ok(reg.db.insert_autoprune_policy(w, p).await?)
+        Ok(reg.db.insert_autoprune_policy(w, &p.row()).await?)
     }
 
     async fn update(reg: &Registry, w: &mut WriteTx, p: &Self) -> Result<bool> {
-        Ok(reg.db.update_autoprune_policy(w, p).await?)
+        Ok(reg.db.update_autoprune_policy(w, &p.row()).await?)
     }
 
     async fn delete(
@@ -106,7 +153,8 @@ impl Store for AutoPrunePolicy {
         Ok(reg
             .db
             .delete_autoprune_policy(w, &scope.namespace, scope.repository(), uuid)
-            .await?)
+            .await?
+            .map(AutoPrunePolicy::from))
     }
 
     async fn changed(_: &Registry, _: &mut WriteTx, _: &Scope) -> Result<()> {

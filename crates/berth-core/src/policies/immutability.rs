@@ -3,9 +3,45 @@
 
 use super::store::Store;
 use super::{Scope, ScopedPolicy, Verb, check_tag_pattern};
-use crate::{Error, ImmutabilityPolicy, Registry, Result};
-use berth_db::WriteTx;
+use crate::{Error, Registry, Result};
+use berth_db::{ImmutabilityPolicyRow, WriteTx};
 use berth_oci::RepoName;
+
+/// An immutability policy: tags of its scope whose name matches `pattern` (or, when `matches`
+/// is false, does not) cannot be moved, deleted or expired.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImmutabilityPolicy {
+    pub uuid: String,
+    pub namespace: String,
+    /// `None`: every repository of the namespace.
+    pub repository: Option<String>,
+    pub pattern: String,
+    pub matches: bool,
+}
+
+impl From<ImmutabilityPolicyRow> for ImmutabilityPolicy {
+    fn from(r: ImmutabilityPolicyRow) -> ImmutabilityPolicy {
+        ImmutabilityPolicy {
+            uuid: r.uuid,
+            namespace: r.namespace,
+            repository: r.repository,
+            pattern: r.pattern,
+            matches: r.matches,
+        }
+    }
+}
+
+impl ImmutabilityPolicy {
+    fn row(&self) -> ImmutabilityPolicyRow {
+        ImmutabilityPolicyRow {
+            uuid: self.uuid.clone(),
+            namespace: self.namespace.clone(),
+            repository: self.repository.clone(),
+            pattern: self.pattern.clone(),
+            matches: self.matches,
+        }
+    }
+}
 
 /// The settings of an immutability policy, as given.
 #[derive(Debug, Clone, Default)]
@@ -57,15 +93,18 @@ impl Store for ImmutabilityPolicy {
         Ok(reg
             .db
             .immutability_policies_at(&scope.namespace, scope.repository())
-            .await?)
+            .await?
+            .into_iter()
+            .map(ImmutabilityPolicy::from)
+            .collect())
     }
 
     async fn insert(reg: &Registry, w: &mut WriteTx, p: &Self) -> Result<()> {
-        Ok(reg.db.insert_immutability_policy(w, p).await?)
+        Ok(reg.db.insert_immutability_policy(w, &p.row()).await?)
     }
 
     async fn update(reg: &Registry, w: &mut WriteTx, p: &Self) -> Result<bool> {
-        Ok(reg.db.update_immutability_policy(w, p).await?)
+        Ok(reg.db.update_immutability_policy(w, &p.row()).await?)
     }
 
     async fn delete(
@@ -77,7 +116,8 @@ impl Store for ImmutabilityPolicy {
         Ok(reg
             .db
             .delete_immutability_policy(w, &scope.namespace, scope.repository(), uuid)
-            .await?)
+            .await?
+            .map(ImmutabilityPolicy::from))
     }
 
     /// Tags the policies of the scope now protect lose their expiry (unless
@@ -116,7 +156,7 @@ pub struct ImmutabilityRules(Vec<(regex::Regex, bool)>);
 impl ImmutabilityRules {
     /// The rules of `policies` that apply to repository `repo` (a stored pattern that no longer
     /// compiles protects nothing).
-    pub(crate) fn for_repo(policies: &[ImmutabilityPolicy], repo: &str) -> ImmutabilityRules {
+    pub(crate) fn for_repo(policies: &[ImmutabilityPolicyRow], repo: &str) -> ImmutabilityRules {
         ImmutabilityRules(
             policies
                 .iter()

@@ -80,7 +80,7 @@ impl World {
     }
 
     async fn audit_kinds(&self) -> Vec<String> {
-        let q = crate::AuditQuery {
+        let q = berth_db::AuditQuery {
             to: i64::MAX,
             limit: 100,
             ..Default::default()
@@ -400,7 +400,7 @@ fn quota_fields_are_validated_in_core() {
     assert!(bytes(None, None).is_err_and(|m| m.starts_with("give limit_bytes")));
     let current = crate::QuotaLimit {
         id: 1,
-        kind: "Reject".into(),
+        kind: berth_db::QuotaLimitKind::Reject,
         percent: 100,
     };
     let change = ThresholdFields {
@@ -409,7 +409,7 @@ fn quota_fields_are_validated_in_core() {
     };
     assert_eq!(
         change.resolve(Some(&current)).ok(),
-        Some(("Reject".into(), 90))
+        Some((berth_db::QuotaLimitKind::Reject, 90))
     );
     assert!(
         change.resolve(None).is_err(),

@@ -7,7 +7,8 @@ use super::{RepoUsage, parse_size};
 use crate::auth::authz::require_superuser;
 use crate::auth::{AccountKind, Actor, Auth, Role};
 use crate::caller::{Caller, record_in};
-use crate::{AccountRow, Error, QuotaLimit, QuotaRow, Registry, Result};
+use crate::{Account, Error, QuotaLimit, QuotaRow, Registry, Result};
+use berth_db::QuotaLimitKind;
 use berth_oci::RepoName;
 
 /// The namespace a quota path names.
@@ -41,8 +42,7 @@ pub struct NamespaceQuota {
 pub struct QuotaThreshold {
     /// `None` for the system default's.
     pub id: Option<i64>,
-    /// `Warning` or `Reject`.
-    pub kind: String,
+    pub kind: QuotaLimitKind,
     pub percent: i64,
 }
 
@@ -83,15 +83,13 @@ impl QuotaSize {
 
 impl ThresholdFields {
     /// (kind, percent), filling what is absent from `current`.
-    pub(crate) fn resolve(&self, current: Option<&QuotaLimit>) -> Result<(String, i64)> {
-        let kind = match self.kind.as_deref().or(current.map(|l| l.kind.as_str())) {
-            Some(k @ ("Warning" | "Reject")) => k.to_string(),
-            Some(other) => {
-                return Err(Error::invalid(format!(
-                    "type must be Warning or Reject, not {other:?}"
-                )));
-            }
-            None => return Err(Error::invalid("type (Warning or Reject) is required")),
+    pub(crate) fn resolve(&self, current: Option<&QuotaLimit>) -> Result<(QuotaLimitKind, i64)> {
+        let kind = match (self.kind.as_deref(), current) {
+            (Some(k), _) => k.parse::<QuotaLimitKind>().map_err(|_| {
+                Error::invalid(format!("type must be Warning or Reject, not {k:?}"))
+            })?,
+            (None, Some(l)) => l.kind,
+            (None, None) => return Err(Error::invalid("type (Warning or Reject) is required")),
         };
         let pct = self
             .percent
@@ -117,7 +115,7 @@ fn own(actor: &Actor) -> Result<&str> {
 fn threshold(l: &QuotaLimit) -> QuotaThreshold {
     QuotaThreshold {
         id: Some(l.id),
-        kind: l.kind.clone(),
+        kind: l.kind,
         percent: l.percent,
     }
 }
@@ -152,7 +150,7 @@ impl<'a> Quotas<'a> {
 
     /// The account of the namespace a path names: an organization or user for
     /// [`QuotaPath::Namespace`], any account for a superuser's path (which needs a superuser).
-    async fn account(&self, actor: &Actor, path: &QuotaPath<'_>) -> Result<AccountRow> {
+    async fn account(&self, actor: &Actor, path: &QuotaPath<'_>) -> Result<Account> {
         let (name, any_kind, missing) = match path {
             QuotaPath::Namespace(n) => (*n, false, "no organization or user namespace"),
             QuotaPath::Superuser(n) => {
@@ -247,7 +245,7 @@ impl<'a> Quotas<'a> {
                 limit_bytes: sys,
                 limits: vec![QuotaThreshold {
                     id: None,
-                    kind: "Reject".into(),
+                    kind: QuotaLimitKind::Reject,
                     percent: 100,
                 }],
                 usage_bytes: usage,
@@ -391,7 +389,7 @@ impl<'a> Quotas<'a> {
         let (kind, pct) = fields.resolve(None)?;
         let db = &self.registry.db;
         let mut w = db.write().await?;
-        let Some(id) = db.add_quota_limit(&mut w, q.id, &kind, pct).await? else {
+        let Some(id) = db.add_quota_limit(&mut w, q.id, kind, pct).await? else {
             return Err(Error::exists(format!(
                 "the quota already has a {kind} threshold; change it with PUT"
             )));
@@ -425,7 +423,7 @@ impl<'a> Quotas<'a> {
         let id = l.id;
         let db = &self.registry.db;
         let mut w = db.write().await?;
-        if !db.update_quota_limit(&mut w, q.id, id, &kind, pct).await? {
+        if !db.update_quota_limit(&mut w, q.id, id, kind, pct).await? {
             return Err(Error::not_found(format!("the quota has no limit {id}")));
         }
         let entry = caller.audit("org_change_quota_limit").namespace(&ns).meta(serde_json::json!({

@@ -4,9 +4,9 @@
 
 use super::super::Auth;
 use super::OidcProvider;
+use crate::Account;
 use crate::{Error, Result};
 use berth_db::AccountKind;
-use berth_db::AccountRow;
 use serde_json::{Map, Value};
 
 /// A user name from a claim: lowercased, other characters turned into `_`, separators as the
@@ -74,7 +74,7 @@ impl Auth {
         &self,
         cfg: &OidcProvider,
         id: &Identity,
-    ) -> Result<(AccountRow, bool)> {
+    ) -> Result<(Account, bool)> {
         if let Some(acct) = self.db.external_login(&cfg.id, &id.sub).await? {
             let row = self.db.account_by_id(acct).await?.ok_or_else(|| {
                 Error::Internal(format!(
@@ -82,7 +82,7 @@ impl Auth {
                     cfg.id, id.sub
                 ))
             })?;
-            return Ok((row, false));
+            return Ok((row.into(), false));
         }
         if let Some(field) = &cfg.binding_field {
             let bound = if field == "email" {
@@ -101,7 +101,7 @@ impl Auth {
                 }
             };
             if let Some(row) = bound {
-                return Ok((row, false));
+                return Ok((row.into(), false));
             }
         }
         if let Some(e) = &id.email

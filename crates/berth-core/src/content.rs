@@ -1,0 +1,323 @@
+//! A repository's content as `/api/v1` (and the UI after it) manages it: the repository itself,
+//! its tags and their history, its manifests' labels. Each use case is one method that decides
+//! access (the caller's role on the repository, by the one access rule) and then does the work,
+//! so no caller can do the second without the first. The `/v2` registry API reaches the same
+//! `Registry` writes with the grants of its registry token, which are decided when the token is
+//! issued (`Auth::issue_registry_token`).
+
+use crate::auth::{Actor, Auth, Role};
+use crate::caller::Caller;
+use crate::{Error, Label, Missing, Registry, Repository, Result, Tag, TagFilter};
+use berth_oci::{Digest, Reference, RepoName};
+
+/// The content use cases over one registry and its access rule. Cheap: make one per request.
+#[derive(Clone, Copy)]
+pub struct Content<'a> {
+    registry: &'a Registry,
+    auth: &'a Auth,
+}
+
+/// A repository as its page shows it: what the caller may do there, its time-machine window,
+/// and (when asked) its live tags.
+#[derive(Debug, Clone)]
+pub struct RepositoryView {
+    pub repository: Repository,
+    /// How long ended tags stay restorable, in seconds.
+    pub window_s: i64,
+    pub can_write: bool,
+    pub can_admin: bool,
+    pub tags: Option<Vec<Tag>>,
+}
+
+/// A tag as a listing shows it: whether an immutability policy protects it, beside its own flag.
+#[derive(Debug, Clone)]
+pub struct TagView {
+    pub tag: Tag,
+    pub protected_by_policy: bool,
+}
+
+/// A change to a tag (Quay's `PUT /repository/{repo}/tag/{tag}`). Each field given is applied.
+#[derive(Debug, Clone, Default)]
+pub struct TagChange<'a> {
+    /// Point the tag at this manifest.
+    pub manifest_digest: Option<&'a str>,
+    /// `Some(None)` clears the expiry; `Some(Some(ms))` sets it (must be in the future).
+    pub expires_at: Option<Option<i64>>,
+    pub immutable: Option<bool>,
+}
+
+/// A manifest as the API shows it.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub digest: Digest,
+    pub media_type: String,
+    pub content: Vec<u8>,
+}
+
+impl Manifest {
+    /// A row whose digest does not parse is corrupt: an internal fault, not the caller's.
+    pub(crate) fn from_row(r: berth_db::ManifestRow) -> Result<Manifest> {
+        let digest = r
+            .digest
+            .parse()
+            .map_err(|e| Error::Internal(format!("corrupt manifest row {:?}: {e}", r.digest)))?;
+        Ok(Manifest {
+            digest,
+            media_type: r.media_type,
+            content: r.content,
+        })
+    }
+}
+
+/// Most live tags a repository view includes (Quay's limit).
+const VIEW_TAGS: i64 = 500;
+
+impl<'a> Content<'a> {
+    pub fn new(registry: &'a Registry, auth: &'a Auth) -> Content<'a> {
+        Content { registry, auth }
+    }
+
+    /// The repository, if `actor` holds `role` on it (404 to whoever may not see it).
+    async fn open(
+        &self,
+        actor: Option<&Actor>,
+        repo: &str,
+        role: Role,
+    ) -> Result<(Repository, RepoName)> {
+        let r = self.auth.repo_with_role(actor, repo, role).await?;
+        let name = repo
+            .parse()
+            .map_err(|_| Error::invalid(format!("invalid repository name {repo:?}")))?;
+        Ok((r, name))
+    }
+
+    /// A repository for those who may read it.
+    pub async fn repository(
+        &self,
+        actor: Option<&Actor>,
+        repo: &str,
+        include_tags: bool,
+    ) -> Result<RepositoryView> {
+        let (r, name) = self.open(actor, repo, Role::Read).await?;
+        let access = self.auth.repo_access(actor, repo).await?;
+        let window_s = self
+            .auth
+            .namespace_tag_window(&r.namespace)
+            .await?
+            .unwrap_or(self.registry.config.gc.default_window_s);
+        let tags = if include_tags {
+            let live = TagFilter {
+                only_active: true,
+                ..TagFilter::default()
+            };
+            Some(
+                self.registry
+                    .tag_history(&name, &live, 0, VIEW_TAGS)
+                    .await?,
+            )
+        } else {
+            None
+        };
+        Ok(RepositoryView {
+            repository: r,
+            window_s,
+            can_write: access.allows(Role::Write),
+            can_admin: access.allows(Role::Admin),
+            tags,
+        })
+    }
+
+    /// Deletes a repository (its administrators only).
+    pub async fn delete_repository(&self, caller: Caller<'_>, repo: &str) -> Result<()> {
+        let (_, name) = self.open(Some(caller.actor), repo, Role::Admin).await?;
+        self.registry.delete_repository(&caller.who(), &name).await
+    }
+
+    /// Tag history, newest first, `limit` rows after `offset`, for readers.
+    pub async fn tags(
+        &self,
+        actor: Option<&Actor>,
+        repo: &str,
+        filter: &TagFilter<'_>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<TagView>> {
+        let (_, name) = self.open(actor, repo, Role::Read).await?;
+        let tags = self
+            .registry
+            .tag_history(&name, filter, offset, limit)
+            .await?;
+        let rules = self.registry.immutability_rules(&name).await?;
+        Ok(tags
+            .into_iter()
+            .map(|tag| TagView {
+                protected_by_policy: rules.protects(&tag.name),
+                tag,
+            })
+            .collect())
+    }
+
+    /// Points, re-dates or (un)freezes a tag, for writers; lifting immutability is for
+    /// administrators.
+    pub async fn change_tag(
+        &self,
+        caller: Caller<'_>,
+        repo: &str,
+        tag: &str,
+        change: &TagChange<'_>,
+    ) -> Result<()> {
+        let (_, name) = self.open(Some(caller.actor), repo, Role::Write).await?;
+        if let Some(Some(at)) = change.expires_at
+            && at <= crate::now_ms()
+        {
+            return Err(Error::invalid("expiration must be in the future"));
+        }
+        if change.expires_at.is_some() && !self.auth.config.change_tag_expiration {
+            return Err(Error::denied(
+                "changing tag expiration is disabled (FEATURE_CHANGE_TAG_EXPIRATION)",
+            ));
+        }
+        if change.immutable == Some(false) {
+            self.open(Some(caller.actor), repo, Role::Admin).await?;
+        }
+        let who = caller.who();
+        match (change.manifest_digest, change.expires_at) {
+            (Some(digest), exp) => {
+                self.registry
+                    .tag_point(&who, &name, tag, digest, exp.flatten())
+                    .await?
+            }
+            (None, Some(exp)) => self.registry.tag_set_expiry(&who, &name, tag, exp).await?,
+            (None, None) if change.immutable.is_some() => {}
+            (None, None) => {
+                return Err(Error::invalid(
+                    "give manifest_digest, expiration or immutable",
+                ));
+            }
+        }
+        if let Some(flag) = change.immutable {
+            self.registry
+                .tag_set_immutable(&who, &name, tag, flag)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Ends a tag (it stays restorable within the window), for writers.
+    pub async fn delete_tag(&self, caller: Caller<'_>, repo: &str, tag: &str) -> Result<()> {
+        let (_, name) = self.open(Some(caller.actor), repo, Role::Write).await?;
+        let reference: Reference = tag
+            .parse()
+            .map_err(|_| Error::invalid(format!("invalid tag {tag:?}")))?;
+        self.registry
+            .manifest_delete(&caller.who(), &name, &reference)
+            .await
+            .map_err(|e| match e {
+                Error::NotFound {
+                    what: Missing::Manifest,
+                    ..
+                } => Error::not_found(format!("{name} has no tag {tag}")),
+                other => other,
+            })
+    }
+
+    /// Points a tag back at a manifest it pointed at within the window, for writers.
+    pub async fn restore_tag(
+        &self,
+        caller: Caller<'_>,
+        repo: &str,
+        tag: &str,
+        digest: &str,
+    ) -> Result<()> {
+        let (_, name) = self.open(Some(caller.actor), repo, Role::Write).await?;
+        self.registry
+            .tag_restore(&caller.who(), &name, tag, digest)
+            .await
+    }
+
+    /// A live manifest by digest, for readers (no pull is counted).
+    pub async fn manifest(
+        &self,
+        actor: Option<&Actor>,
+        repo: &str,
+        digest: &Digest,
+    ) -> Result<Manifest> {
+        let (_, name) = self.open(actor, repo, Role::Read).await?;
+        let reference = Reference::Digest(digest.clone());
+        self.registry
+            .manifest_read(&name, &reference)
+            .await
+            .map_err(|e| {
+                if e.is_not_found() {
+                    Error::not_found(format!("{name} has no manifest {digest}"))
+                } else {
+                    e
+                }
+            })
+    }
+
+    /// A manifest's labels whose key starts with `prefix`, for readers.
+    pub async fn labels(
+        &self,
+        actor: Option<&Actor>,
+        repo: &str,
+        digest: &Digest,
+        prefix: &str,
+    ) -> Result<Vec<Label>> {
+        let (_, name) = self.open(actor, repo, Role::Read).await?;
+        self.registry
+            .labels(&name, &digest.to_string(), prefix)
+            .await
+    }
+
+    /// One label of a manifest, for readers.
+    pub async fn label(
+        &self,
+        actor: Option<&Actor>,
+        repo: &str,
+        digest: &Digest,
+        label_id: &str,
+    ) -> Result<Label> {
+        let (_, name) = self.open(actor, repo, Role::Read).await?;
+        self.registry
+            .label(&name, &digest.to_string(), label_id)
+            .await
+    }
+
+    /// Adds a label to a manifest, for writers.
+    pub async fn add_label(
+        &self,
+        caller: Caller<'_>,
+        repo: &str,
+        digest: &Digest,
+        key: &str,
+        value: &str,
+        media_type: Option<&str>,
+    ) -> Result<Label> {
+        let (_, name) = self.open(Some(caller.actor), repo, Role::Write).await?;
+        self.registry
+            .add_label(
+                &caller.who(),
+                &name,
+                &digest.to_string(),
+                key,
+                value,
+                media_type,
+            )
+            .await
+    }
+
+    /// Removes a label from a manifest, for writers.
+    pub async fn delete_label(
+        &self,
+        caller: Caller<'_>,
+        repo: &str,
+        digest: &Digest,
+        label_id: &str,
+    ) -> Result<()> {
+        let (_, name) = self.open(Some(caller.actor), repo, Role::Write).await?;
+        self.registry
+            .delete_label(&caller.who(), &name, &digest.to_string(), label_id)
+            .await
+    }
+}
