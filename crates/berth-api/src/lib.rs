@@ -4,10 +4,10 @@
 //!
 //! Rule: a handler parses the request, calls `berth-core` and renders the answer. It writes no
 //! audit record, runs no transaction and never touches the database (this crate does not depend
-//! on `berth-db`; `tests/layers.rs` fails if that changes). Access decisions are core calls too:
-//! account and policy use cases check inside their one method; content operations on `/api/v1`
-//! (tags, labels) still ask `Auth::repo_with_role` before calling the `Registry` method — the
-//! remaining two-call doors, listed in docs/ARCHITECTURE.md.
+//! on `berth-db` and names no row type; `tests/layers.rs` fails if that changes). Access
+//! decisions are inside the core's doors: account and policy use cases, and `/api/v1` content
+//! (`berth_core::content::Content`: repositories, tags, labels, manifests). `/v2` handlers call
+//! the `Registry` under the grants of the registry token the core issued.
 
 mod auth;
 mod drain;
