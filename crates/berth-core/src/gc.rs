@@ -615,6 +615,12 @@ impl Registry {
         Ok(report)
     }
 
+    /// Totals of every collection so far, with the blob queue's depth, for superusers.
+    pub async fn gc_overview(&self, actor: &crate::auth::Actor) -> Result<(GcTotals, i64)> {
+        crate::auth::authz::require_superuser(actor)?;
+        self.gc_status().await
+    }
+
     /// Totals of every collection so far, with the blob queue's depth.
     pub async fn gc_status(&self) -> Result<(GcTotals, i64)> {
         Ok((

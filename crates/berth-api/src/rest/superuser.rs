@@ -189,12 +189,12 @@ pub fn require(ctx: &Ctx) -> Res<&Actor> {
 
 /// One user as a superuser sees it, with the sources locked out of its password logins
 /// (`locked` is true when any is).
-async fn user_detail(st: &AppState, r: &berth_core::Account) -> Res<UserDetail> {
-    let locked = st.auth.locked_sources(r).await?;
+async fn user_detail(st: &AppState, a: &Actor, username: &str) -> Res<UserDetail> {
+    let s = st.auth.user_status(a, username).await?;
     Ok(UserDetail {
-        user: UserView::new(st, r),
-        locked: !locked.is_empty(),
-        locked_sources: locked,
+        user: UserView::new(st, &s.account),
+        locked: !s.locked_sources.is_empty(),
+        locked_sources: s.locked_sources,
     })
 }
 
@@ -227,16 +227,15 @@ async fn list_users(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<UserList>> {
 }
 
 async fn create_user(st: Arc<AppState>, ctx: Ctx, b: NewUser) -> Res<Reply<CreatedUser>> {
-    let a = require(&ctx)?;
     let password = b
         .password
         .unwrap_or_else(|| berth_core::auth::secret::random_token(24));
     let row = st
         .auth
-        .create_user(
-            Some(a),
+        .create_user_as(
+            ctx.actor()?,
             &b.username,
-            Some(&password),
+            &password,
             b.email.as_deref(),
             b.superuser.unwrap_or(false),
         )
@@ -254,9 +253,9 @@ async fn create_user(st: Arc<AppState>, ctx: Ctx, b: NewUser) -> Res<Reply<Creat
 }
 
 async fn get_user(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<UserDetail>> {
-    require(&ctx)?;
-    let r = st.auth.user(ctx.p("username")).await?;
-    Ok(Reply::new(user_detail(&st, &r).await?))
+    Ok(Reply::new(
+        user_detail(&st, ctx.actor()?, ctx.p("username")).await?,
+    ))
 }
 
 async fn update_user(st: Arc<AppState>, ctx: Ctx, b: UserUpdate) -> Res<Reply<UserDetail>> {
@@ -269,23 +268,18 @@ async fn update_user(st: Arc<AppState>, ctx: Ctx, b: UserUpdate) -> Res<Reply<Us
         tag_expiration_s: None,
     };
     let r = st.auth.update_user(a, ctx.p("username"), &c).await?;
-    Ok(Reply::new(user_detail(&st, &r).await?))
+    Ok(Reply::new(user_detail(&st, a, &r.name).await?))
 }
 
 async fn delete_user(st: Arc<AppState>, ctx: Ctx) -> Res<Done> {
-    let a = require(&ctx)?;
-    st.auth.user(ctx.p("username")).await?;
-    st.auth
-        .delete_namespace_account(a, ctx.p("username"))
-        .await?;
+    st.auth.delete_user(ctx.actor()?, ctx.p("username")).await?;
     done()
 }
 
 async fn reset_login(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<UserDetail>> {
     let a = require(&ctx)?;
     st.auth.reset_login(Some(a), ctx.p("username")).await?;
-    let r = st.auth.user(ctx.p("username")).await?;
-    Ok(Reply::new(user_detail(&st, &r).await?))
+    Ok(Reply::new(user_detail(&st, a, ctx.p("username")).await?))
 }
 
 async fn list_orgs(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<OrgList>> {
@@ -314,8 +308,7 @@ async fn list_orgs(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<OrgList>> {
 }
 
 async fn gc_status(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<GcStatus>> {
-    require(&ctx)?;
-    let (totals, queue) = st.registry.gc_status().await?;
+    let (totals, queue) = st.registry.gc_overview(ctx.actor()?).await?;
     let gc = &st.registry.config.gc;
     Ok(Reply::new(GcStatus {
         last_run: secs(totals.last_run_at),

@@ -197,20 +197,13 @@ async fn update_user(st: Arc<AppState>, ctx: Ctx, b: UserChange) -> Res<Reply<Us
 }
 
 async fn create_user(st: Arc<AppState>, ctx: Ctx, b: SignUp) -> Res<Created<SignedUp>> {
-    if !st.auth.config.user_creation {
-        return Err(RestError::new(
-            403,
-            "self-service sign-up is disabled (FEATURE_USER_CREATION); ask a superuser",
-        ));
-    }
     let row = st
         .auth
-        .create_user(
+        .sign_up(
             ctx.caller.as_ref(),
             &b.username,
-            Some(&b.password),
+            &b.password,
             b.email.as_deref(),
-            false,
         )
         .await?;
     Ok(Reply::new(SignedUp {
@@ -235,35 +228,15 @@ async fn initialize(st: Arc<AppState>, _ctx: Ctx, b: Initialize) -> Res<Reply<In
             "user initialization is disabled: set FEATURE_USER_INITIALIZE: true",
         ));
     }
-    if st.auth.has_users().await? {
-        return Err(RestError::bad(
-            "cannot initialize: the registry already has users",
-        ));
-    }
-    let row = st
+    let (row, access_token) = st
         .auth
-        .create_user(
-            None,
+        .initialize(
             &b.username,
-            Some(&b.password),
+            &b.password,
             b.email.as_deref(),
-            true,
+            b.access_token == Some(true),
         )
         .await?;
-    let access_token = if b.access_token == Some(true) {
-        let actor = st.auth.actor(&row, "password");
-        let scopes: Vec<String> = berth_core::auth::API_SCOPES
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let t = st
-            .auth
-            .create_api_token(&actor, "initialize", &scopes, None)
-            .await?;
-        Some(t.token)
-    } else {
-        None
-    };
     Ok(Reply::new(Initialized {
         // As for users a superuser creates: the password that logs in, never the stored hash.
         username: row.name,

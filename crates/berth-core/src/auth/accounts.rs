@@ -242,7 +242,7 @@ impl Auth {
             .await?
             .filter(|r| r.kind != AccountKind::Robot)
             .ok_or_else(|| Error::not_found(format!("no user or organization named {name:?}")))?;
-        let allowed = actor.superuser
+        let allowed = super::authz::require_superuser(actor).is_ok()
             || (row.kind == AccountKind::User
                 && row.id == actor.id
                 && actor.has_scope("user:admin"))
@@ -283,6 +283,87 @@ impl Auth {
     }
 
     /// Clears a user's failed logins (unlocks it).
+    /// A user created by a superuser (`POST /api/v1/superuser/users/`).
+    pub async fn create_user_as(
+        &self,
+        actor: &Actor,
+        username: &str,
+        password: &str,
+        email: Option<&str>,
+        superuser: bool,
+    ) -> Result<Account> {
+        super::authz::require_superuser(actor)?;
+        self.create_user(Some(actor), username, Some(password), email, superuser)
+            .await
+    }
+
+    /// Self-service sign-up, where `FEATURE_USER_CREATION` allows it.
+    pub async fn sign_up(
+        &self,
+        caller: Option<&Actor>,
+        username: &str,
+        password: &str,
+        email: Option<&str>,
+    ) -> Result<Account> {
+        if !self.config.user_creation {
+            return Err(Error::denied(
+                "self-service sign-up is disabled (FEATURE_USER_CREATION); ask a superuser",
+            ));
+        }
+        self.create_user(caller, username, Some(password), email, false)
+            .await
+    }
+
+    /// Quay's bootstrap (`FEATURE_USER_INITIALIZE`): the first user of an empty registry, a
+    /// superuser, with an API token carrying every scope when `with_token`.
+    pub async fn initialize(
+        &self,
+        username: &str,
+        password: &str,
+        email: Option<&str>,
+        with_token: bool,
+    ) -> Result<(Account, Option<String>)> {
+        if self.has_users().await? {
+            return Err(Error::invalid(
+                "cannot initialize: the registry already has users",
+            ));
+        }
+        let row = self
+            .create_user(None, username, Some(password), email, true)
+            .await?;
+        let token = if with_token {
+            let actor = self.actor(&row, "password");
+            let scopes: Vec<String> = super::API_SCOPES.iter().map(|s| s.to_string()).collect();
+            Some(
+                self.create_api_token(&actor, "initialize", &scopes, None)
+                    .await?
+                    .token,
+            )
+        } else {
+            None
+        };
+        Ok((row, token))
+    }
+
+    /// A user as a superuser administers it: the account and the sources locked out of its
+    /// password logins.
+    pub async fn user_status(&self, actor: &Actor, username: &str) -> Result<UserStatus> {
+        super::authz::require_superuser(actor)?;
+        let account = self.user(username).await?;
+        let locked_sources = self.locked_sources(&account).await?;
+        Ok(UserStatus {
+            account,
+            locked_sources,
+        })
+    }
+
+    /// Deletes a user (not an organization) on a superuser's behalf.
+    pub async fn delete_user(&self, actor: &Actor, username: &str) -> Result<()> {
+        super::authz::require_superuser(actor)?;
+        self.user(username).await?;
+        self.delete_namespace_account(actor, username).await
+    }
+
     pub async fn reset_login(&self, actor: Option<&Actor>, username: &str) -> Result<()> {
         if let Some(a) = actor {
             super::authz::require_superuser(a)?;
@@ -298,6 +379,13 @@ impl Auth {
             .await;
         Ok(())
     }
+}
+
+/// A user with the sources locked out of its password logins (`Auth::user_status`).
+#[derive(Debug, Clone)]
+pub struct UserStatus {
+    pub account: Account,
+    pub locked_sources: Vec<String>,
 }
 
 /// A permission grantee as resolved.

@@ -342,7 +342,7 @@ impl Auth {
     }
 
     /// The sources whose password logins to an account are locked out.
-    pub async fn locked_sources(&self, row: &Account) -> Result<Vec<String>> {
+    pub(crate) async fn locked_sources(&self, row: &Account) -> Result<Vec<String>> {
         if self.config.lockout_failures <= 0 {
             return Ok(Vec::new());
         }
