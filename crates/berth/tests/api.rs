@@ -500,3 +500,50 @@ fn quay_fields_users_read_tag_size_repository_tags_and_windows() {
     let o = admin(&b, "GET", "/api/v1/organization/fields", None);
     assert_eq!(o["tag_expiration_s"], 86_400, "{o}");
 }
+
+#[test]
+fn a_superusers_token_without_super_user_scope_cannot_delete_other_accounts() {
+    let b = Berth::start();
+    admin(
+        &b,
+        "POST",
+        "/api/v1/superuser/users/",
+        Some(json!({"username": "vera", "password": "vera-password"})),
+    );
+    let (s, v) = call(
+        &b,
+        "POST",
+        "/api/v1/organization/",
+        Auth::Basic("vera", "vera-password"),
+        Some(json!({"name": "victim"})),
+    );
+    assert_eq!(s, 201, "{v}");
+    let t = admin(
+        &b,
+        "POST",
+        "/api/v1/user/apitoken",
+        Some(json!({"name": "reader", "scopes": ["repo:read", "org:admin", "user:admin"]})),
+    );
+    let token = t["token"].as_str().expect("token").to_string();
+    // The admin is no member of the organization: only the superuser rule could allow this,
+    // and this token does not carry it.
+    let (s, v) = call(
+        &b,
+        "DELETE",
+        "/api/v1/organization/victim",
+        Auth::Bearer(&token),
+        None,
+    );
+    assert_eq!(s, 403, "{v}");
+    let (s, v) = call(
+        &b,
+        "DELETE",
+        "/api/v1/superuser/users/vera",
+        Auth::Bearer(&token),
+        None,
+    );
+    assert_eq!(s, 403, "{v}");
+    // With its credentials the superuser still may.
+    admin(&b, "DELETE", "/api/v1/organization/victim", None);
+    admin(&b, "DELETE", "/api/v1/superuser/users/vera", None);
+}
