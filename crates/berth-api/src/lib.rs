@@ -12,10 +12,10 @@
 mod auth;
 mod drain;
 mod error;
-mod home;
 mod observe;
 mod oci;
 mod rest;
+mod ui;
 mod web_login;
 
 pub use error::ApiError;
@@ -85,7 +85,7 @@ pub use observe::describe_metrics;
 pub fn router(state: AppState) -> Router {
     let state = Arc::new(state);
     Router::new()
-        .route("/", get(home::home))
+        .route("/", get(ui::home))
         .route("/v2/auth", get(auth::token))
         .route("/v2", any(oci::dispatch))
         .route("/v2/", any(oci::dispatch))
@@ -96,6 +96,7 @@ pub fn router(state: AppState) -> Router {
         .route("/oauth2/{service}/start", get(web_login::start))
         .route("/oauth2/{service}/callback", get(web_login::callback))
         .merge(rest::router())
+        .merge(ui::router())
         .layer(axum::middleware::from_fn(observe::track))
         .layer(axum::middleware::from_fn(auth::remember_authority))
         .layer(axum::middleware::from_fn(drain::keep_connection_usable))

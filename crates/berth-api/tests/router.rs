@@ -437,3 +437,289 @@ async fn the_catalog_lists_only_what_the_caller_may_pull() {
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(json(r).await["repositories"], serde_json::json!([]));
 }
+
+// ---- the web UI ----------------------------------------------------------------------------
+
+async fn text(r: Response<Body>) -> String {
+    let bytes = r.into_body().collect().await.expect("body").to_bytes();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// The `name=value` of each `Set-Cookie`.
+fn cookies_of(r: &Response<Body>) -> Vec<String> {
+    r.headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next().map(str::to_string))
+        .collect()
+}
+
+/// The value of the form's hidden CSRF field.
+fn csrf_field(page: &str) -> String {
+    let at = page.find(r#"name="csrf" value=""#).expect("a csrf field");
+    let rest = &page[at + r#"name="csrf" value=""#.len()..];
+    rest[..rest.find('"').expect("end of value")].to_string()
+}
+
+fn form_body(fields: &[(&str, &str)]) -> Vec<u8> {
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish()
+        .into_bytes()
+}
+
+/// Signs alice in through the form; answers the cookie header a browser would send then.
+async fn ui_sign_in(app: &App) -> String {
+    let r = app
+        .send(Method::GET, "/signin", None, &[], Vec::new())
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let pre = cookies_of(&r).join("; ");
+    let token = csrf_field(&text(r).await);
+    let r = app
+        .send(
+            Method::POST,
+            "/signin",
+            None,
+            &[
+                ("cookie", &pre),
+                ("origin", "http://registry.test"),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
+            form_body(&[
+                ("csrf", &token),
+                ("username", USER),
+                ("password", PASSWORD),
+                ("next", "/repository"),
+            ]),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(header_of(&r, "location"), "/repository");
+    let session = cookies_of(&r)
+        .into_iter()
+        .find(|c| c.starts_with("berth_session="))
+        .expect("a session cookie");
+    format!("{pre}; {session}")
+}
+
+#[tokio::test]
+async fn the_ui_signs_in_by_form_and_refuses_forged_and_foreign_posts() {
+    let app = app().await;
+    let r = app
+        .send(Method::GET, "/signin", None, &[], Vec::new())
+        .await;
+    let pre = cookies_of(&r).join("; ");
+    assert!(pre.starts_with("berth_csrf="), "{pre}");
+    let page = text(r).await;
+    assert!(
+        page.contains(r#"<label for="username">Username</label>"#),
+        "{page}"
+    );
+    let token = csrf_field(&page);
+    let post = |cookie: String, origin: &'static str, fields: Vec<(&'static str, String)>| {
+        let app = &app;
+        async move {
+            let mut h: Vec<(&str, &str)> =
+                vec![("content-type", "application/x-www-form-urlencoded")];
+            h.push(("cookie", &cookie));
+            if !origin.is_empty() {
+                h.push(("origin", origin));
+            }
+            let f: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            app.send(Method::POST, "/signin", None, &h, form_body(&f))
+                .await
+        }
+    };
+    let creds = |t: &str| {
+        vec![
+            ("csrf", t.to_string()),
+            ("username", USER.to_string()),
+            ("password", PASSWORD.to_string()),
+        ]
+    };
+    // Another site's page posting the form with a stolen token: refused by origin.
+    let r = post(pre.clone(), "http://evil.test", creds(&token)).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(text(r).await.contains("another site"));
+    // No token, or a token made for another browser: refused.
+    let r = post(pre.clone(), "http://registry.test", creds("")).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = post(
+        "berth_csrf=someoneelse".into(),
+        "http://registry.test",
+        creds(&token),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(
+        cookies_of(&r)
+            .iter()
+            .all(|c| !c.starts_with("berth_session="))
+    );
+    let cookie = ui_sign_in(&app).await;
+    let r = app
+        .send(
+            Method::GET,
+            "/repository",
+            None,
+            &[("cookie", &cookie)],
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let page = text(r).await;
+    assert!(
+        page.contains("Signed in as <strong>alice</strong>"),
+        "{page}"
+    );
+    // Signing out needs the token too: a cross-site form cannot sign anyone out.
+    let r = app
+        .send(
+            Method::POST,
+            "/signout",
+            None,
+            &[
+                ("cookie", &cookie),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
+            form_body(&[]),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let session_token = csrf_field(&page);
+    let r = app
+        .send(
+            Method::POST,
+            "/signout",
+            None,
+            &[
+                ("cookie", &cookie),
+                ("origin", "http://registry.test"),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
+            form_body(&[("csrf", &session_token)]),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(cookies_of(&r).iter().any(|c| c == "berth_session="));
+
+    // A wrong password says so, and keeps the username (last: it starts the login throttle).
+    let mut wrong = creds(&token);
+    wrong[2].1 = "not the password".into();
+    let r = post(pre.clone(), "http://registry.test", wrong).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let page = text(r).await;
+    assert!(
+        page.contains(r#"role="alert""#) && page.contains(r#"value="alice""#),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn the_tags_tab_pages_through_every_tag_with_cursors_and_hides_private_repositories() {
+    let app = app().await;
+    let bearer = app.token("repository:alice/many:pull,push").await;
+    let digest = app.push(&bearer, "alice/many", "t000").await;
+    let manifest = {
+        let r = app
+            .send(
+                Method::GET,
+                "/v2/alice/many/manifests/t000",
+                Some(&bearer),
+                &[("accept", "application/vnd.oci.image.manifest.v1+json")],
+                Vec::new(),
+            )
+            .await;
+        r.into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes()
+            .to_vec()
+    };
+    for i in 1..120 {
+        if i == 119 {
+            // So that the last tag is strictly the newest (times are milliseconds).
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let r = app
+            .send(
+                Method::PUT,
+                &format!("/v2/alice/many/manifests/t{i:03}"),
+                Some(&bearer),
+                &[("content-type", "application/vnd.oci.image.manifest.v1+json")],
+                manifest.clone(),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    // Anonymous: a private repository is not found, and the page says how to see it.
+    let r = app
+        .send(
+            Method::GET,
+            "/repository/alice/many?tab=tags",
+            None,
+            &[],
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert!(text(r).await.contains("/signin?next="));
+
+    let cookie = ui_sign_in(&app).await;
+    let get = |uri: String| {
+        let app = &app;
+        let cookie = cookie.clone();
+        async move {
+            let r = app
+                .send(Method::GET, &uri, None, &[("cookie", &cookie)], Vec::new())
+                .await;
+            assert_eq!(r.status(), StatusCode::OK, "{uri}");
+            text(r).await
+        }
+    };
+    let rows = |page: &str| -> Vec<String> {
+        page.split(r#"<th scope="row"><a href="/repository/alice/many/tag/"#)
+            .skip(1)
+            .filter_map(|s| s.split('"').next().map(str::to_string))
+            .collect()
+    };
+    let next = |page: &str| -> Option<String> {
+        let at = page.find(r#"rel="next""#)?;
+        let head = &page[..at];
+        let href = head.rfind("href=\"")?;
+        Some(head[href + 6..].split('"').next()?.replace("&amp;", "&"))
+    };
+    let mut seen = Vec::new();
+    let mut uri = "/repository/alice/many?tab=tags".to_string();
+    let mut pages = 0;
+    loop {
+        let page = get(uri.clone()).await;
+        assert!(page.contains("120 tags"), "{page}");
+        seen.extend(rows(&page));
+        pages += 1;
+        match next(&page) {
+            Some(n) if pages < 10 => uri = n,
+            _ => break,
+        }
+    }
+    assert_eq!(pages, 3, "50 + 50 + 20");
+    let want: Vec<String> = (0..120).map(|i| format!("t{i:03}")).collect();
+    assert_eq!(seen, want, "every tag once, by name");
+
+    let page = get("/repository/alice/many?tab=tags&filter=t11".into()).await;
+    assert!(page.contains("10 tags containing"), "{page}");
+    assert_eq!(rows(&page).len(), 10);
+    let page = get("/repository/alice/many?tab=tags&sort=newest".into()).await;
+    assert_eq!(rows(&page).first().map(String::as_str), Some("t119"));
+    let page = get("/repository/alice/many/tag/t007".into()).await;
+    assert!(page.contains(&digest), "the tag page shows its digest");
+    assert!(page.contains("podman pull --tls-verify=false registry.test/alice/many:t007"));
+    let page = get("/repository".into()).await;
+    assert!(
+        page.contains(r#"<a href="/repository/alice/many">alice/many</a>"#),
+        "{page}"
+    );
+}

@@ -10,6 +10,8 @@ use crate::caller::Caller;
 use crate::{Error, Label, Missing, Registry, Repository, Result, Tag, TagFilter};
 use berth_oci::{Digest, Reference, RepoName};
 
+pub use berth_db::TagOrder;
+
 /// The content use cases over one registry and its access rule. Cheap: make one per request.
 #[derive(Clone, Copy)]
 pub struct Content<'a> {
@@ -44,6 +46,45 @@ pub struct TagChange<'a> {
     /// `Some(None)` clears the expiry; `Some(Some(ms))` sets it (must be in the future).
     pub expires_at: Option<Option<i64>>,
     pub immutable: Option<bool>,
+}
+
+/// What page of live tags to list.
+#[derive(Debug, Clone, Default)]
+pub struct TagQuery<'a> {
+    /// Only names containing this text.
+    pub contains: Option<&'a str>,
+    pub order: TagOrder,
+    /// The `next` cursor of the page before.
+    pub after: Option<&'a str>,
+    /// At most this many (1 to 500).
+    pub limit: i64,
+}
+
+/// A page of live tags, with the cursor of the next page and how many match in all.
+#[derive(Debug, Clone)]
+pub struct LiveTags {
+    pub tags: Vec<TagView>,
+    pub next: Option<String>,
+    pub total: i64,
+}
+
+/// The cursor after `t` in `order`: its name, prefixed by its start time and a dot when newest
+/// first (the time is all digits, so the first dot ends it even though names may hold dots).
+fn cursor_after(t: &Tag, order: TagOrder) -> String {
+    match order {
+        TagOrder::Name => t.name.clone(),
+        TagOrder::Newest => format!("{}.{}", t.start_at, t.name),
+    }
+}
+
+fn parse_cursor(c: &str, order: TagOrder) -> Result<(&str, i64)> {
+    match order {
+        TagOrder::Name => Ok((c, i64::MAX)),
+        TagOrder::Newest => c
+            .split_once('.')
+            .and_then(|(at, name)| at.parse().ok().map(|at| (name, at)))
+            .ok_or_else(|| Error::invalid(format!("{c:?} is not a cursor of this listing"))),
+    }
 }
 
 /// A manifest as the API shows it.
@@ -155,6 +196,43 @@ impl<'a> Content<'a> {
                 tag,
             })
             .collect())
+    }
+
+    /// A page of a repository's live tags, for readers: keyset-paged on the live-tag index, so
+    /// any page of 100,000 tags costs what the first does.
+    pub async fn live_tags(
+        &self,
+        actor: Option<&Actor>,
+        repo: &str,
+        q: &TagQuery<'_>,
+    ) -> Result<LiveTags> {
+        let (r, name) = self.open(actor, repo, Role::Read).await?;
+        let limit = q.limit.clamp(1, 500);
+        let after = q.after.map(|c| parse_cursor(c, q.order)).transpose()?;
+        let db = &self.registry.db;
+        let rows = db
+            .live_tags_page(r.id, q.contains, q.order, after, limit + 1)
+            .await?;
+        let total = db.live_tag_count(r.id, q.contains).await?;
+        let mut tags = Tag::from_rows(rows)?;
+        let more = tags.len() as i64 > limit;
+        tags.truncate(limit as usize);
+        let next = tags
+            .last()
+            .filter(|_| more)
+            .map(|t| cursor_after(t, q.order));
+        let rules = self.registry.immutability_rules(&name).await?;
+        Ok(LiveTags {
+            tags: tags
+                .into_iter()
+                .map(|tag| TagView {
+                    protected_by_policy: rules.protects(&tag.name),
+                    tag,
+                })
+                .collect(),
+            next,
+            total,
+        })
     }
 
     /// Points, re-dates or (un)freezes a tag, for writers; lifting immutability is for

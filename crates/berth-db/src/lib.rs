@@ -37,7 +37,7 @@ pub use labels::LabelRow;
 pub use manifests::{ManifestRow, NewManifest, PutManifestError, RefRow, ReferrerRow};
 pub use quotas::{QuotaLimit, QuotaRow};
 pub use repos::{NewRepo, RepoRow, Viewer};
-pub use tags::{ImmutabilityPolicyRow, TagFilter, TagRow};
+pub use tags::{ImmutabilityPolicyRow, TagFilter, TagOrder, TagRow};
 pub use teams::{AccessFacts, DefaultPermRow, Grantee, PermRow, TeamRow};
 pub use tokens::{ApiTokenRow, AppTokenRow, OAuthAppRow, ServiceKeyRow};
 pub use uploads::UploadRow;

@@ -133,12 +133,18 @@ impl Db {
         &self,
         viewer: &Viewer<'_>,
         namespace: Option<&str>,
+        contains: Option<&str>,
         last: Option<&str>,
         n: i64,
     ) -> Result<Vec<RepoRow>> {
+        let like = contains
+            .filter(|c| !c.is_empty())
+            .map(|c| format!("%{}%", c.replace(['%', '_'], "")))
+            .unwrap_or_default();
         let sql = format!(
             "SELECT {REPO_COLS} FROM repositories r JOIN namespaces n ON n.id = r.namespace_id
-             WHERE r.name > $1 AND r.deleted_at IS NULL AND ($6 = '' OR n.name = $6) AND (
+             WHERE r.name > $1 AND r.deleted_at IS NULL AND ($6 = '' OR n.name = $6)
+               AND ($8 = '' OR r.name LIKE $8) AND (
                (r.visibility = 'public' AND $2 = 1)
                OR $3 = 1
                OR n.name = $4
@@ -158,6 +164,7 @@ impl Db {
             .bind(viewer.account_id.unwrap_or(-1))
             .bind(namespace.unwrap_or(""))
             .bind(n)
+            .bind(like)
             .fetch_all(&self.pool)
             .await?)
     }

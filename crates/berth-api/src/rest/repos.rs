@@ -319,6 +319,7 @@ async fn list_repos(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<RepoList>> {
         public: public || namespace.is_some() || caller.is_none(),
         everything: caller.is_some_and(|c| c.superuser && c.has_scope("super:user"))
             && namespace.is_some(),
+        contains: None,
     };
     let limit = ctx
         .q("limit")

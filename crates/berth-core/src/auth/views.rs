@@ -31,6 +31,8 @@ pub struct Listing<'a> {
     pub public: bool,
     /// Every repository (a superuser's view of a namespace).
     pub everything: bool,
+    /// Only names containing this text.
+    pub contains: Option<&'a str>,
 }
 
 /// A member of an organization and the teams it is in.
@@ -152,7 +154,13 @@ impl Auth {
         loop {
             let batch = self
                 .db
-                .visible_repos(&viewer, listing.namespace, cursor.as_deref(), limit)
+                .visible_repos(
+                    &viewer,
+                    listing.namespace,
+                    listing.contains,
+                    cursor.as_deref(),
+                    limit,
+                )
                 .await?;
             let exhausted = (batch.len() as i64) < limit;
             for r in batch {

@@ -1,0 +1,404 @@
+//! The web UI, served by `berth serve` at Quay's page addresses (`/signin`, `/repository`,
+//! `/repository/{ns}/{repo}?tab=…`): server-rendered HTML (maud), a stylesheet and one vendored
+//! enhancement library (htmx, 0BSD) in the binary, nothing fetched from elsewhere.
+//!
+//! Rule: a page handler reads the request into the core call it makes — the same doors as
+//! `/api/v1` (`content::Content`, `Auth`), never anything else — and renders the answer. Every
+//! list is filtered, sorted and paged by the core with cursors, and every page state is in the
+//! URL, so links, new tabs and the back button work. Reading works without JavaScript, and so do
+//! the forms; with it, htmx swaps a table's page in place and keeps the URL. Forms carry a CSRF
+//! token and are checked for their origin (`csrf.rs`). Sessions are the browser sessions of
+//! `web_login.rs`.
+
+mod csrf;
+mod repos;
+mod signin;
+
+use crate::AppState;
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use berth_core::auth::Actor;
+use maud::{DOCTYPE, Markup, html};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+const CSS: &str = include_str!("../../assets/berth.css");
+const HTMX: &str = include_str!("../../assets/htmx-2.0.11.min.js");
+const JS: &str = include_str!("../../assets/berth.js");
+/// Cache-busting names: a new build with a changed file gets a new URL.
+const CSS_PATH: &str = concat!("/static/berth-", env!("CARGO_PKG_VERSION"), ".css");
+const HTMX_PATH: &str = "/static/htmx-2.0.11.min.js";
+const JS_PATH: &str = concat!("/static/berth-", env!("CARGO_PKG_VERSION"), ".js");
+
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/signin", get(signin::page).post(signin::submit))
+        .route("/signout", axum::routing::post(signin::signout))
+        .route("/repository", get(repos::list))
+        .route("/repository/", get(repos::list))
+        .route("/repository/{*path}", get(repos::repository))
+        .route("/static/{file}", get(asset))
+}
+
+async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
+    let (body, kind) = if format!("/static/{file}") == CSS_PATH {
+        (CSS, "text/css; charset=utf-8")
+    } else if format!("/static/{file}") == HTMX_PATH {
+        (HTMX, "text/javascript; charset=utf-8")
+    } else if format!("/static/{file}") == JS_PATH {
+        (JS, "text/javascript; charset=utf-8")
+    } else {
+        return (StatusCode::NOT_FOUND, "no such file").into_response();
+    };
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(kind)),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=31536000, immutable"),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// What every page knows about its request.
+pub struct Page {
+    /// The signed-in user, if any.
+    pub actor: Option<Actor>,
+    /// The hidden field every form carries.
+    pub csrf: String,
+    /// Sets the pre-session CSRF cookie on the answer when the browser had none.
+    set_cookie: Option<HeaderValue>,
+    /// The registry's address as clients reach it (`host:port`), for pull commands.
+    pub host: String,
+    /// `--tls-verify=false` and the like where the registry is plain HTTP.
+    pub plain_http: bool,
+    pub query: HashMap<String, String>,
+    pub path: String,
+    /// The request came from htmx (it wants the fragment, not the whole page).
+    pub fragment: bool,
+    pub ip: Option<String>,
+}
+
+impl Page {
+    /// What the page knows of `req`. Reads the request before it awaits anything, so the
+    /// handler's future does not hold a borrow of it (a request body is not `Sync`).
+    pub fn of<'a>(
+        st: &'a AppState,
+        req: &Request,
+    ) -> impl std::future::Future<Output = Page> + Send + 'a {
+        let headers = req.headers().clone();
+        let query: HashMap<String, String> = req
+            .uri()
+            .query()
+            .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+            .unwrap_or_default();
+        let path = req.uri().path().to_string();
+        let ip = crate::auth::client_ip(req);
+        async move {
+            let actor = crate::web_login::session_actor(st, &headers, &axum::http::Method::GET)
+                .await
+                .ok()
+                .flatten();
+            let b = csrf::binding(st, &headers);
+            let base = crate::auth::base_url(st, &headers);
+            let host = base
+                .split_once("://")
+                .map(|(_, h)| h.to_string())
+                .unwrap_or_else(|| base.clone());
+            Page {
+                actor,
+                csrf: csrf::token(st, &b.value),
+                set_cookie: b.set_cookie,
+                host,
+                plain_http: base.starts_with("http://"),
+                query,
+                path,
+                fragment: headers.contains_key("hx-request") && !headers.contains_key("hx-boosted"),
+                ip,
+            }
+        }
+    }
+
+    /// A query parameter, if present and not empty.
+    pub fn q(&self, name: &str) -> Option<&str> {
+        self.query
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// The page's answer: the whole document, or only `main` for an htmx swap.
+    pub fn render(
+        &self,
+        status: StatusCode,
+        title: &str,
+        crumbs: &[Crumb],
+        main: Markup,
+    ) -> Response {
+        let body = if self.fragment {
+            main
+        } else {
+            self.document(title, crumbs, main)
+        };
+        let mut resp = (status, Html(body.into_string())).into_response();
+        let h = resp.headers_mut();
+        // Pages show what a signed-in user may see: never cached by anything in between.
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+            ),
+        );
+        h.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        h.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        );
+        if let Some(c) = &self.set_cookie {
+            h.append(header::SET_COOKIE, c.clone());
+        }
+        resp
+    }
+
+    fn document(&self, title: &str, crumbs: &[Crumb], main: Markup) -> Markup {
+        html! {
+            (DOCTYPE)
+            html lang="en" {
+                head {
+                    meta charset="utf-8";
+                    meta name="viewport" content="width=device-width, initial-scale=1";
+                    meta name="color-scheme" content="light dark";
+                    // The stylesheet has htmx's indicator rules; its injected <style> would break
+                    // the Content-Security-Policy.
+                    meta name="htmx-config" content=r#"{"includeIndicatorStyles":false}"#;
+                    title { (title) " · Berth" }
+                    link rel="stylesheet" href=(CSS_PATH);
+                    script src=(HTMX_PATH) defer {}
+                    script src=(JS_PATH) defer {}
+                }
+                body hx-boost="true" {
+                    a.skip href="#main" { "Skip to content" }
+                    header.top {
+                        a.brand href="/" { "Berth" }
+                        nav aria-label="Main" {
+                            a href="/repository" { "Repositories" }
+                        }
+                        form.search role="search" method="get" action="/repository" {
+                            label.visually-hidden for="site-search" { "Search repositories" }
+                            input #site-search type="search" name="filter" placeholder="Search repositories" value=[self.q("filter").filter(|_| self.path.starts_with("/repository"))];
+                            button type="submit" { "Search" }
+                        }
+                        div.user {
+                            @if let Some(a) = &self.actor {
+                                span.who { "Signed in as " strong { (a.name) } }
+                                form method="post" action="/signout" {
+                                    input type="hidden" name="csrf" value=(self.csrf);
+                                    button.link type="submit" { "Sign out" }
+                                }
+                            } @else {
+                                a.button href={ "/signin?next=" (url_encode(&self.path)) } { "Sign in" }
+                            }
+                        }
+                    }
+                    @if !crumbs.is_empty() {
+                        nav.crumbs aria-label="Breadcrumb" {
+                            ol {
+                                @for (i, c) in crumbs.iter().enumerate() {
+                                    li {
+                                        @if i + 1 == crumbs.len() {
+                                            span aria-current="page" { (c.label) }
+                                        } @else {
+                                            a href=(c.href) { (c.label) }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    main #main { (main) }
+                    footer { "Berth " (env!("CARGO_PKG_VERSION")) " · " a href="/api/v1/discovery" { "API" } }
+                }
+            }
+        }
+    }
+
+    /// An error page: what happened and what to do next.
+    pub fn error(&self, e: berth_core::Error) -> Response {
+        let p = crate::error::Problem::from(e);
+        let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let hint = match p.status {
+            401 | 404 if self.actor.is_none() => Some(html! {
+                p { "It may be private: " a href={ "/signin?next=" (url_encode(&self.path)) } { "sign in" } " to see it." }
+            }),
+            _ => None,
+        };
+        let title = status.canonical_reason().unwrap_or("Error");
+        self.render(
+            status,
+            title,
+            &[],
+            html! {
+                h1 { (title) }
+                p.error role="alert" { (p.message) }
+                @if let Some(h) = hint { (h) }
+                p { a href="/repository" { "Back to repositories" } }
+            },
+        )
+    }
+}
+
+/// One step of the breadcrumb trail.
+pub struct Crumb {
+    pub label: String,
+    pub href: String,
+}
+
+impl Crumb {
+    pub fn new(label: impl Into<String>, href: impl Into<String>) -> Crumb {
+        Crumb {
+            label: label.into(),
+            href: href.into(),
+        }
+    }
+}
+
+/// Percent-encodes a query value or a path segment.
+pub fn url_encode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// A URL of `path` with `params` (empty values left out).
+pub fn link(path: &str, params: &[(&str, &str)]) -> String {
+    let q: Vec<String> = params
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{k}={}", url_encode(v)))
+        .collect();
+    if q.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{}", q.join("&"))
+    }
+}
+
+/// "3 minutes ago", "2 days ago": how long ago `ms` was, for people.
+pub fn ago(ms: i64) -> String {
+    let s = (berth_core::now_ms() - ms).max(0) / 1000;
+    let (n, unit) = match s {
+        0..60 => return "just now".into(),
+        60..3600 => (s / 60, "minute"),
+        3600..86400 => (s / 3600, "hour"),
+        86400..2_592_000 => (s / 86400, "day"),
+        2_592_000..31_536_000 => (s / 2_592_000, "month"),
+        _ => (s / 31_536_000, "year"),
+    };
+    format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
+}
+
+/// A byte count for people (`12.3 MiB`).
+pub fn size(bytes: i64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes.max(0) as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// The time, exact (RFC 3339, UTC), for a `datetime` or `title` attribute.
+pub fn iso(ms: i64) -> String {
+    humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64),
+    )
+    .to_string()
+}
+
+/// Where a form goes after it succeeded: a path on this site only (never an open redirect).
+pub fn local_target(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        _ => "/repository".to_string(),
+    }
+}
+
+/// A 303 to `to`, with extra headers.
+pub fn see_other(to: &str, extra: &[(header::HeaderName, HeaderValue)]) -> Response {
+    let mut resp = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(to) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    for (k, v) in extra {
+        resp.headers_mut().append(k.clone(), v.clone());
+    }
+    resp
+}
+
+/// The form fields of a urlencoded body (at most 64 KiB).
+pub async fn form(req: Request) -> Result<(HeaderMap, HashMap<String, String>), Response> {
+    let headers = req.headers().clone();
+    let bytes = axum::body::to_bytes(req.into_body(), 64 * 1024)
+        .await
+        .map_err(|_| (StatusCode::PAYLOAD_TOO_LARGE, "form too large").into_response())?;
+    Ok((
+        headers,
+        form_urlencoded::parse(&bytes).into_owned().collect(),
+    ))
+}
+
+/// `GET /`: the repositories of a signed-in user; a welcome with what to do for anyone else.
+pub async fn home(State(st): State<Arc<AppState>>, req: Request) -> Response {
+    let page = Page::of(&st, &req).await;
+    if page.actor.is_some() {
+        return see_other("/repository", &[]);
+    }
+    let tls = if page.plain_http {
+        " --tls-verify=false"
+    } else {
+        ""
+    };
+    let host = page.host.clone();
+    page.render(
+        StatusCode::OK,
+        "Welcome",
+        &[],
+        html! {
+            h1 { "Berth container registry" }
+            p { "This is " strong { (host) } ", an OCI and Docker registry (Berth " (env!("CARGO_PKG_VERSION")) ")." }
+            @if st.readonly {
+                p.notice role="status" { strong { "This registry is read-only" } " (" code { "REGISTRY_STATE: readonly" } "): pulls work, pushes and changes are refused." }
+            }
+            p.actions {
+                a.button.primary href="/signin" { "Sign in" }
+                " "
+                a.button href="/repository" { "Browse public repositories" }
+            }
+            h2 { "Log in and push" }
+            pre.cmd { "podman login" (tls) " " (host) "\npodman push" (tls) " IMAGE " (host) "/NAMESPACE/NAME:TAG\npodman pull" (tls) " " (host) "/NAMESPACE/NAME:TAG" }
+            @if st.user_initialize {
+                p { "No account yet? Create the first one with " code { "POST /api/v1/user/initialize" } " (" code { "{\"username\", \"password\", \"email\"}" } ")." }
+            }
+            h2 { "API and operations" }
+            ul {
+                li { a href="/api/v1/discovery" { "/api/v1/discovery" } ": the REST API (OpenAPI document)" }
+                li { a href="/v2/" { "/v2/" } ": the registry API" }
+                li { a href="/health/instance" { "/health/instance" } " and " a href="/health/endtoend" { "/health/endtoend" } ": health" }
+            }
+        },
+    )
+}

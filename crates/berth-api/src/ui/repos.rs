@@ -1,0 +1,528 @@
+//! Repositories: the list (`/repository`), a repository's page
+//! (`/repository/{ns}/{repo}?tab=info|tags|history`) and a tag's page
+//! (`/repository/{ns}/{repo}/tag/{tag}`).
+
+use super::{Crumb, Page, ago, iso, link, size, url_encode};
+use crate::AppState;
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use berth_core::auth::views::Listing;
+use berth_core::content::{Content, TagOrder, TagQuery, TagView};
+use berth_core::{Repository, TagFilter};
+use maud::{Markup, html};
+use std::sync::Arc;
+
+/// Rows per page of a listing.
+const PAGE: i64 = 50;
+
+pub async fn list(State(st): State<Arc<AppState>>, req: Request) -> Response {
+    let page = Page::of(&st, &req).await;
+    let filter = page.q("filter");
+    let namespace = page.q("namespace");
+    let listing = Listing {
+        namespace,
+        public: true,
+        everything: false,
+        contains: filter,
+    };
+    let rows = match st
+        .auth
+        .readable_repos(page.actor.as_ref(), &listing, page.q("after"), PAGE + 1)
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return page.error(e),
+    };
+    let more = rows.len() as i64 > PAGE;
+    let rows = &rows[..rows.len().min(PAGE as usize)];
+    let next = rows.last().filter(|_| more).map(|r| r.name.clone());
+    let base = |after: &str| {
+        link(
+            "/repository",
+            &[
+                ("namespace", namespace.unwrap_or("")),
+                ("filter", filter.unwrap_or("")),
+                ("after", after),
+            ],
+        )
+    };
+    let crumbs = [Crumb::new("Repositories", "/repository")];
+    page.render(
+        StatusCode::OK,
+        "Repositories",
+        &crumbs,
+        html! {
+            h1 { "Repositories" }
+            form.filters method="get" action="/repository" {
+                div {
+                    label for="filter" { "Name contains" }
+                    input #filter type="search" name="filter" value=[filter];
+                }
+                div {
+                    label for="namespace" { "Namespace" }
+                    input #namespace name="namespace" value=[namespace];
+                }
+                button type="submit" { "Filter" }
+                @if filter.is_some() || namespace.is_some() {
+                    a href="/repository" { "Clear" }
+                }
+            }
+            @if rows.is_empty() {
+                p.empty {
+                    @if page.q("after").is_some() {
+                        "No more repositories. "
+                    } @else if filter.is_some() || namespace.is_some() {
+                        "No repository you may see matches. "
+                    } @else if page.actor.is_some() {
+                        "You cannot see any repository yet. Push one with "
+                        code { "podman push " (page.host) "/" (page.actor.as_ref().map(|a| a.name.as_str()).unwrap_or("NAMESPACE")) "/NAME:TAG" }
+                        ". "
+                    } @else {
+                        "There are no public repositories. "
+                        a href="/signin?next=/repository" { "Sign in" }
+                        " to see yours. "
+                    }
+                }
+            } @else {
+                table.list {
+                    caption.visually-hidden { "Repositories you may see, by name" }
+                    thead { tr { th scope="col" { "Name" } th scope="col" { "Visibility" } th scope="col" { "Last pushed" } th scope="col" { "Description" } } }
+                    tbody {
+                        @for r in rows {
+                            tr {
+                                td { a href={ "/repository/" (r.name) } { (r.name) } }
+                                td { (visibility(r)) }
+                                td { (when(r.last_push_at)) }
+                                td.muted { (r.description.as_deref().unwrap_or("")) }
+                            }
+                        }
+                    }
+                }
+            }
+            nav.pager aria-label="Pages" {
+                @if page.q("after").is_some() { a href=(base("")) { "First page" } }
+                @if let Some(n) = &next { a href=(base(n)) rel="next" { "Next page" } }
+            }
+        },
+    )
+}
+
+fn visibility(r: &Repository) -> Markup {
+    if r.is_public() {
+        html! { span.badge.public { "public" } }
+    } else {
+        html! { span.badge { "private" } }
+    }
+}
+
+fn when(ms: Option<i64>) -> Markup {
+    match ms {
+        Some(ms) => html! { time datetime=(iso(ms)) title=(iso(ms)) { (ago(ms)) } },
+        None => html! { span.muted { "never" } },
+    }
+}
+
+/// `/repository/{ns}/{repo}` and `/repository/{ns}/{repo}/tag/{tag}`.
+pub async fn repository(
+    State(st): State<Arc<AppState>>,
+    Path(path): Path<String>,
+    req: Request,
+) -> Response {
+    let page = Page::of(&st, &req).await;
+    let path = path.trim_end_matches('/');
+    match path.rsplit_once("/tag/") {
+        Some((repo, tag)) if !tag.is_empty() && !tag.contains('/') => {
+            tag_page(&st, &page, repo, tag).await
+        }
+        _ => repo_page(&st, &page, path).await,
+    }
+}
+
+fn repo_crumbs(repo: &str) -> Vec<Crumb> {
+    let ns = repo.split('/').next().unwrap_or(repo);
+    vec![
+        Crumb::new("Repositories", "/repository"),
+        Crumb::new(ns, link("/repository", &[("namespace", ns)])),
+        Crumb::new(
+            repo.strip_prefix(ns)
+                .and_then(|s| s.strip_prefix('/'))
+                .unwrap_or(repo),
+            format!("/repository/{repo}"),
+        ),
+    ]
+}
+
+/// The pull commands of a reference (`repo:tag` or `repo@digest`), with copy buttons.
+fn pull_commands(page: &Page, reference: &str) -> Markup {
+    let tls = if page.plain_http {
+        " --tls-verify=false"
+    } else {
+        ""
+    };
+    let image = format!("{}/{reference}", page.host);
+    let cmds = [
+        ("podman", format!("podman pull{tls} {image}")),
+        ("docker", format!("docker pull {image}")),
+        (
+            "skopeo",
+            format!(
+                "skopeo copy{} docker://{image} oci:local",
+                if page.plain_http {
+                    " --src-tls-verify=false"
+                } else {
+                    ""
+                }
+            ),
+        ),
+    ];
+    html! {
+        dl.commands {
+            @for (client, cmd) in &cmds {
+                dt { (client) }
+                dd {
+                    code { (cmd) }
+                    button.copy type="button" data-copy=(cmd) hidden { "Copy" }
+                }
+            }
+        }
+    }
+}
+
+async fn repo_page(st: &AppState, page: &Page, repo: &str) -> Response {
+    let content = Content::new(&st.registry, &st.auth);
+    let view = match content.repository(page.actor.as_ref(), repo, false).await {
+        Ok(v) => v,
+        Err(e) => return page.error(e),
+    };
+    let tab = page.q("tab").unwrap_or("info");
+    let body = match tab {
+        "tags" => tags_tab(st, page, repo).await,
+        "history" => history_tab(st, page, repo).await,
+        _ => info_tab(st, page, repo, &view.repository).await,
+    };
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return page.error(e),
+    };
+    let r = &view.repository;
+    let tabs = [
+        ("info", "Information"),
+        ("tags", "Tags"),
+        ("history", "Tag history"),
+    ];
+    let shown = if tabs.iter().any(|(t, _)| *t == tab) {
+        tab
+    } else {
+        "info"
+    };
+    page.render(
+        StatusCode::OK,
+        repo,
+        &repo_crumbs(repo),
+        html! {
+            header.repo {
+                h1 { (repo) " " (visibility(r)) }
+                @if let Some(d) = &r.description { p.muted { (d) } }
+            }
+            nav.tabs aria-label="Repository" {
+                @for (t, label) in &tabs {
+                    @if *t == shown {
+                        a.current href=(link(&format!("/repository/{repo}"), &[("tab", t)])) aria-current="page" { (label) }
+                    } @else {
+                        a href=(link(&format!("/repository/{repo}"), &[("tab", t)])) { (label) }
+                    }
+                }
+            }
+            (body)
+        },
+    )
+}
+
+async fn info_tab(
+    st: &AppState,
+    page: &Page,
+    repo: &str,
+    r: &Repository,
+) -> berth_core::Result<Markup> {
+    let content = Content::new(&st.registry, &st.auth);
+    let newest = content
+        .live_tags(
+            page.actor.as_ref(),
+            repo,
+            &TagQuery {
+                order: TagOrder::Newest,
+                limit: 1,
+                ..TagQuery::default()
+            },
+        )
+        .await?;
+    Ok(html! {
+        section {
+            h2 { "Pull this repository" }
+            @if let Some(t) = newest.tags.first() {
+                p { "Newest tag: " strong { (t.tag.name) } ", pushed " (when(Some(t.tag.start_at))) "." }
+                (pull_commands(page, &format!("{repo}:{}", t.tag.name)))
+                p { "By digest, which never moves:" }
+                (pull_commands(page, &format!("{repo}@{}", t.tag.manifest_digest)))
+            } @else {
+                p.empty { "No tags yet. Push one with " code { "podman push " (page.host) "/" (repo) ":TAG" } "." }
+            }
+            h2 { "Facts" }
+            dl.facts {
+                dt { "Live tags" } dd { (newest.total) }
+                dt { "Created" } dd { (when(Some(r.created_at))) }
+                dt { "Last pushed" } dd { (when(r.last_push_at)) }
+                dt { "Last pulled" } dd { (when(r.last_pull_at)) }
+            }
+        }
+    })
+}
+
+fn tag_row(repo: &str, v: &TagView) -> Markup {
+    let t = &v.tag;
+    let digest = t.manifest_digest.to_string();
+    let short = digest
+        .split_once(':')
+        .map(|(a, h)| format!("{a}:{}", &h[..h.len().min(12)]))
+        .unwrap_or_else(|| digest.clone());
+    html! {
+        tr {
+            th scope="row" { a href={ "/repository/" (repo) "/tag/" (url_encode(&t.name)) } { (t.name) } }
+            td { code title=(digest) { (short) } }
+            td { @if let Some(s) = t.size { (size(s)) } @else { span.muted { "index" } } }
+            td { (when(Some(t.start_at))) }
+            td { @if let Some(e) = t.expires_at { time datetime=(iso(e)) { (iso(e)) } } @else { span.muted { "never" } } }
+            td { @if t.immutable || v.protected_by_policy { span.badge { "immutable" } } }
+        }
+    }
+}
+
+async fn tags_tab(st: &AppState, page: &Page, repo: &str) -> berth_core::Result<Markup> {
+    let order = match page.q("sort") {
+        Some("newest") => TagOrder::Newest,
+        _ => TagOrder::Name,
+    };
+    let filter = page.q("filter");
+    let tags = Content::new(&st.registry, &st.auth)
+        .live_tags(
+            page.actor.as_ref(),
+            repo,
+            &TagQuery {
+                contains: filter,
+                order,
+                after: page.q("after"),
+                limit: PAGE,
+            },
+        )
+        .await?;
+    let sort = if order == TagOrder::Newest {
+        "newest"
+    } else {
+        "name"
+    };
+    let at = |after: &str| {
+        link(
+            &format!("/repository/{repo}"),
+            &[
+                ("tab", "tags"),
+                ("filter", filter.unwrap_or("")),
+                ("sort", if sort == "name" { "" } else { sort }),
+                ("after", after),
+            ],
+        )
+    };
+    Ok(html! {
+        section #tags {
+            form.filters method="get" action={ "/repository/" (repo) } {
+                input type="hidden" name="tab" value="tags";
+                div {
+                    label for="tag-filter" { "Tag name contains" }
+                    input #tag-filter type="search" name="filter" value=[filter];
+                }
+                div {
+                    label for="tag-sort" { "Sort by" }
+                    select #tag-sort name="sort" {
+                        option value="name" selected[sort == "name"] { "Name" }
+                        option value="newest" selected[sort == "newest"] { "Newest first" }
+                    }
+                }
+                button type="submit" { "Apply" }
+            }
+            p.count role="status" {
+                (tags.total) " " @if tags.total == 1 { "tag" } @else { "tags" }
+                @if let Some(f) = filter { " containing “" (f) "”" }
+            }
+            @if tags.tags.is_empty() {
+                p.empty { @if page.q("after").is_some() { "No more tags." } @else { "No tags." } }
+            } @else {
+                table.list {
+                    caption.visually-hidden { "Live tags" }
+                    thead { tr {
+                        th scope="col" { "Tag" } th scope="col" { "Manifest" } th scope="col" { "Size" }
+                        th scope="col" { "Last modified" } th scope="col" { "Expires" } th scope="col" { "Protection" }
+                    } }
+                    tbody { @for v in &tags.tags { (tag_row(repo, v)) } }
+                }
+            }
+            nav.pager aria-label="Pages of tags" {
+                @if page.q("after").is_some() { a href=(at("")) { "First page" } }
+                @if let Some(n) = &tags.next { a href=(at(n)) rel="next" { "Next page" } }
+            }
+        }
+    })
+}
+
+async fn history_tab(st: &AppState, page: &Page, repo: &str) -> berth_core::Result<Markup> {
+    let n: i64 = page
+        .q("page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let filter = page.q("filter");
+    let f = TagFilter {
+        name: page.q("tag"),
+        contains: filter,
+        ..TagFilter::default()
+    };
+    let rows = Content::new(&st.registry, &st.auth)
+        .tags(
+            page.actor.as_ref(),
+            repo,
+            &f,
+            (n - 1).saturating_mul(PAGE),
+            PAGE + 1,
+        )
+        .await?;
+    let more = rows.len() as i64 > PAGE;
+    let at = |p: i64| {
+        link(
+            &format!("/repository/{repo}"),
+            &[
+                ("tab", "history"),
+                ("tag", page.q("tag").unwrap_or("")),
+                ("filter", filter.unwrap_or("")),
+                ("page", &p.to_string()),
+            ],
+        )
+    };
+    Ok(html! {
+        section {
+            @if let Some(t) = page.q("tag") {
+                p { "History of " strong { (t) } ". " a href=(link(&format!("/repository/{repo}"), &[("tab", "history")])) { "All tags" } }
+            }
+            @if rows.is_empty() {
+                p.empty { "No history." }
+            } @else {
+                table.list {
+                    caption.visually-hidden { "Tag history, newest first" }
+                    thead { tr { th scope="col" { "Tag" } th scope="col" { "Manifest" } th scope="col" { "From" } th scope="col" { "Until" } } }
+                    tbody {
+                        @for v in rows.iter().take(PAGE as usize) {
+                            tr {
+                                th scope="row" { a href=(link(&format!("/repository/{repo}"), &[("tab", "history"), ("tag", &v.tag.name)])) { (v.tag.name) } }
+                                td { code { (v.tag.manifest_digest) } }
+                                td { (when(Some(v.tag.start_at))) }
+                                td { @if let Some(e) = v.tag.end_at { (when(Some(e))) } @else { span.badge.public { "current" } } }
+                            }
+                        }
+                    }
+                }
+            }
+            nav.pager aria-label="Pages of history" {
+                @if n > 1 { a href=(at(n - 1)) rel="prev" { "Newer" } }
+                @if more { a href=(at(n + 1)) rel="next" { "Older" } }
+            }
+        }
+    })
+}
+
+async fn tag_page(st: &AppState, page: &Page, repo: &str, tag: &str) -> Response {
+    let content = Content::new(&st.registry, &st.auth);
+    let f = TagFilter {
+        name: Some(tag),
+        only_active: true,
+        ..TagFilter::default()
+    };
+    let found = match content.tags(page.actor.as_ref(), repo, &f, 0, 1).await {
+        Ok(rows) => rows.into_iter().next(),
+        Err(e) => return page.error(e),
+    };
+    let Some(v) = found else {
+        return page.error(berth_core::Error::not_found(format!(
+            "{repo} has no tag {tag:?} now; its tag history may show where it pointed"
+        )));
+    };
+    let m = match content
+        .manifest(page.actor.as_ref(), repo, &v.tag.manifest_digest)
+        .await
+    {
+        Ok(m) => m,
+        Err(e) => return page.error(e),
+    };
+    let parsed: serde_json::Value = serde_json::from_slice(&m.content).unwrap_or_default();
+    let layers = parsed["layers"].as_array().cloned().unwrap_or_default();
+    let children = parsed["manifests"].as_array().cloned().unwrap_or_default();
+    let mut crumbs = repo_crumbs(repo);
+    crumbs.push(Crumb::new(tag, ""));
+    page.render(
+        StatusCode::OK,
+        &format!("{repo}:{tag}"),
+        &crumbs,
+        html! {
+            h1 { (repo) ":" (tag) }
+            dl.facts {
+                dt { "Digest" } dd { code { (m.digest) } }
+                dt { "Media type" } dd { code { (m.media_type) } }
+                dt { "Last modified" } dd { (when(Some(v.tag.start_at))) }
+                dt { "Expires" } dd { @if let Some(e) = v.tag.expires_at { (iso(e)) } @else { "never" } }
+                dt { "Immutable" } dd { @if v.tag.immutable || v.protected_by_policy { "yes" } @else { "no" } }
+                @if let Some(s) = v.tag.size { dt { "Size" } dd { (size(s)) " (compressed layers)" } }
+            }
+            h2 { "Pull" }
+            (pull_commands(page, &format!("{repo}:{tag}")))
+            (pull_commands(page, &format!("{repo}@{}", m.digest)))
+            @if !children.is_empty() {
+                h2 { "Platforms" }
+                table.list {
+                    thead { tr { th scope="col" { "Platform" } th scope="col" { "Manifest" } th scope="col" { "Size" } } }
+                    tbody {
+                        @for c in &children {
+                            tr {
+                                td { (platform(&c["platform"])) }
+                                td { code { (c["digest"].as_str().unwrap_or("")) } }
+                                td { (c["size"].as_i64().map(size).unwrap_or_default()) }
+                            }
+                        }
+                    }
+                }
+            }
+            @if !layers.is_empty() {
+                h2 { "Layers" }
+                table.list {
+                    thead { tr { th scope="col" { "#" } th scope="col" { "Digest" } th scope="col" { "Size" } } }
+                    tbody {
+                        @for (i, l) in layers.iter().enumerate() {
+                            tr {
+                                td { (i + 1) }
+                                td { code { (l["digest"].as_str().unwrap_or("")) } }
+                                td { (l["size"].as_i64().map(size).unwrap_or_default()) }
+                            }
+                        }
+                    }
+                }
+            }
+            p { a href=(link(&format!("/repository/{repo}"), &[("tab", "history"), ("tag", tag)])) { "History of this tag" } }
+        },
+    )
+}
+
+fn platform(p: &serde_json::Value) -> String {
+    let s = |k: &str| p[k].as_str().unwrap_or("");
+    let mut out = format!("{}/{}", s("os"), s("architecture"));
+    if !s("variant").is_empty() {
+        out.push('/');
+        out.push_str(s("variant"));
+    }
+    if out == "/" { "unknown".into() } else { out }
+}
