@@ -722,4 +722,59 @@ async fn the_tags_tab_pages_through_every_tag_with_cursors_and_hides_private_rep
         page.contains(r#"<a href="/repository/alice/many">alice/many</a>"#),
         "{page}"
     );
+
+    // Delete a tag from the Tags tab, then restore it from its history.
+    let token = csrf_field(&get("/repository/alice/many?tab=tags".into()).await);
+    let post = |uri: &'static str, fields: Vec<(&'static str, String)>| {
+        let app = &app;
+        let cookie = cookie.clone();
+        async move {
+            let f: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            app.send(
+                Method::POST,
+                uri,
+                None,
+                &[
+                    ("cookie", &cookie),
+                    ("origin", "http://registry.test"),
+                    ("content-type", "application/x-www-form-urlencoded"),
+                ],
+                form_body(&f),
+            )
+            .await
+        }
+    };
+    let r = post(
+        "/repository/alice/many/tag/t007/delete",
+        vec![("csrf", token.clone())],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        header_of(&r, "location"),
+        "/repository/alice/many?tab=history&tag=t007"
+    );
+    let page = get("/repository/alice/many?tab=tags".into()).await;
+    assert!(page.contains("119 tags"), "{page}");
+    let history = get("/repository/alice/many?tab=history&tag=t007".into()).await;
+    assert!(history.contains("Restore t007 to this"), "{history}");
+    let r = post(
+        "/repository/alice/many/tag/t007/restore",
+        vec![("csrf", token.clone()), ("digest", digest.clone())],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(
+        get("/repository/alice/many?tab=tags".into())
+            .await
+            .contains("120 tags")
+    );
+    // Without the token nothing happens.
+    let r = post("/repository/alice/many/tag/t008/delete", vec![]).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(
+        get("/repository/alice/many?tab=tags".into())
+            .await
+            .contains("120 tags")
+    );
 }

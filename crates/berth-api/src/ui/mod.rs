@@ -39,7 +39,10 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/signout", axum::routing::post(signin::signout))
         .route("/repository", get(repos::list))
         .route("/repository/", get(repos::list))
-        .route("/repository/{*path}", get(repos::repository))
+        .route(
+            "/repository/{*path}",
+            get(repos::repository).post(repos::action),
+        )
         .route("/static/{file}", get(asset))
 }
 

@@ -197,8 +197,8 @@ async fn repo_page(st: &AppState, page: &Page, repo: &str) -> Response {
     };
     let tab = page.q("tab").unwrap_or("info");
     let body = match tab {
-        "tags" => tags_tab(st, page, repo).await,
-        "history" => history_tab(st, page, repo).await,
+        "tags" => tags_tab(st, page, repo, view.can_write).await,
+        "history" => history_tab(st, page, repo, view.can_write, view.window_s).await,
         _ => info_tab(st, page, repo, &view.repository).await,
     };
     let body = match body {
@@ -279,7 +279,18 @@ async fn info_tab(
     })
 }
 
-fn tag_row(repo: &str, v: &TagView) -> Markup {
+/// A button that posts `action` (a path on this site) with the page's CSRF token.
+fn action_button(page: &Page, action: &str, label: &str, fields: &[(&str, &str)]) -> Markup {
+    html! {
+        form.inline method="post" action=(action) {
+            input type="hidden" name="csrf" value=(page.csrf);
+            @for (k, v) in fields { input type="hidden" name=(k) value=(v); }
+            button type="submit" { (label) }
+        }
+    }
+}
+
+fn tag_row(page: &Page, repo: &str, v: &TagView, can_write: bool) -> Markup {
     let t = &v.tag;
     let digest = t.manifest_digest.to_string();
     let short = digest
@@ -294,11 +305,23 @@ fn tag_row(repo: &str, v: &TagView) -> Markup {
             td { (when(Some(t.start_at))) }
             td { @if let Some(e) = t.expires_at { time datetime=(iso(e)) { (iso(e)) } } @else { span.muted { "never" } } }
             td { @if t.immutable || v.protected_by_policy { span.badge { "immutable" } } }
+            @if can_write {
+                td {
+                    @if !(t.immutable || v.protected_by_policy) {
+                        (action_button(page, &format!("/repository/{repo}/tag/{}/delete", url_encode(&t.name)), &format!("Delete {}", t.name), &[]))
+                    }
+                }
+            }
         }
     }
 }
 
-async fn tags_tab(st: &AppState, page: &Page, repo: &str) -> berth_core::Result<Markup> {
+async fn tags_tab(
+    st: &AppState,
+    page: &Page,
+    repo: &str,
+    can_write: bool,
+) -> berth_core::Result<Markup> {
     let order = match page.q("sort") {
         Some("newest") => TagOrder::Newest,
         _ => TagOrder::Name,
@@ -361,8 +384,9 @@ async fn tags_tab(st: &AppState, page: &Page, repo: &str) -> berth_core::Result<
                     thead { tr {
                         th scope="col" { "Tag" } th scope="col" { "Manifest" } th scope="col" { "Size" }
                         th scope="col" { "Last modified" } th scope="col" { "Expires" } th scope="col" { "Protection" }
+                        @if can_write { th scope="col" { "Actions" } }
                     } }
-                    tbody { @for v in &tags.tags { (tag_row(repo, v)) } }
+                    tbody { @for v in &tags.tags { (tag_row(page, repo, v, can_write)) } }
                 }
             }
             nav.pager aria-label="Pages of tags" {
@@ -373,7 +397,14 @@ async fn tags_tab(st: &AppState, page: &Page, repo: &str) -> berth_core::Result<
     })
 }
 
-async fn history_tab(st: &AppState, page: &Page, repo: &str) -> berth_core::Result<Markup> {
+async fn history_tab(
+    st: &AppState,
+    page: &Page,
+    repo: &str,
+    can_write: bool,
+    window_s: i64,
+) -> berth_core::Result<Markup> {
+    let restorable_since = berth_core::now_ms().saturating_sub(window_s.saturating_mul(1000));
     let n: i64 = page
         .q("page")
         .and_then(|p| p.parse().ok())
@@ -408,6 +439,9 @@ async fn history_tab(st: &AppState, page: &Page, repo: &str) -> berth_core::Resu
     };
     Ok(html! {
         section {
+            @if can_write {
+                p.muted { "Ended positions stay restorable for " (humantime::format_duration(std::time::Duration::from_secs(window_s.max(0) as u64))) " (the namespace's time-machine window)." }
+            }
             @if let Some(t) = page.q("tag") {
                 p { "History of " strong { (t) } ". " a href=(link(&format!("/repository/{repo}"), &[("tab", "history")])) { "All tags" } }
             }
@@ -416,7 +450,10 @@ async fn history_tab(st: &AppState, page: &Page, repo: &str) -> berth_core::Resu
             } @else {
                 table.list {
                     caption.visually-hidden { "Tag history, newest first" }
-                    thead { tr { th scope="col" { "Tag" } th scope="col" { "Manifest" } th scope="col" { "From" } th scope="col" { "Until" } } }
+                    thead { tr {
+                        th scope="col" { "Tag" } th scope="col" { "Manifest" } th scope="col" { "From" } th scope="col" { "Until" }
+                        @if can_write { th scope="col" { "Actions" } }
+                    } }
                     tbody {
                         @for v in rows.iter().take(PAGE as usize) {
                             tr {
@@ -424,6 +461,18 @@ async fn history_tab(st: &AppState, page: &Page, repo: &str) -> berth_core::Resu
                                 td { code { (v.tag.manifest_digest) } }
                                 td { (when(Some(v.tag.start_at))) }
                                 td { @if let Some(e) = v.tag.end_at { (when(Some(e))) } @else { span.badge.public { "current" } } }
+                                @if can_write {
+                                    td {
+                                        @if v.tag.end_at.is_some_and(|e| e >= restorable_since) {
+                                            (action_button(
+                                                page,
+                                                &format!("/repository/{repo}/tag/{}/restore", url_encode(&v.tag.name)),
+                                                &format!("Restore {} to this", v.tag.name),
+                                                &[("digest", &v.tag.manifest_digest.to_string())],
+                                            ))
+                                        }
+                                    }
+                                }
                             }
                         }
                     }
@@ -525,4 +574,53 @@ fn platform(p: &serde_json::Value) -> String {
         out.push_str(s("variant"));
     }
     if out == "/" { "unknown".into() } else { out }
+}
+
+/// `POST /repository/{repo}/tag/{tag}/delete` and `…/restore` (field `digest`): the tag
+/// actions, through the same core doors as `/api/v1`; then back to the tag's history, where a
+/// deleted tag shows its restore button.
+pub async fn action(
+    State(st): State<Arc<AppState>>,
+    Path(path): Path<String>,
+    req: Request,
+) -> Response {
+    let page = Page::of(&st, &req).await;
+    let (headers, f) = match super::form(req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if let Err(refusal) = super::csrf::check(&st, &headers, f.get("csrf").map(String::as_str)) {
+        return page.error(berth_core::Error::denied(refusal.message()));
+    }
+    let Some(actor) = page.actor.as_ref() else {
+        return page.error(berth_core::Error::Unauthenticated(
+            "sign in to change tags".into(),
+        ));
+    };
+    let caller = berth_core::Caller::new(actor, page.ip.as_deref());
+    let Some((rest, verb)) = path.rsplit_once('/') else {
+        return page.error(berth_core::Error::not_found("no such action"));
+    };
+    let Some((repo, tag)) = rest.rsplit_once("/tag/") else {
+        return page.error(berth_core::Error::not_found("no such action"));
+    };
+    let content = Content::new(&st.registry, &st.auth);
+    let done = match verb {
+        "delete" => content.delete_tag(caller, repo, tag).await,
+        "restore" => {
+            let digest = f.get("digest").map(String::as_str).unwrap_or("");
+            content.restore_tag(caller, repo, tag, digest).await
+        }
+        _ => Err(berth_core::Error::not_found("no such action")),
+    };
+    match done {
+        Ok(()) => super::see_other(
+            &link(
+                &format!("/repository/{repo}"),
+                &[("tab", "history"), ("tag", tag)],
+            ),
+            &[],
+        ),
+        Err(e) => page.error(e),
+    }
 }
