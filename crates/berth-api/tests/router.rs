@@ -778,3 +778,110 @@ async fn the_tags_tab_pages_through_every_tag_with_cursors_and_hides_private_rep
             .contains("120 tags")
     );
 }
+
+#[tokio::test]
+async fn the_ui_creates_an_organization_a_team_and_a_robot_whose_credentials_log_in() {
+    let app = app().await;
+    let cookie = ui_sign_in(&app).await;
+    let get = |uri: String| {
+        let app = &app;
+        let cookie = cookie.clone();
+        async move {
+            let r = app
+                .send(Method::GET, &uri, None, &[("cookie", &cookie)], Vec::new())
+                .await;
+            assert_eq!(r.status(), StatusCode::OK, "{uri}");
+            text(r).await
+        }
+    };
+    let post = |uri: String, fields: Vec<(&'static str, String)>| {
+        let app = &app;
+        let cookie = cookie.clone();
+        async move {
+            let f: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let r = app
+                .send(
+                    Method::POST,
+                    &uri,
+                    None,
+                    &[
+                        ("cookie", &cookie),
+                        ("origin", "http://registry.test"),
+                        ("content-type", "application/x-www-form-urlencoded"),
+                    ],
+                    form_body(&f),
+                )
+                .await;
+            (r.status(), header_of(&r, "location"), text(r).await)
+        }
+    };
+    let token = csrf_field(&get("/organization".into()).await);
+    let t = || ("csrf", token.clone());
+    let (s, to, body) = post("/organization".into(), vec![t(), ("name", "shop".into())]).await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
+    assert_eq!(to, "/organization/shop");
+    assert!(
+        get("/organization".into())
+            .await
+            .contains(r#"href="/organization/shop""#)
+    );
+    let page = get("/organization/shop?tab=teams".into()).await;
+    assert!(page.contains("owners"), "the creator's owners team: {page}");
+
+    let (s, to, body) = post(
+        "/organization/shop/teams".into(),
+        vec![t(), ("name", "builders".into()), ("role", "creator".into())],
+    )
+    .await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
+    assert_eq!(to, "/organization/shop/teams/builders");
+    let (s, to, body) = post(
+        "/organization/shop/robots".into(),
+        vec![t(), ("name", "ci".into()), ("description", "pushes".into())],
+    )
+    .await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
+    assert_eq!(to, "/organization/shop/robots/ci");
+    let (s, _, body) = post(
+        "/organization/shop/teams/builders/members".into(),
+        vec![t(), ("member", "shop+ci".into())],
+    )
+    .await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
+    let team = get("/organization/shop/teams/builders".into()).await;
+    assert!(team.contains("shop+ci"), "{team}");
+
+    let robot = get("/organization/shop/robots/ci".into()).await;
+    let at = robot.find(r#"<code id="robot-token">"#).expect("the token");
+    let rest = &robot[at + r#"<code id="robot-token">"#.len()..];
+    let secret = &rest[..rest.find('<').expect("end")];
+    assert!(
+        robot.contains("podman login --tls-verify=false -u &#39;shop+ci&#39;")
+            || robot.contains("podman login --tls-verify=false -u 'shop+ci'"),
+        "{robot}"
+    );
+    assert!(robot.contains("kubernetes.io/dockerconfigjson"));
+    // The credentials the page shows log in to the registry.
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("shop+ci:{secret}"))
+    );
+    let r = app
+        .send(
+            Method::GET,
+            "/v2/auth?service=berth&scope=repository:shop/app:pull,push",
+            Some(&basic),
+            &[],
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    // A team name that is not valid says why.
+    let (s, _, body) = post(
+        "/organization/shop/teams".into(),
+        vec![t(), ("name", "no spaces".into())],
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(body.contains("invalid team name"), "{body}");
+}

@@ -255,21 +255,11 @@ async fn create_org(st: Arc<AppState>, ctx: Ctx, b: NewOrg) -> Res<Created<&'sta
 }
 
 async fn org_view(st: &AppState, a: &Actor, org: &str) -> Res<Organization> {
-    if !a.has_scope("user:read") && !a.has_scope("org:admin") {
-        return Err(RestError::new(403, "this token lacks the user:read scope"));
-    }
-    let o = st.auth.org(org).await?;
-    let role = st.auth.org_role(a, &o).await?;
-    if !role.member && !role.admin {
-        return Err(RestError::new(
-            403,
-            format!("you are not a member of organization {org:?}"),
-        ));
-    }
-    let teams = st.auth.org_teams(&o).await?;
+    let v = st.auth.organization(a, org).await?;
+    let (o, role, teams) = (v.org, v.role, v.teams);
     Ok(Organization {
         name: o.name.clone(),
-        email: if role.admin { o.email.clone() } else { None },
+        email: o.email.clone(),
         avatar: Avatar::of(&o.name, "org"),
         is_admin: role.admin,
         is_member: role.member,

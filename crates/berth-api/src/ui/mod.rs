@@ -11,6 +11,7 @@
 //! `web_login.rs`.
 
 mod csrf;
+mod orgs;
 mod repos;
 mod signin;
 
@@ -42,6 +43,12 @@ pub fn router() -> Router<Arc<AppState>> {
         .route(
             "/repository/{*path}",
             get(repos::repository).post(repos::action),
+        )
+        .route("/organization", get(orgs::list).post(orgs::create))
+        .route("/organization/", get(orgs::list))
+        .route(
+            "/organization/{*path}",
+            get(orgs::organization).post(orgs::action),
         )
         .route("/static/{file}", get(asset))
 }
@@ -195,6 +202,7 @@ impl Page {
                         a.brand href="/" { "Berth" }
                         nav aria-label="Main" {
                             a href="/repository" { "Repositories" }
+                            @if self.actor.is_some() { a href="/organization" { "Organizations" } }
                         }
                         form.search role="search" method="get" action="/repository" {
                             label.visually-hidden for="site-search" { "Search repositories" }

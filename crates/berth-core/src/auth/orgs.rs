@@ -14,13 +14,13 @@ impl Auth {
         for (org_name, t) in self.db.teams_of_account(actor.id).await? {
             if org_name == org.name {
                 r.member = true;
-                match t.role.as_str() {
-                    "admin" => {
+                match t.role {
+                    TeamRole::Admin => {
                         r.admin = true;
                         r.creator = true;
                     }
-                    "creator" => r.creator = true,
-                    _ => {}
+                    TeamRole::Creator => r.creator = true,
+                    TeamRole::Member => {}
                 }
             }
         }
@@ -98,6 +98,30 @@ impl Auth {
             .await?
             .map(Account::from)
             .ok_or_else(|| Error::Internal("created organization vanished".into()))
+    }
+
+    /// An organization as its members see it: the caller's role in it and its teams (the
+    /// email only for its administrators).
+    pub async fn organization(&self, actor: &Actor, org: &str) -> Result<OrgView> {
+        if !actor.has_scope("user:read") && !actor.has_scope("org:admin") {
+            return Err(Error::denied("this token lacks the user:read scope"));
+        }
+        let mut o = self.org(org).await?;
+        let role = self.org_role(actor, &o).await?;
+        if !role.member && !role.admin {
+            return Err(Error::denied(format!(
+                "you are not a member of organization {org:?}"
+            )));
+        }
+        let teams = self.org_teams(&o).await?;
+        if !role.admin {
+            o.email = None;
+        }
+        Ok(OrgView {
+            org: o,
+            role,
+            teams,
+        })
     }
 
     pub async fn update_org(
@@ -303,4 +327,12 @@ impl Auth {
             .await;
         Ok(())
     }
+}
+
+/// An organization, the caller's role in it, and its teams (`Auth::organization`).
+#[derive(Debug, Clone)]
+pub struct OrgView {
+    pub org: Account,
+    pub role: OrgRole,
+    pub teams: Vec<Team>,
 }

@@ -1,0 +1,386 @@
+//! Organizations: the caller's list with a create form (`/organization`), an organization
+//! (`/organization/{org}?tab=repos|teams|robots`), a team (`/organization/{org}/teams/{team}`)
+//! and a robot's credentials (`/organization/{org}/robots/{robot}`).
+
+use super::{Crumb, Page, csrf, form, link, see_other, url_encode};
+use crate::AppState;
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use base64::Engine;
+use berth_core::Error;
+use berth_core::auth::views::Listing;
+use maud::{Markup, html};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+fn need_actor(page: &Page) -> Result<&berth_core::auth::Actor, Error> {
+    page.actor
+        .as_ref()
+        .ok_or_else(|| Error::Unauthenticated("sign in to see organizations".into()))
+}
+
+pub async fn list(State(st): State<Arc<AppState>>, req: Request) -> Response {
+    let page = Page::of(&st, &req).await;
+    let actor = match need_actor(&page) {
+        Ok(a) => a,
+        Err(e) => return page.error(e),
+    };
+    let orgs: BTreeSet<String> = match st.auth.memberships(actor.id).await {
+        Ok(m) => m.into_iter().map(|(org, _)| org).collect(),
+        Err(e) => return page.error(e),
+    };
+    page.render(
+        StatusCode::OK,
+        "Organizations",
+        &[Crumb::new("Organizations", "/organization")],
+        html! {
+            h1 { "Organizations" }
+            @if orgs.is_empty() {
+                p.empty { "You are not in any organization yet." }
+            } @else {
+                ul.plain {
+                    @for o in &orgs { li { a href={ "/organization/" (o) } { (o) } } }
+                }
+            }
+            h2 { "Create an organization" }
+            (create_org_form(&page, None))
+        },
+    )
+}
+
+fn create_org_form(page: &Page, name: Option<&str>) -> Markup {
+    html! {
+        form.stack method="post" action="/organization" {
+            input type="hidden" name="csrf" value=(page.csrf);
+            label for="org-name" { "Name" }
+            input #org-name name="name" required pattern="[a-z0-9][a-z0-9_.-]{1,254}" value=[name]
+                aria-describedby="org-name-hint";
+            small #org-name-hint.muted { "Lowercase letters, digits, '.', '_' and '-'; it becomes the namespace of its repositories." }
+            label for="org-email" { "Email (optional)" }
+            input #org-email name="email" type="email";
+            button.primary type="submit" { "Create organization" }
+        }
+    }
+}
+
+/// Reads a form post and checks its CSRF token; answers the fields and the signed-in caller.
+async fn post_form(
+    st: &AppState,
+    page: &Page,
+    req: Request,
+) -> Result<std::collections::HashMap<String, String>, Response> {
+    let (headers, f) = form(req).await?;
+    csrf::check(st, &headers, f.get("csrf").map(String::as_str))
+        .map_err(|r| page.error(Error::denied(r.message())))?;
+    need_actor(page).map_err(|e| page.error(e))?;
+    Ok(f)
+}
+
+fn field<'a>(f: &'a std::collections::HashMap<String, String>, k: &str) -> Option<&'a str> {
+    f.get(k).map(|v| v.trim()).filter(|v| !v.is_empty())
+}
+
+pub async fn create(State(st): State<Arc<AppState>>, req: Request) -> Response {
+    let page = Page::of(&st, &req).await;
+    let f = match post_form(&st, &page, req).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let Some(actor) = page.actor.as_ref() else {
+        return page.error(Error::Unauthenticated("sign in first".into()));
+    };
+    let name = field(&f, "name").unwrap_or("");
+    match st.auth.create_org(actor, name, field(&f, "email")).await {
+        Ok(o) => see_other(&format!("/organization/{}", o.name), &[]),
+        Err(e) => page.error(e),
+    }
+}
+
+/// `/organization/{org}` and its sub-pages.
+pub async fn organization(
+    State(st): State<Arc<AppState>>,
+    Path(path): Path<String>,
+    req: Request,
+) -> Response {
+    let page = Page::of(&st, &req).await;
+    let parts: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    let r = match parts.as_slice() {
+        [org] => org_page(&st, &page, org).await,
+        [org, "teams", team] => team_page(&st, &page, org, team).await,
+        [org, "robots", robot] => robot_page(&st, &page, org, robot).await,
+        _ => Err(Error::not_found("no such page")),
+    };
+    r.unwrap_or_else(|e| page.error(e))
+}
+
+fn org_crumbs(org: &str) -> Vec<Crumb> {
+    vec![
+        Crumb::new("Organizations", "/organization"),
+        Crumb::new(org, format!("/organization/{org}")),
+    ]
+}
+
+async fn org_page(st: &AppState, page: &Page, org: &str) -> Result<Response, Error> {
+    let actor = need_actor(page)?;
+    let view = st.auth.organization(actor, org).await?;
+    let admin = view.role.admin;
+    let tab = match page.q("tab") {
+        Some("teams") => "teams",
+        Some("robots") if admin => "robots",
+        _ => "repos",
+    };
+    let body = match tab {
+        "teams" => html! {
+            table.list {
+                caption.visually-hidden { "Teams" }
+                thead { tr { th scope="col" { "Team" } th scope="col" { "Role" } th scope="col" { "Members" } th scope="col" { "Repositories" } th scope="col" { "Synced with" } } }
+                tbody {
+                    @for t in &view.teams {
+                        tr {
+                            th scope="row" { a href={ "/organization/" (org) "/teams/" (url_encode(&t.name)) } { (t.name) } }
+                            td { (t.role) }
+                            td { (t.member_count) }
+                            td { (t.repo_count) }
+                            td { @if let (Some(s), Some(g)) = (&t.sync_service, &t.sync_group) { (s) ": " (g) } @else { span.muted { "—" } } }
+                        }
+                    }
+                }
+            }
+            @if admin {
+                h2 { "Create a team" }
+                form.stack method="post" action={ "/organization/" (org) "/teams" } {
+                    input type="hidden" name="csrf" value=(page.csrf);
+                    label for="team-name" { "Name" }
+                    input #team-name name="name" required;
+                    label for="team-role" { "Role" }
+                    select #team-role name="role" {
+                        option value="member" { "Member: reads what the team is given" }
+                        option value="creator" { "Creator: also creates repositories" }
+                        option value="admin" { "Admin: administers the organization" }
+                    }
+                    label for="team-description" { "Description (optional)" }
+                    input #team-description name="description";
+                    button.primary type="submit" { "Create team" }
+                }
+            }
+        },
+        "robots" => {
+            let robots = st.auth.robots_in(actor, org, false).await?;
+            html! {
+                @if robots.is_empty() {
+                    p.empty { "No robot accounts yet. A robot pushes and pulls for CI with a token instead of a person's password." }
+                } @else {
+                    table.list {
+                        caption.visually-hidden { "Robot accounts" }
+                        thead { tr { th scope="col" { "Robot" } th scope="col" { "Description" } th scope="col" { "Created" } } }
+                        tbody {
+                            @for (r, _) in &robots {
+                                tr {
+                                    th scope="row" { a href={ "/organization/" (org) "/robots/" (url_encode(r.name.split_once('+').map(|x| x.1).unwrap_or(&r.name))) } { (r.name) } }
+                                    td.muted { (r.description.as_deref().unwrap_or("")) }
+                                    td { (super::ago(r.created_at)) }
+                                }
+                            }
+                        }
+                    }
+                }
+                h2 { "Create a robot account" }
+                form.stack method="post" action={ "/organization/" (org) "/robots" } {
+                    input type="hidden" name="csrf" value=(page.csrf);
+                    label for="robot-name" { "Name (after " (org) "+)" }
+                    input #robot-name name="name" required pattern="[a-z][a-z0-9_]{1,254}";
+                    label for="robot-description" { "Description (optional)" }
+                    input #robot-description name="description";
+                    button.primary type="submit" { "Create robot account" }
+                }
+            }
+        }
+        _ => {
+            let listing = Listing {
+                namespace: Some(org),
+                public: true,
+                everything: false,
+                contains: page.q("filter"),
+            };
+            let repos = st
+                .auth
+                .readable_repos(Some(actor), &listing, page.q("after"), 51)
+                .await?;
+            let next = (repos.len() > 50).then(|| repos[49].name.clone());
+            html! {
+                @if repos.is_empty() {
+                    p.empty { "No repositories yet. Push one with " code { "podman push " (page.host) "/" (org) "/NAME:TAG" } "." }
+                } @else {
+                    ul.plain {
+                        @for r in repos.iter().take(50) {
+                            li { a href={ "/repository/" (r.name) } { (r.name) } " " (if r.is_public() { "public" } else { "private" }) }
+                        }
+                    }
+                }
+                nav.pager aria-label="Pages" {
+                    @if let Some(n) = &next { a href=(link(&format!("/organization/{org}"), &[("after", n)])) rel="next" { "Next page" } }
+                }
+            }
+        }
+    };
+    let mut tabs = vec![("repos", "Repositories"), ("teams", "Teams")];
+    if admin {
+        tabs.push(("robots", "Robot accounts"));
+    }
+    Ok(page.render(
+        StatusCode::OK,
+        org,
+        &org_crumbs(org),
+        html! {
+            h1 { (org) @if admin { " " span.badge { "admin" } } }
+            nav.tabs aria-label="Organization" {
+                @for (t, label) in &tabs {
+                    @if *t == tab {
+                        a.current href=(link(&format!("/organization/{org}"), &[("tab", t)])) aria-current="page" { (label) }
+                    } @else {
+                        a href=(link(&format!("/organization/{org}"), &[("tab", t)])) { (label) }
+                    }
+                }
+            }
+            (body)
+        },
+    ))
+}
+
+async fn team_page(st: &AppState, page: &Page, org: &str, team: &str) -> Result<Response, Error> {
+    let actor = need_actor(page)?;
+    let t = st.auth.team_members(actor, org, team).await?;
+    let mut crumbs = org_crumbs(org);
+    crumbs.push(Crumb::new(
+        "Teams",
+        link(&format!("/organization/{org}"), &[("tab", "teams")]),
+    ));
+    crumbs.push(Crumb::new(team, ""));
+    Ok(page.render(
+        StatusCode::OK,
+        &format!("{org} / {team}"),
+        &crumbs,
+        html! {
+            h1 { "Team " (team) }
+            p { "Role in " (org) ": " strong { (t.team.role) } "." @if !t.team.description.is_empty() { " " (t.team.description) } }
+            h2 { "Members" }
+            @if t.members.is_empty() {
+                p.empty { "No members." }
+            } @else {
+                ul.plain { @for m in &t.members { li { (m.name) @if m.kind == berth_core::auth::AccountKind::Robot { " " span.badge { "robot" } } } } }
+            }
+            @if t.can_edit {
+                form.stack method="post" action={ "/organization/" (org) "/teams/" (url_encode(team)) "/members" } {
+                    input type="hidden" name="csrf" value=(page.csrf);
+                    label for="member-name" { "Add a user or a robot (" (org) "+name)" }
+                    input #member-name name="member" required;
+                    button.primary type="submit" { "Add member" }
+                }
+            }
+        },
+    ))
+}
+
+/// The ways to use a robot's credentials: `podman login`, `docker login`, an `auth.json` and a
+/// Kubernetes pull secret.
+async fn robot_page(st: &AppState, page: &Page, org: &str, short: &str) -> Result<Response, Error> {
+    let actor = need_actor(page)?;
+    let (robot, token) = st.auth.robot(actor, org, short).await?;
+    let host = &page.host;
+    let tls = if page.plain_http {
+        " --tls-verify=false"
+    } else {
+        ""
+    };
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{}:{token}", robot.name));
+    let auth_json = serde_json::to_string_pretty(&serde_json::json!({
+        "auths": { host.as_str(): { "auth": auth } }
+    }))
+    .unwrap_or_default();
+    let secret_name = format!("{}-pull-secret", robot.name.replace(['+', '_'], "-"));
+    let k8s = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {secret_name}\ntype: kubernetes.io/dockerconfigjson\ndata:\n  .dockerconfigjson: {}\n",
+        base64::engine::general_purpose::STANDARD.encode(auth_json.as_bytes())
+    );
+    let podman = format!("podman login{tls} -u '{}' -p '{token}' {host}", robot.name);
+    let docker = format!("docker login -u '{}' -p '{token}' {host}", robot.name);
+    let mut crumbs = org_crumbs(org);
+    crumbs.push(Crumb::new(
+        "Robot accounts",
+        link(&format!("/organization/{org}"), &[("tab", "robots")]),
+    ));
+    crumbs.push(Crumb::new(robot.name.clone(), ""));
+    Ok(page.render(
+        StatusCode::OK,
+        &robot.name,
+        &crumbs,
+        html! {
+            h1 { "Robot account " (robot.name) }
+            @if let Some(d) = &robot.description { p.muted { (d) } }
+            p.notice { "This page shows the robot's token: anyone who has it can act as the robot. Regenerate it from the API if it leaks." }
+            h2 { "Token" }
+            p { code #robot-token { (token) } " " button.copy type="button" data-copy=(token) hidden { "Copy token" } }
+            h2 { "Log in" }
+            dl.commands {
+                dt { "podman" } dd { code { (podman) } button.copy type="button" data-copy=(podman) hidden { "Copy" } }
+                dt { "docker" } dd { code { (docker) } button.copy type="button" data-copy=(docker) hidden { "Copy" } }
+            }
+            h2 { "auth.json" }
+            p.muted { "For " code { "podman --authfile" } ", " code { "skopeo --authfile" } " or " code { "~/.docker/config.json" } "." }
+            pre.cmd { (auth_json) }
+            h2 { "Kubernetes pull secret" }
+            p.muted { "Save as " code { "secret.yml" } ", " code { "kubectl apply -f secret.yml" } ", and name it in " code { "imagePullSecrets" } "." }
+            pre.cmd { (k8s) }
+        },
+    ))
+}
+
+/// `POST /organization/{org}/teams`, `…/robots` and `…/teams/{team}/members`.
+pub async fn action(
+    State(st): State<Arc<AppState>>,
+    Path(path): Path<String>,
+    req: Request,
+) -> Response {
+    let page = Page::of(&st, &req).await;
+    let f = match post_form(&st, &page, req).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let Some(actor) = page.actor.as_ref() else {
+        return page.error(Error::Unauthenticated("sign in first".into()));
+    };
+    let parts: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    let done = match parts.as_slice() {
+        [org, "teams"] => {
+            let name = field(&f, "name").unwrap_or("");
+            st.auth
+                .set_team(
+                    actor,
+                    org,
+                    name,
+                    field(&f, "role").unwrap_or("member"),
+                    field(&f, "description"),
+                )
+                .await
+                .map(|_| format!("/organization/{org}/teams/{}", url_encode(name)))
+        }
+        [org, "robots"] => {
+            let name = field(&f, "name").unwrap_or("");
+            st.auth
+                .create_robot(actor, org, name, field(&f, "description"), None)
+                .await
+                .map(|_| format!("/organization/{org}/robots/{}", url_encode(name)))
+        }
+        [org, "teams", team, "members"] => st
+            .auth
+            .add_team_member(actor, org, team, field(&f, "member").unwrap_or(""))
+            .await
+            .map(|_| format!("/organization/{org}/teams/{}", url_encode(team))),
+        _ => Err(Error::not_found("no such action")),
+    };
+    match done {
+        Ok(to) => see_other(&to, &[]),
+        Err(e) => page.error(e),
+    }
+}
