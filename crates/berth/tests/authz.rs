@@ -115,6 +115,89 @@ impl Client {
         r.json()
     }
 
+    /// A browser session of `cred` through the UI's sign-in form: the `Cookie` header a browser
+    /// would send then, and the page's CSRF token; `None` if the sign-in was refused.
+    async fn ui_session(&self, cred: &Cred) -> Option<(String, String)> {
+        let Cred::Basic(user, pw) = cred else {
+            return None;
+        };
+        let cookies = |r: &reqwest::Response| -> Vec<String> {
+            r.headers()
+                .get_all("set-cookie")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .filter_map(|v| v.split(';').next().map(str::to_string))
+                .collect()
+        };
+        let r = self
+            .http
+            .get(format!("{}/signin", self.base))
+            .send()
+            .await
+            .ok()?;
+        let pre = cookies(&r).join("; ");
+        let page = r.text().await.ok()?;
+        let csrf = csrf_of(&page)?;
+        let r = self
+            .http
+            .post(format!("{}/signin", self.base))
+            .header("Cookie", &pre)
+            .header("Origin", &self.base)
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("username", user),
+                ("password", pw),
+            ])
+            .send()
+            .await
+            .ok()?;
+        let session = cookies(&r)
+            .into_iter()
+            .find(|c| c.starts_with("berth_session=") && c.len() > "berth_session=".len())?;
+        let cookie = format!("{pre}; {session}");
+        let page = self
+            .http
+            .get(format!("{}/repository", self.base))
+            .header("Cookie", &cookie)
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        Some((cookie, csrf_of(&page)?))
+    }
+
+    /// A UI page with a session's cookie: its status and text.
+    async fn ui_get(&self, cookie: &str, path: &str) -> (u16, String) {
+        match self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("Cookie", cookie)
+            .send()
+            .await
+        {
+            Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+            Err(e) => (0, e.to_string()),
+        }
+    }
+
+    /// A UI form post with a session's cookie and token: its status and text.
+    async fn ui_post(&self, cookie: &str, csrf: &str, path: &str) -> (u16, String) {
+        match self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("Cookie", cookie)
+            .header("Origin", &self.base)
+            .form(&[("csrf", csrf)])
+            .send()
+            .await
+        {
+            Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+            Err(e) => (0, e.to_string()),
+        }
+    }
+
     /// A registry token for `scopes`, or the status of the refusal.
     async fn token(&self, cred: &Cred, scopes: &[String]) -> Result<String, u16> {
         let q: String = scopes
@@ -173,6 +256,13 @@ impl Client {
 
 const MT: &str = "application/vnd.oci.image.manifest.v1+json";
 
+/// The value of a page's hidden CSRF field.
+fn csrf_of(page: &str) -> Option<String> {
+    let key = r#"name="csrf" value=""#;
+    let rest = &page[page.find(key)? + key.len()..];
+    Some(rest[..rest.find('"')?].to_string())
+}
+
 /// The operations (columns).
 const OPS: &[&str] = &[
     "pull manifest",     // 0  GET /v2/acme/app/manifests/v1
@@ -195,28 +285,33 @@ const OPS: &[&str] = &[
     "api create repo",   // 17 POST /api/v1/repository
     "api public repo",   // 18 GET /api/v1/repository/acme/pub
     "metrics",           // 19 GET /metrics (superusers; or its own listener)
+    "ui repo tags",      // 20 GET /repository/acme/app?tab=tags (a browser session)
+    "ui delete tag",     // 21 POST /repository/acme/app/tag/uidel-<role>/delete
+    "ui org robots",     // 22 GET /organization/acme?tab=robots shows the robots
 ];
 
 /// Expected outcome per caller: one character per operation above, Y = allowed, . = denied.
-///                               0         1
-///                               01234567890123456789
+/// The UI columns (20-22) need a browser session, which only a user's password opens: robots
+/// and registry JWTs have none.
+///                               0         1         2
+///                               01234567890123456789012
 const MATRIX: &[(&str, &str)] = &[
-    ("anonymous", /*          */ ".......Y..........Y."),
-    ("outsider", /*           */ ".......Y..........Y."),
-    ("reader", /*             */ "YYY....YYY........Y."),
-    ("writer", /*             */ "YYYYYY.YYY........Y."),
-    ("repoadmin", /*          */ "YYYYYY.YYYYYY.....Y."),
-    ("team-member", /*        */ "YYY....YYY......Y.Y."),
-    ("team-creator", /*       */ "......YY........YYY."),
-    ("team-admin", /*         */ "YYYYYYYYYYYYYYY.YYY."),
-    ("robot-write", /*        */ "YYYYYY.YY..........."),
-    ("robot-none", /*         */ ".......Y............"),
-    ("superuser", /*          */ "YYYYYYYYYYYYYYYYYYYY"),
-    ("locked", /*             */ "...................."),
-    ("jwt-expired", /*        */ "...................."),
-    ("jwt-forged", /*         */ "...................."),
-    ("jwt-alg-none", /*       */ "...................."),
-    ("jwt-wrong-scope", /*    */ "...................."),
+    ("anonymous", /*          */ ".......Y..........Y...."),
+    ("outsider", /*           */ ".......Y..........Y...."),
+    ("reader", /*             */ "YYY....YYY........Y.Y.."),
+    ("writer", /*             */ "YYYYYY.YYY........Y.YY."),
+    ("repoadmin", /*          */ "YYYYYY.YYYYYY.....Y.YY."),
+    ("team-member", /*        */ "YYY....YYY......Y.Y.Y.."),
+    ("team-creator", /*       */ "......YY........YYY...."),
+    ("team-admin", /*         */ "YYYYYYYYYYYYYYY.YYY.YYY"),
+    ("robot-write", /*        */ "YYYYYY.YY.............."),
+    ("robot-none", /*         */ ".......Y..............."),
+    ("superuser", /*          */ "YYYYYYYYYYYYYYYYYYYYYYY"),
+    ("locked", /*             */ "......................."),
+    ("jwt-expired", /*        */ "......................."),
+    ("jwt-forged", /*         */ "......................."),
+    ("jwt-alg-none", /*       */ "......................."),
+    ("jwt-wrong-scope", /*    */ "......................."),
 ];
 
 struct World {
@@ -294,6 +389,8 @@ async fn setup(c: &Client) -> World {
     }
     for (role, _) in MATRIX {
         c.admin_manifest("acme/app", &format!("del-{role}"), &manifest)
+            .await;
+        c.admin_manifest("acme/app", &format!("uidel-{role}"), &manifest)
             .await;
     }
     c.admin(
@@ -530,6 +627,28 @@ async fn run(c: &Client, w: &World, role: &str, cred: &Cred, op: usize) -> (bool
         ),
         18 => outcome(&c.api("GET", "/api/v1/repository/acme/pub", cred, None).await, &[200]),
         19 => outcome(&c.api("GET", "/metrics", cred, None).await, &[200]),
+        20..=22 => {
+            let Some((cookie, csrf)) = c.ui_session(cred).await else {
+                return (false, "no browser session".into());
+            };
+            let (status, body) = match op {
+                20 => c.ui_get(&cookie, "/repository/acme/app?tab=tags").await,
+                21 => {
+                    let path = format!("/repository/acme/app/tag/uidel-{role}/delete");
+                    c.ui_post(&cookie, &csrf, &path).await
+                }
+                _ => c.ui_get(&cookie, "/organization/acme?tab=robots").await,
+            };
+            let allowed = match op {
+                20 => status == 200 && body.contains(r#"href="/repository/acme/app/tag/v1""#),
+                // Done: back to the tag's history.
+                21 => status == 303,
+                _ => status == 200 && body.contains("Create a robot account"),
+            };
+            let start = body.find("<main").unwrap_or(0);
+            let shown: String = body[start..].chars().take(200).collect();
+            (allowed, format!("{status} {shown}"))
+        }
         _ => unreachable!("no operation {op}"),
     }
 }
