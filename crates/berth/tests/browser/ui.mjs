@@ -1,0 +1,205 @@
+// The web UI in a real browser (Debian's Chromium through playwright-core), against a running
+// `berth` that tests/browser.rs started and seeded. Every step is what a person does: labels,
+// buttons and links found by their visible text. Exits non-zero with the failed step.
+//
+// Environment: BERTH_URL, CHROMIUM, UI_TOOLS (a node_modules parent with playwright-core and
+// axe-core), USER_NAME, USER_PASSWORD, DEMO_REPO (an image pushed with podman, tag 1.0),
+// MANY_REPO and MANY_TAGS (a repository with that many tags t000000…), SCREENSHOTS (a directory:
+// screenshots of the main pages in light and dark are written there; optional).
+
+import { createRequire } from "node:module";
+import path from "node:path";
+
+const require = createRequire(path.join(process.env.UI_TOOLS, "package.json"));
+const { chromium } = require("playwright-core");
+const AXE = require.resolve("axe-core/axe.min.js");
+
+const base = process.env.BERTH_URL;
+const user = process.env.USER_NAME;
+const password = process.env.USER_PASSWORD;
+const demo = process.env.DEMO_REPO;
+const many = process.env.MANY_REPO;
+const manyTags = Number(process.env.MANY_TAGS);
+const shots = process.env.SCREENSHOTS || "";
+
+let step = "start";
+function check(cond, what) {
+  if (!cond) throw new Error(`${step}: ${what}`);
+}
+async function expectText(page, text) {
+  const body = await page.locator("main").innerText();
+  check(body.includes(text), `expected "${text}" on ${page.url()}, got:\n${body.slice(0, 800)}`);
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+  ],
+});
+const timings = {};
+const a11y = [];
+
+async function audit(page, name) {
+  await page.addScriptTag({ path: AXE });
+  const result = await page.evaluate(async () => {
+    // eslint-disable-next-line no-undef
+    const r = await axe.run(document, { resultTypes: ["violations"] });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.length }));
+  });
+  const bad = result.filter((v) => v.impact === "serious" || v.impact === "critical");
+  a11y.push({ page: name, violations: result.length, serious: bad.length });
+  check(bad.length === 0, `accessibility of ${name}: ${JSON.stringify(bad)}`);
+}
+
+try {
+  const context = await browser.newContext({ baseURL: base });
+  await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: base });
+  const page = await context.newPage();
+  page.setDefaultTimeout(15000);
+
+  step = "sign in";
+  await page.goto("/signin");
+  await audit(page, "sign-in");
+  await page.getByLabel("Username").fill(user);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.waitForURL("**/repository");
+  await expectText(page, demo);
+  await audit(page, "repositories");
+
+  step = "create an organization";
+  await page.getByRole("link", { name: "Organizations" }).click();
+  await page.waitForURL("**/organization");
+  await page.getByLabel("Name", { exact: true }).fill("uiorg");
+  await page.getByRole("button", { name: "Create organization" }).click();
+  await page.waitForURL("**/organization/uiorg");
+  await audit(page, "organization");
+
+  step = "create a team";
+  await page.getByRole("link", { name: "Teams" }).click();
+  await page.getByLabel("Name", { exact: true }).fill("builders");
+  await page.getByLabel("Role").selectOption("creator");
+  await page.getByRole("button", { name: "Create team" }).click();
+  await page.waitForURL("**/organization/uiorg/teams/builders");
+  await expectText(page, "creator");
+
+  step = "create a robot and copy its credentials";
+  await page.goto("/organization/uiorg?tab=robots");
+  await page.getByLabel("Name (after uiorg+)").fill("deployer");
+  await page.getByRole("button", { name: "Create robot account" }).click();
+  await page.waitForURL("**/organization/uiorg/robots/deployer");
+  const token = (await page.locator("#robot-token").innerText()).trim();
+  check(token.length >= 32, `a token, got ${JSON.stringify(token)}`);
+  await page.getByRole("button", { name: "Copy token" }).click();
+  const copied = await page.evaluate(() => navigator.clipboard.readText());
+  check(copied === token, "the copy button copies the token");
+  await expectText(page, `podman login --tls-verify=false -u 'uiorg+deployer' -p '${token}'`);
+  await expectText(page, "kubernetes.io/dockerconfigjson");
+  await audit(page, "robot credentials");
+  if (shots) await page.screenshot({ path: path.join(shots, "robot-light.png"), fullPage: true });
+
+  step = "the pushed tag appears";
+  await page.goto(`/repository/${demo}?tab=tags`);
+  await page.getByRole("link", { name: "1.0", exact: true }).waitFor();
+  await audit(page, "tags tab");
+  await page.getByRole("link", { name: "1.0", exact: true }).click();
+  await page.waitForURL(`**/repository/${demo}/tag/1.0`);
+  await expectText(page, "Layers");
+  await audit(page, "tag page");
+
+  step = "delete a tag and restore it from history";
+  await page.goto(`/repository/${demo}?tab=tags`);
+  await page.getByRole("button", { name: "Delete 1.0" }).click();
+  await page.waitForURL(/tab=history&tag=1\.0/);
+  await audit(page, "tag history");
+  await page.getByRole("button", { name: "Restore 1.0 to this" }).first().click();
+  await page.waitForURL(/tab=history/);
+  await page.goto(`/repository/${demo}?tab=tags`);
+  await page.getByRole("link", { name: "1.0", exact: true }).waitFor();
+
+  step = `filter, sort and page ${manyTags} tags`;
+  let t0 = Date.now();
+  await page.goto(`/repository/${many}?tab=tags`);
+  timings.tagsFirstPageMs = Date.now() - t0;
+  await expectText(page, `${manyTags} tags`);
+  await page.getByRole("link", { name: "t000000", exact: true }).waitFor();
+  t0 = Date.now();
+  await page.getByRole("link", { name: "Next page" }).click();
+  await page.waitForURL(/after=t000049/);
+  timings.tagsNextPageMs = Date.now() - t0;
+  await page.getByRole("link", { name: "t000050", exact: true }).waitFor();
+  await page.goBack();
+  await page.waitForURL((u) => !u.search.includes("after="));
+  await page.getByRole("link", { name: "t000000", exact: true }).waitFor();
+  const last = `t${String(manyTags - 1).padStart(6, "0")}`;
+  await page.getByLabel("Tag name contains").fill(last);
+  await page.getByRole("button", { name: "Apply" }).click();
+  await page.waitForURL(new RegExp(`filter=${last}`));
+  await expectText(page, `1 tag containing`);
+  await page.getByLabel("Tag name contains").fill("");
+  await page.getByLabel("Sort by").selectOption("newest");
+  await page.getByRole("button", { name: "Apply" }).click();
+  await page.waitForURL(/sort=newest/);
+  await page.getByRole("link", { name: last, exact: true }).waitFor();
+
+  step = "a form posted from another site is refused";
+  const stolen = await page.locator('input[name="csrf"]').first().inputValue();
+  await context.route("http://evil.test/**", (route) =>
+    route.fulfill({
+      contentType: "text/html",
+      body: `<!doctype html><title>evil</title><form method="post" action="${base}/repository/${demo}/tag/1.0/delete">
+        <input type="hidden" name="csrf" value="${stolen}"><button>Win a prize</button></form>`,
+    }),
+  );
+  const evil = await context.newPage();
+  await evil.goto("http://evil.test/");
+  const [resp] = await Promise.all([
+    evil.waitForResponse((r) => r.url().includes("/tag/1.0/delete")),
+    evil.getByRole("button", { name: "Win a prize" }).click(),
+  ]);
+  check(resp.status() === 403, `a cross-site post answers 403, got ${resp.status()}`);
+  await page.goto(`/repository/${demo}?tab=tags`);
+  await page.getByRole("link", { name: "1.0", exact: true }).waitFor();
+
+  if (shots) {
+    step = "screenshots";
+    for (const scheme of ["light", "dark"]) {
+      const ctx = await browser.newContext({ baseURL: base, colorScheme: scheme, viewport: { width: 1280, height: 800 } });
+      const p = await ctx.newPage();
+      await p.goto("/signin");
+      await p.screenshot({ path: path.join(shots, `signin-${scheme}.png`) });
+      await p.getByLabel("Username").fill(user);
+      await p.getByLabel("Password").fill(password);
+      await p.getByRole("button", { name: "Sign in" }).click();
+      await p.waitForURL("**/repository");
+      await p.screenshot({ path: path.join(shots, `repositories-${scheme}.png`), fullPage: true });
+      await p.goto(`/repository/${many}?tab=tags`);
+      await p.screenshot({ path: path.join(shots, `tags-${scheme}.png`), fullPage: true });
+      await p.goto(`/repository/${demo}`);
+      await p.screenshot({ path: path.join(shots, `repository-${scheme}.png`), fullPage: true });
+      await p.goto(`/repository/${demo}/tag/1.0`);
+      await p.screenshot({ path: path.join(shots, `tag-${scheme}.png`), fullPage: true });
+      await p.goto("/organization/uiorg?tab=teams");
+      await p.screenshot({ path: path.join(shots, `organization-${scheme}.png`), fullPage: true });
+      await ctx.close();
+    }
+    const phone = await browser.newContext({ baseURL: base, viewport: { width: 390, height: 844 }, isMobile: true });
+    const p = await phone.newPage();
+    await p.goto("/signin");
+    await p.getByLabel("Username").fill(user);
+    await p.getByLabel("Password").fill(password);
+    await p.getByRole("button", { name: "Sign in" }).click();
+    await p.waitForURL("**/repository");
+    await p.goto(`/repository/${many}?tab=tags`);
+    await p.screenshot({ path: path.join(shots, "tags-phone.png"), fullPage: false });
+    await phone.close();
+  }
+  console.log(JSON.stringify({ ok: true, timings, a11y }));
+} catch (e) {
+  console.error(`FAILED at "${step}": ${e.stack || e}`);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
