@@ -20,6 +20,10 @@ OIDC_MOCK_VERSION="0.3.4"
 # Validates the OpenAPI document Berth serves (tests/openapi.rs).
 OPENAPI_VALIDATOR_VERSION="0.9.0"
 AZURITE_VERSION="3.35.0"
+# The web UI's browser test (tests/browser.rs) drives Debian's chromium with these (npm).
+PLAYWRIGHT_VERSION="1.65.1"
+AXE_VERSION="4.14.1"
+UI_TOOLS_DIR="$ROOT/target/ui-tools"
 # Licence, duplicate, source and advisory checks (deny.toml); 0.20.x builds with Rust >= 1.88.
 CARGO_DENY_VERSION="0.20.2"
 AZURITE_DIR="$ROOT/target/azurite"
@@ -27,7 +31,7 @@ VENV="$ROOT/target/test-venv"
 # Debian packages the integration tests drive (real clients, a peer registry, and OpenLDAP's
 # slapd + ldap-utils, which the LDAP test starts on its own port; DEBIAN_FRONTEND=noninteractive
 # below keeps slapd's postinst from asking questions).
-DEB_PACKAGES=(skopeo podman buildah docker-registry uidmap postgresql openssl slapd ldap-utils curl jq)
+DEB_PACKAGES=(skopeo podman buildah docker-registry uidmap postgresql openssl slapd ldap-utils curl jq chromium)
 
 START=$(date +%s)
 step() {
@@ -111,6 +115,16 @@ if [ "$have_azurite" != "$AZURITE_VERSION" ]; then
     mkdir -p "$AZURITE_DIR"
     npm install --silent --no-audit --no-fund --prefix "$AZURITE_DIR" "azurite@$AZURITE_VERSION"
 fi
+
+# ---------------------------------------------------------------------------------------
+step "playwright-core $PLAYWRIGHT_VERSION and axe-core $AXE_VERSION (npm) in $UI_TOOLS_DIR"
+have_ui_tools="$(node -e "console.log(require('$UI_TOOLS_DIR/node_modules/playwright-core/package.json').version + ' ' + require('$UI_TOOLS_DIR/node_modules/axe-core/package.json').version)" 2>/dev/null || true)"
+if [ "$have_ui_tools" != "$PLAYWRIGHT_VERSION $AXE_VERSION" ]; then
+    mkdir -p "$UI_TOOLS_DIR"
+    npm install --silent --no-audit --no-fund --prefix "$UI_TOOLS_DIR" \
+        "playwright-core@$PLAYWRIGHT_VERSION" "axe-core@$AXE_VERSION"
+fi
+export UI_TEST_TOOLS="$UI_TOOLS_DIR" CHROMIUM=/usr/bin/chromium
 
 # ---------------------------------------------------------------------------------------
 step "cargo fmt --all -- --check"

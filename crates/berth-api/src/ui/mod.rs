@@ -400,7 +400,7 @@ pub async fn home(State(st): State<Arc<AppState>>, req: Request) -> Response {
                 a.button href="/repository" { "Browse public repositories" }
             }
             h2 { "Log in and push" }
-            pre.cmd { "podman login" (tls) " " (host) "\npodman push" (tls) " IMAGE " (host) "/NAMESPACE/NAME:TAG\npodman pull" (tls) " " (host) "/NAMESPACE/NAME:TAG" }
+            pre.cmd tabindex="0" { "podman login" (tls) " " (host) "\npodman push" (tls) " IMAGE " (host) "/NAMESPACE/NAME:TAG\npodman pull" (tls) " " (host) "/NAMESPACE/NAME:TAG" }
             @if st.user_initialize {
                 p { "No account yet? Create the first one with " code { "POST /api/v1/user/initialize" } " (" code { "{\"username\", \"password\", \"email\"}" } ")." }
             }

@@ -323,15 +323,15 @@ async fn robot_page(st: &AppState, page: &Page, org: &str, short: &str) -> Resul
             p { code #robot-token { (token) } " " button.copy type="button" data-copy=(token) hidden { "Copy token" } }
             h2 { "Log in" }
             dl.commands {
-                dt { "podman" } dd { code { (podman) } button.copy type="button" data-copy=(podman) hidden { "Copy" } }
-                dt { "docker" } dd { code { (docker) } button.copy type="button" data-copy=(docker) hidden { "Copy" } }
+                dt { "podman" } dd { code tabindex="0" { (podman) } button.copy type="button" data-copy=(podman) hidden { "Copy" } }
+                dt { "docker" } dd { code tabindex="0" { (docker) } button.copy type="button" data-copy=(docker) hidden { "Copy" } }
             }
             h2 { "auth.json" }
             p.muted { "For " code { "podman --authfile" } ", " code { "skopeo --authfile" } " or " code { "~/.docker/config.json" } "." }
-            pre.cmd { (auth_json) }
+            pre.cmd tabindex="0" { (auth_json) }
             h2 { "Kubernetes pull secret" }
             p.muted { "Save as " code { "secret.yml" } ", " code { "kubectl apply -f secret.yml" } ", and name it in " code { "imagePullSecrets" } "." }
-            pre.cmd { (k8s) }
+            pre.cmd tabindex="0" { (k8s) }
         },
     ))
 }

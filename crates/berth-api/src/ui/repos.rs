@@ -181,7 +181,7 @@ fn pull_commands(page: &Page, reference: &str) -> Markup {
             @for (client, cmd) in &cmds {
                 dt { (client) }
                 dd {
-                    code { (cmd) }
+                    code tabindex="0" { (cmd) }
                     button.copy type="button" data-copy=(cmd) hidden { "Copy" }
                 }
             }
