@@ -8,6 +8,7 @@ mod data;
 mod raw;
 mod selftest;
 mod server;
+mod ui;
 mod workloads;
 
 use std::collections::BTreeMap;
@@ -104,6 +105,10 @@ struct Args {
     /// in-process server (shows the client's headroom).
     #[arg(long)]
     self_test: bool,
+    /// The UI table: a Tags tab with this many tags, and one with 10 (0: no UI table). Seeding
+    /// 100,000 tags takes about a minute.
+    #[arg(long, default_value_t = 100_000)]
+    ui_tags: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -862,7 +867,20 @@ async fn run(args: Args) -> Result<()> {
         .await?;
     }
     drop(backing);
+    let ui = if args.ui_tags > 0 && kinds.contains(&Kind::Berth) {
+        eprintln!("UI (Berth only)");
+        match ui::run(&opts, &[10, args.ui_tags]).await {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("  ui FAILED: {e:#}");
+                Vec::new()
+            }
+        }
+    } else {
+        Vec::new()
+    };
     print_table(&args, &kinds, &results, args.rounds, pg_s3_rounds);
+    ui::print(&ui);
     eprintln!("total {:.0} s", t.elapsed().as_secs_f64());
     Ok(())
 }
