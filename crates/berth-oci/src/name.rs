@@ -16,7 +16,9 @@ pub struct RepoName(String);
 #[error("{0}")]
 pub struct NameError(pub String);
 
-fn valid_component(c: &str) -> bool {
+/// Whether `c` is one path component of a repository name:
+/// `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`.
+pub fn valid_component(c: &str) -> bool {
     let b = c.as_bytes();
     if b.is_empty() || !is_alnum(b[0]) || !is_alnum(b[b.len() - 1]) {
         return false;

@@ -11,10 +11,6 @@ use crate::{Error, Result};
 use berth_db::{AccountUpdate, NewAccount};
 use std::sync::LazyLock;
 
-static NAME: LazyLock<regex::Regex> = LazyLock::new(|| {
-    // A namespace is the first component of repository names: the OCI path-component grammar.
-    regex::Regex::new(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$").unwrap_or_else(|_| unreachable!())
-});
 pub(super) static ROBOT_SHORT: LazyLock<regex::Regex> = LazyLock::new(|| {
     regex::Regex::new(r"^[a-z][a-z0-9_]{1,254}$").unwrap_or_else(|_| unreachable!())
 });
@@ -27,7 +23,10 @@ pub const OWNERS_TEAM: &str = "owners";
 
 /// Checks a user or organization name (it is also a namespace).
 pub fn check_namespace_name(name: &str) -> Result<()> {
-    if name.len() > 255 || !NAME.is_match(name) {
+    // A namespace is the first component of repository names: the OCI path-component grammar
+    // (checked without a regex, so that creating the first superuser at start does not
+    // compile one).
+    if name.len() > 255 || !berth_oci::name::valid_component(name) {
         return Err(Error::invalid(format!(
             "invalid name {name:?}: up to 255 lowercase letters and digits, separated by '.', '_', '__' or dashes"
         )));
@@ -393,4 +392,34 @@ pub struct UserStatus {
 pub enum PermHolder {
     Account(Account),
     Team(Team),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_namespace_name;
+
+    #[test]
+    fn namespace_names_follow_the_path_component_grammar() {
+        for ok in [
+            "admin",
+            "a",
+            "0",
+            "a.b",
+            "a_b",
+            "a__b",
+            "a-b",
+            "a---b",
+            "a1.b2_c3__d4-e5",
+        ] {
+            assert!(check_namespace_name(ok).is_ok(), "{ok:?}");
+        }
+        let long = "a".repeat(256);
+        for bad in [
+            "", "A", "aB", "_a", "a_", ".a", "a.", "-a", "a-", "a___b", "a..b", "a._b", "a/b",
+            "a b", "é", &long,
+        ] {
+            assert!(check_namespace_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_namespace_name(&"a".repeat(255)).is_ok());
+    }
 }

@@ -298,7 +298,8 @@ impl Auth {
         for (k, v) in cfg.params("token_endpoint") {
             req = req.add_extra_param(k.clone(), v.clone());
         }
-        let http = |r| send(self.oidc.http.clone(), r);
+        let http_client = self.oidc.http()?;
+        let http = |r| send(http_client.clone(), r);
         let token = req.request_async(&http).await.map_err(|e| {
             let detail = match &e {
                 openidconnect::RequestTokenError::ServerResponse(r) => r.to_string(),
@@ -390,7 +391,8 @@ impl Auth {
         }
         let resp = self
             .oidc
-            .http
+            .http()
+            .ok()?
             .get(url)
             .bearer_auth(access_token)
             .header("accept", "application/json")

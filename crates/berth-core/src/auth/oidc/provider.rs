@@ -23,17 +23,27 @@ pub(super) struct ProviderState {
 #[derive(Clone)]
 pub struct Oidc {
     providers: Arc<Vec<ProviderState>>,
-    pub(super) http: reqwest::Client,
+    /// Only when there are providers: building a client loads the system's TLS roots (code,
+    /// certificates and heap that a registry without external login never needs).
+    http: Option<reqwest::Client>,
 }
 
 impl Oidc {
     pub fn new(providers: &[OidcProvider]) -> Result<Oidc> {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(15))
-            .build()
-            .map_err(|e| Error::Internal(format!("cannot set up the OIDC HTTP client: {e}")))?;
+        let http = if providers.is_empty() {
+            None
+        } else {
+            Some(
+                reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .connect_timeout(Duration::from_secs(5))
+                    .timeout(Duration::from_secs(15))
+                    .build()
+                    .map_err(|e| {
+                        Error::Internal(format!("cannot set up the OIDC HTTP client: {e}"))
+                    })?,
+            )
+        };
         Ok(Oidc {
             providers: Arc::new(
                 providers
@@ -46,6 +56,13 @@ impl Oidc {
             ),
             http,
         })
+    }
+
+    /// The HTTP client for the providers (there is none without providers).
+    pub(super) fn http(&self) -> Result<reqwest::Client> {
+        self.http
+            .clone()
+            .ok_or_else(|| Error::not_found("no external login service is configured"))
     }
 
     pub(super) fn state(&self, id: &str) -> Result<&ProviderState> {
@@ -90,7 +107,7 @@ impl Oidc {
             cfg.server.trim_end_matches('/')
         );
         let resp = self
-            .http
+            .http()?
             .get(&url)
             .header("accept", "application/json")
             .send()
@@ -119,7 +136,8 @@ impl Oidc {
                 ),
             ));
         }
-        let http = |req| send(self.http.clone(), req);
+        let client = self.http()?;
+        let http = |req| send(client.clone(), req);
         let jwks = JsonWebKeySet::fetch_async(meta.jwks_uri(), &http)
             .await
             .map_err(|e| unreachable("key set download", &e))?;
