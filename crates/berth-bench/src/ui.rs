@@ -72,7 +72,10 @@ async fn seed(addr: std::net::SocketAddr, repo: &str, n: usize, conns: usize) ->
                     &format!("/v2/{repo}/manifests/t{i:06}"),
                     &[
                         (header::AUTHORIZATION, &auth),
-                        (header::CONTENT_TYPE, "application/vnd.oci.image.manifest.v1+json"),
+                        (
+                            header::CONTENT_TYPE,
+                            "application/vnd.oci.image.manifest.v1+json",
+                        ),
                     ],
                     ReqBody::bytes(manifest.clone()),
                     StatusCode::CREATED,
@@ -140,7 +143,12 @@ async fn sign_in(c: &mut Conn, origin: &str) -> Result<String> {
 async fn timed(c: &mut Conn, path: &str, cookie: &str) -> Result<(f64, f64, Bytes)> {
     let t = Instant::now();
     let resp = c
-        .send(Method::GET, path, &[(header::COOKIE, cookie)], ReqBody::empty())
+        .send(
+            Method::GET,
+            path,
+            &[(header::COOKIE, cookie)],
+            ReqBody::empty(),
+        )
         .await?;
     let ttfb = t.elapsed();
     let status = resp.status();
@@ -234,20 +242,28 @@ pub fn print(figures: &[UiFigures]) {
     println!("UI: a repository's Tags tab (Berth on SQLite; ms, medians)");
     let mut head = format!("{:<52}", "");
     for f in figures {
-        head.push_str(&format!("{:>16}", format!("{} tags", f.tags)));
+        head.push_str(&format!("{:>22}", format!("{} tags", f.tags)));
     }
     println!("{head}");
     let row = |label: &str, v: &dyn Fn(&UiFigures) -> String| {
         let mut line = format!("{label:<52}");
         for f in figures {
-            line.push_str(&format!("{:>16}", v(f)));
+            line.push_str(&format!("{:>22}", v(f)));
         }
         println!("{line}");
     };
-    row("Tags tab, first page: first byte", &|f| format!("{:.1}", f.first_ttfb));
-    row("Tags tab, first page: whole page", &|f| format!("{:.1}", f.first_full));
-    row("Tags tab, a page in the middle (by cursor)", &|f| format!("{:.1}", f.middle_full));
-    row("Quay's API shape: first 100 tags", &|f| format!("{:.1}", f.api_first_page));
+    row("Tags tab, first page: first byte", &|f| {
+        format!("{:.1}", f.first_ttfb)
+    });
+    row("Tags tab, first page: whole page", &|f| {
+        format!("{:.1}", f.first_full)
+    });
+    row("Tags tab, a page in the middle (by cursor)", &|f| {
+        format!("{:.1}", f.middle_full)
+    });
+    row("Quay's API shape: first 100 tags", &|f| {
+        format!("{:.1}", f.api_first_page)
+    });
     row("Quay's API shape: every tag, 100 per call", &|f| {
         format!("{:.0} ({} calls)", f.api_all, f.api_calls)
     });

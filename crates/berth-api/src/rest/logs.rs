@@ -7,7 +7,7 @@ use super::views::{Avatar, Entity};
 use super::{Ctx, Reply, RestError, Route, route};
 use crate::AppState;
 use axum::response::IntoResponse;
-use berth_core::auth::Role;
+use berth_core::auth::views::LogScope;
 use berth_core::{AuditQuery, AuditRecord};
 use serde::Serialize;
 use std::sync::Arc;
@@ -149,7 +149,9 @@ fn range(ctx: &Ctx) -> Res<(i64, i64)> {
     Ok((start, end))
 }
 
-async fn answer(st: &AppState, ctx: &Ctx, mut q: AuditQuery<'_>) -> Res<Reply<LogPage>> {
+async fn answer(st: &AppState, ctx: &Ctx, scope: LogScope<'_>) -> Res<Reply<LogPage>> {
+    let actor = ctx.actor()?;
+    let mut q = AuditQuery::default();
     let (from, to) = range(ctx)?;
     q.from = from;
     q.to = to;
@@ -160,7 +162,7 @@ async fn answer(st: &AppState, ctx: &Ctx, mut q: AuditQuery<'_>) -> Res<Reply<Lo
         q.limit = 1000;
         // An export is bounded; narrow the time range for more.
         for _ in 0..100 {
-            let rows = st.auth.audit_page(&q).await?;
+            let rows = st.auth.audit_log(actor, scope, &q).await?;
             for r in &rows {
                 out.push_str(&serde_json::to_string(&LogEntry::new(r)).unwrap_or_default());
                 out.push('\n');
@@ -190,7 +192,7 @@ async fn answer(st: &AppState, ctx: &Ctx, mut q: AuditQuery<'_>) -> Res<Reply<Lo
         ),
         None => None,
     };
-    let rows = st.auth.audit_page(&q).await?;
+    let rows = st.auth.audit_log(actor, scope, &q).await?;
     let more = rows.len() as i64 == q.limit;
     Ok(Reply::new(LogPage {
         start_time: crate::auth::http_date(from),
@@ -201,57 +203,19 @@ async fn answer(st: &AppState, ctx: &Ctx, mut q: AuditQuery<'_>) -> Res<Reply<Lo
 }
 
 async fn repo_logs(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<LogPage>> {
-    let r = st
-        .auth
-        .repo_with_role(Some(ctx.actor()?), ctx.p("repository"), Role::Admin)
-        .await?;
-    answer(
-        &st,
-        &ctx,
-        AuditQuery {
-            repository: Some(&r.name),
-            ..AuditQuery::default()
-        },
-    )
-    .await
+    answer(&st, &ctx, LogScope::Repository(ctx.p("repository"))).await
 }
 
 async fn user_logs(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<LogPage>> {
-    let a = ctx.actor()?;
-    if a.kind != berth_core::auth::AccountKind::User || !a.has_scope("user:admin") {
-        return Err(RestError::new(
-            403,
-            "needs a user's credentials with the user:admin scope",
-        ));
-    }
-    let name = a.name.clone();
-    answer(
-        &st,
-        &ctx,
-        AuditQuery {
-            namespace: Some(&name),
-            ..AuditQuery::default()
-        },
-    )
-    .await
+    answer(&st, &ctx, LogScope::User).await
 }
 
 async fn org_logs(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<LogPage>> {
-    let o = st.auth.org_admin(ctx.actor()?, ctx.p("orgname")).await?;
-    answer(
-        &st,
-        &ctx,
-        AuditQuery {
-            namespace: Some(&o.name),
-            ..AuditQuery::default()
-        },
-    )
-    .await
+    answer(&st, &ctx, LogScope::Organization(ctx.p("orgname"))).await
 }
 
 async fn all_logs(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<LogPage>> {
-    super::superuser::require(&ctx)?;
-    answer(&st, &ctx, AuditQuery::default()).await
+    answer(&st, &ctx, LogScope::Everything).await
 }
 
 #[cfg(test)]

@@ -283,19 +283,14 @@ async fn get_org(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<Organization>> {
 
 async fn update_org(st: Arc<AppState>, ctx: Ctx, b: OrgChange) -> Res<Reply<Organization>> {
     let a = ctx.actor()?;
-    let o = st.auth.org_admin(a, ctx.p("orgname")).await?;
     st.auth
-        .update_org(a, &o, b.email.as_deref(), b.tag_expiration_s)
+        .update_org(a, ctx.p("orgname"), b.email.as_deref(), b.tag_expiration_s)
         .await?;
     Ok(Reply::new(org_view(&st, a, ctx.p("orgname")).await?))
 }
 
 async fn delete_org(st: Arc<AppState>, ctx: Ctx) -> Res<Done> {
-    let a = ctx.actor()?;
-    st.auth.org(ctx.p("orgname")).await?;
-    st.auth
-        .delete_namespace_account(a, ctx.p("orgname"))
-        .await?;
+    st.auth.delete_org(ctx.actor()?, ctx.p("orgname")).await?;
     done()
 }
 

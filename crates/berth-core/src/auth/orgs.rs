@@ -100,6 +100,12 @@ impl Auth {
             .ok_or_else(|| Error::Internal("created organization vanished".into()))
     }
 
+    /// Deletes an organization (not a user) with its repositories, for its administrators.
+    pub async fn delete_org(&self, actor: &Actor, org: &str) -> Result<()> {
+        self.org(org).await?;
+        self.delete_namespace_account(actor, org).await
+    }
+
     /// An organization as its members see it: the caller's role in it and its teams (the
     /// email only for its administrators).
     pub async fn organization(&self, actor: &Actor, org: &str) -> Result<OrgView> {
@@ -124,13 +130,15 @@ impl Auth {
         })
     }
 
+    /// Changes an organization's email or time-machine window, for its administrators.
     pub async fn update_org(
         &self,
         actor: &Actor,
-        org: &Account,
+        org: &str,
         email: Option<&str>,
         tag_expiration_s: Option<i64>,
     ) -> Result<()> {
+        let org = &self.org_admin(actor, org).await?;
         // Validate before changing anything.
         if let Some(t) = tag_expiration_s {
             self.check_tag_expiration(t)?;

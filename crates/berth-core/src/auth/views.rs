@@ -12,6 +12,17 @@ use crate::{
 };
 use berth_db::{DefaultPermRow, Grantee, Viewer};
 
+/// Whose audit log to read ([`Auth::audit_log`]).
+#[derive(Debug, Clone, Copy)]
+pub enum LogScope<'a> {
+    Repository(&'a str),
+    Organization(&'a str),
+    /// The caller's own namespace.
+    User,
+    /// The whole registry (superusers).
+    Everything,
+}
+
 /// A member of a team or an organization.
 #[derive(Debug, Clone)]
 pub struct Member {
@@ -588,10 +599,53 @@ impl Auth {
         Ok(())
     }
 
+    /// A page of the audit log of `scope`, if `actor` may read it: a repository's for its
+    /// administrators, an organization's for its administrators, the caller's own namespace
+    /// (with `user:admin`), everything for superusers. `q`'s namespace and repository are set
+    /// from the scope.
+    pub async fn audit_log(
+        &self,
+        actor: &Actor,
+        scope: LogScope<'_>,
+        q: &AuditQuery<'_>,
+    ) -> Result<Vec<AuditRecord>> {
+        let mut q = q.clone();
+        let name;
+        match scope {
+            LogScope::Repository(repo) => {
+                name = self
+                    .repo_with_role(Some(actor), repo, super::Role::Admin)
+                    .await?
+                    .name;
+                q.namespace = None;
+                q.repository = Some(&name);
+            }
+            LogScope::Organization(org) => {
+                name = self.org_admin(actor, org).await?.name;
+                q.namespace = Some(&name);
+                q.repository = None;
+            }
+            LogScope::User => {
+                if actor.kind != AccountKind::User || !actor.has_scope("user:admin") {
+                    return Err(Error::denied(
+                        "needs a user's credentials with the user:admin scope",
+                    ));
+                }
+                q.namespace = Some(&actor.name);
+                q.repository = None;
+            }
+            LogScope::Everything => {
+                require_superuser(actor)?;
+                q.namespace = None;
+                q.repository = None;
+            }
+        }
+        self.audit_page(&q).await
+    }
+
     /// A page of the audit log; buffered entries (pulls) are written first, so the page
-    /// includes everything up to now. The caller's right to the scope is checked by the door
-    /// that built `q` (see `rest/logs.rs`).
-    pub async fn audit_page(&self, q: &AuditQuery<'_>) -> Result<Vec<AuditRecord>> {
+    /// includes everything up to now. No access check: callers go through [`Auth::audit_log`].
+    pub(crate) async fn audit_page(&self, q: &AuditQuery<'_>) -> Result<Vec<AuditRecord>> {
         self.audit.flush().await;
         Ok(all(self.db.query_audit(&q.db()).await?))
     }
