@@ -268,6 +268,21 @@ impl Page {
     }
 }
 
+/// A page's tabs: links to `base?tab=…`, the current one marked.
+pub fn tabs(base: &str, label: &str, tabs: &[(&str, &str)], current: &str) -> Markup {
+    html! {
+        nav.tabs aria-label=(label) {
+            @for (t, name) in tabs {
+                @if *t == current {
+                    a.current href=(link(base, &[("tab", t)])) aria-current="page" { (name) }
+                } @else {
+                    a href=(link(base, &[("tab", t)])) { (name) }
+                }
+            }
+        }
+    }
+}
+
 /// One step of the breadcrumb trail.
 pub struct Crumb {
     pub label: String,

@@ -9,12 +9,13 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use base64::Engine;
 use berth_core::Error;
+use berth_core::auth::Actor;
 use berth_core::auth::views::Listing;
 use maud::{Markup, html};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-fn need_actor(page: &Page) -> Result<&berth_core::auth::Actor, Error> {
+fn need_actor(page: &Page) -> Result<&Actor, Error> {
     page.actor
         .as_ref()
         .ok_or_else(|| Error::Unauthenticated("sign in to see organizations".into()))
@@ -65,16 +66,16 @@ fn create_org_form(page: &Page, name: Option<&str>) -> Markup {
 }
 
 /// Reads a form post and checks its CSRF token; answers the fields and the signed-in caller.
-async fn post_form(
+async fn post_form<'p>(
     st: &AppState,
-    page: &Page,
+    page: &'p Page,
     req: Request,
-) -> Result<std::collections::HashMap<String, String>, Response> {
+) -> Result<(std::collections::HashMap<String, String>, &'p Actor), Response> {
     let (headers, f) = form(req).await?;
     csrf::check(st, &headers, f.get("csrf").map(String::as_str))
         .map_err(|r| page.error(Error::denied(r.message())))?;
-    need_actor(page).map_err(|e| page.error(e))?;
-    Ok(f)
+    let actor = need_actor(page).map_err(|e| page.error(e))?;
+    Ok((f, actor))
 }
 
 fn field<'a>(f: &'a std::collections::HashMap<String, String>, k: &str) -> Option<&'a str> {
@@ -83,12 +84,9 @@ fn field<'a>(f: &'a std::collections::HashMap<String, String>, k: &str) -> Optio
 
 pub async fn create(State(st): State<Arc<AppState>>, req: Request) -> Response {
     let page = Page::of(&st, &req).await;
-    let f = match post_form(&st, &page, req).await {
-        Ok(f) => f,
+    let (f, actor) = match post_form(&st, &page, req).await {
+        Ok(x) => x,
         Err(r) => return r,
-    };
-    let Some(actor) = page.actor.as_ref() else {
-        return page.error(Error::Unauthenticated("sign in first".into()));
     };
     let name = field(&f, "name").unwrap_or("");
     match st.auth.create_org(actor, name, field(&f, "email")).await {
@@ -234,15 +232,7 @@ async fn org_page(st: &AppState, page: &Page, org: &str) -> Result<Response, Err
         &org_crumbs(org),
         html! {
             h1 { (org) @if admin { " " span.badge { "admin" } } }
-            nav.tabs aria-label="Organization" {
-                @for (t, label) in &tabs {
-                    @if *t == tab {
-                        a.current href=(link(&format!("/organization/{org}"), &[("tab", t)])) aria-current="page" { (label) }
-                    } @else {
-                        a href=(link(&format!("/organization/{org}"), &[("tab", t)])) { (label) }
-                    }
-                }
-            }
+            (super::tabs(&format!("/organization/{org}"), "Organization", &tabs, tab))
             (body)
         },
     ))
@@ -343,12 +333,9 @@ pub async fn action(
     req: Request,
 ) -> Response {
     let page = Page::of(&st, &req).await;
-    let f = match post_form(&st, &page, req).await {
-        Ok(f) => f,
+    let (f, actor) = match post_form(&st, &page, req).await {
+        Ok(x) => x,
         Err(r) => return r,
-    };
-    let Some(actor) = page.actor.as_ref() else {
-        return page.error(Error::Unauthenticated("sign in first".into()));
     };
     let parts: Vec<&str> = path.trim_end_matches('/').split('/').collect();
     let done = match parts.as_slice() {

@@ -225,15 +225,7 @@ async fn repo_page(st: &AppState, page: &Page, repo: &str) -> Response {
                 h1 { (repo) " " (visibility(r)) }
                 @if let Some(d) = &r.description { p.muted { (d) } }
             }
-            nav.tabs aria-label="Repository" {
-                @for (t, label) in &tabs {
-                    @if *t == shown {
-                        a.current href=(link(&format!("/repository/{repo}"), &[("tab", t)])) aria-current="page" { (label) }
-                    } @else {
-                        a href=(link(&format!("/repository/{repo}"), &[("tab", t)])) { (label) }
-                    }
-                }
-            }
+            (super::tabs(&format!("/repository/{repo}"), "Repository", &tabs, shown))
             (body)
         },
     )
