@@ -1,6 +1,7 @@
-//! HTTP: the `/v2` registry API (`oci/`), the `/api/v1` REST API (`rest/`), browser sign-in and
-//! sessions (`web_login.rs`), health and metrics endpoints, and the one place where domain errors
-//! become HTTP answers (`error.rs`: `Problem::from`, rendered as OCI JSON or Quay JSON).
+//! HTTP: the `/v2` registry API (`oci/`), the `/api/v1` REST API (`rest/`), the web UI (`ui/`),
+//! browser sign-in and sessions (`web_login.rs`), health and metrics endpoints, and the one place
+//! where domain errors become HTTP answers (`error.rs`: `Problem::from`, rendered as OCI JSON or
+//! Quay JSON).
 //!
 //! Rule: a handler parses the request, calls `berth-core` and renders the answer. It writes no
 //! audit record, runs no transaction and never touches the database (this crate does not depend
