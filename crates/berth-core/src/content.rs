@@ -5,7 +5,7 @@
 //! `Registry` writes with the grants of its registry token, which are decided when the token is
 //! issued (`Auth::issue_registry_token`).
 
-use crate::auth::{Actor, Auth, Role};
+use crate::auth::{Actor, Auth, RepoAccess, Role};
 use crate::caller::Caller;
 use crate::{Error, Label, Missing, Registry, Repository, Result, Tag, TagFilter};
 use berth_oci::{Digest, Reference, RepoName};
@@ -125,11 +125,22 @@ impl<'a> Content<'a> {
         repo: &str,
         role: Role,
     ) -> Result<(Repository, RepoName)> {
-        let r = self.auth.repo_with_role(actor, repo, role).await?;
+        let (r, name, _) = self.open_with_access(actor, repo, role).await?;
+        Ok((r, name))
+    }
+
+    /// [`Content::open`], with the caller's access as decided.
+    async fn open_with_access(
+        &self,
+        actor: Option<&Actor>,
+        repo: &str,
+        role: Role,
+    ) -> Result<(Repository, RepoName, RepoAccess)> {
+        let (r, access) = self.auth.repo_and_access(actor, repo, role).await?;
         let name = repo
             .parse()
             .map_err(|_| Error::invalid(format!("invalid repository name {repo:?}")))?;
-        Ok((r, name))
+        Ok((r, name, access))
     }
 
     /// A repository for those who may read it.
@@ -139,8 +150,7 @@ impl<'a> Content<'a> {
         repo: &str,
         include_tags: bool,
     ) -> Result<RepositoryView> {
-        let (r, name) = self.open(actor, repo, Role::Read).await?;
-        let access = self.auth.repo_access(actor, repo).await?;
+        let (r, name, access) = self.open_with_access(actor, repo, Role::Read).await?;
         let window_s = self
             .auth
             .namespace_tag_window(&r.namespace)

@@ -70,6 +70,15 @@ pub enum DbError {
     UnsupportedUri(String),
 }
 
+/// The `LIKE` pattern of names containing `text`, with `%` and `_` dropped from the text so they
+/// cannot act as wildcards (a text with `_` therefore finds no name that has it: an `ESCAPE`
+/// clause would be the fix); `''` for no text, which the queries read as "no filter".
+pub(crate) fn contains_pattern(text: Option<&str>) -> String {
+    text.filter(|c| !c.is_empty())
+        .map(|c| format!("%{}%", c.replace(['%', '_'], "")))
+        .unwrap_or_default()
+}
+
 impl DbError {
     /// Whether the database could not be reached or is overloaded (worth retrying).
     pub fn is_unavailable(&self) -> bool {

@@ -137,10 +137,7 @@ impl Db {
         last: Option<&str>,
         n: i64,
     ) -> Result<Vec<RepoRow>> {
-        let like = contains
-            .filter(|c| !c.is_empty())
-            .map(|c| format!("%{}%", c.replace(['%', '_'], "")))
-            .unwrap_or_default();
+        let like = crate::contains_pattern(contains);
         let sql = format!(
             "SELECT {REPO_COLS} FROM repositories r JOIN namespaces n ON n.id = r.namespace_id
              WHERE r.name > $1 AND r.deleted_at IS NULL AND ($6 = '' OR n.name = $6)

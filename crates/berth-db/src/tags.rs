@@ -52,10 +52,7 @@ impl Db {
         limit: i64,
     ) -> Result<Vec<TagRow>> {
         let now = now_ms();
-        let like = f
-            .contains
-            .map(|c| format!("%{}%", c.replace(['%', '_'], "")))
-            .unwrap_or_default();
+        let like = crate::contains_pattern(f.contains);
         Ok(sqlx::query_as(
             "SELECT t.name, t.manifest_digest, t.start_at,
                     CASE WHEN t.end_at IS NULL AND t.expires_at <= $5 THEN t.expires_at ELSE t.end_at END
@@ -98,10 +95,7 @@ impl Db {
         after: Option<(&str, i64)>,
         limit: i64,
     ) -> Result<Vec<TagRow>> {
-        let like = contains
-            .filter(|c| !c.is_empty())
-            .map(|c| format!("%{}%", c.replace(['%', '_'], "")))
-            .unwrap_or_default();
+        let like = crate::contains_pattern(contains);
         let (keyset, sort) = match order {
             TagOrder::Name => ("t.name > $5", "t.name"),
             TagOrder::Newest => (
@@ -136,10 +130,7 @@ impl Db {
 
     /// How many live tags a repository has (whose names contain `contains`, if given).
     pub async fn live_tag_count(&self, repo_id: i64, contains: Option<&str>) -> Result<i64> {
-        let like = contains
-            .filter(|c| !c.is_empty())
-            .map(|c| format!("%{}%", c.replace(['%', '_'], "")))
-            .unwrap_or_default();
+        let like = crate::contains_pattern(contains);
         Ok(sqlx::query_scalar(
             "SELECT COUNT(*) FROM tags WHERE repo_id = $1 AND end_at IS NULL
                AND (expires_at IS NULL OR expires_at > $2) AND ($3 = '' OR name LIKE $3)",

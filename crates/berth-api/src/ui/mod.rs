@@ -387,6 +387,18 @@ pub async fn form(req: Request) -> Result<(HeaderMap, HashMap<String, String>), 
     ))
 }
 
+/// The fields of a form post whose origin and CSRF token check out; else the page saying why.
+pub async fn checked_form(
+    st: &AppState,
+    page: &Page,
+    req: Request,
+) -> Result<HashMap<String, String>, Response> {
+    let (headers, f) = form(req).await?;
+    csrf::check(st, &headers, f.get("csrf").map(String::as_str))
+        .map_err(|r| page.error(berth_core::Error::denied(r.message())))?;
+    Ok(f)
+}
+
 /// `GET /`: the repositories of a signed-in user; a welcome with what to do for anyone else.
 pub async fn home(State(st): State<Arc<AppState>>, req: Request) -> Response {
     let page = Page::of(&st, &req).await;

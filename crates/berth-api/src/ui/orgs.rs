@@ -2,7 +2,7 @@
 //! (`/organization/{org}?tab=repos|teams|robots`), a team (`/organization/{org}/teams/{team}`)
 //! and a robot's credentials (`/organization/{org}/robots/{robot}`).
 
-use super::{Crumb, Page, csrf, form, link, see_other, url_encode};
+use super::{Crumb, Page, link, see_other, url_encode};
 use crate::AppState;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
@@ -71,9 +71,7 @@ async fn post_form<'p>(
     page: &'p Page,
     req: Request,
 ) -> Result<(std::collections::HashMap<String, String>, &'p Actor), Response> {
-    let (headers, f) = form(req).await?;
-    csrf::check(st, &headers, f.get("csrf").map(String::as_str))
-        .map_err(|r| page.error(Error::denied(r.message())))?;
+    let f = super::checked_form(st, page, req).await?;
     let actor = need_actor(page).map_err(|e| page.error(e))?;
     Ok((f, actor))
 }

@@ -577,13 +577,10 @@ pub async fn action(
     req: Request,
 ) -> Response {
     let page = Page::of(&st, &req).await;
-    let (headers, f) = match super::form(req).await {
-        Ok(x) => x,
+    let f = match super::checked_form(&st, &page, req).await {
+        Ok(f) => f,
         Err(r) => return r,
     };
-    if let Err(refusal) = super::csrf::check(&st, &headers, f.get("csrf").map(String::as_str)) {
-        return page.error(berth_core::Error::denied(refusal.message()));
-    }
     let Some(actor) = page.actor.as_ref() else {
         return page.error(berth_core::Error::Unauthenticated(
             "sign in to change tags".into(),

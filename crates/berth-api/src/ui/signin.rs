@@ -140,12 +140,8 @@ pub async fn submit(State(st): State<Arc<AppState>>, req: Request) -> Response {
 
 pub async fn signout(State(st): State<Arc<AppState>>, req: Request) -> Response {
     let page = Page::of(&st, &req).await;
-    let (headers, f) = match form(req).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    if let Err(refusal) = csrf::check(&st, &headers, f.get("csrf").map(String::as_str)) {
-        return page.error(berth_core::Error::denied(refusal.message()));
+    if let Err(r) = super::checked_form(&st, &page, req).await {
+        return r;
     }
     see_other(
         "/signin",

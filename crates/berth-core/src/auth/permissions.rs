@@ -28,6 +28,16 @@ impl Auth {
         repo: &str,
         role: Role,
     ) -> Result<Repository> {
+        Ok(self.repo_and_access(actor, repo, role).await?.0)
+    }
+
+    /// [`Auth::repo_with_role`], with the caller's access it decided on.
+    pub(crate) async fn repo_and_access(
+        &self,
+        actor: Option<&Actor>,
+        repo: &str,
+        role: Role,
+    ) -> Result<(Repository, super::RepoAccess)> {
         let access = self.repo_access(actor, repo).await?;
         if !access.exists || access.role.is_none() {
             return Err(Error::not_found(format!("repository {repo:?} not found")));
@@ -38,7 +48,7 @@ impl Auth {
                 role.as_str()
             )));
         }
-        self.repo_row(repo).await
+        Ok((self.repo_row(repo).await?, access))
     }
 
     /// Creates a repository (API or first push): in a namespace the actor may create in, with the
