@@ -41,8 +41,9 @@ pub use error::{Error, Malformed, Missing, Result};
 pub use locations::Locations;
 pub use manifests::{ManifestPut, Referrer};
 pub use model::{
-    Account, ApiToken, AppToken, AuditQuery, AuditRecord, DefaultPerm, Label, OAuthApp, Permission,
-    Repository, ServiceKey, Tag, TagFilter, Team,
+    AccessReason, Account, ApiToken, AppToken, AuditQuery, AuditRecord, DefaultPerm,
+    EffectiveAccess, EffectivePermissions, GrantOrigin, Label, OAuthApp, Permission, Repository,
+    ServiceKey, Tag, TagFilter, Team,
 };
 pub use policies::{AutoPrunePolicy, ImmutabilityPolicy};
 pub use uploads::{LastChunk, UploadState};

@@ -438,3 +438,108 @@ impl<'a> AuditQuery<'a> {
         }
     }
 }
+
+/// Who may do what with one repository, and why ([`crate::auth::Auth::effective_permissions`]).
+#[derive(Debug, Clone)]
+pub struct EffectivePermissions {
+    pub repo: String,
+    /// Everyone signed in may pull (a public repository).
+    pub public: bool,
+    /// Anonymous callers may pull too (public, and anonymous access is on).
+    pub anonymous: bool,
+    /// Every user and robot that holds a role by some rule, highest role first, then by name.
+    pub accounts: Vec<EffectiveAccess>,
+}
+
+/// One account's role on a repository and every rule that gives it one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EffectiveAccess {
+    pub account: String,
+    pub kind: AccountKind,
+    /// The highest role of its reasons (and of public read).
+    pub role: Role,
+    pub reasons: Vec<AccessReason>,
+}
+
+/// Why an account holds a role on a repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessReason {
+    /// A superuser administers everything.
+    Superuser,
+    /// The user whose namespace the repository is in.
+    NamespaceOwner,
+    /// A member of an admin team of the namespace's organization.
+    OrgAdminTeam { team: String },
+    /// A member of a team holding a permission on the repository.
+    Team {
+        team: String,
+        role: Role,
+        origin: GrantOrigin,
+    },
+    /// A permission given to the account itself.
+    Direct { role: Role, origin: GrantOrigin },
+}
+
+/// How a repository permission was made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GrantOrigin {
+    /// Set by an administrator (API or UI).
+    Set,
+    /// Given to the account that created the repository.
+    Creator,
+    /// Made at creation by the organization default permission with this uuid.
+    DefaultPermission(String),
+}
+
+impl GrantOrigin {
+    pub fn parse(origin: Option<&str>) -> GrantOrigin {
+        match origin {
+            Some("creator") => GrantOrigin::Creator,
+            Some(o) => match o.strip_prefix("default:") {
+                Some(uuid) => GrantOrigin::DefaultPermission(uuid.to_string()),
+                None => GrantOrigin::Set,
+            },
+            None => GrantOrigin::Set,
+        }
+    }
+}
+
+impl AccessReason {
+    /// The role this reason alone gives.
+    pub fn role(&self) -> Role {
+        match self {
+            AccessReason::Team { role, .. } | AccessReason::Direct { role, .. } => *role,
+            _ => Role::Admin,
+        }
+    }
+}
+
+impl std::fmt::Display for GrantOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GrantOrigin::Set => Ok(()),
+            GrantOrigin::Creator => f.write_str(", as the repository's creator"),
+            GrantOrigin::DefaultPermission(u) => write!(f, ", from default permission {u}"),
+        }
+    }
+}
+
+impl std::fmt::Display for AccessReason {
+    /// One line for people and for the CSV export.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AccessReason::Superuser => f.write_str("superuser"),
+            AccessReason::NamespaceOwner => f.write_str("owns the namespace"),
+            AccessReason::OrgAdminTeam { team } => {
+                write!(
+                    f,
+                    "member of team {team}, an admin team of the organization"
+                )
+            }
+            AccessReason::Team { team, role, origin } => {
+                write!(f, "member of team {team}, which has {role}{origin}")
+            }
+            AccessReason::Direct { role, origin } => write!(f, "granted {role}{origin}"),
+        }
+    }
+}

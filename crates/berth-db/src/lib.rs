@@ -38,7 +38,7 @@ pub use manifests::{ManifestRow, NewManifest, PutManifestError, RefRow, Referrer
 pub use quotas::{QuotaLimit, QuotaRow};
 pub use repos::{NewRepo, RepoRow, Viewer};
 pub use tags::{ImmutabilityPolicyRow, TagFilter, TagOrder, TagRow};
-pub use teams::{AccessFacts, DefaultPermRow, Grantee, PermRow, TeamRow};
+pub use teams::{AccessFacts, DefaultPermRow, GrantFact, Grantee, PermRow, TeamRow};
 pub use tokens::{ApiTokenRow, AppTokenRow, OAuthAppRow, ServiceKeyRow};
 pub use uploads::UploadRow;
 pub use values::{

@@ -199,8 +199,8 @@ impl Db {
         };
         if let Some(creator) = c.creator {
             sqlx::query(
-                "INSERT INTO repo_account_perms (repo_id, account_id, role)
-                 SELECT $1, d.delegate_account_id, d.role FROM default_perms d JOIN accounts o ON o.id = d.org_id
+                "INSERT INTO repo_account_perms (repo_id, account_id, role, origin)
+                 SELECT $1, d.delegate_account_id, d.role, 'default:' || d.uuid FROM default_perms d JOIN accounts o ON o.id = d.org_id
                  WHERE o.name = $2 AND d.delegate_account_id IS NOT NULL
                    AND (d.activating_id IS NULL OR d.activating_id = $3)
                  ON CONFLICT (repo_id, account_id) DO NOTHING",
@@ -211,8 +211,8 @@ impl Db {
             .execute(&mut *w.tx)
             .await?;
             sqlx::query(
-                "INSERT INTO repo_team_perms (repo_id, team_id, role)
-                 SELECT $1, d.delegate_team_id, d.role FROM default_perms d JOIN accounts o ON o.id = d.org_id
+                "INSERT INTO repo_team_perms (repo_id, team_id, role, origin)
+                 SELECT $1, d.delegate_team_id, d.role, 'default:' || d.uuid FROM default_perms d JOIN accounts o ON o.id = d.org_id
                  WHERE o.name = $2 AND d.delegate_team_id IS NOT NULL
                    AND (d.activating_id IS NULL OR d.activating_id = $3)
                  ON CONFLICT (repo_id, team_id) DO NOTHING",
@@ -225,8 +225,9 @@ impl Db {
         }
         if let Some(admin) = c.creator_admin {
             sqlx::query(
-                "INSERT INTO repo_account_perms (repo_id, account_id, role) VALUES ($1, $2, 'admin')
-                 ON CONFLICT (repo_id, account_id) DO UPDATE SET role = 'admin'",
+                "INSERT INTO repo_account_perms (repo_id, account_id, role, origin)
+                 VALUES ($1, $2, 'admin', 'creator')
+                 ON CONFLICT (repo_id, account_id) DO UPDATE SET role = 'admin', origin = 'creator'",
             )
             .bind(id)
             .bind(admin)

@@ -57,6 +57,20 @@ pub struct PermRow {
     pub role: Role,
 }
 
+/// One source of an account's role on a repository (see `Db::grant_facts`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantFact {
+    pub account: String,
+    pub kind: AccountKind,
+    pub role: Role,
+    /// The team the grant is through, if any.
+    pub team: Option<String>,
+    /// The team is an admin team of the namespace's organization (admin on all its repositories).
+    pub org_admin: bool,
+    /// `creator` or `default:<uuid>` (see migration 0011); `None` when set by hand.
+    pub origin: Option<String>,
+}
+
 /// Where an account's access to a repository comes from, for the authorization decision.
 #[derive(Debug, Clone)]
 pub struct AccessFacts {
@@ -308,18 +322,95 @@ impl Db {
         })
     }
 
+    /// Every grant that gives an account a role on a repository, one row per account and
+    /// source: its direct permission, each of its teams' permissions, and membership of an
+    /// admin team of the namespace's organization. Superusers, the namespace's owner and
+    /// public read are rules, not rows: the core adds them.
+    pub async fn grant_facts(&self, repo_id: i64, namespace: &str) -> Result<Vec<GrantFact>> {
+        let direct: Vec<(String, AccountKind, Role, Option<String>)> = sqlx::query_as(
+            "SELECT a.name, a.kind, p.role, p.origin FROM repo_account_perms p
+               JOIN accounts a ON a.id = p.account_id WHERE p.repo_id = $1",
+        )
+        .bind(repo_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let via_team: Vec<(String, AccountKind, Role, Option<String>, String)> = sqlx::query_as(
+            "SELECT a.name, a.kind, p.role, p.origin, t.name FROM repo_team_perms p
+               JOIN teams t ON t.id = p.team_id
+               JOIN team_members m ON m.team_id = p.team_id
+               JOIN accounts a ON a.id = m.account_id
+             WHERE p.repo_id = $1",
+        )
+        .bind(repo_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let admins: Vec<(String, AccountKind, String)> = sqlx::query_as(
+            "SELECT a.name, a.kind, t.name FROM teams t
+               JOIN accounts o ON o.id = t.org_id
+               JOIN team_members m ON m.team_id = t.id
+               JOIN accounts a ON a.id = m.account_id
+             WHERE o.name = $1 AND o.kind = 'org' AND t.role = 'admin'",
+        )
+        .bind(namespace)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(direct.len() + via_team.len() + admins.len());
+        out.extend(
+            direct
+                .into_iter()
+                .map(|(account, kind, role, origin)| GrantFact {
+                    account,
+                    kind,
+                    role,
+                    team: None,
+                    org_admin: false,
+                    origin,
+                }),
+        );
+        out.extend(
+            via_team
+                .into_iter()
+                .map(|(account, kind, role, origin, team)| GrantFact {
+                    account,
+                    kind,
+                    role,
+                    team: Some(team),
+                    org_admin: false,
+                    origin,
+                }),
+        );
+        out.extend(admins.into_iter().map(|(account, kind, team)| GrantFact {
+            account,
+            kind,
+            role: Role::Admin,
+            team: Some(team),
+            org_admin: true,
+            origin: None,
+        }));
+        Ok(out)
+    }
+
+    /// Users flagged superuser in the database (`SUPER_USERS` names are the core's to add).
+    pub async fn flagged_superusers(&self) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT name FROM accounts WHERE kind = 'user' AND superuser <> 0 ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Sets a repository permission (insert or change).
     pub async fn set_repo_perm(&self, repo_id: i64, who: Grantee, role: Role) -> Result<()> {
         let mut w = self.write().await?;
         let (sql, id) = match who {
             Grantee::Account(id) => (
                 "INSERT INTO repo_account_perms (repo_id, account_id, role) VALUES ($1, $2, $3)
-                 ON CONFLICT (repo_id, account_id) DO UPDATE SET role = excluded.role",
+                 ON CONFLICT (repo_id, account_id) DO UPDATE SET role = excluded.role, origin = NULL",
                 id,
             ),
             Grantee::Team(id) => (
                 "INSERT INTO repo_team_perms (repo_id, team_id, role) VALUES ($1, $2, $3)
-                 ON CONFLICT (repo_id, team_id) DO UPDATE SET role = excluded.role",
+                 ON CONFLICT (repo_id, team_id) DO UPDATE SET role = excluded.role, origin = NULL",
                 id,
             ),
         };

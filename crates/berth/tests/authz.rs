@@ -183,13 +183,21 @@ impl Client {
     }
 
     /// A UI form post with a session's cookie and token: its status and text.
-    async fn ui_post(&self, cookie: &str, csrf: &str, path: &str) -> (u16, String) {
+    async fn ui_post(
+        &self,
+        cookie: &str,
+        csrf: &str,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> (u16, String) {
+        let mut form = vec![("csrf", csrf)];
+        form.extend_from_slice(fields);
         match self
             .http
             .post(format!("{}{path}", self.base))
             .header("Cookie", cookie)
             .header("Origin", &self.base)
-            .form(&[("csrf", csrf)])
+            .form(&form)
             .send()
             .await
         {
@@ -288,30 +296,81 @@ const OPS: &[&str] = &[
     "ui repo tags",      // 20 GET /repository/acme/app?tab=tags (a browser session)
     "ui delete tag",     // 21 POST /repository/acme/app/tag/uidel-<role>/delete
     "ui org robots",     // 22 GET /organization/acme?tab=robots shows the robots
+    "ui who has access", // 23 GET /repository/acme/app?tab=access shows the effective permissions
+    "ui set perm",       // 24 POST /repository/acme/app/settings/permission (bystander: read)
+    "ui create repo",    // 25 POST /repository (acme/ui-<role>)
 ];
 
 /// Expected outcome per caller: one character per operation above, Y = allowed, . = denied.
-/// The UI columns (20-22) need a browser session, which only a user's password opens: robots
+/// The UI columns (20-25) need a browser session, which only a user's password opens: robots
 /// and registry JWTs have none.
 ///                               0         1         2
-///                               01234567890123456789012
+///                               01234567890123456789012345
 const MATRIX: &[(&str, &str)] = &[
-    ("anonymous", /*          */ ".......Y..........Y...."),
-    ("outsider", /*           */ ".......Y..........Y...."),
-    ("reader", /*             */ "YYY....YYY........Y.Y.."),
-    ("writer", /*             */ "YYYYYY.YYY........Y.YY."),
-    ("repoadmin", /*          */ "YYYYYY.YYYYYY.....Y.YY."),
-    ("team-member", /*        */ "YYY....YYY......Y.Y.Y.."),
-    ("team-creator", /*       */ "......YY........YYY...."),
-    ("team-admin", /*         */ "YYYYYYYYYYYYYYY.YYY.YYY"),
-    ("robot-write", /*        */ "YYYYYY.YY.............."),
-    ("robot-none", /*         */ ".......Y..............."),
-    ("superuser", /*          */ "YYYYYYYYYYYYYYYYYYYYYYY"),
-    ("locked", /*             */ "......................."),
-    ("jwt-expired", /*        */ "......................."),
-    ("jwt-forged", /*         */ "......................."),
-    ("jwt-alg-none", /*       */ "......................."),
-    ("jwt-wrong-scope", /*    */ "......................."),
+    (
+        "anonymous",
+        /*          */ ".......Y..........Y.......",
+    ),
+    (
+        "outsider",
+        /*           */ ".......Y..........Y.......",
+    ),
+    (
+        "reader",
+        /*             */ "YYY....YYY........Y.Y.....",
+    ),
+    (
+        "writer",
+        /*             */ "YYYYYY.YYY........Y.YY....",
+    ),
+    (
+        "repoadmin",
+        /*          */ "YYYYYY.YYYYYY.....Y.YY.YY.",
+    ),
+    (
+        "team-member",
+        /*        */ "YYY....YYY......Y.Y.Y.....",
+    ),
+    (
+        "team-creator",
+        /*       */ "......YY........YYY......Y",
+    ),
+    (
+        "team-admin",
+        /*         */ "YYYYYYYYYYYYYYY.YYY.YYYYYY",
+    ),
+    (
+        "robot-write",
+        /*        */ "YYYYYY.YY.................",
+    ),
+    (
+        "robot-none",
+        /*         */ ".......Y..................",
+    ),
+    (
+        "superuser",
+        /*          */ "YYYYYYYYYYYYYYYYYYYYYYYYYY",
+    ),
+    (
+        "locked",
+        /*             */ "..........................",
+    ),
+    (
+        "jwt-expired",
+        /*        */ "..........................",
+    ),
+    (
+        "jwt-forged",
+        /*         */ "..........................",
+    ),
+    (
+        "jwt-alg-none",
+        /*       */ "..........................",
+    ),
+    (
+        "jwt-wrong-scope",
+        /*    */ "..........................",
+    ),
 ];
 
 struct World {
@@ -627,7 +686,7 @@ async fn run(c: &Client, w: &World, role: &str, cred: &Cred, op: usize) -> (bool
         ),
         18 => outcome(&c.api("GET", "/api/v1/repository/acme/pub", cred, None).await, &[200]),
         19 => outcome(&c.api("GET", "/metrics", cred, None).await, &[200]),
-        20..=22 => {
+        20..=25 => {
             let Some((cookie, csrf)) = c.ui_session(cred).await else {
                 return (false, "no browser session".into());
             };
@@ -635,15 +694,27 @@ async fn run(c: &Client, w: &World, role: &str, cred: &Cred, op: usize) -> (bool
                 20 => c.ui_get(&cookie, "/repository/acme/app?tab=tags").await,
                 21 => {
                     let path = format!("/repository/acme/app/tag/uidel-{role}/delete");
-                    c.ui_post(&cookie, &csrf, &path).await
+                    c.ui_post(&cookie, &csrf, &path, &[]).await
                 }
-                _ => c.ui_get(&cookie, "/organization/acme?tab=robots").await,
+                22 => c.ui_get(&cookie, "/organization/acme?tab=robots").await,
+                23 => c.ui_get(&cookie, "/repository/acme/app?tab=access").await,
+                24 => {
+                    let f = [("name", "bystander"), ("kind", "user"), ("role", "read")];
+                    let path = "/repository/acme/app/settings/permission";
+                    c.ui_post(&cookie, &csrf, path, &f).await
+                }
+                _ => {
+                    let name = format!("ui-{role}");
+                    let f = [("namespace", "acme"), ("name", name.as_str())];
+                    c.ui_post(&cookie, &csrf, "/repository", &f).await
+                }
             };
             let allowed = match op {
                 20 => status == 200 && body.contains(r#"href="/repository/acme/app/tag/v1""#),
-                // Done: back to the tag's history.
-                21 => status == 303,
-                _ => status == 200 && body.contains("Create a robot account"),
+                // Done: back to the tag's history, the settings, the new repository.
+                21 | 24 | 25 => status == 303,
+                22 => status == 200 && body.contains("Create a robot account"),
+                _ => status == 200 && body.contains(r#"id="effective""#),
             };
             let start = body.find("<main").unwrap_or(0);
             let shown: String = body[start..].chars().take(200).collect();

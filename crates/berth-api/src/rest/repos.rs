@@ -277,9 +277,6 @@ async fn create_repo(st: Arc<AppState>, ctx: Ctx, b: NewRepo) -> Res<Created<Rep
     let a = ctx.actor()?;
     let ns = b.namespace.as_deref().unwrap_or(&a.name);
     let name = format!("{ns}/{}", &*b.repository);
-    if name.parse::<berth_oci::RepoName>().is_err() {
-        return Err(RestError::bad(format!("invalid repository name {name:?}")));
-    }
     if b.repo_kind.as_deref().is_some_and(|k| k != "image") {
         return Err(RestError::bad("repo_kind must be image"));
     }

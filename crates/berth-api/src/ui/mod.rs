@@ -13,6 +13,7 @@
 mod csrf;
 mod orgs;
 mod repos;
+mod settings;
 mod signin;
 
 use crate::AppState;
@@ -38,7 +39,7 @@ pub fn router() -> Router<Arc<AppState>> {
     Router::new()
         .route("/signin", get(signin::page).post(signin::submit))
         .route("/signout", axum::routing::post(signin::signout))
-        .route("/repository", get(repos::list))
+        .route("/repository", get(repos::list).post(repos::create))
         .route("/repository/", get(repos::list))
         .route(
             "/repository/{*path}",
@@ -399,6 +400,27 @@ pub async fn checked_form(
     Ok(f)
 }
 
+/// [`checked_form`] for a signed-in caller: the fields and the caller, or the page saying what
+/// is missing.
+pub async fn signed_in_form<'p>(
+    st: &AppState,
+    page: &'p Page,
+    req: Request,
+) -> Result<(HashMap<String, String>, &'p Actor), Response> {
+    let f = checked_form(st, page, req).await?;
+    let actor = page.actor.as_ref().ok_or_else(|| {
+        page.error(berth_core::Error::Unauthenticated(
+            "sign in first: your session may have ended".into(),
+        ))
+    })?;
+    Ok((f, actor))
+}
+
+/// A form field, trimmed; `None` if absent or empty.
+pub fn field<'a>(f: &'a HashMap<String, String>, k: &str) -> Option<&'a str> {
+    f.get(k).map(|v| v.trim()).filter(|v| !v.is_empty())
+}
+
 /// `GET /`: the repositories of a signed-in user; a welcome with what to do for anyone else.
 pub async fn home(State(st): State<Arc<AppState>>, req: Request) -> Response {
     let page = Page::of(&st, &req).await;
@@ -439,4 +461,70 @@ pub async fn home(State(st): State<Arc<AppState>>, req: Request) -> Response {
             }
         },
     )
+}
+
+/// A repository description in Markdown, as HTML: raw HTML in it is shown as text, and links
+/// and images keep only `http(s)`, `mailto` and relative targets, so a description cannot run
+/// script in the page.
+pub fn markdown(text: &str) -> Markup {
+    use pulldown_cmark::{CowStr, Event, Options, Parser, Tag};
+    fn safe(url: &str) -> bool {
+        let lower = url.trim().to_ascii_lowercase();
+        match lower.split_once(':') {
+            Some((scheme, _)) if !scheme.contains('/') && !scheme.contains('?') => {
+                matches!(scheme, "http" | "https" | "mailto")
+            }
+            _ => true,
+        }
+    }
+    let events = Parser::new_ext(
+        text,
+        Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS,
+    )
+    .map(|e| match e {
+        Event::Html(h) | Event::InlineHtml(h) => Event::Text(h),
+        Event::Start(Tag::Link {
+            link_type,
+            dest_url,
+            title,
+            id,
+        }) if !safe(&dest_url) => Event::Start(Tag::Link {
+            link_type,
+            dest_url: CowStr::Borrowed("#"),
+            title,
+            id,
+        }),
+        Event::Start(Tag::Image {
+            link_type,
+            dest_url,
+            title,
+            id,
+        }) if !safe(&dest_url) => Event::Start(Tag::Image {
+            link_type,
+            dest_url: CowStr::Borrowed(""),
+            title,
+            id,
+        }),
+        e => e,
+    });
+    let mut out = String::new();
+    pulldown_cmark::html::push_html(&mut out, events);
+    maud::PreEscaped(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::markdown;
+
+    #[test]
+    fn markdown_keeps_formatting_and_drops_script() {
+        let h = markdown("# Title\n\n**bold** [ok](https://example.com) [bad](javascript:alert(1))\n\n<script>alert(1)</script>\n<img src=x onerror=alert(1)>").into_string();
+        assert!(h.contains("<h1>Title</h1>"), "{h}");
+        assert!(h.contains("<strong>bold</strong>"), "{h}");
+        assert!(h.contains(r#"href="https://example.com""#), "{h}");
+        assert!(!h.contains("javascript:"), "{h}");
+        assert!(!h.contains("<script"), "{h}");
+        assert!(!h.contains("<img"), "{h}");
+        assert!(h.contains("&lt;script&gt;"), "{h}");
+    }
 }

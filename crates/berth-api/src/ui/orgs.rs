@@ -2,7 +2,7 @@
 //! (`/organization/{org}?tab=repos|teams|robots`), a team (`/organization/{org}/teams/{team}`)
 //! and a robot's credentials (`/organization/{org}/robots/{robot}`).
 
-use super::{Crumb, Page, link, see_other, url_encode};
+use super::{Crumb, Page, field, link, see_other, url_encode};
 use crate::AppState;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
@@ -65,24 +65,9 @@ fn create_org_form(page: &Page, name: Option<&str>) -> Markup {
     }
 }
 
-/// Reads a form post and checks its CSRF token; answers the fields and the signed-in caller.
-async fn post_form<'p>(
-    st: &AppState,
-    page: &'p Page,
-    req: Request,
-) -> Result<(std::collections::HashMap<String, String>, &'p Actor), Response> {
-    let f = super::checked_form(st, page, req).await?;
-    let actor = need_actor(page).map_err(|e| page.error(e))?;
-    Ok((f, actor))
-}
-
-fn field<'a>(f: &'a std::collections::HashMap<String, String>, k: &str) -> Option<&'a str> {
-    f.get(k).map(|v| v.trim()).filter(|v| !v.is_empty())
-}
-
 pub async fn create(State(st): State<Arc<AppState>>, req: Request) -> Response {
     let page = Page::of(&st, &req).await;
-    let (f, actor) = match post_form(&st, &page, req).await {
+    let (f, actor) = match super::signed_in_form(&st, &page, req).await {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -331,7 +316,7 @@ pub async fn action(
     req: Request,
 ) -> Response {
     let page = Page::of(&st, &req).await;
-    let (f, actor) = match post_form(&st, &page, req).await {
+    let (f, actor) = match super::signed_in_form(&st, &page, req).await {
         Ok(x) => x,
         Err(r) => return r,
     };

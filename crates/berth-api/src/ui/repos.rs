@@ -37,6 +37,13 @@ pub async fn list(State(st): State<Arc<AppState>>, req: Request) -> Response {
     let more = rows.len() as i64 > PAGE;
     let rows = &rows[..rows.len().min(PAGE as usize)];
     let next = rows.last().filter(|_| more).map(|r| r.name.clone());
+    let namespaces: std::collections::BTreeSet<String> = match &page.actor {
+        Some(a) => match st.auth.memberships(a.id).await {
+            Ok(m) => m.into_iter().map(|(org, _)| org).collect(),
+            Err(e) => return page.error(e),
+        },
+        None => Default::default(),
+    };
     let base = |after: &str| {
         link(
             "/repository",
@@ -104,8 +111,55 @@ pub async fn list(State(st): State<Arc<AppState>>, req: Request) -> Response {
                 @if page.q("after").is_some() { a href=(base("")) { "First page" } }
                 @if let Some(n) = &next { a href=(base(n)) rel="next" { "Next page" } }
             }
+            @if let Some(a) = &page.actor {
+                h2 { "Create a repository" }
+                form.stack method="post" action="/repository" {
+                    input type="hidden" name="csrf" value=(page.csrf);
+                    label for="new-namespace" { "New repository's namespace" }
+                    select #new-namespace name="namespace" {
+                        option value=(a.name) { (a.name) }
+                        @for o in &namespaces { option value=(o) selected[namespace == Some(o.as_str())] { (o) } }
+                    }
+                    label for="new-name" { "New repository's name" }
+                    input #new-name name="name" required autocomplete="off" aria-describedby="new-name-hint";
+                    small #new-name-hint.muted { "Lowercase letters and digits, separated by '.', '_', '-' or '/'." }
+                    label for="new-visibility" { "New repository's visibility" }
+                    select #new-visibility name="visibility" {
+                        option value="private" { "Private: only accounts with a permission pull it" }
+                        option value="public" { "Public: anyone may pull it" }
+                    }
+                    label for="new-description" { "New repository's description (Markdown, optional)" }
+                    textarea #new-description name="description" rows="3" {}
+                    button.primary type="submit" { "Create repository" }
+                }
+            }
         },
     )
+}
+
+/// `POST /repository`: creates a repository (the create form of the list), then opens it.
+pub async fn create(State(st): State<Arc<AppState>>, req: Request) -> Response {
+    let page = Page::of(&st, &req).await;
+    let (f, actor) = match super::signed_in_form(&st, &page, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let ns = super::field(&f, "namespace").unwrap_or(&actor.name);
+    let name = format!("{ns}/{}", super::field(&f, "name").unwrap_or(""));
+    match st
+        .auth
+        .create_repo(
+            actor,
+            &name,
+            super::field(&f, "visibility").unwrap_or("private"),
+            super::field(&f, "description"),
+            page.ip.as_deref(),
+        )
+        .await
+    {
+        Ok(_) => super::see_other(&format!("/repository/{name}"), &[]),
+        Err(e) => page.error(e),
+    }
 }
 
 fn visibility(r: &Repository) -> Markup {
@@ -196,9 +250,22 @@ async fn repo_page(st: &AppState, page: &Page, repo: &str) -> Response {
         Err(e) => return page.error(e),
     };
     let tab = page.q("tab").unwrap_or("info");
+    if tab == "access" && page.q("format") == Some("csv") {
+        let Some(actor) = page.actor.as_ref() else {
+            return page.error(berth_core::Error::Unauthenticated(
+                "sign in to see who has access".into(),
+            ));
+        };
+        return match st.auth.effective_permissions(actor, repo).await {
+            Ok(e) => super::settings::access_csv(&e),
+            Err(e) => page.error(e),
+        };
+    }
     let body = match tab {
         "tags" => tags_tab(st, page, repo, view.can_write).await,
         "history" => history_tab(st, page, repo, view.can_write, view.window_s).await,
+        "settings" if view.can_admin => super::settings::settings_tab(st, page, repo, &view).await,
+        "access" if view.can_admin => super::settings::access_tab(st, page, repo).await,
         _ => info_tab(st, page, repo, &view.repository).await,
     };
     let body = match body {
@@ -206,11 +273,15 @@ async fn repo_page(st: &AppState, page: &Page, repo: &str) -> Response {
         Err(e) => return page.error(e),
     };
     let r = &view.repository;
-    let tabs = [
+    let mut tabs = vec![
         ("info", "Information"),
         ("tags", "Tags"),
         ("history", "Tag history"),
     ];
+    if view.can_admin {
+        tabs.push(("access", "Who has access"));
+        tabs.push(("settings", "Settings"));
+    }
     let shown = if tabs.iter().any(|(t, _)| *t == tab) {
         tab
     } else {
@@ -223,7 +294,6 @@ async fn repo_page(st: &AppState, page: &Page, repo: &str) -> Response {
         html! {
             header.repo {
                 h1 { (repo) " " (visibility(r)) }
-                @if let Some(d) = &r.description { p.muted { (d) } }
             }
             (super::tabs(&format!("/repository/{repo}"), "Repository", &tabs, shown))
             (body)
@@ -250,6 +320,9 @@ async fn info_tab(
         )
         .await?;
     Ok(html! {
+        @if let Some(d) = r.description.as_deref().filter(|d| !d.trim().is_empty()) {
+            section.description aria-label="Description" { (super::markdown(d)) }
+        }
         section {
             h2 { "Pull this repository" }
             @if let Some(t) = newest.tags.first() {
@@ -587,6 +660,14 @@ pub async fn action(
         ));
     };
     let caller = berth_core::Caller::new(actor, page.ip.as_deref());
+    for what in super::settings::ACTIONS {
+        if let Some(repo) = path
+            .strip_suffix(what)
+            .and_then(|p| p.strip_suffix("/settings/"))
+        {
+            return super::settings::action(&st, &page, repo, what, &f).await;
+        }
+    }
     let Some((rest, verb)) = path.rsplit_once('/') else {
         return page.error(berth_core::Error::not_found("no such action"));
     };

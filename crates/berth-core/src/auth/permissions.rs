@@ -62,6 +62,11 @@ impl Auth {
         description: Option<&str>,
         ip: Option<&str>,
     ) -> Result<i64> {
+        if repo.parse::<berth_oci::RepoName>().is_err() {
+            return Err(Error::invalid(format!(
+                "invalid repository name {repo:?}: lowercase letters and digits, separated by '.', '_', '-' or '/'"
+            )));
+        }
         let access = self.repo_access(Some(actor), repo).await?;
         let ns = repo.split('/').next().unwrap_or(repo);
         // Only callers who may see it learn that it exists.

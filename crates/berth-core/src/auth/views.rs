@@ -7,8 +7,9 @@ use super::authz::require_superuser;
 use super::{AccountKind, Actor, Auth, GranteeKind};
 use crate::model::all;
 use crate::{
-    Account, ApiToken, AppToken, AuditQuery, AuditRecord, DefaultPerm, Error, OAuthApp, Permission,
-    Repository, Result, ServiceKey, Team,
+    AccessReason, Account, ApiToken, AppToken, AuditQuery, AuditRecord, DefaultPerm,
+    EffectiveAccess, EffectivePermissions, Error, GrantOrigin, OAuthApp, Permission, Repository,
+    Result, ServiceKey, Team,
 };
 use berth_db::{DefaultPermRow, Grantee, Viewer};
 
@@ -347,6 +348,78 @@ impl Auth {
             .ok_or_else(|| Error::not_found(format!("no user or robot named {account:?}")))?;
         let as_them = self.actor(&Account::from(who), "password");
         Ok(self.repo_access(Some(&as_them), repo).await?.role)
+    }
+
+    /// Who may pull, push and administer a repository, and by which rule (superuser, namespace
+    /// owner, admin team, team or direct permission and where it came from), for the
+    /// repository's administrators. Each account's role is the one `repo_access` decides for it.
+    pub async fn effective_permissions(
+        &self,
+        actor: &Actor,
+        repo: &str,
+    ) -> Result<EffectivePermissions> {
+        let r = self
+            .repo_with_role(Some(actor), repo, super::Role::Admin)
+            .await?;
+        let public = r.is_public();
+        let mut by_account: std::collections::BTreeMap<String, EffectiveAccess> =
+            std::collections::BTreeMap::new();
+        let mut add = |account: String, kind: AccountKind, reason: AccessReason| {
+            let e = by_account
+                .entry(account.clone())
+                .or_insert_with(|| EffectiveAccess {
+                    account,
+                    kind,
+                    role: if public {
+                        super::Role::Read
+                    } else {
+                        reason.role()
+                    },
+                    reasons: Vec::new(),
+                });
+            e.role = e.role.max(reason.role());
+            if !e.reasons.contains(&reason) {
+                e.reasons.push(reason);
+            }
+        };
+        let mut supers = self.db.flagged_superusers().await?;
+        supers.extend(self.config.superusers.iter().cloned());
+        for name in supers {
+            if let Some(a) = self.db.account_by_name(&name).await?
+                && a.kind == AccountKind::User
+            {
+                add(a.name, a.kind, AccessReason::Superuser);
+            }
+        }
+        if let Some(owner) = self.db.account_by_name(&r.namespace).await?
+            && owner.kind == AccountKind::User
+        {
+            add(owner.name, owner.kind, AccessReason::NamespaceOwner);
+        }
+        for g in self.db.grant_facts(r.id, &r.namespace).await? {
+            let origin = GrantOrigin::parse(g.origin.as_deref());
+            let reason = match (g.team, g.org_admin) {
+                (Some(team), true) => AccessReason::OrgAdminTeam { team },
+                (Some(team), false) => AccessReason::Team {
+                    team,
+                    role: g.role,
+                    origin,
+                },
+                (None, _) => AccessReason::Direct {
+                    role: g.role,
+                    origin,
+                },
+            };
+            add(g.account, g.kind, reason);
+        }
+        let mut accounts: Vec<EffectiveAccess> = by_account.into_values().collect();
+        accounts.sort_by(|a, b| b.role.cmp(&a.role).then_with(|| a.account.cmp(&b.account)));
+        Ok(EffectivePermissions {
+            repo: r.name.clone(),
+            public,
+            anonymous: public && self.config.anonymous_access,
+            accounts,
+        })
     }
 
     /// An organization's default permissions (Quay's prototypes), names resolved, for its
@@ -713,5 +786,169 @@ impl Auth {
             expires_in: lifetime,
             issued_at: claims.iat,
         })
+    }
+}
+
+#[cfg(test)]
+mod effective_tests {
+    use super::*;
+    use crate::auth::{AuthConfig, Role};
+
+    async fn auth() -> (tempfile::TempDir, Auth) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = crate::Db::connect(
+            &format!("sqlite://{}", dir.path().join("t.db").display()),
+            4,
+        )
+        .await
+        .expect("connect");
+        db.migrate().await.expect("migrate");
+        let auth = Auth::new(db, AuthConfig::default()).await.expect("auth");
+        (dir, auth)
+    }
+
+    fn reasons_of(e: &EffectivePermissions, who: &str) -> (Role, Vec<AccessReason>) {
+        let a = e
+            .accounts
+            .iter()
+            .find(|a| a.account == who)
+            .unwrap_or_else(|| panic!("{who} is not in {e:?}"));
+        (a.role, a.reasons.clone())
+    }
+
+    /// Every rule shows up with its origin, and every account's role is the one the access
+    /// rule itself decides for it.
+    #[tokio::test]
+    async fn effective_permissions_name_each_rule_and_agree_with_the_access_rule() {
+        let (_dir, auth) = auth().await;
+        let user = |name: &'static str| {
+            let auth = auth.clone();
+            async move {
+                let row = auth
+                    .create_user(None, name, None, None, name == "root")
+                    .await
+                    .expect("user");
+                auth.actor(&row, "password")
+            }
+        };
+        let alice = user("alice").await;
+        let bob = user("bob").await;
+        user("carol").await;
+        user("dave").await;
+        user("root").await;
+        auth.create_org(&alice, "acme", None).await.expect("org");
+        auth.set_team(&alice, "acme", "devs", "member", None)
+            .await
+            .expect("team");
+        auth.add_team_member(&alice, "acme", "devs", "bob")
+            .await
+            .expect("member");
+        auth.create_default_perm(&alice, "acme", None, "carol", false, "write")
+            .await
+            .expect("default permission");
+        auth.create_robot(&alice, "acme", "ci", None, None)
+            .await
+            .expect("robot");
+        auth.create_repo(&alice, "acme/app", "private", None, None)
+            .await
+            .expect("repo");
+        auth.set_permission(&alice, "acme/app", "devs", true, "write")
+            .await
+            .expect("team permission");
+        auth.set_permission(&alice, "acme/app", "acme+ci", false, "read")
+            .await
+            .expect("robot permission");
+
+        let e = auth
+            .effective_permissions(&alice, "acme/app")
+            .await
+            .expect("effective");
+        assert!(!e.public);
+        assert_eq!(
+            reasons_of(&e, "alice"),
+            (
+                Role::Admin,
+                vec![AccessReason::OrgAdminTeam {
+                    team: "owners".into()
+                }]
+            )
+        );
+        assert_eq!(
+            reasons_of(&e, "root"),
+            (Role::Admin, vec![AccessReason::Superuser])
+        );
+        assert_eq!(
+            reasons_of(&e, "bob"),
+            (
+                Role::Write,
+                vec![AccessReason::Team {
+                    team: "devs".into(),
+                    role: Role::Write,
+                    origin: GrantOrigin::Set
+                }]
+            )
+        );
+        let (carol_role, carol) = reasons_of(&e, "carol");
+        assert_eq!(carol_role, Role::Write);
+        assert!(
+            matches!(&carol[..], [AccessReason::Direct { role: Role::Write, origin: GrantOrigin::DefaultPermission(u) }] if !u.is_empty()),
+            "{carol:?}"
+        );
+        assert_eq!(
+            reasons_of(&e, "acme+ci"),
+            (
+                Role::Read,
+                vec![AccessReason::Direct {
+                    role: Role::Read,
+                    origin: GrantOrigin::Set
+                }]
+            )
+        );
+        assert!(e.accounts.iter().all(|a| a.account != "dave"));
+        let order: Vec<&str> = e.accounts.iter().map(|a| a.account.as_str()).collect();
+        assert_eq!(order, ["alice", "root", "bob", "carol", "acme+ci"]);
+        for a in &e.accounts {
+            let decided = auth
+                .effective_role(&alice, "acme/app", &a.account)
+                .await
+                .expect("effective role");
+            assert_eq!(decided, Some(a.role), "{}", a.account);
+        }
+
+        // Changing a permission by hand changes the role and its origin.
+        auth.set_permission(&alice, "acme/app", "carol", false, "read")
+            .await
+            .expect("change");
+        let e = auth
+            .effective_permissions(&alice, "acme/app")
+            .await
+            .expect("effective");
+        assert_eq!(
+            reasons_of(&e, "carol"),
+            (
+                Role::Read,
+                vec![AccessReason::Direct {
+                    role: Role::Read,
+                    origin: GrantOrigin::Set
+                }]
+            )
+        );
+
+        // A public repository: everyone reads, so a reader's role stays read.
+        auth.set_visibility(&alice, "acme/app", "public")
+            .await
+            .expect("public");
+        let e = auth
+            .effective_permissions(&alice, "acme/app")
+            .await
+            .expect("effective");
+        assert!(e.public && e.anonymous);
+        assert_eq!(reasons_of(&e, "carol").0, Role::Read);
+
+        // Only the repository's administrators may see it.
+        assert!(matches!(
+            auth.effective_permissions(&bob, "acme/app").await,
+            Err(Error::Denied(_))
+        ));
     }
 }

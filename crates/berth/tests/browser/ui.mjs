@@ -103,6 +103,48 @@ try {
   await audit(page, "robot credentials");
   if (shots) await page.screenshot({ path: path.join(shots, "robot-light.png"), fullPage: true });
 
+  step = "create a repository and give the robot a permission";
+  await page.goto("/repository");
+  await page.getByLabel("New repository's namespace").selectOption("uiorg");
+  await page.getByLabel("New repository's name", { exact: true }).fill("app");
+  await page.getByLabel("New repository's description").fill("The **app** image.");
+  await page.getByRole("button", { name: "Create repository" }).click();
+  await page.waitForURL("**/repository/uiorg/app");
+  check((await page.locator(".description strong").innerText()) === "app", "the description is rendered from Markdown");
+  await page.getByRole("link", { name: "Settings" }).click();
+  await page.waitForURL(/tab=settings/);
+  await page.getByLabel("Kind").selectOption("robot");
+  await page.getByLabel("Name", { exact: true }).fill("uiorg+deployer");
+  await page.getByLabel("Role", { exact: true }).selectOption("write");
+  await page.getByRole("button", { name: "Add permission" }).click();
+  await page.waitForURL(/tab=settings/);
+  await page.getByRole("button", { name: "Remove uiorg+deployer" }).waitFor();
+  await audit(page, "repository settings");
+
+  step = "the effective-permissions view shows who may do what and why";
+  await page.getByRole("link", { name: "Who has access" }).click();
+  await page.waitForURL(/tab=access/);
+  const cells = async (who) =>
+    (await page.locator("#effective tbody tr", { has: page.getByRole("rowheader", { name: who, exact: true }) })
+      .locator("td").allInnerTexts()).map((t) => t.trim());
+  let robot = await cells("uiorg+deployer");
+  check(robot[1] === "write" && robot[3] === "yes" && robot[4] === "no", `robot may push: ${robot}`);
+  check(robot[5].includes("granted write"), `robot's reason: ${robot}`);
+  const me = await cells(user);
+  check(me[1] === "admin" && me[5].includes("admin team"), `the org's creator administers it through its team: ${me}`);
+  await audit(page, "who has access");
+
+  step = "change a permission and see the effective-permissions view change";
+  await page.goto("/repository/uiorg/app?tab=settings");
+  await page.getByLabel("Role of uiorg+deployer").selectOption("read");
+  await page.getByRole("button", { name: "Change role of uiorg+deployer" }).click();
+  await page.waitForURL(/tab=settings/);
+  await page.goto("/repository/uiorg/app?tab=access");
+  robot = await cells("uiorg+deployer");
+  check(robot[1] === "read" && robot[2] === "yes" && robot[3] === "no", `robot may pull, not push: ${robot}`);
+  const csv = await (await page.request.get("/repository/uiorg/app?tab=access&format=csv")).text();
+  check(csv.includes("uiorg+deployer,robot,read,yes,no,no,granted read"), `CSV export:\n${csv}`);
+
   step = "the pushed tag appears";
   await page.goto(`/repository/${demo}?tab=tags`);
   await page.getByRole("link", { name: "1.0", exact: true }).waitFor();
