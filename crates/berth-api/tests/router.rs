@@ -24,6 +24,12 @@ const USER: &str = "alice";
 const PASSWORD: &str = "correct horse battery";
 
 async fn app() -> App {
+    app_with(false).await
+}
+
+/// A router on a fresh database: with `first_user_setup`, Quay's `FEATURE_USER_INITIALIZE` and
+/// no user; else alice exists.
+async fn app_with(first_user_setup: bool) -> App {
     let dir = tempfile::tempdir().expect("tempdir");
     let uri = format!("sqlite://{}", dir.path().join("t.db").display());
     let db = Db::connect(&uri, 4).await.expect("connect");
@@ -38,9 +44,11 @@ async fn app() -> App {
         .auth(AuthConfig::default())
         .await
         .expect("identity and access");
-    auth.create_user(None, USER, Some(PASSWORD), None, false)
-        .await
-        .expect("create user");
+    if !first_user_setup {
+        auth.create_user(None, USER, Some(PASSWORD), None, false)
+            .await
+            .expect("create user");
+    }
     let state = AppState {
         registry,
         metrics: None,
@@ -48,7 +56,7 @@ async fn app() -> App {
         auth,
         public_url: None,
         scheme: "http",
-        user_initialize: false,
+        user_initialize: first_user_setup,
         readonly: false,
         disable_pushes: false,
         direct_login: true,
@@ -504,6 +512,78 @@ async fn ui_sign_in(app: &App) -> String {
     format!("{pre}; {session}")
 }
 
+/// A browser signed in as alice: the cookies it sends and the CSRF token its forms carry.
+struct Browser<'a> {
+    app: &'a App,
+    cookie: String,
+    csrf: String,
+}
+
+impl<'a> Browser<'a> {
+    async fn sign_in(app: &'a App) -> Browser<'a> {
+        let cookie = ui_sign_in(app).await;
+        let mut b = Browser {
+            app,
+            cookie,
+            csrf: String::new(),
+        };
+        b.csrf = csrf_field(&b.get("/repository").await);
+        b
+    }
+
+    async fn get_response(&self, uri: &str) -> Response<Body> {
+        self.app
+            .send(
+                Method::GET,
+                uri,
+                None,
+                &[("cookie", &self.cookie)],
+                Vec::new(),
+            )
+            .await
+    }
+
+    /// A page that must be there: its text.
+    async fn get(&self, uri: &str) -> String {
+        let r = self.get_response(uri).await;
+        assert_eq!(r.status(), StatusCode::OK, "{uri}");
+        text(r).await
+    }
+
+    /// A form post from this site: status, `Location` and text. `csrf` is added unless
+    /// `fields` has one.
+    async fn post(&self, uri: &str, fields: &[(&str, &str)]) -> (StatusCode, String, String) {
+        let mut f: Vec<(&str, &str)> = fields.to_vec();
+        if !f.iter().any(|(k, _)| *k == "csrf") {
+            f.push(("csrf", &self.csrf));
+        }
+        self.post_exactly(uri, &f).await
+    }
+
+    /// A form post with exactly `fields` (no token added).
+    async fn post_exactly(
+        &self,
+        uri: &str,
+        fields: &[(&str, &str)],
+    ) -> (StatusCode, String, String) {
+        let r = self
+            .app
+            .send(
+                Method::POST,
+                uri,
+                None,
+                &[
+                    ("cookie", &self.cookie),
+                    ("origin", "http://registry.test"),
+                    ("content-type", "application/x-www-form-urlencoded"),
+                ],
+                form_body(fields),
+            )
+            .await;
+        (r.status(), header_of(&r, "location"), text(r).await)
+    }
+}
+
 #[tokio::test]
 async fn the_ui_signs_in_by_form_and_refuses_forged_and_foreign_posts() {
     let app = app().await;
@@ -571,7 +651,9 @@ async fn the_ui_signs_in_by_form_and_refuses_forged_and_foreign_posts() {
     assert_eq!(r.status(), StatusCode::OK);
     let page = text(r).await;
     assert!(
-        page.contains("Signed in as <strong>alice</strong>"),
+        page.contains(
+            r#"Signed in as <a href="/user/alice?tab=settings"><strong>alice</strong></a>"#
+        ),
         "{page}"
     );
     // Signing out needs the token too: a cross-site form cannot sign anyone out.
@@ -668,18 +750,7 @@ async fn the_tags_tab_pages_through_every_tag_with_cursors_and_hides_private_rep
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert!(text(r).await.contains("/signin?next="));
 
-    let cookie = ui_sign_in(&app).await;
-    let get = |uri: String| {
-        let app = &app;
-        let cookie = cookie.clone();
-        async move {
-            let r = app
-                .send(Method::GET, &uri, None, &[("cookie", &cookie)], Vec::new())
-                .await;
-            assert_eq!(r.status(), StatusCode::OK, "{uri}");
-            text(r).await
-        }
-    };
+    let b = Browser::sign_in(&app).await;
     let rows = |page: &str| -> Vec<String> {
         page.split(r#"<th scope="row"><a href="/repository/alice/many/tag/"#)
             .skip(1)
@@ -696,7 +767,7 @@ async fn the_tags_tab_pages_through_every_tag_with_cursors_and_hides_private_rep
     let mut uri = "/repository/alice/many?tab=tags".to_string();
     let mut pages = 0;
     loop {
-        let page = get(uri.clone()).await;
+        let page = b.get(&uri).await;
         assert!(page.contains("120 tags"), "{page}");
         seen.extend(rows(&page));
         pages += 1;
@@ -709,71 +780,47 @@ async fn the_tags_tab_pages_through_every_tag_with_cursors_and_hides_private_rep
     let want: Vec<String> = (0..120).map(|i| format!("t{i:03}")).collect();
     assert_eq!(seen, want, "every tag once, by name");
 
-    let page = get("/repository/alice/many?tab=tags&filter=t11".into()).await;
+    let page = b.get("/repository/alice/many?tab=tags&filter=t11").await;
     assert!(page.contains("10 tags containing"), "{page}");
     assert_eq!(rows(&page).len(), 10);
-    let page = get("/repository/alice/many?tab=tags&sort=newest".into()).await;
+    let page = b.get("/repository/alice/many?tab=tags&sort=newest").await;
     assert_eq!(rows(&page).first().map(String::as_str), Some("t119"));
-    let page = get("/repository/alice/many/tag/t007".into()).await;
+    let page = b.get("/repository/alice/many/tag/t007").await;
     assert!(page.contains(&digest), "the tag page shows its digest");
     assert!(page.contains("podman pull --tls-verify=false registry.test/alice/many:t007"));
-    let page = get("/repository".into()).await;
+    let page = b.get("/repository").await;
     assert!(
         page.contains(r#"<a href="/repository/alice/many">alice/many</a>"#),
         "{page}"
     );
 
     // Delete a tag from the Tags tab, then restore it from its history.
-    let token = csrf_field(&get("/repository/alice/many?tab=tags".into()).await);
-    let post = |uri: &'static str, fields: Vec<(&'static str, String)>| {
-        let app = &app;
-        let cookie = cookie.clone();
-        async move {
-            let f: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            app.send(
-                Method::POST,
-                uri,
-                None,
-                &[
-                    ("cookie", &cookie),
-                    ("origin", "http://registry.test"),
-                    ("content-type", "application/x-www-form-urlencoded"),
-                ],
-                form_body(&f),
-            )
-            .await
-        }
-    };
-    let r = post(
-        "/repository/alice/many/tag/t007/delete",
-        vec![("csrf", token.clone())],
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert_eq!(
-        header_of(&r, "location"),
-        "/repository/alice/many?tab=history&tag=t007"
-    );
-    let page = get("/repository/alice/many?tab=tags".into()).await;
+    let (s, to, _) = b.post("/repository/alice/many/tag/t007/delete", &[]).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(to, "/repository/alice/many?tab=history&tag=t007");
+    let page = b.get("/repository/alice/many?tab=tags").await;
     assert!(page.contains("119 tags"), "{page}");
-    let history = get("/repository/alice/many?tab=history&tag=t007".into()).await;
+    let history = b.get("/repository/alice/many?tab=history&tag=t007").await;
     assert!(history.contains("Restore t007 to this"), "{history}");
-    let r = post(
-        "/repository/alice/many/tag/t007/restore",
-        vec![("csrf", token.clone()), ("digest", digest.clone())],
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (s, _, _) = b
+        .post(
+            "/repository/alice/many/tag/t007/restore",
+            &[("digest", &digest)],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
     assert!(
-        get("/repository/alice/many?tab=tags".into())
+        b.get("/repository/alice/many?tab=tags")
             .await
             .contains("120 tags")
     );
     // Without the token nothing happens.
-    let r = post("/repository/alice/many/tag/t008/delete", vec![]).await;
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let (s, _, _) = b
+        .post_exactly("/repository/alice/many/tag/t008/delete", &[])
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
     assert!(
-        get("/repository/alice/many?tab=tags".into())
+        b.get("/repository/alice/many?tab=tags")
             .await
             .contains("120 tags")
     );
@@ -782,76 +829,45 @@ async fn the_tags_tab_pages_through_every_tag_with_cursors_and_hides_private_rep
 #[tokio::test]
 async fn the_ui_creates_an_organization_a_team_and_a_robot_whose_credentials_log_in() {
     let app = app().await;
-    let cookie = ui_sign_in(&app).await;
-    let get = |uri: String| {
-        let app = &app;
-        let cookie = cookie.clone();
-        async move {
-            let r = app
-                .send(Method::GET, &uri, None, &[("cookie", &cookie)], Vec::new())
-                .await;
-            assert_eq!(r.status(), StatusCode::OK, "{uri}");
-            text(r).await
-        }
-    };
-    let post = |uri: String, fields: Vec<(&'static str, String)>| {
-        let app = &app;
-        let cookie = cookie.clone();
-        async move {
-            let f: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            let r = app
-                .send(
-                    Method::POST,
-                    &uri,
-                    None,
-                    &[
-                        ("cookie", &cookie),
-                        ("origin", "http://registry.test"),
-                        ("content-type", "application/x-www-form-urlencoded"),
-                    ],
-                    form_body(&f),
-                )
-                .await;
-            (r.status(), header_of(&r, "location"), text(r).await)
-        }
-    };
-    let token = csrf_field(&get("/organization".into()).await);
-    let t = || ("csrf", token.clone());
-    let (s, to, body) = post("/organization".into(), vec![t(), ("name", "shop".into())]).await;
+    let b = Browser::sign_in(&app).await;
+    let (s, to, body) = b.post("/organization", &[("name", "shop")]).await;
     assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
     assert_eq!(to, "/organization/shop");
     assert!(
-        get("/organization".into())
+        b.get("/organization")
             .await
             .contains(r#"href="/organization/shop""#)
     );
-    let page = get("/organization/shop?tab=teams".into()).await;
+    let page = b.get("/organization/shop?tab=teams").await;
     assert!(page.contains("owners"), "the creator's owners team: {page}");
 
-    let (s, to, body) = post(
-        "/organization/shop/teams".into(),
-        vec![t(), ("name", "builders".into()), ("role", "creator".into())],
-    )
-    .await;
+    let (s, to, body) = b
+        .post(
+            "/organization/shop/teams",
+            &[("name", "builders"), ("role", "creator")],
+        )
+        .await;
     assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
     assert_eq!(to, "/organization/shop/teams/builders");
-    let (s, to, body) = post(
-        "/organization/shop/robots".into(),
-        vec![t(), ("name", "ci".into()), ("description", "pushes".into())],
-    )
-    .await;
+    let (s, to, body) = b
+        .post(
+            "/organization/shop/robots",
+            &[("name", "ci"), ("description", "pushes")],
+        )
+        .await;
     assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
     assert_eq!(to, "/organization/shop/robots/ci");
-    let (s, _, body) = post(
-        "/organization/shop/teams/builders/members".into(),
-        vec![t(), ("member", "shop+ci".into())],
-    )
-    .await;
+    let (s, _, body) = b
+        .post(
+            "/organization/shop/teams/builders/members",
+            &[("member", "shop+ci")],
+        )
+        .await;
     assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
-    let team = get("/organization/shop/teams/builders".into()).await;
+    let team = b.get("/organization/shop/teams/builders").await;
     assert!(team.contains("shop+ci"), "{team}");
 
-    let robot = get("/organization/shop/robots/ci".into()).await;
+    let robot = b.get("/organization/shop/robots/ci").await;
     let at = robot.find(r#"<code id="robot-token">"#).expect("the token");
     let rest = &robot[at + r#"<code id="robot-token">"#.len()..];
     let secret = &rest[..rest.find('<').expect("end")];
@@ -877,11 +893,190 @@ async fn the_ui_creates_an_organization_a_team_and_a_robot_whose_credentials_log
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     // A team name that is not valid says why.
-    let (s, _, body) = post(
-        "/organization/shop/teams".into(),
-        vec![t(), ("name", "no spaces".into())],
-    )
-    .await;
+    let (s, _, body) = b
+        .post("/organization/shop/teams", &[("name", "no spaces")])
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(body.contains("invalid team name"), "{body}");
+}
+
+/// A registry login with Basic credentials: its status.
+async fn v2_login(app: &App, user: &str, secret: &str) -> StatusCode {
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{secret}"))
+    );
+    app.send(
+        Method::GET,
+        "/v2/auth?service=berth&scope=repository:alice/app:pull",
+        Some(&basic),
+        &[],
+        Vec::new(),
+    )
+    .await
+    .status()
+}
+
+#[tokio::test]
+async fn account_settings_change_the_password_only_with_the_current_one_and_mint_app_tokens() {
+    let app = app().await;
+    let b = Browser::sign_in(&app).await;
+    let page = b.get("/user/alice?tab=settings").await;
+    assert!(
+        page.contains("Change password") && page.contains("App-specific tokens"),
+        "{page}"
+    );
+    let new = "a brand new passphrase";
+    let (s, _, body) = b
+        .post(
+            "/user/alice/password",
+            &[
+                ("current", PASSWORD),
+                ("password", new),
+                ("confirm", "typo"),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(v2_login(&app, USER, PASSWORD).await, StatusCode::OK);
+    let (s, to, body) = b
+        .post(
+            "/user/alice/password",
+            &[("current", PASSWORD), ("password", new), ("confirm", new)],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
+    assert_eq!(to, "/user/alice?tab=settings");
+    assert_eq!(v2_login(&app, USER, new).await, StatusCode::OK);
+
+    // An app-specific token: shown with its login line, it logs in until it is revoked.
+    let (s, to, body) = b.post("/user/alice/tokens", &[("title", "laptop")]).await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
+    assert!(to.starts_with("/user/alice/tokens/"), "{to}");
+    let page = b.get(&to).await;
+    let at = page.find(r#"<code id="app-token">"#).expect("the token");
+    let rest = &page[at + r#"<code id="app-token">"#.len()..];
+    let secret = rest[..rest.find('<').expect("end")].to_string();
+    assert!(
+        page.contains(&format!(
+            "podman login --tls-verify=false -u &#39;alice&#39; -p &#39;{secret}&#39; registry.test"
+        )) || page.contains(&format!(
+            "podman login --tls-verify=false -u 'alice' -p '{secret}' registry.test"
+        )),
+        "{page}"
+    );
+    assert_eq!(v2_login(&app, USER, &secret).await, StatusCode::OK);
+    let settings = b.get("/user/alice?tab=settings").await;
+    assert!(settings.contains("Revoke laptop"), "{settings}");
+    let uuid = to.rsplit('/').next().expect("uuid");
+    let (s, _, _) = b
+        .post(&format!("/user/alice/tokens/{uuid}/revoke"), &[])
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(
+        v2_login(&app, USER, &secret).await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Another user's settings are neither shown nor changed.
+    let (s, _, _) = b
+        .post("/user/bob/email", &[("email", "x@example.com")])
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let other = b.get_response("/user/bob/tokens/whatever").await;
+    assert_eq!(other.status(), StatusCode::NOT_FOUND);
+
+    // A wrong current password changes nothing. The check is a login, so it waits out the
+    // throttle the revoked token's failed login started (its first delay is one second).
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let (s, _, body) = b
+        .post(
+            "/user/alice/password",
+            &[
+                ("current", "not it at all"),
+                ("password", new),
+                ("confirm", new),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("current password is not right"), "{body}");
+}
+
+#[tokio::test]
+async fn first_user_setup_creates_a_superuser_once_and_signs_it_in() {
+    let app = app_with(true).await;
+    let r = app
+        .send(Method::GET, "/signin", None, &[], Vec::new())
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(header_of(&r, "location"), "/setup");
+    let r = app.send(Method::GET, "/setup", None, &[], Vec::new()).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let pre = cookies_of(&r).join("; ");
+    let token = csrf_field(&text(r).await);
+    let post = |fields: Vec<(&'static str, &'static str)>| {
+        let (app, pre, token) = (&app, pre.clone(), token.clone());
+        async move {
+            let mut f: Vec<(&str, &str)> = fields;
+            f.push(("csrf", &token));
+            app.send(
+                Method::POST,
+                "/setup",
+                None,
+                &[
+                    ("cookie", &pre),
+                    ("origin", "http://registry.test"),
+                    ("content-type", "application/x-www-form-urlencoded"),
+                ],
+                form_body(&f),
+            )
+            .await
+        }
+    };
+    let pw = "first superuser pw";
+    let r = post(vec![
+        ("username", "root"),
+        ("password", pw),
+        ("confirm", "other"),
+    ])
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = post(vec![
+        ("username", "root"),
+        ("password", pw),
+        ("confirm", pw),
+    ])
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(header_of(&r, "location"), "/repository");
+    let session = cookies_of(&r)
+        .into_iter()
+        .find(|c| c.starts_with("berth_session="))
+        .expect("signed in");
+    let r = app
+        .send(
+            Method::GET,
+            "/user/root?tab=settings",
+            None,
+            &[("cookie", &format!("{pre}; {session}"))],
+            Vec::new(),
+        )
+        .await;
+    assert!(text(r).await.contains("superuser"));
+    // Once a user exists the page is gone and a second bootstrap is refused.
+    let r = app.send(Method::GET, "/setup", None, &[], Vec::new()).await;
+    assert_eq!(header_of(&r, "location"), "/signin");
+    let r = post(vec![
+        ("username", "mallory"),
+        ("password", pw),
+        ("confirm", pw),
+    ])
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(text(r).await.contains("already has users"));
+    assert_eq!(
+        v2_login(&app, "mallory", pw).await,
+        StatusCode::UNAUTHORIZED
+    );
 }

@@ -42,6 +42,9 @@ pub struct NewAccount<'a> {
     pub token_sealed: Option<&'a str>,
     pub description: Option<&'a str>,
     pub metadata: Option<&'a str>,
+    /// Create it only if no user exists yet (Quay's first-user bootstrap), decided inside the
+    /// write so that two concurrent bootstraps cannot both succeed, on any number of instances.
+    pub only_first_user: bool,
 }
 
 /// A field of an account that the API may change.
@@ -108,6 +111,20 @@ impl Db {
     ) -> Result<Option<i64>> {
         let mut w = self.write().await?;
         let now = now_ms();
+        if a.only_first_user {
+            if self.backend == crate::Backend::Postgres {
+                // Held to the end of the transaction: concurrent bootstraps queue here.
+                sqlx::query("SELECT pg_advisory_xact_lock(7265846829)")
+                    .execute(&mut *w.tx)
+                    .await?;
+            }
+            let any = sqlx::query("SELECT 1 FROM accounts WHERE kind = 'user' LIMIT 1")
+                .fetch_optional(&mut *w.tx)
+                .await?;
+            if any.is_some() {
+                return Ok(None);
+            }
+        }
         if a.kind != AccountKind::Robot && !adopt_namespace {
             let orphan = sqlx::query("SELECT 1 FROM namespaces WHERE name = $1")
                 .bind(a.name)

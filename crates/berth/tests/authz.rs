@@ -299,78 +299,33 @@ const OPS: &[&str] = &[
     "ui who has access", // 23 GET /repository/acme/app?tab=access shows the effective permissions
     "ui set perm",       // 24 POST /repository/acme/app/settings/permission (bystander: read)
     "ui create repo",    // 25 POST /repository (acme/ui-<role>)
+    "ui own settings",   // 26 GET /user/<self>?tab=settings shows the password form
+    "ui other's token",  // 27 POST /user/bystander/tokens (mint a token for someone else)
 ];
 
 /// Expected outcome per caller: one character per operation above, Y = allowed, . = denied.
-/// The UI columns (20-25) need a browser session, which only a user's password opens: robots
+/// The UI columns (20-27) need a browser session, which only a user's password opens: robots
 /// and registry JWTs have none.
-///                               0         1         2
-///                               01234567890123456789012345
+///                       0         1         2
+///                       0123456789012345678901234567
+#[rustfmt::skip]
 const MATRIX: &[(&str, &str)] = &[
-    (
-        "anonymous",
-        /*          */ ".......Y..........Y.......",
-    ),
-    (
-        "outsider",
-        /*           */ ".......Y..........Y.......",
-    ),
-    (
-        "reader",
-        /*             */ "YYY....YYY........Y.Y.....",
-    ),
-    (
-        "writer",
-        /*             */ "YYYYYY.YYY........Y.YY....",
-    ),
-    (
-        "repoadmin",
-        /*          */ "YYYYYY.YYYYYY.....Y.YY.YY.",
-    ),
-    (
-        "team-member",
-        /*        */ "YYY....YYY......Y.Y.Y.....",
-    ),
-    (
-        "team-creator",
-        /*       */ "......YY........YYY......Y",
-    ),
-    (
-        "team-admin",
-        /*         */ "YYYYYYYYYYYYYYY.YYY.YYYYYY",
-    ),
-    (
-        "robot-write",
-        /*        */ "YYYYYY.YY.................",
-    ),
-    (
-        "robot-none",
-        /*         */ ".......Y..................",
-    ),
-    (
-        "superuser",
-        /*          */ "YYYYYYYYYYYYYYYYYYYYYYYYYY",
-    ),
-    (
-        "locked",
-        /*             */ "..........................",
-    ),
-    (
-        "jwt-expired",
-        /*        */ "..........................",
-    ),
-    (
-        "jwt-forged",
-        /*         */ "..........................",
-    ),
-    (
-        "jwt-alg-none",
-        /*       */ "..........................",
-    ),
-    (
-        "jwt-wrong-scope",
-        /*    */ "..........................",
-    ),
+    ("anonymous",        ".......Y..........Y........."),
+    ("outsider",         ".......Y..........Y.......Y."),
+    ("reader",           "YYY....YYY........Y.Y.....Y."),
+    ("writer",           "YYYYYY.YYY........Y.YY....Y."),
+    ("repoadmin",        "YYYYYY.YYYYYY.....Y.YY.YY.Y."),
+    ("team-member",      "YYY....YYY......Y.Y.Y.....Y."),
+    ("team-creator",     "......YY........YYY......YY."),
+    ("team-admin",       "YYYYYYYYYYYYYYY.YYY.YYYYYYY."),
+    ("robot-write",      "YYYYYY.YY..................."),
+    ("robot-none",       ".......Y...................."),
+    ("superuser",        "YYYYYYYYYYYYYYYYYYYYYYYYYYY."),
+    ("locked",           "............................"),
+    ("jwt-expired",      "............................"),
+    ("jwt-forged",       "............................"),
+    ("jwt-alg-none",     "............................"),
+    ("jwt-wrong-scope",  "............................"),
 ];
 
 struct World {
@@ -686,7 +641,7 @@ async fn run(c: &Client, w: &World, role: &str, cred: &Cred, op: usize) -> (bool
         ),
         18 => outcome(&c.api("GET", "/api/v1/repository/acme/pub", cred, None).await, &[200]),
         19 => outcome(&c.api("GET", "/metrics", cred, None).await, &[200]),
-        20..=25 => {
+        20..=27 => {
             let Some((cookie, csrf)) = c.ui_session(cred).await else {
                 return (false, "no browser session".into());
             };
@@ -703,16 +658,27 @@ async fn run(c: &Client, w: &World, role: &str, cred: &Cred, op: usize) -> (bool
                     let path = "/repository/acme/app/settings/permission";
                     c.ui_post(&cookie, &csrf, path, &f).await
                 }
-                _ => {
+                25 => {
                     let name = format!("ui-{role}");
                     let f = [("namespace", "acme"), ("name", name.as_str())];
                     c.ui_post(&cookie, &csrf, "/repository", &f).await
                 }
+                26 => {
+                    let Cred::Basic(me, _) = cred else {
+                        unreachable!("a browser session is a user's")
+                    };
+                    c.ui_get(&cookie, &format!("/user/{me}?tab=settings")).await
+                }
+                _ => {
+                    let f = [("title", "planted")];
+                    c.ui_post(&cookie, &csrf, "/user/bystander/tokens", &f).await
+                }
             };
             let allowed = match op {
                 20 => status == 200 && body.contains(r#"href="/repository/acme/app/tag/v1""#),
-                // Done: back to the tag's history, the settings, the new repository.
-                21 | 24 | 25 => status == 303,
+                // Done: back to the tag's history, the settings, the new repository, the token.
+                21 | 24 | 25 | 27 => status == 303,
+                26 => status == 200 && body.contains("Change password"),
                 22 => status == 200 && body.contains("Create a robot account"),
                 _ => status == 200 && body.contains(r#"id="effective""#),
             };

@@ -15,6 +15,7 @@ mod orgs;
 mod repos;
 mod settings;
 mod signin;
+mod user;
 
 use crate::AppState;
 use axum::Router;
@@ -39,6 +40,7 @@ pub fn router() -> Router<Arc<AppState>> {
     Router::new()
         .route("/signin", get(signin::page).post(signin::submit))
         .route("/signout", axum::routing::post(signin::signout))
+        .route("/setup", get(signin::setup_page).post(signin::setup))
         .route("/repository", get(repos::list).post(repos::create))
         .route("/repository/", get(repos::list))
         .route(
@@ -51,6 +53,7 @@ pub fn router() -> Router<Arc<AppState>> {
             "/organization/{*path}",
             get(orgs::organization).post(orgs::action),
         )
+        .route("/user/{*path}", get(user::user).post(user::action))
         .route("/static/{file}", get(asset))
 }
 
@@ -212,7 +215,7 @@ impl Page {
                         }
                         div.user {
                             @if let Some(a) = &self.actor {
-                                span.who { "Signed in as " strong { (a.name) } }
+                                span.who { "Signed in as " a href=(link(&format!("/user/{}", a.name), &[("tab", "settings")])) { strong { (a.name) } } }
                                 form method="post" action="/signout" {
                                     input type="hidden" name="csrf" value=(self.csrf);
                                     button.link type="submit" { "Sign out" }
@@ -451,7 +454,7 @@ pub async fn home(State(st): State<Arc<AppState>>, req: Request) -> Response {
             h2 { "Log in and push" }
             pre.cmd tabindex="0" { "podman login" (tls) " " (host) "\npodman push" (tls) " IMAGE " (host) "/NAMESPACE/NAME:TAG\npodman pull" (tls) " " (host) "/NAMESPACE/NAME:TAG" }
             @if st.user_initialize {
-                p { "No account yet? Create the first one with " code { "POST /api/v1/user/initialize" } " (" code { "{\"username\", \"password\", \"email\"}" } ")." }
+                p { "No account yet? " a href="/setup" { "Create the first one" } " (or " code { "POST /api/v1/user/initialize" } ")." }
             }
             h2 { "API and operations" }
             ul {

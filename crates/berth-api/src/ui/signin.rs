@@ -18,7 +18,103 @@ pub async fn page(State(st): State<Arc<AppState>>, req: Request) -> Response {
     if page.actor.is_some() {
         return see_other(&next, &[]);
     }
+    if needs_setup(&st).await {
+        return see_other("/setup", &[]);
+    }
     render(&st, &page, &next, None, None, StatusCode::OK)
+}
+
+/// Quay's bootstrap (`FEATURE_USER_INITIALIZE`) is on and no user exists yet.
+async fn needs_setup(st: &AppState) -> bool {
+    st.user_initialize && matches!(st.auth.has_users().await, Ok(false))
+}
+
+/// `GET /setup`: the first account's form, while `FEATURE_USER_INITIALIZE` is on and the
+/// registry has no user (then the page sends people to sign in).
+pub async fn setup_page(State(st): State<Arc<AppState>>, req: Request) -> Response {
+    let page = Page::of(&st, &req).await;
+    if !needs_setup(&st).await {
+        return see_other("/signin", &[]);
+    }
+    render_setup(&page, None, None, StatusCode::OK)
+}
+
+fn render_setup(
+    page: &Page,
+    username: Option<&str>,
+    problem: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    page.render(
+        status,
+        "Create the first account",
+        &[],
+        html! {
+            section.narrow {
+                h1 { "Create the first account" }
+                p { "This registry has no users yet. The account you create here is its first superuser; it can then create others." }
+                @if let Some(p) = problem {
+                    p.error role="alert" { (p) }
+                }
+                form.stack method="post" action="/setup" {
+                    input type="hidden" name="csrf" value=(page.csrf);
+                    label for="username" { "Username" }
+                    input #username name="username" autocomplete="username" required autofocus value=[username];
+                    label for="email" { "Email (optional)" }
+                    input #email name="email" type="email" autocomplete="email";
+                    label for="password" { "Password" }
+                    input #password name="password" type="password" autocomplete="new-password" minlength="8" required;
+                    label for="confirm" { "Password again" }
+                    input #confirm name="confirm" type="password" autocomplete="new-password" minlength="8" required;
+                    button.primary type="submit" { "Create account and sign in" }
+                }
+            }
+        },
+    )
+}
+
+/// `POST /setup`: `Auth::initialize` (the door of `POST /api/v1/user/initialize`), then a
+/// session for the new superuser.
+pub async fn setup(State(st): State<Arc<AppState>>, req: Request) -> Response {
+    let page = Page::of(&st, &req).await;
+    let f = match super::checked_form(&st, &page, req).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    if !st.user_initialize {
+        return page.error(berth_core::Error::not_found(
+            "first-user setup is off (FEATURE_USER_INITIALIZE)",
+        ));
+    }
+    let username = super::field(&f, "username").unwrap_or("");
+    let password = f.get("password").map(String::as_str).unwrap_or("");
+    if Some(password) != f.get("confirm").map(String::as_str) {
+        return render_setup(
+            &page,
+            Some(username),
+            Some("the two passwords differ"),
+            StatusCode::BAD_REQUEST,
+        );
+    }
+    match st
+        .auth
+        .initialize(username, password, super::field(&f, "email"), false)
+        .await
+    {
+        Ok((a, _)) => see_other(
+            "/repository",
+            &[(header::SET_COOKIE, session_cookie(&st, a.id))],
+        ),
+        Err(e) => {
+            let p = crate::error::Problem::from(e);
+            render_setup(
+                &page,
+                Some(username),
+                Some(&p.message),
+                StatusCode::from_u16(p.status).unwrap_or(StatusCode::BAD_REQUEST),
+            )
+        }
+    }
 }
 
 fn render(

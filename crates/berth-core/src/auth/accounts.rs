@@ -111,6 +111,19 @@ impl Auth {
         email: Option<&str>,
         superuser: bool,
     ) -> Result<Account> {
+        self.create_user_with(actor, username, password, email, superuser, false)
+            .await
+    }
+
+    async fn create_user_with(
+        &self,
+        actor: Option<&Actor>,
+        username: &str,
+        password: Option<&str>,
+        email: Option<&str>,
+        superuser: bool,
+        only_first_user: bool,
+    ) -> Result<Account> {
         check_namespace_name(username)?;
         if let Some(p) = password
             && p.len() < 8
@@ -129,10 +142,14 @@ impl Auth {
                 email,
                 password_hash: hash.as_deref(),
                 superuser,
+                only_first_user,
                 ..NewAccount::default()
             }, false)
             .await?
             .ok_or_else(|| {
+                if only_first_user {
+                    return Error::invalid("cannot initialize: the registry already has users");
+                }
                 Error::exists(format!(
                     "the name {username:?} (or the email) is already taken by a user, organization or robot"
                 ))
@@ -328,7 +345,7 @@ impl Auth {
             ));
         }
         let row = self
-            .create_user(None, username, Some(password), email, true)
+            .create_user_with(None, username, Some(password), email, true, true)
             .await?;
         let token = if with_token {
             let actor = self.actor(&row, "password");
@@ -354,6 +371,55 @@ impl Auth {
             account,
             locked_sources,
         })
+    }
+
+    /// A signed-in user changes their own password, proving they know the current one (a
+    /// stolen session alone cannot take the account). The check is a login: throttled, counted
+    /// and audited like one.
+    pub async fn change_own_password(
+        &self,
+        actor: &Actor,
+        current: &str,
+        new: &str,
+        ip: Option<&str>,
+    ) -> Result<()> {
+        let me = self.user(&actor.name).await?;
+        if me.id != actor.id || actor.kind != AccountKind::User {
+            return Err(Error::denied("only a user may change their own password"));
+        }
+        if !me.has_password {
+            return Err(Error::invalid(
+                "this account signs in through LDAP or an OIDC provider: change its password there",
+            ));
+        }
+        let ctx = super::login::LoginContext {
+            ip,
+            channel: "password_change",
+        };
+        match self.login(&actor.name, current, &ctx).await? {
+            Ok(_) => {}
+            Err(super::LoginError::Throttled { retry_after_s }) => {
+                return Err(Error::Throttled {
+                    retry_after_s,
+                    detail: format!("too many wrong passwords: try again in {retry_after_s} s"),
+                });
+            }
+            Err(_) => {
+                return Err(Error::denied(
+                    "the current password is not right: nothing was changed",
+                ));
+            }
+        }
+        self.update_user(
+            actor,
+            &actor.name,
+            &UserChanges {
+                password: Some(new),
+                ..UserChanges::default()
+            },
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Deletes a user (not an organization) on a superuser's behalf.
