@@ -22,6 +22,9 @@ struct App {
 
 const USER: &str = "alice";
 const PASSWORD: &str = "correct horse battery";
+/// A superuser (besides alice, who is not one).
+const ROOT: &str = "root";
+const ROOT_PASSWORD: &str = "root's own passphrase";
 
 async fn app() -> App {
     app_with(false).await
@@ -48,6 +51,9 @@ async fn app_with(first_user_setup: bool) -> App {
         auth.create_user(None, USER, Some(PASSWORD), None, false)
             .await
             .expect("create user");
+        auth.create_user(None, ROOT, Some(ROOT_PASSWORD), None, true)
+            .await
+            .expect("create superuser");
     }
     let state = AppState {
         registry,
@@ -479,6 +485,10 @@ fn form_body(fields: &[(&str, &str)]) -> Vec<u8> {
 
 /// Signs alice in through the form; answers the cookie header a browser would send then.
 async fn ui_sign_in(app: &App) -> String {
+    ui_sign_in_as(app, USER, PASSWORD).await
+}
+
+async fn ui_sign_in_as(app: &App, user: &str, password: &str) -> String {
     let r = app
         .send(Method::GET, "/signin", None, &[], Vec::new())
         .await;
@@ -497,8 +507,8 @@ async fn ui_sign_in(app: &App) -> String {
             ],
             form_body(&[
                 ("csrf", &token),
-                ("username", USER),
-                ("password", PASSWORD),
+                ("username", user),
+                ("password", password),
                 ("next", "/repository"),
             ]),
         )
@@ -521,7 +531,11 @@ struct Browser<'a> {
 
 impl<'a> Browser<'a> {
     async fn sign_in(app: &'a App) -> Browser<'a> {
-        let cookie = ui_sign_in(app).await;
+        Browser::sign_in_as(app, USER, PASSWORD).await
+    }
+
+    async fn sign_in_as(app: &'a App, user: &str, password: &str) -> Browser<'a> {
+        let cookie = ui_sign_in_as(app, user, password).await;
         let mut b = Browser {
             app,
             cookie,
@@ -1079,4 +1093,141 @@ async fn first_user_setup_creates_a_superuser_once_and_signs_it_in() {
         v2_login(&app, "mallory", pw).await,
         StatusCode::UNAUTHORIZED
     );
+}
+
+#[tokio::test]
+async fn a_repository_log_shows_its_entries_per_day_and_exports_them() {
+    let app = app().await;
+    let bearer = app.token("repository:alice/app:pull,push").await;
+    app.push(&bearer, "alice/app", "v1").await;
+    let b = Browser::sign_in(&app).await;
+    let page = b.get("/repository/alice/app?tab=logs").await;
+    assert!(
+        page.contains("<svg") && page.contains("Log entries per day"),
+        "{page}"
+    );
+    assert!(page.contains("create_repo"), "{page}");
+    assert!(page.contains("push_repo"), "{page}");
+    let filtered = b
+        .get("/repository/alice/app?tab=logs&kind=create_repo")
+        .await;
+    assert!(filtered.contains("1 entry from"), "{filtered}");
+    assert!(!filtered.contains("<code>push_repo</code>"), "{filtered}");
+
+    let r = b
+        .get_response("/repository/alice/app?tab=logs&format=csv")
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(header_of(&r, "content-type").starts_with("text/csv"));
+    assert!(header_of(&r, "content-disposition").starts_with("attachment"));
+    let csv = text(r).await;
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("id,time,kind,performer,performer_kind,namespace,repository,ip,metadata")
+    );
+    assert!(
+        csv.lines().any(|l| l.contains(",push_repo,alice,")),
+        "{csv}"
+    );
+    let jsonl = text(
+        b.get_response("/repository/alice/app?tab=logs&format=jsonl")
+            .await,
+    )
+    .await;
+    let kinds: Vec<String> = jsonl
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("a JSON line");
+            v["kind"].as_str().expect("kind").to_string()
+        })
+        .collect();
+    assert!(kinds.contains(&"create_repo".to_string()), "{kinds:?}");
+    assert_eq!(kinds.len(), csv.lines().count() - 1, "the same entries");
+
+    // Quay's aggregated logs count the same entries.
+    let r = app
+        .send(
+            Method::GET,
+            "/api/v1/repository/alice/app/aggregatelogs",
+            Some(&basic()),
+            &[],
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let v = json(r).await;
+    let counted: i64 = v["aggregated"]
+        .as_array()
+        .expect("aggregated")
+        .iter()
+        .map(|c| c["count"].as_i64().expect("count"))
+        .sum();
+    assert_eq!(counted as usize, kinds.len(), "{v}");
+
+    let r = b
+        .get_response("/repository/alice/app?tab=logs&from=yesterday")
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(text(r).await.contains("is not a date"));
+}
+
+#[tokio::test]
+async fn the_superuser_panel_manages_users_but_not_its_own_lockout() {
+    let app = app().await;
+    let b = Browser::sign_in(&app).await;
+    let r = b.get_response("/superuser").await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "alice is no superuser");
+    let (s, _, _) = b.post("/superuser/gc", &[]).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    let root = Browser::sign_in_as(&app, ROOT, ROOT_PASSWORD).await;
+    let page = root.get("/superuser").await;
+    assert!(
+        page.contains("Disable alice") && page.contains("Create a user"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("Disable root"),
+        "no button shuts oneself out: {page}"
+    );
+    let (s, _, body) = root.post("/superuser/users/root/disable", &[]).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("ask another superuser"), "{body}");
+    let (s, _, _) = root.post("/superuser/users/root/delete", &[]).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    let (s, to, _) = root.post("/superuser/users/alice/disable", &[]).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(to, "/superuser?tab=users");
+    assert_eq!(
+        v2_login(&app, USER, PASSWORD).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(root.get("/superuser").await.contains("Enable alice"));
+    let (s, _, _) = root.post("/superuser/users/alice/enable", &[]).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+
+    let (s, _, body) = root
+        .post(
+            "/superuser/users",
+            &[("username", "carol"), ("password", "carol's password")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
+    assert_eq!(
+        v2_login(&app, "carol", "carol's password").await,
+        StatusCode::OK
+    );
+
+    let (s, to, _) = root.post("/superuser/gc", &[]).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let storage = root.get(&to).await;
+    assert!(storage.contains("Runs</dt><dd>1<"), "{storage}");
+    assert!(
+        storage.contains("Database</dt><dd><span class=\"yes\">ok"),
+        "{storage}"
+    );
+    let logs = root.get("/superuser?tab=logs&kind=gc_run").await;
+    assert!(logs.contains("1 entry from"), "{logs}");
 }

@@ -85,4 +85,26 @@ impl Db {
         .fetch_all(&self.pool)
         .await?)
     }
+
+    /// How many entries matching `q` (its `before_id` and `limit` ignored) each day (UTC
+    /// midnight, milliseconds) saw of each kind, oldest day first.
+    pub async fn audit_counts(&self, q: &AuditQuery<'_>) -> Result<Vec<(i64, String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT (at / 86400000) * 86400000 AS day, kind, COUNT(*) AS n
+             FROM audit_log
+             WHERE at >= $1 AND at < $2
+               AND ($3 = '' OR namespace = $3) AND ($4 = '' OR repository = $4)
+               AND ($5 = '' OR performer = $5) AND ($6 = '' OR kind = $6)
+             GROUP BY (at / 86400000) * 86400000, kind
+             ORDER BY day, kind",
+        )
+        .bind(q.from)
+        .bind(q.to)
+        .bind(q.namespace.unwrap_or(""))
+        .bind(q.repository.unwrap_or(""))
+        .bind(q.performer.unwrap_or(""))
+        .bind(q.kind.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await?)
+    }
 }

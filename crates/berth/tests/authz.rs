@@ -301,31 +301,34 @@ const OPS: &[&str] = &[
     "ui create repo",    // 25 POST /repository (acme/ui-<role>)
     "ui own settings",   // 26 GET /user/<self>?tab=settings shows the password form
     "ui other's token",  // 27 POST /user/bystander/tokens (mint a token for someone else)
+    "ui repo logs",      // 28 GET /repository/acme/app?tab=logs&format=csv (the export)
+    "ui superuser",      // 29 GET /superuser?tab=users
+    "api aggregatelogs", // 30 GET /api/v1/repository/acme/app/aggregatelogs
 ];
 
 /// Expected outcome per caller: one character per operation above, Y = allowed, . = denied.
-/// The UI columns (20-27) need a browser session, which only a user's password opens: robots
+/// The UI columns (20-29) need a browser session, which only a user's password opens: robots
 /// and registry JWTs have none.
-///                       0         1         2
-///                       0123456789012345678901234567
+///                       0         1         2         3
+///                       0123456789012345678901234567890
 #[rustfmt::skip]
 const MATRIX: &[(&str, &str)] = &[
-    ("anonymous",        ".......Y..........Y........."),
-    ("outsider",         ".......Y..........Y.......Y."),
-    ("reader",           "YYY....YYY........Y.Y.....Y."),
-    ("writer",           "YYYYYY.YYY........Y.YY....Y."),
-    ("repoadmin",        "YYYYYY.YYYYYY.....Y.YY.YY.Y."),
-    ("team-member",      "YYY....YYY......Y.Y.Y.....Y."),
-    ("team-creator",     "......YY........YYY......YY."),
-    ("team-admin",       "YYYYYYYYYYYYYYY.YYY.YYYYYYY."),
-    ("robot-write",      "YYYYYY.YY..................."),
-    ("robot-none",       ".......Y...................."),
-    ("superuser",        "YYYYYYYYYYYYYYYYYYYYYYYYYYY."),
-    ("locked",           "............................"),
-    ("jwt-expired",      "............................"),
-    ("jwt-forged",       "............................"),
-    ("jwt-alg-none",     "............................"),
-    ("jwt-wrong-scope",  "............................"),
+    ("anonymous",        ".......Y..........Y............"),
+    ("outsider",         ".......Y..........Y.......Y...."),
+    ("reader",           "YYY....YYY........Y.Y.....Y...."),
+    ("writer",           "YYYYYY.YYY........Y.YY....Y...."),
+    ("repoadmin",        "YYYYYY.YYYYYY.....Y.YY.YY.Y.Y.Y"),
+    ("team-member",      "YYY....YYY......Y.Y.Y.....Y...."),
+    ("team-creator",     "......YY........YYY......YY...."),
+    ("team-admin",       "YYYYYYYYYYYYYYY.YYY.YYYYYYY.Y.Y"),
+    ("robot-write",      "YYYYYY.YY......................"),
+    ("robot-none",       ".......Y......................."),
+    ("superuser",        "YYYYYYYYYYYYYYYYYYYYYYYYYYY.YYY"),
+    ("locked",           "..............................."),
+    ("jwt-expired",      "..............................."),
+    ("jwt-forged",       "..............................."),
+    ("jwt-alg-none",     "..............................."),
+    ("jwt-wrong-scope",  "..............................."),
 ];
 
 struct World {
@@ -641,7 +644,8 @@ async fn run(c: &Client, w: &World, role: &str, cred: &Cred, op: usize) -> (bool
         ),
         18 => outcome(&c.api("GET", "/api/v1/repository/acme/pub", cred, None).await, &[200]),
         19 => outcome(&c.api("GET", "/metrics", cred, None).await, &[200]),
-        20..=27 => {
+        30 => outcome(&c.api("GET", "/api/v1/repository/acme/app/aggregatelogs", cred, None).await, &[200]),
+        20..=29 => {
             let Some((cookie, csrf)) = c.ui_session(cred).await else {
                 return (false, "no browser session".into());
             };
@@ -669,16 +673,20 @@ async fn run(c: &Client, w: &World, role: &str, cred: &Cred, op: usize) -> (bool
                     };
                     c.ui_get(&cookie, &format!("/user/{me}?tab=settings")).await
                 }
-                _ => {
+                27 => {
                     let f = [("title", "planted")];
                     c.ui_post(&cookie, &csrf, "/user/bystander/tokens", &f).await
                 }
+                28 => c.ui_get(&cookie, "/repository/acme/app?tab=logs&format=csv").await,
+                _ => c.ui_get(&cookie, "/superuser?tab=users").await,
             };
             let allowed = match op {
                 20 => status == 200 && body.contains(r#"href="/repository/acme/app/tag/v1""#),
                 // Done: back to the tag's history, the settings, the new repository, the token.
                 21 | 24 | 25 | 27 => status == 303,
                 26 => status == 200 && body.contains("Change password"),
+                28 => status == 200 && body.starts_with("id,time,kind,performer"),
+                29 => status == 200 && body.contains("Create a user"),
                 22 => status == 200 && body.contains("Create a robot account"),
                 _ => status == 200 && body.contains(r#"id="effective""#),
             };

@@ -35,7 +35,31 @@ pub fn routes() -> Vec<Route> {
             org_logs() -> Reply<LogPage>, query Q),
         route!(GET "/api/v1/superuser/logs", "The whole audit log", "super:user",
             all_logs() -> Reply<LogPage>, query Q),
+        route!(GET "/api/v1/repository/{repository}/aggregatelogs", "Entries per day and kind of a repository's audit log", "repo:admin",
+            repo_counts() -> Reply<Aggregated>, query AQ),
+        route!(GET "/api/v1/user/aggregatelogs", "Entries per day and kind of the calling user's audit log", "user:admin",
+            user_counts() -> Reply<Aggregated>, query AQ),
+        route!(GET "/api/v1/organization/{orgname}/aggregatelogs", "Entries per day and kind of an organization's audit log", "org:admin",
+            org_counts() -> Reply<Aggregated>, query AQ),
+        route!(GET "/api/v1/superuser/aggregatelogs", "Entries per day and kind of the whole audit log", "super:user",
+            all_counts() -> Reply<Aggregated>, query AQ),
     ]
+}
+
+const AQ: &[&str] = &["starttime", "endtime", "performer", "kind"];
+
+/// Quay's aggregated logs: how many entries of each kind each day of the range has.
+#[derive(Serialize, ToSchema)]
+pub struct Aggregated {
+    pub aggregated: Vec<AggregatedCount>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AggregatedCount {
+    pub kind: String,
+    pub count: i64,
+    /// HTTP date of the day (UTC midnight).
+    pub datetime: String,
 }
 
 /// A page of the audit log (`format=jsonl`: every entry of the range, one [`LogEntry`] a line).
@@ -99,6 +123,9 @@ impl LogEntry {
 
 const DAY_MS: i64 = 86_400_000;
 
+/// The most entries one export carries.
+pub const EXPORT_CAP: usize = 100_000;
+
 /// Milliseconds from MM/DD/YYYY (start of that day, UTC), RFC 3339, or Unix seconds.
 fn parse_time(s: &str) -> Option<i64> {
     if let Ok(secs) = s.parse::<i64>() {
@@ -158,19 +185,12 @@ async fn answer(st: &AppState, ctx: &Ctx, scope: LogScope<'_>) -> Res<Reply<LogP
     q.performer = ctx.q("performer").filter(|s| !s.is_empty());
     q.kind = ctx.q("kind").filter(|s| !s.is_empty());
     if ctx.q("format") == Some("jsonl") {
-        let mut out = String::new();
-        q.limit = 1000;
         // An export is bounded; narrow the time range for more.
-        for _ in 0..100 {
-            let rows = st.auth.audit_log(actor, scope, &q).await?;
-            for r in &rows {
-                out.push_str(&serde_json::to_string(&LogEntry::new(r)).unwrap_or_default());
-                out.push('\n');
-            }
-            match rows.last() {
-                Some(last) if rows.len() as i64 == q.limit => q.before_id = Some(last.id),
-                _ => break,
-            }
+        let (rows, _) = st.auth.audit_export(actor, scope, &q, EXPORT_CAP).await?;
+        let mut out = String::new();
+        for r in &rows {
+            out.push_str(&serde_json::to_string(&LogEntry::new(r)).unwrap_or_default());
+            out.push('\n');
         }
         return Ok(Reply::raw(
             (
@@ -200,6 +220,45 @@ async fn answer(st: &AppState, ctx: &Ctx, scope: LogScope<'_>) -> Res<Reply<LogP
         logs: rows.iter().map(LogEntry::new).collect(),
         next_page: rows.last().filter(|_| more).map(|l| l.id.to_string()),
     }))
+}
+
+async fn counts(st: &AppState, ctx: &Ctx, scope: LogScope<'_>) -> Res<Reply<Aggregated>> {
+    let actor = ctx.actor()?;
+    let (from, to) = range(ctx)?;
+    let q = AuditQuery {
+        from,
+        to,
+        performer: ctx.q("performer").filter(|s| !s.is_empty()),
+        kind: ctx.q("kind").filter(|s| !s.is_empty()),
+        ..AuditQuery::default()
+    };
+    let rows = st.auth.audit_counts(actor, scope, &q).await?;
+    Ok(Reply::new(Aggregated {
+        aggregated: rows
+            .into_iter()
+            .map(|c| AggregatedCount {
+                kind: c.kind,
+                count: c.count,
+                datetime: crate::auth::http_date(c.day),
+            })
+            .collect(),
+    }))
+}
+
+async fn repo_counts(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<Aggregated>> {
+    counts(&st, &ctx, LogScope::Repository(ctx.p("repository"))).await
+}
+
+async fn user_counts(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<Aggregated>> {
+    counts(&st, &ctx, LogScope::User).await
+}
+
+async fn org_counts(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<Aggregated>> {
+    counts(&st, &ctx, LogScope::Organization(ctx.p("orgname"))).await
+}
+
+async fn all_counts(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<Aggregated>> {
+    counts(&st, &ctx, LogScope::Everything).await
 }
 
 async fn repo_logs(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<LogPage>> {

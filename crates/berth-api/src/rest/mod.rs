@@ -16,7 +16,7 @@ mod body;
 mod entities;
 mod immutability;
 mod labels;
-mod logs;
+pub(crate) mod logs;
 mod openapi;
 mod orgs;
 mod placements;

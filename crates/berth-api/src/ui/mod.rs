@@ -11,10 +11,12 @@
 //! `web_login.rs`.
 
 mod csrf;
+mod logs;
 mod orgs;
 mod repos;
 mod settings;
 mod signin;
+mod superuser;
 mod user;
 
 use crate::AppState;
@@ -54,6 +56,9 @@ pub fn router() -> Router<Arc<AppState>> {
             get(orgs::organization).post(orgs::action),
         )
         .route("/user/{*path}", get(user::user).post(user::action))
+        .route("/superuser", get(superuser::panel))
+        .route("/superuser/", get(superuser::panel))
+        .route("/superuser/{*path}", axum::routing::post(superuser::action))
         .route("/static/{file}", get(asset))
 }
 
@@ -207,6 +212,7 @@ impl Page {
                         nav aria-label="Main" {
                             a href="/repository" { "Repositories" }
                             @if self.actor.is_some() { a href="/organization" { "Organizations" } }
+                            @if self.actor.as_ref().is_some_and(|a| a.superuser) { a href="/superuser" { "Superuser" } }
                         }
                         form.search role="search" method="get" action="/repository" {
                             label.visually-hidden for="site-search" { "Search repositories" }
@@ -464,6 +470,21 @@ pub async fn home(State(st): State<Arc<AppState>>, req: Request) -> Response {
             }
         },
     )
+}
+
+/// One CSV field, quoted when it needs to be; a leading `=`, `+`, `-` or `@` is prefixed with
+/// `'` so a spreadsheet does not run it as a formula.
+pub fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
 }
 
 /// A repository description in Markdown, as HTML: raw HTML in it is shown as text, and links

@@ -10,7 +10,7 @@ use axum::response::Response;
 use base64::Engine;
 use berth_core::Error;
 use berth_core::auth::Actor;
-use berth_core::auth::views::Listing;
+use berth_core::auth::views::{Listing, LogScope};
 use maud::{Markup, html};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -109,9 +109,26 @@ async fn org_page(st: &AppState, page: &Page, org: &str) -> Result<Response, Err
     let tab = match page.q("tab") {
         Some("teams") => "teams",
         Some("robots") if admin => "robots",
+        Some("logs") if admin => "logs",
         _ => "repos",
     };
+    if tab == "logs"
+        && let Some(r) = super::logs::export(st, page, LogScope::Organization(org)).await
+    {
+        return Ok(r);
+    }
     let body = match tab {
+        "logs" => {
+            let base = format!("/organization/{org}");
+            super::logs::section(
+                st,
+                page,
+                LogScope::Organization(org),
+                &base,
+                &[("tab", "logs")],
+            )
+            .await?
+        }
         "teams" => html! {
             table.list {
                 caption.visually-hidden { "Teams" }
@@ -208,6 +225,7 @@ async fn org_page(st: &AppState, page: &Page, org: &str) -> Result<Response, Err
     let mut tabs = vec![("repos", "Repositories"), ("teams", "Teams")];
     if admin {
         tabs.push(("robots", "Robot accounts"));
+        tabs.push(("logs", "Logs"));
     }
     Ok(page.render(
         StatusCode::OK,

@@ -7,7 +7,7 @@ use crate::AppState;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use berth_core::auth::views::Listing;
+use berth_core::auth::views::{Listing, LogScope};
 use berth_core::content::{Content, TagOrder, TagQuery, TagView};
 use berth_core::{Repository, TagFilter};
 use maud::{Markup, html};
@@ -261,7 +261,24 @@ async fn repo_page(st: &AppState, page: &Page, repo: &str) -> Response {
             Err(e) => page.error(e),
         };
     }
+    if tab == "logs"
+        && view.can_admin
+        && let Some(r) = super::logs::export(st, page, LogScope::Repository(repo)).await
+    {
+        return r;
+    }
     let body = match tab {
+        "logs" if view.can_admin => {
+            let base = format!("/repository/{repo}");
+            super::logs::section(
+                st,
+                page,
+                LogScope::Repository(repo),
+                &base,
+                &[("tab", "logs")],
+            )
+            .await
+        }
         "tags" => tags_tab(st, page, repo, view.can_write).await,
         "history" => history_tab(st, page, repo, view.can_write, view.window_s).await,
         "settings" if view.can_admin => super::settings::settings_tab(st, page, repo, &view).await,
@@ -279,6 +296,7 @@ async fn repo_page(st: &AppState, page: &Page, repo: &str) -> Response {
         ("history", "Tag history"),
     ];
     if view.can_admin {
+        tabs.push(("logs", "Logs"));
         tabs.push(("access", "Who has access"));
         tabs.push(("settings", "Settings"));
     }

@@ -2,7 +2,7 @@
 //! visibility, deletion) and the "Who has access" tab (every account's effective role and the
 //! rules that give it, also as CSV). Admins only; each door checks that itself.
 
-use super::{Page, field, link, see_other};
+use super::{Page, csv_field, field, link, see_other};
 use crate::AppState;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -184,21 +184,6 @@ fn kind_of(k: AccountKind) -> &'static str {
         AccountKind::Robot => "robot",
         AccountKind::Org => "organization",
         _ => "user",
-    }
-}
-
-/// One CSV field, quoted when it needs to be; a leading `=`, `+`, `-` or `@` is prefixed with
-/// `'` so a spreadsheet does not run it as a formula.
-fn csv_field(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@']) {
-        format!("'{s}")
-    } else {
-        s.to_string()
-    };
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
     }
 }
 

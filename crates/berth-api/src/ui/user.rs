@@ -10,7 +10,7 @@ use axum::response::Response;
 use berth_core::Error;
 use berth_core::auth::Actor;
 use berth_core::auth::accounts::UserChanges;
-use berth_core::auth::views::Listing;
+use berth_core::auth::views::{Listing, LogScope};
 use maud::{Markup, html};
 use std::sync::Arc;
 
@@ -43,15 +43,25 @@ async fn user_page(st: &AppState, page: &Page, name: &str) -> Result<Response, E
     let me = own(page, name);
     let tab = match page.q("tab") {
         Some("settings") if me.is_some() => "settings",
+        Some("logs") if me.is_some() => "logs",
         _ => "repos",
     };
-    let body = if let ("settings", Some(actor)) = (tab, me) {
-        settings(st, page, actor).await?
-    } else {
-        repos(st, page, name).await?
+    if tab == "logs"
+        && let Some(r) = super::logs::export(st, page, LogScope::User).await
+    {
+        return Ok(r);
+    }
+    let body = match (tab, me) {
+        ("settings", Some(actor)) => settings(st, page, actor).await?,
+        ("logs", Some(_)) => {
+            let base = format!("/user/{name}");
+            super::logs::section(st, page, LogScope::User, &base, &[("tab", "logs")]).await?
+        }
+        _ => repos(st, page, name).await?,
     };
     let mut tabs = vec![("repos", "Repositories")];
     if me.is_some() {
+        tabs.push(("logs", "Logs"));
         tabs.push(("settings", "Account settings"));
     }
     Ok(page.render(

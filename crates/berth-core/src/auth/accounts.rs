@@ -186,6 +186,12 @@ impl Auth {
                 "only a superuser may enable, disable or promote users",
             ));
         }
+        // A superuser cannot shut themself out: another superuser must do it.
+        if is_self && (c.enabled == Some(false) || c.superuser == Some(false) && actor.superuser) {
+            return Err(Error::invalid(
+                "you cannot disable your own account or drop your own superuser role: ask another superuser",
+            ));
+        }
         // Validate every change before applying any, so that a refused request changes nothing.
         if c.password.is_some_and(|p| p.len() < 8) {
             return Err(Error::invalid("the password must be at least 8 characters"));
@@ -425,7 +431,11 @@ impl Auth {
     /// Deletes a user (not an organization) on a superuser's behalf.
     pub async fn delete_user(&self, actor: &Actor, username: &str) -> Result<()> {
         super::authz::require_superuser(actor)?;
-        self.user(username).await?;
+        if self.user(username).await?.id == actor.id {
+            return Err(Error::invalid(
+                "you cannot delete your own account here: ask another superuser",
+            ));
+        }
         self.delete_namespace_account(actor, username).await
     }
 

@@ -24,6 +24,15 @@ pub enum LogScope<'a> {
     Everything,
 }
 
+/// How many entries of one kind a log has on one day ([`Auth::audit_counts`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditCount {
+    /// The day's start (UTC midnight), milliseconds.
+    pub day: i64,
+    pub kind: String,
+    pub count: i64,
+}
+
 /// A member of a team or an organization.
 #[derive(Debug, Clone)]
 pub struct Member {
@@ -682,20 +691,33 @@ impl Auth {
         scope: LogScope<'_>,
         q: &AuditQuery<'_>,
     ) -> Result<Vec<AuditRecord>> {
+        let mut name = String::new();
+        let q = self.scoped(actor, scope, q, &mut name).await?;
+        self.audit_page(&q).await
+    }
+
+    /// The scope's checked query (see [`Auth::audit_log`]): the filters with the scope's
+    /// namespace or repository put in, after the caller's right to read that log is checked.
+    async fn scoped<'q>(
+        &self,
+        actor: &'q Actor,
+        scope: LogScope<'q>,
+        q: &AuditQuery<'q>,
+        name: &'q mut String,
+    ) -> Result<AuditQuery<'q>> {
         let mut q = q.clone();
-        let name;
         match scope {
             LogScope::Repository(repo) => {
-                name = self
+                *name = self
                     .repo_with_role(Some(actor), repo, super::Role::Admin)
                     .await?
                     .name;
                 q.namespace = None;
-                q.repository = Some(&name);
+                q.repository = Some(name);
             }
             LogScope::Organization(org) => {
-                name = self.org_admin(actor, org).await?.name;
-                q.namespace = Some(&name);
+                *name = self.org_admin(actor, org).await?.name;
+                q.namespace = Some(name);
                 q.repository = None;
             }
             LogScope::User => {
@@ -713,7 +735,56 @@ impl Auth {
                 q.repository = None;
             }
         }
-        self.audit_page(&q).await
+        Ok(q)
+    }
+
+    /// Entries per day and kind of a log (Quay's aggregated logs), oldest day first: what the
+    /// reader of [`Auth::audit_log`] may read, counted by the database.
+    pub async fn audit_counts(
+        &self,
+        actor: &Actor,
+        scope: LogScope<'_>,
+        q: &AuditQuery<'_>,
+    ) -> Result<Vec<AuditCount>> {
+        let mut name = String::new();
+        let q = self.scoped(actor, scope, q, &mut name).await?;
+        self.audit.flush().await;
+        Ok(self
+            .db
+            .audit_counts(&q.db())
+            .await?
+            .into_iter()
+            .map(|(day, kind, count)| AuditCount { day, kind, count })
+            .collect())
+    }
+
+    /// Every entry of a log in the query's range, newest first, for an export: at most
+    /// `cap` entries; `true` with them if there were more (narrow the range for the rest).
+    pub async fn audit_export(
+        &self,
+        actor: &Actor,
+        scope: LogScope<'_>,
+        q: &AuditQuery<'_>,
+        cap: usize,
+    ) -> Result<(Vec<AuditRecord>, bool)> {
+        let mut name = String::new();
+        let mut q = self.scoped(actor, scope, q, &mut name).await?;
+        q.limit = 1000;
+        let mut out = Vec::new();
+        loop {
+            let rows = self.audit_page(&q).await?;
+            let full = rows.len() as i64 == q.limit;
+            q.before_id = rows.last().map(|r| r.id);
+            out.extend(rows);
+            if out.len() >= cap {
+                let more = out.len() > cap || full;
+                out.truncate(cap);
+                return Ok((out, more));
+            }
+            if !full {
+                return Ok((out, false));
+            }
+        }
     }
 
     /// A page of the audit log; buffered entries (pulls) are written first, so the page
