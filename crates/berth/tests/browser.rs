@@ -182,7 +182,9 @@ fn a_person_manages_the_registry_in_a_real_browser() {
         .env("USER_PASSWORD", PASSWORD)
         .env("DEMO_REPO", format!("{USER}/demo"))
         .env("MANY_REPO", format!("{USER}/many"))
-        .env("MANY_TAGS", n.to_string());
+        .env("MANY_TAGS", n.to_string())
+        .env("ADMIN_NAME", common::ADMIN_USER)
+        .env("ADMIN_PASS", common::ADMIN_PASSWORD);
     if let Some(dir) = std::env::var_os("UI_TEST_SCREENSHOTS") {
         std::fs::create_dir_all(&dir).expect("screenshot dir");
         cmd.env("SCREENSHOTS", dir);

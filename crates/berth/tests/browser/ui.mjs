@@ -145,6 +145,25 @@ try {
   const csv = await (await page.request.get("/repository/uiorg/app?tab=access&format=csv")).text();
   check(csv.includes("uiorg+deployer,robot,read,yes,no,no,granted read"), `CSV export:\n${csv}`);
 
+  step = "the repository's log shows what happened, with its chart";
+  await page.goto("/repository/uiorg/app?tab=logs");
+  await page.locator("#logs svg").waitFor();
+  await expectText(page, "create_repo");
+  await expectText(page, "change_repo_permission");
+  await audit(page, "repository logs");
+
+  step = "account settings: an app-specific token with its login line";
+  await page.getByRole("link", { name: user, exact: true }).click();
+  await page.waitForURL(`**/user/${user}?tab=settings`);
+  await audit(page, "account settings");
+  await page.getByLabel("Title of a new token").fill("laptop");
+  await page.getByRole("button", { name: "Create token" }).click();
+  await page.waitForURL(`**/user/${user}/tokens/**`);
+  const appToken = (await page.locator("#app-token").innerText()).trim();
+  check(appToken.length >= 32, `an app token, got ${JSON.stringify(appToken)}`);
+  await expectText(page, `podman login --tls-verify=false -u '${user}' -p '${appToken}'`);
+  await audit(page, "app token");
+
   step = "the pushed tag appears";
   await page.goto(`/repository/${demo}?tab=tags`);
   await page.getByRole("link", { name: "1.0", exact: true }).waitFor();
@@ -208,6 +227,29 @@ try {
   await page.goto(`/repository/${demo}?tab=tags`);
   await page.getByRole("link", { name: "1.0", exact: true }).waitFor();
 
+  step = "the superuser panel: users, logs, storage and garbage collection";
+  const suContext = await browser.newContext({ baseURL: base });
+  const su = await suContext.newPage();
+  su.setDefaultTimeout(15000);
+  await su.goto("/signin");
+  await su.getByLabel("Username").fill(process.env.ADMIN_NAME);
+  await su.getByLabel("Password").fill(process.env.ADMIN_PASS);
+  await su.getByRole("button", { name: "Sign in" }).click();
+  await su.waitForURL("**/repository");
+  await su.getByRole("link", { name: "Superuser" }).click();
+  await su.waitForURL("**/superuser");
+  await su.getByRole("button", { name: `Disable ${user}` }).waitFor();
+  await audit(su, "superuser users");
+  await su.getByRole("link", { name: "Storage and health" }).click();
+  await su.getByRole("button", { name: "Run garbage collection now" }).click();
+  await su.waitForURL(/tab=storage/);
+  await expectText(su, "Last run");
+  await audit(su, "superuser storage");
+  await su.goto("/superuser?tab=logs&kind=gc_run");
+  await expectText(su, "1 entry from");
+  await audit(su, "superuser logs");
+  await suContext.close();
+
   if (shots) {
     step = "screenshots";
     for (const scheme of ["light", "dark"]) {
@@ -228,6 +270,12 @@ try {
       await p.screenshot({ path: path.join(shots, `tag-${scheme}.png`), fullPage: true });
       await p.goto("/organization/uiorg?tab=teams");
       await p.screenshot({ path: path.join(shots, `organization-${scheme}.png`), fullPage: true });
+      await p.goto("/repository/uiorg/app?tab=access");
+      await p.screenshot({ path: path.join(shots, `access-${scheme}.png`), fullPage: true });
+      await p.goto("/repository/uiorg/app?tab=logs");
+      await p.screenshot({ path: path.join(shots, `logs-${scheme}.png`), fullPage: true });
+      await p.goto(`/user/${user}?tab=settings`);
+      await p.screenshot({ path: path.join(shots, `settings-${scheme}.png`), fullPage: true });
       await ctx.close();
     }
     const phone = await browser.newContext({ baseURL: base, viewport: { width: 390, height: 844 }, isMobile: true });
