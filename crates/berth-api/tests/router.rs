@@ -1231,3 +1231,20 @@ async fn the_superuser_panel_manages_users_but_not_its_own_lockout() {
     let logs = root.get("/superuser?tab=logs&kind=gc_run").await;
     assert!(logs.contains("1 entry from"), "{logs}");
 }
+
+#[tokio::test]
+async fn a_name_filter_matches_underscores_literally() {
+    let app = app().await;
+    let bearer = app.token("repository:alice/app:pull,push").await;
+    for tag in ["v1_2", "v1x2", "v1-2"] {
+        app.push(&bearer, "alice/app", tag).await;
+    }
+    let b = Browser::sign_in(&app).await;
+    let page = b.get("/repository/alice/app?tab=tags&filter=v1_2").await;
+    assert!(page.contains("1 tag containing"), "{page}");
+    assert!(page.contains("/tag/v1_2\""), "{page}");
+    let page = b.get("/repository/alice/app?tab=tags&filter=1").await;
+    assert!(page.contains("3 tags containing"), "{page}");
+    let page = b.get("/repository?filter=alice/a_p").await;
+    assert!(page.contains("No repository you may see matches"), "{page}");
+}

@@ -314,8 +314,10 @@ impl Db {
 
     /// Accounts whose name starts with `prefix` (autocomplete), robots only of `namespace`.
     pub async fn search_accounts(&self, prefix: &str, limit: i64) -> Result<Vec<AccountRow>> {
-        let pattern = format!("{}%", prefix.replace(['%', '_'], ""));
-        let sql = format!("SELECT {COLS} FROM accounts WHERE name LIKE $1 ORDER BY name LIMIT $2");
+        let pattern = format!("{}%", crate::escape_like(prefix));
+        let sql = format!(
+            "SELECT {COLS} FROM accounts WHERE name LIKE $1 ESCAPE '!' ORDER BY name LIMIT $2"
+        );
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(pattern)
             .bind(limit)

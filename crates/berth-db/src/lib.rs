@@ -70,13 +70,25 @@ pub enum DbError {
     UnsupportedUri(String),
 }
 
-/// The `LIKE` pattern of names containing `text`, with `%` and `_` dropped from the text so they
-/// cannot act as wildcards (a text with `_` therefore finds no name that has it: an `ESCAPE`
-/// clause would be the fix); `''` for no text, which the queries read as "no filter".
+/// The `LIKE … ESCAPE '!'` pattern of names containing `text` literally (its `%`, `_` and `!`
+/// escaped, so `v1_2` finds `v1_2` and not `v1x2`); `''` for no text, which the queries read
+/// as "no filter". Every query using it says `ESCAPE '!'`.
 pub(crate) fn contains_pattern(text: Option<&str>) -> String {
     text.filter(|c| !c.is_empty())
-        .map(|c| format!("%{}%", c.replace(['%', '_'], "")))
+        .map(|c| format!("%{}%", escape_like(c)))
         .unwrap_or_default()
+}
+
+/// `text` with the `LIKE` wildcards and the escape character `!` escaped by `!`.
+pub(crate) fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        if matches!(ch, '!' | '%' | '_') {
+            out.push('!');
+        }
+        out.push(ch);
+    }
+    out
 }
 
 impl DbError {

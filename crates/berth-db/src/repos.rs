@@ -141,7 +141,7 @@ impl Db {
         let sql = format!(
             "SELECT {REPO_COLS} FROM repositories r JOIN namespaces n ON n.id = r.namespace_id
              WHERE r.name > $1 AND r.deleted_at IS NULL AND ($6 = '' OR n.name = $6)
-               AND ($8 = '' OR r.name LIKE $8) AND (
+               AND ($8 = '' OR r.name LIKE $8 ESCAPE '!') AND (
                (r.visibility = 'public' AND $2 = 1)
                OR $3 = 1
                OR n.name = $4

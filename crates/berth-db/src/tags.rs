@@ -63,7 +63,7 @@ impl Db {
                       WHERE r.manifest_id = m.id AND r.kind = 'layer') AS size,
                     t.immutable
              FROM tags t LEFT JOIN manifests m ON m.repo_id = t.repo_id AND m.digest = t.manifest_digest
-             WHERE t.repo_id = $1 AND ($2 = '' OR t.name = $2) AND ($3 = '' OR t.name LIKE $3)
+             WHERE t.repo_id = $1 AND ($2 = '' OR t.name = $2) AND ($3 = '' OR t.name LIKE $3 ESCAPE '!')
                AND ($4 = 0 OR (t.end_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $5)))
                AND ($8 = '' OR EXISTS (SELECT 1 FROM manifest_labels l WHERE l.manifest_id = m.id
                                         AND l.key = $8 AND ($9 = 0 OR l.value = $10)))
@@ -110,7 +110,7 @@ impl Db {
                     t.immutable
              FROM tags t LEFT JOIN manifests m ON m.repo_id = t.repo_id AND m.digest = t.manifest_digest
              WHERE t.repo_id = $1 AND t.end_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2)
-               AND ($3 = '' OR t.name LIKE $3) AND {keyset}
+               AND ($3 = '' OR t.name LIKE $3 ESCAPE '!') AND {keyset}
              ORDER BY {sort} LIMIT $4"
         );
         let q = sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -133,7 +133,7 @@ impl Db {
         let like = crate::contains_pattern(contains);
         Ok(sqlx::query_scalar(
             "SELECT COUNT(*) FROM tags WHERE repo_id = $1 AND end_at IS NULL
-               AND (expires_at IS NULL OR expires_at > $2) AND ($3 = '' OR name LIKE $3)",
+               AND (expires_at IS NULL OR expires_at > $2) AND ($3 = '' OR name LIKE $3 ESCAPE '!')",
         )
         .bind(repo_id)
         .bind(now_ms())
