@@ -1248,3 +1248,127 @@ async fn a_name_filter_matches_underscores_literally() {
     let page = b.get("/repository?filter=alice/a_p").await;
     assert!(page.contains("No repository you may see matches"), "{page}");
 }
+
+#[tokio::test]
+async fn bulk_deletion_previews_what_goes_and_what_immutability_keeps() {
+    let app = app().await;
+    let bearer = app.token("repository:alice/bulk:pull,push").await;
+    for i in 0..24 {
+        app.push(&bearer, "alice/bulk", &format!("a{i:02}")).await;
+    }
+    let b = Browser::sign_in(&app).await;
+    // Freeze one tag from its page.
+    let (s, to, body) = b
+        .post(
+            "/repository/alice/bulk/tag/a05/immutable",
+            &[("immutable", "true")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
+    assert_eq!(to, "/repository/alice/bulk/tag/a05");
+    assert!(b.get(&to).await.contains("Make mutable"));
+
+    let page = b
+        .get("/repository/alice/bulk?tab=tags&filter=a0&confirm=delete&all=1")
+        .await;
+    assert!(page.contains("Delete 9 tags?"), "{page}");
+    assert!(page.contains("1 immutable tag stays"), "{page}");
+    assert!(page.contains("restorable"), "{page}");
+    assert!(
+        b.get("/repository/alice/bulk?tab=tags")
+            .await
+            .contains("24 tags"),
+        "a preview changes nothing"
+    );
+    let (s, to, body) = b
+        .post(
+            "/repository/alice/bulk/tags/delete",
+            &[("all", "1"), ("filter", "a0")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
+    assert_eq!(to, "/repository/alice/bulk?tab=history");
+    assert!(
+        b.get("/repository/alice/bulk?tab=tags")
+            .await
+            .contains("15 tags")
+    );
+    let history = b.get(&to).await;
+    assert!(history.contains("Restore a01 to this"), "{history}");
+
+    // Selected tags: only those.
+    let page = b
+        .get("/repository/alice/bulk?tab=tags&confirm=delete&tag=a10&tag=a11")
+        .await;
+    assert!(page.contains("Delete 2 tags?"), "{page}");
+    let (s, _, _) = b
+        .post(
+            "/repository/alice/bulk/tags/delete",
+            &[("tag", "a10"), ("tag", "a11")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert!(
+        b.get("/repository/alice/bulk?tab=tags")
+            .await
+            .contains("13 tags")
+    );
+    let logs = b
+        .get("/repository/alice/bulk?tab=logs&kind=delete_tag")
+        .await;
+    assert!(
+        logs.contains("11 entries from"),
+        "one entry per tag: {logs}"
+    );
+
+    // Another tag on a manifest, and an expiry set and cleared from the tag page.
+    let (s, to, _) = b
+        .post(
+            "/repository/alice/bulk/tag/a20/retag",
+            &[("name", "stable")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(to, "/repository/alice/bulk/tag/stable");
+    let a20 = b.get("/repository/alice/bulk/tag/a20").await;
+    let stable = b.get(&to).await;
+    let digest_of = |p: &str| {
+        let at = p.find("<dt>Digest</dt><dd><code>").expect("digest") + 25;
+        p[at..at + 71].to_string()
+    };
+    assert_eq!(digest_of(&a20), digest_of(&stable));
+    let tomorrow = berth_core::now_ms() + 2 * 86_400_000;
+    let day = humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(tomorrow as u64),
+    )
+    .to_string()[..10]
+        .to_string();
+    let (s, _, body) = b
+        .post(
+            "/repository/alice/bulk/tag/stable/expiry",
+            &[("expires", &day)],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
+    assert!(
+        b.get("/repository/alice/bulk/tag/stable")
+            .await
+            .contains(&format!("{day}T00:00:00Z"))
+    );
+    let (s, _, _) = b
+        .post("/repository/alice/bulk/tag/stable/expiry", &[])
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert!(
+        b.get("/repository/alice/bulk/tag/stable")
+            .await
+            .contains("<dt>Expires</dt><dd>never")
+    );
+    let (s, _, body) = b
+        .post(
+            "/repository/alice/bulk/tag/stable/expiry",
+            &[("expires", "2001-01-01")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+}

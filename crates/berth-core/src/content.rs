@@ -10,6 +10,7 @@ use crate::caller::Caller;
 use crate::{Error, Label, Missing, Registry, Repository, Result, Tag, TagFilter};
 use berth_oci::{Digest, Reference, RepoName};
 
+pub use crate::tags::{BulkTags, TagSelection};
 pub use berth_db::TagOrder;
 
 /// The content use cases over one registry and its access rule. Cheap: make one per request.
@@ -208,6 +209,24 @@ impl<'a> Content<'a> {
             .collect())
     }
 
+    /// One live tag, for readers; NotFound (saying where to look) if it has none now.
+    pub async fn live_tag(&self, actor: Option<&Actor>, repo: &str, tag: &str) -> Result<TagView> {
+        let f = TagFilter {
+            name: Some(tag),
+            only_active: true,
+            ..TagFilter::default()
+        };
+        self.tags(actor, repo, &f, 0, 1)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                Error::not_found(format!(
+                    "{repo} has no tag {tag:?} now; its tag history may show where it pointed"
+                ))
+            })
+    }
+
     /// A page of a repository's live tags, for readers: keyset-paged on the live-tag index, so
     /// any page of 100,000 tags costs what the first does.
     pub async fn live_tags(
@@ -307,6 +326,36 @@ impl<'a> Content<'a> {
                 } => Error::not_found(format!("{name} has no tag {tag}")),
                 other => other,
             })
+    }
+
+    /// What deleting `selection` would do, for writers: the tags it ends and those immutability
+    /// keeps. Nothing changes.
+    pub async fn preview_tag_deletion(
+        &self,
+        actor: &Actor,
+        repo: &str,
+        selection: &TagSelection<'_>,
+    ) -> Result<BulkTags> {
+        let (_, name) = self.open(Some(actor), repo, Role::Write).await?;
+        self.registry.tags_selected(&name, selection).await
+    }
+
+    /// Deletes every deletable tag of `selection` in one transaction, for writers; answers what
+    /// it ended and what it kept. Each ended tag stays restorable within the window.
+    pub async fn delete_tags(
+        &self,
+        caller: Caller<'_>,
+        repo: &str,
+        selection: &TagSelection<'_>,
+    ) -> Result<BulkTags> {
+        let (_, name) = self.open(Some(caller.actor), repo, Role::Write).await?;
+        let sel = self.registry.tags_selected(&name, selection).await?;
+        if !sel.deletable.is_empty() {
+            self.registry
+                .tags_end(&caller.who(), &name, &sel.deletable)
+                .await?;
+        }
+        Ok(sel)
     }
 
     /// Points a tag back at a manifest it pointed at within the window, for writers.

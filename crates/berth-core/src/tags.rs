@@ -9,6 +9,22 @@ use crate::{Error, Registry, Result};
 use berth_db::{AuditRow, now_ms};
 use berth_oci::{Digest, RepoName, Tag};
 
+/// Which live tags a bulk action is about.
+#[derive(Debug, Clone, Copy)]
+pub enum TagSelection<'a> {
+    /// These names (those not live are left out).
+    Names(&'a [String]),
+    /// Every live tag whose name contains the text (all of them with `None`).
+    Matching(Option<&'a str>),
+}
+
+/// The live tags of a selection: those a deletion ends, and those immutability keeps.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BulkTags {
+    pub deletable: Vec<String>,
+    pub protected: Vec<String>,
+}
+
 fn tag_name(tag: &str) -> Result<Tag> {
     tag.parse().map_err(|e: berth_oci::name::NameError| {
         Error::invalid(format!("invalid tag {tag:?}: {}", e.0))
@@ -109,6 +125,65 @@ impl Registry {
     }
 
     /// The id of an existing repository; `NAME_UNKNOWN` otherwise.
+    /// The live tags a bulk deletion of `selection` would end, and those it must keep
+    /// (immutable by their flag or a policy), each by name.
+    pub(crate) async fn tags_selected(
+        &self,
+        repo: &RepoName,
+        selection: &TagSelection<'_>,
+    ) -> Result<BulkTags> {
+        let repo_id = self.repo_id_of(repo).await?;
+        let contains = match selection {
+            TagSelection::Matching(c) => *c,
+            TagSelection::Names(_) => None,
+        };
+        let rules = self.immutability_rules(repo).await?;
+        let mut out = BulkTags::default();
+        let wanted: Option<std::collections::HashSet<&str>> = match selection {
+            TagSelection::Names(n) => Some(n.iter().map(String::as_str).collect()),
+            TagSelection::Matching(_) => None,
+        };
+        for (name, immutable) in self.db.live_tag_names(repo_id, contains).await? {
+            if wanted.as_ref().is_some_and(|w| !w.contains(name.as_str())) {
+                continue;
+            }
+            if immutable || rules.protects(&name) {
+                out.protected.push(name);
+            } else {
+                out.deletable.push(name);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Ends `names` in one transaction with one `delete_tag` audit entry each (each stays
+    /// restorable within the window, like a single deletion). Immutability is the caller's
+    /// check ([`Registry::tags_selected`]); the count of tags ended.
+    pub(crate) async fn tags_end(
+        &self,
+        who: &Who,
+        repo: &RepoName,
+        names: &[String],
+    ) -> Result<u64> {
+        let repo_id = self.repo_id_of(repo).await?;
+        let mut w = self.db.write().await?;
+        let ended = self.db.end_tags(&mut w, repo_id, names).await?;
+        let rows: Vec<AuditRow> = names
+            .iter()
+            .map(|t| {
+                who.entry("delete_tag")
+                    .meta(serde_json::json!({"tag": t, "bulk": true}))
+                    .repo(repo.as_str())
+                    .row()
+            })
+            .collect();
+        for chunk in rows.chunks(500) {
+            self.db.insert_audit_in(&mut w, chunk).await?;
+        }
+        w.commit().await?;
+        Ok(ended)
+    }
+
     pub(crate) async fn repo_id_of(&self, repo: &RepoName) -> Result<i64> {
         self.db.repo_id(repo.as_str()).await?.ok_or_else(|| {
             Error::missing(Missing::Repository, format!("repository {repo} not found"))

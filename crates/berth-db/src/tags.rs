@@ -128,6 +128,49 @@ impl Db {
         Ok(q.fetch_all(&self.pool).await?)
     }
 
+    /// Every live tag's name (containing `contains`, if given) and its own immutable flag,
+    /// by name.
+    pub async fn live_tag_names(
+        &self,
+        repo_id: i64,
+        contains: Option<&str>,
+    ) -> Result<Vec<(String, bool)>> {
+        let like = crate::contains_pattern(contains);
+        let rows: Vec<(String, IntBool)> = sqlx::query_as(
+            "SELECT name, immutable FROM tags WHERE repo_id = $1 AND end_at IS NULL
+               AND (expires_at IS NULL OR expires_at > $2) AND ($3 = '' OR name LIKE $3 ESCAPE '!')
+             ORDER BY name",
+        )
+        .bind(repo_id)
+        .bind(now_ms())
+        .bind(like)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(n, i)| (n, i.into())).collect())
+    }
+
+    /// Ends the live tags `names` inside `w` (one transaction for all); how many it ended.
+    pub async fn end_tags(&self, w: &mut WriteTx, repo_id: i64, names: &[String]) -> Result<u64> {
+        self.lock_repo(w, repo_id).await?;
+        let now = now_ms();
+        let mut ended = 0;
+        for name in names {
+            ended += sqlx::query(
+                "UPDATE tags SET end_at = $1 WHERE repo_id = $2 AND name = $3 AND end_at IS NULL",
+            )
+            .bind(now)
+            .bind(repo_id)
+            .bind(name)
+            .execute(&mut *w.tx)
+            .await?
+            .rows_affected();
+        }
+        if ended > 0 {
+            self.mark_gc_due(w, repo_id).await?;
+        }
+        Ok(ended)
+    }
+
     /// How many live tags a repository has (whose names contain `contains`, if given).
     pub async fn live_tag_count(&self, repo_id: i64, contains: Option<&str>) -> Result<i64> {
         let like = crate::contains_pattern(contains);

@@ -4,7 +4,7 @@
 //! and CSV or JSON-lines export of the range. The doors are `Auth::audit_log`,
 //! `audit_counts` and `audit_export`, which check the caller's right to each log.
 
-use super::{Page, csv_field, iso, link};
+use super::{Page, csv_field, iso, link, parse_day};
 use crate::AppState;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -17,12 +17,6 @@ const DAY_MS: i64 = 86_400_000;
 const PAGE: i64 = 50;
 /// Longest range a chart draws.
 const MAX_DAYS: i64 = 366;
-
-/// `YYYY-MM-DD` (a date input's value): that day's start, UTC.
-fn parse_day(s: &str) -> Option<i64> {
-    let t = humantime::parse_rfc3339_weak(&format!("{s}T00:00:00Z")).ok()?;
-    i64::try_from(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis()).ok()
-}
 
 fn day_of(ms: i64) -> String {
     iso(ms).chars().take(10).collect()

@@ -98,6 +98,8 @@ pub struct Page {
     /// `--tls-verify=false` and the like where the registry is plain HTTP.
     pub plain_http: bool,
     pub query: HashMap<String, String>,
+    /// The query string as sent (for parameters that repeat).
+    pub raw_query: String,
     pub path: String,
     /// The request came from htmx (it wants the fragment, not the whole page).
     pub fragment: bool,
@@ -118,6 +120,7 @@ impl Page {
             .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
             .unwrap_or_default();
         let path = req.uri().path().to_string();
+        let raw_query = req.uri().query().unwrap_or("").to_string();
         let ip = crate::auth::client_ip(req);
         async move {
             let actor = crate::web_login::session_actor(st, &headers, &axum::http::Method::GET)
@@ -137,6 +140,7 @@ impl Page {
                 host,
                 plain_http: base.starts_with("http://"),
                 query,
+                raw_query,
                 path,
                 fragment: headers.contains_key("hx-request") && !headers.contains_key("hx-boosted"),
                 ip,
@@ -150,6 +154,14 @@ impl Page {
             .get(name)
             .map(String::as_str)
             .filter(|v| !v.is_empty())
+    }
+
+    /// Every value of a repeated query parameter, in order.
+    pub fn q_all(&self, name: &str) -> Vec<String> {
+        form_urlencoded::parse(self.raw_query.as_bytes())
+            .filter(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.into_owned())
+            .collect()
     }
 
     /// The page's answer: the whole document, or only `main` for an htmx swap.
@@ -357,6 +369,12 @@ pub fn size(bytes: i64) -> String {
     }
 }
 
+/// `YYYY-MM-DD` (a date input's value): that day's start, UTC.
+pub fn parse_day(s: &str) -> Option<i64> {
+    let t = humantime::parse_rfc3339_weak(&format!("{s}T00:00:00Z")).ok()?;
+    i64::try_from(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis()).ok()
+}
+
 /// The time, exact (RFC 3339, UTC), for a `datetime` or `title` attribute.
 pub fn iso(ms: i64) -> String {
     humantime::format_rfc3339_seconds(
@@ -403,8 +421,22 @@ pub async fn checked_form(
     page: &Page,
     req: Request,
 ) -> Result<HashMap<String, String>, Response> {
-    let (headers, f) = form(req).await?;
-    csrf::check(st, &headers, f.get("csrf").map(String::as_str))
+    Ok(checked_form_all(st, page, req).await?.into_iter().collect())
+}
+
+/// [`checked_form`] keeping every field in order, repeated names included (checkboxes).
+pub async fn checked_form_all(
+    st: &AppState,
+    page: &Page,
+    req: Request,
+) -> Result<Vec<(String, String)>, Response> {
+    let headers = req.headers().clone();
+    let bytes = axum::body::to_bytes(req.into_body(), 256 * 1024)
+        .await
+        .map_err(|_| (StatusCode::PAYLOAD_TOO_LARGE, "form too large").into_response())?;
+    let f: Vec<(String, String)> = form_urlencoded::parse(&bytes).into_owned().collect();
+    let token = f.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v.as_str());
+    csrf::check(st, &headers, token)
         .map_err(|r| page.error(berth_core::Error::denied(r.message())))?;
     Ok(f)
 }

@@ -8,7 +8,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use berth_core::auth::views::{Listing, LogScope};
-use berth_core::content::{Content, TagOrder, TagQuery, TagView};
+use berth_core::content::{Content, TagChange, TagOrder, TagQuery, TagSelection, TagView};
 use berth_core::{Repository, TagFilter};
 use maud::{Markup, html};
 use std::sync::Arc;
@@ -382,6 +382,11 @@ fn tag_row(page: &Page, repo: &str, v: &TagView, can_write: bool) -> Markup {
         .unwrap_or_else(|| digest.clone());
     html! {
         tr {
+            @if can_write {
+                td.select {
+                    input type="checkbox" name="tag" value=(t.name) form="bulk" aria-label={ "Select " (t.name) };
+                }
+            }
             th scope="row" { a href={ "/repository/" (repo) "/tag/" (url_encode(&t.name)) } { (t.name) } }
             td { code title=(digest) { (short) } }
             td { @if let Some(s) = t.size { (size(s)) } @else { span.muted { "index" } } }
@@ -427,6 +432,11 @@ async fn tags_tab(
     } else {
         "name"
     };
+    let confirm = if can_write && page.q("confirm") == Some("delete") {
+        Some(confirm_deletion(st, page, repo, filter).await?)
+    } else {
+        None
+    };
     let at = |after: &str| {
         link(
             &format!("/repository/{repo}"),
@@ -455,9 +465,22 @@ async fn tags_tab(
                 }
                 button type="submit" { "Apply" }
             }
+            @if let Some(c) = confirm { (c) }
             p.count role="status" {
                 (tags.total) " " @if tags.total == 1 { "tag" } @else { "tags" }
                 @if let Some(f) = filter { " containing “" (f) "”" }
+            }
+            @if can_write && tags.total > 0 {
+                form #bulk .bulk method="get" action={ "/repository/" (repo) } {
+                    input type="hidden" name="tab" value="tags";
+                    input type="hidden" name="confirm" value="delete";
+                    @if let Some(f) = filter { input type="hidden" name="filter" value=(f); }
+                    button type="submit" { "Delete selected…" }
+                    " "
+                    a.button href=(link(&format!("/repository/{repo}"), &[("tab", "tags"), ("filter", filter.unwrap_or("")), ("confirm", "delete"), ("all", "1")])) {
+                        "Delete all " (tags.total) " matching…"
+                    }
+                }
             }
             @if tags.tags.is_empty() {
                 p.empty { @if page.q("after").is_some() { "No more tags." } @else { "No tags." } }
@@ -465,6 +488,7 @@ async fn tags_tab(
                 table.list {
                     caption.visually-hidden { "Live tags" }
                     thead { tr {
+                        @if can_write { th scope="col" { span.visually-hidden { "Select" } } }
                         th scope="col" { "Tag" } th scope="col" { "Manifest" } th scope="col" { "Size" }
                         th scope="col" { "Last modified" } th scope="col" { "Expires" } th scope="col" { "Protection" }
                         @if can_write { th scope="col" { "Actions" } }
@@ -478,6 +502,117 @@ async fn tags_tab(
             }
         }
     })
+}
+
+/// The bulk deletion's confirmation: what goes (and that it is restorable), what immutability
+/// keeps, and the button that does it. Selected tags (`tag=…`) or, with `all=1`, every tag
+/// matching the filter.
+async fn confirm_deletion(
+    st: &AppState,
+    page: &Page,
+    repo: &str,
+    filter: Option<&str>,
+) -> berth_core::Result<Markup> {
+    let Some(actor) = page.actor.as_ref() else {
+        return Err(berth_core::Error::Unauthenticated(
+            "sign in to delete tags".into(),
+        ));
+    };
+    let names = page.q_all("tag");
+    let all = page.q("all") == Some("1");
+    let selection = if all {
+        TagSelection::Matching(filter)
+    } else {
+        TagSelection::Names(&names)
+    };
+    let preview = Content::new(&st.registry, &st.auth)
+        .preview_tag_deletion(actor, repo, &selection)
+        .await?;
+    let window_s = st
+        .auth
+        .namespace_tag_window(repo.split('/').next().unwrap_or(repo))
+        .await?
+        .unwrap_or(st.registry.config.gc.default_window_s);
+    let n = preview.deletable.len();
+    let window = humantime::format_duration(std::time::Duration::from_secs(window_s.max(0) as u64));
+    Ok(html! {
+        section.confirm aria-labelledby="confirm-heading" {
+            h2 #confirm-heading { "Delete " (n) " " @if n == 1 { "tag" } @else { "tags" } "?" }
+            @if n == 0 && preview.protected.is_empty() {
+                p { "Nothing is selected: tick the tags to delete, or use “Delete all matching”." }
+            } @else {
+                p {
+                    @if n > 0 {
+                        "These tags end now; each stays restorable from " a href=(link(&format!("/repository/{repo}"), &[("tab", "history")])) { "Tag history" } " for " (window) ". "
+                        "Their manifests and layers are kept while any other tag (or that window) needs them."
+                    }
+                }
+                @if n > 0 {
+                    p.muted { @for (i, t) in preview.deletable.iter().take(20).enumerate() { @if i > 0 { ", " } code { (t) } } @if n > 20 { " and " (n - 20) " more" } }
+                }
+                @if !preview.protected.is_empty() {
+                    p.notice { (preview.protected.len()) " immutable " @if preview.protected.len() == 1 { "tag stays" } @else { "tags stay" } ": "
+                        @for (i, t) in preview.protected.iter().take(10).enumerate() { @if i > 0 { ", " } code { (t) } }
+                        @if preview.protected.len() > 10 { " …" }
+                    }
+                }
+                @if n > 0 {
+                    form.inline method="post" action={ "/repository/" (repo) "/tags/delete" } {
+                        input type="hidden" name="csrf" value=(page.csrf);
+                        @if all {
+                            input type="hidden" name="all" value="1";
+                            @if let Some(f) = filter { input type="hidden" name="filter" value=(f); }
+                        } @else {
+                            @for t in &preview.deletable { input type="hidden" name="tag" value=(t); }
+                        }
+                        button.danger type="submit" { "Delete " (n) " " @if n == 1 { "tag" } @else { "tags" } }
+                    }
+                }
+            }
+            " "
+            a href=(link(&format!("/repository/{repo}"), &[("tab", "tags"), ("filter", filter.unwrap_or(""))])) { "Cancel" }
+        }
+    })
+}
+
+/// `POST /repository/{repo}/tags/delete`: the confirmed bulk deletion; then the history of
+/// what it ended.
+async fn delete_tags(st: &AppState, page: &Page, repo: &str, f: &[(String, String)]) -> Response {
+    let Some(actor) = page.actor.as_ref() else {
+        return page.error(berth_core::Error::Unauthenticated(
+            "sign in to delete tags".into(),
+        ));
+    };
+    let get = |k: &str| {
+        f.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    };
+    let names: Vec<String> = f
+        .iter()
+        .filter(|(k, _)| k == "tag")
+        .map(|(_, v)| v.clone())
+        .collect();
+    let selection = if get("all") == Some("1") {
+        TagSelection::Matching(get("filter"))
+    } else {
+        TagSelection::Names(&names)
+    };
+    match Content::new(&st.registry, &st.auth)
+        .delete_tags(
+            berth_core::Caller::new(actor, page.ip.as_deref()),
+            repo,
+            &selection,
+        )
+        .await
+    {
+        Ok(_) => super::see_other(
+            &link(&format!("/repository/{repo}"), &[("tab", "history")]),
+            &[],
+        ),
+        Err(e) => page.error(e),
+    }
 }
 
 async fn history_tab(
@@ -571,19 +706,13 @@ async fn history_tab(
 
 async fn tag_page(st: &AppState, page: &Page, repo: &str, tag: &str) -> Response {
     let content = Content::new(&st.registry, &st.auth);
-    let f = TagFilter {
-        name: Some(tag),
-        only_active: true,
-        ..TagFilter::default()
-    };
-    let found = match content.tags(page.actor.as_ref(), repo, &f, 0, 1).await {
-        Ok(rows) => rows.into_iter().next(),
+    let v = match content.live_tag(page.actor.as_ref(), repo, tag).await {
+        Ok(v) => v,
         Err(e) => return page.error(e),
     };
-    let Some(v) = found else {
-        return page.error(berth_core::Error::not_found(format!(
-            "{repo} has no tag {tag:?} now; its tag history may show where it pointed"
-        )));
+    let view = match content.repository(page.actor.as_ref(), repo, false).await {
+        Ok(v) => v,
+        Err(e) => return page.error(e),
     };
     let m = match content
         .manifest(page.actor.as_ref(), repo, &v.tag.manifest_digest)
@@ -645,8 +774,66 @@ async fn tag_page(st: &AppState, page: &Page, repo: &str, tag: &str) -> Response
                 }
             }
             p { a href=(link(&format!("/repository/{repo}"), &[("tab", "history"), ("tag", tag)])) { "History of this tag" } }
+            @if view.can_write {
+                (tag_actions(page, repo, &v, view.can_admin))
+            }
         },
     )
+}
+
+/// The tag page's forms: another tag on this manifest, expiry, immutability, deletion.
+fn tag_actions(page: &Page, repo: &str, v: &TagView, can_admin: bool) -> Markup {
+    let t = &v.tag;
+    let base = format!("/repository/{repo}/tag/{}", url_encode(&t.name));
+    let csrf = html! { input type="hidden" name="csrf" value=(page.csrf); };
+    let frozen = t.immutable || v.protected_by_policy;
+    html! {
+        section.actions aria-labelledby="tag-actions" {
+            h2 #tag-actions { "Change this tag" }
+            form.stack method="post" action={ (base) "/retag" } {
+                (csrf)
+                label for="retag-name" { "Add a tag on this manifest" }
+                input #retag-name name="name" required pattern="[A-Za-z0-9_][A-Za-z0-9._-]{0,127}";
+                button type="submit" { "Add tag" }
+            }
+            form.stack method="post" action={ (base) "/expiry" } {
+                (csrf)
+                label for="expires" { "Expires on (UTC)" }
+                input #expires type="date" name="expires" value=[t.expires_at.map(|e| iso(e).chars().take(10).collect::<String>())];
+                button type="submit" { "Set expiry" }
+            }
+            @if t.expires_at.is_some() {
+                form.inline method="post" action={ (base) "/expiry" } {
+                    (csrf)
+                    button type="submit" { "Never expire" }
+                }
+            }
+            p {
+                @if t.immutable {
+                    @if can_admin {
+                        form.inline method="post" action={ (base) "/immutable" } {
+                            (csrf) input type="hidden" name="immutable" value="false";
+                            button type="submit" { "Make mutable" }
+                        }
+                    } @else { span.muted { "Immutable: only an administrator can lift it." } }
+                } @else if v.protected_by_policy {
+                    span.muted { "Immutable by a policy of the namespace or repository." }
+                } @else {
+                    form.inline method="post" action={ (base) "/immutable" } {
+                        (csrf) input type="hidden" name="immutable" value="true";
+                        button type="submit" { "Make immutable" }
+                    }
+                }
+                @if !frozen {
+                    " "
+                    form.inline method="post" action={ (base) "/delete" } {
+                        (csrf)
+                        button.danger type="submit" { "Delete " (t.name) }
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn platform(p: &serde_json::Value) -> String {
@@ -668,10 +855,14 @@ pub async fn action(
     req: Request,
 ) -> Response {
     let page = Page::of(&st, &req).await;
-    let f = match super::checked_form(&st, &page, req).await {
+    let pairs = match super::checked_form_all(&st, &page, req).await {
         Ok(f) => f,
         Err(r) => return r,
     };
+    if let Some(repo) = path.strip_suffix("/tags/delete") {
+        return delete_tags(&st, &page, repo, &pairs).await;
+    }
+    let f: std::collections::HashMap<String, String> = pairs.into_iter().collect();
     let Some(actor) = page.actor.as_ref() else {
         return page.error(berth_core::Error::Unauthenticated(
             "sign in to change tags".into(),
@@ -693,22 +884,77 @@ pub async fn action(
         return page.error(berth_core::Error::not_found("no such action"));
     };
     let content = Content::new(&st.registry, &st.auth);
+    let history = link(
+        &format!("/repository/{repo}"),
+        &[("tab", "history"), ("tag", tag)],
+    );
+    let tag_page = |t: &str| format!("/repository/{repo}/tag/{}", url_encode(t));
     let done = match verb {
-        "delete" => content.delete_tag(caller, repo, tag).await,
+        "delete" => content.delete_tag(caller, repo, tag).await.map(|_| history),
         "restore" => {
             let digest = f.get("digest").map(String::as_str).unwrap_or("");
-            content.restore_tag(caller, repo, tag, digest).await
+            content
+                .restore_tag(caller, repo, tag, digest)
+                .await
+                .map(|_| history)
         }
+        // Another tag on this tag's manifest (Quay's "add tag").
+        "retag" => {
+            let new = super::field(&f, "name").unwrap_or("");
+            match content.live_tag(page.actor.as_ref(), repo, tag).await {
+                Ok(v) => {
+                    let digest = v.tag.manifest_digest.to_string();
+                    let c = TagChange {
+                        manifest_digest: Some(&digest),
+                        ..TagChange::default()
+                    };
+                    content
+                        .change_tag(caller, repo, new, &c)
+                        .await
+                        .map(|_| tag_page(new))
+                }
+                Err(e) => Err(e),
+            }
+        }
+        "expiry" => {
+            let at = match super::field(&f, "expires") {
+                None => Ok(None),
+                Some(day) => super::parse_day(day).map(Some).ok_or_else(|| {
+                    berth_core::Error::invalid(format!("{day:?} is not a date (YYYY-MM-DD)"))
+                }),
+            };
+            match at {
+                Ok(at) => content
+                    .change_tag(
+                        caller,
+                        repo,
+                        tag,
+                        &TagChange {
+                            expires_at: Some(at),
+                            ..TagChange::default()
+                        },
+                    )
+                    .await
+                    .map(|_| tag_page(tag)),
+                Err(e) => Err(e),
+            }
+        }
+        "immutable" => content
+            .change_tag(
+                caller,
+                repo,
+                tag,
+                &TagChange {
+                    immutable: Some(super::field(&f, "immutable") == Some("true")),
+                    ..TagChange::default()
+                },
+            )
+            .await
+            .map(|_| tag_page(tag)),
         _ => Err(berth_core::Error::not_found("no such action")),
     };
     match done {
-        Ok(()) => super::see_other(
-            &link(
-                &format!("/repository/{repo}"),
-                &[("tab", "history"), ("tag", tag)],
-            ),
-            &[],
-        ),
+        Ok(to) => super::see_other(&to, &[]),
         Err(e) => page.error(e),
     }
 }

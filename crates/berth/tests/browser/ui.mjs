@@ -227,6 +227,18 @@ try {
   await page.goto(`/repository/${demo}?tab=tags`);
   await page.getByRole("link", { name: "1.0", exact: true }).waitFor();
 
+  step = "delete every tag matching a filter, after a preview";
+  await page.goto(`/repository/${many}?tab=tags&filter=t00001`);
+  await expectText(page, "10 tags containing");
+  await page.getByRole("link", { name: "Delete all 10 matching…" }).click();
+  await page.waitForURL(/confirm=delete/);
+  await expectText(page, "Delete 10 tags?");
+  await audit(page, "bulk deletion preview");
+  await page.getByRole("button", { name: "Delete 10 tags" }).click();
+  await page.waitForURL(/tab=history/);
+  await page.goto(`/repository/${many}?tab=tags`);
+  await expectText(page, `${manyTags - 10} tags`);
+
   step = "the superuser panel: users, logs, storage and garbage collection";
   const suContext = await browser.newContext({ baseURL: base });
   const su = await suContext.newPage();
