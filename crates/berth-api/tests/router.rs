@@ -1372,3 +1372,100 @@ async fn bulk_deletion_previews_what_goes_and_what_immutability_keeps() {
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
 }
+
+#[tokio::test]
+async fn search_finds_repositories_tags_and_digests_only_where_the_caller_may_read() {
+    let app = app().await;
+    let bearer = app.token("repository:alice/webapp:pull,push").await;
+    let digest = app.push(&bearer, "alice/webapp", "release-7").await;
+    // A referrer (an SBOM) of that image.
+    let empty = b"{}";
+    let r = app
+        .send(
+            Method::POST,
+            &format!("/v2/alice/webapp/blobs/uploads/?digest={}", sha256(empty)),
+            Some(&bearer),
+            &[("content-type", "application/octet-stream")],
+            empty.to_vec(),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let sbom = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/spdx+json",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": sha256(empty), "size": 2},
+        "layers": [{"mediaType": "application/vnd.oci.empty.v1+json", "digest": sha256(empty), "size": 2}],
+        "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": 1},
+    })
+    .to_string()
+    .into_bytes();
+    let sbom_digest = sha256(&sbom);
+    let r = app
+        .send(
+            Method::PUT,
+            &format!("/v2/alice/webapp/manifests/{sbom_digest}"),
+            Some(&bearer),
+            &[("content-type", "application/vnd.oci.image.manifest.v1+json")],
+            sbom,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+
+    let b = Browser::sign_in(&app).await;
+    let page = b.get("/search?q=release").await;
+    assert!(
+        page.contains(r#"href="/repository/alice/webapp/tag/release-7""#),
+        "{page}"
+    );
+    let page = b.get("/search?q=webapp").await;
+    assert!(
+        page.contains(r#"href="/repository/alice/webapp""#),
+        "{page}"
+    );
+    let hex = &digest["sha256:".len().."sha256:".len() + 12];
+    let page = b.get(&format!("/search?q={hex}")).await;
+    let link = format!(r#"href="/repository/alice/webapp/manifest/{digest}""#);
+    assert!(page.contains(&link), "{page}");
+    let page = b.get("/search?q=ali").await;
+    assert!(page.contains(r#"href="/user/alice""#), "{page}");
+    // Anonymous: the private repository is not found by any of its names.
+    for q in ["release", "webapp", hex] {
+        let r = app
+            .send(
+                Method::GET,
+                &format!("/search?q={q}"),
+                None,
+                &[],
+                Vec::new(),
+            )
+            .await;
+        let page = text(r).await;
+        assert!(page.contains("Nothing you may see matches"), "{q}: {page}");
+    }
+
+    // The manifest page shows its layers and the SBOM under it; the tag page what deletion frees.
+    let page = b
+        .get(&format!("/repository/alice/webapp/manifest/{digest}"))
+        .await;
+    assert!(
+        page.contains("Layers") && page.contains("application/spdx+json"),
+        "{page}"
+    );
+    assert!(page.contains(&format!("/repository/alice/webapp/manifest/{sbom_digest}")));
+    let page = b.get("/repository/alice/webapp/tag/release-7").await;
+    assert!(page.contains("<dt>If deleted</dt><dd>frees "), "{page}");
+    assert!(!page.contains("frees 0 B"), "its own config and layer: {page}");
+    let (s, _, _) = b
+        .post(
+            "/repository/alice/webapp/tag/release-7/retag",
+            &[("name", "latest")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let page = b.get("/repository/alice/webapp/tag/release-7").await;
+    assert!(
+        page.contains("frees nothing: 1 other tag points at this manifest"),
+        "{page}"
+    );
+}

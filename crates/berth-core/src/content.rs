@@ -32,6 +32,15 @@ pub struct RepositoryView {
     pub tags: Option<Vec<Tag>>,
 }
 
+/// What deleting a tag would free ([`Content::deletion_impact`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeletionImpact {
+    /// Other live tags on the same manifest.
+    pub other_tags: i64,
+    /// Bytes garbage collection frees once the tag has left the time-machine window.
+    pub bytes_freed: i64,
+}
+
 /// A tag as a listing shows it: whether an immutability policy protects it, beside its own flag.
 #[derive(Debug, Clone)]
 pub struct TagView {
@@ -391,6 +400,37 @@ impl<'a> Content<'a> {
                     e
                 }
             })
+    }
+
+    /// The manifests whose subject is `digest` (signatures, SBOMs, attestations), for readers.
+    pub async fn referrers(
+        &self,
+        actor: Option<&Actor>,
+        repo: &str,
+        digest: &Digest,
+    ) -> Result<Vec<crate::Referrer>> {
+        let (_, name) = self.open(actor, repo, Role::Read).await?;
+        self.registry.referrers(&name, digest, None).await
+    }
+
+    /// What deleting a live tag would free, for readers: the other live tags on its manifest
+    /// (while there are any, nothing is freed) and the bytes of blobs only it references.
+    pub async fn deletion_impact(
+        &self,
+        actor: Option<&Actor>,
+        repo: &str,
+        tag: &Tag,
+    ) -> Result<DeletionImpact> {
+        let (r, _) = self.open(actor, repo, Role::Read).await?;
+        let (other_tags, bytes) = self
+            .registry
+            .db
+            .deletion_impact(r.id, &tag.manifest_digest.to_string(), &tag.name)
+            .await?;
+        Ok(DeletionImpact {
+            other_tags,
+            bytes_freed: if other_tags > 0 { 0 } else { bytes },
+        })
     }
 
     /// A manifest's labels whose key starts with `prefix`, for readers.

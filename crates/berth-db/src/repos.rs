@@ -41,6 +41,19 @@ pub struct NewRepo<'a> {
     pub creator_admin: Option<i64>,
 }
 
+/// The repositories (`r`, with its namespace `n`) a [`Viewer`] may see, with the viewer bound
+/// as `$2` public, `$3` all, `$4` own namespace and `$5` account id. A superset of what the
+/// core's access rule allows (token scopes narrow it there).
+const VISIBLE: &str = "(
+               (r.visibility = 'public' AND $2 = 1)
+               OR $3 = 1
+               OR n.name = $4
+               OR EXISTS (SELECT 1 FROM repo_account_perms p WHERE p.repo_id = r.id AND p.account_id = $5)
+               OR EXISTS (SELECT 1 FROM repo_team_perms p JOIN team_members m ON m.team_id = p.team_id
+                          WHERE p.repo_id = r.id AND m.account_id = $5)
+               OR EXISTS (SELECT 1 FROM teams t JOIN team_members m ON m.team_id = t.id
+                          JOIN accounts o ON o.id = t.org_id
+                          WHERE o.name = n.name AND t.role = 'admin' AND m.account_id = $5))";
 impl Db {
     /// The id of an existing repository.
     pub async fn repo_id(&self, name: &str) -> Result<Option<i64>> {
@@ -127,6 +140,58 @@ impl Db {
         Ok(())
     }
 
+    /// Live tags, in repositories `viewer` may see, whose name starts with `prefix`: (repository,
+    /// tag, manifest digest), by tag then repository, at most `n`.
+    pub async fn search_tags(
+        &self,
+        viewer: &Viewer<'_>,
+        prefix: &str,
+        n: i64,
+    ) -> Result<Vec<(String, String, String)>> {
+        let sql = format!(
+            "SELECT r.name, t.name, t.manifest_digest FROM tags t
+               JOIN repositories r ON r.id = t.repo_id JOIN namespaces n ON n.id = r.namespace_id
+             WHERE t.name LIKE $1 ESCAPE '!' AND t.end_at IS NULL
+               AND (t.expires_at IS NULL OR t.expires_at > $6) AND r.deleted_at IS NULL AND {VISIBLE}
+             ORDER BY t.name, r.name LIMIT $7"
+        );
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(format!("{}%", crate::escape_like(prefix)))
+            .bind(i64::from(viewer.public))
+            .bind(i64::from(viewer.all))
+            .bind(viewer.own_namespace.unwrap_or("/"))
+            .bind(viewer.account_id.unwrap_or(-1))
+            .bind(now_ms())
+            .bind(n)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Manifests, in repositories `viewer` may see, whose digest starts with `prefix`:
+    /// (repository, digest, media type), at most `n`.
+    pub async fn search_manifests(
+        &self,
+        viewer: &Viewer<'_>,
+        prefix: &str,
+        n: i64,
+    ) -> Result<Vec<(String, String, String)>> {
+        let sql = format!(
+            "SELECT r.name, m.digest, m.media_type FROM manifests m
+               JOIN repositories r ON r.id = m.repo_id JOIN namespaces n ON n.id = r.namespace_id
+             WHERE m.digest LIKE $1 ESCAPE '!' AND r.deleted_at IS NULL AND {VISIBLE}
+             ORDER BY r.name, m.digest LIMIT $6"
+        );
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(format!("{}%", crate::escape_like(prefix)))
+            .bind(i64::from(viewer.public))
+            .bind(i64::from(viewer.all))
+            .bind(viewer.own_namespace.unwrap_or("/"))
+            .bind(viewer.account_id.unwrap_or(-1))
+            .bind(n)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
     /// Repository names in lexical order after `last`, at most `n`, that `viewer` may see,
     /// optionally only those of one namespace.
     pub async fn visible_repos(
@@ -141,16 +206,7 @@ impl Db {
         let sql = format!(
             "SELECT {REPO_COLS} FROM repositories r JOIN namespaces n ON n.id = r.namespace_id
              WHERE r.name > $1 AND r.deleted_at IS NULL AND ($6 = '' OR n.name = $6)
-               AND ($8 = '' OR r.name LIKE $8 ESCAPE '!') AND (
-               (r.visibility = 'public' AND $2 = 1)
-               OR $3 = 1
-               OR n.name = $4
-               OR EXISTS (SELECT 1 FROM repo_account_perms p WHERE p.repo_id = r.id AND p.account_id = $5)
-               OR EXISTS (SELECT 1 FROM repo_team_perms p JOIN team_members m ON m.team_id = p.team_id
-                          WHERE p.repo_id = r.id AND m.account_id = $5)
-               OR EXISTS (SELECT 1 FROM teams t JOIN team_members m ON m.team_id = t.id
-                          JOIN accounts o ON o.id = t.org_id
-                          WHERE o.name = n.name AND t.role = 'admin' AND m.account_id = $5))
+               AND ($8 = '' OR r.name LIKE $8 ESCAPE '!') AND {VISIBLE}
              ORDER BY r.name LIMIT $7"
         );
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))

@@ -14,6 +14,7 @@ mod csrf;
 mod logs;
 mod orgs;
 mod repos;
+mod search;
 mod settings;
 mod signin;
 mod superuser;
@@ -43,6 +44,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/signin", get(signin::page).post(signin::submit))
         .route("/signout", axum::routing::post(signin::signout))
         .route("/setup", get(signin::setup_page).post(signin::setup))
+        .route("/search", get(search::page))
         .route("/repository", get(repos::list).post(repos::create))
         .route("/repository/", get(repos::list))
         .route(
@@ -226,9 +228,9 @@ impl Page {
                             @if self.actor.is_some() { a href="/organization" { "Organizations" } }
                             @if self.actor.as_ref().is_some_and(|a| a.superuser) { a href="/superuser" { "Superuser" } }
                         }
-                        form.search role="search" method="get" action="/repository" {
-                            label.visually-hidden for="site-search" { "Search repositories" }
-                            input #site-search type="search" name="filter" placeholder="Search repositories" value=[self.q("filter").filter(|_| self.path.starts_with("/repository"))];
+                        form.search role="search" method="get" action="/search" {
+                            label.visually-hidden for="site-search" { "Search repositories, tags and digests" }
+                            input #site-search type="search" name="q" placeholder="Repositories, tags, digests" value=[self.q("q").filter(|_| self.path == "/search")];
                             button type="submit" { "Search" }
                         }
                         div.user {

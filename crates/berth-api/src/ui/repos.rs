@@ -185,6 +185,12 @@ pub async fn repository(
 ) -> Response {
     let page = Page::of(&st, &req).await;
     let path = path.trim_end_matches('/');
+    if let Some((repo, digest)) = path.rsplit_once("/manifest/")
+        && digest.contains(':')
+        && !digest.contains('/')
+    {
+        return manifest_page(&st, &page, repo, digest).await;
+    }
     match path.rsplit_once("/tag/") {
         Some((repo, tag)) if !tag.is_empty() && !tag.contains('/') => {
             tag_page(&st, &page, repo, tag).await
@@ -714,16 +720,17 @@ async fn tag_page(st: &AppState, page: &Page, repo: &str, tag: &str) -> Response
         Ok(v) => v,
         Err(e) => return page.error(e),
     };
-    let m = match content
-        .manifest(page.actor.as_ref(), repo, &v.tag.manifest_digest)
+    let impact = match content
+        .deletion_impact(page.actor.as_ref(), repo, &v.tag)
         .await
     {
-        Ok(m) => m,
+        Ok(i) => i,
         Err(e) => return page.error(e),
     };
-    let parsed: serde_json::Value = serde_json::from_slice(&m.content).unwrap_or_default();
-    let layers = parsed["layers"].as_array().cloned().unwrap_or_default();
-    let children = parsed["manifests"].as_array().cloned().unwrap_or_default();
+    let details = match manifest_details(st, page, repo, &v.tag.manifest_digest).await {
+        Ok(d) => d,
+        Err(e) => return page.error(e),
+    };
     let mut crumbs = repo_crumbs(repo);
     crumbs.push(Crumb::new(tag, ""));
     page.render(
@@ -733,52 +740,143 @@ async fn tag_page(st: &AppState, page: &Page, repo: &str, tag: &str) -> Response
         html! {
             h1 { (repo) ":" (tag) }
             dl.facts {
-                dt { "Digest" } dd { code { (m.digest) } }
-                dt { "Media type" } dd { code { (m.media_type) } }
+                dt { "Digest" } dd { code { (v.tag.manifest_digest) } }
                 dt { "Last modified" } dd { (when(Some(v.tag.start_at))) }
                 dt { "Expires" } dd { @if let Some(e) = v.tag.expires_at { (iso(e)) } @else { "never" } }
                 dt { "Immutable" } dd { @if v.tag.immutable || v.protected_by_policy { "yes" } @else { "no" } }
                 @if let Some(s) = v.tag.size { dt { "Size" } dd { (size(s)) " (compressed layers)" } }
+                dt { "If deleted" } dd {
+                    @if impact.other_tags > 0 {
+                        "frees nothing: " (impact.other_tags) " other " @if impact.other_tags == 1 { "tag points" } @else { "tags point" } " at this manifest"
+                    } @else {
+                        "frees " (size(impact.bytes_freed)) " once it leaves the time-machine window (blobs no other manifest uses)"
+                    }
+                }
             }
             h2 { "Pull" }
             (pull_commands(page, &format!("{repo}:{tag}")))
-            (pull_commands(page, &format!("{repo}@{}", m.digest)))
-            @if !children.is_empty() {
-                h2 { "Platforms" }
-                table.list {
-                    thead { tr { th scope="col" { "Platform" } th scope="col" { "Manifest" } th scope="col" { "Size" } } }
-                    tbody {
-                        @for c in &children {
-                            tr {
-                                td { (platform(&c["platform"])) }
-                                td { code { (c["digest"].as_str().unwrap_or("")) } }
-                                td { (c["size"].as_i64().map(size).unwrap_or_default()) }
-                            }
-                        }
-                    }
-                }
-            }
-            @if !layers.is_empty() {
-                h2 { "Layers" }
-                table.list {
-                    thead { tr { th scope="col" { "#" } th scope="col" { "Digest" } th scope="col" { "Size" } } }
-                    tbody {
-                        @for (i, l) in layers.iter().enumerate() {
-                            tr {
-                                td { (i + 1) }
-                                td { code { (l["digest"].as_str().unwrap_or("")) } }
-                                td { (l["size"].as_i64().map(size).unwrap_or_default()) }
-                            }
-                        }
-                    }
-                }
-            }
+            (pull_commands(page, &format!("{repo}@{}", v.tag.manifest_digest)))
+            (details)
             p { a href=(link(&format!("/repository/{repo}"), &[("tab", "history"), ("tag", tag)])) { "History of this tag" } }
             @if view.can_write {
                 (tag_actions(page, repo, &v, view.can_admin))
             }
         },
     )
+}
+
+/// `/repository/{repo}/manifest/{digest}`: a manifest by digest (an index's platform, a
+/// referrer, a search result), tagged or not.
+async fn manifest_page(st: &AppState, page: &Page, repo: &str, digest: &str) -> Response {
+    let Ok(d) = digest.parse::<berth_oci::Digest>() else {
+        return page.error(berth_core::Error::invalid(format!(
+            "{digest:?} is not a digest"
+        )));
+    };
+    let details = match manifest_details(st, page, repo, &d).await {
+        Ok(m) => m,
+        Err(e) => return page.error(e),
+    };
+    let mut crumbs = repo_crumbs(repo);
+    let short: String = digest.chars().take(19).collect();
+    crumbs.push(Crumb::new(short, ""));
+    page.render(
+        StatusCode::OK,
+        &format!("{repo}@{digest}"),
+        &crumbs,
+        html! {
+            h1 { (repo) "@" wbr; code { (digest) } }
+            h2 { "Pull" }
+            (pull_commands(page, &format!("{repo}@{digest}")))
+            (details)
+        },
+    )
+}
+
+/// What a manifest holds: its media type, the platforms of an index (each a link to its
+/// manifest), layers, labels, and its referrers (signatures, SBOMs, attestations) under it.
+async fn manifest_details(
+    st: &AppState,
+    page: &Page,
+    repo: &str,
+    digest: &berth_oci::Digest,
+) -> berth_core::Result<Markup> {
+    let content = Content::new(&st.registry, &st.auth);
+    let actor = page.actor.as_ref();
+    let m = content.manifest(actor, repo, digest).await?;
+    let labels = content.labels(actor, repo, digest, "").await?;
+    let referrers = content.referrers(actor, repo, digest).await?;
+    let parsed: serde_json::Value = serde_json::from_slice(&m.content).unwrap_or_default();
+    let layers = parsed["layers"].as_array().cloned().unwrap_or_default();
+    let children = parsed["manifests"].as_array().cloned().unwrap_or_default();
+    let manifest_link = |d: &str| format!("/repository/{repo}/manifest/{d}");
+    Ok(html! {
+        dl.facts {
+            dt { "Media type" } dd { code { (m.media_type) } }
+            @if let Some(t) = parsed["artifactType"].as_str() { dt { "Artifact type" } dd { code { (t) } } }
+            dt { "Manifest size" } dd { (size(m.content.len() as i64)) }
+        }
+        @if !children.is_empty() {
+            h2 #platforms { "Platforms" }
+            table.list aria-labelledby="platforms" {
+                thead { tr { th scope="col" { "Platform" } th scope="col" { "Manifest" } th scope="col" { "Size" } } }
+                tbody {
+                    @for c in &children {
+                        @let d = c["digest"].as_str().unwrap_or("");
+                        tr {
+                            th scope="row" { a href=(manifest_link(d)) { (platform(&c["platform"])) } }
+                            td { code { (d) } }
+                            td { (c["size"].as_i64().map(size).unwrap_or_default()) }
+                        }
+                    }
+                }
+            }
+        }
+        @if !layers.is_empty() {
+            h2 #layers { "Layers" }
+            table.list aria-labelledby="layers" {
+                thead { tr { th scope="col" { "#" } th scope="col" { "Digest" } th scope="col" { "Media type" } th scope="col" { "Size" } } }
+                tbody {
+                    @for (i, l) in layers.iter().enumerate() {
+                        tr {
+                            td { (i + 1) }
+                            td { code { (l["digest"].as_str().unwrap_or("")) } }
+                            td.muted { (l["mediaType"].as_str().unwrap_or("")) }
+                            td { (l["size"].as_i64().map(size).unwrap_or_default()) }
+                        }
+                    }
+                }
+            }
+        }
+        @if !labels.is_empty() {
+            h2 #labels { "Labels" }
+            table.list aria-labelledby="labels" {
+                thead { tr { th scope="col" { "Key" } th scope="col" { "Value" } th scope="col" { "Source" } } }
+                tbody {
+                    @for l in &labels {
+                        tr { th scope="row" { code { (l.key) } } td { (l.value) } td.muted { (l.source_type) } }
+                    }
+                }
+            }
+        }
+        h2 #referrers { "Referrers" }
+        @if referrers.is_empty() {
+            p.empty { "No signatures, SBOMs or attestations refer to this manifest." }
+        } @else {
+            table.list aria-labelledby="referrers" {
+                thead { tr { th scope="col" { "Artifact type" } th scope="col" { "Manifest" } th scope="col" { "Size" } } }
+                tbody {
+                    @for r in &referrers {
+                        tr {
+                            th scope="row" { (r.artifact_type.as_deref().unwrap_or(&r.media_type)) }
+                            td { a href=(manifest_link(&r.digest)) { code { (r.digest) } } }
+                            td { (size(r.size)) }
+                        }
+                    }
+                }
+            }
+        }
+    })
 }
 
 /// The tag page's forms: another tag on this manifest, expiry, immutability, deletion.

@@ -33,6 +33,18 @@ pub struct AuditCount {
     pub count: i64,
 }
 
+/// What the header search found ([`Auth::search`]).
+#[derive(Debug, Clone, Default)]
+pub struct Search {
+    /// Users and organizations: (name, kind).
+    pub namespaces: Vec<(String, AccountKind)>,
+    pub repositories: Vec<Repository>,
+    /// (repository, tag, manifest digest).
+    pub tags: Vec<(String, String, String)>,
+    /// (repository, digest, media type).
+    pub manifests: Vec<(String, String, String)>,
+}
+
 /// A member of a team or an organization.
 #[derive(Debug, Clone)]
 pub struct Member {
@@ -201,6 +213,81 @@ impl Auth {
                 return Ok(out);
             }
         }
+    }
+
+    /// The header search: namespaces (for signed-in callers), repositories, tags and manifest
+    /// digests matching `text`, each only where the caller may read, at most `limit` of each.
+    /// A digest is searched by its prefix (`sha256:ab12…` or bare hex of 6 or more).
+    pub async fn search(&self, actor: Option<&Actor>, text: &str, limit: i64) -> Result<Search> {
+        let text = text.trim();
+        let mut out = Search::default();
+        if text.is_empty() {
+            return Ok(out);
+        }
+        if actor.is_some() {
+            for a in self.db.search_accounts(text, limit * 2).await? {
+                if a.kind != AccountKind::Robot && (out.namespaces.len() as i64) < limit {
+                    out.namespaces.push((a.name, a.kind));
+                }
+            }
+        }
+        let listing = Listing {
+            public: true,
+            contains: Some(text),
+            ..Listing::default()
+        };
+        out.repositories = self.readable_repos(actor, &listing, None, limit).await?;
+        let viewer = Viewer {
+            account_id: actor.map(|a| a.id),
+            own_namespace: actor
+                .filter(|a| a.kind == AccountKind::User)
+                .map(|a| a.name.as_str()),
+            public: actor.is_some() || self.config.anonymous_access,
+            all: actor.is_some_and(|a| a.superuser),
+        };
+        let mut readable = std::collections::HashMap::new();
+        for (repo, tag, digest) in self.db.search_tags(&viewer, text, limit * 2).await? {
+            if out.tags.len() as i64 >= limit {
+                break;
+            }
+            if self.readable_cached(actor, &repo, &mut readable).await? {
+                out.tags.push((repo, tag, digest));
+            }
+        }
+        let hex = text.strip_prefix("sha256:").unwrap_or(text);
+        if hex.len() >= 6 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let prefix = format!("sha256:{}", hex.to_ascii_lowercase());
+            for (repo, digest, media_type) in self
+                .db
+                .search_manifests(&viewer, &prefix, limit * 2)
+                .await?
+            {
+                if out.manifests.len() as i64 >= limit {
+                    break;
+                }
+                if self.readable_cached(actor, &repo, &mut readable).await? {
+                    out.manifests.push((repo, digest, media_type));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn readable_cached(
+        &self,
+        actor: Option<&Actor>,
+        repo: &str,
+        seen: &mut std::collections::HashMap<String, bool>,
+    ) -> Result<bool> {
+        if let Some(ok) = seen.get(repo) {
+            return Ok(*ok);
+        }
+        let ok = self
+            .repo_access(actor, repo)
+            .await?
+            .allows(super::Role::Read);
+        seen.insert(repo.to_string(), ok);
+        Ok(ok)
     }
 
     /// The account a registry token speaks for, as an actor (anonymous: `None`).
