@@ -1455,7 +1455,10 @@ async fn search_finds_repositories_tags_and_digests_only_where_the_caller_may_re
     assert!(page.contains(&format!("/repository/alice/webapp/manifest/{sbom_digest}")));
     let page = b.get("/repository/alice/webapp/tag/release-7").await;
     assert!(page.contains("<dt>If deleted</dt><dd>frees "), "{page}");
-    assert!(!page.contains("frees 0 B"), "its own config and layer: {page}");
+    assert!(
+        !page.contains("frees 0 B"),
+        "its own config and layer: {page}"
+    );
     let (s, _, _) = b
         .post(
             "/repository/alice/webapp/tag/release-7/retag",
@@ -1467,5 +1470,104 @@ async fn search_finds_repositories_tags_and_digests_only_where_the_caller_may_re
     assert!(
         page.contains("frees nothing: 1 other tag points at this manifest"),
         "{page}"
+    );
+}
+
+#[tokio::test]
+async fn policy_forms_preview_what_they_would_protect_and_prune_before_saving() {
+    let app = app().await;
+    let bearer = app.token("repository:alice/pol:pull,push").await;
+    for tag in ["v1.0.0", "v1.0.1", "dev-1", "dev-2", "dev-3"] {
+        app.push(&bearer, "alice/pol", tag).await;
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+    let b = Browser::sign_in(&app).await;
+    let page = b
+        .get("/repository/alice/pol?tab=policies&preview=immutability&pattern=%5Ev")
+        .await;
+    assert!(
+        page.contains("Protects <strong>2</strong> of 5 live tags"),
+        "{page}"
+    );
+    // What htmx asks as you type: only the preview.
+    let r = app
+        .send(
+            Method::GET,
+            "/repository/alice/pol?tab=policies&preview=immutability&pattern=dev",
+            None,
+            &[("cookie", &b.cookie), ("hx-request", "true")],
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let frag = text(r).await;
+    assert!(
+        !frag.contains("<html") && frag.contains("Protects <strong>3</strong> of 5"),
+        "{frag}"
+    );
+    let page = b
+        .get("/repository/alice/pol?tab=policies&preview=immutability&pattern=%5B")
+        .await;
+    assert!(page.contains("not a regular expression"), "{page}");
+
+    let (s, to, body) = b
+        .post(
+            "/repository/alice/pol/policies/immutability",
+            &[("pattern", "^v"), ("matches", "true")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
+    assert_eq!(to, "/repository/alice/pol?tab=policies");
+    let page = b.get(&to).await;
+    assert!(page.contains("Remove policy ^v"), "{page}");
+    // Keep the newest dev tag: the two older ones would go; the immutable v tags never.
+    let page = b
+        .get("/repository/alice/pol?tab=policies&preview=autoprune&method=number_of_tags&value=1")
+        .await;
+    assert!(
+        page.contains("Would delete <strong>2</strong> tags now"),
+        "{page}"
+    );
+    assert!(
+        page.contains("alice/pol:dev-1") && page.contains("alice/pol:dev-2"),
+        "{page}"
+    );
+    assert!(
+        b.get("/repository/alice/pol?tab=tags")
+            .await
+            .contains("5 tags"),
+        "a preview deletes nothing"
+    );
+    let (s, _, body) = b
+        .post(
+            "/repository/alice/pol/policies/autoprune",
+            &[("method", "number_of_tags"), ("value", "0")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    let (s, _, _) = b
+        .post(
+            "/repository/alice/pol/policies/autoprune",
+            &[("method", "creation_date"), ("value", "30d")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let page = b.get("/repository/alice/pol?tab=policies").await;
+    let uuid_at = page
+        .find("/repository/alice/pol/policies/immutability/")
+        .expect("the policy's remove form");
+    let rest = &page[uuid_at + "/repository/alice/pol/policies/immutability/".len()..];
+    let uuid = &rest[..rest.find('/').expect("uuid end")];
+    let (s, _, _) = b
+        .post(
+            &format!("/repository/alice/pol/policies/immutability/{uuid}/delete"),
+            &[],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert!(
+        !b.get("/repository/alice/pol?tab=policies")
+            .await
+            .contains("Remove policy ^v")
     );
 }

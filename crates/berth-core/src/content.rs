@@ -413,8 +413,8 @@ impl<'a> Content<'a> {
         self.registry.referrers(&name, digest, None).await
     }
 
-    /// What deleting a live tag would free, for readers: the other live tags on its manifest
-    /// (while there are any, nothing is freed) and the bytes of blobs only it references.
+    /// What deleting a live tag would free, for readers: the other live tags on its manifest,
+    /// and the bytes of the blobs only it holds (none while another tag points there).
     pub async fn deletion_impact(
         &self,
         actor: Option<&Actor>,
@@ -422,14 +422,21 @@ impl<'a> Content<'a> {
         tag: &Tag,
     ) -> Result<DeletionImpact> {
         let (r, _) = self.open(actor, repo, Role::Read).await?;
-        let (other_tags, bytes) = self
+        let others = self
             .registry
             .db
-            .deletion_impact(r.id, &tag.manifest_digest.to_string(), &tag.name)
+            .live_tag_rows(r.id)
+            .await?
+            .iter()
+            .filter(|(t, d, _)| *t != tag.name && *d == tag.manifest_digest.to_string())
+            .count() as i64;
+        let bytes_freed = self
+            .registry
+            .freed_by_ending(r.id, std::slice::from_ref(&tag.name))
             .await?;
         Ok(DeletionImpact {
-            other_tags,
-            bytes_freed: if other_tags > 0 { 0 } else { bytes },
+            other_tags: others,
+            bytes_freed,
         })
     }
 

@@ -163,6 +163,17 @@ pub(crate) mod store {
     }
 }
 
+/// What an immutability policy would protect ([`Policies::immutability_preview`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImmutabilityPreview {
+    /// Live tags in its scope.
+    pub live: i64,
+    /// Of those, the ones it would make immutable.
+    pub protected: i64,
+    /// The first of them, `repository:tag`.
+    pub sample: Vec<String>,
+}
+
 /// A tag-name pattern of a policy: at most 256 characters, and a regular expression.
 pub(crate) fn check_tag_pattern(pattern: &str) -> Result<()> {
     if pattern.len() > 256 {
@@ -280,6 +291,51 @@ impl<'a> Policies<'a> {
     ) -> Result<PrunePlan> {
         let p: AutoPrunePolicy = self.get(actor, at, uuid).await?;
         self.registry.prune_plan(&p).await
+    }
+
+    /// What an auto-prune policy with `fields` at the level would delete now and free, before
+    /// it exists (the form's live preview). Validated as a create would be; nothing is stored.
+    pub async fn prune_preview(
+        &self,
+        actor: &Actor,
+        at: &Level<'_>,
+        fields: AutoPruneFields,
+    ) -> Result<PrunePlan> {
+        let scope = self.auth.policy_scope(actor, at).await?;
+        let p = <AutoPrunePolicy as store::Store>::build(&scope, String::new(), fields)?;
+        self.registry.prune_plan(&p).await
+    }
+
+    /// Which live tags an immutability policy with `fields` at the level would protect, before
+    /// it exists: how many of how many, and the first few (`repository:tag`).
+    pub async fn immutability_preview(
+        &self,
+        actor: &Actor,
+        at: &Level<'_>,
+        fields: ImmutabilityFields,
+    ) -> Result<ImmutabilityPreview> {
+        let scope = self.auth.policy_scope(actor, at).await?;
+        let p = <ImmutabilityPolicy as store::Store>::build(&scope, String::new(), fields)?;
+        let re = regex::Regex::new(&p.pattern)
+            .map_err(|e| Error::invalid(format!("tagPattern is not a regular expression: {e}")))?;
+        let mut out = ImmutabilityPreview::default();
+        for (id, repo) in self
+            .registry
+            .db
+            .repos_in_scope(&p.namespace, p.repository.as_deref())
+            .await?
+        {
+            for (tag, _) in self.registry.db.live_tag_names(id, None).await? {
+                out.live += 1;
+                if re.is_match(&tag) == p.matches {
+                    out.protected += 1;
+                    if out.sample.len() < 20 {
+                        out.sample.push(format!("{repo}:{tag}"));
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Applies an auto-prune policy defined at the level now; answers the tags it deleted

@@ -23,6 +23,8 @@ pub enum TagSelection<'a> {
 pub struct BulkTags {
     pub deletable: Vec<String>,
     pub protected: Vec<String>,
+    /// What ending the deletable ones frees once they leave the time-machine window.
+    pub bytes_freed: i64,
 }
 
 fn tag_name(tag: &str) -> Result<Tag> {
@@ -153,7 +155,24 @@ impl Registry {
                 out.deletable.push(name);
             }
         }
+        out.bytes_freed = self.freed_by_ending(repo_id, &out.deletable).await?;
         Ok(out)
+    }
+
+    /// The bytes garbage collection frees once the live tags `doomed` end and leave the
+    /// time-machine window: the blobs only their manifests hold (the same reckoning as
+    /// auto-prune's plan).
+    pub(crate) async fn freed_by_ending(&self, repo_id: i64, doomed: &[String]) -> Result<i64> {
+        let doomed: std::collections::HashSet<&str> = doomed.iter().map(String::as_str).collect();
+        let live = self.db.live_tag_rows(repo_id).await?;
+        let (gone, kept): (Vec<_>, Vec<_>) = live
+            .iter()
+            .partition(|(t, _, _)| doomed.contains(t.as_str()));
+        let gone: Vec<&str> = gone.iter().map(|(_, d, _)| d.as_str()).collect();
+        let kept: Vec<&str> = kept.iter().map(|(_, d, _)| d.as_str()).collect();
+        Ok(crate::quotas::RepoGraph::load(self, repo_id)
+            .await?
+            .freed(&gone, &kept))
     }
 
     /// Ends `names` in one transaction with one `delete_tag` audit entry each (each stays

@@ -171,50 +171,6 @@ impl Db {
         Ok(ended)
     }
 
-    /// What deleting the last tag on manifest `digest` of a repository would let garbage
-    /// collection free: the other live tags on it, and the bytes of the config and layer blobs
-    /// it (and, for an index, its children in the repository) references that no other
-    /// manifest anywhere references. An estimate: blobs linked without a manifest, and the
-    /// time-machine window, are not counted.
-    pub async fn deletion_impact(
-        &self,
-        repo_id: i64,
-        digest: &str,
-        tag: &str,
-    ) -> Result<(i64, i64)> {
-        let others: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM tags WHERE repo_id = $1 AND manifest_digest = $2 AND name <> $3
-               AND end_at IS NULL AND (expires_at IS NULL OR expires_at > $4)",
-        )
-        .bind(repo_id)
-        .bind(digest)
-        .bind(tag)
-        .bind(now_ms())
-        .fetch_one(&self.pool)
-        .await?;
-        let bytes: Option<i64> = sqlx::query_scalar(
-            "WITH s AS (
-               SELECT m.id FROM manifests m WHERE m.repo_id = $1 AND m.digest = $2
-               UNION
-               SELECT c.id FROM manifests p
-                 JOIN manifest_refs r ON r.manifest_id = p.id AND r.kind = 'manifest'
-                 JOIN manifests c ON c.repo_id = p.repo_id AND c.digest = r.digest
-               WHERE p.repo_id = $1 AND p.digest = $2
-             )
-             SELECT CAST(SUM(x.size) AS BIGINT) FROM (
-               SELECT DISTINCT r.digest, r.size FROM manifest_refs r
-               WHERE r.manifest_id IN (SELECT id FROM s) AND r.kind IN ('config', 'layer')
-                 AND NOT EXISTS (SELECT 1 FROM manifest_refs o
-                                 WHERE o.digest = r.digest AND o.manifest_id NOT IN (SELECT id FROM s))
-             ) x",
-        )
-        .bind(repo_id)
-        .bind(digest)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok((others, bytes.unwrap_or(0)))
-    }
-
     /// How many live tags a repository has (whose names contain `contains`, if given).
     pub async fn live_tag_count(&self, repo_id: i64, contains: Option<&str>) -> Result<i64> {
         let like = crate::contains_pattern(contains);

@@ -13,6 +13,7 @@
 mod csrf;
 mod logs;
 mod orgs;
+mod policies;
 mod repos;
 mod search;
 mod settings;

@@ -11,6 +11,7 @@ use base64::Engine;
 use berth_core::Error;
 use berth_core::auth::Actor;
 use berth_core::auth::views::{Listing, LogScope};
+use berth_core::policies::Level;
 use maud::{Markup, html};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -110,14 +111,31 @@ async fn org_page(st: &AppState, page: &Page, org: &str) -> Result<Response, Err
         Some("teams") => "teams",
         Some("robots") if admin => "robots",
         Some("logs") if admin => "logs",
+        Some("policies") if admin => "policies",
         _ => "repos",
     };
+    if tab == "policies"
+        && let Some(r) = super::policies::fragment(st, page, &Level::Organization(org)).await
+    {
+        return Ok(r);
+    }
     if tab == "logs"
         && let Some(r) = super::logs::export(st, page, LogScope::Organization(org)).await
     {
         return Ok(r);
     }
     let body = match tab {
+        "policies" => {
+            let base = format!("/organization/{org}");
+            super::policies::section(
+                st,
+                page,
+                &Level::Organization(org),
+                &base,
+                &format!("{base}/policies"),
+            )
+            .await?
+        }
         "logs" => {
             let base = format!("/organization/{org}");
             super::logs::section(
@@ -226,6 +244,7 @@ async fn org_page(st: &AppState, page: &Page, org: &str) -> Result<Response, Err
     if admin {
         tabs.push(("robots", "Robot accounts"));
         tabs.push(("logs", "Logs"));
+        tabs.push(("policies", "Policies"));
     }
     Ok(page.render(
         StatusCode::OK,
@@ -338,6 +357,13 @@ pub async fn action(
         Ok(x) => x,
         Err(r) => return r,
     };
+    if let Some((org, what)) = path.split_once("/policies/") {
+        let back = link(&format!("/organization/{org}"), &[("tab", "policies")]);
+        let at = Level::Organization(org);
+        if let Some(r) = super::policies::action(&st, &page, &at, what, &f, &back).await {
+            return r;
+        }
+    }
     let parts: Vec<&str> = path.trim_end_matches('/').split('/').collect();
     let done = match parts.as_slice() {
         [org, "teams"] => {

@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use berth_core::auth::views::{Listing, LogScope};
 use berth_core::content::{Content, TagChange, TagOrder, TagQuery, TagSelection, TagView};
+use berth_core::policies::Level;
 use berth_core::{Repository, TagFilter};
 use maud::{Markup, html};
 use std::sync::Arc;
@@ -273,6 +274,12 @@ async fn repo_page(st: &AppState, page: &Page, repo: &str) -> Response {
     {
         return r;
     }
+    if tab == "policies"
+        && view.can_admin
+        && let Some(r) = super::policies::fragment(st, page, &Level::Repository(repo)).await
+    {
+        return r;
+    }
     let body = match tab {
         "logs" if view.can_admin => {
             let base = format!("/repository/{repo}");
@@ -288,6 +295,17 @@ async fn repo_page(st: &AppState, page: &Page, repo: &str) -> Response {
         "tags" => tags_tab(st, page, repo, view.can_write).await,
         "history" => history_tab(st, page, repo, view.can_write, view.window_s).await,
         "settings" if view.can_admin => super::settings::settings_tab(st, page, repo, &view).await,
+        "policies" if view.can_admin => {
+            let base = format!("/repository/{repo}");
+            super::policies::section(
+                st,
+                page,
+                &Level::Repository(repo),
+                &base,
+                &format!("{base}/policies"),
+            )
+            .await
+        }
         "access" if view.can_admin => super::settings::access_tab(st, page, repo).await,
         _ => info_tab(st, page, repo, &view.repository).await,
     };
@@ -304,6 +322,7 @@ async fn repo_page(st: &AppState, page: &Page, repo: &str) -> Response {
     if view.can_admin {
         tabs.push(("logs", "Logs"));
         tabs.push(("access", "Who has access"));
+        tabs.push(("policies", "Policies"));
         tabs.push(("settings", "Settings"));
     }
     let shown = if tabs.iter().any(|(t, _)| *t == tab) {
@@ -961,6 +980,13 @@ pub async fn action(
         return delete_tags(&st, &page, repo, &pairs).await;
     }
     let f: std::collections::HashMap<String, String> = pairs.into_iter().collect();
+    if let Some((repo, what)) = path.rsplit_once("/policies/") {
+        let back = link(&format!("/repository/{repo}"), &[("tab", "policies")]);
+        let at = Level::Repository(repo);
+        if let Some(r) = super::policies::action(&st, &page, &at, what, &f, &back).await {
+            return r;
+        }
+    }
     let Some(actor) = page.actor.as_ref() else {
         return page.error(berth_core::Error::Unauthenticated(
             "sign in to change tags".into(),

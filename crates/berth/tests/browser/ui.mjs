@@ -239,6 +239,20 @@ try {
   await page.goto(`/repository/${many}?tab=tags`);
   await expectText(page, `${manyTags - 10} tags`);
 
+  step = "a policy form previews what it protects as you type, then saves";
+  await page.goto(`/repository/${demo}?tab=policies`);
+  await page.getByLabel("Tag pattern (regular expression)").fill("^1\\.");
+  await page.locator("#imm-preview", { hasText: "Protects 1 of 1 live tags" }).waitFor();
+  check(page.url().endsWith("tab=policies"), `typing keeps the page's URL: ${page.url()}`);
+  await audit(page, "policies");
+  await page.getByRole("button", { name: "Add immutability policy" }).click();
+  await page.getByRole("button", { name: "Remove policy ^1\\." }).waitFor();
+  await page.goto(`/repository/${demo}?tab=tags`);
+  await expectText(page, "immutable");
+  await page.goto(`/repository/${demo}?tab=policies`);
+  await page.getByRole("button", { name: "Remove policy ^1\\." }).click();
+  await page.getByText("None here.").first().waitFor();
+
   step = "the superuser panel: users, logs, storage and garbage collection";
   const suContext = await browser.newContext({ baseURL: base });
   const su = await suContext.newPage();
