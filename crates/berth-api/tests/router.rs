@@ -1274,6 +1274,11 @@ async fn bulk_deletion_previews_what_goes_and_what_immutability_keeps() {
     assert!(page.contains("Delete 9 tags?"), "{page}");
     assert!(page.contains("1 immutable tag stays"), "{page}");
     assert!(page.contains("restorable"), "{page}");
+    assert!(page.contains("garbage collection frees <strong>"), "{page}");
+    assert!(
+        !page.contains("frees <strong>0 B"),
+        "their own layers: {page}"
+    );
     assert!(
         b.get("/repository/alice/bulk?tab=tags")
             .await

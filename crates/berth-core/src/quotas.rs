@@ -320,18 +320,36 @@ impl Registry {
             exclusive_bytes: g.exclusive.values().sum(),
             tags: Vec::new(),
         };
-        for (i, (name, digest)) in tags.iter().enumerate() {
-            let others: Vec<&str> = tags
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| *j != i)
-                .map(|(_, (_, d))| d.as_str())
-                .collect();
+        // Each tag's exclusive bytes are `g.freed(&[its digest], &the others' digests)`,
+        // computed for all tags at once: linear in tags and blobs, not quadratic in tags.
+        let mut tags_on: BTreeMap<&str, usize> = BTreeMap::new();
+        for (_, d) in &tags {
+            *tags_on.entry(d.as_str()).or_default() += 1;
+        }
+        let reach: BTreeMap<&str, BTreeSet<String>> =
+            tags_on.keys().map(|d| (*d, g.blobs_of(&[d]))).collect();
+        let mut holders: BTreeMap<&str, usize> = BTreeMap::new();
+        for blobs in reach.values() {
+            for b in blobs {
+                *holders.entry(b.as_str()).or_default() += 1;
+            }
+        }
+        for (name, digest) in &tags {
+            let blobs = &reach[digest.as_str()];
+            let exclusive_bytes = if tags_on[digest.as_str()] > 1 {
+                0
+            } else {
+                blobs
+                    .iter()
+                    .filter(|b| holders.get(b.as_str()) == Some(&1))
+                    .filter_map(|b| g.exclusive.get(b))
+                    .sum()
+            };
             out.tags.push(TagUsage {
                 name: name.clone(),
                 manifest_digest: digest.clone(),
-                size_bytes: g.size(&g.blobs_of(&[digest.as_str()])),
-                exclusive_bytes: g.freed(&[digest.as_str()], &others),
+                size_bytes: g.size(blobs),
+                exclusive_bytes,
             });
         }
         Ok(out)

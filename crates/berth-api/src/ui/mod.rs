@@ -268,6 +268,14 @@ impl Page {
         }
     }
 
+    /// The answer to a form post: a 303 to where it leads on success, else the error page.
+    pub fn after(&self, done: berth_core::Result<String>) -> Response {
+        match done {
+            Ok(to) => see_other(&to, &[]),
+            Err(e) => self.error(e),
+        }
+    }
+
     /// An error page: what happened and what to do next.
     pub fn error(&self, e: berth_core::Error) -> Response {
         let p = crate::error::Problem::from(e);

@@ -393,8 +393,5 @@ pub async fn action(
             .map(|_| format!("/organization/{org}/teams/{}", url_encode(team))),
         _ => Err(Error::not_found("no such action")),
     };
-    match done {
-        Ok(to) => see_other(&to, &[]),
-        Err(e) => page.error(e),
-    }
+    page.after(done)
 }

@@ -569,7 +569,7 @@ async fn confirm_deletion(
                 p {
                     @if n > 0 {
                         "These tags end now; each stays restorable from " a href=(link(&format!("/repository/{repo}"), &[("tab", "history")])) { "Tag history" } " for " (window) ". "
-                        "Their manifests and layers are kept while any other tag (or that window) needs them."
+                        "Once they leave it, garbage collection frees " strong { (size(preview.bytes_freed)) } " (blobs no remaining tag uses)."
                     }
                 }
                 @if n > 0 {
@@ -1077,8 +1077,5 @@ pub async fn action(
             .map(|_| tag_page(tag)),
         _ => Err(berth_core::Error::not_found("no such action")),
     };
-    match done {
-        Ok(to) => super::see_other(&to, &[]),
-        Err(e) => page.error(e),
-    }
+    page.after(done)
 }

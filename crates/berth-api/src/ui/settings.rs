@@ -2,7 +2,7 @@
 //! visibility, deletion) and the "Who has access" tab (every account's effective role and the
 //! rules that give it, also as CSV). Admins only; each door checks that itself.
 
-use super::{Page, csv_field, field, link, see_other};
+use super::{Page, csv_field, field, link};
 use crate::AppState;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -302,8 +302,5 @@ pub async fn action(
             .map(|_| "/repository".to_string()),
         _ => Err(Error::not_found("no such action")),
     };
-    match done {
-        Ok(to) => see_other(&to, &[]),
-        Err(e) => page.error(e),
-    }
+    page.after(done)
 }

@@ -3,7 +3,7 @@
 //! and garbage collection with "run now", and service health. Each door checks that the
 //! caller is a superuser.
 
-use super::{Crumb, Page, ago, field, iso, link, see_other, size, url_encode};
+use super::{Crumb, Page, ago, field, iso, link, size, url_encode};
 use crate::AppState;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
@@ -270,8 +270,5 @@ pub async fn action(
             .map(|_| link("/superuser", &[("tab", "storage")])),
         _ => Err(Error::not_found("no such action")),
     };
-    match done {
-        Ok(to) => see_other(&to, &[]),
-        Err(e) => page.error(e),
-    }
+    page.after(done)
 }

@@ -2,7 +2,7 @@
 //! them, and for the user themself the account settings (`?tab=settings`: email, password,
 //! app-specific tokens with the `podman login` line that uses one).
 
-use super::{Crumb, Page, ago, field, iso, link, see_other, url_encode};
+use super::{Crumb, Page, ago, field, iso, link, url_encode};
 use crate::AppState;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
@@ -279,8 +279,5 @@ pub async fn action(
         ["tokens", uuid, "revoke"] => st.auth.delete_app_token(actor, uuid).await.map(|_| back),
         _ => Err(Error::not_found("no such action")),
     };
-    match done {
-        Ok(to) => see_other(&to, &[]),
-        Err(e) => page.error(e),
-    }
+    page.after(done)
 }
