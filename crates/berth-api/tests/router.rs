@@ -1576,3 +1576,75 @@ async fn policy_forms_preview_what_they_would_protect_and_prune_before_saving() 
             .contains("Remove policy ^v")
     );
 }
+
+#[tokio::test]
+async fn organization_settings_set_the_window_and_default_permissions_that_new_repositories_get() {
+    let app = app().await;
+    let b = Browser::sign_in(&app).await;
+    let (s, _, _) = b.post("/organization", &[("name", "acme")]).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let (s, _, _) = b
+        .post(
+            "/organization/acme/teams",
+            &[("name", "devs"), ("role", "member")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let page = b.get("/organization/acme?tab=settings").await;
+    assert!(
+        page.contains("Default permissions") && page.contains("No quota"),
+        "{page}"
+    );
+    let (s, to, body) = b
+        .post(
+            "/organization/acme/settings/general",
+            &[("email", "ops@acme.test"), ("tag_expiration_s", "604800")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
+    assert_eq!(to, "/organization/acme?tab=settings");
+    let page = b.get(&to).await;
+    assert!(
+        page.contains(r#"<option value="604800" selected>7days</option>"#),
+        "{page}"
+    );
+    let (s, _, body) = b
+        .post(
+            "/organization/acme/settings/general",
+            &[("tag_expiration_s", "12345")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+
+    let (s, _, body) = b
+        .post(
+            "/organization/acme/settings/defaults",
+            &[("kind", "team"), ("name", "devs"), ("role", "write")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
+    assert!(
+        b.get("/organization/acme?tab=settings")
+            .await
+            .contains("Remove default for devs (team)")
+    );
+    // A repository created now gets it, and "who has access" says where it came from.
+    let (s, _, body) = b
+        .post("/repository", &[("namespace", "acme"), ("name", "svc")])
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
+    let page = b.get("/repository/acme/svc?tab=settings").await;
+    assert!(page.contains("Remove devs"), "{page}");
+    let (s, _, _) = b
+        .post(
+            "/organization/acme/teams/devs/members",
+            &[("member", "root")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let access = b.get("/repository/acme/svc?tab=access").await;
+    assert!(
+        access.contains("member of team devs, which has write, from default permission"),
+        "{access}"
+    );
+}

@@ -2,7 +2,7 @@
 //! (`/organization/{org}?tab=repos|teams|robots`), a team (`/organization/{org}/teams/{team}`)
 //! and a robot's credentials (`/organization/{org}/robots/{robot}`).
 
-use super::{Crumb, Page, field, link, see_other, url_encode};
+use super::{Crumb, Page, field, link, see_other, size, url_encode};
 use crate::AppState;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
@@ -12,6 +12,7 @@ use berth_core::Error;
 use berth_core::auth::Actor;
 use berth_core::auth::views::{Listing, LogScope};
 use berth_core::policies::Level;
+use berth_core::quotas::{NamespaceQuota, QuotaPath, Quotas};
 use maud::{Markup, html};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -112,6 +113,7 @@ async fn org_page(st: &AppState, page: &Page, org: &str) -> Result<Response, Err
         Some("robots") if admin => "robots",
         Some("logs") if admin => "logs",
         Some("policies") if admin => "policies",
+        Some("settings") if admin => "settings",
         _ => "repos",
     };
     if tab == "policies"
@@ -125,6 +127,7 @@ async fn org_page(st: &AppState, page: &Page, org: &str) -> Result<Response, Err
         return Ok(r);
     }
     let body = match tab {
+        "settings" => org_settings(st, page, actor, org, view.org.email.as_deref()).await?,
         "policies" => {
             let base = format!("/organization/{org}");
             super::policies::section(
@@ -224,7 +227,13 @@ async fn org_page(st: &AppState, page: &Page, org: &str) -> Result<Response, Err
                 .readable_repos(Some(actor), &listing, page.q("after"), 51)
                 .await?;
             let next = (repos.len() > 50).then(|| repos[49].name.clone());
+            let quota = Quotas::new(&st.registry, &st.auth)
+                .list(actor, &QuotaPath::Namespace(org))
+                .await
+                .ok()
+                .and_then(|q| q.into_iter().next());
             html! {
+                @if let Some(q) = &quota { (quota_bar(q)) }
                 @if repos.is_empty() {
                     p.empty { "No repositories yet. Push one with " code { "podman push " (page.host) "/" (org) "/NAME:TAG" } "." }
                 } @else {
@@ -245,6 +254,7 @@ async fn org_page(st: &AppState, page: &Page, org: &str) -> Result<Response, Err
         tabs.push(("robots", "Robot accounts"));
         tabs.push(("logs", "Logs"));
         tabs.push(("policies", "Policies"));
+        tabs.push(("settings", "Settings"));
     }
     Ok(page.render(
         StatusCode::OK,
@@ -256,6 +266,123 @@ async fn org_page(st: &AppState, page: &Page, org: &str) -> Result<Response, Err
             (body)
         },
     ))
+}
+
+/// How much of its quota a namespace uses, as a meter.
+fn quota_bar(q: &NamespaceQuota) -> Markup {
+    let pct = if q.limit_bytes > 0 {
+        (q.usage_bytes as f64 * 100.0 / q.limit_bytes as f64).min(999.0)
+    } else {
+        0.0
+    };
+    html! {
+        div.quota {
+            label for="quota-meter" {
+                "Storage: " strong { (size(q.usage_bytes)) } " of " (size(q.limit_bytes))
+                " (" (format!("{pct:.0}")) " %)" @if q.is_default { " — the registry's default quota" }
+            }
+            meter #quota-meter min="0" max=(q.limit_bytes) value=(q.usage_bytes.min(q.limit_bytes)) high=(q.limit_bytes * 8 / 10) optimum="0" {
+                (format!("{pct:.0} %"))
+            }
+        }
+    }
+}
+
+/// An organization's settings: email and time-machine window, default permissions, quota.
+async fn org_settings(
+    st: &AppState,
+    page: &Page,
+    actor: &Actor,
+    org: &str,
+    email: Option<&str>,
+) -> Result<Markup, Error> {
+    let perms = st.auth.default_permissions(actor, org).await?;
+    let window = st.auth.namespace_tag_window(org).await?;
+    let options = st.auth.config.tag_expiration_options.clone();
+    let quota = Quotas::new(&st.registry, &st.auth)
+        .list(actor, &QuotaPath::Namespace(org))
+        .await?
+        .into_iter()
+        .next();
+    let base = format!("/organization/{org}/settings");
+    let csrf = html! { input type="hidden" name="csrf" value=(page.csrf); };
+    let who = |w: &Option<(String, berth_core::auth::GranteeKind)>| match w {
+        Some((n, k)) => format!("{n} ({})", k.as_str()),
+        None => "anyone".to_string(),
+    };
+    Ok(html! {
+        section #org-settings {
+            h2 { "Organization" }
+            form.stack method="post" action={ (base) "/general" } {
+                (csrf)
+                label for="org-email-edit" { "Email" }
+                input #org-email-edit name="email" type="email" value=[email];
+                label for="org-window" { "Time-machine window (how long deleted tags stay restorable)" }
+                select #org-window name="tag_expiration_s" {
+                    @for o in &options {
+                        option value=(o) selected[window.unwrap_or(st.registry.config.gc.default_window_s) == *o] {
+                            @if *o == 0 { "none: deleted tags go at once" } @else {
+                                (humantime::format_duration(std::time::Duration::from_secs((*o).max(0) as u64)))
+                            }
+                        }
+                    }
+                }
+                button type="submit" { "Save" }
+            }
+
+            h2 #defaults-heading { "Default permissions" }
+            p.muted { "Given to every repository created in " (org) " (by the creator named, or anyone)." }
+            @if perms.is_empty() {
+                p.empty { "None." }
+            } @else {
+                table.list aria-labelledby="defaults-heading" {
+                    thead { tr { th scope="col" { "When created by" } th scope="col" { "Give" } th scope="col" { "Role" } th scope="col" { "Remove" } } }
+                    tbody {
+                        @for p in &perms {
+                            tr {
+                                td { (who(&p.activating)) }
+                                th scope="row" { (who(&p.delegate)) }
+                                td { (p.perm.role.as_str()) }
+                                td {
+                                    form.inline method="post" action={ (base) "/defaults/" (p.perm.uuid) "/delete" } {
+                                        (csrf)
+                                        button.danger type="submit" { "Remove default for " (who(&p.delegate)) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            form.stack method="post" action={ (base) "/defaults" } {
+                (csrf)
+                label for="default-kind" { "Give to a" }
+                select #default-kind name="kind" {
+                    option value="team" { "team" }
+                    option value="user" { "user or robot" }
+                }
+                label for="default-name" { "Its name" }
+                input #default-name name="name" required;
+                label for="default-role" { "Role" }
+                select #default-role name="role" {
+                    option value="read" { "read" } option value="write" { "write" } option value="admin" { "admin" }
+                }
+                label for="default-creator" { "Only when this user creates the repository (optional)" }
+                input #default-creator name="creator";
+                button.primary type="submit" { "Add default permission" }
+            }
+
+            h2 { "Quota" }
+            @if let Some(q) = &quota {
+                (quota_bar(q))
+                ul.plain {
+                    @for l in &q.limits { li { (l.kind.as_str()) " at " (l.percent) " %" } }
+                }
+            } @else {
+                p.empty { "No quota: " (org) " may use any amount of storage. A superuser sets one through the API (" code { "POST /api/v1/organization/" (org) "/quota" } ")." }
+            }
+        }
+    })
 }
 
 async fn team_page(st: &AppState, page: &Page, org: &str, team: &str) -> Result<Response, Error> {
@@ -365,7 +492,40 @@ pub async fn action(
         }
     }
     let parts: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    let settings = |org: &str| link(&format!("/organization/{org}"), &[("tab", "settings")]);
     let done = match parts.as_slice() {
+        [org, "settings", "general"] => {
+            let window = match field(&f, "tag_expiration_s").map(str::parse::<i64>) {
+                Some(Ok(s)) => Ok(Some(s)),
+                Some(Err(_)) => Err(Error::invalid("the window is a number of seconds")),
+                None => Ok(None),
+            };
+            match window {
+                Ok(w) => st
+                    .auth
+                    .update_org(actor, org, field(&f, "email"), w)
+                    .await
+                    .map(|_| settings(org)),
+                Err(e) => Err(e),
+            }
+        }
+        [org, "settings", "defaults"] => st
+            .auth
+            .create_default_perm(
+                actor,
+                org,
+                field(&f, "creator"),
+                field(&f, "name").unwrap_or(""),
+                field(&f, "kind") == Some("team"),
+                field(&f, "role").unwrap_or("read"),
+            )
+            .await
+            .map(|_| settings(org)),
+        [org, "settings", "defaults", uuid, "delete"] => st
+            .auth
+            .delete_default_perm(actor, org, uuid)
+            .await
+            .map(|_| settings(org)),
         [org, "teams"] => {
             let name = field(&f, "name").unwrap_or("");
             st.auth
