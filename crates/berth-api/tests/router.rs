@@ -1476,6 +1476,16 @@ async fn search_finds_repositories_tags_and_digests_only_where_the_caller_may_re
         page.contains("frees nothing: 1 other tag points at this manifest"),
         "{page}"
     );
+    // The list says what each repository stores.
+    let list = b.get("/repository").await;
+    let row = &list[list
+        .find(r#"<a href="/repository/alice/webapp">"#)
+        .expect("row")..];
+    let row = &row[..row.find("</tr>").expect("row end")];
+    assert!(
+        row.contains(" B</td>") && !row.contains("<td>0 B</td>"),
+        "{row}"
+    );
 }
 
 #[tokio::test]

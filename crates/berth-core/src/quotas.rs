@@ -289,6 +289,16 @@ impl Registry {
         Err(over_quota(ns, after, reject, when))
     }
 
+    /// What each of `repos` stores (its distinct blobs' bytes), for a listing of repositories
+    /// the caller obtained through a checked door ([`crate::auth::Auth::readable_repos`]).
+    pub async fn repo_sizes(
+        &self,
+        repos: &[crate::Repository],
+    ) -> Result<std::collections::HashMap<String, i64>> {
+        let names: Vec<String> = repos.iter().map(|r| r.name.clone()).collect();
+        Ok(self.db.repo_sizes(&names).await?.into_iter().collect())
+    }
+
     /// Bytes a namespace uses.
     pub async fn namespace_usage(&self, namespace: &str) -> Result<i64> {
         let n = self.db.namespace_usage(namespace).await?;

@@ -194,6 +194,33 @@ impl Db {
         Ok(n > 0)
     }
 
+    /// The bytes of each repository's distinct config and layer blobs (what it stores, shared
+    /// blobs counted in each), for the repositories `names`.
+    pub async fn repo_sizes(&self, names: &[String]) -> Result<Vec<(String, i64)>> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks: Vec<String> = (1..=names.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT r.name, CAST(COALESCE(SUM(b.size), 0) AS BIGINT)
+             FROM repositories r
+             LEFT JOIN (SELECT DISTINCT m.repo_id, mr.digest FROM manifest_refs mr
+                          JOIN manifests m ON m.id = mr.manifest_id
+                          JOIN repositories rr ON rr.id = m.repo_id
+                        WHERE mr.kind IN ('config', 'layer') AND rr.name IN ({0})) d
+               ON d.repo_id = r.id
+             LEFT JOIN blobs b ON b.digest = d.digest
+             WHERE r.name IN ({0})
+             GROUP BY r.name",
+            marks.join(", ")
+        );
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+        for n in names {
+            q = q.bind(n);
+        }
+        Ok(q.fetch_all(&self.pool).await?)
+    }
+
     /// Bytes a namespace uses now.
     pub async fn namespace_usage(&self, namespace: &str) -> Result<i64> {
         Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(usage_sql()))

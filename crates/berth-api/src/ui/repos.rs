@@ -38,6 +38,10 @@ pub async fn list(State(st): State<Arc<AppState>>, req: Request) -> Response {
     let more = rows.len() as i64 > PAGE;
     let rows = &rows[..rows.len().min(PAGE as usize)];
     let next = rows.last().filter(|_| more).map(|r| r.name.clone());
+    let sizes = match st.registry.repo_sizes(rows).await {
+        Ok(s) => s,
+        Err(e) => return page.error(e),
+    };
     let namespaces: std::collections::BTreeSet<String> = match &page.actor {
         Some(a) => match st.auth.memberships(a.id).await {
             Ok(m) => m.into_iter().map(|(org, _)| org).collect(),
@@ -95,14 +99,15 @@ pub async fn list(State(st): State<Arc<AppState>>, req: Request) -> Response {
             } @else {
                 table.list {
                     caption.visually-hidden { "Repositories you may see, by name" }
-                    thead { tr { th scope="col" { "Name" } th scope="col" { "Visibility" } th scope="col" { "Last pushed" } th scope="col" { "Description" } } }
+                    thead { tr { th scope="col" { "Name" } th scope="col" { "Visibility" } th scope="col" { "Last pushed" } th scope="col" { "Storage" } th scope="col" { "Description" } } }
                     tbody {
                         @for r in rows {
                             tr {
                                 td { a href={ "/repository/" (r.name) } { (r.name) } }
                                 td { (visibility(r)) }
                                 td { (when(r.last_push_at)) }
-                                td.muted { (r.description.as_deref().unwrap_or("")) }
+                                td { (size(sizes.get(&r.name).copied().unwrap_or(0))) }
+                                td.muted { (r.description.as_deref().and_then(|d| d.lines().next()).unwrap_or("")) }
                             }
                         }
                     }
