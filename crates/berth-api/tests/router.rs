@@ -1658,3 +1658,49 @@ async fn organization_settings_set_the_window_and_default_permissions_that_new_r
         "{access}"
     );
 }
+
+#[tokio::test]
+async fn a_tags_timeline_shows_what_changed_between_two_positions() {
+    let app = app().await;
+    let bearer = app.token("repository:alice/app:pull,push").await;
+    let old = app.push(&bearer, "alice/app", "v1").await;
+    let new = app.push(&bearer, "alice/app", "next").await;
+    let b = Browser::sign_in(&app).await;
+    // Move v1 onto next's manifest (Quay's "add tag" on an existing name moves it).
+    let (s, _, body) = b
+        .post("/repository/alice/app/tag/next/retag", &[("name", "v1")])
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
+    let page = b.get("/repository/alice/app?tab=history&tag=v1").await;
+    let at = page.find("Changes to ").expect("a link to the change");
+    let head = &page[..at];
+    let href = &head[head.rfind("href=\"").expect("href") + 6..];
+    let href = href[..href.find('"').expect("end")].replace("&amp;", "&");
+    assert!(
+        href.contains(&format!("from={}", old.replace(':', "%3A"))),
+        "{href}"
+    );
+    assert!(
+        href.contains(&format!("to={}", new.replace(':', "%3A"))),
+        "{href}"
+    );
+    let diff = b.get(&href).await;
+    let layer = |tag: &str| sha256(format!("layer of alice/app:{tag}").as_bytes());
+    assert!(
+        diff.contains(&format!("+ <code>{}</code>", layer("next"))),
+        "{diff}"
+    );
+    assert!(
+        diff.contains(&format!("− <code>{}</code>", layer("v1"))),
+        "{diff}"
+    );
+    let same = b
+        .get(&format!(
+            "/repository/alice/app?tab=history&tag=v1&from={new}&to={new}"
+        ))
+        .await;
+    assert!(
+        same.contains("The same layers, platforms and labels."),
+        "{same}"
+    );
+}

@@ -32,6 +32,27 @@ pub struct RepositoryView {
     pub tags: Option<Vec<Tag>>,
 }
 
+/// What changed between two manifests ([`Content::diff`]), `from` to `to`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ManifestDiff {
+    /// Layers (digest, size) only `to` has, and only `from` had.
+    pub layers_added: Vec<(String, i64)>,
+    pub layers_removed: Vec<(String, i64)>,
+    /// Platforms of an index (platform, child digest) only `to` has, and only `from` had; a
+    /// platform rebuilt shows in both.
+    pub platforms_added: Vec<(String, String)>,
+    pub platforms_removed: Vec<(String, String)>,
+    /// Labels (key, value) added and removed, and (key, old, new) changed.
+    pub labels_added: Vec<(String, String)>,
+    pub labels_removed: Vec<(String, String)>,
+    pub labels_changed: Vec<(String, String, String)>,
+    /// Compressed layer bytes of each.
+    pub size_from: i64,
+    pub size_to: i64,
+    pub media_type_from: String,
+    pub media_type_to: String,
+}
+
 /// What deleting a tag would free ([`Content::deletion_impact`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeletionImpact {
@@ -400,6 +421,83 @@ impl<'a> Content<'a> {
                     e
                 }
             })
+    }
+
+    /// What changed from manifest `from` to manifest `to` (two positions of a tag): layers,
+    /// platforms of an index, labels, size, for readers.
+    pub async fn diff(
+        &self,
+        actor: Option<&Actor>,
+        repo: &str,
+        from: &Digest,
+        to: &Digest,
+    ) -> Result<ManifestDiff> {
+        let a = self.manifest(actor, repo, from).await?;
+        let b = self.manifest(actor, repo, to).await?;
+        let la = self.labels(actor, repo, from, "").await?;
+        let lb = self.labels(actor, repo, to, "").await?;
+        let parse = |m: &Manifest| -> serde_json::Value {
+            serde_json::from_slice(&m.content).unwrap_or_default()
+        };
+        let (ja, jb) = (parse(&a), parse(&b));
+        let layers = |j: &serde_json::Value| -> Vec<(String, i64)> {
+            j["layers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|l| {
+                    (
+                        l["digest"].as_str().unwrap_or("").to_string(),
+                        l["size"].as_i64().unwrap_or(0),
+                    )
+                })
+                .collect()
+        };
+        let platforms = |j: &serde_json::Value| -> Vec<(String, String)> {
+            j["manifests"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|m| {
+                    let p = &m["platform"];
+                    let s = |k: &str| p[k].as_str().unwrap_or("");
+                    let mut name = format!("{}/{}", s("os"), s("architecture"));
+                    if !s("variant").is_empty() {
+                        name = format!("{name}/{}", s("variant"));
+                    }
+                    (name, m["digest"].as_str().unwrap_or("").to_string())
+                })
+                .collect()
+        };
+        let (lya, lyb) = (layers(&ja), layers(&jb));
+        let (pa, pb) = (platforms(&ja), platforms(&jb));
+        let mut d = ManifestDiff {
+            layers_added: lyb.iter().filter(|l| !lya.contains(l)).cloned().collect(),
+            layers_removed: lya.iter().filter(|l| !lyb.contains(l)).cloned().collect(),
+            platforms_added: pb.iter().filter(|p| !pa.contains(p)).cloned().collect(),
+            platforms_removed: pa.iter().filter(|p| !pb.contains(p)).cloned().collect(),
+            size_from: lya.iter().map(|l| l.1).sum(),
+            size_to: lyb.iter().map(|l| l.1).sum(),
+            media_type_from: a.media_type.clone(),
+            media_type_to: b.media_type.clone(),
+            ..ManifestDiff::default()
+        };
+        for l in &lb {
+            match la.iter().find(|o| o.key == l.key) {
+                None => d.labels_added.push((l.key.clone(), l.value.clone())),
+                Some(o) if o.value != l.value => {
+                    d.labels_changed
+                        .push((l.key.clone(), o.value.clone(), l.value.clone()))
+                }
+                Some(_) => {}
+            }
+        }
+        for o in &la {
+            if !lb.iter().any(|l| l.key == o.key) {
+                d.labels_removed.push((o.key.clone(), o.value.clone()));
+            }
+        }
+        Ok(d)
     }
 
     /// The manifests whose subject is `digest` (signatures, SBOMs, attestations), for readers.

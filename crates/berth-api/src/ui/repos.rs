@@ -645,6 +645,64 @@ async fn delete_tags(st: &AppState, page: &Page, repo: &str, f: &[(String, Strin
     }
 }
 
+/// The diff between two positions of a tag's history (`from` and `to` digests in the URL).
+async fn diff_section(
+    st: &AppState,
+    page: &Page,
+    repo: &str,
+    from: &str,
+    to: &str,
+) -> berth_core::Result<Markup> {
+    let parse = |d: &str| {
+        d.parse::<berth_oci::Digest>()
+            .map_err(|_| berth_core::Error::invalid(format!("{d:?} is not a digest")))
+    };
+    let (f, t) = (parse(from)?, parse(to)?);
+    let d = Content::new(&st.registry, &st.auth)
+        .diff(page.actor.as_ref(), repo, &f, &t)
+        .await?;
+    let short = |s: &str| -> String { s.chars().take(19).collect() };
+    let nothing = d.layers_added.is_empty()
+        && d.layers_removed.is_empty()
+        && d.platforms_added.is_empty()
+        && d.platforms_removed.is_empty()
+        && d.labels_added.is_empty()
+        && d.labels_removed.is_empty()
+        && d.labels_changed.is_empty();
+    Ok(html! {
+        section.diff aria-labelledby="diff-heading" {
+            h2 #diff-heading { "From " code { (short(from)) } " to " code { (short(to)) } }
+            p {
+                "Layers: " (size(d.size_from)) " → " (size(d.size_to)) "."
+                @if d.media_type_from != d.media_type_to { " Media type: " code { (d.media_type_from) } " → " code { (d.media_type_to) } "." }
+            }
+            @if nothing { p.empty { "The same layers, platforms and labels." } }
+            @if !d.platforms_added.is_empty() || !d.platforms_removed.is_empty() {
+                h3 { "Platforms" }
+                ul.plain {
+                    @for (p, dg) in &d.platforms_removed { li.removed { "− " (p) " " code { (short(dg)) } } }
+                    @for (p, dg) in &d.platforms_added { li.added { "+ " (p) " " code { (short(dg)) } } }
+                }
+            }
+            @if !d.layers_added.is_empty() || !d.layers_removed.is_empty() {
+                h3 { "Layers" }
+                ul.plain {
+                    @for (l, s) in &d.layers_removed { li.removed { "− " code { (l) } " " (size(*s)) } }
+                    @for (l, s) in &d.layers_added { li.added { "+ " code { (l) } " " (size(*s)) } }
+                }
+            }
+            @if !d.labels_added.is_empty() || !d.labels_removed.is_empty() || !d.labels_changed.is_empty() {
+                h3 { "Labels" }
+                ul.plain {
+                    @for (k, v) in &d.labels_removed { li.removed { "− " code { (k) } " = " (v) } }
+                    @for (k, v) in &d.labels_added { li.added { "+ " code { (k) } " = " (v) } }
+                    @for (k, o, n) in &d.labels_changed { li { "~ " code { (k) } ": " (o) " → " (n) } }
+                }
+            }
+        }
+    })
+}
+
 async fn history_tab(
     st: &AppState,
     page: &Page,
@@ -685,7 +743,14 @@ async fn history_tab(
             ],
         )
     };
+    let diff = match (page.q("from"), page.q("to")) {
+        (Some(f), Some(t)) => Some(diff_section(st, page, repo, f, t).await?),
+        _ => None,
+    };
+    let per_tag = page.q("tag").is_some();
+    let shown: Vec<&TagView> = rows.iter().take(PAGE as usize).collect();
     Ok(html! {
+        @if let Some(d) = diff { (d) }
         section {
             @if can_write {
                 p.muted { "Ended positions stay restorable for " (humantime::format_duration(std::time::Duration::from_secs(window_s.max(0) as u64))) " (the namespace's time-machine window)." }
@@ -700,15 +765,25 @@ async fn history_tab(
                     caption.visually-hidden { "Tag history, newest first" }
                     thead { tr {
                         th scope="col" { "Tag" } th scope="col" { "Manifest" } th scope="col" { "From" } th scope="col" { "Until" }
+                        @if per_tag { th scope="col" { "Changes" } }
                         @if can_write { th scope="col" { "Actions" } }
                     } }
                     tbody {
-                        @for v in rows.iter().take(PAGE as usize) {
+                        @for (i, v) in shown.iter().enumerate() {
                             tr {
                                 th scope="row" { a href=(link(&format!("/repository/{repo}"), &[("tab", "history"), ("tag", &v.tag.name)])) { (v.tag.name) } }
                                 td { code { (v.tag.manifest_digest) } }
                                 td { (when(Some(v.tag.start_at))) }
                                 td { @if let Some(e) = v.tag.end_at { (when(Some(e))) } @else { span.badge.public { "current" } } }
+                                @if per_tag {
+                                    td {
+                                        @if let Some(older) = shown.get(i + 1).filter(|o| o.tag.manifest_digest != v.tag.manifest_digest) {
+                                            a href=(link(&format!("/repository/{repo}"), &[("tab", "history"), ("tag", &v.tag.name), ("from", &older.tag.manifest_digest.to_string()), ("to", &v.tag.manifest_digest.to_string())])) {
+                                                "Changes to " (v.tag.manifest_digest.to_string().chars().take(19).collect::<String>())
+                                            }
+                                        }
+                                    }
+                                }
                                 @if can_write {
                                     td {
                                         @if v.tag.end_at.is_some_and(|e| e >= restorable_since) {
