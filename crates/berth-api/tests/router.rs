@@ -906,6 +906,40 @@ async fn the_ui_creates_an_organization_a_team_and_a_robot_whose_credentials_log
         )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
+    // The robot's page gives it a permission and regenerates its token.
+    let (s, _, body) = b
+        .post("/repository", &[("namespace", "shop"), ("name", "app")])
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
+    let (s, to, body) = b
+        .post(
+            "/organization/shop/robots/ci/permission",
+            &[("repository", "app"), ("role", "write")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
+    assert_eq!(to, "/organization/shop/robots/ci");
+    let robot = b.get(&to).await;
+    assert!(
+        robot.contains(r#"<a href="/repository/shop/app">shop/app</a></th><td>write"#),
+        "{robot}"
+    );
+    let (s, _, _) = b.post("/organization/shop/robots/ci/regenerate", &[]).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let r = app
+        .send(
+            Method::GET,
+            "/v2/auth?service=berth&scope=repository:shop/app:pull,push",
+            Some(&basic),
+            &[],
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "the old token is dead"
+    );
     // A team name that is not valid says why.
     let (s, _, body) = b
         .post("/organization/shop/teams", &[("name", "no spaces")])

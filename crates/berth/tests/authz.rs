@@ -304,31 +304,35 @@ const OPS: &[&str] = &[
     "ui repo logs",      // 28 GET /repository/acme/app?tab=logs&format=csv (the export)
     "ui superuser",      // 29 GET /superuser?tab=users
     "api aggregatelogs", // 30 GET /api/v1/repository/acme/app/aggregatelogs
+    "ui bulk delete",    // 31 POST /repository/acme/app/tags/delete (tag uidel-<role>)
+    "ui add policy",     // 32 POST /repository/acme/app/policies/immutability
+    "ui org settings",   // 33 POST /organization/acme/settings/general
+    "ui run gc",         // 34 POST /superuser/gc
 ];
 
 /// Expected outcome per caller: one character per operation above, Y = allowed, . = denied.
-/// The UI columns (20-29) need a browser session, which only a user's password opens: robots
-/// and registry JWTs have none.
+/// The UI columns (20-29, 31-34) need a browser session, which only a user's password opens:
+/// robots and registry JWTs have none.
 ///                       0         1         2         3
-///                       0123456789012345678901234567890
+///                       01234567890123456789012345678901234
 #[rustfmt::skip]
 const MATRIX: &[(&str, &str)] = &[
-    ("anonymous",        ".......Y..........Y............"),
-    ("outsider",         ".......Y..........Y.......Y...."),
-    ("reader",           "YYY....YYY........Y.Y.....Y...."),
-    ("writer",           "YYYYYY.YYY........Y.YY....Y...."),
-    ("repoadmin",        "YYYYYY.YYYYYY.....Y.YY.YY.Y.Y.Y"),
-    ("team-member",      "YYY....YYY......Y.Y.Y.....Y...."),
-    ("team-creator",     "......YY........YYY......YY...."),
-    ("team-admin",       "YYYYYYYYYYYYYYY.YYY.YYYYYYY.Y.Y"),
-    ("robot-write",      "YYYYYY.YY......................"),
-    ("robot-none",       ".......Y......................."),
-    ("superuser",        "YYYYYYYYYYYYYYYYYYYYYYYYYYY.YYY"),
-    ("locked",           "..............................."),
-    ("jwt-expired",      "..............................."),
-    ("jwt-forged",       "..............................."),
-    ("jwt-alg-none",     "..............................."),
-    ("jwt-wrong-scope",  "..............................."),
+    ("anonymous",        ".......Y..........Y................"),
+    ("outsider",         ".......Y..........Y.......Y........"),
+    ("reader",           "YYY....YYY........Y.Y.....Y........"),
+    ("writer",           "YYYYYY.YYY........Y.YY....Y....Y..."),
+    ("repoadmin",        "YYYYYY.YYYYYY.....Y.YY.YY.Y.Y.YYY.."),
+    ("team-member",      "YYY....YYY......Y.Y.Y.....Y........"),
+    ("team-creator",     "......YY........YYY......YY........"),
+    ("team-admin",       "YYYYYYYYYYYYYYY.YYY.YYYYYYY.Y.YYYY."),
+    ("robot-write",      "YYYYYY.YY.........................."),
+    ("robot-none",       ".......Y..........................."),
+    ("superuser",        "YYYYYYYYYYYYYYYYYYYYYYYYYYY.YYYYYYY"),
+    ("locked",           "..................................."),
+    ("jwt-expired",      "..................................."),
+    ("jwt-forged",       "..................................."),
+    ("jwt-alg-none",     "..................................."),
+    ("jwt-wrong-scope",  "..................................."),
 ];
 
 struct World {
@@ -645,7 +649,7 @@ async fn run(c: &Client, w: &World, role: &str, cred: &Cred, op: usize) -> (bool
         18 => outcome(&c.api("GET", "/api/v1/repository/acme/pub", cred, None).await, &[200]),
         19 => outcome(&c.api("GET", "/metrics", cred, None).await, &[200]),
         30 => outcome(&c.api("GET", "/api/v1/repository/acme/app/aggregatelogs", cred, None).await, &[200]),
-        20..=29 => {
+        20..=29 | 31..=34 => {
             let Some((cookie, csrf)) = c.ui_session(cred).await else {
                 return (false, "no browser session".into());
             };
@@ -678,12 +682,28 @@ async fn run(c: &Client, w: &World, role: &str, cred: &Cred, op: usize) -> (bool
                     c.ui_post(&cookie, &csrf, "/user/bystander/tokens", &f).await
                 }
                 28 => c.ui_get(&cookie, "/repository/acme/app?tab=logs&format=csv").await,
-                _ => c.ui_get(&cookie, "/superuser?tab=users").await,
+                29 => c.ui_get(&cookie, "/superuser?tab=users").await,
+                31 => {
+                    let tag = format!("uidel-{role}");
+                    let f = [("tag", tag.as_str())];
+                    c.ui_post(&cookie, &csrf, "/repository/acme/app/tags/delete", &f).await
+                }
+                32 => {
+                    let f = [("pattern", "^never-matches$"), ("matches", "true")];
+                    let path = "/repository/acme/app/policies/immutability";
+                    c.ui_post(&cookie, &csrf, path, &f).await
+                }
+                33 => {
+                    let f = [("email", "acme@example.com")];
+                    c.ui_post(&cookie, &csrf, "/organization/acme/settings/general", &f).await
+                }
+                _ => c.ui_post(&cookie, &csrf, "/superuser/gc", &[]).await,
             };
             let allowed = match op {
                 20 => status == 200 && body.contains(r#"href="/repository/acme/app/tag/v1""#),
-                // Done: back to the tag's history, the settings, the new repository, the token.
-                21 | 24 | 25 | 27 => status == 303,
+                // Done: back to the tag's history, the settings, the new repository, the token,
+                // the history, the policies, the organization's settings, the storage tab.
+                21 | 24 | 25 | 27 | 31..=34 => status == 303,
                 26 => status == 200 && body.contains("Change password"),
                 28 => status == 200 && body.starts_with("id,time,kind,performer"),
                 29 => status == 200 && body.contains("Create a user"),

@@ -424,6 +424,7 @@ async fn team_page(st: &AppState, page: &Page, org: &str, team: &str) -> Result<
 async fn robot_page(st: &AppState, page: &Page, org: &str, short: &str) -> Result<Response, Error> {
     let actor = need_actor(page)?;
     let (robot, token) = st.auth.robot(actor, org, short).await?;
+    let perms = st.auth.account_permissions(&robot).await?;
     let host = &page.host;
     let tls = if page.plain_http {
         " --tls-verify=false"
@@ -469,6 +470,31 @@ async fn robot_page(st: &AppState, page: &Page, org: &str, short: &str) -> Resul
             h2 { "Kubernetes pull secret" }
             p.muted { "Save as " code { "secret.yml" } ", " code { "kubectl apply -f secret.yml" } ", and name it in " code { "imagePullSecrets" } "." }
             pre.cmd tabindex="0" { (k8s) }
+            h2 #robot-perms { "Repository permissions" }
+            @if perms.is_empty() {
+                p.empty { "This robot has no permission on any repository yet." }
+            } @else {
+                table.list aria-labelledby="robot-perms" {
+                    thead { tr { th scope="col" { "Repository" } th scope="col" { "Role" } } }
+                    tbody { @for p in &perms { tr { th scope="row" { a href={ "/repository/" (p.repo) } { (p.repo) } } td { (p.role.as_str()) } } } }
+                }
+            }
+            form.stack method="post" action={ "/organization/" (org) "/robots/" (url_encode(short)) "/permission" } {
+                input type="hidden" name="csrf" value=(page.csrf);
+                label for="robot-perm-repo" { "Repository (" (org) "/NAME)" }
+                input #robot-perm-repo name="repository" required;
+                label for="robot-perm-role" { "Role" }
+                select #robot-perm-role name="role" {
+                    option value="read" { "read" } option value="write" { "write" } option value="admin" { "admin" }
+                }
+                button type="submit" { "Give permission" }
+            }
+            h2 { "Regenerate the token" }
+            p { "The current token stops working at once; clients logged in with it must log in again." }
+            form.inline method="post" action={ "/organization/" (org) "/robots/" (url_encode(short)) "/regenerate" } {
+                input type="hidden" name="csrf" value=(page.csrf);
+                button.danger type="submit" { "Regenerate token" }
+            }
         },
     ))
 }
@@ -546,6 +572,25 @@ pub async fn action(
                 .await
                 .map(|_| format!("/organization/{org}/robots/{}", url_encode(name)))
         }
+        [org, "robots", robot, "regenerate"] => st
+            .auth
+            .regenerate_robot(actor, org, robot)
+            .await
+            .map(|_| format!("/organization/{org}/robots/{}", url_encode(robot))),
+        [org, "robots", robot, "permission"] => st
+            .auth
+            .set_permission(
+                actor,
+                &match field(&f, "repository").unwrap_or("") {
+                    r if r.contains('/') => r.to_string(),
+                    r => format!("{org}/{r}"),
+                },
+                &format!("{org}+{robot}"),
+                false,
+                field(&f, "role").unwrap_or("read"),
+            )
+            .await
+            .map(|_| format!("/organization/{org}/robots/{}", url_encode(robot))),
         [org, "teams", team, "members"] => st
             .auth
             .add_team_member(actor, org, team, field(&f, "member").unwrap_or(""))

@@ -417,7 +417,6 @@ impl Auth {
             .collect())
     }
 
-    /// The permissions granted on one repository.
     /// The permissions granted on one repository, for its administrators.
     pub async fn repo_permissions(&self, actor: &Actor, repo: &str) -> Result<Vec<Permission>> {
         let r = self
