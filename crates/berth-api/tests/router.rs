@@ -1738,3 +1738,74 @@ async fn a_tags_timeline_shows_what_changed_between_two_positions() {
         "{same}"
     );
 }
+
+#[tokio::test]
+async fn the_repository_list_sorts_by_last_push_and_filters_by_visibility_with_cursors() {
+    let app = app().await;
+    let bearer = app.token("repository:alice/r1:pull,push").await;
+    app.push(&bearer, "alice/r1", "v1").await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let bearer = app.token("repository:alice/r2:pull,push").await;
+    app.push(&bearer, "alice/r2", "v1").await;
+    let b = Browser::sign_in(&app).await;
+    let (s, _, _) = b
+        .post("/repository", &[("namespace", "alice"), ("name", "r3")])
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let (s, _, _) = b
+        .post(
+            "/repository/alice/r1/settings/visibility",
+            &[("visibility", "public")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let order = |page: &str| -> Vec<String> {
+        page.split(r#"<td><a href="/repository/"#)
+            .skip(1)
+            .filter_map(|s| s.split('"').next().map(str::to_string))
+            .collect()
+    };
+    let page = b.get("/repository?namespace=alice&sort=pushed").await;
+    assert_eq!(
+        order(&page),
+        ["alice/r2", "alice/r1", "alice/r3"],
+        "never pushed last"
+    );
+    assert_eq!(
+        order(&b.get("/repository?namespace=alice").await),
+        ["alice/r1", "alice/r2", "alice/r3"]
+    );
+    assert_eq!(
+        order(&b.get("/repository?namespace=alice&visibility=public").await),
+        ["alice/r1"]
+    );
+    assert_eq!(
+        order(
+            &b.get("/repository?namespace=alice&visibility=private&sort=pushed")
+                .await
+        ),
+        ["alice/r2", "alice/r3"]
+    );
+    // A newest-first cursor is `PUSHMS:NAME`: after r2's, r1 and r3 follow.
+    let r2 = &page[page.find("alice/r2").expect("r2")..];
+    let at = r2.find("datetime=\"").expect("push time") + 10;
+    let when = &r2[at..at + 20];
+    let ms = humantime::parse_rfc3339(when)
+        .expect("rfc3339")
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs() as i64
+        * 1000;
+    // The page shows seconds; a cursor a second later than r2's push starts at r2 itself.
+    let next = b
+        .get(&format!(
+            "/repository?namespace=alice&sort=pushed&after={}%3Aalice%2Fr2",
+            ms + 999
+        ))
+        .await;
+    assert_eq!(order(&next)[..2], ["alice/r2", "alice/r1"]);
+    let r = b
+        .get_response("/repository?namespace=alice&sort=pushed&after=garbage")
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+}

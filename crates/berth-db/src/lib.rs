@@ -36,7 +36,7 @@ pub use jobs::JobRow;
 pub use labels::LabelRow;
 pub use manifests::{ManifestRow, NewManifest, PutManifestError, RefRow, ReferrerRow};
 pub use quotas::{QuotaLimit, QuotaRow};
-pub use repos::{NewRepo, RepoRow, Viewer};
+pub use repos::{NewRepo, RepoFilter, RepoRow, Viewer};
 pub use tags::{ImmutabilityPolicyRow, TagFilter, TagOrder, TagRow};
 pub use teams::{AccessFacts, DefaultPermRow, GrantFact, Grantee, PermRow, TeamRow};
 pub use tokens::{ApiTokenRow, AppTokenRow, OAuthAppRow, ServiceKeyRow};

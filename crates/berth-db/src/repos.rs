@@ -14,6 +14,20 @@ pub struct Viewer<'a> {
     pub all: bool,
 }
 
+/// Which repositories a listing selects, and in which order ([`Db::visible_repos`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RepoFilter<'a> {
+    pub namespace: Option<&'a str>,
+    /// Names containing this text.
+    pub contains: Option<&'a str>,
+    pub visibility: Option<Visibility>,
+    /// Most recently pushed first, instead of by name.
+    pub newest_first: bool,
+    /// The last row of the page before: its name and (for newest first) its push time, 0
+    /// when never pushed.
+    pub after: Option<(&'a str, i64)>,
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RepoRow {
     pub id: i64,
@@ -192,34 +206,49 @@ impl Db {
             .await?)
     }
 
-    /// Repository names in lexical order after `last`, at most `n`, that `viewer` may see,
-    /// optionally only those of one namespace.
+    /// Repositories `viewer` may see that `f` selects, at most `n`, after `f.after`: by name,
+    /// or most recently pushed first (never-pushed last), each order keyset-paged.
     pub async fn visible_repos(
         &self,
         viewer: &Viewer<'_>,
-        namespace: Option<&str>,
-        contains: Option<&str>,
-        last: Option<&str>,
+        f: &RepoFilter<'_>,
         n: i64,
     ) -> Result<Vec<RepoRow>> {
-        let like = crate::contains_pattern(contains);
+        let like = crate::contains_pattern(f.contains);
+        let (keyset, order) = if f.newest_first {
+            (
+                "(COALESCE(r.last_push_at, 0) < $10
+                  OR (COALESCE(r.last_push_at, 0) = $10 AND r.name > $1))",
+                "COALESCE(r.last_push_at, 0) DESC, r.name",
+            )
+        } else {
+            ("r.name > $1", "r.name")
+        };
         let sql = format!(
             "SELECT {REPO_COLS} FROM repositories r JOIN namespaces n ON n.id = r.namespace_id
-             WHERE r.name > $1 AND r.deleted_at IS NULL AND ($6 = '' OR n.name = $6)
-               AND ($8 = '' OR r.name LIKE $8 ESCAPE '!') AND {VISIBLE}
-             ORDER BY r.name LIMIT $7"
+             WHERE {keyset} AND r.deleted_at IS NULL AND ($6 = '' OR n.name = $6)
+               AND ($8 = '' OR r.name LIKE $8 ESCAPE '!') AND ($9 = '' OR r.visibility = $9)
+               AND {VISIBLE}
+             ORDER BY {order} LIMIT $7"
         );
-        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(last.unwrap_or(""))
+        let q = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(f.after.map(|a| a.0).unwrap_or(""))
             .bind(i64::from(viewer.public))
             .bind(i64::from(viewer.all))
             .bind(viewer.own_namespace.unwrap_or("/"))
             .bind(viewer.account_id.unwrap_or(-1))
-            .bind(namespace.unwrap_or(""))
+            .bind(f.namespace.unwrap_or(""))
             .bind(n)
             .bind(like)
-            .fetch_all(&self.pool)
-            .await?)
+            .bind(f.visibility.map(|v| v.as_str()).unwrap_or(""));
+        // Only the newest-first order reads the push-time cursor (PostgreSQL refuses a
+        // parameter the statement never uses).
+        let q = if f.newest_first {
+            q.bind(f.after.map(|a| a.1).unwrap_or(i64::MAX))
+        } else {
+            q
+        };
+        Ok(q.fetch_all(&self.pool).await?)
     }
 
     pub async fn repo(&self, name: &str) -> Result<Option<RepoRow>> {

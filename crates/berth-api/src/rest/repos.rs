@@ -317,6 +317,7 @@ async fn list_repos(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<RepoList>> {
         everything: caller.is_some_and(|c| c.superuser && c.has_scope("super:user"))
             && namespace.is_some(),
         contains: None,
+        ..Listing::default()
     };
     let limit = ctx
         .q("limit")

@@ -221,6 +221,7 @@ async fn org_page(st: &AppState, page: &Page, org: &str) -> Result<Response, Err
                 public: true,
                 everything: false,
                 contains: page.q("filter"),
+                ..Listing::default()
             };
             let repos = st
                 .auth

@@ -21,11 +21,17 @@ pub async fn list(State(st): State<Arc<AppState>>, req: Request) -> Response {
     let page = Page::of(&st, &req).await;
     let filter = page.q("filter");
     let namespace = page.q("namespace");
+    let newest = page.q("sort") == Some("pushed");
+    let vis = page
+        .q("visibility")
+        .filter(|v| matches!(*v, "public" | "private"));
     let listing = Listing {
         namespace,
         public: true,
         everything: false,
         contains: filter,
+        visibility: vis.and_then(|v| v.parse().ok()),
+        newest_first: newest,
     };
     let rows = match st
         .auth
@@ -37,7 +43,13 @@ pub async fn list(State(st): State<Arc<AppState>>, req: Request) -> Response {
     };
     let more = rows.len() as i64 > PAGE;
     let rows = &rows[..rows.len().min(PAGE as usize)];
-    let next = rows.last().filter(|_| more).map(|r| r.name.clone());
+    let next = rows.last().filter(|_| more).map(|r| {
+        if newest {
+            format!("{}:{}", r.last_push_at.unwrap_or(0), r.name)
+        } else {
+            r.name.clone()
+        }
+    });
     let sizes = match st.registry.repo_sizes(rows).await {
         Ok(s) => s,
         Err(e) => return page.error(e),
@@ -55,6 +67,8 @@ pub async fn list(State(st): State<Arc<AppState>>, req: Request) -> Response {
             &[
                 ("namespace", namespace.unwrap_or("")),
                 ("filter", filter.unwrap_or("")),
+                ("visibility", vis.unwrap_or("")),
+                ("sort", if newest { "pushed" } else { "" }),
                 ("after", after),
             ],
         )
@@ -75,8 +89,23 @@ pub async fn list(State(st): State<Arc<AppState>>, req: Request) -> Response {
                     label for="namespace" { "Namespace" }
                     input #namespace name="namespace" value=[namespace];
                 }
+                div {
+                    label for="visibility" { "Visibility" }
+                    select #visibility name="visibility" {
+                        option value="" { "any" }
+                        option value="public" selected[vis == Some("public")] { "public" }
+                        option value="private" selected[vis == Some("private")] { "private" }
+                    }
+                }
+                div {
+                    label for="repo-sort" { "Sort by" }
+                    select #repo-sort name="sort" {
+                        option value="name" { "name" }
+                        option value="pushed" selected[newest] { "last pushed" }
+                    }
+                }
                 button type="submit" { "Filter" }
-                @if filter.is_some() || namespace.is_some() {
+                @if filter.is_some() || namespace.is_some() || vis.is_some() || newest {
                     a href="/repository" { "Clear" }
                 }
             }
@@ -98,7 +127,7 @@ pub async fn list(State(st): State<Arc<AppState>>, req: Request) -> Response {
                 }
             } @else {
                 table.list {
-                    caption.visually-hidden { "Repositories you may see, by name" }
+                    caption.visually-hidden { "Repositories you may see, " @if newest { "most recently pushed first" } @else { "by name" } }
                     thead { tr { th scope="col" { "Name" } th scope="col" { "Visibility" } th scope="col" { "Last pushed" } th scope="col" { "Storage" } th scope="col" { "Description" } } }
                     tbody {
                         @for r in rows {

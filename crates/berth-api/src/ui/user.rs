@@ -82,6 +82,7 @@ async fn repos(st: &AppState, page: &Page, name: &str) -> Result<Markup, Error> 
         public: true,
         everything: false,
         contains: None,
+        ..Listing::default()
     };
     let repos = st
         .auth

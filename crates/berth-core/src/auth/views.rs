@@ -66,6 +66,11 @@ pub struct Listing<'a> {
     pub everything: bool,
     /// Only names containing this text.
     pub contains: Option<&'a str>,
+    /// Only public (or only private) repositories.
+    pub visibility: Option<super::Visibility>,
+    /// Most recently pushed first (the cursor is then `PUSHMS:NAME`, see
+    /// [`Auth::readable_repos`]), instead of by name.
+    pub newest_first: bool,
 }
 
 /// A member of an organization and the teams it is in.
@@ -183,21 +188,32 @@ impl Auth {
             all: listing.everything && actor.is_some_and(|a| a.superuser),
         };
         let mut out = Vec::new();
-        let mut cursor = after.map(str::to_string);
+        // By name the cursor is the last name; newest first it is `PUSHMS:NAME`.
+        let mut cursor: Option<(String, i64)> = match after {
+            None => None,
+            Some(a) if listing.newest_first => {
+                let (ms, name) = a.split_once(':').ok_or_else(|| {
+                    Error::invalid("the page cursor is not one this listing gave")
+                })?;
+                let ms = ms
+                    .parse()
+                    .map_err(|_| Error::invalid("the page cursor is not one this listing gave"))?;
+                Some((name.to_string(), ms))
+            }
+            Some(a) => Some((a.to_string(), 0)),
+        };
         loop {
-            let batch = self
-                .db
-                .visible_repos(
-                    &viewer,
-                    listing.namespace,
-                    listing.contains,
-                    cursor.as_deref(),
-                    limit,
-                )
-                .await?;
+            let f = berth_db::RepoFilter {
+                namespace: listing.namespace,
+                contains: listing.contains,
+                visibility: listing.visibility,
+                newest_first: listing.newest_first,
+                after: cursor.as_ref().map(|(n, ms)| (n.as_str(), *ms)),
+            };
+            let batch = self.db.visible_repos(&viewer, &f, limit).await?;
             let exhausted = (batch.len() as i64) < limit;
             for r in batch {
-                cursor = Some(r.name.clone());
+                cursor = Some((r.name.clone(), r.last_push_at.unwrap_or(0)));
                 if self
                     .repo_access(actor, &r.name)
                     .await?
