@@ -940,6 +940,29 @@ async fn the_ui_creates_an_organization_a_team_and_a_robot_whose_credentials_log
         StatusCode::UNAUTHORIZED,
         "the old token is dead"
     );
+    // An OAuth application: created, its page shows the client ID and secret, deleted.
+    let (s, to, body) = b
+        .post(
+            "/organization/shop/applications",
+            &[
+                ("name", "deployer"),
+                ("redirect_uri", "https://ci.example.com/cb"),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
+    assert!(to.starts_with("/organization/shop/applications/"), "{to}");
+    let app_page = b.get(&to).await;
+    assert!(app_page.contains(r#"<code id="app-secret">"#), "{app_page}");
+    let list = b.get("/organization/shop?tab=applications").await;
+    assert!(list.contains("https://ci.example.com/cb"), "{list}");
+    let (s, _, _) = b.post(&format!("{to}/delete"), &[]).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert!(
+        b.get("/organization/shop?tab=applications")
+            .await
+            .contains("No OAuth applications")
+    );
     // A team name that is not valid says why.
     let (s, _, body) = b
         .post("/organization/shop/teams", &[("name", "no spaces")])

@@ -308,31 +308,32 @@ const OPS: &[&str] = &[
     "ui add policy",     // 32 POST /repository/acme/app/policies/immutability
     "ui org settings",   // 33 POST /organization/acme/settings/general
     "ui run gc",         // 34 POST /superuser/gc
+    "ui applications",   // 35 GET /organization/acme?tab=applications lists the applications
 ];
 
 /// Expected outcome per caller: one character per operation above, Y = allowed, . = denied.
-/// The UI columns (20-29, 31-34) need a browser session, which only a user's password opens:
+/// The UI columns (20-29, 31-35) need a browser session, which only a user's password opens:
 /// robots and registry JWTs have none.
 ///                       0         1         2         3
-///                       01234567890123456789012345678901234
+///                       012345678901234567890123456789012345
 #[rustfmt::skip]
 const MATRIX: &[(&str, &str)] = &[
-    ("anonymous",        ".......Y..........Y................"),
-    ("outsider",         ".......Y..........Y.......Y........"),
-    ("reader",           "YYY....YYY........Y.Y.....Y........"),
-    ("writer",           "YYYYYY.YYY........Y.YY....Y....Y..."),
-    ("repoadmin",        "YYYYYY.YYYYYY.....Y.YY.YY.Y.Y.YYY.."),
-    ("team-member",      "YYY....YYY......Y.Y.Y.....Y........"),
-    ("team-creator",     "......YY........YYY......YY........"),
-    ("team-admin",       "YYYYYYYYYYYYYYY.YYY.YYYYYYY.Y.YYYY."),
-    ("robot-write",      "YYYYYY.YY.........................."),
-    ("robot-none",       ".......Y..........................."),
-    ("superuser",        "YYYYYYYYYYYYYYYYYYYYYYYYYYY.YYYYYYY"),
-    ("locked",           "..................................."),
-    ("jwt-expired",      "..................................."),
-    ("jwt-forged",       "..................................."),
-    ("jwt-alg-none",     "..................................."),
-    ("jwt-wrong-scope",  "..................................."),
+    ("anonymous",        ".......Y..........Y................."),
+    ("outsider",         ".......Y..........Y.......Y........."),
+    ("reader",           "YYY....YYY........Y.Y.....Y........."),
+    ("writer",           "YYYYYY.YYY........Y.YY....Y....Y...."),
+    ("repoadmin",        "YYYYYY.YYYYYY.....Y.YY.YY.Y.Y.YYY..."),
+    ("team-member",      "YYY....YYY......Y.Y.Y.....Y........."),
+    ("team-creator",     "......YY........YYY......YY........."),
+    ("team-admin",       "YYYYYYYYYYYYYYY.YYY.YYYYYYY.Y.YYYY.Y"),
+    ("robot-write",      "YYYYYY.YY..........................."),
+    ("robot-none",       ".......Y............................"),
+    ("superuser",        "YYYYYYYYYYYYYYYYYYYYYYYYYYY.YYYYYYYY"),
+    ("locked",           "...................................."),
+    ("jwt-expired",      "...................................."),
+    ("jwt-forged",       "...................................."),
+    ("jwt-alg-none",     "...................................."),
+    ("jwt-wrong-scope",  "...................................."),
 ];
 
 struct World {
@@ -649,7 +650,7 @@ async fn run(c: &Client, w: &World, role: &str, cred: &Cred, op: usize) -> (bool
         18 => outcome(&c.api("GET", "/api/v1/repository/acme/pub", cred, None).await, &[200]),
         19 => outcome(&c.api("GET", "/metrics", cred, None).await, &[200]),
         30 => outcome(&c.api("GET", "/api/v1/repository/acme/app/aggregatelogs", cred, None).await, &[200]),
-        20..=29 | 31..=34 => {
+        20..=29 | 31..=35 => {
             let Some((cookie, csrf)) = c.ui_session(cred).await else {
                 return (false, "no browser session".into());
             };
@@ -697,7 +698,8 @@ async fn run(c: &Client, w: &World, role: &str, cred: &Cred, op: usize) -> (bool
                     let f = [("email", "acme@example.com")];
                     c.ui_post(&cookie, &csrf, "/organization/acme/settings/general", &f).await
                 }
-                _ => c.ui_post(&cookie, &csrf, "/superuser/gc", &[]).await,
+                34 => c.ui_post(&cookie, &csrf, "/superuser/gc", &[]).await,
+                _ => c.ui_get(&cookie, "/organization/acme?tab=applications").await,
             };
             let allowed = match op {
                 20 => status == 200 && body.contains(r#"href="/repository/acme/app/tag/v1""#),
@@ -705,6 +707,7 @@ async fn run(c: &Client, w: &World, role: &str, cred: &Cred, op: usize) -> (bool
                 // the history, the policies, the organization's settings, the storage tab.
                 21 | 24 | 25 | 27 | 31..=34 => status == 303,
                 26 => status == 200 && body.contains("Change password"),
+                35 => status == 200 && body.contains("Create an application"),
                 28 => status == 200 && body.starts_with("id,time,kind,performer"),
                 29 => status == 200 && body.contains("Create a user"),
                 22 => status == 200 && body.contains("Create a robot account"),

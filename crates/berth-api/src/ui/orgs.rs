@@ -10,6 +10,7 @@ use axum::response::Response;
 use base64::Engine;
 use berth_core::Error;
 use berth_core::auth::Actor;
+use berth_core::auth::apps::AppFields;
 use berth_core::auth::views::{Listing, LogScope};
 use berth_core::policies::Level;
 use berth_core::quotas::{NamespaceQuota, QuotaPath, Quotas};
@@ -92,6 +93,7 @@ pub async fn organization(
         [org] => org_page(&st, &page, org).await,
         [org, "teams", team] => team_page(&st, &page, org, team).await,
         [org, "robots", robot] => robot_page(&st, &page, org, robot).await,
+        [org, "applications", client_id] => application_page(&st, &page, org, client_id).await,
         _ => Err(Error::not_found("no such page")),
     };
     r.unwrap_or_else(|e| page.error(e))
@@ -114,6 +116,7 @@ async fn org_page(st: &AppState, page: &Page, org: &str) -> Result<Response, Err
         Some("logs") if admin => "logs",
         Some("policies") if admin => "policies",
         Some("settings") if admin => "settings",
+        Some("applications") if admin => "applications",
         _ => "repos",
     };
     if tab == "policies"
@@ -127,6 +130,7 @@ async fn org_page(st: &AppState, page: &Page, org: &str) -> Result<Response, Err
         return Ok(r);
     }
     let body = match tab {
+        "applications" => applications(st, page, actor, org).await?,
         "settings" => org_settings(st, page, actor, org, view.org.email.as_deref()).await?,
         "policies" => {
             let base = format!("/organization/{org}");
@@ -255,6 +259,7 @@ async fn org_page(st: &AppState, page: &Page, org: &str) -> Result<Response, Err
         tabs.push(("robots", "Robot accounts"));
         tabs.push(("logs", "Logs"));
         tabs.push(("policies", "Policies"));
+        tabs.push(("applications", "Applications"));
         tabs.push(("settings", "Settings"));
     }
     Ok(page.render(
@@ -384,6 +389,93 @@ async fn org_settings(
             }
         }
     })
+}
+
+/// An organization's OAuth applications: the list with a create form.
+async fn applications(
+    st: &AppState,
+    page: &Page,
+    actor: &Actor,
+    org: &str,
+) -> Result<Markup, Error> {
+    let apps = st.auth.oauth_apps(actor, org).await?;
+    Ok(html! {
+        @if apps.is_empty() {
+            p.empty { "No OAuth applications. An application lets another service act on " (org) "'s behalf through the API with a token it is given." }
+        } @else {
+            table.list {
+                caption.visually-hidden { "OAuth applications" }
+                thead { tr { th scope="col" { "Application" } th scope="col" { "Client ID" } th scope="col" { "Redirect URI" } th scope="col" { "Created" } } }
+                tbody {
+                    @for a in &apps {
+                        tr {
+                            th scope="row" { a href={ "/organization/" (org) "/applications/" (url_encode(&a.client_id)) } { (a.name) } }
+                            td { code { (a.client_id) } }
+                            td { (a.redirect_uri) }
+                            td { (super::ago(a.created_at)) }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Create an application" }
+        form.stack method="post" action={ "/organization/" (org) "/applications" } {
+            input type="hidden" name="csrf" value=(page.csrf);
+            label for="app-name" { "Name" }
+            input #app-name name="name" required;
+            label for="app-uri" { "Application URI (optional)" }
+            input #app-uri name="application_uri" type="url";
+            label for="app-redirect" { "Redirect URI (optional)" }
+            input #app-redirect name="redirect_uri" type="url";
+            label for="app-description" { "Description (optional)" }
+            input #app-description name="description";
+            button.primary type="submit" { "Create application" }
+        }
+    })
+}
+
+/// One OAuth application: its client ID and secret (for the organization's administrators,
+/// as Quay shows them), and deletion.
+async fn application_page(
+    st: &AppState,
+    page: &Page,
+    org: &str,
+    client_id: &str,
+) -> Result<Response, Error> {
+    let actor = need_actor(page)?;
+    let app = st.auth.oauth_app(actor, org, client_id).await?;
+    let mut crumbs = org_crumbs(org);
+    crumbs.push(Crumb::new(
+        "Applications",
+        link(&format!("/organization/{org}"), &[("tab", "applications")]),
+    ));
+    crumbs.push(Crumb::new(app.name.clone(), ""));
+    Ok(page.render(
+        StatusCode::OK,
+        &app.name,
+        &crumbs,
+        html! {
+            h1 { "Application " (app.name) }
+            @if !app.description.is_empty() { p.muted { (app.description) } }
+            dl.facts {
+                dt { "Client ID" } dd { code { (app.client_id) } " " button.copy type="button" data-copy=(app.client_id) hidden { "Copy client ID" } }
+                dt { "Client secret" } dd {
+                    @if app.client_secret.is_empty() {
+                        span.error { "cannot be read (the database secret changed): delete the application and create another" }
+                    } @else {
+                        code #app-secret { (app.client_secret) } " " button.copy type="button" data-copy=(app.client_secret) hidden { "Copy client secret" }
+                    }
+                }
+                dt { "Application URI" } dd { (app.application_uri) }
+                dt { "Redirect URI" } dd { (app.redirect_uri) }
+                dt { "Created" } dd { (super::ago(app.created_at)) }
+            }
+            form.inline method="post" action={ "/organization/" (org) "/applications/" (url_encode(&app.client_id)) "/delete" } {
+                input type="hidden" name="csrf" value=(page.csrf);
+                button.danger type="submit" { "Delete application" }
+            }
+        },
+    ))
 }
 
 async fn team_page(st: &AppState, page: &Page, org: &str, team: &str) -> Result<Response, Error> {
@@ -573,6 +665,31 @@ pub async fn action(
                 .await
                 .map(|_| format!("/organization/{org}/robots/{}", url_encode(name)))
         }
+        [org, "applications"] => st
+            .auth
+            .create_oauth_app(
+                actor,
+                org,
+                &AppFields {
+                    name: field(&f, "name").unwrap_or(""),
+                    description: field(&f, "description"),
+                    application_uri: field(&f, "application_uri"),
+                    redirect_uri: field(&f, "redirect_uri"),
+                    avatar_email: None,
+                },
+            )
+            .await
+            .map(|a| {
+                format!(
+                    "/organization/{org}/applications/{}",
+                    url_encode(&a.client_id)
+                )
+            }),
+        [org, "applications", client_id, "delete"] => st
+            .auth
+            .delete_oauth_app(actor, org, client_id)
+            .await
+            .map(|_| link(&format!("/organization/{org}"), &[("tab", "applications")])),
         [org, "robots", robot, "regenerate"] => st
             .auth
             .regenerate_robot(actor, org, robot)
