@@ -1266,6 +1266,18 @@ async fn the_superuser_panel_manages_users_but_not_its_own_lockout() {
     assert_eq!(s, StatusCode::SEE_OTHER);
 
     let (s, _, body) = root
+        .post("/superuser/users/alice/password", &[("password", "short")])
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    let (s, _, _) = root
+        .post(
+            "/superuser/users/alice/password",
+            &[("password", "reset by root")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(v2_login(&app, USER, "reset by root").await, StatusCode::OK);
+    let (s, _, body) = root
         .post(
             "/superuser/users",
             &[("username", "carol"), ("password", "carol's password")],

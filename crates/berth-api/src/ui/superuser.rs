@@ -146,6 +146,12 @@ async fn accounts(
                                         " " (button(format!("{base}/unlock"), format!("Unlock {}", a.name), false))
                                     }
                                     " " (button(format!("{base}/delete"), format!("Delete {}", a.name), true))
+                                    form.inline method="post" action={ (base) "/password" } {
+                                        (csrf)
+                                        label.visually-hidden for={ "pw-" (a.name) } { "New password for " (a.name) }
+                                        " " input id={ "pw-" (a.name) } type="password" name="password" minlength="8" required autocomplete="new-password" placeholder="new password";
+                                        button type="submit" { "Set password of " (a.name) }
+                                    }
                                 } @else if !users {
                                     (button(format!("{base}/delete"), format!("Delete {}", a.name), true))
                                 } @else {
@@ -254,6 +260,18 @@ pub async fn action(
         ["users", name, "enable"] => st
             .auth
             .update_user(actor, name, &changes(true))
+            .await
+            .map(|_| users),
+        ["users", name, "password"] => st
+            .auth
+            .update_user(
+                actor,
+                name,
+                &UserChanges {
+                    password: f.get("password").map(String::as_str),
+                    ..UserChanges::default()
+                },
+            )
             .await
             .map(|_| users),
         ["users", name, "unlock"] => st.auth.reset_login(Some(actor), name).await.map(|_| users),
