@@ -28,6 +28,22 @@ pub struct RepoFilter<'a> {
     pub after: Option<(&'a str, i64)>,
 }
 
+impl<'v> Viewer<'v> {
+    /// Binds the viewer as `$2`..`$5` of a query using [`VISIBLE`] (its `$1` bound already).
+    fn bind<'q, O>(
+        &self,
+        q: sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments>,
+    ) -> sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments>
+    where
+        'v: 'q,
+    {
+        q.bind(i64::from(self.public))
+            .bind(i64::from(self.all))
+            .bind(self.own_namespace.unwrap_or("/"))
+            .bind(self.account_id.unwrap_or(-1))
+    }
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RepoRow {
     pub id: i64,
@@ -169,12 +185,10 @@ impl Db {
                AND (t.expires_at IS NULL OR t.expires_at > $6) AND r.deleted_at IS NULL AND {VISIBLE}
              ORDER BY t.name, r.name LIMIT $7"
         );
-        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(format!("{}%", crate::escape_like(prefix)))
-            .bind(i64::from(viewer.public))
-            .bind(i64::from(viewer.all))
-            .bind(viewer.own_namespace.unwrap_or("/"))
-            .bind(viewer.account_id.unwrap_or(-1))
+        let q = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(format!("{}%", crate::escape_like(prefix)));
+        Ok(viewer
+            .bind(q)
             .bind(now_ms())
             .bind(n)
             .fetch_all(&self.pool)
@@ -195,15 +209,9 @@ impl Db {
              WHERE m.digest LIKE $1 ESCAPE '!' AND r.deleted_at IS NULL AND {VISIBLE}
              ORDER BY r.name, m.digest LIMIT $6"
         );
-        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(format!("{}%", crate::escape_like(prefix)))
-            .bind(i64::from(viewer.public))
-            .bind(i64::from(viewer.all))
-            .bind(viewer.own_namespace.unwrap_or("/"))
-            .bind(viewer.account_id.unwrap_or(-1))
-            .bind(n)
-            .fetch_all(&self.pool)
-            .await?)
+        let q = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(format!("{}%", crate::escape_like(prefix)));
+        Ok(viewer.bind(q).bind(n).fetch_all(&self.pool).await?)
     }
 
     /// Repositories `viewer` may see that `f` selects, at most `n`, after `f.after`: by name,
@@ -231,12 +239,9 @@ impl Db {
                AND {VISIBLE}
              ORDER BY {order} LIMIT $7"
         );
-        let q = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(f.after.map(|a| a.0).unwrap_or(""))
-            .bind(i64::from(viewer.public))
-            .bind(i64::from(viewer.all))
-            .bind(viewer.own_namespace.unwrap_or("/"))
-            .bind(viewer.account_id.unwrap_or(-1))
+        let q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(f.after.map(|a| a.0).unwrap_or(""));
+        let q = viewer
+            .bind(q)
             .bind(f.namespace.unwrap_or(""))
             .bind(n)
             .bind(like)

@@ -167,6 +167,20 @@ impl Auth {
             .and_then(|a| a.tag_expiration_s))
     }
 
+    /// Who is looking, as the database's visibility predicate wants it: public repositories
+    /// only if the listing asks for them and the caller may see public ones, everything only
+    /// for a superuser's listing that asks for it.
+    fn viewer<'a>(&self, actor: Option<&'a Actor>, listing: &Listing<'_>) -> Viewer<'a> {
+        Viewer {
+            account_id: actor.map(|a| a.id),
+            own_namespace: actor
+                .filter(|a| a.kind == AccountKind::User)
+                .map(|a| a.name.as_str()),
+            public: listing.public && (actor.is_some() || self.config.anonymous_access),
+            all: listing.everything && actor.is_some_and(|a| a.superuser),
+        }
+    }
+
     /// Up to `limit` repositories in name order after `after` that `actor` may read, by the
     /// one access rule every request goes through ([`Auth::repo_access`]). The database only
     /// narrows the candidates (a superset, so a listing stays fast with many repositories the
@@ -179,14 +193,7 @@ impl Auth {
         after: Option<&str>,
         limit: i64,
     ) -> Result<Vec<Repository>> {
-        let viewer = Viewer {
-            account_id: actor.map(|a| a.id),
-            own_namespace: actor
-                .filter(|a| a.kind == AccountKind::User)
-                .map(|a| a.name.as_str()),
-            public: listing.public && (actor.is_some() || self.config.anonymous_access),
-            all: listing.everything && actor.is_some_and(|a| a.superuser),
-        };
+        let viewer = self.viewer(actor, listing);
         let mut out = Vec::new();
         // By name the cursor is the last name; newest first it is `PUSHMS:NAME`.
         let mut cursor: Option<(String, i64)> = match after {
@@ -253,14 +260,12 @@ impl Auth {
             ..Listing::default()
         };
         out.repositories = self.readable_repos(actor, &listing, None, limit).await?;
-        let viewer = Viewer {
-            account_id: actor.map(|a| a.id),
-            own_namespace: actor
-                .filter(|a| a.kind == AccountKind::User)
-                .map(|a| a.name.as_str()),
-            public: actor.is_some() || self.config.anonymous_access,
-            all: actor.is_some_and(|a| a.superuser),
+        let everything = Listing {
+            public: true,
+            everything: true,
+            ..Listing::default()
         };
+        let viewer = self.viewer(actor, &everything);
         let mut readable = std::collections::HashMap::new();
         for (repo, tag, digest) in self.db.search_tags(&viewer, text, limit * 2).await? {
             if out.tags.len() as i64 >= limit {
