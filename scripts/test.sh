@@ -35,8 +35,14 @@ DEB_PACKAGES=(skopeo podman buildah docker-registry uidmap postgresql openssl sl
 
 START=$(date +%s)
 step() {
-    printf '\n==> [%4ss] %s\n' "$(($(date +%s) - START))" "$*"
+    printf '\n==> [%4ss] %s   (disk: %s free, target/ %s)\n' "$(($(date +%s) - START))" "$*" \
+        "$(df -h --output=avail "$ROOT" 2>/dev/null | tail -1 | tr -d ' ')" \
+        "$(du -sh "$ROOT/target" 2>/dev/null | cut -f1)"
 }
+
+# A fresh clone gains nothing from incremental compilation but its disk cost (several GB of
+# query caches next to ~30 test binaries); a developer who wants it sets CARGO_INCREMENTAL=1.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 SUDO=()
 if [ "$(id -u)" -ne 0 ]; then
