@@ -151,8 +151,13 @@ impl App {
     async fn push(&self, bearer: &str, repo: &str, tag: &str) -> String {
         let config =
             br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+        self.push_with(bearer, repo, tag, config).await
+    }
+
+    /// Pushes a one-layer image with this image config as `repo:tag`; answers its digest.
+    async fn push_with(&self, bearer: &str, repo: &str, tag: &str, config: &[u8]) -> String {
         let layer = format!("layer of {repo}:{tag}").into_bytes();
-        for blob in [&config[..], &layer[..]] {
+        for blob in [config, &layer[..]] {
             let d = sha256(blob);
             let r = self
                 .send(
@@ -1843,4 +1848,129 @@ async fn the_repository_list_sorts_by_last_push_and_filters_by_visibility_with_c
         .get_response("/repository?namespace=alice&sort=pushed&after=garbage")
         .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn the_tags_tab_filters_by_regex_and_label_sorts_by_version_and_shows_platforms() {
+    let app = app().await;
+    let bearer = app.token("repository:alice/ver:pull,push").await;
+    let labelled = br#"{"architecture":"arm64","os":"linux","config":{"Labels":{"team":"web"}},"rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let arm = app.push_with(&bearer, "alice/ver", "v1.9", labelled).await;
+    let amd = app.push(&bearer, "alice/ver", "v1.10").await;
+    for tag in ["v1.10.1", "v1.10.1-rc1", "latest"] {
+        app.push(&bearer, "alice/ver", tag).await;
+    }
+    // 1.0.0 .. 1.0.54: more than a page, so the version order pages with its cursor.
+    for i in 0..55 {
+        app.push(&bearer, "alice/ver", &format!("1.0.{i}")).await;
+    }
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": amd, "size": 1, "platform": {"os": "linux", "architecture": "amd64"}},
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": arm, "size": 1, "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
+        ],
+    });
+    // The children's sizes are their real ones for the registry to accept the index.
+    let mut index = index;
+    for (i, d) in [&amd, &arm].into_iter().enumerate() {
+        let r = app
+            .send(
+                Method::HEAD,
+                &format!("/v2/alice/ver/manifests/{d}"),
+                Some(&bearer),
+                &[("accept", "application/vnd.oci.image.manifest.v1+json")],
+                Vec::new(),
+            )
+            .await;
+        let len: i64 = r.headers()[header::CONTENT_LENGTH]
+            .to_str()
+            .expect("length")
+            .parse()
+            .expect("number");
+        index["manifests"][i]["size"] = len.into();
+    }
+    let r = app
+        .send(
+            Method::PUT,
+            "/v2/alice/ver/manifests/multi",
+            Some(&bearer),
+            &[("content-type", "application/vnd.oci.image.index.v1+json")],
+            index.to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+
+    let b = Browser::sign_in(&app).await;
+    let rows = |page: &str| -> Vec<String> {
+        page.split(r#"<th scope="row"><a href="/repository/alice/ver/tag/"#)
+            .skip(1)
+            .filter_map(|s| s.split('"').next().map(str::to_string))
+            .collect()
+    };
+    let next = |page: &str| -> Option<String> {
+        let at = page.find(r#"rel="next""#)?;
+        let head = &page[..at];
+        let href = head.rfind("href=\"")?;
+        Some(head[href + 6..].split('"').next()?.replace("&amp;", "&"))
+    };
+
+    // Version order, highest first, across pages; names that are not versions last.
+    let mut seen = Vec::new();
+    let mut uri = "/repository/alice/ver?tab=tags&sort=version".to_string();
+    for _ in 0..5 {
+        let page = b.get(&uri).await;
+        assert!(page.contains("61 tags"), "{page}");
+        seen.extend(rows(&page));
+        match next(&page) {
+            Some(n) => {
+                assert!(
+                    n.contains("sort=version"),
+                    "the order stays in the URL: {n}"
+                );
+                uri = n
+            }
+            None => break,
+        }
+    }
+    let mut want: Vec<String> = ["v1.10.1", "v1.10.1-rc1", "v1.10", "v1.9"]
+        .map(String::from)
+        .to_vec();
+    want.extend((0..55).rev().map(|i| format!("1.0.{i}")));
+    want.extend(["latest", "multi"].map(String::from));
+    assert_eq!(seen, want);
+
+    // A regular expression, with the count and a bulk selection that matches the same tags.
+    let page = b
+        .get("/repository/alice/ver?tab=tags&regex=%5Ev1%5C.10")
+        .await;
+    assert!(page.contains("3 tags matching"), "{page}");
+    assert_eq!(rows(&page), ["v1.10", "v1.10.1", "v1.10.1-rc1"]);
+    let page = b
+        .get("/repository/alice/ver?tab=tags&regex=%5Ev1%5C.10&confirm=delete&all=1")
+        .await;
+    assert!(page.contains("Delete 3 tags?"), "{page}");
+    let r = b
+        .get_response("/repository/alice/ver?tab=tags&regex=%28")
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(text(r).await.contains("is not a regular expression"));
+
+    // A label from the image config: shown on its row, and a filter by key or key=value.
+    let page = b
+        .get("/repository/alice/ver?tab=tags&label=team%3Dweb")
+        .await;
+    assert_eq!(rows(&page), ["v1.9"], "{page}");
+    assert!(page.contains("team=web</a>"), "{page}");
+    let page = b.get("/repository/alice/ver?tab=tags&label=team").await;
+    assert_eq!(rows(&page), ["v1.9"]);
+    let page = b
+        .get("/repository/alice/ver?tab=tags&label=team%3Dops")
+        .await;
+    assert!(page.contains("0 tags"), "{page}");
+
+    // An index shows its platforms.
+    let page = b.get("/repository/alice/ver?tab=tags&filter=multi").await;
+    assert!(page.contains("linux/amd64, linux/arm64/v8"), "{page}");
 }

@@ -10,8 +10,19 @@ use crate::caller::Caller;
 use crate::{Error, Label, Missing, Registry, Repository, Result, Tag, TagFilter};
 use berth_oci::{Digest, Reference, RepoName};
 
-pub use crate::tags::{BulkTags, TagSelection};
-pub use berth_db::TagOrder;
+pub use crate::tags::{BulkTags, TagMatch, TagSelection, version_cmp};
+
+/// The order of a page of live tags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TagOrder {
+    /// By name, ascending.
+    #[default]
+    Name,
+    /// Most recently pushed or moved first, then by name.
+    Newest,
+    /// Highest version first ([`version_cmp`]), then names that are not versions, by name.
+    Version,
+}
 
 /// The content use cases over one registry and its access rule. Cheap: make one per request.
 #[derive(Clone, Copy)]
@@ -82,8 +93,8 @@ pub struct TagChange<'a> {
 /// What page of live tags to list.
 #[derive(Debug, Clone, Default)]
 pub struct TagQuery<'a> {
-    /// Only names containing this text.
-    pub contains: Option<&'a str>,
+    /// Which live tags.
+    pub matching: TagMatch<'a>,
     pub order: TagOrder,
     /// The `next` cursor of the page before.
     pub after: Option<&'a str>,
@@ -97,20 +108,42 @@ pub struct LiveTags {
     pub tags: Vec<TagView>,
     pub next: Option<String>,
     pub total: i64,
+    /// What the page's manifests are, by digest: an index's platforms, and labels.
+    pub manifests: std::collections::HashMap<String, ManifestSummary>,
+}
+
+/// What a listing shows of a tag's manifest beside the tag.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ManifestSummary {
+    /// An index's platforms (`os/architecture[/variant]`), in its order; empty for an image.
+    pub platforms: Vec<String>,
+    /// Labels (key, value), by key.
+    pub labels: Vec<(String, String)>,
 }
 
 /// The cursor after `t` in `order`: its name, prefixed by its start time and a dot when newest
 /// first (the time is all digits, so the first dot ends it even though names may hold dots).
-fn cursor_after(t: &Tag, order: TagOrder) -> String {
+/// An index entry's `platform` as `os/architecture[/variant]` ("unknown" without one).
+pub fn platform_name(p: &serde_json::Value) -> String {
+    let s = |k: &str| p[k].as_str().unwrap_or("");
+    let mut out = format!("{}/{}", s("os"), s("architecture"));
+    if !s("variant").is_empty() {
+        out.push('/');
+        out.push_str(s("variant"));
+    }
+    if out == "/" { "unknown".into() } else { out }
+}
+
+fn cursor_after(name: &str, start_at: i64, order: TagOrder) -> String {
     match order {
-        TagOrder::Name => t.name.clone(),
-        TagOrder::Newest => format!("{}.{}", t.start_at, t.name),
+        TagOrder::Name | TagOrder::Version => name.to_string(),
+        TagOrder::Newest => format!("{start_at}.{name}"),
     }
 }
 
 fn parse_cursor(c: &str, order: TagOrder) -> Result<(&str, i64)> {
     match order {
-        TagOrder::Name => Ok((c, i64::MAX)),
+        TagOrder::Name | TagOrder::Version => Ok((c, i64::MAX)),
         TagOrder::Newest => c
             .split_once('.')
             .and_then(|(at, name)| at.parse().ok().map(|at| (name, at)))
@@ -257,8 +290,10 @@ impl<'a> Content<'a> {
             })
     }
 
-    /// A page of a repository's live tags, for readers: keyset-paged on the live-tag index, so
-    /// any page of 100,000 tags costs what the first does.
+    /// A page of a repository's live tags, for readers. By name or newest first, with a name
+    /// or label filter, it is keyset-paged on the live-tag index, so any page of 100,000 tags
+    /// costs what the first does; a regular expression or the version order is applied to the
+    /// live tags' names in memory (one indexed read of the names), then the page is read.
     pub async fn live_tags(
         &self,
         actor: Option<&Actor>,
@@ -269,17 +304,58 @@ impl<'a> Content<'a> {
         let limit = q.limit.clamp(1, 500);
         let after = q.after.map(|c| parse_cursor(c, q.order)).transpose()?;
         let db = &self.registry.db;
-        let rows = db
-            .live_tags_page(r.id, q.contains, q.order, after, limit + 1)
-            .await?;
-        let total = db.live_tag_count(r.id, q.contains).await?;
-        let mut tags = Tag::from_rows(rows)?;
-        let more = tags.len() as i64 > limit;
-        tags.truncate(limit as usize);
-        let next = tags
-            .last()
-            .filter(|_| more)
-            .map(|t| cursor_after(t, q.order));
+        let f = q.matching.db();
+        let re = q.matching.regex()?;
+        let (tags, next, total) = match (q.order, &re) {
+            (TagOrder::Name | TagOrder::Newest, None) => {
+                let order = if q.order == TagOrder::Newest {
+                    berth_db::TagOrder::Newest
+                } else {
+                    berth_db::TagOrder::Name
+                };
+                let rows = db.live_tags_page(r.id, &f, order, after, limit + 1).await?;
+                let total = db.live_tag_count(r.id, &f).await?;
+                let mut tags = Tag::from_rows(rows)?;
+                let more = tags.len() as i64 > limit;
+                tags.truncate(limit as usize);
+                let next = tags
+                    .last()
+                    .filter(|_| more)
+                    .map(|t| cursor_after(&t.name, t.start_at, q.order));
+                (tags, next, total)
+            }
+            _ => {
+                let mut keys = db.live_tag_names(r.id, &f).await?;
+                if let Some(re) = &re {
+                    keys.retain(|k| re.is_match(&k.name));
+                }
+                let order = q.order;
+                let cmp = move |a: (&str, i64), b: (&str, i64)| match order {
+                    TagOrder::Name => a.0.cmp(b.0),
+                    TagOrder::Newest => b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)),
+                    TagOrder::Version => version_cmp(b.0, a.0).then_with(|| a.0.cmp(b.0)),
+                };
+                keys.sort_by(|a, b| cmp((&a.name, a.start_at), (&b.name, b.start_at)));
+                let from = after.map_or(0, |c| {
+                    keys.partition_point(|k| cmp((&k.name, k.start_at), c).is_le())
+                });
+                let to = (from + limit as usize).min(keys.len());
+                let names: Vec<String> = keys[from..to].iter().map(|k| k.name.clone()).collect();
+                let next = keys[..to]
+                    .last()
+                    .filter(|_| to < keys.len())
+                    .map(|k| cursor_after(&k.name, k.start_at, order));
+                let mut tags = Tag::from_rows(db.live_tags_named(r.id, &names).await?)?;
+                let at: std::collections::HashMap<&str, usize> = names
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| (n.as_str(), i))
+                    .collect();
+                tags.sort_by_key(|t| at.get(t.name.as_str()).copied().unwrap_or(usize::MAX));
+                (tags, next, keys.len() as i64)
+            }
+        };
+        let manifests = self.summaries(r.id, &tags).await?;
         let rules = self.registry.immutability_rules(&name).await?;
         Ok(LiveTags {
             tags: tags
@@ -291,7 +367,35 @@ impl<'a> Content<'a> {
                 .collect(),
             next,
             total,
+            manifests,
         })
+    }
+
+    /// The platforms and labels of a page's manifests: two queries for the page.
+    async fn summaries(
+        &self,
+        repo_id: i64,
+        tags: &[Tag],
+    ) -> Result<std::collections::HashMap<String, ManifestSummary>> {
+        let mut digests: Vec<String> = tags.iter().map(|t| t.manifest_digest.to_string()).collect();
+        digests.sort();
+        digests.dedup();
+        let db = &self.registry.db;
+        let mut out: std::collections::HashMap<String, ManifestSummary> = Default::default();
+        for (digest, content) in db.index_contents(repo_id, &digests).await? {
+            let platforms = serde_json::from_slice::<serde_json::Value>(&content)
+                .ok()
+                .and_then(|v| v.get("manifests").and_then(|m| m.as_array()).cloned())
+                .unwrap_or_default()
+                .iter()
+                .map(|m| platform_name(&m["platform"]))
+                .collect();
+            out.entry(digest).or_default().platforms = platforms;
+        }
+        for (digest, key, value) in db.labels_of(repo_id, &digests).await? {
+            out.entry(digest).or_default().labels.push((key, value));
+        }
+        Ok(out)
     }
 
     /// Points, re-dates or (un)freezes a tag, for writers; lifting immutability is for
@@ -459,13 +563,10 @@ impl<'a> Content<'a> {
                 .into_iter()
                 .flatten()
                 .map(|m| {
-                    let p = &m["platform"];
-                    let s = |k: &str| p[k].as_str().unwrap_or("");
-                    let mut name = format!("{}/{}", s("os"), s("architecture"));
-                    if !s("variant").is_empty() {
-                        name = format!("{name}/{}", s("variant"));
-                    }
-                    (name, m["digest"].as_str().unwrap_or("").to_string())
+                    (
+                        platform_name(&m["platform"]),
+                        m["digest"].as_str().unwrap_or("").to_string(),
+                    )
                 })
                 .collect()
         };

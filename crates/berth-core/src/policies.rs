@@ -325,7 +325,12 @@ impl<'a> Policies<'a> {
             .repos_in_scope(&p.namespace, p.repository.as_deref())
             .await?
         {
-            for (tag, _) in self.registry.db.live_tag_names(id, None).await? {
+            let live = self
+                .registry
+                .db
+                .live_tag_names(id, &berth_db::LiveTagFilter::default())
+                .await?;
+            for berth_db::LiveTagKey { name: tag, .. } in live {
                 out.live += 1;
                 if re.is_match(&tag) == p.matches {
                     out.protected += 1;

@@ -14,8 +14,97 @@ use berth_oci::{Digest, RepoName, Tag};
 pub enum TagSelection<'a> {
     /// These names (those not live are left out).
     Names(&'a [String]),
-    /// Every live tag whose name contains the text (all of them with `None`).
-    Matching(Option<&'a str>),
+    /// Every live tag the match takes (all of them with the default match).
+    Matching(TagMatch<'a>),
+}
+
+/// Which live tags a listing or a bulk selection takes: every condition given must hold.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TagMatch<'a> {
+    /// The name contains this text.
+    pub contains: Option<&'a str>,
+    /// The name matches this regular expression (Rust `regex` syntax, unanchored; linear
+    /// time whatever the pattern).
+    pub regex: Option<&'a str>,
+    /// The manifest has a label with this key (and, if given, this value).
+    pub label: Option<(&'a str, Option<&'a str>)>,
+}
+
+impl<'a> TagMatch<'a> {
+    pub(crate) fn db(&self) -> berth_db::LiveTagFilter<'a> {
+        berth_db::LiveTagFilter {
+            contains: self.contains.filter(|c| !c.is_empty()),
+            label: self.label.filter(|l| !l.0.is_empty()),
+        }
+    }
+
+    /// The compiled name pattern, if one is given; a clear error if it is not one.
+    pub(crate) fn regex(&self) -> Result<Option<regex::Regex>> {
+        self.regex
+            .filter(|r| !r.is_empty())
+            .map(|r| {
+                regex::RegexBuilder::new(r)
+                    .size_limit(1 << 20)
+                    .build()
+                    .map_err(|e| Error::invalid(format!("{r:?} is not a regular expression: {e}")))
+            })
+            .transpose()
+    }
+}
+
+/// Orders two tag names as versions: `v1.10` after `v1.9`, `1.0.0` after `1.0.0-rc.1`, and any
+/// name that starts with a digit (after an optional `v`) after every name that does not;
+/// `Equal` for two names that are not versions (callers then order by name).
+pub fn version_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering::{Equal, Greater, Less};
+    fn version(s: &str) -> Option<&str> {
+        let t = s.strip_prefix(['v', 'V']).unwrap_or(s);
+        t.starts_with(|c: char| c.is_ascii_digit()).then_some(t)
+    }
+    /// Runs of digits and of anything else.
+    fn runs(s: &str) -> impl Iterator<Item = &str> {
+        let mut rest = s;
+        std::iter::from_fn(move || {
+            let first = rest.chars().next()?;
+            let digit = first.is_ascii_digit();
+            let end = rest
+                .find(|c: char| c.is_ascii_digit() != digit)
+                .unwrap_or(rest.len());
+            let (run, tail) = rest.split_at(end);
+            rest = tail;
+            Some(run)
+        })
+    }
+    fn is_num(r: &str) -> bool {
+        r.starts_with(|c: char| c.is_ascii_digit())
+    }
+    let (a, b) = match (version(a), version(b)) {
+        (Some(a), Some(b)) => (a, b),
+        (Some(_), None) => return Greater,
+        (None, Some(_)) => return Less,
+        (None, None) => return Equal,
+    };
+    let (mut ra, mut rb) = (runs(a), runs(b));
+    loop {
+        let ord = match (ra.next(), rb.next()) {
+            (None, None) => return Equal,
+            // `1.0` before `1.0.1`, but a pre-release (`1.0-rc1`) before its release.
+            (None, Some(r)) => return if r.starts_with('-') { Greater } else { Less },
+            (Some(r), None) => return if r.starts_with('-') { Less } else { Greater },
+            (Some(x), Some(y)) => match (is_num(x), is_num(y)) {
+                (true, true) => {
+                    let (x, y) = (x.trim_start_matches('0'), y.trim_start_matches('0'));
+                    x.len().cmp(&y.len()).then_with(|| x.cmp(y))
+                }
+                (true, false) => Greater,
+                (false, true) => Less,
+                (false, false) => x.cmp(y),
+            },
+        };
+        if ord != Equal {
+            return ord;
+        }
+    }
 }
 
 /// The live tags of a selection: those a deletion ends, and those immutability keeps.
@@ -126,7 +215,6 @@ impl Registry {
         Ok(())
     }
 
-    /// The id of an existing repository; `NAME_UNKNOWN` otherwise.
     /// The live tags a bulk deletion of `selection` would end, and those it must keep
     /// (immutable by their flag or a policy), each by name.
     pub(crate) async fn tags_selected(
@@ -135,24 +223,29 @@ impl Registry {
         selection: &TagSelection<'_>,
     ) -> Result<BulkTags> {
         let repo_id = self.repo_id_of(repo).await?;
-        let contains = match selection {
-            TagSelection::Matching(c) => *c,
-            TagSelection::Names(_) => None,
+        let m = match selection {
+            TagSelection::Matching(m) => *m,
+            TagSelection::Names(_) => TagMatch::default(),
         };
+        let re = m.regex()?;
         let rules = self.immutability_rules(repo).await?;
         let mut out = BulkTags::default();
         let wanted: Option<std::collections::HashSet<&str>> = match selection {
             TagSelection::Names(n) => Some(n.iter().map(String::as_str).collect()),
             TagSelection::Matching(_) => None,
         };
-        for (name, immutable) in self.db.live_tag_names(repo_id, contains).await? {
-            if wanted.as_ref().is_some_and(|w| !w.contains(name.as_str())) {
+        for k in self.db.live_tag_names(repo_id, &m.db()).await? {
+            if wanted
+                .as_ref()
+                .is_some_and(|w| !w.contains(k.name.as_str()))
+                || re.as_ref().is_some_and(|re| !re.is_match(&k.name))
+            {
                 continue;
             }
-            if immutable || rules.protects(&name) {
-                out.protected.push(name);
+            if k.immutable || rules.protects(&k.name) {
+                out.protected.push(k.name);
             } else {
-                out.deletable.push(name);
+                out.deletable.push(k.name);
             }
         }
         out.bytes_freed = self.freed_by_ending(repo_id, &out.deletable).await?;
@@ -365,5 +458,31 @@ impl Registry {
             .collect();
         self.db.insert_audit(&rows).await?;
         Ok(expired.len())
+    }
+}
+
+#[cfg(test)]
+mod version_tests {
+    use super::version_cmp;
+    use std::cmp::Ordering::{Equal, Greater, Less};
+
+    #[test]
+    fn versions_order_by_their_numbers_and_releases_after_their_pre_releases() {
+        for (a, b) in [
+            ("v1.10", "v1.9"),
+            ("1.10.1", "1.10"),
+            ("1.0.0", "1.0.0-rc.1"),
+            ("1.0.0-rc.2", "1.0.0-rc.1"),
+            ("1.0.1", "1.0.0-rc.1"),
+            ("2", "1.99.99"),
+            ("0010", "9"),
+            ("3.12", "v3.11-alpine"),
+            ("1", "latest"),
+        ] {
+            assert_eq!(version_cmp(a, b), Greater, "{a} > {b}");
+            assert_eq!(version_cmp(b, a), Less, "{b} < {a}");
+        }
+        assert_eq!(version_cmp("v1.2", "1.2"), Equal);
+        assert_eq!(version_cmp("latest", "dev"), Equal, "names, not versions");
     }
 }

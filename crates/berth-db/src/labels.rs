@@ -70,6 +70,53 @@ impl Db {
         Ok(Some(rows))
     }
 
+    /// The labels (digest, key, value) of these manifests of a repository, by key: one query
+    /// for a page of tags.
+    pub async fn labels_of(
+        &self,
+        repo_id: i64,
+        digests: &[String],
+    ) -> Result<Vec<(String, String, String)>> {
+        let mut out = Vec::new();
+        for chunk in digests.chunks(100) {
+            let sql = format!(
+                "SELECT m.digest, l.key, l.value FROM manifest_labels l JOIN manifests m ON m.id = l.manifest_id
+                 WHERE m.repo_id = $1 AND m.digest IN ({}) ORDER BY l.key, l.value",
+                crate::marks(2, chunk.len())
+            );
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(repo_id);
+            for d in chunk {
+                q = q.bind(d);
+            }
+            out.extend(q.fetch_all(&self.pool).await?);
+        }
+        Ok(out)
+    }
+
+    /// The content of those of these manifests that are indexes (digest, bytes): what a page
+    /// of tags reads its platforms from.
+    pub async fn index_contents(
+        &self,
+        repo_id: i64,
+        digests: &[String],
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        let mut out = Vec::new();
+        for chunk in digests.chunks(100) {
+            let sql = format!(
+                "SELECT digest, content FROM manifests WHERE repo_id = $1 AND digest IN ({})
+                   AND media_type IN ('application/vnd.oci.image.index.v1+json',
+                                      'application/vnd.docker.distribution.manifest.list.v2+json')",
+                crate::marks(2, chunk.len())
+            );
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(repo_id);
+            for d in chunk {
+                q = q.bind(d);
+            }
+            out.extend(q.fetch_all(&self.pool).await?);
+        }
+        Ok(out)
+    }
+
     async fn manifest_exists(&self, repo_id: i64, digest: &str) -> Result<bool> {
         Ok(sqlx::query(
             "SELECT 1 FROM manifests WHERE repo_id = $1 AND digest = $2 AND deleted_at IS NULL",

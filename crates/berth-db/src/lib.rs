@@ -37,7 +37,7 @@ pub use labels::LabelRow;
 pub use manifests::{ManifestRow, NewManifest, PutManifestError, RefRow, ReferrerRow};
 pub use quotas::{QuotaLimit, QuotaRow};
 pub use repos::{NewRepo, RepoFilter, RepoRow, Viewer};
-pub use tags::{ImmutabilityPolicyRow, TagFilter, TagOrder, TagRow};
+pub use tags::{ImmutabilityPolicyRow, LiveTagFilter, LiveTagKey, TagFilter, TagOrder, TagRow};
 pub use teams::{AccessFacts, DefaultPermRow, GrantFact, Grantee, PermRow, TeamRow};
 pub use tokens::{ApiTokenRow, AppTokenRow, OAuthAppRow, ServiceKeyRow};
 pub use uploads::UploadRow;
@@ -77,6 +77,14 @@ pub(crate) fn contains_pattern(text: Option<&str>) -> String {
     text.filter(|c| !c.is_empty())
         .map(|c| format!("%{}%", escape_like(c)))
         .unwrap_or_default()
+}
+
+/// `$from, $from+1, …`: `n` numbered parameters for an `IN (…)` list.
+pub(crate) fn marks(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `text` with the `LIKE` wildcards and the escape character `!` escaped by `!`.

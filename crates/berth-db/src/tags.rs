@@ -42,6 +42,46 @@ pub struct TagFilter<'a> {
     pub label: Option<(&'a str, Option<&'a str>)>,
 }
 
+/// Which live tags a listing, a count or a bulk selection takes.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LiveTagFilter<'a> {
+    /// Names containing this text.
+    pub contains: Option<&'a str>,
+    /// Only tags whose manifest has a label with this key (and, if given, this value).
+    pub label: Option<(&'a str, Option<&'a str>)>,
+}
+
+/// The `WHERE` of live tags `t` (joined to their manifest `m`) under a [`LiveTagFilter`]:
+/// parameters $1 repository, $2 now, $3 the LIKE pattern, $4 label key ('' for any), $5 whether
+/// a value is asked, $6 the value.
+const LIVE_WHERE: &str = "t.repo_id = $1 AND t.end_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2)
+               AND ($3 = '' OR t.name LIKE $3 ESCAPE '!')
+               AND ($4 = '' OR EXISTS (SELECT 1 FROM manifests lm JOIN manifest_labels l ON l.manifest_id = lm.id
+                                        WHERE lm.repo_id = t.repo_id AND lm.digest = t.manifest_digest
+                                          AND l.key = $4 AND ($5 = 0 OR l.value = $6)))";
+
+/// A live tag's sort keys and its own immutable flag ([`Db::live_tag_names`]).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LiveTagKey {
+    pub name: String,
+    pub start_at: i64,
+    #[sqlx(try_from = "IntBool")]
+    pub immutable: bool,
+}
+
+fn bind_live<'q, O>(
+    q: sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments>,
+    repo_id: i64,
+    f: &LiveTagFilter<'_>,
+) -> sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments> {
+    q.bind(repo_id)
+        .bind(now_ms())
+        .bind(crate::contains_pattern(f.contains))
+        .bind(f.label.map(|l| l.0.to_string()).unwrap_or_default())
+        .bind(i64::from(f.label.is_some_and(|l| l.1.is_some())))
+        .bind(f.label.and_then(|l| l.1).unwrap_or("").to_string())
+}
+
 impl Db {
     /// Tag rows of a repository, newest first: `limit` rows after skipping `offset`.
     pub async fn tag_history(
@@ -84,22 +124,21 @@ impl Db {
     }
 
     /// A page of a repository's live tags in `order`, after the position `after` (the last row of
-    /// the page before: its name, and its `start_at` for [`TagOrder::Newest`]), optionally only
-    /// names containing `contains`. Keyset paging on the live-tag index: page 1,000 of a
-    /// repository with 100,000 tags costs what page 1 does.
+    /// the page before: its name, and its `start_at` for [`TagOrder::Newest`]), under `f`. Keyset
+    /// paging on the live-tag index: page 1,000 of a repository with 100,000 tags costs what
+    /// page 1 does.
     pub async fn live_tags_page(
         &self,
         repo_id: i64,
-        contains: Option<&str>,
+        f: &LiveTagFilter<'_>,
         order: TagOrder,
         after: Option<(&str, i64)>,
         limit: i64,
     ) -> Result<Vec<TagRow>> {
-        let like = crate::contains_pattern(contains);
         let (keyset, sort) = match order {
-            TagOrder::Name => ("t.name > $5", "t.name"),
+            TagOrder::Name => ("t.name > $8", "t.name"),
             TagOrder::Newest => (
-                "(t.start_at < $6 OR (t.start_at = $6 AND t.name > $5))",
+                "(t.start_at < $9 OR (t.start_at = $9 AND t.name > $8))",
                 "t.start_at DESC, t.name",
             ),
         };
@@ -109,14 +148,10 @@ impl Db {
                       WHERE r.manifest_id = m.id AND r.kind = 'layer') AS size,
                     t.immutable
              FROM tags t LEFT JOIN manifests m ON m.repo_id = t.repo_id AND m.digest = t.manifest_digest
-             WHERE t.repo_id = $1 AND t.end_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2)
-               AND ($3 = '' OR t.name LIKE $3 ESCAPE '!') AND {keyset}
-             ORDER BY {sort} LIMIT $4"
+             WHERE {LIVE_WHERE} AND {keyset}
+             ORDER BY {sort} LIMIT $7"
         );
-        let q = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(repo_id)
-            .bind(now_ms())
-            .bind(like)
+        let q = bind_live(sqlx::query_as(sqlx::AssertSqlSafe(sql)), repo_id, f)
             .bind(limit)
             .bind(after.map(|a| a.0).unwrap_or(""));
         // Only the newest-first order reads the start time (PostgreSQL refuses a parameter the
@@ -128,25 +163,45 @@ impl Db {
         Ok(q.fetch_all(&self.pool).await?)
     }
 
-    /// Every live tag's name (containing `contains`, if given) and its own immutable flag,
-    /// by name.
+    /// These live tags of a repository (names not live are left out), in no order.
+    pub async fn live_tags_named(&self, repo_id: i64, names: &[String]) -> Result<Vec<TagRow>> {
+        let mut out = Vec::with_capacity(names.len());
+        for chunk in names.chunks(100) {
+            let sql = format!(
+                "SELECT t.name, t.manifest_digest, t.start_at, t.end_at, t.expires_at, m.media_type,
+                        (SELECT CAST(SUM(r.size) AS BIGINT) FROM manifest_refs r
+                          WHERE r.manifest_id = m.id AND r.kind = 'layer') AS size,
+                        t.immutable
+                 FROM tags t LEFT JOIN manifests m ON m.repo_id = t.repo_id AND m.digest = t.manifest_digest
+                 WHERE t.repo_id = $1 AND t.end_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2)
+                   AND t.name IN ({})",
+                crate::marks(3, chunk.len())
+            );
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(repo_id)
+                .bind(now_ms());
+            for n in chunk {
+                q = q.bind(n);
+            }
+            out.extend(q.fetch_all(&self.pool).await?);
+        }
+        Ok(out)
+    }
+
+    /// Every live tag under `f`: its name, start and own immutable flag, by name.
     pub async fn live_tag_names(
         &self,
         repo_id: i64,
-        contains: Option<&str>,
-    ) -> Result<Vec<(String, bool)>> {
-        let like = crate::contains_pattern(contains);
-        let rows: Vec<(String, IntBool)> = sqlx::query_as(
-            "SELECT name, immutable FROM tags WHERE repo_id = $1 AND end_at IS NULL
-               AND (expires_at IS NULL OR expires_at > $2) AND ($3 = '' OR name LIKE $3 ESCAPE '!')
-             ORDER BY name",
+        f: &LiveTagFilter<'_>,
+    ) -> Result<Vec<LiveTagKey>> {
+        let sql = format!(
+            "SELECT t.name, t.start_at, t.immutable FROM tags t WHERE {LIVE_WHERE} ORDER BY t.name"
+        );
+        Ok(
+            bind_live(sqlx::query_as(sqlx::AssertSqlSafe(sql)), repo_id, f)
+                .fetch_all(&self.pool)
+                .await?,
         )
-        .bind(repo_id)
-        .bind(now_ms())
-        .bind(like)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(|(n, i)| (n, i.into())).collect())
     }
 
     /// Ends the live tags `names` inside `w` (one transaction for all); how many it ended.
@@ -171,18 +226,13 @@ impl Db {
         Ok(ended)
     }
 
-    /// How many live tags a repository has (whose names contain `contains`, if given).
-    pub async fn live_tag_count(&self, repo_id: i64, contains: Option<&str>) -> Result<i64> {
-        let like = crate::contains_pattern(contains);
-        Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM tags WHERE repo_id = $1 AND end_at IS NULL
-               AND (expires_at IS NULL OR expires_at > $2) AND ($3 = '' OR name LIKE $3 ESCAPE '!')",
-        )
-        .bind(repo_id)
-        .bind(now_ms())
-        .bind(like)
-        .fetch_one(&self.pool)
-        .await?)
+    /// How many live tags a repository has under `f`.
+    pub async fn live_tag_count(&self, repo_id: i64, f: &LiveTagFilter<'_>) -> Result<i64> {
+        let sql = format!("SELECT COUNT(*) FROM tags t WHERE {LIVE_WHERE}");
+        let (n,): (i64,) = bind_live(sqlx::query_as(sqlx::AssertSqlSafe(sql)), repo_id, f)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n)
     }
 
     /// The live manifest digest of a tag, if any.

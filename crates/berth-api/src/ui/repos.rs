@@ -8,7 +8,10 @@ use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use berth_core::auth::views::{Listing, LogScope};
-use berth_core::content::{Content, TagChange, TagOrder, TagQuery, TagSelection, TagView};
+use berth_core::content::{
+    Content, ManifestSummary, TagChange, TagMatch, TagOrder, TagQuery, TagSelection, TagView,
+    platform_name,
+};
 use berth_core::policies::Level;
 use berth_core::{Repository, TagFilter};
 use maud::{Markup, html};
@@ -432,7 +435,85 @@ fn action_button(page: &Page, action: &str, label: &str, fields: &[(&str, &str)]
     }
 }
 
-fn tag_row(page: &Page, repo: &str, v: &TagView, can_write: bool) -> Markup {
+/// The Tags tab's filters and order, as its URL (or the confirmed deletion's form) carries
+/// them.
+#[derive(Debug, Default, Clone, Copy)]
+struct TagFilters<'a> {
+    filter: Option<&'a str>,
+    regex: Option<&'a str>,
+    /// `key` or `key=value`.
+    label: Option<&'a str>,
+    sort: Option<&'a str>,
+}
+
+impl<'a> TagFilters<'a> {
+    fn from(get: impl Fn(&'static str) -> Option<&'a str>) -> Self {
+        TagFilters {
+            filter: get("filter"),
+            regex: get("regex"),
+            label: get("label"),
+            sort: get("sort").filter(|s| matches!(*s, "newest" | "version")),
+        }
+    }
+
+    fn matching(&self) -> TagMatch<'a> {
+        TagMatch {
+            contains: self.filter,
+            regex: self.regex,
+            label: self.label.map(|l| match l.split_once('=') {
+                Some((k, v)) => (k.trim(), Some(v.trim())),
+                None => (l.trim(), None),
+            }),
+        }
+    }
+
+    fn order(&self) -> TagOrder {
+        match self.sort {
+            Some("newest") => TagOrder::Newest,
+            Some("version") => TagOrder::Version,
+            _ => TagOrder::Name,
+        }
+    }
+
+    /// The query parameters (empty ones are left out of links).
+    fn params(&self) -> [(&'static str, &'a str); 4] {
+        [
+            ("filter", self.filter.unwrap_or("")),
+            ("regex", self.regex.unwrap_or("")),
+            ("label", self.label.unwrap_or("")),
+            ("sort", self.sort.unwrap_or("")),
+        ]
+    }
+
+    fn any(&self) -> bool {
+        self.filter.is_some() || self.regex.is_some() || self.label.is_some()
+    }
+
+    /// A link to the Tags tab with these filters and `extra`.
+    fn link(&self, repo: &str, extra: &[(&'static str, &str)]) -> String {
+        let mut p: Vec<(&str, &str)> = vec![("tab", "tags")];
+        p.extend(self.params());
+        p.extend_from_slice(extra);
+        link(&format!("/repository/{repo}"), &p)
+    }
+
+    /// Hidden fields carrying the filters (not the order) into a form.
+    fn hidden(&self) -> Markup {
+        html! {
+            @for (k, v) in &self.params()[..3] {
+                @if !v.is_empty() { input type="hidden" name=(k) value=(v); }
+            }
+        }
+    }
+}
+
+fn tag_row(
+    page: &Page,
+    repo: &str,
+    v: &TagView,
+    m: Option<&ManifestSummary>,
+    can_write: bool,
+) -> Markup {
     let t = &v.tag;
     let digest = t.manifest_digest.to_string();
     let short = digest
@@ -448,9 +529,23 @@ fn tag_row(page: &Page, repo: &str, v: &TagView, can_write: bool) -> Markup {
             }
             th scope="row" { a href={ "/repository/" (repo) "/tag/" (url_encode(&t.name)) } { (t.name) } }
             td { code title=(digest) { (short) } }
+            td {
+                @match m.filter(|m| !m.platforms.is_empty()) {
+                    Some(m) => { @for (i, p) in m.platforms.iter().enumerate() { @if i > 0 { ", " } (p) } }
+                    None => { span.muted { "single image" } }
+                }
+            }
             td { @if let Some(s) = t.size { (size(s)) } @else { span.muted { "index" } } }
             td { (when(Some(t.start_at))) }
             td { @if let Some(e) = t.expires_at { time datetime=(iso(e)) { (iso(e)) } } @else { span.muted { "never" } } }
+            td {
+                @if let Some(m) = m {
+                    @for (k, val) in &m.labels {
+                        a.badge href=(link(&format!("/repository/{repo}"), &[("tab", "tags"), ("label", &format!("{k}={val}"))])) title={ "Only tags labelled " (k) "=" (val) } { (k) "=" (val) }
+                        " "
+                    }
+                }
+            }
             td { @if t.immutable || v.protected_by_policy { span.badge { "immutable" } } }
             @if can_write {
                 td {
@@ -469,43 +564,24 @@ async fn tags_tab(
     repo: &str,
     can_write: bool,
 ) -> berth_core::Result<Markup> {
-    let order = match page.q("sort") {
-        Some("newest") => TagOrder::Newest,
-        _ => TagOrder::Name,
-    };
-    let filter = page.q("filter");
+    let tf = TagFilters::from(|k| page.q(k));
     let tags = Content::new(&st.registry, &st.auth)
         .live_tags(
             page.actor.as_ref(),
             repo,
             &TagQuery {
-                contains: filter,
-                order,
+                matching: tf.matching(),
+                order: tf.order(),
                 after: page.q("after"),
                 limit: PAGE,
             },
         )
         .await?;
-    let sort = if order == TagOrder::Newest {
-        "newest"
-    } else {
-        "name"
-    };
+    let sort = tf.sort.unwrap_or("name");
     let confirm = if can_write && page.q("confirm") == Some("delete") {
-        Some(confirm_deletion(st, page, repo, filter).await?)
+        Some(confirm_deletion(st, page, repo, &tf).await?)
     } else {
         None
-    };
-    let at = |after: &str| {
-        link(
-            &format!("/repository/{repo}"),
-            &[
-                ("tab", "tags"),
-                ("filter", filter.unwrap_or("")),
-                ("sort", if sort == "name" { "" } else { sort }),
-                ("after", after),
-            ],
-        )
     };
     Ok(html! {
         section #tags {
@@ -513,30 +589,42 @@ async fn tags_tab(
                 input type="hidden" name="tab" value="tags";
                 div {
                     label for="tag-filter" { "Tag name contains" }
-                    input #tag-filter type="search" name="filter" value=[filter];
+                    input #tag-filter type="search" name="filter" value=[tf.filter];
+                }
+                div {
+                    label for="tag-regex" { "or matches the regular expression" }
+                    input #tag-regex type="search" name="regex" value=[tf.regex] placeholder="^v1\\.[0-9]+$" spellcheck="false";
+                }
+                div {
+                    label for="tag-label" { "Label (key or key=value)" }
+                    input #tag-label type="search" name="label" value=[tf.label] spellcheck="false";
                 }
                 div {
                     label for="tag-sort" { "Sort by" }
                     select #tag-sort name="sort" {
                         option value="name" selected[sort == "name"] { "Name" }
                         option value="newest" selected[sort == "newest"] { "Newest first" }
+                        option value="version" selected[sort == "version"] { "Version (highest first)" }
                     }
                 }
                 button type="submit" { "Apply" }
+                @if tf.any() { " " a href=(link(&format!("/repository/{repo}"), &[("tab", "tags"), ("sort", tf.sort.unwrap_or(""))])) { "Clear filters" } }
             }
             @if let Some(c) = confirm { (c) }
             p.count role="status" {
                 (tags.total) " " @if tags.total == 1 { "tag" } @else { "tags" }
-                @if let Some(f) = filter { " containing “" (f) "”" }
+                @if let Some(f) = tf.filter { " containing “" (f) "”" }
+                @if let Some(r) = tf.regex { " matching " code { (r) } }
+                @if let Some(l) = tf.label { " labelled " code { (l) } }
             }
             @if can_write && tags.total > 0 {
                 form #bulk .bulk method="get" action={ "/repository/" (repo) } {
                     input type="hidden" name="tab" value="tags";
                     input type="hidden" name="confirm" value="delete";
-                    @if let Some(f) = filter { input type="hidden" name="filter" value=(f); }
+                    (tf.hidden())
                     button type="submit" { "Delete selected…" }
                     " "
-                    a.button href=(link(&format!("/repository/{repo}"), &[("tab", "tags"), ("filter", filter.unwrap_or("")), ("confirm", "delete"), ("all", "1")])) {
+                    a.button href=(tf.link(repo, &[("confirm", "delete"), ("all", "1")])) {
                         "Delete all " (tags.total) " matching…"
                     }
                 }
@@ -548,16 +636,16 @@ async fn tags_tab(
                     caption.visually-hidden { "Live tags" }
                     thead { tr {
                         @if can_write { th scope="col" { span.visually-hidden { "Select" } } }
-                        th scope="col" { "Tag" } th scope="col" { "Manifest" } th scope="col" { "Size" }
-                        th scope="col" { "Last modified" } th scope="col" { "Expires" } th scope="col" { "Protection" }
+                        th scope="col" { "Tag" } th scope="col" { "Manifest" } th scope="col" { "Platforms" } th scope="col" { "Size" }
+                        th scope="col" { "Last modified" } th scope="col" { "Expires" } th scope="col" { "Labels" } th scope="col" { "Protection" }
                         @if can_write { th scope="col" { "Actions" } }
                     } }
-                    tbody { @for v in &tags.tags { (tag_row(page, repo, v, can_write)) } }
+                    tbody { @for v in &tags.tags { (tag_row(page, repo, v, tags.manifests.get(&v.tag.manifest_digest.to_string()), can_write)) } }
                 }
             }
             nav.pager aria-label="Pages of tags" {
-                @if page.q("after").is_some() { a href=(at("")) { "First page" } }
-                @if let Some(n) = &tags.next { a href=(at(n)) rel="next" { "Next page" } }
+                @if page.q("after").is_some() { a href=(tf.link(repo, &[])) { "First page" } }
+                @if let Some(n) = &tags.next { a href=(tf.link(repo, &[("after", n)])) rel="next" { "Next page" } }
             }
         }
     })
@@ -570,7 +658,7 @@ async fn confirm_deletion(
     st: &AppState,
     page: &Page,
     repo: &str,
-    filter: Option<&str>,
+    tf: &TagFilters<'_>,
 ) -> berth_core::Result<Markup> {
     let Some(actor) = page.actor.as_ref() else {
         return Err(berth_core::Error::Unauthenticated(
@@ -580,7 +668,7 @@ async fn confirm_deletion(
     let names = page.q_all("tag");
     let all = page.q("all") == Some("1");
     let selection = if all {
-        TagSelection::Matching(filter)
+        TagSelection::Matching(tf.matching())
     } else {
         TagSelection::Names(&names)
     };
@@ -620,7 +708,7 @@ async fn confirm_deletion(
                         input type="hidden" name="csrf" value=(page.csrf);
                         @if all {
                             input type="hidden" name="all" value="1";
-                            @if let Some(f) = filter { input type="hidden" name="filter" value=(f); }
+                            (tf.hidden())
                         } @else {
                             @for t in &preview.deletable { input type="hidden" name="tag" value=(t); }
                         }
@@ -629,7 +717,7 @@ async fn confirm_deletion(
                 }
             }
             " "
-            a href=(link(&format!("/repository/{repo}"), &[("tab", "tags"), ("filter", filter.unwrap_or(""))])) { "Cancel" }
+            a href=(tf.link(repo, &[])) { "Cancel" }
         }
     })
 }
@@ -654,7 +742,7 @@ async fn delete_tags(st: &AppState, page: &Page, repo: &str, f: &[(String, Strin
         .map(|(_, v)| v.clone())
         .collect();
     let selection = if get("all") == Some("1") {
-        TagSelection::Matching(get("filter"))
+        TagSelection::Matching(TagFilters::from(get).matching())
     } else {
         TagSelection::Names(&names)
     };
@@ -952,7 +1040,7 @@ async fn manifest_details(
                     @for c in &children {
                         @let d = c["digest"].as_str().unwrap_or("");
                         tr {
-                            th scope="row" { a href=(manifest_link(d)) { (platform(&c["platform"])) } }
+                            th scope="row" { a href=(manifest_link(d)) { (platform_name(&c["platform"])) } }
                             td { code { (d) } }
                             td { (c["size"].as_i64().map(size).unwrap_or_default()) }
                         }
@@ -1060,16 +1148,6 @@ fn tag_actions(page: &Page, repo: &str, v: &TagView, can_admin: bool) -> Markup 
             }
         }
     }
-}
-
-fn platform(p: &serde_json::Value) -> String {
-    let s = |k: &str| p[k].as_str().unwrap_or("");
-    let mut out = format!("{}/{}", s("os"), s("architecture"));
-    if !s("variant").is_empty() {
-        out.push('/');
-        out.push_str(s("variant"));
-    }
-    if out == "/" { "unknown".into() } else { out }
 }
 
 /// `POST /repository/{repo}/tag/{tag}/delete` and `…/restore` (field `digest`): the tag
