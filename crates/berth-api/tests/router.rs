@@ -33,6 +33,10 @@ async fn app() -> App {
 /// A router on a fresh database: with `first_user_setup`, Quay's `FEATURE_USER_INITIALIZE` and
 /// no user; else alice exists.
 async fn app_with(first_user_setup: bool) -> App {
+    app_config(first_user_setup, AuthConfig::default()).await
+}
+
+async fn app_config(first_user_setup: bool, config: AuthConfig) -> App {
     let dir = tempfile::tempdir().expect("tempdir");
     let uri = format!("sqlite://{}", dir.path().join("t.db").display());
     let db = Db::connect(&uri, 4).await.expect("connect");
@@ -43,10 +47,7 @@ async fn app_with(first_user_setup: bool) -> App {
         Locations::single("default", Arc::new(store)),
         CoreConfig::default(),
     );
-    let auth = registry
-        .auth(AuthConfig::default())
-        .await
-        .expect("identity and access");
+    let auth = registry.auth(config).await.expect("identity and access");
     if !first_user_setup {
         auth.create_user(None, USER, Some(PASSWORD), None, false)
             .await
@@ -1973,4 +1974,284 @@ async fn the_tags_tab_filters_by_regex_and_label_sorts_by_version_and_shows_plat
     // An index shows its platforms.
     let page = b.get("/repository/alice/ver?tab=tags&filter=multi").await;
     assert!(page.contains("linux/amd64, linux/arm64/v8"), "{page}");
+}
+
+#[tokio::test]
+async fn tag_history_deletes_a_past_position_permanently_after_a_confirmation() {
+    let app = app_config(
+        false,
+        AuthConfig {
+            permanently_delete_tags: true,
+            ..AuthConfig::default()
+        },
+    )
+    .await;
+    let bearer = app.token("repository:alice/tm:pull,push").await;
+    let old = app
+        .push_with(
+            &bearer,
+            "alice/tm",
+            "v1",
+            br#"{"architecture":"amd64","os":"linux","config":{"Labels":{"n":"1"}},"rootfs":{"type":"layers","diff_ids":[]}}"#,
+        )
+        .await;
+    app.push(&bearer, "alice/tm", "v1").await;
+    let b = Browser::sign_in(&app).await;
+    let history = b.get("/repository/alice/tm?tab=history&tag=v1").await;
+    let purge_link = format!("purge={}", old.replace(':', "%3A"));
+    assert!(history.contains(&purge_link), "{history}");
+    assert!(history.contains("Delete v1 permanently…"), "{history}");
+    let confirm = b
+        .get(&format!(
+            "/repository/alice/tm?tab=history&tag=v1&{purge_link}"
+        ))
+        .await;
+    assert!(confirm.contains("cannot be restored"), "{confirm}");
+    let (s, to, body) = b
+        .post("/repository/alice/tm/tag/v1/purge", &[("digest", &old)])
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
+    let history = b.get(&to).await;
+    assert!(!history.contains(&old), "the position is gone: {history}");
+    let (s, _, body) = b
+        .post("/repository/alice/tm/tag/v1/restore", &[("digest", &old)])
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{body}");
+
+    // Off (the default), the history offers no such link and the action is refused.
+    let app = self::app().await;
+    let bearer = app.token("repository:alice/tm:pull,push").await;
+    let old = app
+        .push_with(&bearer, "alice/tm", "v1", br#"{"os":"linux"}"#)
+        .await;
+    app.push(&bearer, "alice/tm", "v1").await;
+    let b = Browser::sign_in(&app).await;
+    let history = b.get("/repository/alice/tm?tab=history&tag=v1").await;
+    assert!(!history.contains("permanently"), "{history}");
+    let (s, _, body) = b
+        .post("/repository/alice/tm/tag/v1/purge", &[("digest", &old)])
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{body}");
+    assert!(body.contains("PERMANENTLY_DELETE_TAGS"), "{body}");
+}
+
+#[tokio::test]
+async fn a_team_page_changes_the_role_removes_members_and_deletes_the_team() {
+    let app = app().await;
+    let b = Browser::sign_in(&app).await;
+    let (s, _, body) = b.post("/organization", &[("name", "crew")]).await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
+    b.post(
+        "/organization/crew/teams",
+        &[("name", "ops"), ("role", "member")],
+    )
+    .await;
+    b.post("/organization/crew/robots", &[("name", "ci")]).await;
+    b.post(
+        "/organization/crew/teams/ops/members",
+        &[("member", "crew+ci")],
+    )
+    .await;
+    let team = b.get("/organization/crew/teams/ops").await;
+    assert!(team.contains("Remove crew+ci"), "{team}");
+    let (s, _, body) = b
+        .post(
+            "/organization/crew/teams",
+            &[
+                ("name", "ops"),
+                ("role", "creator"),
+                ("description", "runs it"),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
+    let team = b.get("/organization/crew/teams/ops").await;
+    assert!(team.contains("<strong>creator</strong>"), "{team}");
+    assert!(team.contains("runs it"), "{team}");
+    assert!(
+        !team.contains("Directory sync"),
+        "no directory configured, and alice is no superuser: {team}"
+    );
+    let (s, _, body) = b
+        .post("/organization/crew/teams/ops/members/crew+ci/delete", &[])
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
+    assert!(
+        b.get("/organization/crew/teams/ops")
+            .await
+            .contains("No members.")
+    );
+    // The owners' last member stays, and the owners team has no delete button.
+    let owners = b.get("/organization/crew/teams/owners").await;
+    assert!(!owners.contains("Delete team owners"), "{owners}");
+    let (s, _, body) = b
+        .post("/organization/crew/teams/owners/members/alice/delete", &[])
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    let (s, to, body) = b.post("/organization/crew/teams/ops/delete", &[]).await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
+    assert!(!b.get(&to).await.contains("/teams/ops\""));
+}
+
+#[tokio::test]
+async fn a_superuser_takes_ownership_of_an_organization_and_manages_quotas() {
+    let app = app().await;
+    let b = Browser::sign_in(&app).await;
+    b.post("/organization", &[("name", "orphan")]).await;
+    let root = Browser::sign_in_as(&app, ROOT, ROOT_PASSWORD).await;
+    let orgs = root.get("/superuser?tab=organizations").await;
+    assert!(orgs.contains("Take ownership of orphan"), "{orgs}");
+    let (s, to, body) = root
+        .post("/superuser/organizations/orphan/takeownership", &[])
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
+    assert_eq!(to, "/organization/orphan");
+    let owners = root.get("/organization/orphan/teams/owners").await;
+    assert!(
+        owners.contains("<li>root"),
+        "root joined the owners: {owners}"
+    );
+    let (s, _, body) = root
+        .post("/superuser/organizations/alice/takeownership", &[])
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "alice is no organization");
+    assert!(body.contains("is not an organization"), "{body}");
+    let (s, _, _) = b
+        .post("/superuser/organizations/orphan/takeownership", &[])
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    // Quotas: set, change, remove; a size that is not one is refused.
+    let page = root.get("/superuser?tab=quotas").await;
+    assert!(
+        page.contains("No namespace has a quota of its own."),
+        "{page}"
+    );
+    let (s, _, body) = root
+        .post(
+            "/superuser/quotas",
+            &[("namespace", "orphan"), ("limit", "lots")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    let (s, to, body) = root
+        .post(
+            "/superuser/quotas",
+            &[("namespace", "orphan"), ("limit", "10 MiB")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
+    let page = root.get(&to).await;
+    assert!(page.contains("<th scope=\"row\">orphan</th>"), "{page}");
+    assert!(
+        page.contains("10.0 MiB") || page.contains("10 MiB"),
+        "{page}"
+    );
+    let action = page
+        .split("action=\"/superuser/quotas/orphan/")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("the row's change form")
+        .to_string();
+    let (s, _, body) = root
+        .post(
+            &format!("/superuser/quotas/orphan/{action}"),
+            &[("limit", "2 GiB")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
+    assert!(root.get("/superuser?tab=quotas").await.contains("2.0 GiB"));
+    let (s, _, body) = root
+        .post(&format!("/superuser/quotas/orphan/{action}/delete"), &[])
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
+    assert!(
+        root.get("/superuser?tab=quotas")
+            .await
+            .contains("No namespace has a quota")
+    );
+    let (s, _, _) = b
+        .post(
+            "/superuser/quotas",
+            &[("namespace", "alice"), ("limit", "1 GiB")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "alice is no superuser");
+}
+
+#[tokio::test]
+async fn bulk_repository_deletion_confirms_by_count_and_skips_what_the_caller_does_not_administer()
+{
+    let app = app().await;
+    let bearer = app.token("repository:alice/one:pull,push").await;
+    app.push(&bearer, "alice/one", "v1").await;
+    let bearer = app.token("repository:alice/two:pull,push").await;
+    app.push(&bearer, "alice/two", "v1").await;
+    let root = Browser::sign_in_as(&app, ROOT, ROOT_PASSWORD).await;
+    let (s, _, body) = root
+        .post(
+            "/repository",
+            &[
+                ("namespace", "root"),
+                ("name", "mine"),
+                ("visibility", "public"),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
+
+    let b = Browser::sign_in(&app).await;
+    let list = b.get("/repository").await;
+    assert!(list.contains("form=\"bulk-repos\""), "{list}");
+    let page = b
+        .get("/repository?confirm=delete&repo=alice%2Fone&repo=alice%2Ftwo&repo=root%2Fmine")
+        .await;
+    assert!(page.contains("Delete 2 repositories?"), "{page}");
+    assert!(
+        page.contains("<code>root/mine</code>: "),
+        "refused, with why: {page}"
+    );
+    let (s, _, body) = b
+        .post(
+            "/repository/delete",
+            &[
+                ("repo", "alice/one"),
+                ("repo", "alice/two"),
+                ("confirm_count", "3"),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "the wrong count: {body}");
+    let (s, to, body) = b
+        .post(
+            "/repository/delete",
+            &[
+                ("repo", "alice/one"),
+                ("repo", "alice/two"),
+                ("confirm_count", "2"),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
+    assert_eq!(to, "/repository");
+    let list = b.get("/repository").await;
+    assert!(
+        !list.contains("alice/one") && !list.contains("alice/two"),
+        "{list}"
+    );
+    let (s, _, body) = b
+        .post(
+            "/repository/delete",
+            &[("repo", "root/mine"), ("confirm_count", "1")],
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::SEE_OTHER,
+        "nothing of alice's to delete: {body}"
+    );
+    assert!(
+        root.get("/repository").await.contains("root/mine"),
+        "root's stays"
+    );
 }

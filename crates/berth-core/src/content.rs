@@ -64,6 +64,17 @@ pub struct ManifestDiff {
     pub media_type_to: String,
 }
 
+/// A bulk repository deletion: those the caller administers (name, bytes stored), and those
+/// it may not delete (name, why).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RepoDeletion {
+    pub deletable: Vec<(String, i64)>,
+    pub refused: Vec<(String, String)>,
+}
+
+/// At most this many repositories in one bulk deletion.
+pub const BULK_REPOS: usize = 100;
+
 /// What deleting a tag would free ([`Content::deletion_impact`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeletionImpact {
@@ -246,6 +257,54 @@ impl<'a> Content<'a> {
     pub async fn delete_repository(&self, caller: Caller<'_>, repo: &str) -> Result<()> {
         let (_, name) = self.open(Some(caller.actor), repo, Role::Admin).await?;
         self.registry.delete_repository(&caller.who(), &name).await
+    }
+
+    /// What deleting these repositories would do: each is deletable by its administrators
+    /// only; the others are named with the reason.
+    pub async fn preview_repository_deletion(
+        &self,
+        actor: &Actor,
+        names: &[String],
+    ) -> Result<RepoDeletion> {
+        if names.len() > BULK_REPOS {
+            return Err(Error::invalid(format!(
+                "at most {BULK_REPOS} repositories at a time ({} selected)",
+                names.len()
+            )));
+        }
+        let mut admin = Vec::new();
+        let mut out = RepoDeletion::default();
+        for n in names {
+            match self.open(Some(actor), n, Role::Admin).await {
+                Ok((r, _)) => admin.push(r),
+                Err(e) => out.refused.push((n.clone(), e.to_string())),
+            }
+        }
+        let sizes = self.registry.repo_sizes(&admin).await?;
+        out.deletable = admin
+            .into_iter()
+            .map(|r| {
+                let b = sizes.get(&r.name).copied().unwrap_or(0);
+                (r.name, b)
+            })
+            .collect();
+        Ok(out)
+    }
+
+    /// Deletes the repositories the caller administers among `names` (each as
+    /// [`Content::delete_repository`] does); answers what went and what was refused.
+    pub async fn delete_repositories(
+        &self,
+        caller: Caller<'_>,
+        names: &[String],
+    ) -> Result<RepoDeletion> {
+        let plan = self
+            .preview_repository_deletion(caller.actor, names)
+            .await?;
+        for (n, _) in &plan.deletable {
+            self.delete_repository(caller, n).await?;
+        }
+        Ok(plan)
     }
 
     /// Tag history, newest first, `limit` rows after `offset`, for readers.
@@ -503,6 +562,40 @@ impl<'a> Content<'a> {
         let (_, name) = self.open(Some(caller.actor), repo, Role::Write).await?;
         self.registry
             .tag_restore(&caller.who(), &name, tag, digest)
+            .await
+    }
+
+    /// Deletes a tag's position at `digest` from the time machine for good (Quay's `…/expire`,
+    /// behind `PERMANENTLY_DELETE_TAGS`), for writers. With `is_alive` the live tag, which must
+    /// point there, is deleted first (immutability refuses as a deletion does). An index's
+    /// children have no tags of their own and go with it, so Quay's `include_submanifests`
+    /// changes nothing here.
+    pub async fn purge_tag(
+        &self,
+        caller: Caller<'_>,
+        repo: &str,
+        tag: &str,
+        digest: &str,
+        is_alive: bool,
+    ) -> Result<u64> {
+        if !self.auth.config.permanently_delete_tags {
+            return Err(Error::not_found(
+                "deleting tags permanently is off; an administrator turns it on with PERMANENTLY_DELETE_TAGS: true",
+            ));
+        }
+        let (r, name) = self.open(Some(caller.actor), repo, Role::Write).await?;
+        if is_alive {
+            match self.registry.db.live_tag(r.id, tag).await? {
+                Some((d, _)) if d == digest => self.delete_tag(caller, repo, tag).await?,
+                _ => {
+                    return Err(Error::not_found(format!(
+                        "{name}:{tag} does not point at {digest} now"
+                    )));
+                }
+            }
+        }
+        self.registry
+            .tag_purge(&caller.who(), &name, tag, digest)
             .await
     }
 

@@ -296,6 +296,39 @@ impl Registry {
         Ok(ended)
     }
 
+    /// Removes `tag`'s past positions at `digest` from the time machine, recording one
+    /// `permanently_delete_tag` entry; NotFound if it has none there.
+    pub(crate) async fn tag_purge(
+        &self,
+        who: &Who,
+        repo: &RepoName,
+        tag: &str,
+        digest: &str,
+    ) -> Result<u64> {
+        let t = tag_name(tag)?;
+        let id = self.repo_id_of(repo).await?;
+        let mut w = self.db.write().await?;
+        let n = self
+            .db
+            .purge_tag_history(&mut w, id, t.as_str(), digest)
+            .await?;
+        if n == 0 {
+            return Err(Error::not_found(format!(
+                "{repo}:{tag} has no past position at {digest}; only positions in the time machine (deleted, moved or expired) can be deleted permanently"
+            )));
+        }
+        record_in(
+            &self.db,
+            &mut w,
+            who.entry("permanently_delete_tag")
+                .repo(repo.as_str())
+                .meta(serde_json::json!({"tag": tag, "manifest_digest": digest})),
+        )
+        .await?;
+        w.commit().await?;
+        Ok(n)
+    }
+
     pub(crate) async fn repo_id_of(&self, repo: &RepoName) -> Result<i64> {
         self.db.repo_id(repo.as_str()).await?.ok_or_else(|| {
             Error::missing(Missing::Repository, format!("repository {repo} not found"))

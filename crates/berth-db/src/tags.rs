@@ -204,6 +204,34 @@ impl Db {
         )
     }
 
+    /// Deletes the past positions of `tag` at `digest` (ended, or live but expired) inside `w`:
+    /// they leave the time machine at once, and the manifest is garbage once nothing else holds
+    /// it. How many rows went.
+    pub async fn purge_tag_history(
+        &self,
+        w: &mut WriteTx,
+        repo_id: i64,
+        tag: &str,
+        digest: &str,
+    ) -> Result<u64> {
+        self.lock_repo(w, repo_id).await?;
+        let n = sqlx::query(
+            "DELETE FROM tags WHERE repo_id = $1 AND name = $2 AND manifest_digest = $3
+               AND (end_at IS NOT NULL OR expires_at <= $4)",
+        )
+        .bind(repo_id)
+        .bind(tag)
+        .bind(digest)
+        .bind(now_ms())
+        .execute(&mut *w.tx)
+        .await?
+        .rows_affected();
+        if n > 0 {
+            self.mark_gc_due(w, repo_id).await?;
+        }
+        Ok(n)
+    }
+
     /// Ends the live tags `names` inside `w` (one transaction for all); how many it ended.
     pub async fn end_tags(&self, w: &mut WriteTx, repo_id: i64, names: &[String]) -> Result<u64> {
         self.lock_repo(w, repo_id).await?;

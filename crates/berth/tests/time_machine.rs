@@ -453,3 +453,89 @@ fn immutable_tags_lose_their_expiry_unless_configured_otherwise() {
         assert_eq!(s, if can_expire { 201 } else { 403 });
     }
 }
+
+#[test]
+fn permanently_deleted_positions_leave_the_time_machine_only_when_allowed() {
+    let repo = "admin/purge";
+    // Off (Quay's default): the endpoint answers 404 and says which key turns it on.
+    let c = C::new(Berth::start());
+    let a = c.image(repo, "v1", "a");
+    c.image(repo, "v1", "b");
+    let (s, v) = c.api(
+        "POST",
+        &format!("/api/v1/repository/{repo}/tag/v1/expire"),
+        Some(json!({"manifest_digest": a, "include_submanifests": true, "is_alive": false})),
+    );
+    assert_eq!(s, 404, "{v}");
+    assert!(v.to_string().contains("PERMANENTLY_DELETE_TAGS"), "{v}");
+    drop(c);
+
+    let c = C::new(Berth::start_with_env(&[(
+        "BERTH_PERMANENTLY_DELETE_TAGS",
+        "true",
+    )]));
+    let a = c.image(repo, "v1", "a");
+    let b = c.image(repo, "v1", "b");
+    let past = |c: &C| -> Vec<String> {
+        positions(&c.history(repo, "?specificTag=v1"))
+            .into_iter()
+            .filter(|p| !p.2)
+            .map(|p| p.1)
+            .collect()
+    };
+    assert_eq!(past(&c), [a.clone()], "moving v1 left a past position");
+    let (s, v) = c.api(
+        "POST",
+        &format!("/api/v1/repository/{repo}/tag/v1/expire"),
+        Some(json!({"manifest_digest": a, "include_submanifests": true, "is_alive": false})),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert!(past(&c).is_empty(), "gone from the history");
+    let (s, _) = c.api(
+        "POST",
+        &format!("/api/v1/repository/{repo}/tag/v1/restore"),
+        Some(json!({"manifest_digest": a})),
+    );
+    assert_eq!(s, 404, "and no longer restorable");
+    // Twice is NotFound, as is a position the tag never had.
+    let (s, _) = c.api(
+        "POST",
+        &format!("/api/v1/repository/{repo}/tag/v1/expire"),
+        Some(json!({"manifest_digest": a})),
+    );
+    assert_eq!(s, 404);
+    // is_alive: the live tag is deleted first, then its position purged.
+    let (s, v) = c.api(
+        "POST",
+        &format!("/api/v1/repository/{repo}/tag/v1/expire"),
+        Some(json!({"manifest_digest": b, "is_alive": true})),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(c.resolve(repo, "v1"), Err(404));
+    assert!(
+        c.history(repo, "?specificTag=v1")["tags"]
+            .as_array()
+            .is_some_and(|t| t.is_empty())
+    );
+    // An immutable tag refuses, as its deletion does.
+    let d = c.image(repo, "frozen", "d");
+    let (s, _) = c.api(
+        "PUT",
+        &format!("/api/v1/repository/{repo}/tag/frozen"),
+        Some(json!({"immutable": true})),
+    );
+    assert_eq!(s, 201);
+    let (s, v) = c.api(
+        "POST",
+        &format!("/api/v1/repository/{repo}/tag/frozen/expire"),
+        Some(json!({"manifest_digest": d, "is_alive": true})),
+    );
+    assert_eq!(s, 403, "{v}");
+    assert_eq!(c.resolve(repo, "frozen"), Ok(d));
+    let (_, logs) = c.api(
+        "GET",
+        &format!("/api/v1/repository/{repo}/logs?kind=permanently_delete_tag"),
+        None,
+    );
+    assert_eq!(logs["logs"].as_array().map(Vec::len), Some(2), "{logs}");
+}

@@ -29,6 +29,8 @@ pub fn routes() -> Vec<Route> {
             reset_login() -> Reply<UserDetail>),
         route!(GET "/api/v1/superuser/organizations/", "Every organization", "super:user",
             list_orgs() -> Reply<OrgList>, query &["limit", "next_page"]),
+        route!(POST "/api/v1/superuser/takeownership/{namespace}", "Join an organization's owners team (Quay's take ownership; user namespaces are refused)", "super:user",
+            take_ownership() -> Reply<Owned>),
         route!(GET "/api/v1/superuser/keys", "Keys that sign registry tokens", "super:user",
             list_keys() -> Reply<Keys>),
         route!(GET "/api/v1/superuser/gc", "Garbage collection: totals of every pass, the blob queue's depth and the settings (Berth)", "super:user",
@@ -280,6 +282,21 @@ async fn reset_login(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<UserDetail>> {
     let a = require(&ctx)?;
     st.auth.reset_login(Some(a), ctx.p("username")).await?;
     Ok(Reply::new(user_detail(&st, a, ctx.p("username")).await?))
+}
+
+/// What `takeownership` answers: the namespace now owned.
+#[derive(Serialize, ToSchema)]
+pub struct Owned {
+    pub namespace: String,
+}
+
+async fn take_ownership(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<Owned>> {
+    let a = require(&ctx)?;
+    let ns = ctx.p("namespace");
+    st.auth.take_ownership(a, ns).await?;
+    Ok(Reply::new(Owned {
+        namespace: ns.to_string(),
+    }))
 }
 
 async fn list_orgs(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<OrgList>> {

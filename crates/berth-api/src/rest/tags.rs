@@ -21,6 +21,8 @@ pub fn routes() -> Vec<Route> {
             delete() -> Done),
         route!(POST "/api/v1/repository/{repository}/tag/{tag}/restore", "Point a tag back at a manifest it pointed at within the time machine's window", "repo:write",
             restore(Restore) -> Reply<EmptyObject>),
+        route!(POST "/api/v1/repository/{repository}/tag/{tag}/expire", "Delete a tag's position at manifest_digest from the time machine for good (PERMANENTLY_DELETE_TAGS); is_alive deletes the live tag first", "repo:write",
+            expire(Expire) -> Reply<EmptyObject>),
     ]
 }
 
@@ -44,6 +46,19 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Er
 #[derive(Deserialize, ToSchema)]
 pub struct Restore {
     pub manifest_digest: NonEmpty,
+}
+
+/// `POST …/tag/{tag}/expire`: Quay's fields.
+#[derive(Deserialize, ToSchema)]
+pub struct Expire {
+    pub manifest_digest: NonEmpty,
+    /// Accepted for Quay's clients; an index's children go with it in Berth either way.
+    #[serde(default)]
+    #[expect(dead_code, reason = "Quay's field, read by the schema only")]
+    pub include_submanifests: bool,
+    /// The position is the live tag (deleted first).
+    #[serde(default)]
+    pub is_alive: bool,
 }
 
 /// A page of tag history.
@@ -187,6 +202,19 @@ async fn restore(st: Arc<AppState>, ctx: Ctx, b: Restore) -> Res<Reply<EmptyObje
             ctx.p("repository"),
             ctx.p("tag"),
             &b.manifest_digest,
+        )
+        .await?;
+    Ok(Reply::new(EmptyObject {}))
+}
+
+async fn expire(st: Arc<AppState>, ctx: Ctx, b: Expire) -> Res<Reply<EmptyObject>> {
+    content(&st)
+        .purge_tag(
+            caller(&ctx)?,
+            ctx.p("repository"),
+            ctx.p("tag"),
+            &b.manifest_digest,
+            b.is_alive,
         )
         .await?;
     Ok(Reply::new(EmptyObject {}))

@@ -336,6 +336,24 @@ pub fn url_encode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
+/// A one-button form that POSTs `fields` (and the page's CSRF token) to `action`: every
+/// action that needs no input of its own. `danger` styles it as destructive.
+pub fn post_button(
+    page: &Page,
+    action: &str,
+    label: &str,
+    fields: &[(&str, &str)],
+    danger: bool,
+) -> Markup {
+    html! {
+        form.inline method="post" action=(action) {
+            input type="hidden" name="csrf" value=(page.csrf);
+            @for (k, v) in fields { input type="hidden" name=(k) value=(v); }
+            @if danger { button.danger type="submit" { (label) } } @else { button type="submit" { (label) } }
+        }
+    }
+}
+
 /// A URL of `path` with `params` (empty values left out).
 pub fn link(path: &str, params: &[(&str, &str)]) -> String {
     let q: Vec<String> = params

@@ -2,7 +2,7 @@
 //! (`/organization/{org}?tab=repos|teams|robots`), a team (`/organization/{org}/teams/{team}`)
 //! and a robot's credentials (`/organization/{org}/robots/{robot}`).
 
-use super::{Crumb, Page, field, link, see_other, size, url_encode};
+use super::{Crumb, Page, field, link, post_button, see_other, size, url_encode};
 use crate::AppState;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
@@ -11,7 +11,7 @@ use base64::Engine;
 use berth_core::Error;
 use berth_core::auth::Actor;
 use berth_core::auth::apps::AppFields;
-use berth_core::auth::views::{Listing, LogScope};
+use berth_core::auth::views::{Listing, LogScope, TeamSync};
 use berth_core::policies::Level;
 use berth_core::quotas::{NamespaceQuota, QuotaPath, Quotas};
 use maud::{Markup, html};
@@ -470,10 +470,7 @@ async fn application_page(
                 dt { "Redirect URI" } dd { (app.redirect_uri) }
                 dt { "Created" } dd { (super::ago(app.created_at)) }
             }
-            form.inline method="post" action={ "/organization/" (org) "/applications/" (url_encode(&app.client_id)) "/delete" } {
-                input type="hidden" name="csrf" value=(page.csrf);
-                button.danger type="submit" { "Delete application" }
-            }
+            (post_button(page, &format!("/organization/{org}/applications/{}/delete", url_encode(&app.client_id)), "Delete application", &[], true))
         },
     ))
 }
@@ -494,18 +491,69 @@ async fn team_page(st: &AppState, page: &Page, org: &str, team: &str) -> Result<
         html! {
             h1 { "Team " (team) }
             p { "Role in " (org) ": " strong { (t.team.role) } "." @if !t.team.description.is_empty() { " " (t.team.description) } }
+            @if let (Some(svc), Some(group)) = (&t.team.sync_service, &t.team.sync_group) {
+                p.notice { "Members follow the " (svc) " group " code { (group) } ": they are added and removed at each member's login, not here." }
+            }
             h2 { "Members" }
             @if t.members.is_empty() {
                 p.empty { "No members." }
             } @else {
-                ul.plain { @for m in &t.members { li { (m.name) @if m.kind == berth_core::auth::AccountKind::Robot { " " span.badge { "robot" } } } } }
+                ul.plain {
+                    @for m in &t.members {
+                        li {
+                            (m.name) @if m.kind == berth_core::auth::AccountKind::Robot { " " span.badge { "robot" } }
+                            @if t.can_edit && t.team.sync_service.is_none() {
+                                " " (post_button(page, &format!("/organization/{org}/teams/{}/members/{}/delete", url_encode(team), url_encode(&m.name)), &format!("Remove {}", m.name), &[], true))
+                            }
+                        }
+                    }
+                }
             }
-            @if t.can_edit {
+            @if t.can_edit && t.team.sync_service.is_none() {
                 form.stack method="post" action={ "/organization/" (org) "/teams/" (url_encode(team)) "/members" } {
                     input type="hidden" name="csrf" value=(page.csrf);
                     label for="member-name" { "Add a user or a robot (" (org) "+name)" }
                     input #member-name name="member" required;
                     button.primary type="submit" { "Add member" }
+                }
+            }
+            @if t.can_edit {
+                h2 { "Settings" }
+                form.stack method="post" action={ "/organization/" (org) "/teams" } {
+                    input type="hidden" name="csrf" value=(page.csrf);
+                    input type="hidden" name="name" value=(team);
+                    label for="team-role" { "Role" }
+                    select #team-role name="role" {
+                        @for r in ["member", "creator", "admin"] {
+                            option value=(r) selected[t.team.role.to_string() == r] { (r) }
+                        }
+                    }
+                    label for="team-description" { "Description" }
+                    input #team-description name="description" value=(t.team.description);
+                    button type="submit" { "Save team" }
+                }
+                @if actor.superuser && (st.auth.config.ldap.is_some() || !st.auth.config.oidc.is_empty()) {
+                    h2 { "Directory sync" }
+                    @if t.team.sync_service.is_some() {
+                        (post_button(page, &format!("/organization/{org}/teams/{}/sync/off", url_encode(team)), "Stop syncing", &[], false))
+                    } @else {
+                        form.stack method="post" action={ "/organization/" (org) "/teams/" (url_encode(team)) "/sync" } {
+                            input type="hidden" name="csrf" value=(page.csrf);
+                            @if st.auth.config.ldap.is_some() {
+                                label for="sync-group-dn" { "LDAP group DN (relative to LDAP_BASE_DN, or absolute)" }
+                                input #sync-group-dn name="group_dn";
+                            }
+                            @if !st.auth.config.oidc.is_empty() {
+                                label for="sync-group-name" { "or an OIDC groups-claim value" }
+                                input #sync-group-name name="group_name";
+                            }
+                            button type="submit" { "Sync members from the directory" }
+                        }
+                    }
+                }
+                @if team != berth_core::auth::accounts::OWNERS_TEAM {
+                    h2 { "Delete" }
+                    (post_button(page, &format!("/organization/{org}/teams/{}/delete", url_encode(team)), &format!("Delete team {team}"), &[], true))
                 }
             }
         },
@@ -584,10 +632,7 @@ async fn robot_page(st: &AppState, page: &Page, org: &str, short: &str) -> Resul
             }
             h2 { "Regenerate the token" }
             p { "The current token stops working at once; clients logged in with it must log in again." }
-            form.inline method="post" action={ "/organization/" (org) "/robots/" (url_encode(short)) "/regenerate" } {
-                input type="hidden" name="csrf" value=(page.csrf);
-                button.danger type="submit" { "Regenerate token" }
-            }
+            (post_button(page, &format!("/organization/{org}/robots/{}/regenerate", url_encode(short)), "Regenerate token", &[], true))
         },
     ))
 }
@@ -712,6 +757,41 @@ pub async fn action(
         [org, "teams", team, "members"] => st
             .auth
             .add_team_member(actor, org, team, field(&f, "member").unwrap_or(""))
+            .await
+            .map(|_| format!("/organization/{org}/teams/{}", url_encode(team))),
+        [org, "teams", team, "members", member, "delete"] => st
+            .auth
+            .remove_team_member(actor, org, team, member)
+            .await
+            .map(|_| format!("/organization/{org}/teams/{}", url_encode(team))),
+        [org, "teams", team, "delete"] => st
+            .auth
+            .delete_team(actor, org, team)
+            .await
+            .map(|_| link(&format!("/organization/{org}"), &[("tab", "teams")])),
+        [org, "teams", team, "sync"] => {
+            let sync = match (field(&f, "group_dn"), field(&f, "group_name")) {
+                (Some(dn), _) => Ok(TeamSync::Ldap { group_dn: dn }),
+                (None, Some(g)) => Ok(TeamSync::Oidc {
+                    service: None,
+                    group: g,
+                }),
+                (None, None) => Err(Error::invalid(
+                    "give the LDAP group DN or the OIDC group to sync from",
+                )),
+            };
+            match sync {
+                Ok(sync) => st
+                    .auth
+                    .set_team_sync(actor, org, team, sync)
+                    .await
+                    .map(|_| format!("/organization/{org}/teams/{}", url_encode(team))),
+                Err(e) => Err(e),
+            }
+        }
+        [org, "teams", team, "sync", "off"] => st
+            .auth
+            .set_team_sync(actor, org, team, TeamSync::Off)
             .await
             .map(|_| format!("/organization/{org}/teams/{}", url_encode(team))),
         _ => Err(Error::not_found("no such action")),

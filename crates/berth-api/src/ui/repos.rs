@@ -2,15 +2,15 @@
 //! (`/repository/{ns}/{repo}?tab=info|tags|history`) and a tag's page
 //! (`/repository/{ns}/{repo}/tag/{tag}`).
 
-use super::{Crumb, Page, ago, iso, link, size, url_encode};
+use super::{Crumb, Page, ago, iso, link, post_button, size, url_encode};
 use crate::AppState;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use berth_core::auth::views::{Listing, LogScope};
 use berth_core::content::{
-    Content, ManifestSummary, TagChange, TagMatch, TagOrder, TagQuery, TagSelection, TagView,
-    platform_name,
+    Content, ManifestSummary, RepoDeletion, TagChange, TagMatch, TagOrder, TagQuery, TagSelection,
+    TagView, platform_name,
 };
 use berth_core::policies::Level;
 use berth_core::{Repository, TagFilter};
@@ -76,6 +76,18 @@ pub async fn list(State(st): State<Arc<AppState>>, req: Request) -> Response {
             ],
         )
     };
+    let confirm = match (&page.actor, page.q("confirm")) {
+        (Some(a), Some("delete")) => {
+            match Content::new(&st.registry, &st.auth)
+                .preview_repository_deletion(a, &page.q_all("repo"))
+                .await
+            {
+                Ok(p) => Some(confirm_repo_deletion(&page, &p)),
+                Err(e) => return page.error(e),
+            }
+        }
+        _ => None,
+    };
     let crumbs = [Crumb::new("Repositories", "/repository")];
     page.render(
         StatusCode::OK,
@@ -112,6 +124,13 @@ pub async fn list(State(st): State<Arc<AppState>>, req: Request) -> Response {
                     a href="/repository" { "Clear" }
                 }
             }
+            @if let Some(c) = confirm { (c) }
+            @if page.actor.is_some() && !rows.is_empty() {
+                form #bulk-repos .bulk method="get" action="/repository" {
+                    input type="hidden" name="confirm" value="delete";
+                    button type="submit" { "Delete selected repositories…" }
+                }
+            }
             @if rows.is_empty() {
                 p.empty {
                     @if page.q("after").is_some() {
@@ -131,10 +150,16 @@ pub async fn list(State(st): State<Arc<AppState>>, req: Request) -> Response {
             } @else {
                 table.list {
                     caption.visually-hidden { "Repositories you may see, " @if newest { "most recently pushed first" } @else { "by name" } }
-                    thead { tr { th scope="col" { "Name" } th scope="col" { "Visibility" } th scope="col" { "Last pushed" } th scope="col" { "Storage" } th scope="col" { "Description" } } }
+                    thead { tr {
+                        @if page.actor.is_some() { th scope="col" { span.visually-hidden { "Select" } } }
+                        th scope="col" { "Name" } th scope="col" { "Visibility" } th scope="col" { "Last pushed" } th scope="col" { "Storage" } th scope="col" { "Description" }
+                    } }
                     tbody {
                         @for r in rows {
                             tr {
+                                @if page.actor.is_some() {
+                                    td.select { input type="checkbox" name="repo" value=(r.name) form="bulk-repos" aria-label={ "Select " (r.name) }; }
+                                }
                                 td { a href={ "/repository/" (r.name) } { (r.name) } }
                                 td { (visibility(r)) }
                                 td { (when(r.last_push_at)) }
@@ -172,6 +197,69 @@ pub async fn list(State(st): State<Arc<AppState>>, req: Request) -> Response {
                 }
             }
         },
+    )
+}
+
+/// The bulk repository deletion's confirmation: what goes (for good: a deleted repository
+/// leaves no time machine), what is refused and why, and the count to type.
+fn confirm_repo_deletion(page: &Page, p: &RepoDeletion) -> Markup {
+    let n = p.deletable.len();
+    let total: i64 = p.deletable.iter().map(|(_, b)| b).sum();
+    html! {
+        section.confirm aria-labelledby="confirm-repos" {
+            h2 #confirm-repos { "Delete " (n) " " @if n == 1 { "repository" } @else { "repositories" } "?" }
+            @if n == 0 && p.refused.is_empty() {
+                p { "Nothing is selected: tick the repositories to delete." }
+            }
+            @if n > 0 {
+                p { "Their tags, manifests and history go now and cannot be restored; garbage collection then frees up to " strong { (size(total)) } " (blobs no other repository holds)." }
+                ul.plain { @for (r, b) in &p.deletable { li { code { (r) } " — " (size(*b)) } } }
+            }
+            @if !p.refused.is_empty() {
+                p.notice { "Not deleted (you do not administer them):" }
+                ul.plain { @for (r, why) in &p.refused { li { code { (r) } ": " (why) } } }
+            }
+            @if n > 0 {
+                form.stack method="post" action="/repository/delete" {
+                    input type="hidden" name="csrf" value=(page.csrf);
+                    @for (r, _) in &p.deletable { input type="hidden" name="repo" value=(r); }
+                    label for="confirm-count" { "Type " strong { (n) } " to confirm" }
+                    input #confirm-count name="confirm_count" required inputmode="numeric" autocomplete="off";
+                    button.danger type="submit" { "Delete " (n) " " @if n == 1 { "repository" } @else { "repositories" } }
+                }
+            }
+            a href="/repository" { "Cancel" }
+        }
+    }
+}
+
+/// `POST /repository/delete`: the confirmed bulk deletion (the typed count must match).
+async fn delete_repos(st: &AppState, page: &Page, f: &[(String, String)]) -> Response {
+    let Some(actor) = page.actor.as_ref() else {
+        return page.error(berth_core::Error::Unauthenticated(
+            "sign in to delete repositories".into(),
+        ));
+    };
+    let names: Vec<String> = f
+        .iter()
+        .filter(|(k, v)| k == "repo" && !v.is_empty())
+        .map(|(_, v)| v.clone())
+        .collect();
+    let typed = f
+        .iter()
+        .find(|(k, _)| k == "confirm_count")
+        .map(|(_, v)| v.trim());
+    if typed != Some(names.len().to_string().as_str()) {
+        return page.error(berth_core::Error::invalid(format!(
+            "type {} to confirm the deletion",
+            names.len()
+        )));
+    }
+    page.after(
+        Content::new(&st.registry, &st.auth)
+            .delete_repositories(berth_core::Caller::new(actor, page.ip.as_deref()), &names)
+            .await
+            .map(|_| "/repository".to_string()),
     )
 }
 
@@ -425,16 +513,6 @@ async fn info_tab(
 }
 
 /// A button that posts `action` (a path on this site) with the page's CSRF token.
-fn action_button(page: &Page, action: &str, label: &str, fields: &[(&str, &str)]) -> Markup {
-    html! {
-        form.inline method="post" action=(action) {
-            input type="hidden" name="csrf" value=(page.csrf);
-            @for (k, v) in fields { input type="hidden" name=(k) value=(v); }
-            button type="submit" { (label) }
-        }
-    }
-}
-
 /// The Tags tab's filters and order, as its URL (or the confirmed deletion's form) carries
 /// them.
 #[derive(Debug, Default, Clone, Copy)]
@@ -550,7 +628,7 @@ fn tag_row(
             @if can_write {
                 td {
                     @if !(t.immutable || v.protected_by_policy) {
-                        (action_button(page, &format!("/repository/{repo}/tag/{}/delete", url_encode(&t.name)), &format!("Delete {}", t.name), &[]))
+                        (post_button(page, &format!("/repository/{repo}/tag/{}/delete", url_encode(&t.name)), &format!("Delete {}", t.name), &[], true))
                     }
                 }
             }
@@ -866,8 +944,22 @@ async fn history_tab(
     };
     let per_tag = page.q("tag").is_some();
     let shown: Vec<&TagView> = rows.iter().take(PAGE as usize).collect();
+    let purging = st.auth.config.permanently_delete_tags && can_write;
+    let confirm_purge = match (purging, page.q("tag"), page.q("purge")) {
+        (true, Some(tag), Some(digest)) => Some(html! {
+            section.confirm aria-labelledby="purge-heading" {
+                h2 #purge-heading { "Delete " (tag) " at " code { (digest.chars().take(19).collect::<String>()) } " permanently?" }
+                p { "Its past positions at this manifest leave the time machine now: they cannot be restored, and garbage collection may free the manifest's blobs once nothing else holds them." }
+                (post_button(page, &format!("/repository/{repo}/tag/{}/purge", url_encode(tag)), "Delete permanently", &[("digest", digest)], true))
+                " "
+                a href=(link(&format!("/repository/{repo}"), &[("tab", "history"), ("tag", tag)])) { "Cancel" }
+            }
+        }),
+        _ => None,
+    };
     Ok(html! {
         @if let Some(d) = diff { (d) }
+        @if let Some(c) = confirm_purge { (c) }
         section {
             @if can_write {
                 p.muted { "Ended positions stay restorable for " (humantime::format_duration(std::time::Duration::from_secs(window_s.max(0) as u64))) " (the namespace's time-machine window)." }
@@ -904,12 +996,19 @@ async fn history_tab(
                                 @if can_write {
                                     td {
                                         @if v.tag.end_at.is_some_and(|e| e >= restorable_since) {
-                                            (action_button(
+                                            (post_button(
                                                 page,
                                                 &format!("/repository/{repo}/tag/{}/restore", url_encode(&v.tag.name)),
                                                 &format!("Restore {} to this", v.tag.name),
                                                 &[("digest", &v.tag.manifest_digest.to_string())],
+                                                false,
                                             ))
+                                        }
+                                        @if purging && v.tag.end_at.is_some() {
+                                            " "
+                                            a href=(link(&format!("/repository/{repo}"), &[("tab", "history"), ("tag", &v.tag.name), ("purge", &v.tag.manifest_digest.to_string())])) {
+                                                "Delete " (v.tag.name) " permanently…"
+                                            }
                                         }
                                     }
                                 }
@@ -1117,33 +1216,21 @@ fn tag_actions(page: &Page, repo: &str, v: &TagView, can_admin: bool) -> Markup 
                 button type="submit" { "Set expiry" }
             }
             @if t.expires_at.is_some() {
-                form.inline method="post" action={ (base) "/expiry" } {
-                    (csrf)
-                    button type="submit" { "Never expire" }
-                }
+                (post_button(page, &format!("{base}/expiry"), "Never expire", &[], false))
             }
             p {
                 @if t.immutable {
                     @if can_admin {
-                        form.inline method="post" action={ (base) "/immutable" } {
-                            (csrf) input type="hidden" name="immutable" value="false";
-                            button type="submit" { "Make mutable" }
-                        }
+                        (post_button(page, &format!("{base}/immutable"), "Make mutable", &[("immutable", "false")], false))
                     } @else { span.muted { "Immutable: only an administrator can lift it." } }
                 } @else if v.protected_by_policy {
                     span.muted { "Immutable by a policy of the namespace or repository." }
                 } @else {
-                    form.inline method="post" action={ (base) "/immutable" } {
-                        (csrf) input type="hidden" name="immutable" value="true";
-                        button type="submit" { "Make immutable" }
-                    }
+                    (post_button(page, &format!("{base}/immutable"), "Make immutable", &[("immutable", "true")], false))
                 }
                 @if !frozen {
                     " "
-                    form.inline method="post" action={ (base) "/delete" } {
-                        (csrf)
-                        button.danger type="submit" { "Delete " (t.name) }
-                    }
+                    (post_button(page, &format!("{base}/delete"), &format!("Delete {}", t.name), &[], true))
                 }
             }
         }
@@ -1163,6 +1250,9 @@ pub async fn action(
         Ok(f) => f,
         Err(r) => return r,
     };
+    if path == "delete" {
+        return delete_repos(&st, &page, &pairs).await;
+    }
     if let Some(repo) = path.strip_suffix("/tags/delete") {
         return delete_tags(&st, &page, repo, &pairs).await;
     }
@@ -1206,6 +1296,13 @@ pub async fn action(
             let digest = f.get("digest").map(String::as_str).unwrap_or("");
             content
                 .restore_tag(caller, repo, tag, digest)
+                .await
+                .map(|_| history)
+        }
+        "purge" => {
+            let digest = f.get("digest").map(String::as_str).unwrap_or("");
+            content
+                .purge_tag(caller, repo, tag, digest, false)
                 .await
                 .map(|_| history)
         }

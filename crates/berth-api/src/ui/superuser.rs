@@ -1,9 +1,10 @@
-//! The superuser panel (`/superuser?tab=users|organizations|logs|storage`): users (create,
-//! disable and enable, unlock, delete), organizations (delete), the registry-wide log, storage
-//! and garbage collection with "run now", and service health. Each door checks that the
-//! caller is a superuser.
+//! The superuser panel (`/superuser?tab=users|organizations|logs|quotas|storage`): users
+//! (create, disable and enable, unlock, set a password, delete), organizations (take ownership,
+//! delete), the registry-wide log, every namespace's quota (set, change, remove), storage and
+//! garbage collection with "run now", and service health. Each door checks that the caller is
+//! a superuser.
 
-use super::{Crumb, Page, ago, field, iso, link, size, url_encode};
+use super::{Crumb, Page, ago, field, iso, link, post_button, size, url_encode};
 use crate::AppState;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
@@ -11,6 +12,7 @@ use axum::response::Response;
 use berth_core::auth::accounts::UserChanges;
 use berth_core::auth::views::LogScope;
 use berth_core::auth::{AccountKind, Actor};
+use berth_core::quotas::{QuotaPath, QuotaSize, Quotas};
 use berth_core::{Caller, Error};
 use maud::{Markup, html};
 use std::sync::Arc;
@@ -44,6 +46,7 @@ async fn panel_inner(st: &AppState, page: &Page) -> Result<Response, Error> {
         Some("organizations") => "organizations",
         Some("logs") => "logs",
         Some("storage") => "storage",
+        Some("quotas") => "quotas",
         _ => "users",
     };
     if tab == "logs"
@@ -64,12 +67,14 @@ async fn panel_inner(st: &AppState, page: &Page) -> Result<Response, Error> {
             .await?
         }
         "storage" => storage(st, page, actor).await?,
+        "quotas" => quotas(st, page, actor).await?,
         _ => accounts(st, page, actor, AccountKind::User).await?,
     };
     let tabs = [
         ("users", "Users"),
         ("organizations", "Organizations"),
         ("logs", "Logs"),
+        ("quotas", "Quotas"),
         ("storage", "Storage and health"),
     ];
     Ok(page.render(
@@ -99,14 +104,8 @@ async fn accounts(
     let users = kind == AccountKind::User;
     let tab = if users { "users" } else { "organizations" };
     let csrf = html! { input type="hidden" name="csrf" value=(page.csrf); };
-    let button = |path: String, label: String, danger: bool| {
-        html! {
-            form.inline method="post" action=(path) {
-                (csrf)
-                @if danger { button.danger type="submit" { (label) } } @else { button type="submit" { (label) } }
-            }
-        }
-    };
+    let button =
+        |path: String, label: String, danger: bool| post_button(page, &path, &label, &[], danger);
     Ok(html! {
         @if rows.is_empty() {
             p.empty { "None." }
@@ -153,7 +152,8 @@ async fn accounts(
                                         button type="submit" { "Set password of " (a.name) }
                                     }
                                 } @else if !users {
-                                    (button(format!("{base}/delete"), format!("Delete {}", a.name), true))
+                                    (button(format!("{base}/takeownership"), format!("Take ownership of {}", a.name), false))
+                                    " " (button(format!("{base}/delete"), format!("Delete {}", a.name), true))
                                 } @else {
                                     span.muted { "you" }
                                 }
@@ -181,6 +181,69 @@ async fn accounts(
                 input #new-password name="password" type="password" minlength="8" required autocomplete="new-password";
                 label { input type="checkbox" name="superuser" value="true"; " Superuser" }
                 button.primary type="submit" { "Create user" }
+            }
+        }
+    })
+}
+
+/// Every namespace's quota with its usage; set, change or remove one.
+async fn quotas(st: &AppState, page: &Page, actor: &Actor) -> Result<Markup, Error> {
+    let (rows, editable) = Quotas::new(&st.registry, &st.auth).all(actor).await?;
+    let sys = st.registry.config.quota.system_reject_bytes;
+    Ok(html! {
+        @if !editable {
+            p.notice { "Quotas are read-only here: set FEATURE_QUOTA_MANAGEMENT and FEATURE_EDIT_QUOTA to true to change them." }
+        }
+        @if sys > 0 {
+            p { "Namespaces without a quota of their own get the registry's default, " strong { (size(sys)) } " (DEFAULT_SYSTEM_REJECT_QUOTA_BYTES)." }
+        }
+        @if rows.is_empty() {
+            p.empty { "No namespace has a quota of its own." }
+        } @else {
+            table.list {
+                caption.visually-hidden { "Quotas" }
+                thead { tr {
+                    th scope="col" { "Namespace" } th scope="col" { "Used" } th scope="col" { "Quota" }
+                    th scope="col" { "Thresholds" }
+                    @if editable { th scope="col" { "Actions" } }
+                } }
+                tbody {
+                    @for (ns, q) in &rows {
+                        @let id = q.id.unwrap_or_default().to_string();
+                        @let base = format!("/superuser/quotas/{}/{id}", url_encode(ns));
+                        tr {
+                            th scope="row" { (ns) }
+                            td {
+                                meter min="0" max=(q.limit_bytes) value=(q.usage_bytes.min(q.limit_bytes)) high=(q.limit_bytes * 8 / 10) optimum="0" aria-label={ "Usage of " (ns) } {}
+                                " " (size(q.usage_bytes))
+                            }
+                            td { (size(q.limit_bytes)) }
+                            td { @for (i, l) in q.limits.iter().enumerate() { @if i > 0 { ", " } (l.kind) " at " (l.percent) " %" } }
+                            @if editable {
+                                td {
+                                    form.inline method="post" action=(base) {
+                                        input type="hidden" name="csrf" value=(page.csrf);
+                                        label.visually-hidden for={ "quota-" (ns) } { "New quota of " (ns) }
+                                        input id={ "quota-" (ns) } name="limit" required placeholder="10 GiB" size="8";
+                                        " " button type="submit" { "Change quota of " (ns) }
+                                    }
+                                    " " (post_button(page, &format!("{base}/delete"), &format!("Remove quota of {ns}"), &[], true))
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @if editable {
+            h2 { "Set a quota" }
+            form.stack method="post" action="/superuser/quotas" {
+                input type="hidden" name="csrf" value=(page.csrf);
+                label for="quota-namespace" { "Organization or user" }
+                input #quota-namespace name="namespace" required autocomplete="off";
+                label for="quota-limit" { "Quota (such as 500 MiB or 10 GiB)" }
+                input #quota-limit name="limit" required;
+                button.primary type="submit" { "Set quota" }
             }
         }
     })
@@ -214,10 +277,7 @@ async fn storage(st: &AppState, page: &Page, actor: &Actor) -> Result<Markup, Er
             dt { "Expired tags purged" } dd { (totals.tags_purged) }
             dt { "Abandoned uploads removed" } dd { (totals.uploads_removed) }
         }
-        form.inline method="post" action="/superuser/gc" {
-            input type="hidden" name="csrf" value=(page.csrf);
-            button type="submit" { "Run garbage collection now" }
-        }
+        (post_button(page, "/superuser/gc", "Run garbage collection now", &[], false))
         p.muted { "Collection runs online: pushes and pulls go on meanwhile. Only what no tag (or time-machine window) keeps is removed." }
     })
 }
@@ -236,6 +296,12 @@ pub async fn action(
     };
     let parts: Vec<&str> = path.trim_end_matches('/').split('/').collect();
     let users = link("/superuser", &[("tab", "users")]);
+    let quotas_tab = link("/superuser", &[("tab", "quotas")]);
+    let caller = Caller::new(actor, page.ip.as_deref());
+    let limit = |f: &std::collections::HashMap<String, String>| QuotaSize {
+        limit_bytes: None,
+        limit: field(f, "limit").map(str::to_string),
+    };
     let changes = |enabled: bool| UserChanges {
         enabled: Some(enabled),
         ..UserChanges::default()
@@ -276,14 +342,34 @@ pub async fn action(
             .map(|_| users),
         ["users", name, "unlock"] => st.auth.reset_login(Some(actor), name).await.map(|_| users),
         ["users", name, "delete"] => st.auth.delete_user(actor, name).await.map(|_| users),
+        ["organizations", name, "takeownership"] => st
+            .auth
+            .take_ownership(actor, name)
+            .await
+            .map(|_| format!("/organization/{}", url_encode(name))),
         ["organizations", name, "delete"] => st
             .auth
             .delete_org(actor, name)
             .await
             .map(|_| link("/superuser", &[("tab", "organizations")])),
+        ["quotas"] => {
+            let ns = field(&f, "namespace").unwrap_or("");
+            Quotas::new(&st.registry, &st.auth)
+                .create(caller, &QuotaPath::Superuser(ns), &limit(&f))
+                .await
+                .map(|_| quotas_tab.clone())
+        }
+        ["quotas", ns, id] => Quotas::new(&st.registry, &st.auth)
+            .update(caller, &QuotaPath::Superuser(ns), id, &limit(&f))
+            .await
+            .map(|_| quotas_tab.clone()),
+        ["quotas", ns, id, "delete"] => Quotas::new(&st.registry, &st.auth)
+            .delete(caller, &QuotaPath::Superuser(ns), id)
+            .await
+            .map(|_| quotas_tab.clone()),
         ["gc"] => st
             .registry
-            .collect_now(Caller::new(actor, page.ip.as_deref()))
+            .collect_now(caller)
             .await
             .map(|_| link("/superuser", &[("tab", "storage")])),
         _ => Err(Error::not_found("no such action")),

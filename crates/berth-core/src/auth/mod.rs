@@ -79,6 +79,8 @@ pub struct AuthConfig {
     pub readonly: bool,
     /// `FEATURE_CHANGE_TAG_EXPIRATION`
     pub change_tag_expiration: bool,
+    /// `PERMANENTLY_DELETE_TAGS`: writers may remove positions from the time machine for good.
+    pub permanently_delete_tags: bool,
 }
 
 impl Default for AuthConfig {
@@ -107,6 +109,7 @@ impl Default for AuthConfig {
             direct_login: true,
             readonly: false,
             change_tag_expiration: true,
+            permanently_delete_tags: false,
         }
     }
 }

@@ -106,6 +106,35 @@ impl Auth {
         self.delete_namespace_account(actor, org).await
     }
 
+    /// Quay's "take ownership": a superuser joins an organization's `owners` team, so that it
+    /// stays an administrator there on its own (an organization whose owners all left is
+    /// administrable again). A user namespace is refused: Berth does not turn users into
+    /// organizations, and superusers administer every repository already.
+    pub async fn take_ownership(&self, actor: &Actor, namespace: &str) -> Result<()> {
+        super::authz::require_superuser(actor)?;
+        let ns = self
+            .db
+            .account_by_name(namespace)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("no namespace named {namespace:?}")))?;
+        if ns.kind != AccountKind::Org {
+            return Err(Error::invalid(format!(
+                "{namespace:?} is not an organization; a superuser already administers a user's repositories, and takes ownership of organizations only"
+            )));
+        }
+        let org: Account = ns.into();
+        let owners = self.team(&org, OWNERS_TEAM).await?;
+        let joined = self.db.add_team_member(owners.id, actor.id).await?;
+        self.audit
+            .record(
+                self.audit_actor(Some(actor), "take_ownership")
+                    .namespace(namespace)
+                    .meta(serde_json::json!({"namespace": namespace, "was_user": false, "joined": joined})),
+            )
+            .await;
+        Ok(())
+    }
+
     /// An organization as its members see it: the caller's role in it and its teams (the
     /// email only for its administrators).
     pub async fn organization(&self, actor: &Actor, org: &str) -> Result<OrgView> {

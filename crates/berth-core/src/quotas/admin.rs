@@ -256,6 +256,20 @@ impl<'a> Quotas<'a> {
         })
     }
 
+    /// Every namespace's own quota with its usage, by namespace, for superusers; and whether
+    /// quotas may be edited here.
+    pub async fn all(&self, actor: &Actor) -> Result<(Vec<(String, NamespaceQuota)>, bool)> {
+        require_superuser(actor)?;
+        let db = &self.registry.db;
+        let mut out = Vec::new();
+        for ns in db.quota_namespaces().await? {
+            if let Some(q) = db.quota_for(&ns).await? {
+                out.push((ns, self.with_usage(&q).await?));
+            }
+        }
+        Ok((out, self.may_edit(actor).is_ok()))
+    }
+
     /// One quota of the namespace, with its usage.
     pub async fn get(
         &self,

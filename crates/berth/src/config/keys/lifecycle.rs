@@ -197,9 +197,14 @@ pub static KEYS: &[KeyDef] = &[
     )
     .default_is("false"),
     // ---- (b): capabilities this version lacks
-    unavailable(
+    quay(
         "PERMANENTLY_DELETE_TAGS",
-        "purging tags from the time machine",
+        B,
+        "writers may delete a tag's past positions from the time machine for good (POST …/tag/{tag}/expire, the UI's Tag history); default false",
+        |c, k, v, _| {
+            c.auth.permanently_delete_tags = as_bool(k, v)?;
+            Ok(())
+        },
     )
     .default_is("false"),
     // ---- (a): no effect
