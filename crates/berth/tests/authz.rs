@@ -115,6 +115,18 @@ impl Client {
         r.json()
     }
 
+    /// The status an admin call answers (for checks whose refusal is expected).
+    async fn admin_status(&self, method: &str, path: &str) -> u16 {
+        self.api(
+            method,
+            path,
+            &Cred::Basic(ADMIN_USER.into(), ADMIN_PASSWORD.into()),
+            None,
+        )
+        .await
+        .status
+    }
+
     /// A browser session of `cred` through the UI's sign-in form: the `Cookie` header a browser
     /// would send then, and the page's CSRF token; `None` if the sign-in was refused.
     async fn ui_session(&self, cred: &Cred) -> Option<(String, String)> {
@@ -309,36 +321,47 @@ const OPS: &[&str] = &[
     "ui org settings",   // 33 POST /organization/acme/settings/general
     "ui run gc",         // 34 POST /superuser/gc
     "ui applications",   // 35 GET /organization/acme?tab=applications lists the applications
+    "ui search",         // 36 GET /search?q=app finds acme/app
+    "ui manifest page",  // 37 GET /repository/acme/app/manifest/<v1's digest>
+    "ui add tag",        // 38 POST /repository/acme/app/tag/v1/retag (name uitag-<role>)
+    "ui robot page",     // 39 GET /organization/acme/robots/deployer (shows the token)
+    "ui robot perm",     // 40 POST /organization/acme/robots/idle/permission (acme/pub: read)
+    "ui take ownership", // 41 POST /superuser/organizations/acme/takeownership
+    "ui su quotas",      // 42 GET /superuser?tab=quotas
+    "ui bulk repo del",  // 43 POST /repository/delete (acme/uirm-<role>): it is gone
+    "ui team settings",  // 44 POST /organization/acme/teams (team ui_<role>)
 ];
 
 /// Expected outcome per caller: one character per operation above, Y = allowed, . = denied.
-/// The UI columns (20-29, 31-35) need a browser session, which only a user's password opens:
+/// The UI columns (20-29, 31-44) need a browser session, which only a user's password opens:
 /// robots and registry JWTs have none.
-///                       0         1         2         3
-///                       012345678901234567890123456789012345
+///                       0         1         2         3         4
+///                       012345678901234567890123456789012345678901234
 #[rustfmt::skip]
 const MATRIX: &[(&str, &str)] = &[
-    ("anonymous",        ".......Y..........Y................."),
-    ("outsider",         ".......Y..........Y.......Y........."),
-    ("reader",           "YYY....YYY........Y.Y.....Y........."),
-    ("writer",           "YYYYYY.YYY........Y.YY....Y....Y...."),
-    ("repoadmin",        "YYYYYY.YYYYYY.....Y.YY.YY.Y.Y.YYY..."),
-    ("team-member",      "YYY....YYY......Y.Y.Y.....Y........."),
-    ("team-creator",     "......YY........YYY......YY........."),
-    ("team-admin",       "YYYYYYYYYYYYYYY.YYY.YYYYYYY.Y.YYYY.Y"),
-    ("robot-write",      "YYYYYY.YY..........................."),
-    ("robot-none",       ".......Y............................"),
-    ("superuser",        "YYYYYYYYYYYYYYYYYYYYYYYYYYY.YYYYYYYY"),
-    ("locked",           "...................................."),
-    ("jwt-expired",      "...................................."),
-    ("jwt-forged",       "...................................."),
-    ("jwt-alg-none",     "...................................."),
-    ("jwt-wrong-scope",  "...................................."),
+    ("anonymous",        ".......Y..........Y.........................."),
+    ("outsider",         ".......Y..........Y.......Y.................."),
+    ("reader",           "YYY....YYY........Y.Y.....Y.........YY......."),
+    ("writer",           "YYYYYY.YYY........Y.YY....Y....Y....YYY......"),
+    ("repoadmin",        "YYYYYY.YYYYYY.....Y.YY.YY.Y.Y.YYY...YYY......"),
+    ("team-member",      "YYY....YYY......Y.Y.Y.....Y.........YY......."),
+    ("team-creator",     "......YY........YYY......YY.................."),
+    ("team-admin",       "YYYYYYYYYYYYYYY.YYY.YYYYYYY.Y.YYYY.YYYYYY..YY"),
+    ("robot-write",      "YYYYYY.YY...................................."),
+    ("robot-none",       ".......Y....................................."),
+    ("superuser",        "YYYYYYYYYYYYYYYYYYYYYYYYYYY.YYYYYYYYYYYYYYYYY"),
+    ("locked",           "............................................."),
+    ("jwt-expired",      "............................................."),
+    ("jwt-forged",       "............................................."),
+    ("jwt-alg-none",     "............................................."),
+    ("jwt-wrong-scope",  "............................................."),
 ];
 
 struct World {
     layer: String,
     manifest: Vec<u8>,
+    /// v1's digest in acme/app.
+    digest: String,
     creds: Vec<(String, Cred)>,
 }
 
@@ -410,6 +433,12 @@ async fn setup(c: &Client) -> World {
         c.admin_manifest(repo, "v1", &manifest).await;
     }
     for (role, _) in MATRIX {
+        c.admin(
+            "POST",
+            "/api/v1/repository",
+            Some(json!({"namespace": "acme", "repository": format!("uirm-{role}"), "visibility": "private"})),
+        )
+        .await;
         c.admin_manifest("acme/app", &format!("del-{role}"), &manifest)
             .await;
         c.admin_manifest("acme/app", &format!("uidel-{role}"), &manifest)
@@ -534,6 +563,7 @@ async fn setup(c: &Client) -> World {
     creds.push(("jwt-expired".into(), Cred::Jwt(expired)));
     World {
         layer,
+        digest: sha(&manifest),
         manifest,
         creds,
     }
@@ -650,7 +680,7 @@ async fn run(c: &Client, w: &World, role: &str, cred: &Cred, op: usize) -> (bool
         18 => outcome(&c.api("GET", "/api/v1/repository/acme/pub", cred, None).await, &[200]),
         19 => outcome(&c.api("GET", "/metrics", cred, None).await, &[200]),
         30 => outcome(&c.api("GET", "/api/v1/repository/acme/app/aggregatelogs", cred, None).await, &[200]),
-        20..=29 | 31..=35 => {
+        20..=29 | 31..=44 => {
             let Some((cookie, csrf)) = c.ui_session(cred).await else {
                 return (false, "no browser session".into());
             };
@@ -699,13 +729,42 @@ async fn run(c: &Client, w: &World, role: &str, cred: &Cred, op: usize) -> (bool
                     c.ui_post(&cookie, &csrf, "/organization/acme/settings/general", &f).await
                 }
                 34 => c.ui_post(&cookie, &csrf, "/superuser/gc", &[]).await,
-                _ => c.ui_get(&cookie, "/organization/acme?tab=applications").await,
+                35 => c.ui_get(&cookie, "/organization/acme?tab=applications").await,
+                36 => c.ui_get(&cookie, "/search?q=app").await,
+                37 => c.ui_get(&cookie, &format!("/repository/acme/app/manifest/{}", w.digest)).await,
+                38 => {
+                    let name = format!("uitag-{role}");
+                    c.ui_post(&cookie, &csrf, "/repository/acme/app/tag/v1/retag", &[("name", name.as_str())]).await
+                }
+                39 => c.ui_get(&cookie, "/organization/acme/robots/deployer").await,
+                40 => {
+                    let f = [("repository", "pub"), ("role", "read")];
+                    c.ui_post(&cookie, &csrf, "/organization/acme/robots/idle/permission", &f).await
+                }
+                41 => c.ui_post(&cookie, &csrf, "/superuser/organizations/acme/takeownership", &[]).await,
+                42 => c.ui_get(&cookie, "/superuser?tab=quotas").await,
+                43 => {
+                    let repo = format!("acme/uirm-{role}");
+                    let f = [("repo", repo.as_str()), ("confirm_count", "1")];
+                    let (status, body) = c.ui_post(&cookie, &csrf, "/repository/delete", &f).await;
+                    let gone = c.admin_status("GET", &format!("/api/v1/repository/{repo}")).await == 404;
+                    (if status == 303 && gone { 303 } else { 403 }, body)
+                }
+                _ => {
+                    let name = format!("ui_{}", role.replace('-', "_"));
+                    let f = [("name", name.as_str()), ("role", "member")];
+                    c.ui_post(&cookie, &csrf, "/organization/acme/teams", &f).await
+                }
             };
             let allowed = match op {
                 20 => status == 200 && body.contains(r#"href="/repository/acme/app/tag/v1""#),
                 // Done: back to the tag's history, the settings, the new repository, the token,
                 // the history, the policies, the organization's settings, the storage tab.
-                21 | 24 | 25 | 27 | 31..=34 => status == 303,
+                21 | 24 | 25 | 27 | 31..=34 | 38 | 40 | 41 | 43 | 44 => status == 303,
+                36 => status == 200 && body.contains(r#"href="/repository/acme/app""#),
+                37 => status == 200 && body.contains("Layers"),
+                39 => status == 200 && body.contains(r#"id="robot-token""#),
+                42 => status == 200 && body.contains("Set a quota"),
                 26 => status == 200 && body.contains("Change password"),
                 35 => status == 200 && body.contains("Create an application"),
                 28 => status == 200 && body.starts_with("id,time,kind,performer"),

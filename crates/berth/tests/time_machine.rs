@@ -483,7 +483,7 @@ fn permanently_deleted_positions_leave_the_time_machine_only_when_allowed() {
             .map(|p| p.1)
             .collect()
     };
-    assert_eq!(past(&c), [a.clone()], "moving v1 left a past position");
+    assert_eq!(past(&c), vec![a.clone()], "moving v1 left a past position");
     let (s, v) = c.api(
         "POST",
         &format!("/api/v1/repository/{repo}/tag/v1/expire"),
