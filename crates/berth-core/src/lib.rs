@@ -26,6 +26,7 @@ mod locations;
 pub mod model;
 pub use labels::parse_duration_s;
 mod manifests;
+pub mod notify;
 pub mod policies;
 mod pulls;
 pub mod quotas;
@@ -62,6 +63,8 @@ pub struct CoreConfig {
     /// `FEATURE_IMMUTABLE_TAGS_CAN_EXPIRE`: immutable tags keep (and may be given) an expiry.
     /// Off, as in Quay: a tag loses its expiry when it becomes immutable.
     pub immutable_tags_can_expire: bool,
+    /// Notifications' delivery and payloads.
+    pub notify: notify::NotifyConfig,
 }
 
 /// Quay's default `MAXIMUM_LAYER_SIZE`, 20G (20 × 10⁹ bytes).
@@ -75,6 +78,7 @@ impl Default for CoreConfig {
             gc: GcConfig::default(),
             quota: QuotaConfig::default(),
             immutable_tags_can_expire: false,
+            notify: notify::NotifyConfig::default(),
         }
     }
 }

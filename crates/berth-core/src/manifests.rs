@@ -215,6 +215,18 @@ impl Registry {
         }
         let rows: Vec<_> = entries.into_iter().map(|e| e.row()).collect();
         self.db.insert_audit_in(&mut w, &rows).await?;
+        // One repo_push event per pushed tag, in the push's transaction (a push by digest
+        // updates no tag and fires none, as in Quay).
+        for t in &tags {
+            self.notify_in(
+                &mut w,
+                repo_id,
+                repo.as_str(),
+                "repo_push",
+                serde_json::json!({"updated_tags": [t.as_str()]}),
+            )
+            .await?;
+        }
         w.commit().await?;
         if !warnings.is_empty() {
             self.db.insert_audit(&warnings).await?;

@@ -399,6 +399,18 @@ impl Registry {
             entry(before.as_deref()).repo(repo.as_str()),
         )
         .await?;
+        // A tag created, moved or restored through the API changes what it pulls as a push
+        // would: its repo_push notifications fire (Quay fires none for these).
+        if before.as_deref() != Some(digest.to_string().as_str()) {
+            self.notify_in(
+                &mut w,
+                id,
+                repo.as_str(),
+                "repo_push",
+                serde_json::json!({"updated_tags": [tag.as_str()]}),
+            )
+            .await?;
+        }
         w.commit().await?;
         Ok(())
     }

@@ -20,6 +20,7 @@ mod gc;
 mod jobs;
 mod labels;
 mod manifests;
+mod notifications;
 mod quotas;
 mod repos;
 mod tags;
@@ -35,6 +36,9 @@ pub use gc::{GcManifest, GcTotals, RepoGcFacts};
 pub use jobs::JobRow;
 pub use labels::LabelRow;
 pub use manifests::{ManifestRow, NewManifest, PutManifestError, RefRow, ReferrerRow};
+pub use notifications::{
+    ATTEMPTS_KEPT, Attempt, AttemptRow, DeliveryRow, NewNotification, NotificationRow,
+};
 pub use quotas::{QuotaLimit, QuotaRow};
 pub use repos::{NewRepo, RepoFilter, RepoRow, Viewer};
 pub use tags::{ImmutabilityPolicyRow, LiveTagFilter, LiveTagKey, TagFilter, TagOrder, TagRow};

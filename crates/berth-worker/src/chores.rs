@@ -91,6 +91,21 @@ impl Chore for PruneJobs {
     }
 }
 
+/// Queues the delivery job of every notification whose next attempt is due (retries after
+/// their backoff).
+pub struct ScheduleDeliveries;
+
+impl Chore for ScheduleDeliveries {
+    const NAME: &'static str = "notification_deliveries";
+    async fn run(&mut self, reg: &Registry) -> berth_core::Result<()> {
+        let n = reg.schedule_deliveries().await?;
+        if n > 0 {
+            tracing::debug!(notifications = n, "notification deliveries due");
+        }
+        Ok(())
+    }
+}
+
 /// Moves expired tags into history (reads already hide them).
 pub struct ExpireTags;
 

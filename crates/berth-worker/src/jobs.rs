@@ -7,6 +7,7 @@ use berth_core::jobs::{
     ClaimedJob, DeleteRepo, GcBlobs, GcOrphans, GcRepo, Job, JobContext, JobError, JobResult,
     ReplicateBlob,
 };
+use berth_core::notify::DeliverNotification;
 use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::time::Duration;
@@ -55,6 +56,7 @@ impl JobTable {
             .with::<GcRepo>()
             .with::<GcBlobs>()
             .with::<GcOrphans>()
+            .with::<DeliverNotification>()
     }
 
     /// Registers `J`. Two types with one kind are a programming error, caught at start-up.

@@ -12,7 +12,9 @@ mod runner;
 #[cfg(test)]
 mod testing;
 
-pub use chores::{Autoprune, Chore, ExpireTags, Periodic, PruneJobs, ScheduleGc, holds_lease};
+pub use chores::{
+    Autoprune, Chore, ExpireTags, Periodic, PruneJobs, ScheduleDeliveries, ScheduleGc, holds_lease,
+};
 pub use jobs::{JobTable, JobWorker, backoff_ms};
 pub use runner::{Worker, WorkerState, run_worker};
 
@@ -26,6 +28,8 @@ use tokio::task::JoinSet;
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(300);
 /// How often expired tags are moved into history.
 const EXPIRY_EVERY: Duration = Duration::from_secs(5);
+/// How often due notification deliveries (retries) are queued.
+const DELIVERIES_EVERY: Duration = Duration::from_secs(2);
 /// How often finished jobs are pruned.
 const PRUNE_JOBS_EVERY: Duration = Duration::from_secs(3600);
 
@@ -48,6 +52,7 @@ pub async fn run(reg: Registry, lease: Duration, shutdown: watch::Receiver<bool>
     // Each chore: its interval (start to start), then when its first turn comes.
     w.chore(PruneJobs, PRUNE_JOBS_EVERY, PRUNE_JOBS_EVERY);
     w.chore(ExpireTags, EXPIRY_EVERY, Duration::ZERO);
+    w.chore(ScheduleDeliveries, DELIVERIES_EVERY, DELIVERIES_EVERY);
     let gc = &reg.config.gc;
     if gc.enabled {
         let every = Duration::from_secs(gc.interval_s.max(1));

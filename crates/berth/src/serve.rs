@@ -74,6 +74,12 @@ async fn registry(cfg: &Config, migrate: bool) -> anyhow::Result<Registry> {
             quota: cfg.quota.clone(),
             immutable_tags_can_expire: cfg.immutable_tags_can_expire,
             max_blob_bytes: cfg.max_layer_bytes,
+            notify: berth_core::notify::NotifyConfig {
+                server_hostname: cfg.server_hostname.clone(),
+                scheme: cfg.preferred_url_scheme.clone(),
+                database_secret: cfg.auth.database_secret.clone(),
+                ..cfg.notify.clone()
+            },
             ..CoreConfig::default()
         },
     ))

@@ -17,6 +17,7 @@ mod entities;
 mod immutability;
 mod labels;
 pub(crate) mod logs;
+mod notifications;
 mod openapi;
 mod orgs;
 mod placements;
@@ -326,6 +327,7 @@ pub fn routes() -> Vec<Route> {
     v.extend(labels::routes());
     v.extend(autoprune::routes());
     v.extend(immutability::routes());
+    v.extend(notifications::routes());
     v.extend(superuser::routes());
     v.extend(placements::routes());
     v.extend(session::routes());

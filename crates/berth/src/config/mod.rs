@@ -53,6 +53,9 @@ pub struct Config {
     pub log_json: bool,
     pub gc: berth_core::GcConfig,
     pub quota: berth_core::QuotaConfig,
+    /// Notifications' delivery (its host and scheme are filled from SERVER_HOSTNAME and
+    /// PREFERRED_URL_SCHEME when the server starts).
+    pub notify: berth_core::notify::NotifyConfig,
     pub immutable_tags_can_expire: bool,
     /// `MAXIMUM_LAYER_SIZE` in bytes (Quay's default 20G).
     pub max_layer_bytes: u64,
@@ -122,6 +125,7 @@ impl Default for Config {
                 ..berth_core::GcConfig::default()
             },
             quota: berth_core::QuotaConfig::default(),
+            notify: berth_core::notify::NotifyConfig::default(),
             immutable_tags_can_expire: false,
             max_layer_bytes: berth_core::DEFAULT_MAX_BLOB_BYTES,
             registry_readonly: false,

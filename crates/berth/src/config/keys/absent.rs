@@ -5,7 +5,7 @@
 use super::*;
 
 const SCANNER: &str = "setting of vulnerability scanning (FEATURE_SECURITY_SCANNER)";
-const NOTIFY: &str = "setting of notifications, which Berth does not send yet";
+const NOTIFY: &str = "setting of notifications Berth does not act on (yet)";
 const MAIL: &str = "setting of mail (FEATURE_MAILING)";
 const MIRROR: &str =
     "setting of mirroring or the proxy cache (FEATURE_REPO_MIRROR, FEATURE_PROXY_CACHE)";
@@ -90,7 +90,6 @@ pub static KEYS: &[KeyDef] = &[
     no_effect("MAIL_USE_TLS", B, MAIL).default_is("true"),
     no_effect("NON_RATE_LIMITED_NAMESPACES", LZ, HOSTED),
     no_effect("NOTIFICATION_MIN_SEVERITY_ON_NEW_INDEX", S, SCANNER).default_is(r#""High""#),
-    no_effect("NOTIFICATION_SEND_TIMEOUT", N, NOTIFY).default_is("10"),
     no_effect("NOTIFICATION_TASK_RUN_MINIMUM_INTERVAL_MINUTES", NZ, NOTIFY),
     no_effect("ORG_MIRROR_INTERVAL", N, MIRROR).default_is("30"),
     no_effect("ORG_MIRROR_MAX_DISCOVERY_DURATION", N, MIRROR).default_is("1800"),
@@ -123,7 +122,6 @@ pub static KEYS: &[KeyDef] = &[
     no_effect("SPAM_DETECTION_CLASSIFIER_VERSION", SZ, SPAM).default_is("null"),
     no_effect("SPAM_DETECTION_DRY_RUN", B, SPAM).default_is("true"),
     no_effect("SPAM_DETECTION_FAIL_OPEN", B, SPAM).default_is("true"),
-    no_effect("SSRF_ALLOWED_HOSTS", L, MIRROR).default_is("[]"),
     no_effect("STATIC_SITE_BUCKET", SZ, HOSTED).default_is("null"),
     no_effect("SUCCESSIVE_TRIGGER_FAILURE_DISABLE_THRESHOLD", NZ, BUILDS).default_is("100"),
     no_effect(

@@ -17,6 +17,7 @@ mod data;
 mod internals;
 mod ldap;
 mod lifecycle;
+mod notify;
 mod server;
 
 use super::{Config, ConfigError};
@@ -242,6 +243,7 @@ pub fn all() -> impl Iterator<Item = &'static KeyDef> {
         ldap::KEYS,
         data::KEYS,
         lifecycle::KEYS,
+        notify::KEYS,
         absent::KEYS,
         internals::KEYS,
     ]

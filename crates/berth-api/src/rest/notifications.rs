@@ -1,0 +1,204 @@
+//! Repository notifications through Quay's API: list, create, get, delete, reset the failure
+//! count, send a test; and Berth's delivery log with redelivery.
+
+use super::{Created, Ctx, Done, EmptyObject, Reply, RestError, Route, done, route};
+use crate::AppState;
+use berth_core::Caller;
+use berth_core::notify::{NewNotificationSpec, Notification, Notifications};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::sync::Arc;
+use utoipa::ToSchema;
+
+type Res<T> = Result<T, RestError>;
+
+pub fn routes() -> Vec<Route> {
+    vec![
+        route!(GET "/api/v1/repository/{repository}/notification/", "A repository's notifications", "repo:admin",
+            list() -> Reply<NotificationList>),
+        route!(POST "/api/v1/repository/{repository}/notification/", "Create a notification: an event, a method (webhook or slack) and its config; the answer carries the webhook signing secret, shown this once", "repo:admin",
+            create(NewNotification) -> Created<NotificationView>),
+        route!(GET "/api/v1/repository/{repository}/notification/{uuid}", "One notification", "repo:admin",
+            get() -> Reply<NotificationView>),
+        route!(DELETE "/api/v1/repository/{repository}/notification/{uuid}", "Delete a notification", "repo:admin",
+            delete() -> Done),
+        route!(POST "/api/v1/repository/{repository}/notification/{uuid}", "Reset a notification's failure count (re-enabling it if failures disabled it)", "repo:admin",
+            reset() -> Done),
+        route!(POST "/api/v1/repository/{repository}/notification/{uuid}/test", "Send the event's sample payload through the notification", "repo:admin",
+            test() -> Reply<EmptyObject>),
+        route!(GET "/api/v1/repository/{repository}/notification/{uuid}/deliveries", "The notification's last 100 delivery attempts, newest first (Berth)", "repo:admin",
+            attempts() -> Reply<AttemptList>),
+        route!(POST "/api/v1/repository/{repository}/notification/{uuid}/deliveries/{delivery}/redeliver", "Send a past delivery again, with its event id (Berth)", "repo:admin",
+            redeliver() -> Reply<EmptyObject>),
+    ]
+}
+
+/// Quay's request: `eventConfig` in camelCase.
+#[derive(Deserialize, ToSchema)]
+#[allow(non_snake_case)]
+pub struct NewNotification {
+    /// `repo_push`, `repo_image_expiry`, `vulnerability_found`, `build_*`, `repo_mirror_sync_*`.
+    pub event: Option<String>,
+    /// `webhook` or `slack`.
+    pub method: Option<String>,
+    /// webhook: `url`, optional `template` (a JSON document with `${path}`), `format`
+    /// (`quay` or `cloudevents`), `headers` (sent with each delivery, never shown again);
+    /// slack: `url`.
+    #[schema(value_type = Object)]
+    pub config: Option<Value>,
+    #[schema(value_type = Object)]
+    pub eventConfig: Option<Value>,
+    pub title: Option<String>,
+}
+
+/// Quay's view (`event_config` in snake case there), with Berth's delivery state.
+#[derive(Serialize, ToSchema)]
+pub struct NotificationView {
+    pub uuid: String,
+    pub title: String,
+    pub event: String,
+    pub method: String,
+    #[schema(value_type = Object)]
+    pub config: Value,
+    #[schema(value_type = Object)]
+    pub event_config: Value,
+    pub number_of_failures: i64,
+    /// Unix seconds when consecutive failed deliveries disabled it (Berth).
+    pub disabled_at: Option<i64>,
+    /// The HMAC-SHA256 key of the `X-Berth-Signature-256` header: in the creation's answer only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+impl NotificationView {
+    fn of(n: Notification, secret: Option<String>) -> NotificationView {
+        NotificationView {
+            uuid: n.uuid,
+            title: n.title,
+            event: n.event,
+            method: n.method,
+            config: n.config,
+            event_config: n.event_config,
+            number_of_failures: n.number_of_failures,
+            disabled_at: n.disabled_at.map(|t| t / 1000),
+            secret,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NotificationList {
+    pub notifications: Vec<NotificationView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AttemptView {
+    pub delivery_id: i64,
+    pub event_id: String,
+    pub event: String,
+    /// Unix milliseconds.
+    pub at: i64,
+    /// The receiver's HTTP status, when it answered.
+    pub status: Option<i64>,
+    pub error: Option<String>,
+    pub latency_ms: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AttemptList {
+    pub attempts: Vec<AttemptView>,
+}
+
+fn door(st: &AppState) -> Notifications<'_> {
+    Notifications::new(&st.registry, &st.auth)
+}
+
+fn caller(ctx: &Ctx) -> Res<Caller<'_>> {
+    Ok(Caller::new(ctx.actor()?, ctx.ip.as_deref()))
+}
+
+async fn list(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<NotificationList>> {
+    let all = door(&st).list(ctx.actor()?, ctx.p("repository")).await?;
+    Ok(Reply::new(NotificationList {
+        notifications: all
+            .into_iter()
+            .map(|n| NotificationView::of(n, None))
+            .collect(),
+    }))
+}
+
+async fn create(st: Arc<AppState>, ctx: Ctx, b: NewNotification) -> Res<Created<NotificationView>> {
+    let spec = NewNotificationSpec {
+        event: b.event.unwrap_or_default(),
+        method: b.method.unwrap_or_default(),
+        config: b.config.unwrap_or(Value::Null),
+        event_config: b.eventConfig.unwrap_or(Value::Null),
+        title: b.title,
+    };
+    let c = door(&st)
+        .create(caller(&ctx)?, ctx.p("repository"), &spec)
+        .await?;
+    Ok(Reply::new(NotificationView::of(
+        c.notification,
+        Some(c.secret),
+    )))
+}
+
+async fn get(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<NotificationView>> {
+    let n = door(&st)
+        .get(ctx.actor()?, ctx.p("repository"), ctx.p("uuid"))
+        .await?;
+    Ok(Reply::new(NotificationView::of(n, None)))
+}
+
+async fn delete(st: Arc<AppState>, ctx: Ctx) -> Res<Done> {
+    door(&st)
+        .delete(caller(&ctx)?, ctx.p("repository"), ctx.p("uuid"))
+        .await?;
+    done()
+}
+
+async fn reset(st: Arc<AppState>, ctx: Ctx) -> Res<Done> {
+    door(&st)
+        .reset(caller(&ctx)?, ctx.p("repository"), ctx.p("uuid"))
+        .await?;
+    done()
+}
+
+async fn test(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<EmptyObject>> {
+    door(&st)
+        .test(caller(&ctx)?, ctx.p("repository"), ctx.p("uuid"))
+        .await?;
+    Ok(Reply::new(EmptyObject {}))
+}
+
+async fn attempts(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<AttemptList>> {
+    let a = door(&st)
+        .attempts(ctx.actor()?, ctx.p("repository"), ctx.p("uuid"))
+        .await?;
+    Ok(Reply::new(AttemptList {
+        attempts: a
+            .into_iter()
+            .map(|a| AttemptView {
+                delivery_id: a.delivery_id,
+                event_id: a.event_id,
+                event: a.event,
+                at: a.at,
+                status: a.status,
+                error: a.error,
+                latency_ms: a.latency_ms,
+            })
+            .collect(),
+    }))
+}
+
+async fn redeliver(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<EmptyObject>> {
+    let id: i64 = ctx
+        .p("delivery")
+        .parse()
+        .map_err(|_| berth_core::Error::not_found("no such delivery"))?;
+    door(&st)
+        .redeliver(caller(&ctx)?, ctx.p("repository"), ctx.p("uuid"), id)
+        .await?;
+    Ok(Reply::new(EmptyObject {}))
+}

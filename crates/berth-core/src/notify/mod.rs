@@ -1,0 +1,614 @@
+//! Notifications: Quay's repository notifications (an event, a method and its settings),
+//! their delivery, and the use cases `/api/v1` serves.
+//!
+//! Delivery is an outbox. An event's deliveries are rows written in the transaction of the
+//! change that caused it ([`Registry::notify_in`]), so a crash loses none and a rolled-back
+//! change sends none; the same transaction queues a `deliver_notification` job per
+//! notification. The job sends the notification's deliveries oldest first, one at a time (a
+//! receiver sees one notification's events in order), retrying a failed one with exponential
+//! backoff (`NOTIFICATION_RETRY_BASE`, doubling, at most an hour apart) until
+//! `NOTIFICATION_RETRY_WINDOW` (a day) has passed since the event; then that delivery has
+//! failed. `NOTIFICATION_MAX_FAILURES` (10) consecutive failed deliveries disable the
+//! notification: that is recorded (`disable_repo_notification` in the repository's log), shown
+//! in the API (`disabled_at`) and undone by the reset endpoint. A chore re-queues the job of every
+//! notification whose next attempt is due. Deliveries are at least once: a worker that dies
+//! after sending but before recording sends again after its lease, with the same event id.
+
+pub mod events;
+mod send;
+
+use crate::auth::secret::Sealer;
+use crate::auth::{Actor, Auth, Role};
+use crate::caller::Caller;
+use crate::jobs::{Job, JobContext, JobResult};
+use crate::{Error, Registry, Result};
+use berth_db::{NewNotification, NotificationRow, WriteTx};
+use serde_json::{Value, json};
+
+pub use send::Outcome;
+
+/// How notifications are delivered (`NOTIFICATION_*`, `SSRF_ALLOWED_HOSTS`,
+/// `WEBHOOK_HOSTNAME_BLACKLIST`), and what their payloads link to.
+#[derive(Debug, Clone)]
+pub struct NotifyConfig {
+    /// `SERVER_HOSTNAME`: `docker_url` and `homepage` are built on it.
+    pub server_hostname: String,
+    /// `PREFERRED_URL_SCHEME`.
+    pub scheme: String,
+    /// Consecutive failed deliveries that disable a notification.
+    pub max_failures: i64,
+    /// The first retry's delay; each next one doubles, up to an hour.
+    pub retry_base_ms: i64,
+    /// How long after the event a delivery is retried.
+    pub retry_window_ms: i64,
+    /// `NOTIFICATION_SEND_TIMEOUT`, per attempt.
+    pub send_timeout_ms: u64,
+    pub ssrf_allowed_hosts: Vec<String>,
+    pub webhook_hostname_blacklist: Vec<String>,
+    /// `DATABASE_SECRET_KEY`: seals signing keys and custom headers (else the instance's).
+    pub database_secret: Option<String>,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            server_hostname: "localhost:5000".into(),
+            scheme: "http".into(),
+            max_failures: 10,
+            retry_base_ms: 30_000,
+            retry_window_ms: 86_400_000,
+            send_timeout_ms: 10_000,
+            ssrf_allowed_hosts: Vec::new(),
+            webhook_hostname_blacklist: Vec::new(),
+            database_secret: None,
+        }
+    }
+}
+
+/// A notification as the API shows it (Quay's view, plus Berth's delivery state). Its secrets
+/// (signing key, header values) are never shown after creation.
+#[derive(Debug, Clone)]
+pub struct Notification {
+    pub uuid: String,
+    pub title: String,
+    pub event: String,
+    pub method: String,
+    /// The method's settings, custom header values left out (their names are kept).
+    pub config: Value,
+    pub event_config: Value,
+    /// Consecutive failed deliveries.
+    pub number_of_failures: i64,
+    /// When the failure limit disabled it (ms), if it did.
+    pub disabled_at: Option<i64>,
+    pub created_at: i64,
+}
+
+/// A notification just created, with its signing key: the one time it is shown.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub notification: Notification,
+    pub secret: String,
+}
+
+/// What a caller asks for (Quay's `POST …/notification/` body).
+#[derive(Debug, Clone, Default)]
+pub struct NewNotificationSpec {
+    pub event: String,
+    pub method: String,
+    pub config: Value,
+    pub event_config: Value,
+    pub title: Option<String>,
+}
+
+/// One attempt in a notification's delivery log.
+#[derive(Debug, Clone)]
+pub struct DeliveryAttempt {
+    pub delivery_id: i64,
+    pub event_id: String,
+    pub event: String,
+    pub at: i64,
+    pub status: Option<i64>,
+    pub error: Option<String>,
+    pub latency_ms: i64,
+}
+
+/// The secrets of a notification, sealed together in its row.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+struct Secrets {
+    signing_key: String,
+    #[serde(default)]
+    headers: Vec<(String, String)>,
+}
+
+impl Registry {
+    fn notify_config(&self) -> &NotifyConfig {
+        &self.config.notify
+    }
+
+    async fn sealer(&self) -> Result<Sealer> {
+        let secret = match &self.notify_config().database_secret {
+            Some(s) => s.clone(),
+            None => {
+                self.db
+                    .instance_secret("database_secret", &crate::auth::secret::random_token(48))
+                    .await?
+            }
+        };
+        Ok(Sealer::new(&secret))
+    }
+
+    /// The guard every outbound request passes.
+    pub fn outbound_guard(&self) -> berth_net::Guard {
+        let c = self.notify_config();
+        berth_net::Guard::new(&c.ssrf_allowed_hosts, &c.webhook_hostname_blacklist)
+    }
+
+    /// Quay's base block of a repository event, with the event's own keys.
+    pub fn repo_event_data(&self, repo: &str, extra: Value) -> Value {
+        let c = self.notify_config();
+        let (ns, name) = repo.split_once('/').unwrap_or((repo, ""));
+        let mut data = json!({
+            "repository": repo,
+            "namespace": ns,
+            "name": name,
+            "docker_url": format!("{}/{repo}", c.server_hostname),
+            "homepage": format!("{}://{}/repository/{repo}", c.scheme, c.server_hostname),
+        });
+        if let (Some(d), Value::Object(e)) = (data.as_object_mut(), extra) {
+            d.extend(e);
+        }
+        data
+    }
+
+    /// Writes the deliveries of a repository event inside `w` (the transaction of the change
+    /// that caused it): one per enabled notification of `event` on the repository whose filter
+    /// it passes, each with its job queued. All share one event id.
+    pub(crate) async fn notify_in(
+        &self,
+        w: &mut WriteTx,
+        repo_id: i64,
+        repo: &str,
+        event: &str,
+        extra: Value,
+    ) -> Result<usize> {
+        let found = self
+            .db
+            .notifications_for_event(w, Some(repo_id), None, event)
+            .await?;
+        if found.is_empty() {
+            return Ok(0);
+        }
+        let data = self.repo_event_data(repo, extra);
+        let event_id = uuid::Uuid::new_v4().to_string();
+        let payload = data.to_string();
+        let mut n = 0;
+        for row in found {
+            let filter: Value = serde_json::from_str(&row.event_config).unwrap_or(Value::Null);
+            if !events::passes(event, &filter, &data) {
+                continue;
+            }
+            self.db
+                .add_delivery(w, row.id, &event_id, event, &payload)
+                .await?;
+            crate::jobs::enqueue(&self.db, w, &DeliverNotification { id: row.id }).await?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Queues the job of every notification whose next attempt is due (retries, and
+    /// deliveries whose job was finishing as they were written).
+    pub async fn schedule_deliveries(&self) -> Result<usize> {
+        let due = self.db.due_notifications(berth_db::now_ms()).await?;
+        let mut w = self.db.write().await?;
+        for id in &due {
+            crate::jobs::enqueue(&self.db, &mut w, &DeliverNotification { id: *id }).await?;
+        }
+        w.commit().await?;
+        Ok(due.len())
+    }
+
+    /// Sends a notification's due deliveries, oldest first, until one must wait.
+    pub(crate) async fn deliver_notification(&self, id: i64) -> Result<()> {
+        let c = self.notify_config().clone();
+        let Some(n) = self.db.notification_by_id(id).await? else {
+            return Ok(());
+        };
+        if n.disabled_at.is_some() {
+            return Ok(());
+        }
+        let secrets = self.secrets_of(&n).await?;
+        while let Some(d) = self.db.delivery_head(id).await? {
+            let now = berth_db::now_ms();
+            if d.next_at > now {
+                return Ok(());
+            }
+            let out = send::deliver(self, &c, &n, &secrets, &d).await;
+            let attempt = berth_db::Attempt {
+                status: out.status,
+                error: out.error.as_deref(),
+                latency_ms: out.latency_ms,
+            };
+            if out.ok {
+                self.db.record_attempt(&d, &attempt, true, None).await?;
+                metrics::counter!("berth_notification_deliveries_total", "method" => n.method.clone(), "outcome" => "delivered").increment(1);
+                continue;
+            }
+            let backoff = c
+                .retry_base_ms
+                .max(1)
+                .saturating_mul(1i64 << d.attempts.clamp(0, 20))
+                .min(3_600_000);
+            let retry_at = now.saturating_add(backoff);
+            let retry =
+                (retry_at <= d.created_at.saturating_add(c.retry_window_ms)).then_some(retry_at);
+            let failures = self.db.record_attempt(&d, &attempt, false, retry).await?;
+            let outcome = if retry.is_some() { "retried" } else { "failed" };
+            metrics::counter!("berth_notification_deliveries_total", "method" => n.method.clone(), "outcome" => outcome).increment(1);
+            if retry.is_some() {
+                return Ok(());
+            }
+            if failures >= c.max_failures.max(1) && self.db.disable_notification(id).await? {
+                self.notification_disabled(&n, failures).await?;
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Records that the failure limit disabled `n`, in the repository's log.
+    async fn notification_disabled(&self, n: &NotificationRow, failures: i64) -> Result<()> {
+        metrics::counter!("berth_notifications_disabled_total").increment(1);
+        let repo = match n.repo_id {
+            Some(id) => self.db.repo_name(id).await?,
+            None => None,
+        };
+        let mut entry = crate::auth::AuditEntry::new("disable_repo_notification").meta(json!({
+            "notification_uuid": n.uuid, "event": n.event, "method": n.method,
+            "title": n.title, "failures": failures,
+        }));
+        if let Some(r) = &repo {
+            entry = entry.repo(r);
+        } else if let Some(ns) = &n.namespace {
+            entry = entry.namespace(ns);
+        }
+        tracing::warn!(notification = %n.uuid, failures, "notification disabled after consecutive failed deliveries");
+        self.audit.record(entry).await;
+        Ok(())
+    }
+
+    async fn secrets_of(&self, n: &NotificationRow) -> Result<Secrets> {
+        let sealer = self.sealer().await?;
+        Ok(sealer
+            .open_string(&n.secret)
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default())
+    }
+}
+
+/// Sends one notification's due deliveries.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DeliverNotification {
+    pub id: i64,
+}
+
+impl Job for DeliverNotification {
+    const KIND: &'static str = "deliver_notification";
+    fn dedup_key(&self) -> String {
+        self.id.to_string()
+    }
+    async fn run(&self, ctx: &JobContext) -> JobResult {
+        Ok(ctx.registry.deliver_notification(self.id).await?)
+    }
+}
+
+fn view(n: &NotificationRow) -> Notification {
+    Notification {
+        uuid: n.uuid.clone(),
+        title: n.title.clone(),
+        event: n.event.clone(),
+        method: n.method.clone(),
+        config: serde_json::from_str(&n.config).unwrap_or(Value::Null),
+        event_config: serde_json::from_str(&n.event_config).unwrap_or(json!({})),
+        number_of_failures: n.failures,
+        disabled_at: n.disabled_at,
+        created_at: n.created_at,
+    }
+}
+
+/// The notification use cases. Cheap: make one per request.
+#[derive(Clone, Copy)]
+pub struct Notifications<'a> {
+    registry: &'a Registry,
+    auth: &'a Auth,
+}
+
+impl<'a> Notifications<'a> {
+    pub fn new(registry: &'a Registry, auth: &'a Auth) -> Notifications<'a> {
+        Notifications { registry, auth }
+    }
+
+    /// The repository, for its administrators.
+    async fn admin(&self, actor: &Actor, repo: &str) -> Result<crate::Repository> {
+        Ok(self
+            .auth
+            .repo_and_access(Some(actor), repo, Role::Admin)
+            .await?
+            .0)
+    }
+
+    /// A notification of this repository (Quay looks the uuid up anywhere; Berth answers only
+    /// for the repository in the path).
+    async fn of_repo(&self, actor: &Actor, repo: &str, uuid: &str) -> Result<NotificationRow> {
+        let r = self.admin(actor, repo).await?;
+        self.registry
+            .db
+            .notification(uuid)
+            .await?
+            .filter(|n| n.repo_id == Some(r.id))
+            .ok_or_else(|| Error::not_found(format!("{repo} has no notification {uuid}")))
+    }
+
+    pub async fn list(&self, actor: &Actor, repo: &str) -> Result<Vec<Notification>> {
+        let r = self.admin(actor, repo).await?;
+        Ok(self
+            .registry
+            .db
+            .notifications_of(Some(r.id), None)
+            .await?
+            .iter()
+            .map(view)
+            .collect())
+    }
+
+    pub async fn get(&self, actor: &Actor, repo: &str, uuid: &str) -> Result<Notification> {
+        Ok(view(&self.of_repo(actor, repo, uuid).await?))
+    }
+
+    /// Creates a repository notification after checking the event, the method's settings
+    /// (a webhook's or Slack's URL through the outbound guard, a template that parses) and the
+    /// filter.
+    pub async fn create(
+        &self,
+        caller: Caller<'_>,
+        repo: &str,
+        spec: &NewNotificationSpec,
+    ) -> Result<Created> {
+        let r = self.admin(caller.actor, repo).await?;
+        if !events::EVENTS.contains(&spec.event.as_str()) {
+            return Err(Error::invalid(format!(
+                "unknown event {:?}; one of {}",
+                spec.event,
+                events::EVENTS.join(", ")
+            )));
+        }
+        if events::NAMESPACE_EVENTS.contains(&spec.event.as_str()) {
+            return Err(Error::invalid(format!(
+                "{} is an event of a namespace: create it under the organization's or the user's notifications",
+                spec.event
+            )));
+        }
+        let (config, headers) = self.check_method(spec).await?;
+        events::check_event_config(&spec.event, &spec.event_config).map_err(Error::invalid)?;
+        let signing_key = crate::auth::secret::random_token(32);
+        let secrets = Secrets {
+            signing_key: signing_key.clone(),
+            headers,
+        };
+        let sealed = self.registry.sealer().await?.seal(
+            serde_json::to_string(&secrets)
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+        let uuid = uuid::Uuid::new_v4().to_string();
+        let event_config = if spec.event_config.is_null() {
+            json!({})
+        } else {
+            spec.event_config.clone()
+        };
+        let title = spec.title.clone().unwrap_or_default();
+        let row = self
+            .registry
+            .db
+            .create_notification(&NewNotification {
+                uuid: &uuid,
+                repo_id: Some(r.id),
+                namespace: None,
+                event: &spec.event,
+                method: &spec.method,
+                title: &title,
+                config: &config.to_string(),
+                event_config: &event_config.to_string(),
+                secret: &sealed,
+            })
+            .await?;
+        self.auth
+            .audit
+            .record(
+                caller.audit("add_repo_notification").repo(repo).meta(
+                    json!({"notification_id": uuid, "event": spec.event, "method": spec.method}),
+                ),
+            )
+            .await;
+        Ok(Created {
+            notification: view(&row),
+            secret: signing_key,
+        })
+    }
+
+    /// The method's settings as stored (no secrets) and the custom headers to seal.
+    async fn check_method(
+        &self,
+        spec: &NewNotificationSpec,
+    ) -> Result<(Value, Vec<(String, String)>)> {
+        if let Some(why) = events::unsupported_method(&spec.method) {
+            return Err(Error::invalid(why));
+        }
+        if !events::METHODS.contains(&spec.method.as_str()) {
+            return Err(Error::invalid(format!(
+                "unknown method {:?}; one of {}",
+                spec.method,
+                events::METHODS.join(", ")
+            )));
+        }
+        let c = &spec.config;
+        let url = c["url"].as_str().filter(|u| !u.is_empty()).ok_or_else(|| {
+            Error::invalid(format!("a {} notification needs config.url", spec.method))
+        })?;
+        // Checked again at every send; a host that does not resolve yet is let through here.
+        match self.registry.outbound_guard().check(url).await {
+            Ok(_) | Err(berth_net::Refused::Unresolved { .. }) => {}
+            Err(e) => return Err(Error::invalid(format!("config.url: {e}"))),
+        }
+        let mut stored = json!({"url": url});
+        let mut headers = Vec::new();
+        if spec.method == "webhook" {
+            if let Some(t) = c.get("template").filter(|t| !t.is_null() && *t != "") {
+                let text = match t {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                if serde_json::from_str::<Value>(&text).is_err() {
+                    return Err(Error::invalid("config.template is not a JSON document"));
+                }
+                stored["template"] = Value::String(text);
+            }
+            match c["format"].as_str() {
+                None | Some("" | "quay") => {}
+                Some("cloudevents") => stored["format"] = json!("cloudevents"),
+                Some(f) => {
+                    return Err(Error::invalid(format!(
+                        "config.format {f:?}: quay (the default) or cloudevents"
+                    )));
+                }
+            }
+            if let Some(h) = c.get("headers").and_then(Value::as_object) {
+                let mut names = Vec::new();
+                for (k, v) in h {
+                    let Some(v) = v.as_str() else {
+                        return Err(Error::invalid(format!(
+                            "config.headers.{k} must be a string"
+                        )));
+                    };
+                    let valid = reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_ok()
+                        && reqwest::header::HeaderValue::from_str(v).is_ok();
+                    let reserved = k.eq_ignore_ascii_case("content-type")
+                        || k.eq_ignore_ascii_case("host")
+                        || k.to_ascii_lowercase().starts_with("x-berth-");
+                    if !valid || reserved {
+                        return Err(Error::invalid(format!(
+                            "config.headers.{k} cannot be sent (not a valid header, or one Berth sets itself)"
+                        )));
+                    }
+                    names.push(Value::String(k.clone()));
+                    headers.push((k.clone(), v.to_string()));
+                }
+                stored["headers"] = Value::Array(names);
+            }
+        }
+        Ok((stored, headers))
+    }
+
+    pub async fn delete(&self, caller: Caller<'_>, repo: &str, uuid: &str) -> Result<()> {
+        let n = self.of_repo(caller.actor, repo, uuid).await?;
+        self.registry.db.delete_notification(n.id).await?;
+        self.auth
+            .audit
+            .record(
+                caller
+                    .audit("delete_repo_notification")
+                    .repo(repo)
+                    .meta(json!({"notification_id": uuid, "event": n.event, "method": n.method})),
+            )
+            .await;
+        Ok(())
+    }
+
+    /// Clears the failure count and re-enables the notification (Quay's `POST …/{uuid}`).
+    pub async fn reset(&self, caller: Caller<'_>, repo: &str, uuid: &str) -> Result<()> {
+        let n = self.of_repo(caller.actor, repo, uuid).await?;
+        self.registry.db.reset_notification(n.id).await?;
+        self.auth
+            .audit
+            .record(
+                caller
+                    .audit("reset_repo_notification")
+                    .repo(repo)
+                    .meta(json!({"notification_id": uuid, "event": n.event, "method": n.method})),
+            )
+            .await;
+        Ok(())
+    }
+
+    /// Queues Quay's sample payload of the notification's event, delivered as a real event
+    /// would be (a disabled notification sends nothing).
+    pub async fn test(&self, caller: Caller<'_>, repo: &str, uuid: &str) -> Result<()> {
+        let n = self.of_repo(caller.actor, repo, uuid).await?;
+        let filter: Value = serde_json::from_str(&n.event_config).unwrap_or(json!({}));
+        let data = self
+            .registry
+            .repo_event_data(repo, events::sample(&n.event, &filter));
+        self.enqueue(&n, &data).await
+    }
+
+    async fn enqueue(&self, n: &NotificationRow, data: &Value) -> Result<()> {
+        let db = &self.registry.db;
+        let mut w = db.write().await?;
+        db.add_delivery(
+            &mut w,
+            n.id,
+            &uuid::Uuid::new_v4().to_string(),
+            &n.event,
+            &data.to_string(),
+        )
+        .await?;
+        crate::jobs::enqueue(db, &mut w, &DeliverNotification { id: n.id }).await?;
+        Ok(w.commit().await?)
+    }
+
+    /// The notification's delivery log, newest first (the last 100 attempts).
+    pub async fn attempts(
+        &self,
+        actor: &Actor,
+        repo: &str,
+        uuid: &str,
+    ) -> Result<Vec<DeliveryAttempt>> {
+        let n = self.of_repo(actor, repo, uuid).await?;
+        Ok(self
+            .registry
+            .db
+            .attempts(n.id, berth_db::ATTEMPTS_KEPT)
+            .await?
+            .into_iter()
+            .map(|a| DeliveryAttempt {
+                delivery_id: a.delivery_id,
+                event_id: a.event_id,
+                event: a.event,
+                at: a.at,
+                status: a.status,
+                error: a.error,
+                latency_ms: a.latency_ms,
+            })
+            .collect())
+    }
+
+    /// Sends a past delivery again, with its event id (receivers may drop what they have seen).
+    pub async fn redeliver(
+        &self,
+        caller: Caller<'_>,
+        repo: &str,
+        uuid: &str,
+        delivery_id: i64,
+    ) -> Result<()> {
+        let n = self.of_repo(caller.actor, repo, uuid).await?;
+        let db = &self.registry.db;
+        let d = db.delivery(n.id, delivery_id).await?.ok_or_else(|| {
+            Error::not_found(format!("notification {uuid} has no delivery {delivery_id}"))
+        })?;
+        let mut w = db.write().await?;
+        db.add_delivery(&mut w, n.id, &d.event_id, &d.event, &d.payload)
+            .await?;
+        crate::jobs::enqueue(db, &mut w, &DeliverNotification { id: n.id }).await?;
+        Ok(w.commit().await?)
+    }
+}

@@ -1,0 +1,64 @@
+//! Notifications: how deliveries are retried and when a notification gives up, and the
+//! outbound guard every webhook and Slack message passes.
+
+use super::super::values::{as_string_list, duration, positive, positive_i64};
+use super::*;
+
+pub static KEYS: &[KeyDef] = &[
+    quay(
+        "NOTIFICATION_SEND_TIMEOUT",
+        N,
+        "seconds one delivery attempt may take (default 10)",
+        |c, k, v, _| {
+            c.notify.send_timeout_ms = positive(k, v)?.saturating_mul(1000);
+            Ok(())
+        },
+    )
+    .default_is("10"),
+    berth(
+        "NOTIFICATION_MAX_FAILURES",
+        N,
+        "consecutive failed deliveries (each retried for NOTIFICATION_RETRY_WINDOW) that disable a notification (default 10; Quay gives up after 3 attempts)",
+        |c, k, v, _| {
+            c.notify.max_failures = positive_i64(k, v)?;
+            Ok(())
+        },
+    ),
+    berth(
+        "NOTIFICATION_RETRY_BASE",
+        S,
+        "the first retry's delay after a failed delivery; each next one doubles, up to an hour (default 30s)",
+        |c, k, v, _| {
+            c.notify.retry_base_ms = duration(k, v)?.max(1).saturating_mul(1000);
+            Ok(())
+        },
+    ),
+    berth(
+        "NOTIFICATION_RETRY_WINDOW",
+        S,
+        "how long after its event a delivery is retried before it counts as failed (default 1d)",
+        |c, k, v, _| {
+            c.notify.retry_window_ms = duration(k, v)?.saturating_mul(1000);
+            Ok(())
+        },
+    ),
+    quay(
+        "SSRF_ALLOWED_HOSTS",
+        L,
+        "hosts (name, name:port, address or CIDR) outbound requests may reach although they resolve to loopback, private or link-local addresses (default none)",
+        |c, k, v, _| {
+            c.notify.ssrf_allowed_hosts = as_string_list(k, v)?;
+            Ok(())
+        },
+    )
+    .default_is("[]"),
+    quay(
+        "WEBHOOK_HOSTNAME_BLACKLIST",
+        L,
+        "host names (and their subdomains) webhooks and Slack messages are never sent to",
+        |c, k, v, _| {
+            c.notify.webhook_hostname_blacklist = as_string_list(k, v)?;
+            Ok(())
+        },
+    ),
+];
