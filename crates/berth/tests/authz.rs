@@ -330,31 +330,33 @@ const OPS: &[&str] = &[
     "ui su quotas",      // 42 GET /superuser?tab=quotas
     "ui bulk repo del",  // 43 POST /repository/delete (acme/uirm-<role>): it is gone
     "ui team settings",  // 44 POST /organization/acme/teams (team ui_<role>)
+    "api notifications", // 45 GET /api/v1/repository/acme/app/notification/
+    "api add notif",     // 46 POST /api/v1/repository/acme/app/notification/ (a webhook)
 ];
 
 /// Expected outcome per caller: one character per operation above, Y = allowed, . = denied.
 /// The UI columns (20-29, 31-44) need a browser session, which only a user's password opens:
 /// robots and registry JWTs have none.
 ///                       0         1         2         3         4
-///                       012345678901234567890123456789012345678901234
+///                       01234567890123456789012345678901234567890123456
 #[rustfmt::skip]
 const MATRIX: &[(&str, &str)] = &[
-    ("anonymous",        ".......Y..........Y.........................."),
-    ("outsider",         ".......Y..........Y.......Y.................."),
-    ("reader",           "YYY....YYY........Y.Y.....Y.........YY......."),
-    ("writer",           "YYYYYY.YYY........Y.YY....Y....Y....YYY......"),
-    ("repoadmin",        "YYYYYY.YYYYYY.....Y.YY.YY.Y.Y.YYY...YYY......"),
-    ("team-member",      "YYY....YYY......Y.Y.Y.....Y.........YY......."),
-    ("team-creator",     "......YY........YYY......YY.................."),
-    ("team-admin",       "YYYYYYYYYYYYYYY.YYY.YYYYYYY.Y.YYYY.YYYYYY..YY"),
-    ("robot-write",      "YYYYYY.YY...................................."),
-    ("robot-none",       ".......Y....................................."),
-    ("superuser",        "YYYYYYYYYYYYYYYYYYYYYYYYYYY.YYYYYYYYYYYYYYYYY"),
-    ("locked",           "............................................."),
-    ("jwt-expired",      "............................................."),
-    ("jwt-forged",       "............................................."),
-    ("jwt-alg-none",     "............................................."),
-    ("jwt-wrong-scope",  "............................................."),
+    ("anonymous",        ".......Y..........Y............................"),
+    ("outsider",         ".......Y..........Y.......Y...................."),
+    ("reader",           "YYY....YYY........Y.Y.....Y.........YY........."),
+    ("writer",           "YYYYYY.YYY........Y.YY....Y....Y....YYY........"),
+    ("repoadmin",        "YYYYYY.YYYYYY.....Y.YY.YY.Y.Y.YYY...YYY......YY"),
+    ("team-member",      "YYY....YYY......Y.Y.Y.....Y.........YY........."),
+    ("team-creator",     "......YY........YYY......YY...................."),
+    ("team-admin",       "YYYYYYYYYYYYYYY.YYY.YYYYYYY.Y.YYYY.YYYYYY..YYYY"),
+    ("robot-write",      "YYYYYY.YY......................................"),
+    ("robot-none",       ".......Y......................................."),
+    ("superuser",        "YYYYYYYYYYYYYYYYYYYYYYYYYYY.YYYYYYYYYYYYYYYYYYY"),
+    ("locked",           "..............................................."),
+    ("jwt-expired",      "..............................................."),
+    ("jwt-forged",       "..............................................."),
+    ("jwt-alg-none",     "..............................................."),
+    ("jwt-wrong-scope",  "..............................................."),
 ];
 
 struct World {
@@ -680,6 +682,17 @@ async fn run(c: &Client, w: &World, role: &str, cred: &Cred, op: usize) -> (bool
         18 => outcome(&c.api("GET", "/api/v1/repository/acme/pub", cred, None).await, &[200]),
         19 => outcome(&c.api("GET", "/metrics", cred, None).await, &[200]),
         30 => outcome(&c.api("GET", "/api/v1/repository/acme/app/aggregatelogs", cred, None).await, &[200]),
+        45 => outcome(&c.api("GET", "/api/v1/repository/acme/app/notification/", cred, None).await, &[200]),
+        46 => outcome(
+            &c.api(
+                "POST",
+                "/api/v1/repository/acme/app/notification/",
+                cred,
+                Some(json!({"event": "repo_push", "method": "webhook", "config": {"url": format!("https://hooks-{role}.invalid/x")}, "eventConfig": {}})),
+            )
+            .await,
+            &[201],
+        ),
         20..=29 | 31..=44 => {
             let Some((cookie, csrf)) = c.ui_session(cred).await else {
                 return (false, "no browser session".into());

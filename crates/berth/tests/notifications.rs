@@ -250,6 +250,11 @@ fn a_push_is_delivered_with_quays_payload_signed_templated_and_to_slack() {
         repo,
         json!({"event": "repo_push", "method": "slack", "config": {"url": r.url("/slack")}, "eventConfig": {}}),
     );
+    notification(
+        &c,
+        repo,
+        json!({"event": "repo_push", "method": "webhook", "config": {"url": r.url("/cloudevents"), "format": "cloudevents"}, "eventConfig": {}}),
+    );
     let (s, list) = c.api(
         "GET",
         &format!("/api/v1/repository/{repo}/notification/"),
@@ -257,7 +262,7 @@ fn a_push_is_delivered_with_quays_payload_signed_templated_and_to_slack() {
     );
     assert_eq!(s, 200);
     let listed = list["notifications"].as_array().expect("list");
-    assert_eq!(listed.len(), 3);
+    assert_eq!(listed.len(), 4);
     assert!(listed.iter().all(|n| n.get("secret").is_none()), "{list}");
     assert!(
         !list.to_string().contains("hook-token"),
@@ -319,6 +324,21 @@ fn a_push_is_delivered_with_quays_payload_signed_templated_and_to_slack() {
         json!({"text": "pushed admin/app: v2", "tags": ["v2"]})
     );
     assert_eq!(t.header("authorization"), Some("Bearer hook-token"));
+
+    let ce = &r.wait_for("/cloudevents", 1)[0];
+    assert_eq!(
+        ce.header("content-type"),
+        Some("application/cloudevents+json")
+    );
+    let ce_body = ce.json();
+    assert_eq!(ce_body["specversion"], "1.0");
+    assert_eq!(ce_body["type"], "dev.berth.repo_push");
+    assert_eq!(
+        ce_body["id"].as_str(),
+        p.header("x-berth-event-id"),
+        "one event id for all"
+    );
+    assert_eq!(ce_body["data"], body);
 
     let sl = r.wait_for("/slack", 1)[0].json();
     assert_eq!(sl["text"], "Repository admin/app updated");
@@ -589,4 +609,45 @@ fn the_outbound_guard_refuses_internal_targets_and_redirects_unless_allowed() {
     );
     assert_eq!(s, 400, "{v}");
     assert!(v.to_string().contains("no longer exist"), "{v}");
+}
+
+#[test]
+fn two_instances_deliver_each_event_once() {
+    let a = Berth::start_with_env(&fast_env());
+    let b = a.start_sibling();
+    let (ca, cb) = (Client::new(&a), Client::new(&b));
+    let r = Receiver::start();
+    let repo = "admin/both";
+    ca.image(repo, "base", "base", &[b"base"]);
+    notification(
+        &ca,
+        repo,
+        json!({"event": "repo_push", "method": "webhook", "config": {"url": r.url("/hook")}, "eventConfig": {}}),
+    );
+    for i in 0..10 {
+        let c = if i % 2 == 0 { &ca } else { &cb };
+        let t = format!("t{i}");
+        c.image(repo, &t, &t, &[t.as_bytes()]);
+    }
+    let got = r.wait_for("/hook", 10);
+    std::thread::sleep(Duration::from_secs(3));
+    let got_now = r.got();
+    assert_eq!(
+        got_now.len(),
+        10,
+        "one delivery per event, not one per instance: {got:?}"
+    );
+    let ids: std::collections::BTreeSet<&str> = got_now
+        .iter()
+        .filter_map(|g| g.header("x-berth-event-id"))
+        .collect();
+    assert_eq!(ids.len(), 10);
+    let mut tags: Vec<String> = got_now
+        .iter()
+        .filter_map(|g| g.json()["updated_tags"][0].as_str().map(str::to_string))
+        .collect();
+    tags.sort();
+    let mut want: Vec<String> = (0..10).map(|i| format!("t{i}")).collect();
+    want.sort();
+    assert_eq!(tags, want);
 }
