@@ -170,7 +170,10 @@ impl Registry {
                 crate::quotas::QuotaOutcome::Allow(events) => warnings = events,
                 crate::quotas::QuotaOutcome::Refuse(error, event) => {
                     drop(w);
+                    let data = crate::quotas::quota_event_data(&event.metadata);
                     self.db.insert_audit(&[*event]).await?;
+                    self.notify_namespace(repo.namespace(), "quota_error", data)
+                        .await;
                     return Err(error);
                 }
             }
@@ -215,6 +218,11 @@ impl Registry {
         }
         let rows: Vec<_> = entries.into_iter().map(|e| e.row()).collect();
         self.db.insert_audit_in(&mut w, &rows).await?;
+        for warning in &warnings {
+            let data = crate::quotas::quota_event_data(&warning.metadata);
+            self.notify_namespace_in(&mut w, repo.namespace(), "quota_warning", data)
+                .await?;
+        }
         // One repo_push event per pushed tag, in the push's transaction (a push by digest
         // updates no tag and fires none, as in Quay).
         for t in &tags {

@@ -152,6 +152,21 @@ pub fn human_size(bytes: i64) -> String {
     format!("{v:.1} {}", units[i])
 }
 
+/// A quota event's notification keys (Quay's) from its audit metadata: the usage the push
+/// would reach (or reached), the limit and the threshold crossed.
+pub(crate) fn quota_event_data(metadata: &str) -> serde_json::Value {
+    let m: serde_json::Value = serde_json::from_str(metadata).unwrap_or_default();
+    let usage = m["would_use_bytes"]
+        .as_i64()
+        .or(m["usage_bytes"].as_i64())
+        .unwrap_or(0);
+    crate::notify::events::quota_data(
+        usage,
+        m["limit_bytes"].as_i64().unwrap_or(0),
+        m["threshold_percent"].as_i64().unwrap_or(0),
+    )
+}
+
 fn event(kind: &str, repo: &RepoName, meta: serde_json::Value) -> AuditRow {
     AuditRow {
         at: berth_db::now_ms(),
@@ -276,16 +291,17 @@ impl Registry {
             return Ok(());
         }
         metrics::counter!("berth_quota_rejections_total").increment(1);
-        self.db
-            .insert_audit(&[event(
-                "quota_error",
-                repo,
-                serde_json::json!({
-                    "namespace": ns, "usage_bytes": usage, "would_use_bytes": after,
-                    "limit_bytes": t.limit, "threshold_percent": pct, "stage": when,
-                }),
-            )])
-            .await?;
+        let row = event(
+            "quota_error",
+            repo,
+            serde_json::json!({
+                "namespace": ns, "usage_bytes": usage, "would_use_bytes": after,
+                "limit_bytes": t.limit, "threshold_percent": pct, "stage": when,
+            }),
+        );
+        let data = quota_event_data(&row.metadata);
+        self.db.insert_audit(&[row]).await?;
+        self.notify_namespace(ns, "quota_error", data).await;
         Err(over_quota(ns, after, reject, when))
     }
 

@@ -214,6 +214,25 @@ impl Db {
         Ok(())
     }
 
+    /// Whether the notification got a delivery of `event` since `since` (ms), read in `w`.
+    pub async fn delivered_since(
+        &self,
+        w: &mut WriteTx,
+        notification_id: i64,
+        event: &str,
+        since: i64,
+    ) -> Result<bool> {
+        Ok(sqlx::query(
+            "SELECT 1 FROM notification_deliveries WHERE notification_id = $1 AND event = $2 AND created_at > $3 LIMIT 1",
+        )
+        .bind(notification_id)
+        .bind(event)
+        .bind(since)
+        .fetch_optional(&mut *w.tx)
+        .await?
+        .is_some())
+    }
+
     /// The notification's oldest pending delivery: the only one that may be sent (deliveries of
     /// one notification go out in order).
     pub async fn delivery_head(&self, notification_id: i64) -> Result<Option<DeliveryRow>> {

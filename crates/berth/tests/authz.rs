@@ -332,31 +332,32 @@ const OPS: &[&str] = &[
     "ui team settings",  // 44 POST /organization/acme/teams (team ui_<role>)
     "api notifications", // 45 GET /api/v1/repository/acme/app/notification/
     "api add notif",     // 46 POST /api/v1/repository/acme/app/notification/ (a webhook)
+    "api org notifs",    // 47 GET /api/v1/organization/acme/notifications (quota events)
 ];
 
 /// Expected outcome per caller: one character per operation above, Y = allowed, . = denied.
 /// The UI columns (20-29, 31-44) need a browser session, which only a user's password opens:
 /// robots and registry JWTs have none.
 ///                       0         1         2         3         4
-///                       01234567890123456789012345678901234567890123456
+///                       012345678901234567890123456789012345678901234567
 #[rustfmt::skip]
 const MATRIX: &[(&str, &str)] = &[
-    ("anonymous",        ".......Y..........Y............................"),
-    ("outsider",         ".......Y..........Y.......Y...................."),
-    ("reader",           "YYY....YYY........Y.Y.....Y.........YY........."),
-    ("writer",           "YYYYYY.YYY........Y.YY....Y....Y....YYY........"),
-    ("repoadmin",        "YYYYYY.YYYYYY.....Y.YY.YY.Y.Y.YYY...YYY......YY"),
-    ("team-member",      "YYY....YYY......Y.Y.Y.....Y.........YY........."),
-    ("team-creator",     "......YY........YYY......YY...................."),
-    ("team-admin",       "YYYYYYYYYYYYYYY.YYY.YYYYYYY.Y.YYYY.YYYYYY..YYYY"),
-    ("robot-write",      "YYYYYY.YY......................................"),
-    ("robot-none",       ".......Y......................................."),
-    ("superuser",        "YYYYYYYYYYYYYYYYYYYYYYYYYYY.YYYYYYYYYYYYYYYYYYY"),
-    ("locked",           "..............................................."),
-    ("jwt-expired",      "..............................................."),
-    ("jwt-forged",       "..............................................."),
-    ("jwt-alg-none",     "..............................................."),
-    ("jwt-wrong-scope",  "..............................................."),
+    ("anonymous",        ".......Y..........Y............................."),
+    ("outsider",         ".......Y..........Y.......Y....................."),
+    ("reader",           "YYY....YYY........Y.Y.....Y.........YY.........."),
+    ("writer",           "YYYYYY.YYY........Y.YY....Y....Y....YYY........."),
+    ("repoadmin",        "YYYYYY.YYYYYY.....Y.YY.YY.Y.Y.YYY...YYY......YY."),
+    ("team-member",      "YYY....YYY......Y.Y.Y.....Y.........YY.........."),
+    ("team-creator",     "......YY........YYY......YY....................."),
+    ("team-admin",       "YYYYYYYYYYYYYYY.YYY.YYYYYYY.Y.YYYY.YYYYYY..YYYYY"),
+    ("robot-write",      "YYYYYY.YY......................................."),
+    ("robot-none",       ".......Y........................................"),
+    ("superuser",        "YYYYYYYYYYYYYYYYYYYYYYYYYYY.YYYYYYYYYYYYYYYYYYYY"),
+    ("locked",           "................................................"),
+    ("jwt-expired",      "................................................"),
+    ("jwt-forged",       "................................................"),
+    ("jwt-alg-none",     "................................................"),
+    ("jwt-wrong-scope",  "................................................"),
 ];
 
 struct World {
@@ -683,6 +684,7 @@ async fn run(c: &Client, w: &World, role: &str, cred: &Cred, op: usize) -> (bool
         19 => outcome(&c.api("GET", "/metrics", cred, None).await, &[200]),
         30 => outcome(&c.api("GET", "/api/v1/repository/acme/app/aggregatelogs", cred, None).await, &[200]),
         45 => outcome(&c.api("GET", "/api/v1/repository/acme/app/notification/", cred, None).await, &[200]),
+        47 => outcome(&c.api("GET", "/api/v1/organization/acme/notifications", cred, None).await, &[200]),
         46 => outcome(
             &c.api(
                 "POST",

@@ -197,6 +197,41 @@ fn hmac_sha256(key: &[u8], msg: &[u8]) -> String {
     format!("sha256={}", hex::encode(outer))
 }
 
+/// Pushes a one-layer image; the first refusal's status (the blob's or the manifest's).
+fn try_push(c: &Client, repo: &str, tag: &str, layer: &[u8]) -> u16 {
+    let config = format!(r#"{{"architecture":"amd64","os":"linux","tag":"{tag}"}}"#).into_bytes();
+    for blob in [&config[..], layer] {
+        let s = c
+            .req(
+                "POST",
+                &format!(
+                    "/v2/{repo}/blobs/uploads/?digest={}",
+                    common::client::sha(blob)
+                ),
+            )
+            .body(blob.to_vec())
+            .send()
+            .expect("upload")
+            .status()
+            .as_u16();
+        if s != 201 {
+            return s;
+        }
+    }
+    let manifest = json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": common::client::sha(&config), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": common::client::sha(layer), "size": layer.len()}],
+    });
+    c.req("PUT", &format!("/v2/{repo}/manifests/{tag}"))
+        .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        .body(manifest.to_string())
+        .send()
+        .expect("put")
+        .status()
+        .as_u16()
+}
+
 fn fast_env() -> Vec<(&'static str, &'static str)> {
     vec![
         ("BERTH_SSRF_ALLOWED_HOSTS", "[127.0.0.1]"),
@@ -650,4 +685,105 @@ fn two_instances_deliver_each_event_once() {
     let mut want: Vec<String> = (0..10).map(|i| format!("t{i}")).collect();
     want.sort();
     assert_eq!(tags, want);
+}
+
+#[test]
+fn quota_notifications_of_a_namespace_fire_on_a_warning_crossed_and_a_refused_push() {
+    let b = Berth::start_with_env(&fast_env());
+    let c = Client::new(&b);
+    let r = Receiver::start();
+    c.org("quota", 86400);
+    let (s, v) = c.api(
+        "POST",
+        "/api/v1/organization/quota/quota",
+        Some(json!({"limit_bytes": 10_000})),
+    );
+    assert_eq!(s, 201, "{v}");
+    let (_, q) = c.api("GET", "/api/v1/organization/quota/quota", None);
+    let id = q[0]["id"].as_i64().expect("quota id");
+    for (kind, pct) in [("Warning", 50), ("Reject", 100)] {
+        let (s, v) = c.api(
+            "POST",
+            &format!("/api/v1/organization/quota/quota/{id}/limit"),
+            Some(json!({"type": kind, "threshold_percent": pct})),
+        );
+        assert_eq!(s, 201, "{v}");
+    }
+    for (event, path) in [("quota_warning", "/warn"), ("quota_error", "/error")] {
+        let (s, v) = c.api(
+            "POST",
+            "/api/v1/organization/quota/notifications",
+            Some(json!({"event": event, "method": "webhook", "config": {"url": r.url(path)}, "eventConfig": {}})),
+        );
+        assert_eq!(s, 201, "{v}");
+    }
+    // A repository event is refused on a namespace, and a quota event on a repository.
+    let (s, _) = c.api(
+        "POST",
+        "/api/v1/organization/quota/notifications",
+        Some(json!({"event": "repo_push", "method": "webhook", "config": {"url": r.url("/x")}})),
+    );
+    assert_eq!(s, 400);
+    c.image("quota/app", "small", "small", &[&[1u8; 1000]]);
+    let (s, _) = c.api(
+        "POST",
+        "/api/v1/repository/quota/app/notification/",
+        Some(json!({"event": "quota_error", "method": "webhook", "config": {"url": r.url("/x")}})),
+    );
+    assert_eq!(s, 400);
+
+    c.image("quota/app", "half", "half", &[&[2u8; 5000]]);
+    let w = r.wait_for("/warn", 1)[0].json();
+    assert_eq!(w["namespace"], "quota");
+    assert!(
+        w["homepage"]
+            .as_str()
+            .is_some_and(|h| h.ends_with("/organization/quota")),
+        "{w}"
+    );
+    assert_eq!(w["threshold_percent"], 50);
+    assert_eq!(w["limit_bytes"], 10_000);
+    assert!(w["usage_bytes"].as_i64().is_some_and(|u| u >= 5000), "{w}");
+    for k in [
+        "usage_percent",
+        "usage_bytes_formatted",
+        "limit_bytes_formatted",
+    ] {
+        assert!(w.get(k).is_some(), "{k} in {w}");
+    }
+    assert_ne!(
+        try_push(&c, "quota/app", "big", &[3u8; 8000]),
+        201,
+        "over the reject limit"
+    );
+    let e = r.wait_for("/error", 1)[0].json();
+    assert_eq!(e["threshold_percent"], 100);
+    // Once per cooldown: another refusal sends nothing more.
+    assert_ne!(try_push(&c, "quota/app", "big2", &[4u8; 8000]), 201);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(r.got().iter().filter(|g| g.path == "/error").count(), 1);
+
+    // The user's own namespace has them too.
+    let (s, v) = c.api(
+        "POST",
+        "/api/v1/user/namespacenotifications",
+        Some(json!({"event": "quota_warning", "method": "slack", "config": {"url": r.url("/mine")}, "eventConfig": {}})),
+    );
+    assert_eq!(s, 201, "{v}");
+    let (s, list) = c.api("GET", "/api/v1/user/namespacenotifications", None);
+    assert_eq!(s, 200);
+    assert_eq!(
+        list["notifications"].as_array().map(Vec::len),
+        Some(1),
+        "{list}"
+    );
+    let uuid = v["uuid"].as_str().expect("uuid");
+    let (s, _) = c.api(
+        "POST",
+        &format!("/api/v1/user/namespacenotifications/{uuid}/test"),
+        None,
+    );
+    assert_eq!(s, 200);
+    let t = r.wait_for("/mine", 1)[0].json();
+    assert_eq!(t["text"], "Quota warning for namespace admin");
 }

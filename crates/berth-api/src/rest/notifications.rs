@@ -4,7 +4,7 @@
 use super::{Created, Ctx, Done, EmptyObject, Reply, RestError, Route, done, route};
 use crate::AppState;
 use berth_core::Caller;
-use berth_core::notify::{NewNotificationSpec, Notification, Notifications};
+use berth_core::notify::{NewNotificationSpec, Notification, Notifications, Scope};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
@@ -30,6 +30,35 @@ pub fn routes() -> Vec<Route> {
             attempts() -> Reply<AttemptList>),
         route!(POST "/api/v1/repository/{repository}/notification/{uuid}/deliveries/{delivery}/redeliver", "Send a past delivery again, with its event id (Berth)", "repo:admin",
             redeliver() -> Reply<EmptyObject>),
+        // Namespace notifications: quota events of an organization or of the caller's namespace.
+        route!(GET "/api/v1/organization/{orgname}/notifications", "An organization's quota notifications (FEATURE_QUOTA_NOTIFICATIONS)", "org:admin",
+            list() -> Reply<NotificationList>),
+        route!(POST "/api/v1/organization/{orgname}/notifications", "Create a quota notification (quota_warning or quota_error) for an organization", "org:admin",
+            create(NewNotification) -> Created<NotificationView>),
+        route!(GET "/api/v1/organization/{orgname}/notifications/{uuid}", "One quota notification", "org:admin",
+            get() -> Reply<NotificationView>),
+        route!(DELETE "/api/v1/organization/{orgname}/notifications/{uuid}", "Delete a quota notification", "org:admin",
+            delete() -> Done),
+        route!(POST "/api/v1/organization/{orgname}/notifications/{uuid}", "Reset a quota notification's failure count", "org:admin",
+            reset() -> Done),
+        route!(POST "/api/v1/organization/{orgname}/notifications/{uuid}/test", "Send the event's sample payload", "org:admin",
+            test() -> Reply<EmptyObject>),
+        route!(GET "/api/v1/organization/{orgname}/notifications/{uuid}/deliveries", "The quota notification's last 100 delivery attempts (Berth)", "org:admin",
+            attempts() -> Reply<AttemptList>),
+        route!(GET "/api/v1/user/namespacenotifications", "The calling user's quota notifications", "user:admin",
+            list() -> Reply<NotificationList>),
+        route!(POST "/api/v1/user/namespacenotifications", "Create a quota notification for the calling user's namespace", "user:admin",
+            create(NewNotification) -> Created<NotificationView>),
+        route!(GET "/api/v1/user/namespacenotifications/{uuid}", "One quota notification", "user:admin",
+            get() -> Reply<NotificationView>),
+        route!(DELETE "/api/v1/user/namespacenotifications/{uuid}", "Delete a quota notification", "user:admin",
+            delete() -> Done),
+        route!(POST "/api/v1/user/namespacenotifications/{uuid}", "Reset a quota notification's failure count", "user:admin",
+            reset() -> Done),
+        route!(POST "/api/v1/user/namespacenotifications/{uuid}/test", "Send the event's sample payload", "user:admin",
+            test() -> Reply<EmptyObject>),
+        route!(GET "/api/v1/user/namespacenotifications/{uuid}/deliveries", "The quota notification's last 100 delivery attempts (Berth)", "user:admin",
+            attempts() -> Reply<AttemptList>),
     ]
 }
 
@@ -113,12 +142,21 @@ fn door(st: &AppState) -> Notifications<'_> {
     Notifications::new(&st.registry, &st.auth)
 }
 
+/// The path's scope: a repository, an organization, or the caller's namespace.
+fn scope(ctx: &Ctx) -> Scope<'_> {
+    match (ctx.p("repository"), ctx.p("orgname")) {
+        ("", "") => Scope::OwnNamespace,
+        ("", org) => Scope::Organization(org),
+        (repo, _) => Scope::Repository(repo),
+    }
+}
+
 fn caller(ctx: &Ctx) -> Res<Caller<'_>> {
     Ok(Caller::new(ctx.actor()?, ctx.ip.as_deref()))
 }
 
 async fn list(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<NotificationList>> {
-    let all = door(&st).list(ctx.actor()?, ctx.p("repository")).await?;
+    let all = door(&st).list(ctx.actor()?, &scope(&ctx)).await?;
     Ok(Reply::new(NotificationList {
         notifications: all
             .into_iter()
@@ -135,9 +173,7 @@ async fn create(st: Arc<AppState>, ctx: Ctx, b: NewNotification) -> Res<Created<
         event_config: b.eventConfig.unwrap_or(Value::Null),
         title: b.title,
     };
-    let c = door(&st)
-        .create(caller(&ctx)?, ctx.p("repository"), &spec)
-        .await?;
+    let c = door(&st).create(caller(&ctx)?, &scope(&ctx), &spec).await?;
     Ok(Reply::new(NotificationView::of(
         c.notification,
         Some(c.secret),
@@ -146,35 +182,35 @@ async fn create(st: Arc<AppState>, ctx: Ctx, b: NewNotification) -> Res<Created<
 
 async fn get(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<NotificationView>> {
     let n = door(&st)
-        .get(ctx.actor()?, ctx.p("repository"), ctx.p("uuid"))
+        .get(ctx.actor()?, &scope(&ctx), ctx.p("uuid"))
         .await?;
     Ok(Reply::new(NotificationView::of(n, None)))
 }
 
 async fn delete(st: Arc<AppState>, ctx: Ctx) -> Res<Done> {
     door(&st)
-        .delete(caller(&ctx)?, ctx.p("repository"), ctx.p("uuid"))
+        .delete(caller(&ctx)?, &scope(&ctx), ctx.p("uuid"))
         .await?;
     done()
 }
 
 async fn reset(st: Arc<AppState>, ctx: Ctx) -> Res<Done> {
     door(&st)
-        .reset(caller(&ctx)?, ctx.p("repository"), ctx.p("uuid"))
+        .reset(caller(&ctx)?, &scope(&ctx), ctx.p("uuid"))
         .await?;
     done()
 }
 
 async fn test(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<EmptyObject>> {
     door(&st)
-        .test(caller(&ctx)?, ctx.p("repository"), ctx.p("uuid"))
+        .test(caller(&ctx)?, &scope(&ctx), ctx.p("uuid"))
         .await?;
     Ok(Reply::new(EmptyObject {}))
 }
 
 async fn attempts(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<AttemptList>> {
     let a = door(&st)
-        .attempts(ctx.actor()?, ctx.p("repository"), ctx.p("uuid"))
+        .attempts(ctx.actor()?, &scope(&ctx), ctx.p("uuid"))
         .await?;
     Ok(Reply::new(AttemptList {
         attempts: a
@@ -198,7 +234,7 @@ async fn redeliver(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<EmptyObject>> {
         .parse()
         .map_err(|_| berth_core::Error::not_found("no such delivery"))?;
     door(&st)
-        .redeliver(caller(&ctx)?, ctx.p("repository"), ctx.p("uuid"), id)
+        .redeliver(caller(&ctx)?, &scope(&ctx), ctx.p("uuid"), id)
         .await?;
     Ok(Reply::new(EmptyObject {}))
 }

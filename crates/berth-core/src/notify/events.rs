@@ -198,12 +198,21 @@ pub fn sample(event: &str, event_config: &Value) -> Value {
 
 fn quota_sample(percent: i64) -> Value {
     let limit = 1_000_000_000i64;
-    let usage = limit / 100 * percent;
+    quota_data(limit / 100 * percent, limit, percent.min(100))
+}
+
+/// Quay's keys of a quota event.
+pub fn quota_data(usage: i64, limit: i64, threshold_percent: i64) -> Value {
+    let usage_percent = if limit > 0 {
+        (usage as f64 * 100.0 / limit as f64).round() as i64
+    } else {
+        0
+    };
     json!({
-        "threshold_percent": if percent > 100 { 100 } else { percent },
+        "threshold_percent": threshold_percent,
         "usage_bytes": usage,
         "limit_bytes": limit,
-        "usage_percent": percent,
+        "usage_percent": usage_percent,
         "usage_bytes_formatted": crate::quotas::human_size(usage),
         "limit_bytes_formatted": crate::quotas::human_size(limit),
     })

@@ -47,6 +47,11 @@ pub struct NotifyConfig {
     pub webhook_hostname_blacklist: Vec<String>,
     /// `DATABASE_SECRET_KEY`: seals signing keys and custom headers (else the instance's).
     pub database_secret: Option<String>,
+    /// `FEATURE_QUOTA_NOTIFICATIONS`: namespace notifications of quota events.
+    pub quota_notifications: bool,
+    /// `QUOTA_NOTIFICATION_COOLDOWN_SECONDS`: a namespace notification fires at most once per
+    /// event in this long.
+    pub quota_cooldown_ms: i64,
 }
 
 impl Default for NotifyConfig {
@@ -61,6 +66,8 @@ impl Default for NotifyConfig {
             ssrf_allowed_hosts: Vec::new(),
             webhook_hostname_blacklist: Vec::new(),
             database_secret: None,
+            quota_notifications: true,
+            quota_cooldown_ms: 86_400_000,
         }
     }
 }
@@ -158,6 +165,71 @@ impl Registry {
             d.extend(e);
         }
         data
+    }
+
+    /// Quay's block of a namespace event, with the event's own keys.
+    pub fn namespace_event_data(&self, ns: &str, extra: Value) -> Value {
+        let c = self.notify_config();
+        let mut data = json!({
+            "namespace": ns,
+            "homepage": format!("{}://{}/organization/{ns}", c.scheme, c.server_hostname),
+        });
+        if let (Some(d), Value::Object(e)) = (data.as_object_mut(), extra) {
+            d.extend(e);
+        }
+        data
+    }
+
+    /// Writes the deliveries of a quota event of `ns` inside `w`, each notification at most once
+    /// per `QUOTA_NOTIFICATION_COOLDOWN_SECONDS`.
+    pub(crate) async fn notify_namespace_in(
+        &self,
+        w: &mut WriteTx,
+        ns: &str,
+        event: &str,
+        extra: Value,
+    ) -> Result<usize> {
+        let c = self.notify_config();
+        if !c.quota_notifications {
+            return Ok(0);
+        }
+        let found = self
+            .db
+            .notifications_for_event(w, None, Some(ns), event)
+            .await?;
+        if found.is_empty() {
+            return Ok(0);
+        }
+        let data = self.namespace_event_data(ns, extra);
+        let event_id = uuid::Uuid::new_v4().to_string();
+        let payload = data.to_string();
+        let since = berth_db::now_ms().saturating_sub(c.quota_cooldown_ms);
+        let mut n = 0;
+        for row in found {
+            if self.db.delivered_since(w, row.id, event, since).await? {
+                continue;
+            }
+            self.db
+                .add_delivery(w, row.id, &event_id, event, &payload)
+                .await?;
+            crate::jobs::enqueue(&self.db, w, &DeliverNotification { id: row.id }).await?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// [`Registry::notify_namespace_in`] in a transaction of its own (an event of a refusal,
+    /// whose own change was rolled back). A failure is logged, never the caller's.
+    pub(crate) async fn notify_namespace(&self, ns: &str, event: &str, extra: Value) {
+        let run = async {
+            let mut w = self.db.write().await?;
+            self.notify_namespace_in(&mut w, ns, event, extra).await?;
+            w.commit().await?;
+            Ok::<_, Error>(())
+        };
+        if let Err(e) = run.await {
+            tracing::warn!(namespace = ns, event, error = %e, "could not queue a namespace notification");
+        }
     }
 
     /// Writes the deliveries of a repository event inside `w` (the transaction of the change
@@ -316,6 +388,65 @@ fn view(n: &NotificationRow) -> Notification {
     }
 }
 
+/// Where notifications hang: a repository, an organization, or the calling user's namespace.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    Repository(&'a str),
+    Organization(&'a str),
+    OwnNamespace,
+}
+
+impl Scope<'_> {
+    fn name<'b>(&'b self, actor: &'b Actor) -> &'b str {
+        match self {
+            Scope::Repository(r) | Scope::Organization(r) => r,
+            Scope::OwnNamespace => &actor.name,
+        }
+    }
+
+    /// Quay's audit kinds: `add_repo_notification` and so on for a repository.
+    fn kind(&self, verb: &str) -> String {
+        match self {
+            Scope::Repository(_) => format!("{verb}_repo_notification"),
+            _ => format!("{verb}_namespace_notification"),
+        }
+    }
+
+    fn entry(&self, e: crate::auth::AuditEntry) -> crate::auth::AuditEntry {
+        match self {
+            Scope::Repository(r) => e.repo(r),
+            Scope::Organization(o) => e.namespace(o),
+            Scope::OwnNamespace => e,
+        }
+    }
+}
+
+enum Owner {
+    Repo(i64),
+    Namespace(String),
+}
+
+impl Owner {
+    fn owns(&self, n: &NotificationRow) -> bool {
+        match self {
+            Owner::Repo(id) => n.repo_id == Some(*id),
+            Owner::Namespace(ns) => n.repo_id.is_none() && n.namespace.as_deref() == Some(ns),
+        }
+    }
+    fn repo_id(&self) -> Option<i64> {
+        match self {
+            Owner::Repo(id) => Some(*id),
+            Owner::Namespace(_) => None,
+        }
+    }
+    fn namespace(&self) -> Option<&str> {
+        match self {
+            Owner::Repo(_) => None,
+            Owner::Namespace(ns) => Some(ns),
+        }
+    }
+}
+
 /// The notification use cases. Cheap: make one per request.
 #[derive(Clone, Copy)]
 pub struct Notifications<'a> {
@@ -328,41 +459,69 @@ impl<'a> Notifications<'a> {
         Notifications { registry, auth }
     }
 
-    /// The repository, for its administrators.
-    async fn admin(&self, actor: &Actor, repo: &str) -> Result<crate::Repository> {
-        Ok(self
-            .auth
-            .repo_and_access(Some(actor), repo, Role::Admin)
-            .await?
-            .0)
+    /// What the scope is, once its administrator is the caller: a repository's id, or a
+    /// namespace's name.
+    async fn admin(&self, actor: &Actor, at: &Scope<'_>) -> Result<Owner> {
+        match at {
+            Scope::Repository(repo) => Ok(Owner::Repo(
+                self.auth
+                    .repo_and_access(Some(actor), repo, Role::Admin)
+                    .await?
+                    .0
+                    .id,
+            )),
+            Scope::Organization(org) => {
+                self.quota_notifications_on()?;
+                Ok(Owner::Namespace(
+                    self.auth.org_admin(actor, org).await?.name,
+                ))
+            }
+            Scope::OwnNamespace => {
+                self.quota_notifications_on()?;
+                if actor.kind != crate::auth::AccountKind::User || !actor.has_scope("user:admin") {
+                    return Err(Error::denied(
+                        "only a user (with user:admin) has namespace notifications of its own",
+                    ));
+                }
+                Ok(Owner::Namespace(actor.name.clone()))
+            }
+        }
     }
 
-    /// A notification of this repository (Quay looks the uuid up anywhere; Berth answers only
-    /// for the repository in the path).
-    async fn of_repo(&self, actor: &Actor, repo: &str, uuid: &str) -> Result<NotificationRow> {
-        let r = self.admin(actor, repo).await?;
+    fn quota_notifications_on(&self) -> Result<()> {
+        if self.registry.notify_config().quota_notifications {
+            Ok(())
+        } else {
+            Err(Error::not_found(
+                "namespace notifications are off; an administrator turns them on with FEATURE_QUOTA_NOTIFICATIONS: true",
+            ))
+        }
+    }
+
+    /// A notification of this scope (Quay looks the uuid up anywhere; Berth answers only for
+    /// the repository or namespace in the path).
+    async fn of_scope(&self, actor: &Actor, at: &Scope<'_>, uuid: &str) -> Result<NotificationRow> {
+        let owner = self.admin(actor, at).await?;
         self.registry
             .db
             .notification(uuid)
             .await?
-            .filter(|n| n.repo_id == Some(r.id))
-            .ok_or_else(|| Error::not_found(format!("{repo} has no notification {uuid}")))
+            .filter(|n| owner.owns(n))
+            .ok_or_else(|| {
+                Error::not_found(format!("{} has no notification {uuid}", at.name(actor)))
+            })
     }
 
-    pub async fn list(&self, actor: &Actor, repo: &str) -> Result<Vec<Notification>> {
-        let r = self.admin(actor, repo).await?;
-        Ok(self
-            .registry
-            .db
-            .notifications_of(Some(r.id), None)
-            .await?
-            .iter()
-            .map(view)
-            .collect())
+    pub async fn list(&self, actor: &Actor, at: &Scope<'_>) -> Result<Vec<Notification>> {
+        let rows = match self.admin(actor, at).await? {
+            Owner::Repo(id) => self.registry.db.notifications_of(Some(id), None).await?,
+            Owner::Namespace(ns) => self.registry.db.notifications_of(None, Some(&ns)).await?,
+        };
+        Ok(rows.iter().map(view).collect())
     }
 
-    pub async fn get(&self, actor: &Actor, repo: &str, uuid: &str) -> Result<Notification> {
-        Ok(view(&self.of_repo(actor, repo, uuid).await?))
+    pub async fn get(&self, actor: &Actor, at: &Scope<'_>, uuid: &str) -> Result<Notification> {
+        Ok(view(&self.of_scope(actor, at, uuid).await?))
     }
 
     /// Creates a repository notification after checking the event, the method's settings
@@ -371,10 +530,10 @@ impl<'a> Notifications<'a> {
     pub async fn create(
         &self,
         caller: Caller<'_>,
-        repo: &str,
+        at: &Scope<'_>,
         spec: &NewNotificationSpec,
     ) -> Result<Created> {
-        let r = self.admin(caller.actor, repo).await?;
+        let owner = self.admin(caller.actor, at).await?;
         if !events::EVENTS.contains(&spec.event.as_str()) {
             return Err(Error::invalid(format!(
                 "unknown event {:?}; one of {}",
@@ -382,11 +541,21 @@ impl<'a> Notifications<'a> {
                 events::EVENTS.join(", ")
             )));
         }
-        if events::NAMESPACE_EVENTS.contains(&spec.event.as_str()) {
-            return Err(Error::invalid(format!(
-                "{} is an event of a namespace: create it under the organization's or the user's notifications",
-                spec.event
-            )));
+        let of_namespace = events::NAMESPACE_EVENTS.contains(&spec.event.as_str());
+        match (&owner, of_namespace) {
+            (Owner::Repo(_), true) => {
+                return Err(Error::invalid(format!(
+                    "{} is an event of a namespace: create it under the organization's or the user's notifications",
+                    spec.event
+                )));
+            }
+            (Owner::Namespace(_), false) => {
+                return Err(Error::invalid(format!(
+                    "a namespace notification is for quota_warning or quota_error; {} belongs on a repository",
+                    spec.event
+                )));
+            }
+            _ => {}
         }
         let (config, headers) = self.check_method(spec).await?;
         events::check_event_config(&spec.event, &spec.event_config).map_err(Error::invalid)?;
@@ -412,8 +581,8 @@ impl<'a> Notifications<'a> {
             .db
             .create_notification(&NewNotification {
                 uuid: &uuid,
-                repo_id: Some(r.id),
-                namespace: None,
+                repo_id: owner.repo_id(),
+                namespace: owner.namespace(),
                 event: &spec.event,
                 method: &spec.method,
                 title: &title,
@@ -425,7 +594,7 @@ impl<'a> Notifications<'a> {
         self.auth
             .audit
             .record(
-                caller.audit("add_repo_notification").repo(repo).meta(
+                at.entry(caller.audit(&at.kind("add"))).meta(
                     json!({"notification_id": uuid, "event": spec.event, "method": spec.method}),
                 ),
             )
@@ -509,15 +678,13 @@ impl<'a> Notifications<'a> {
         Ok((stored, headers))
     }
 
-    pub async fn delete(&self, caller: Caller<'_>, repo: &str, uuid: &str) -> Result<()> {
-        let n = self.of_repo(caller.actor, repo, uuid).await?;
+    pub async fn delete(&self, caller: Caller<'_>, at: &Scope<'_>, uuid: &str) -> Result<()> {
+        let n = self.of_scope(caller.actor, at, uuid).await?;
         self.registry.db.delete_notification(n.id).await?;
         self.auth
             .audit
             .record(
-                caller
-                    .audit("delete_repo_notification")
-                    .repo(repo)
+                at.entry(caller.audit(&at.kind("delete")))
                     .meta(json!({"notification_id": uuid, "event": n.event, "method": n.method})),
             )
             .await;
@@ -525,15 +692,13 @@ impl<'a> Notifications<'a> {
     }
 
     /// Clears the failure count and re-enables the notification (Quay's `POST …/{uuid}`).
-    pub async fn reset(&self, caller: Caller<'_>, repo: &str, uuid: &str) -> Result<()> {
-        let n = self.of_repo(caller.actor, repo, uuid).await?;
+    pub async fn reset(&self, caller: Caller<'_>, at: &Scope<'_>, uuid: &str) -> Result<()> {
+        let n = self.of_scope(caller.actor, at, uuid).await?;
         self.registry.db.reset_notification(n.id).await?;
         self.auth
             .audit
             .record(
-                caller
-                    .audit("reset_repo_notification")
-                    .repo(repo)
+                at.entry(caller.audit(&at.kind("reset")))
                     .meta(json!({"notification_id": uuid, "event": n.event, "method": n.method})),
             )
             .await;
@@ -542,12 +707,16 @@ impl<'a> Notifications<'a> {
 
     /// Queues Quay's sample payload of the notification's event, delivered as a real event
     /// would be (a disabled notification sends nothing).
-    pub async fn test(&self, caller: Caller<'_>, repo: &str, uuid: &str) -> Result<()> {
-        let n = self.of_repo(caller.actor, repo, uuid).await?;
+    pub async fn test(&self, caller: Caller<'_>, at: &Scope<'_>, uuid: &str) -> Result<()> {
+        let n = self.of_scope(caller.actor, at, uuid).await?;
         let filter: Value = serde_json::from_str(&n.event_config).unwrap_or(json!({}));
-        let data = self
-            .registry
-            .repo_event_data(repo, events::sample(&n.event, &filter));
+        let sample = events::sample(&n.event, &filter);
+        let data = match (&n.repo_id, &n.namespace) {
+            (Some(_), _) => self.registry.repo_event_data(at.name(caller.actor), sample),
+            (None, ns) => self
+                .registry
+                .namespace_event_data(ns.as_deref().unwrap_or(""), sample),
+        };
         self.enqueue(&n, &data).await
     }
 
@@ -570,10 +739,10 @@ impl<'a> Notifications<'a> {
     pub async fn attempts(
         &self,
         actor: &Actor,
-        repo: &str,
+        at: &Scope<'_>,
         uuid: &str,
     ) -> Result<Vec<DeliveryAttempt>> {
-        let n = self.of_repo(actor, repo, uuid).await?;
+        let n = self.of_scope(actor, at, uuid).await?;
         Ok(self
             .registry
             .db
@@ -596,11 +765,11 @@ impl<'a> Notifications<'a> {
     pub async fn redeliver(
         &self,
         caller: Caller<'_>,
-        repo: &str,
+        at: &Scope<'_>,
         uuid: &str,
         delivery_id: i64,
     ) -> Result<()> {
-        let n = self.of_repo(caller.actor, repo, uuid).await?;
+        let n = self.of_scope(caller.actor, at, uuid).await?;
         let db = &self.registry.db;
         let d = db.delivery(n.id, delivery_id).await?.ok_or_else(|| {
             Error::not_found(format!("notification {uuid} has no delivery {delivery_id}"))

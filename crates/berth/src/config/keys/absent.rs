@@ -37,7 +37,6 @@ pub static KEYS: &[KeyDef] = &[
     unavailable("FEATURE_OTEL_TRACING", "OpenTelemetry tracing").default_is("false"),
     unavailable("FEATURE_PROGRAMMATIC_BOOTSTRAP", "the bootstrap token API").default_is("false"),
     unavailable("FEATURE_PROXY_CACHE", "pull-through proxy cache").default_is("false"),
-    unavailable("FEATURE_QUOTA_NOTIFICATIONS", "quota notifications").default_is("false"),
     unavailable("FEATURE_READER_BUILD_LOGS", "Dockerfile builds").default_is("false"),
     unavailable("FEATURE_REPO_MIRROR", "repository mirroring").default_is("false"),
     unavailable(
@@ -97,7 +96,6 @@ pub static KEYS: &[KeyDef] = &[
     no_effect("PROGRAMMATIC_TOKEN_K8S_NAMESPACE", SZ, BOOTSTRAP_API).default_is("null"),
     no_effect("PROGRAMMATIC_TOKEN_K8S_SECRET", SZ, BOOTSTRAP_API).default_is("null"),
     no_effect("PROGRAMMATIC_TOKEN_PATH", SZ, BOOTSTRAP_API),
-    no_effect("QUOTA_NOTIFICATION_COOLDOWN_SECONDS", I, NOTIFY).default_is("86400"),
     no_effect("REPO_MIRROR_INTERVAL", N, MIRROR).default_is("30"),
     no_effect("REPO_MIRROR_MAX_MANIFEST_ENTRIES", I, MIRROR).default_is("1000"),
     no_effect("REPO_MIRROR_MAX_MANIFEST_LIST_SIZE", I, MIRROR).default_is("10485760"),

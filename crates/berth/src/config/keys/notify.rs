@@ -1,7 +1,9 @@
 //! Notifications: how deliveries are retried and when a notification gives up, and the
 //! outbound guard every webhook and Slack message passes.
 
-use super::super::values::{as_string_list, duration, positive, positive_i64};
+use super::super::values::{
+    as_bool, as_string_list, duration, non_negative_i64, positive, positive_i64,
+};
 use super::*;
 
 pub static KEYS: &[KeyDef] = &[
@@ -42,6 +44,26 @@ pub static KEYS: &[KeyDef] = &[
             Ok(())
         },
     ),
+    quay(
+        "FEATURE_QUOTA_NOTIFICATIONS",
+        B,
+        "organizations and users may have notifications of quota events (Berth default true; Quay's false)",
+        |c, k, v, _| {
+            c.notify.quota_notifications = as_bool(k, v)?;
+            Ok(())
+        },
+    )
+    .default_is("false"),
+    quay(
+        "QUOTA_NOTIFICATION_COOLDOWN_SECONDS",
+        I,
+        "a namespace notification fires at most once per event in this many seconds (default 86400)",
+        |c, k, v, _| {
+            c.notify.quota_cooldown_ms = non_negative_i64(k, v)?.saturating_mul(1000);
+            Ok(())
+        },
+    )
+    .default_is("86400"),
     quay(
         "SSRF_ALLOWED_HOSTS",
         L,
