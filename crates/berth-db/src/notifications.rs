@@ -397,3 +397,206 @@ impl Db {
         Ok(n)
     }
 }
+
+/// One in-app notification of a user.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserNotificationRow {
+    pub uuid: String,
+    pub kind: String,
+    pub organization: Option<String>,
+    /// JSON.
+    pub metadata: String,
+    #[sqlx(try_from = "crate::decode::IntBool")]
+    pub dismissed: bool,
+    pub created_at: i64,
+}
+
+impl Db {
+    /// The enabled users who administer a repository: its user namespace's owner, members of
+    /// its organization's admin teams, and holders of a direct or team admin permission.
+    pub async fn repo_admin_accounts(&self, repo_id: i64, namespace: &str) -> Result<Vec<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT a.id FROM accounts a WHERE a.kind = 'user' AND a.enabled = 1 AND (
+                 a.name = $2
+              OR a.id IN (SELECT account_id FROM repo_account_perms WHERE repo_id = $1 AND role = 'admin')
+              OR a.id IN (SELECT tm.account_id FROM team_members tm JOIN teams t ON t.id = tm.team_id
+                            JOIN accounts o ON o.id = t.org_id WHERE o.name = $2 AND t.role = 'admin')
+              OR a.id IN (SELECT tm.account_id FROM team_members tm JOIN repo_team_perms p ON p.team_id = tm.team_id
+                            WHERE p.repo_id = $1 AND p.role = 'admin'))
+             ORDER BY a.id",
+        )
+        .bind(repo_id)
+        .bind(namespace)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The enabled users an in-app notification's target names: a user, an organization's
+    /// administrators, or the members of a team of `org`.
+    pub async fn target_accounts(&self, kind: &str, name: &str, org: &str) -> Result<Vec<i64>> {
+        let sql = match kind {
+            "user" => "SELECT id FROM accounts WHERE kind = 'user' AND enabled = 1 AND name = $1 AND $2 = $2",
+            "org" => {
+                "SELECT a.id FROM accounts a WHERE a.kind = 'user' AND a.enabled = 1 AND a.id IN (
+                    SELECT tm.account_id FROM team_members tm JOIN teams t ON t.id = tm.team_id
+                      JOIN accounts o ON o.id = t.org_id WHERE o.name = $1 AND t.role = 'admin') AND $2 = $2"
+            }
+            _ => {
+                "SELECT a.id FROM accounts a WHERE a.kind = 'user' AND a.enabled = 1 AND a.id IN (
+                    SELECT tm.account_id FROM team_members tm JOIN teams t ON t.id = tm.team_id
+                      JOIN accounts o ON o.id = t.org_id WHERE t.name = $1 AND o.name = $2)"
+            }
+        };
+        Ok(sqlx::query_scalar(sql)
+            .bind(name)
+            .bind(org)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Adds an in-app notification for each of `accounts`.
+    pub async fn add_user_notifications(
+        &self,
+        accounts: &[i64],
+        kind: &str,
+        organization: Option<&str>,
+        metadata: &str,
+    ) -> Result<()> {
+        let mut w = self.write().await?;
+        let now = now_ms();
+        for a in accounts {
+            sqlx::query(
+                "INSERT INTO user_notifications (uuid, account_id, kind, organization, metadata, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(uuid::Uuid::new_v4().to_string())
+            .bind(a)
+            .bind(kind)
+            .bind(organization)
+            .bind(metadata)
+            .bind(now)
+            .execute(&mut *w.tx)
+            .await?;
+        }
+        w.commit().await
+    }
+
+    /// A user's in-app notifications, newest first: `limit` after `offset`.
+    pub async fn user_notifications(
+        &self,
+        account_id: i64,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<UserNotificationRow>> {
+        Ok(sqlx::query_as(
+            "SELECT uuid, kind, organization, metadata, dismissed, created_at FROM user_notifications
+             WHERE account_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3",
+        )
+        .bind(account_id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// How many of a user's in-app notifications are not dismissed.
+    pub async fn unread_user_notifications(&self, account_id: i64) -> Result<i64> {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM user_notifications WHERE account_id = $1 AND dismissed = 0",
+        )
+        .bind(account_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n)
+    }
+
+    /// Dismisses (or restores) one of a user's in-app notifications; false if it has none such.
+    pub async fn dismiss_user_notification(
+        &self,
+        account_id: i64,
+        uuid: &str,
+        dismissed: bool,
+    ) -> Result<bool> {
+        let mut w = self.write().await?;
+        let n = sqlx::query(
+            "UPDATE user_notifications SET dismissed = $1 WHERE account_id = $2 AND uuid = $3",
+        )
+        .bind(i64::from(dismissed))
+        .bind(account_id)
+        .bind(uuid)
+        .execute(&mut *w.tx)
+        .await?
+        .rows_affected();
+        w.commit().await?;
+        Ok(n > 0)
+    }
+
+    pub async fn user_notification(
+        &self,
+        account_id: i64,
+        uuid: &str,
+    ) -> Result<Option<UserNotificationRow>> {
+        Ok(sqlx::query_as(
+            "SELECT uuid, kind, organization, metadata, dismissed, created_at FROM user_notifications
+             WHERE account_id = $1 AND uuid = $2",
+        )
+        .bind(account_id)
+        .bind(uuid)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// The enabled notifications of `event` on repositories.
+    pub async fn repo_notifications_of_event(&self, event: &str) -> Result<Vec<NotificationRow>> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM notifications WHERE event = $1 AND disabled_at IS NULL AND repo_id IS NOT NULL ORDER BY id"
+        )))
+        .bind(event)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The live tags of the notification's repository that expire after `now` and by `until`
+    /// and that it has not told about yet: (tag, expiry), by name.
+    pub async fn expiring_unnoticed(
+        &self,
+        n: &NotificationRow,
+        now: i64,
+        until: i64,
+    ) -> Result<Vec<(String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT t.name, t.expires_at FROM tags t WHERE t.repo_id = $1 AND t.end_at IS NULL
+               AND t.expires_at > $2 AND t.expires_at <= $3
+               AND NOT EXISTS (SELECT 1 FROM notification_tag_notices x WHERE x.notification_id = $4
+                                 AND x.tag = t.name AND x.expires_at = t.expires_at)
+             ORDER BY t.name",
+        )
+        .bind(n.repo_id.unwrap_or(0))
+        .bind(now)
+        .bind(until)
+        .bind(n.id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Records that `notification_id` told about these (tag, expiry) pairs, inside `w`.
+    pub async fn note_expiry_notices(
+        &self,
+        w: &mut WriteTx,
+        notification_id: i64,
+        tags: &[(String, i64)],
+    ) -> Result<()> {
+        for (t, at) in tags {
+            sqlx::query(
+                "INSERT INTO notification_tag_notices (notification_id, tag, expires_at) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(notification_id)
+            .bind(t)
+            .bind(at)
+            .execute(&mut *w.tx)
+            .await?;
+        }
+        Ok(())
+    }
+}

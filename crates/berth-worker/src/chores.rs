@@ -106,6 +106,20 @@ impl Chore for ScheduleDeliveries {
     }
 }
 
+/// Tells repo_image_expiry notifications of tags about to expire.
+pub struct ExpiryNotices;
+
+impl Chore for ExpiryNotices {
+    const NAME: &'static str = "expiry_notices";
+    async fn run(&mut self, reg: &Registry) -> berth_core::Result<()> {
+        let n = reg.expiry_notices().await?;
+        if n > 0 {
+            tracing::debug!(notifications = n, "expiring tags told about");
+        }
+        Ok(())
+    }
+}
+
 /// Moves expired tags into history (reads already hide them).
 pub struct ExpireTags;
 

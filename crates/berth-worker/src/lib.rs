@@ -13,7 +13,8 @@ mod runner;
 mod testing;
 
 pub use chores::{
-    Autoprune, Chore, ExpireTags, Periodic, PruneJobs, ScheduleDeliveries, ScheduleGc, holds_lease,
+    Autoprune, Chore, ExpireTags, ExpiryNotices, Periodic, PruneJobs, ScheduleDeliveries,
+    ScheduleGc, holds_lease,
 };
 pub use jobs::{JobTable, JobWorker, backoff_ms};
 pub use runner::{Worker, WorkerState, run_worker};
@@ -30,6 +31,8 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(300);
 const EXPIRY_EVERY: Duration = Duration::from_secs(5);
 /// How often due notification deliveries (retries) are queued.
 const DELIVERIES_EVERY: Duration = Duration::from_secs(2);
+/// How often tags about to expire are looked for (each is told about once).
+const EXPIRY_NOTICES_EVERY: Duration = Duration::from_secs(10);
 /// How often finished jobs are pruned.
 const PRUNE_JOBS_EVERY: Duration = Duration::from_secs(3600);
 
@@ -53,6 +56,7 @@ pub async fn run(reg: Registry, lease: Duration, shutdown: watch::Receiver<bool>
     w.chore(PruneJobs, PRUNE_JOBS_EVERY, PRUNE_JOBS_EVERY);
     w.chore(ExpireTags, EXPIRY_EVERY, Duration::ZERO);
     w.chore(ScheduleDeliveries, DELIVERIES_EVERY, DELIVERIES_EVERY);
+    w.chore(ExpiryNotices, EXPIRY_NOTICES_EVERY, EXPIRY_NOTICES_EVERY);
     let gc = &reg.config.gc;
     if gc.enabled {
         let every = Duration::from_secs(gc.interval_s.max(1));

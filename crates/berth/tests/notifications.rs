@@ -787,3 +787,119 @@ fn quota_notifications_of_a_namespace_fire_on_a_warning_crossed_and_a_refused_pu
     let t = r.wait_for("/mine", 1)[0].json();
     assert_eq!(t["text"], "Quota warning for namespace admin");
 }
+
+#[test]
+fn in_app_notifications_reach_their_target_and_admins_hear_of_a_disabled_notification() {
+    let b = Berth::start_with_env(&fast_env());
+    let c = Client::new(&b);
+    let r = Receiver::start();
+    r.status.store(500, Ordering::SeqCst);
+    let repo = "admin/inapp";
+    c.image(repo, "base", "base", &[b"base"]);
+    notification(
+        &c,
+        repo,
+        json!({"event": "repo_push", "method": "quay_notification",
+               "config": {"target": {"kind": "user", "name": "admin"}}, "eventConfig": {}}),
+    );
+    let (s, v) = c.api(
+        "POST",
+        &format!("/api/v1/repository/{repo}/notification/"),
+        Some(json!({"event": "repo_push", "method": "quay_notification", "config": {"target": {"kind": "planet"}}})),
+    );
+    assert_eq!(s, 400, "{v}");
+    let failing = notification(
+        &c,
+        repo,
+        json!({"event": "repo_push", "method": "webhook", "title": "dead hook",
+               "config": {"url": r.url("/dead")}, "eventConfig": {}}),
+    );
+    c.image(repo, "v1", "v1", &[b"v1"]);
+    c.image(repo, "v2", "v2", &[b"v2"]);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mine = loop {
+        let (s, v) = c.api("GET", "/api/v1/user/notifications?limit=50", None);
+        assert_eq!(s, 200, "{v}");
+        let all = v["notifications"].as_array().cloned().unwrap_or_default();
+        if all.iter().any(|n| n["kind"] == "notification_disabled") {
+            break all;
+        }
+        assert!(Instant::now() < deadline, "no notification_disabled: {v}");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let pushes: Vec<&Value> = mine.iter().filter(|n| n["kind"] == "repo_push").collect();
+    assert_eq!(pushes.len(), 2, "{mine:?}");
+    assert!(
+        pushes
+            .iter()
+            .any(|n| n["metadata"]["updated_tags"] == json!(["v2"]))
+    );
+    assert!(
+        pushes
+            .iter()
+            .all(|n| n["dismissed"] == false && n["created"].is_string())
+    );
+    let disabled = mine
+        .iter()
+        .find(|n| n["kind"] == "notification_disabled")
+        .expect("told");
+    assert_eq!(disabled["metadata"]["notification_uuid"], failing["uuid"]);
+    assert_eq!(disabled["metadata"]["title"], "dead hook");
+    assert_eq!(disabled["organization"], "admin");
+    let id = pushes[0]["id"].as_str().expect("id");
+    let (s, v) = c.api(
+        "PUT",
+        &format!("/api/v1/user/notifications/{id}"),
+        Some(json!({"dismissed": true})),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["dismissed"], true);
+    let (s, _) = c.api(
+        "PUT",
+        "/api/v1/user/notifications/not-mine",
+        Some(json!({"dismissed": true})),
+    );
+    assert_eq!(s, 404);
+}
+
+#[test]
+fn tags_about_to_expire_are_told_about_once() {
+    let b = Berth::start_with_env(&fast_env());
+    let c = Client::new(&b);
+    let r = Receiver::start();
+    let repo = "admin/expiring";
+    c.image(repo, "soon", "soon", &[b"soon"]);
+    c.image(repo, "later", "later", &[b"later"]);
+    let (s, v) = c.api(
+        "POST",
+        &format!("/api/v1/repository/{repo}/notification/"),
+        Some(json!({"event": "repo_image_expiry", "method": "webhook", "config": {"url": r.url("/x")}, "eventConfig": {}})),
+    );
+    assert_eq!(s, 400, "days is required: {v}");
+    let n = notification(
+        &c,
+        repo,
+        json!({"event": "repo_image_expiry", "method": "webhook",
+               "config": {"url": r.url("/expiry")}, "eventConfig": {"days": 2}}),
+    );
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    for (tag, at) in [("soon", now_s + 86_400), ("later", now_s + 10 * 86_400)] {
+        let (s, v) = c.api(
+            "PUT",
+            &format!("/api/v1/repository/{repo}/tag/{tag}"),
+            Some(json!({"expiration": at})),
+        );
+        assert_eq!(s, 201, "{v}");
+    }
+    let got = r.wait_for("/expiry", 1);
+    let body = got[0].json();
+    assert_eq!(body["tags"], json!(["soon"]), "only within 2 days: {body}");
+    assert_eq!(body["expiring_in"], "2 days");
+    assert_eq!(body["notification_uuid"], n["uuid"]);
+    assert_eq!(body["repository"], repo);
+    std::thread::sleep(Duration::from_secs(11));
+    assert_eq!(r.got().len(), 1, "told once");
+}

@@ -57,6 +57,12 @@ pub fn routes() -> Vec<Route> {
             reset() -> Done),
         route!(POST "/api/v1/user/namespacenotifications/{uuid}/test", "Send the event's sample payload", "user:admin",
             test() -> Reply<EmptyObject>),
+        route!(GET "/api/v1/user/notifications", "The calling user's in-app notifications, newest first", "user:admin",
+            my_list() -> Reply<UserNotificationList>, query &["page", "limit"]),
+        route!(GET "/api/v1/user/notifications/{uuid}", "One in-app notification", "user:admin",
+            my_get() -> Reply<UserNotificationView>),
+        route!(PUT "/api/v1/user/notifications/{uuid}", "Dismiss an in-app notification (dismissed: true) or restore it", "user:admin",
+            my_dismiss(Dismiss) -> Reply<UserNotificationView>),
         route!(GET "/api/v1/user/namespacenotifications/{uuid}/deliveries", "The quota notification's last 100 delivery attempts (Berth)", "user:admin",
             attempts() -> Reply<AttemptList>),
     ]
@@ -237,4 +243,65 @@ async fn redeliver(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<EmptyObject>> {
         .redeliver(caller(&ctx)?, &scope(&ctx), ctx.p("uuid"), id)
         .await?;
     Ok(Reply::new(EmptyObject {}))
+}
+
+/// Quay's user notification.
+#[derive(Serialize, ToSchema)]
+pub struct UserNotificationView {
+    pub id: String,
+    pub organization: Option<String>,
+    pub kind: String,
+    /// RFC 2822 date, as Quay formats it.
+    pub created: String,
+    #[schema(value_type = Object)]
+    pub metadata: Value,
+    pub dismissed: bool,
+}
+
+impl UserNotificationView {
+    fn of(n: berth_core::notify::UserNotification) -> UserNotificationView {
+        UserNotificationView {
+            id: n.id,
+            organization: n.organization,
+            kind: n.kind,
+            created: crate::auth::http_date(n.created),
+            metadata: n.metadata,
+            dismissed: n.dismissed,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UserNotificationList {
+    pub notifications: Vec<UserNotificationView>,
+    pub additional: bool,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct Dismiss {
+    pub dismissed: bool,
+}
+
+async fn my_list(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<UserNotificationList>> {
+    let page = ctx.q("page").and_then(|p| p.parse().ok()).unwrap_or(0);
+    let limit = ctx.q("limit").and_then(|l| l.parse().ok()).unwrap_or(5);
+    let (all, more) = door(&st).mine(ctx.actor()?, page, limit).await?;
+    Ok(Reply::new(UserNotificationList {
+        notifications: all.into_iter().map(UserNotificationView::of).collect(),
+        additional: more,
+    }))
+}
+
+async fn my_get(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<UserNotificationView>> {
+    let n = door(&st)
+        .my_notification(ctx.actor()?, ctx.p("uuid"))
+        .await?;
+    Ok(Reply::new(UserNotificationView::of(n)))
+}
+
+async fn my_dismiss(st: Arc<AppState>, ctx: Ctx, b: Dismiss) -> Res<Reply<UserNotificationView>> {
+    let n = door(&st)
+        .dismiss(ctx.actor()?, ctx.p("uuid"), b.dismissed)
+        .await?;
+    Ok(Reply::new(UserNotificationView::of(n)))
 }

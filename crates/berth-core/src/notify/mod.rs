@@ -295,7 +295,11 @@ impl Registry {
             if d.next_at > now {
                 return Ok(());
             }
-            let out = send::deliver(self, &c, &n, &secrets, &d).await;
+            let out = if n.method == "quay_notification" {
+                self.deliver_in_app(&n, &d).await
+            } else {
+                send::deliver(self, &c, &n, &secrets, &d).await
+            };
             let attempt = berth_db::Attempt {
                 status: out.status,
                 error: out.error.as_deref(),
@@ -328,6 +332,90 @@ impl Registry {
         Ok(())
     }
 
+    /// An in-app delivery: a user notification (kind: the event, metadata: its data) for each
+    /// user the target names (a team is one of the notification's organization).
+    async fn deliver_in_app(&self, n: &NotificationRow, d: &berth_db::DeliveryRow) -> Outcome {
+        let started = std::time::Instant::now();
+        let config: Value = serde_json::from_str(&n.config).unwrap_or(Value::Null);
+        let data: Value = serde_json::from_str(&d.payload).unwrap_or(Value::Null);
+        let ns = data["namespace"].as_str().unwrap_or("").to_string();
+        let kind = config["target"]["kind"].as_str().unwrap_or("user");
+        let name = config["target"]["name"].as_str().unwrap_or("");
+        let done = async {
+            let accounts = self.db.target_accounts(kind, name, &ns).await?;
+            let org = (kind != "user").then_some(ns.as_str());
+            self.db
+                .add_user_notifications(&accounts, &d.event, org, &d.payload)
+                .await?;
+            Ok::<usize, Error>(accounts.len())
+        };
+        let elapsed = || i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        match done.await {
+            Ok(_) => Outcome {
+                ok: true,
+                status: None,
+                error: None,
+                latency_ms: elapsed(),
+            },
+            Err(e) => Outcome {
+                ok: false,
+                status: None,
+                error: Some(e.to_string()),
+                latency_ms: elapsed(),
+            },
+        }
+    }
+
+    /// Tells of tags about to expire: for each repo_image_expiry notification, one event with
+    /// the live tags of its repository that expire within its `days` and that it has not told
+    /// about (each tag once per expiry it is given).
+    pub async fn expiry_notices(&self) -> Result<usize> {
+        let now = berth_db::now_ms();
+        let mut sent = 0;
+        for n in self
+            .db
+            .repo_notifications_of_event("repo_image_expiry")
+            .await?
+        {
+            let days = serde_json::from_str::<Value>(&n.event_config)
+                .ok()
+                .and_then(|c| c["days"].as_i64())
+                .unwrap_or(1)
+                .clamp(1, 3650);
+            let until = now.saturating_add(days.saturating_mul(86_400_000));
+            let tags = self.db.expiring_unnoticed(&n, now, until).await?;
+            let Some(repo) = (match (tags.is_empty(), n.repo_id) {
+                (false, Some(id)) => self.db.repo_name(id).await?,
+                _ => None,
+            }) else {
+                continue;
+            };
+            let data = self.repo_event_data(
+                &repo,
+                json!({
+                    "tags": tags.iter().map(|t| t.0.as_str()).collect::<Vec<_>>(),
+                    "expiring_in": format!("{days} days"),
+                    "notification_uuid": n.uuid,
+                }),
+            );
+            let mut w = self.db.write().await?;
+            self.db.note_expiry_notices(&mut w, n.id, &tags).await?;
+            self.db
+                .add_delivery(
+                    &mut w,
+                    n.id,
+                    &uuid::Uuid::new_v4().to_string(),
+                    "repo_image_expiry",
+                    &data.to_string(),
+                )
+                .await?;
+            crate::jobs::enqueue(&self.db, &mut w, &DeliverNotification { id: n.id }).await?;
+            w.commit().await?;
+            sent += 1;
+        }
+        Ok(sent)
+    }
+
     /// Records that the failure limit disabled `n`, in the repository's log.
     async fn notification_disabled(&self, n: &NotificationRow, failures: i64) -> Result<()> {
         metrics::counter!("berth_notifications_disabled_total").increment(1);
@@ -346,6 +434,34 @@ impl Registry {
         }
         tracing::warn!(notification = %n.uuid, failures, "notification disabled after consecutive failed deliveries");
         self.audit.record(entry).await;
+        // The administrators are told in the app, not only in the log.
+        let (accounts, org) = match (&repo, n.repo_id) {
+            (Some(r), Some(id)) => {
+                let ns = r.split('/').next().unwrap_or(r);
+                (
+                    self.db.repo_admin_accounts(id, ns).await?,
+                    Some(ns.to_string()),
+                )
+            }
+            _ => {
+                let ns = n.namespace.clone().unwrap_or_default();
+                let mut a = self.db.target_accounts("org", &ns, &ns).await?;
+                a.extend(self.db.target_accounts("user", &ns, &ns).await?);
+                (a, Some(ns))
+            }
+        };
+        let meta = json!({
+            "notification_uuid": n.uuid, "title": n.title, "event": n.event, "method": n.method,
+            "repository": repo, "failures": failures,
+        });
+        self.db
+            .add_user_notifications(
+                &accounts,
+                "notification_disabled",
+                org.as_deref(),
+                &meta.to_string(),
+            )
+            .await?;
         Ok(())
     }
 
@@ -621,6 +737,16 @@ impl<'a> Notifications<'a> {
             )));
         }
         let c = &spec.config;
+        if spec.method == "quay_notification" {
+            let kind = c["target"]["kind"].as_str().unwrap_or("");
+            let name = c["target"]["name"].as_str().unwrap_or("").trim();
+            if !matches!(kind, "user" | "org" | "team") || name.is_empty() {
+                return Err(Error::invalid(
+                    "an in-app notification needs config.target {kind: user, org or team, name}",
+                ));
+            }
+            return Ok((json!({"target": {"kind": kind, "name": name}}), Vec::new()));
+        }
         let url = c["url"].as_str().filter(|u| !u.is_empty()).ok_or_else(|| {
             Error::invalid(format!("a {} notification needs config.url", spec.method))
         })?;
@@ -779,5 +905,93 @@ impl<'a> Notifications<'a> {
             .await?;
         crate::jobs::enqueue(db, &mut w, &DeliverNotification { id: n.id }).await?;
         Ok(w.commit().await?)
+    }
+}
+
+/// An in-app notification of the caller (Quay's user notification).
+#[derive(Debug, Clone)]
+pub struct UserNotification {
+    pub id: String,
+    pub organization: Option<String>,
+    pub kind: String,
+    pub created: i64,
+    pub metadata: Value,
+    pub dismissed: bool,
+}
+
+fn user_view(r: berth_db::UserNotificationRow) -> UserNotification {
+    UserNotification {
+        id: r.uuid,
+        organization: r.organization,
+        kind: r.kind,
+        created: r.created_at,
+        metadata: serde_json::from_str(&r.metadata).unwrap_or(Value::Null),
+        dismissed: r.dismissed,
+    }
+}
+
+impl Notifications<'_> {
+    fn own(&self, actor: &Actor) -> Result<i64> {
+        if actor.kind != crate::auth::AccountKind::User || !actor.has_scope("user:admin") {
+            return Err(Error::denied(
+                "only a user (with user:admin) has in-app notifications",
+            ));
+        }
+        Ok(actor.id)
+    }
+
+    /// The caller's in-app notifications, newest first: page `page` (from 0) of `limit`, and
+    /// whether more follow.
+    pub async fn mine(
+        &self,
+        actor: &Actor,
+        page: i64,
+        limit: i64,
+    ) -> Result<(Vec<UserNotification>, bool)> {
+        let id = self.own(actor)?;
+        let limit = limit.clamp(1, 100);
+        let mut rows = self
+            .registry
+            .db
+            .user_notifications(id, page.max(0).saturating_mul(limit), limit + 1)
+            .await?;
+        let more = rows.len() as i64 > limit;
+        rows.truncate(limit as usize);
+        Ok((rows.into_iter().map(user_view).collect(), more))
+    }
+
+    /// How many of the caller's in-app notifications are not dismissed (the header's count).
+    pub async fn unread(&self, actor: &Actor) -> Result<i64> {
+        let id = self.own(actor)?;
+        Ok(self.registry.db.unread_user_notifications(id).await?)
+    }
+
+    pub async fn my_notification(&self, actor: &Actor, uuid: &str) -> Result<UserNotification> {
+        let id = self.own(actor)?;
+        self.registry
+            .db
+            .user_notification(id, uuid)
+            .await?
+            .map(user_view)
+            .ok_or_else(|| Error::not_found(format!("you have no notification {uuid}")))
+    }
+
+    /// Dismisses (or restores) one of the caller's in-app notifications.
+    pub async fn dismiss(
+        &self,
+        actor: &Actor,
+        uuid: &str,
+        dismissed: bool,
+    ) -> Result<UserNotification> {
+        let id = self.own(actor)?;
+        if !self
+            .registry
+            .db
+            .dismiss_user_notification(id, uuid, dismissed)
+            .await?
+        {
+            return Err(Error::not_found(format!("you have no notification {uuid}")));
+        }
+        self.my_notification(actor, uuid).await
     }
 }

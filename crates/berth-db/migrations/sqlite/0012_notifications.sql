@@ -48,3 +48,24 @@ CREATE TABLE notification_attempts (
     latency_ms       BIGINT  NOT NULL
 );
 CREATE INDEX notification_attempts_of ON notification_attempts(notification_id, id);
+
+-- Tags a repo_image_expiry notification has told about (each tag once per expiry it is given).
+CREATE TABLE notification_tag_notices (
+    notification_id  BIGINT  NOT NULL REFERENCES notifications(id) ON DELETE CASCADE,
+    tag              TEXT    NOT NULL,
+    expires_at       BIGINT  NOT NULL,
+    PRIMARY KEY (notification_id, tag, expires_at)
+);
+
+-- In-app notifications of a user (Quay's user notifications).
+CREATE TABLE user_notifications (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    uuid          TEXT    NOT NULL UNIQUE,
+    account_id    BIGINT  NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    kind          TEXT    NOT NULL,
+    organization  TEXT,
+    metadata      TEXT    NOT NULL,                  -- JSON
+    dismissed     BIGINT  NOT NULL DEFAULT 0,
+    created_at    BIGINT  NOT NULL
+);
+CREATE INDEX user_notifications_of ON user_notifications(account_id, id);
