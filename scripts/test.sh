@@ -19,6 +19,8 @@ AZURE_BLOB_VERSION="12.31.1"
 OIDC_MOCK_VERSION="0.3.4"
 # Validates the OpenAPI document Berth serves (tests/openapi.rs).
 OPENAPI_VALIDATOR_VERSION="0.9.0"
+# A real SMTP server for email notifications (tests/notifications.rs).
+AIOSMTPD_VERSION="1.4.6"
 AZURITE_VERSION="3.35.0"
 # The web UI's browser test (tests/browser.rs) drives Debian's chromium with these (npm).
 PLAYWRIGHT_VERSION="1.65.1"
@@ -78,7 +80,7 @@ else
 fi
 
 # ---------------------------------------------------------------------------------------
-step "Python venv $VENV with oras==$ORAS_VERSION, moto==$MOTO_VERSION, azure-storage-blob==$AZURE_BLOB_VERSION, oidc-provider-mock==$OIDC_MOCK_VERSION, openapi-spec-validator==$OPENAPI_VALIDATOR_VERSION"
+step "Python venv $VENV with oras==$ORAS_VERSION, moto==$MOTO_VERSION, azure-storage-blob==$AZURE_BLOB_VERSION, oidc-provider-mock==$OIDC_MOCK_VERSION, openapi-spec-validator==$OPENAPI_VALIDATOR_VERSION, aiosmtpd==$AIOSMTPD_VERSION"
 if [ -x "$VENV/bin/python" ] && ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
     echo "venv is broken (its python moved?); recreating"
     rm -rf "$VENV"
@@ -102,6 +104,10 @@ fi
 have_oav="$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("openapi-spec-validator"))' 2>/dev/null || true)"
 if [ "$have_oav" != "$OPENAPI_VALIDATOR_VERSION" ]; then
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "openapi-spec-validator==$OPENAPI_VALIDATOR_VERSION"
+fi
+have_aiosmtpd="$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("aiosmtpd"))' 2>/dev/null || true)"
+if [ "$have_aiosmtpd" != "$AIOSMTPD_VERSION" ]; then
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "aiosmtpd==$AIOSMTPD_VERSION"
 fi
 have_oidc_mock="$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("oidc-provider-mock"))' 2>/dev/null || true)"
 if [ "$have_oidc_mock" != "$OIDC_MOCK_VERSION" ]; then

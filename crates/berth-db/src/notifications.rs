@@ -600,3 +600,74 @@ impl Db {
         Ok(())
     }
 }
+
+impl Db {
+    /// A repository's authorized email: whether it is confirmed; `None` if never asked for.
+    pub async fn authorized_email(&self, repo_id: i64, email: &str) -> Result<Option<bool>> {
+        let row: Option<(crate::decode::IntBool,)> = sqlx::query_as(
+            "SELECT confirmed FROM authorized_emails WHERE repo_id = $1 AND email = $2",
+        )
+        .bind(repo_id)
+        .bind(email)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.0.into()))
+    }
+
+    /// Starts (or restarts) the authorization of `email` for a repository with a new `code`;
+    /// false if it is confirmed already.
+    pub async fn request_email_authorization(
+        &self,
+        repo_id: i64,
+        email: &str,
+        code: &str,
+    ) -> Result<bool> {
+        let mut w = self.write().await?;
+        let n = sqlx::query(
+            "INSERT INTO authorized_emails (repo_id, email, code, created_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (repo_id, email) DO UPDATE SET code = $3, created_at = $4
+             WHERE authorized_emails.confirmed = 0",
+        )
+        .bind(repo_id)
+        .bind(email)
+        .bind(code)
+        .bind(now_ms())
+        .execute(&mut *w.tx)
+        .await?
+        .rows_affected();
+        w.commit().await?;
+        Ok(n > 0)
+    }
+
+    /// Confirms the authorization whose link carried `code`: (repository id, email).
+    pub async fn confirm_email_authorization(&self, code: &str) -> Result<Option<(i64, String)>> {
+        let mut w = self.write().await?;
+        let row: Option<(i64, String)> =
+            sqlx::query_as("SELECT repo_id, email FROM authorized_emails WHERE code = $1")
+                .bind(code)
+                .fetch_optional(&mut *w.tx)
+                .await?;
+        if let Some((repo_id, email)) = &row {
+            sqlx::query(
+                "UPDATE authorized_emails SET confirmed = 1 WHERE repo_id = $1 AND email = $2",
+            )
+            .bind(repo_id)
+            .bind(email)
+            .execute(&mut *w.tx)
+            .await?;
+        }
+        w.commit().await?;
+        Ok(row)
+    }
+
+    /// An account's email by name.
+    pub async fn account_email(&self, name: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar::<_, Option<String>>("SELECT email FROM accounts WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?
+                .flatten(),
+        )
+    }
+}

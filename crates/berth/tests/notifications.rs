@@ -903,3 +903,153 @@ fn tags_about_to_expire_are_told_about_once() {
     std::thread::sleep(Duration::from_secs(11));
     assert_eq!(r.got().len(), 1, "told once");
 }
+
+/// A real SMTP server (aiosmtpd from PyPI, in the test venv) that keeps each mail in a Maildir.
+struct Smtp {
+    port: u16,
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl Smtp {
+    fn start() -> Smtp {
+        let bin = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../target/test-venv/bin/aiosmtpd");
+        assert!(
+            bin.exists(),
+            "aiosmtpd is not installed: run ./scripts/test.sh once (it installs it into target/test-venv)"
+        );
+        let port = TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let dir = tempfile::tempdir().expect("maildir");
+        let child = std::process::Command::new(bin)
+            .args(["-n", "-c", "aiosmtpd.handlers.Mailbox", "-l"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg(dir.path().join("mail"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn aiosmtpd");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "aiosmtpd did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Smtp { port, dir, child }
+    }
+
+    /// Waits (at most 30 s) for `n` mails; their raw text, oldest first.
+    fn wait_for(&self, n: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut mails: Vec<(std::time::SystemTime, String)> =
+                std::fs::read_dir(self.dir.path().join("mail/new"))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .filter_map(|e| {
+                        let t = e.metadata().ok()?.modified().ok()?;
+                        Some((t, std::fs::read_to_string(e.path()).ok()?))
+                    })
+                    .collect();
+            if mails.len() >= n {
+                mails.sort();
+                return mails.into_iter().map(|m| m.1).collect();
+            }
+            assert!(Instant::now() < deadline, "{} of {n} mails", mails.len());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A mail's body with quoted-printable soft breaks and `=3D` undone (enough to search it).
+fn unfold(mail: &str) -> String {
+    mail.replace("=\r\n", "")
+        .replace("=\n", "")
+        .replace("=3D", "=")
+}
+
+#[test]
+fn email_goes_to_an_address_confirmed_through_the_mailed_link() {
+    let smtp = Smtp::start();
+    let port = smtp.port.to_string();
+    let mut env = fast_env();
+    env.extend([
+        ("BERTH_MAIL_SERVER", "127.0.0.1"),
+        ("BERTH_MAIL_PORT", port.as_str()),
+        ("BERTH_MAIL_USE_TLS", "false"),
+        ("BERTH_MAIL_DEFAULT_SENDER", "registry@example.com"),
+    ]);
+    let b = Berth::start_with_env(&env);
+    let c = Client::new(&b);
+    let repo = "admin/mail";
+    let to = "owner@example.com";
+    c.image(repo, "v1", "v1", &[b"v1"]);
+    let create = json!({"event": "repo_push", "method": "email", "config": {"email": to}, "eventConfig": {}});
+    let (s, v) = c.api(
+        "POST",
+        &format!("/api/v1/repository/{repo}/notification/"),
+        Some(create.clone()),
+    );
+    assert_eq!(s, 400, "not authorized yet: {v}");
+    assert!(v.to_string().contains("authorizedemail"), "{v}");
+    let (s, _) = c.api(
+        "GET",
+        &format!("/api/v1/repository/{repo}/authorizedemail/{to}"),
+        None,
+    );
+    assert_eq!(s, 404);
+    let (s, v) = c.api(
+        "POST",
+        &format!("/api/v1/repository/{repo}/authorizedemail/{to}"),
+        None,
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        v,
+        json!({"email": to, "repository": "mail", "namespace": "admin", "confirmed": false})
+    );
+    let mail = unfold(&smtp.wait_for(1)[0]);
+    assert!(
+        mail.contains("Subject: Confirm notifications of admin/mail"),
+        "{mail}"
+    );
+    let at = mail.find("/authrepoemail?code=").expect("the link");
+    let link: String = mail[at..]
+        .chars()
+        .take_while(|ch| ch.is_ascii_alphanumeric() || "/?=_-".contains(*ch))
+        .collect();
+    let page = c.http.get(b.url(&link)).send().expect("confirm");
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.text()
+            .unwrap_or_default()
+            .contains("may now receive the notifications")
+    );
+    let (_, v) = c.api(
+        "GET",
+        &format!("/api/v1/repository/{repo}/authorizedemail/{to}"),
+        None,
+    );
+    assert_eq!(v["confirmed"], true, "{v}");
+
+    notification(&c, repo, create);
+    c.image(repo, "v2", "v2", &[b"v2"]);
+    let mails = smtp.wait_for(2);
+    let m = unfold(&mails[1]);
+    assert!(m.contains("Subject: Repository admin/mail updated"), "{m}");
+    assert!(m.contains(&format!("To: {to}")), "{m}");
+    assert!(m.contains("From: registry@example.com"), "{m}");
+    assert!(m.contains("text/plain") && m.contains("text/html"), "{m}");
+    assert!(m.contains("updated_tags: v2"), "{m}");
+}

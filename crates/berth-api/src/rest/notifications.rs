@@ -30,6 +30,10 @@ pub fn routes() -> Vec<Route> {
             attempts() -> Reply<AttemptList>),
         route!(POST "/api/v1/repository/{repository}/notification/{uuid}/deliveries/{delivery}/redeliver", "Send a past delivery again, with its event id (Berth)", "repo:admin",
             redeliver() -> Reply<EmptyObject>),
+        route!(GET "/api/v1/repository/{repository}/authorizedemail/{email}", "Whether an address may receive the repository's email notifications", "repo:admin",
+            authorized_email() -> Reply<AuthorizedEmailView>),
+        route!(POST "/api/v1/repository/{repository}/authorizedemail/{email}", "Mail the address a link that authorizes it for the repository's email notifications", "repo:admin",
+            authorize_email() -> Reply<AuthorizedEmailView>),
         // Namespace notifications: quota events of an organization or of the caller's namespace.
         route!(GET "/api/v1/organization/{orgname}/notifications", "An organization's quota notifications (FEATURE_QUOTA_NOTIFICATIONS)", "org:admin",
             list() -> Reply<NotificationList>),
@@ -304,4 +308,38 @@ async fn my_dismiss(st: Arc<AppState>, ctx: Ctx, b: Dismiss) -> Res<Reply<UserNo
         .dismiss(ctx.actor()?, ctx.p("uuid"), b.dismissed)
         .await?;
     Ok(Reply::new(UserNotificationView::of(n)))
+}
+
+/// Quay's authorized email.
+#[derive(Serialize, ToSchema)]
+pub struct AuthorizedEmailView {
+    pub email: String,
+    pub repository: String,
+    pub namespace: String,
+    pub confirmed: bool,
+}
+
+impl AuthorizedEmailView {
+    fn of(a: berth_core::notify::AuthorizedEmail) -> AuthorizedEmailView {
+        AuthorizedEmailView {
+            email: a.email,
+            repository: a.repository,
+            namespace: a.namespace,
+            confirmed: a.confirmed,
+        }
+    }
+}
+
+async fn authorized_email(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<AuthorizedEmailView>> {
+    let a = door(&st)
+        .authorized_email(ctx.actor()?, ctx.p("repository"), ctx.p("email"))
+        .await?;
+    Ok(Reply::new(AuthorizedEmailView::of(a)))
+}
+
+async fn authorize_email(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<AuthorizedEmailView>> {
+    let a = door(&st)
+        .authorize_email(caller(&ctx)?, ctx.p("repository"), ctx.p("email"))
+        .await?;
+    Ok(Reply::new(AuthorizedEmailView::of(a)))
 }

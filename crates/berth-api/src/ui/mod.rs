@@ -12,6 +12,7 @@
 
 mod csrf;
 mod logs;
+mod notifications;
 mod orgs;
 mod policies;
 mod repos;
@@ -46,6 +47,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/signout", axum::routing::post(signin::signout))
         .route("/setup", get(signin::setup_page).post(signin::setup))
         .route("/search", get(search::page))
+        .route("/authrepoemail", get(notifications::confirm_email))
         .route("/repository", get(repos::list).post(repos::create))
         .route("/repository/", get(repos::list))
         .route(

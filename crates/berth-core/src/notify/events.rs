@@ -25,14 +25,11 @@ pub const EVENTS: &[&str] = &[
 pub const NAMESPACE_EVENTS: &[&str] = &["quota_warning", "quota_error"];
 
 /// Methods Berth delivers through.
-pub const METHODS: &[&str] = &["webhook", "slack", "quay_notification"];
+pub const METHODS: &[&str] = &["webhook", "slack", "email", "quay_notification"];
 
 /// Quay's method names Berth does not deliver through (yet, or any more), with what to use.
 pub fn unsupported_method(m: &str) -> Option<&'static str> {
     match m {
-        "email" => Some(
-            "email notifications are not available in this version yet; use a webhook or Slack",
-        ),
         "flowdock" | "hipchat" => {
             Some("Flowdock and HipChat no longer exist; use a webhook or Slack")
         }

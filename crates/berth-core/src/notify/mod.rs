@@ -15,6 +15,7 @@
 //! after sending but before recording sends again after its lease, with the same event id.
 
 pub mod events;
+pub mod mail;
 mod send;
 
 use crate::auth::secret::Sealer;
@@ -52,6 +53,8 @@ pub struct NotifyConfig {
     /// `QUOTA_NOTIFICATION_COOLDOWN_SECONDS`: a namespace notification fires at most once per
     /// event in this long.
     pub quota_cooldown_ms: i64,
+    /// SMTP, when `FEATURE_MAILING` is on and `MAIL_SERVER` set.
+    pub mail: Option<mail::MailConfig>,
 }
 
 impl Default for NotifyConfig {
@@ -68,6 +71,7 @@ impl Default for NotifyConfig {
             database_secret: None,
             quota_notifications: true,
             quota_cooldown_ms: 86_400_000,
+            mail: None,
         }
     }
 }
@@ -297,6 +301,8 @@ impl Registry {
             }
             let out = if n.method == "quay_notification" {
                 self.deliver_in_app(&n, &d).await
+            } else if n.method == "email" {
+                self.deliver_email(&c, &n, &d).await
             } else {
                 send::deliver(self, &c, &n, &secrets, &d).await
             };
@@ -363,6 +369,58 @@ impl Registry {
                 error: Some(e.to_string()),
                 latency_ms: elapsed(),
             },
+        }
+    }
+
+    /// An email delivery: to the notification's address (a namespace notification without one
+    /// goes to the namespace's own email).
+    async fn deliver_email(
+        &self,
+        c: &NotifyConfig,
+        n: &NotificationRow,
+        d: &berth_db::DeliveryRow,
+    ) -> Outcome {
+        let started = std::time::Instant::now();
+        let elapsed = || i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let fail = |e: String| Outcome {
+            ok: false,
+            status: None,
+            error: Some(e),
+            latency_ms: elapsed(),
+        };
+        let Some(m) = &c.mail else {
+            return fail("email is not set up (MAIL_SERVER)".into());
+        };
+        let config: Value = serde_json::from_str(&n.config).unwrap_or(Value::Null);
+        let to = match (config["email"].as_str(), &n.namespace) {
+            (Some(e), _) => e.to_string(),
+            (None, Some(ns)) => match self.db.account_email(ns).await {
+                Ok(Some(e)) => e,
+                Ok(None) => return fail(format!("{ns} has no email address")),
+                Err(e) => return fail(e.to_string()),
+            },
+            (None, None) => return fail("the notification has no address".into()),
+        };
+        let data: Value = serde_json::from_str(&d.payload).unwrap_or(Value::Null);
+        let (text, html) = mail::bodies(&d.event, &data);
+        let timeout = std::time::Duration::from_millis(c.send_timeout_ms.max(1));
+        match mail::send(
+            m,
+            timeout,
+            &to,
+            &events::summary(&d.event, &data),
+            text,
+            html,
+        )
+        .await
+        {
+            Ok(()) => Outcome {
+                ok: true,
+                status: None,
+                error: None,
+                latency_ms: elapsed(),
+            },
+            Err(e) => fail(e),
         }
     }
 
@@ -675,6 +733,15 @@ impl<'a> Notifications<'a> {
         }
         let (config, headers) = self.check_method(spec).await?;
         events::check_event_config(&spec.event, &spec.event_config).map_err(Error::invalid)?;
+        if let (Owner::Repo(id), Some(email)) = (&owner, config["email"].as_str())
+            && spec.method == "email"
+            && self.registry.db.authorized_email(*id, email).await? != Some(true)
+        {
+            return Err(Error::invalid(format!(
+                "{email} is not authorized for this repository's notifications: POST /api/v1/repository/{}/authorizedemail/{email}, then open the link mailed to it",
+                at.name(caller.actor)
+            )));
+        }
         let signing_key = crate::auth::secret::random_token(32);
         let secrets = Secrets {
             signing_key: signing_key.clone(),
@@ -746,6 +813,20 @@ impl<'a> Notifications<'a> {
                 ));
             }
             return Ok((json!({"target": {"kind": kind, "name": name}}), Vec::new()));
+        }
+        if spec.method == "email" {
+            if self.registry.notify_config().mail.is_none() {
+                return Err(Error::invalid(
+                    "email is not set up on this registry: an administrator sets MAIL_SERVER (and FEATURE_MAILING)",
+                ));
+            }
+            let email = c["email"].as_str().unwrap_or("").trim();
+            if !mail::valid_address(email) {
+                return Err(Error::invalid(
+                    "an email notification needs config.email, an address",
+                ));
+            }
+            return Ok((json!({"email": email}), Vec::new()));
         }
         let url = c["url"].as_str().filter(|u| !u.is_empty()).ok_or_else(|| {
             Error::invalid(format!("a {} notification needs config.url", spec.method))
@@ -993,5 +1074,124 @@ impl Notifications<'_> {
             return Err(Error::not_found(format!("you have no notification {uuid}")));
         }
         self.my_notification(actor, uuid).await
+    }
+}
+
+/// An address's authorization for a repository's email notifications (Quay's view).
+#[derive(Debug, Clone)]
+pub struct AuthorizedEmail {
+    pub email: String,
+    pub repository: String,
+    pub namespace: String,
+    pub confirmed: bool,
+}
+
+impl Notifications<'_> {
+    fn authorized_view(repo: &str, email: &str, confirmed: bool) -> AuthorizedEmail {
+        AuthorizedEmail {
+            email: email.to_string(),
+            repository: repo
+                .split_once('/')
+                .map(|(_, n)| n)
+                .unwrap_or(repo)
+                .to_string(),
+            namespace: repo.split('/').next().unwrap_or(repo).to_string(),
+            confirmed,
+        }
+    }
+
+    /// Whether `email` may receive the repository's notifications; NotFound if never asked.
+    pub async fn authorized_email(
+        &self,
+        actor: &Actor,
+        repo: &str,
+        email: &str,
+    ) -> Result<AuthorizedEmail> {
+        let Owner::Repo(id) = self.admin(actor, &Scope::Repository(repo)).await? else {
+            return Err(Error::not_found("no such repository"));
+        };
+        match self.registry.db.authorized_email(id, email).await? {
+            Some(c) => Ok(Self::authorized_view(repo, email, c)),
+            None => Err(Error::not_found(format!(
+                "{email} has not been asked to confirm notifications of {repo}"
+            ))),
+        }
+    }
+
+    /// Mails `email` a link that authorizes it for the repository's email notifications.
+    pub async fn authorize_email(
+        &self,
+        caller: Caller<'_>,
+        repo: &str,
+        email: &str,
+    ) -> Result<AuthorizedEmail> {
+        let Owner::Repo(id) = self.admin(caller.actor, &Scope::Repository(repo)).await? else {
+            return Err(Error::not_found("no such repository"));
+        };
+        let c = self.registry.notify_config();
+        let Some(m) = &c.mail else {
+            return Err(Error::invalid(
+                "email is not set up on this registry: an administrator sets MAIL_SERVER (and FEATURE_MAILING)",
+            ));
+        };
+        if !mail::valid_address(email) {
+            return Err(Error::invalid(format!("{email:?} is not an email address")));
+        }
+        let code = crate::auth::secret::random_token(32);
+        if !self
+            .registry
+            .db
+            .request_email_authorization(id, email, &code)
+            .await?
+        {
+            return Ok(Self::authorized_view(repo, email, true));
+        }
+        let link = format!(
+            "{}://{}/authrepoemail?code={code}",
+            c.scheme, c.server_hostname
+        );
+        let text = format!(
+            "Someone asked that {email} receive the notifications of repository {repo}.\n\nTo allow it, open {link}\n\nIf you did not expect this, ignore this mail.\n"
+        );
+        let html = format!(
+            "<!doctype html><html><body><p>Someone asked that {email} receive the notifications of repository <b>{repo}</b>.</p><p><a href=\"{link}\">Allow it</a></p><p>If you did not expect this, ignore this mail.</p></body></html>"
+        );
+        mail::send(
+            m,
+            std::time::Duration::from_millis(c.send_timeout_ms.max(1)),
+            email,
+            &format!("Confirm notifications of {repo}"),
+            text,
+            html,
+        )
+        .await
+        .map_err(|e| Error::Unavailable(format!("the confirmation mail could not be sent: {e}")))?;
+        self.auth
+            .audit
+            .record(
+                caller
+                    .audit("authorize_email")
+                    .repo(repo)
+                    .meta(json!({"email": email})),
+            )
+            .await;
+        Ok(Self::authorized_view(repo, email, false))
+    }
+
+    /// The confirmation link's target: (repository, email) now authorized.
+    pub async fn confirm_email(&self, code: &str) -> Result<(String, String)> {
+        let Some((repo_id, email)) = self.registry.db.confirm_email_authorization(code).await?
+        else {
+            return Err(Error::not_found(
+                "this confirmation link is not valid (or was replaced by a newer one)",
+            ));
+        };
+        let repo = self
+            .registry
+            .db
+            .repo_name(repo_id)
+            .await?
+            .unwrap_or_default();
+        Ok((repo, email))
     }
 }

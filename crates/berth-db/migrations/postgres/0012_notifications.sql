@@ -69,3 +69,13 @@ CREATE TABLE user_notifications (
     created_at    BIGINT  NOT NULL
 );
 CREATE INDEX user_notifications_of ON user_notifications(account_id, id);
+
+-- Addresses a repository's email notifications may go to: confirmed by the link mailed to them.
+CREATE TABLE authorized_emails (
+    repo_id    BIGINT  NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+    email      TEXT    NOT NULL,
+    code       TEXT    NOT NULL UNIQUE,
+    confirmed  BIGINT  NOT NULL DEFAULT 0,
+    created_at BIGINT  NOT NULL,
+    PRIMARY KEY (repo_id, email)
+);

@@ -1,12 +1,103 @@
-//! Notifications: how deliveries are retried and when a notification gives up, and the
-//! outbound guard every webhook and Slack message passes.
+//! Notifications and mail: how deliveries are retried and when a notification gives up, the
+//! outbound guard every webhook and Slack message passes, and the SMTP server of email.
 
 use super::super::values::{
-    as_bool, as_string_list, duration, non_negative_i64, positive, positive_i64,
+    as_bool, as_string, as_string_list, duration, non_negative_i64, positive, positive_i64,
 };
 use super::*;
 
+/// A text key that may be null.
+fn text_or_null(k: &str, v: &Value) -> Result<Option<String>, ConfigError> {
+    if v.is_null() {
+        Ok(None)
+    } else {
+        as_string(k, v).map(Some)
+    }
+}
+
 pub static KEYS: &[KeyDef] = &[
+    quay(
+        "FEATURE_MAILING",
+        B,
+        "send mail: email notifications and the mail that authorizes their address (needs MAIL_SERVER)",
+        |c, k, v, _| {
+            c.mail.enabled = as_bool(k, v)?;
+            Ok(())
+        },
+    )
+    .default_is("true"),
+    quay(
+        "MAIL_SERVER",
+        S,
+        "SMTP server of outgoing mail (none: no mail is sent)",
+        |c, k, v, _| {
+            c.mail.server = as_string(k, v)?;
+            Ok(())
+        },
+    )
+    .default_is(r#""""#),
+    quay(
+        "MAIL_PORT",
+        N,
+        "SMTP port (default 587)",
+        |c, k, v, _| {
+            c.mail.port = u16::try_from(positive(k, v)?)
+                .map_err(|_| ConfigError::new(k, "a port is at most 65535"))?;
+            Ok(())
+        },
+    )
+    .default_is("587"),
+    quay(
+        "MAIL_USE_TLS",
+        B,
+        "require STARTTLS (default true)",
+        |c, k, v, _| {
+            c.mail.use_tls = as_bool(k, v)?;
+            Ok(())
+        },
+    )
+    .default_is("true"),
+    quay(
+        "MAIL_USE_AUTH",
+        BZ,
+        "log in to the SMTP server with MAIL_USERNAME and MAIL_PASSWORD",
+        |c, k, v, _| {
+            c.mail.use_auth = !v.is_null() && as_bool(k, v)?;
+            Ok(())
+        },
+    ),
+    quay(
+        "MAIL_USERNAME",
+        SZ,
+        "SMTP user",
+        |c, k, v, _| {
+            c.mail.username = text_or_null(k, v)?;
+            Ok(())
+        },
+    )
+    .default_is("null"),
+    quay(
+        "MAIL_PASSWORD",
+        SZ,
+        "SMTP password",
+        |c, k, v, _| {
+            c.mail.password = text_or_null(k, v)?;
+            Ok(())
+        },
+    )
+    .default_is("null"),
+    quay(
+        "MAIL_DEFAULT_SENDER",
+        SZ,
+        "From address of Berth's mail (default admin@example.com)",
+        |c, k, v, _| {
+            if let Some(s) = text_or_null(k, v)? {
+                c.mail.sender = s;
+            }
+            Ok(())
+        },
+    )
+    .default_is(r#""admin@example.com""#),
     quay(
         "NOTIFICATION_SEND_TIMEOUT",
         N,
