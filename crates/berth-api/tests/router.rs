@@ -2255,3 +2255,85 @@ async fn bulk_repository_deletion_confirms_by_count_and_skips_what_the_caller_do
         "root's stays"
     );
 }
+
+#[tokio::test]
+async fn the_notifications_tab_creates_a_webhook_shows_its_secret_once_and_deletes_it() {
+    let app = app().await;
+    let bearer = app.token("repository:alice/hooks:pull,push").await;
+    app.push(&bearer, "alice/hooks", "v1").await;
+    let b = Browser::sign_in(&app).await;
+    let tab = b.get("/repository/alice/hooks?tab=notifications").await;
+    assert!(tab.contains("No notifications yet."), "{tab}");
+    assert!(tab.contains("Create a notification"), "{tab}");
+    assert!(
+        tab.contains("Notifications</a>"),
+        "the header's inbox link: {tab}"
+    );
+    let (s, _, body) = b
+        .post(
+            "/repository/alice/hooks/notifications",
+            &[
+                ("title", "CI"),
+                ("event", "repo_push"),
+                ("method", "webhook"),
+                ("url", "https://ci.invalid/hook"),
+                ("header_name", "Authorization"),
+                ("header_value", "Bearer very-secret"),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    assert!(body.contains("id=\"notification-secret\""), "{body}");
+    assert!(
+        !body.contains("very-secret"),
+        "a header's value is never shown: {body}"
+    );
+    let tab = b.get("/repository/alice/hooks?tab=notifications").await;
+    let href = tab
+        .split("href=\"/repository/alice/hooks/notification/")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("the notification's link")
+        .to_string();
+    let page = b
+        .get(&format!("/repository/alice/hooks/notification/{href}"))
+        .await;
+    assert!(
+        page.contains("Send a test") && page.contains("Nothing sent yet."),
+        "{page}"
+    );
+    assert!(
+        !page.contains("notification-secret"),
+        "the secret only once: {page}"
+    );
+    let (s, _, _) = b
+        .post(
+            &format!("/repository/alice/hooks/notification/{href}/test"),
+            &[],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    // An internal address is refused with the guard's reason.
+    let (s, _, body) = b
+        .post(
+            "/repository/alice/hooks/notifications",
+            &[
+                ("event", "repo_push"),
+                ("method", "webhook"),
+                ("url", "http://169.254.169.254/"),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("SSRF_ALLOWED_HOSTS"), "{body}");
+    let (s, to, _) = b
+        .post(
+            &format!("/repository/alice/hooks/notification/{href}/delete"),
+            &[],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert!(b.get(&to).await.contains("No notifications yet."));
+    let inbox = b.get("/user/alice?tab=notifications").await;
+    assert!(inbox.contains("Nothing here."), "{inbox}");
+}

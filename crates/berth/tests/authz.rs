@@ -333,31 +333,33 @@ const OPS: &[&str] = &[
     "api notifications", // 45 GET /api/v1/repository/acme/app/notification/
     "api add notif",     // 46 POST /api/v1/repository/acme/app/notification/ (a webhook)
     "api org notifs",    // 47 GET /api/v1/organization/acme/notifications (quota events)
+    "ui add notif",      // 48 POST /repository/acme/app/notifications (a webhook)
+    "api my inbox",      // 49 GET /api/v1/user/notifications
 ];
 
 /// Expected outcome per caller: one character per operation above, Y = allowed, . = denied.
-/// The UI columns (20-29, 31-44) need a browser session, which only a user's password opens:
+/// The UI columns (20-29, 31-44, 48) need a browser session, which only a user's password opens:
 /// robots and registry JWTs have none.
 ///                       0         1         2         3         4
-///                       012345678901234567890123456789012345678901234567
+///                       01234567890123456789012345678901234567890123456789
 #[rustfmt::skip]
 const MATRIX: &[(&str, &str)] = &[
-    ("anonymous",        ".......Y..........Y............................."),
-    ("outsider",         ".......Y..........Y.......Y....................."),
-    ("reader",           "YYY....YYY........Y.Y.....Y.........YY.........."),
-    ("writer",           "YYYYYY.YYY........Y.YY....Y....Y....YYY........."),
-    ("repoadmin",        "YYYYYY.YYYYYY.....Y.YY.YY.Y.Y.YYY...YYY......YY."),
-    ("team-member",      "YYY....YYY......Y.Y.Y.....Y.........YY.........."),
-    ("team-creator",     "......YY........YYY......YY....................."),
-    ("team-admin",       "YYYYYYYYYYYYYYY.YYY.YYYYYYY.Y.YYYY.YYYYYY..YYYYY"),
-    ("robot-write",      "YYYYYY.YY......................................."),
-    ("robot-none",       ".......Y........................................"),
-    ("superuser",        "YYYYYYYYYYYYYYYYYYYYYYYYYYY.YYYYYYYYYYYYYYYYYYYY"),
-    ("locked",           "................................................"),
-    ("jwt-expired",      "................................................"),
-    ("jwt-forged",       "................................................"),
-    ("jwt-alg-none",     "................................................"),
-    ("jwt-wrong-scope",  "................................................"),
+    ("anonymous",        ".......Y..........Y..............................."),
+    ("outsider",         ".......Y..........Y.......Y......................Y"),
+    ("reader",           "YYY....YYY........Y.Y.....Y.........YY...........Y"),
+    ("writer",           "YYYYYY.YYY........Y.YY....Y....Y....YYY..........Y"),
+    ("repoadmin",        "YYYYYY.YYYYYY.....Y.YY.YY.Y.Y.YYY...YYY......YY.YY"),
+    ("team-member",      "YYY....YYY......Y.Y.Y.....Y.........YY...........Y"),
+    ("team-creator",     "......YY........YYY......YY......................Y"),
+    ("team-admin",       "YYYYYYYYYYYYYYY.YYY.YYYYYYY.Y.YYYY.YYYYYY..YYYYYYY"),
+    ("robot-write",      "YYYYYY.YY........................................."),
+    ("robot-none",       ".......Y.........................................."),
+    ("superuser",        "YYYYYYYYYYYYYYYYYYYYYYYYYYY.YYYYYYYYYYYYYYYYYYYYYY"),
+    ("locked",           ".................................................."),
+    ("jwt-expired",      ".................................................."),
+    ("jwt-forged",       ".................................................."),
+    ("jwt-alg-none",     ".................................................."),
+    ("jwt-wrong-scope",  ".................................................."),
 ];
 
 struct World {
@@ -685,6 +687,7 @@ async fn run(c: &Client, w: &World, role: &str, cred: &Cred, op: usize) -> (bool
         30 => outcome(&c.api("GET", "/api/v1/repository/acme/app/aggregatelogs", cred, None).await, &[200]),
         45 => outcome(&c.api("GET", "/api/v1/repository/acme/app/notification/", cred, None).await, &[200]),
         47 => outcome(&c.api("GET", "/api/v1/organization/acme/notifications", cred, None).await, &[200]),
+        49 => outcome(&c.api("GET", "/api/v1/user/notifications", cred, None).await, &[200]),
         46 => outcome(
             &c.api(
                 "POST",
@@ -695,7 +698,7 @@ async fn run(c: &Client, w: &World, role: &str, cred: &Cred, op: usize) -> (bool
             .await,
             &[201],
         ),
-        20..=29 | 31..=44 => {
+        20..=29 | 31..=44 | 48 => {
             let Some((cookie, csrf)) = c.ui_session(cred).await else {
                 return (false, "no browser session".into());
             };
@@ -765,6 +768,11 @@ async fn run(c: &Client, w: &World, role: &str, cred: &Cred, op: usize) -> (bool
                     let gone = c.admin_status("GET", &format!("/api/v1/repository/{repo}")).await == 404;
                     (if status == 303 && gone { 303 } else { 403 }, body)
                 }
+                48 => {
+                    let url = format!("https://ui-{role}.invalid/hook");
+                    let f = [("event", "repo_push"), ("method", "webhook"), ("url", url.as_str())];
+                    c.ui_post(&cookie, &csrf, "/repository/acme/app/notifications", &f).await
+                }
                 _ => {
                     let name = format!("ui_{}", role.replace('-', "_"));
                     let f = [("name", name.as_str()), ("role", "member")];
@@ -777,6 +785,7 @@ async fn run(c: &Client, w: &World, role: &str, cred: &Cred, op: usize) -> (bool
                 // the history, the policies, the organization's settings, the storage tab.
                 21 | 24 | 25 | 27 | 31..=34 | 38 | 40 | 41 | 43 | 44 => status == 303,
                 36 => status == 200 && body.contains(r#"href="/repository/acme/app""#),
+                48 => status == 201 && body.contains("notification-secret"),
                 37 => status == 200 && body.contains("Layers"),
                 39 => status == 200 && body.contains(r#"id="robot-token""#),
                 42 => status == 200 && body.contains("Set a quota"),

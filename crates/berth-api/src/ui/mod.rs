@@ -109,6 +109,8 @@ pub struct Page {
     /// The request came from htmx (it wants the fragment, not the whole page).
     pub fragment: bool,
     pub ip: Option<String>,
+    /// The signed-in user's in-app notifications not dismissed (the header's count).
+    pub unread: i64,
 }
 
 impl Page {
@@ -132,6 +134,13 @@ impl Page {
                 .await
                 .ok()
                 .flatten();
+            let unread = match &actor {
+                Some(a) => berth_core::notify::Notifications::new(&st.registry, &st.auth)
+                    .unread(a)
+                    .await
+                    .unwrap_or(0),
+                None => 0,
+            };
             let b = csrf::binding(st, &headers);
             let base = crate::auth::base_url(st, &headers);
             let host = base
@@ -149,6 +158,7 @@ impl Page {
                 path,
                 fragment: headers.contains_key("hx-request") && !headers.contains_key("hx-boosted"),
                 ip,
+                unread,
             }
         }
     }
@@ -238,6 +248,10 @@ impl Page {
                         }
                         div.user {
                             @if let Some(a) = &self.actor {
+                                a.inbox href=(link(&format!("/user/{}", a.name), &[("tab", "notifications")])) {
+                                    "Notifications"
+                                    @if self.unread > 0 { " " span.badge aria-label={ (self.unread) " not read" } { (self.unread) } }
+                                }
                                 span.who { "Signed in as " a href=(link(&format!("/user/{}", a.name), &[("tab", "settings")])) { strong { (a.name) } } }
                                 form method="post" action="/signout" {
                                     input type="hidden" name="csrf" value=(self.csrf);

@@ -94,6 +94,10 @@ pub async fn organization(
         [org, "teams", team] => team_page(&st, &page, org, team).await,
         [org, "robots", robot] => robot_page(&st, &page, org, robot).await,
         [org, "applications", client_id] => application_page(&st, &page, org, client_id).await,
+        [org, "notification", uuid] => {
+            let at = berth_core::notify::Scope::Organization(org);
+            Ok(super::notifications::page_of(&st, &page, &at, uuid, None).await)
+        }
         _ => Err(Error::not_found("no such page")),
     };
     r.unwrap_or_else(|e| page.error(e))
@@ -310,6 +314,15 @@ async fn org_settings(
         .await?
         .into_iter()
         .next();
+    // Quota notifications, when FEATURE_QUOTA_NOTIFICATIONS is on.
+    let notes = if st.registry.config.notify.quota_notifications {
+        Some(
+            super::notifications::section(st, page, &berth_core::notify::Scope::Organization(org))
+                .await?,
+        )
+    } else {
+        None
+    };
     let base = format!("/organization/{org}/settings");
     let csrf = html! { input type="hidden" name="csrf" value=(page.csrf); };
     let who = |w: &Option<(String, berth_core::auth::GranteeKind)>| match w {
@@ -387,6 +400,7 @@ async fn org_settings(
             } @else {
                 p.empty { "No quota: " (org) " may use any amount of storage. A superuser sets one through the API (" code { "POST /api/v1/organization/" (org) "/quota" } ")." }
             }
+            @if let Some(n) = notes { (n) }
         }
     })
 }
@@ -656,6 +670,13 @@ pub async fn action(
         }
     }
     let parts: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    if let [org, first, ..] = parts.as_slice()
+        && (*first == "notifications" || *first == "notification")
+    {
+        let at = berth_core::notify::Scope::Organization(org);
+        let rest = &path[org.len() + 1..];
+        return super::notifications::action(&st, &page, &at, rest.trim_end_matches('/'), &f).await;
+    }
     let settings = |org: &str| link(&format!("/organization/{org}"), &[("tab", "settings")]);
     let done = match parts.as_slice() {
         [org, "settings", "general"] => {

@@ -317,6 +317,13 @@ pub async fn repository(
     {
         return manifest_page(&st, &page, repo, digest).await;
     }
+    if let Some((repo, uuid)) = path.rsplit_once("/notification/")
+        && !uuid.is_empty()
+        && !uuid.contains('/')
+    {
+        let at = berth_core::notify::Scope::Repository(repo);
+        return super::notifications::page_of(&st, &page, &at, uuid, None).await;
+    }
     match path.rsplit_once("/tag/") {
         Some((repo, tag)) if !tag.is_empty() && !tag.contains('/') => {
             tag_page(&st, &page, repo, tag).await
@@ -432,6 +439,10 @@ async fn repo_page(st: &AppState, page: &Page, repo: &str) -> Response {
             .await
         }
         "access" if view.can_admin => super::settings::access_tab(st, page, repo).await,
+        "notifications" if view.can_admin => {
+            super::notifications::section(st, page, &berth_core::notify::Scope::Repository(repo))
+                .await
+        }
         _ => info_tab(st, page, repo, &view.repository).await,
     };
     let body = match body {
@@ -448,6 +459,7 @@ async fn repo_page(st: &AppState, page: &Page, repo: &str) -> Response {
         tabs.push(("logs", "Logs"));
         tabs.push(("access", "Who has access"));
         tabs.push(("policies", "Policies"));
+        tabs.push(("notifications", "Notifications"));
         tabs.push(("settings", "Settings"));
     }
     let shown = if tabs.iter().any(|(t, _)| *t == tab) {
@@ -1257,6 +1269,17 @@ pub async fn action(
         return delete_tags(&st, &page, repo, &pairs).await;
     }
     let f: std::collections::HashMap<String, String> = pairs.into_iter().collect();
+    if let Some((repo, rest)) = path
+        .strip_suffix("/notifications")
+        .map(|r| (r, "notifications"))
+        .or_else(|| {
+            path.find("/notification/")
+                .map(|i| (&path[..i], &path[i + 1..]))
+        })
+    {
+        let at = berth_core::notify::Scope::Repository(repo);
+        return super::notifications::action(&st, &page, &at, rest, &f).await;
+    }
     if let Some((repo, what)) = path.rsplit_once("/policies/") {
         let back = link(&format!("/repository/{repo}"), &[("tab", "policies")]);
         let at = Level::Repository(repo);

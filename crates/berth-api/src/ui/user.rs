@@ -44,6 +44,7 @@ async fn user_page(st: &AppState, page: &Page, name: &str) -> Result<Response, E
     let tab = match page.q("tab") {
         Some("settings") if me.is_some() => "settings",
         Some("logs") if me.is_some() => "logs",
+        Some("notifications") if me.is_some() => "notifications",
         _ => "repos",
     };
     if tab == "logs"
@@ -53,6 +54,7 @@ async fn user_page(st: &AppState, page: &Page, name: &str) -> Result<Response, E
     }
     let body = match (tab, me) {
         ("settings", Some(actor)) => settings(st, page, actor).await?,
+        ("notifications", Some(_)) => super::notifications::inbox(st, page, name).await?,
         ("logs", Some(_)) => {
             let base = format!("/user/{name}");
             super::logs::section(st, page, LogScope::User, &base, &[("tab", "logs")]).await?
@@ -61,6 +63,7 @@ async fn user_page(st: &AppState, page: &Page, name: &str) -> Result<Response, E
     };
     let mut tabs = vec![("repos", "Repositories")];
     if me.is_some() {
+        tabs.push(("notifications", "Notifications"));
         tabs.push(("logs", "Logs"));
         tabs.push(("settings", "Account settings"));
     }
@@ -246,6 +249,12 @@ pub async fn action(
     };
     let back = link(&format!("/user/{name}"), &[("tab", "settings")]);
     let done = match &parts[1..] {
+        ["notifications", uuid, "dismiss"] => {
+            berth_core::notify::Notifications::new(&st.registry, &st.auth)
+                .dismiss(actor, uuid, true)
+                .await
+                .map(|_| link(&format!("/user/{name}"), &[("tab", "notifications")]))
+        }
         ["email"] => st
             .auth
             .update_user(
