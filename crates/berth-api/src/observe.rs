@@ -155,6 +155,22 @@ pub fn describe_metrics() {
     );
     describe_counter!("berth_quota_rejections_total", "Pushes refused by a quota");
     describe_counter!(
+        "berth_notification_deliveries_total",
+        "Notification delivery attempts, by method and outcome (delivered, retried, failed)"
+    );
+    describe_gauge!(
+        "berth_notification_deliveries_pending",
+        "Notification deliveries waiting to be sent or retried"
+    );
+    describe_gauge!(
+        "berth_notifications_disabled",
+        "Notifications disabled by consecutive failed deliveries"
+    );
+    describe_counter!(
+        "berth_notifications_disabled_total",
+        "Times consecutive failed deliveries disabled a notification"
+    );
+    describe_counter!(
         "berth_autoprune_tags_deleted_total",
         "Tags deleted by auto-prune policies"
     );

@@ -388,6 +388,15 @@ impl Db {
         )
     }
 
+    /// Disabled notifications, in all.
+    pub async fn disabled_notifications(&self) -> Result<i64> {
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM notifications WHERE disabled_at IS NOT NULL")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(n)
+    }
+
     /// Pending deliveries, in all.
     pub async fn pending_deliveries(&self) -> Result<i64> {
         let (n,): (i64,) =

@@ -512,6 +512,15 @@ fn deliveries_wait_out_an_outage_in_order_and_a_failing_receiver_disables_the_no
         None,
     );
     assert_eq!(logs["logs"].as_array().map(Vec::len), Some(1), "{logs}");
+    let m = c.metrics();
+    for want in [
+        r#"berth_notification_deliveries_total{method="webhook",outcome="delivered"} 3"#,
+        r#"outcome="retried""#,
+        r#"outcome="failed""#,
+        "berth_notifications_disabled_total 1",
+    ] {
+        assert!(m.contains(want), "{want} in\n{m}");
+    }
     // Disabled: later pushes send nothing; a reset re-enables it.
     let before = r.got().len();
     r.status.store(200, Ordering::SeqCst);

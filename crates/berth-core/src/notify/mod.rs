@@ -275,6 +275,10 @@ impl Registry {
     /// Queues the job of every notification whose next attempt is due (retries, and
     /// deliveries whose job was finishing as they were written).
     pub async fn schedule_deliveries(&self) -> Result<usize> {
+        metrics::gauge!("berth_notification_deliveries_pending")
+            .set(self.db.pending_deliveries().await? as f64);
+        metrics::gauge!("berth_notifications_disabled")
+            .set(self.db.disabled_notifications().await? as f64);
         let due = self.db.due_notifications(berth_db::now_ms()).await?;
         let mut w = self.db.write().await?;
         for id in &due {
