@@ -178,8 +178,12 @@ try {
   await page.getByRole("button", { name: "Delete 1.0" }).click();
   await page.waitForURL(/tab=history&tag=1\.0/);
   await audit(page, "tag history");
-  await page.getByRole("button", { name: "Restore 1.0 to this" }).first().click();
-  await page.waitForURL(/tab=history/);
+  // The restore answers with the same history URL the page is on: wait for the POST itself.
+  await Promise.all([
+    page.waitForResponse((r) => r.url().includes("/tag/1.0/restore") && r.request().method() === "POST"),
+    page.getByRole("button", { name: "Restore 1.0 to this" }).first().click(),
+  ]);
+  await page.waitForLoadState();
   await page.goto(`/repository/${demo}?tab=tags`);
   await page.getByRole("link", { name: "1.0", exact: true }).waitFor();
 
@@ -252,6 +256,22 @@ try {
   await page.goto(`/repository/${demo}?tab=policies`);
   await page.getByRole("button", { name: "Remove policy ^1\\." }).click();
   await page.getByText("None here.").first().waitFor();
+
+  step = "a webhook notification from the Notifications tab: its secret once, its page, a test";
+  await page.goto(`/repository/${demo}?tab=notifications`);
+  await expectText(page, "No notifications yet.");
+  await audit(page, "notifications tab");
+  await page.getByLabel("Title (optional)").fill("CI hook");
+  await page.getByLabel("URL (webhook, Slack)").fill("https://ci.invalid/hook");
+  await page.getByRole("button", { name: "Create notification" }).click();
+  await page.locator("#notification-secret").waitFor();
+  await audit(page, "notification created");
+  await page.getByRole("button", { name: "Send a test" }).click();
+  await page.getByRole("heading", { name: "Deliveries" }).waitFor();
+  await page.goto(`/repository/${demo}?tab=notifications`);
+  await page.getByRole("link", { name: "CI hook" }).click();
+  check((await page.locator("#notification-secret").count()) === 0, "the secret is shown only once");
+  await audit(page, "notification page");
 
   step = "the superuser panel: users, logs, storage and garbage collection";
   const suContext = await browser.newContext({ baseURL: base });
