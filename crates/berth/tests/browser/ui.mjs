@@ -327,6 +327,8 @@ try {
       await p.screenshot({ path: path.join(shots, `logs-${scheme}.png`), fullPage: true });
       await p.goto(`/user/${user}?tab=settings`);
       await p.screenshot({ path: path.join(shots, `settings-${scheme}.png`), fullPage: true });
+      await p.goto(`/repository/${demo}?tab=notifications`);
+      await p.screenshot({ path: path.join(shots, `notifications-${scheme}.png`), fullPage: true });
       await ctx.close();
     }
     const phone = await browser.newContext({ baseURL: base, viewport: { width: 390, height: 844 }, isMobile: true });
