@@ -1062,3 +1062,136 @@ fn email_goes_to_an_address_confirmed_through_the_mailed_link() {
     assert!(m.contains("text/plain") && m.contains("text/html"), "{m}");
     assert!(m.contains("updated_tags: v2"), "{m}");
 }
+
+#[test]
+fn every_event_tests_with_quays_sample_payload_field_by_field() {
+    let b = Berth::start_with_env(&fast_env());
+    let c = Client::new(&b);
+    let r = Receiver::start();
+    let repo = "admin/samples";
+    c.image(repo, "v1", "v1", &[b"v1"]);
+    let base = ["docker_url", "homepage", "name", "namespace", "repository"];
+    let build = [
+        "build_id",
+        "build_name",
+        "docker_tags",
+        "trigger_id",
+        "trigger_kind",
+        "trigger_metadata",
+    ];
+    let cases: Vec<(&str, Value, Vec<&str>)> = vec![
+        (
+            "repo_push",
+            json!({}),
+            vec!["pruned_image_count", "updated_tags"],
+        ),
+        (
+            "repo_image_expiry",
+            json!({"days": 3}),
+            vec!["expiring_in", "tags"],
+        ),
+        (
+            "vulnerability_found",
+            json!({"level": 1}),
+            vec!["image", "tags", "vulnerability"],
+        ),
+        (
+            "build_queued",
+            json!({}),
+            [&build[..], &["is_manual"]].concat(),
+        ),
+        ("build_start", json!({}), build.to_vec()),
+        ("build_success", json!({}), build.to_vec()),
+        (
+            "build_failure",
+            json!({}),
+            [&build[..], &["error_message"]].concat(),
+        ),
+        ("build_cancelled", json!({}), build.to_vec()),
+        ("repo_mirror_sync_started", json!({}), vec!["message"]),
+        ("repo_mirror_sync_success", json!({}), vec!["message"]),
+        ("repo_mirror_sync_failed", json!({}), vec!["message"]),
+    ];
+    for (event, config, own) in &cases {
+        let n = notification(
+            &c,
+            repo,
+            json!({"event": event, "method": "webhook", "config": {"url": r.url(&format!("/{event}"))}, "eventConfig": config}),
+        );
+        assert_eq!(&n["event_config"], config);
+        let uuid = n["uuid"].as_str().expect("uuid");
+        let (s, _) = c.api(
+            "POST",
+            &format!("/api/v1/repository/{repo}/notification/{uuid}/test"),
+            None,
+        );
+        assert_eq!(s, 200);
+        let body = r.wait_for(&format!("/{event}"), 1)[0].json();
+        let mut want: Vec<&str> = base.iter().chain(own.iter()).copied().collect();
+        want.sort();
+        let got: Vec<&str> = body
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(got, want, "{event}: {body}");
+        assert_eq!(body["repository"], repo);
+        match *event {
+            "repo_image_expiry" => assert_eq!(body["expiring_in"], "3 days"),
+            "vulnerability_found" => {
+                let v = &body["vulnerability"];
+                let mut keys: Vec<&str> = v
+                    .as_object()
+                    .expect("object")
+                    .keys()
+                    .map(String::as_str)
+                    .collect();
+                keys.sort();
+                assert_eq!(keys, ["description", "has_fix", "id", "link", "priority"]);
+                assert_eq!(
+                    v["priority"], "High",
+                    "the sample follows the level asked for"
+                );
+            }
+            "build_start" => assert_eq!(body["trigger_metadata"]["ref"], "refs/heads/somebranch"),
+            "repo_mirror_sync_failed" => assert_eq!(body["message"], "TEST NOTIFICATION"),
+            _ => {}
+        }
+    }
+    // Quota samples on a namespace notification.
+    let (s, v) = c.api(
+        "POST",
+        "/api/v1/user/namespacenotifications",
+        Some(json!({"event": "quota_error", "method": "webhook", "config": {"url": r.url("/quota")}, "eventConfig": {}})),
+    );
+    assert_eq!(s, 201, "{v}");
+    let uuid = v["uuid"].as_str().expect("uuid");
+    c.api(
+        "POST",
+        &format!("/api/v1/user/namespacenotifications/{uuid}/test"),
+        None,
+    );
+    let q = r.wait_for("/quota", 1)[0].json();
+    let got: Vec<&str> = q
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "homepage",
+            "limit_bytes",
+            "limit_bytes_formatted",
+            "namespace",
+            "threshold_percent",
+            "usage_bytes",
+            "usage_bytes_formatted",
+            "usage_percent"
+        ],
+        "{q}"
+    );
+    assert_eq!(q["usage_percent"], 105);
+}
