@@ -240,7 +240,7 @@ fn unavailable_capabilities_are_named_in_the_banner() {
     let cfg = tmp.path().join("config.yaml");
     std::fs::write(
         &cfg,
-        "FEATURE_SECURITY_SCANNER: true\nFEATURE_REPO_MIRROR: true\nFEATURE_MAILING: false\n\
+        "FEATURE_SECURITY_SCANNER: true\nFEATURE_REPO_MIRROR: true\nMAIL_FAIL_SILENTLY: true\n\
          REGISTRY_TITLE: Example\nBUILDLOGS_REDIS: {host: redis}\n",
     )
     .expect("write config");

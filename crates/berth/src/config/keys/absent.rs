@@ -31,7 +31,12 @@ pub static KEYS: &[KeyDef] = &[
     unavailable("FEATURE_EXPORT_COMPLIANCE", "export-compliance checks").default_is("false"),
     unavailable("FEATURE_GITHUB_BUILD", "Dockerfile builds").default_is("false"),
     unavailable("FEATURE_GITLAB_BUILD", "Dockerfile builds").default_is("false"),
-    unavailable("FEATURE_IMAGE_EXPIRY_TRIGGER", "image expiry notifications").default_is("false"),
+    no_effect(
+        "FEATURE_IMAGE_EXPIRY_TRIGGER",
+        B,
+        "repo_image_expiry notifications are always available in Berth",
+    )
+    .default_is("false"),
     unavailable("FEATURE_ORG_MIRROR", "organization mirroring").default_is("false"),
     unavailable("FEATURE_OTEL_TRACING", "OpenTelemetry tracing").default_is("false"),
     unavailable("FEATURE_PROGRAMMATIC_BOOTSTRAP", "the bootstrap token API").default_is("false"),
@@ -127,5 +132,4 @@ pub static KEYS: &[KeyDef] = &[
     no_effect("USERFILES_LOCATION", S, BUILDS).default_is(r#""local_us""#),
     no_effect("USERFILES_PATH", S, BUILDS).default_is(r#""userfiles/""#),
     no_effect("USE_CDN", B, HOSTED).default_is("false"),
-    no_effect("WEBHOOK_HOSTNAME_BLACKLIST", L, NOTIFY).default_is("[]"),
 ];

@@ -173,5 +173,6 @@ pub static KEYS: &[KeyDef] = &[
             c.notify.webhook_hostname_blacklist = as_string_list(k, v)?;
             Ok(())
         },
-    ),
+    )
+    .default_is("[]"),
 ];
