@@ -211,6 +211,7 @@ mod tests {
             kinds,
             [
                 "delete_repository",
+                "deliver_notification",
                 "gc_blobs",
                 "gc_orphans",
                 "gc_repository",
