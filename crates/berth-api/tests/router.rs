@@ -771,18 +771,7 @@ async fn the_tags_tab_pages_through_every_tag_with_cursors_and_hides_private_rep
     assert!(text(r).await.contains("/signin?next="));
 
     let b = Browser::sign_in(&app).await;
-    let rows = |page: &str| -> Vec<String> {
-        page.split(r#"<th scope="row"><a href="/repository/alice/many/tag/"#)
-            .skip(1)
-            .filter_map(|s| s.split('"').next().map(str::to_string))
-            .collect()
-    };
-    let next = |page: &str| -> Option<String> {
-        let at = page.find(r#"rel="next""#)?;
-        let head = &page[..at];
-        let href = head.rfind("href=\"")?;
-        Some(head[href + 6..].split('"').next()?.replace("&amp;", "&"))
-    };
+    let rows = |page: &str| tag_rows(page, "alice/many");
     let mut seen = Vec::new();
     let mut uri = "/repository/alice/many?tab=tags".to_string();
     let mut pages = 0;
@@ -791,7 +780,7 @@ async fn the_tags_tab_pages_through_every_tag_with_cursors_and_hides_private_rep
         assert!(page.contains("120 tags"), "{page}");
         seen.extend(rows(&page));
         pages += 1;
-        match next(&page) {
+        match next_page(&page) {
             Some(n) if pages < 10 => uri = n,
             _ => break,
         }
@@ -1904,18 +1893,7 @@ async fn the_tags_tab_filters_by_regex_and_label_sorts_by_version_and_shows_plat
     assert_eq!(r.status(), StatusCode::CREATED);
 
     let b = Browser::sign_in(&app).await;
-    let rows = |page: &str| -> Vec<String> {
-        page.split(r#"<th scope="row"><a href="/repository/alice/ver/tag/"#)
-            .skip(1)
-            .filter_map(|s| s.split('"').next().map(str::to_string))
-            .collect()
-    };
-    let next = |page: &str| -> Option<String> {
-        let at = page.find(r#"rel="next""#)?;
-        let head = &page[..at];
-        let href = head.rfind("href=\"")?;
-        Some(head[href + 6..].split('"').next()?.replace("&amp;", "&"))
-    };
+    let rows = |page: &str| tag_rows(page, "alice/ver");
 
     // Version order, highest first, across pages; names that are not versions last.
     let mut seen = Vec::new();
@@ -1924,7 +1902,7 @@ async fn the_tags_tab_filters_by_regex_and_label_sorts_by_version_and_shows_plat
         let page = b.get(&uri).await;
         assert!(page.contains("61 tags"), "{page}");
         seen.extend(rows(&page));
-        match next(&page) {
+        match next_page(&page) {
             Some(n) => {
                 assert!(
                     n.contains("sort=version"),
@@ -2336,4 +2314,22 @@ async fn the_notifications_tab_creates_a_webhook_shows_its_secret_once_and_delet
     assert!(b.get(&to).await.contains("No notifications yet."));
     let inbox = b.get("/user/alice?tab=notifications").await;
     assert!(inbox.contains("Nothing here."), "{inbox}");
+}
+
+/// The tags a Tags tab lists, in its order.
+fn tag_rows(page: &str, repo: &str) -> Vec<String> {
+    page.split(&format!(
+        r#"<th scope="row"><a href="/repository/{repo}/tag/"#
+    ))
+    .skip(1)
+    .filter_map(|s| s.split('"').next().map(str::to_string))
+    .collect()
+}
+
+/// The page's "Next page" link, unescaped.
+fn next_page(page: &str) -> Option<String> {
+    let at = page.find(r#"rel="next""#)?;
+    let head = &page[..at];
+    let href = head.rfind("href=\"")?;
+    Some(head[href + 6..].split('"').next()?.replace("&amp;", "&"))
 }

@@ -78,7 +78,7 @@ async fn registry(cfg: &Config, migrate: bool) -> anyhow::Result<Registry> {
                 server_hostname: cfg.server_hostname.clone(),
                 scheme: cfg.preferred_url_scheme.clone(),
                 database_secret: cfg.auth.database_secret.clone(),
-                mail: cfg.mail.smtp(),
+                mail: (cfg.mailing && !cfg.mail.server.is_empty()).then(|| cfg.mail.clone()),
                 ..cfg.notify.clone()
             },
             ..CoreConfig::default()

@@ -17,12 +17,27 @@ pub struct MailConfig {
     pub port: u16,
     /// `MAIL_USE_TLS`: STARTTLS, required (true by default).
     pub use_tls: bool,
-    /// `MAIL_USE_AUTH` with `MAIL_USERNAME` / `MAIL_PASSWORD`.
+    /// `MAIL_USE_AUTH` with `MAIL_USERNAME` / `MAIL_PASSWORD` (a username given logs in too).
     pub use_auth: bool,
     pub username: Option<String>,
     pub password: Option<String>,
     /// `MAIL_DEFAULT_SENDER`.
     pub sender: String,
+}
+
+impl Default for MailConfig {
+    /// Quay's defaults (no server: no mail).
+    fn default() -> Self {
+        MailConfig {
+            server: String::new(),
+            port: 587,
+            use_tls: true,
+            use_auth: false,
+            username: None,
+            password: None,
+            sender: "admin@example.com".into(),
+        }
+    }
 }
 
 /// Whether `addr` is an address mail can be sent to.
@@ -57,7 +72,7 @@ pub async fn send(
         AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&m.server)
     };
     let mut builder = builder.port(m.port).timeout(Some(timeout));
-    if m.use_auth
+    if (m.use_auth || m.username.is_some())
         && let (Some(u), Some(p)) = (&m.username, &m.password)
     {
         builder = builder.credentials(Credentials::new(u.clone(), p.clone()));

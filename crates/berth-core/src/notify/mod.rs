@@ -213,10 +213,8 @@ impl Registry {
             if self.db.delivered_since(w, row.id, event, since).await? {
                 continue;
             }
-            self.db
-                .add_delivery(w, row.id, &event_id, event, &payload)
+            self.queue_delivery(w, row.id, &event_id, event, &payload)
                 .await?;
-            crate::jobs::enqueue(&self.db, w, &DeliverNotification { id: row.id }).await?;
             n += 1;
         }
         Ok(n)
@@ -263,13 +261,35 @@ impl Registry {
             if !events::passes(event, &filter, &data) {
                 continue;
             }
-            self.db
-                .add_delivery(w, row.id, &event_id, event, &payload)
+            self.queue_delivery(w, row.id, &event_id, event, &payload)
                 .await?;
-            crate::jobs::enqueue(&self.db, w, &DeliverNotification { id: row.id }).await?;
             n += 1;
         }
         Ok(n)
+    }
+
+    /// The one way a delivery enters the outbox: its row and its notification's job, inside
+    /// `w` (events, tests, expiry notices and redeliveries all come here).
+    async fn queue_delivery(
+        &self,
+        w: &mut WriteTx,
+        notification_id: i64,
+        event_id: &str,
+        event: &str,
+        payload: &str,
+    ) -> Result<()> {
+        self.db
+            .add_delivery(w, notification_id, event_id, event, payload)
+            .await?;
+        crate::jobs::enqueue(
+            &self.db,
+            w,
+            &DeliverNotification {
+                id: notification_id,
+            },
+        )
+        .await?;
+        Ok(())
     }
 
     /// Queues the job of every notification whose next attempt is due (retries, and
@@ -280,6 +300,10 @@ impl Registry {
         metrics::gauge!("berth_notifications_disabled")
             .set(self.db.disabled_notifications().await? as f64);
         let due = self.db.due_notifications(berth_db::now_ms()).await?;
+        if due.is_empty() {
+            // Every 2 s on an idle registry: no write transaction for nothing.
+            return Ok(0);
+        }
         let mut w = self.db.write().await?;
         for id in &due {
             crate::jobs::enqueue(&self.db, &mut w, &DeliverNotification { id: *id }).await?;
@@ -303,13 +327,13 @@ impl Registry {
             if d.next_at > now {
                 return Ok(());
             }
-            let out = if n.method == "quay_notification" {
-                self.deliver_in_app(&n, &d).await
-            } else if n.method == "email" {
-                self.deliver_email(&c, &n, &d).await
-            } else {
-                send::deliver(self, &c, &n, &secrets, &d).await
+            let started = std::time::Instant::now();
+            let (status, result) = match n.method.as_str() {
+                "quay_notification" => (None, self.deliver_in_app(&n, &d).await),
+                "email" => (None, self.deliver_email(&c, &n, &d).await),
+                _ => send::deliver(self, &c, &n, &secrets, &d).await,
             };
+            let out = Outcome::of(started, status, result);
             let attempt = berth_db::Attempt {
                 status: out.status,
                 error: out.error.as_deref(),
@@ -344,8 +368,11 @@ impl Registry {
 
     /// An in-app delivery: a user notification (kind: the event, metadata: its data) for each
     /// user the target names (a team is one of the notification's organization).
-    async fn deliver_in_app(&self, n: &NotificationRow, d: &berth_db::DeliveryRow) -> Outcome {
-        let started = std::time::Instant::now();
+    async fn deliver_in_app(
+        &self,
+        n: &NotificationRow,
+        d: &berth_db::DeliveryRow,
+    ) -> std::result::Result<(), String> {
         let config: Value = serde_json::from_str(&n.config).unwrap_or(Value::Null);
         let data: Value = serde_json::from_str(&d.payload).unwrap_or(Value::Null);
         let ns = data["namespace"].as_str().unwrap_or("").to_string();
@@ -357,23 +384,9 @@ impl Registry {
             self.db
                 .add_user_notifications(&accounts, &d.event, org, &d.payload)
                 .await?;
-            Ok::<usize, Error>(accounts.len())
+            Ok::<(), Error>(())
         };
-        let elapsed = || i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-        match done.await {
-            Ok(_) => Outcome {
-                ok: true,
-                status: None,
-                error: None,
-                latency_ms: elapsed(),
-            },
-            Err(e) => Outcome {
-                ok: false,
-                status: None,
-                error: Some(e.to_string()),
-                latency_ms: elapsed(),
-            },
-        }
+        done.await.map_err(|e| e.to_string())
     }
 
     /// An email delivery: to the notification's address (a namespace notification without one
@@ -383,32 +396,25 @@ impl Registry {
         c: &NotifyConfig,
         n: &NotificationRow,
         d: &berth_db::DeliveryRow,
-    ) -> Outcome {
-        let started = std::time::Instant::now();
-        let elapsed = || i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-        let fail = |e: String| Outcome {
-            ok: false,
-            status: None,
-            error: Some(e),
-            latency_ms: elapsed(),
-        };
+    ) -> std::result::Result<(), String> {
         let Some(m) = &c.mail else {
-            return fail("email is not set up (MAIL_SERVER)".into());
+            return Err("email is not set up (MAIL_SERVER)".into());
         };
         let config: Value = serde_json::from_str(&n.config).unwrap_or(Value::Null);
         let to = match (config["email"].as_str(), &n.namespace) {
             (Some(e), _) => e.to_string(),
-            (None, Some(ns)) => match self.db.account_email(ns).await {
-                Ok(Some(e)) => e,
-                Ok(None) => return fail(format!("{ns} has no email address")),
-                Err(e) => return fail(e.to_string()),
-            },
-            (None, None) => return fail("the notification has no address".into()),
+            (None, Some(ns)) => self
+                .db
+                .account_email(ns)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("{ns} has no email address"))?,
+            (None, None) => return Err("the notification has no address".into()),
         };
         let data: Value = serde_json::from_str(&d.payload).unwrap_or(Value::Null);
         let (text, html) = mail::bodies(&d.event, &data);
         let timeout = std::time::Duration::from_millis(c.send_timeout_ms.max(1));
-        match mail::send(
+        mail::send(
             m,
             timeout,
             &to,
@@ -417,15 +423,6 @@ impl Registry {
             html,
         )
         .await
-        {
-            Ok(()) => Outcome {
-                ok: true,
-                status: None,
-                error: None,
-                latency_ms: elapsed(),
-            },
-            Err(e) => fail(e),
-        }
     }
 
     /// Tells of tags about to expire: for each repo_image_expiry notification, one event with
@@ -462,16 +459,14 @@ impl Registry {
             );
             let mut w = self.db.write().await?;
             self.db.note_expiry_notices(&mut w, n.id, &tags).await?;
-            self.db
-                .add_delivery(
-                    &mut w,
-                    n.id,
-                    &uuid::Uuid::new_v4().to_string(),
-                    "repo_image_expiry",
-                    &data.to_string(),
-                )
-                .await?;
-            crate::jobs::enqueue(&self.db, &mut w, &DeliverNotification { id: n.id }).await?;
+            self.queue_delivery(
+                &mut w,
+                n.id,
+                &uuid::Uuid::new_v4().to_string(),
+                "repo_image_expiry",
+                &data.to_string(),
+            )
+            .await?;
             w.commit().await?;
             sent += 1;
         }
@@ -778,14 +773,7 @@ impl<'a> Notifications<'a> {
                 secret: &sealed,
             })
             .await?;
-        self.auth
-            .audit
-            .record(
-                at.entry(caller.audit(&at.kind("add"))).meta(
-                    json!({"notification_id": uuid, "event": spec.event, "method": spec.method}),
-                ),
-            )
-            .await;
+        self.audit_change(caller, at, "add", &row).await;
         Ok(Created {
             notification: view(&row),
             secret: signing_key,
@@ -892,13 +880,7 @@ impl<'a> Notifications<'a> {
     pub async fn delete(&self, caller: Caller<'_>, at: &Scope<'_>, uuid: &str) -> Result<()> {
         let n = self.of_scope(caller.actor, at, uuid).await?;
         self.registry.db.delete_notification(n.id).await?;
-        self.auth
-            .audit
-            .record(
-                at.entry(caller.audit(&at.kind("delete")))
-                    .meta(json!({"notification_id": uuid, "event": n.event, "method": n.method})),
-            )
-            .await;
+        self.audit_change(caller, at, "delete", &n).await;
         Ok(())
     }
 
@@ -906,14 +888,25 @@ impl<'a> Notifications<'a> {
     pub async fn reset(&self, caller: Caller<'_>, at: &Scope<'_>, uuid: &str) -> Result<()> {
         let n = self.of_scope(caller.actor, at, uuid).await?;
         self.registry.db.reset_notification(n.id).await?;
+        self.audit_change(caller, at, "reset", &n).await;
+        Ok(())
+    }
+
+    /// Quay's `{verb}_repo_notification` (or namespace) audit entry for `n`.
+    async fn audit_change(
+        &self,
+        caller: Caller<'_>,
+        at: &Scope<'_>,
+        verb: &str,
+        n: &NotificationRow,
+    ) {
         self.auth
             .audit
             .record(
-                at.entry(caller.audit(&at.kind("reset")))
-                    .meta(json!({"notification_id": uuid, "event": n.event, "method": n.method})),
+                at.entry(caller.audit(&at.kind(verb)))
+                    .meta(json!({"notification_id": n.uuid, "event": n.event, "method": n.method})),
             )
             .await;
-        Ok(())
     }
 
     /// Queues Quay's sample payload of the notification's event, delivered as a real event
@@ -932,17 +925,16 @@ impl<'a> Notifications<'a> {
     }
 
     async fn enqueue(&self, n: &NotificationRow, data: &Value) -> Result<()> {
-        let db = &self.registry.db;
-        let mut w = db.write().await?;
-        db.add_delivery(
-            &mut w,
-            n.id,
-            &uuid::Uuid::new_v4().to_string(),
-            &n.event,
-            &data.to_string(),
-        )
-        .await?;
-        crate::jobs::enqueue(db, &mut w, &DeliverNotification { id: n.id }).await?;
+        let mut w = self.registry.db.write().await?;
+        self.registry
+            .queue_delivery(
+                &mut w,
+                n.id,
+                &uuid::Uuid::new_v4().to_string(),
+                &n.event,
+                &data.to_string(),
+            )
+            .await?;
         Ok(w.commit().await?)
     }
 
@@ -986,9 +978,9 @@ impl<'a> Notifications<'a> {
             Error::not_found(format!("notification {uuid} has no delivery {delivery_id}"))
         })?;
         let mut w = db.write().await?;
-        db.add_delivery(&mut w, n.id, &d.event_id, &d.event, &d.payload)
+        self.registry
+            .queue_delivery(&mut w, n.id, &d.event_id, &d.event, &d.payload)
             .await?;
-        crate::jobs::enqueue(db, &mut w, &DeliverNotification { id: n.id }).await?;
         Ok(w.commit().await?)
     }
 }

@@ -19,6 +19,21 @@ pub struct Outcome {
     pub latency_ms: i64,
 }
 
+impl Outcome {
+    /// An attempt begun at `started` that got `status` (when a receiver answered) and `result`.
+    pub(super) fn of(started: Instant, status: Option<i64>, result: Result<(), String>) -> Outcome {
+        Outcome {
+            ok: result.is_ok(),
+            status,
+            error: result.err(),
+            latency_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
+        }
+    }
+}
+
+/// What a sender answers: the receiver's status, if one answered, and whether it was delivered.
+pub(super) type Sent = (Option<i64>, Result<(), String>);
+
 /// The body a notification sends for `data` and its content type.
 pub(super) fn body(
     c: &NotifyConfig,
@@ -89,14 +104,8 @@ pub(super) async fn deliver(
     n: &NotificationRow,
     s: &Secrets,
     d: &DeliveryRow,
-) -> Outcome {
-    let started = Instant::now();
-    let fail = |error: String, status: Option<i64>| Outcome {
-        ok: false,
-        status,
-        error: Some(error),
-        latency_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
-    };
+) -> Sent {
+    let fail = |error: String, status: Option<i64>| (status, Err(error));
     let data: Value = serde_json::from_str(&d.payload).unwrap_or(Value::Null);
     let (body, content_type) = match body(c, n, d, &data) {
         Ok(b) => b,
@@ -135,12 +144,7 @@ pub(super) async fn deliver(
         Ok(r) => {
             let status = i64::from(r.status().as_u16());
             if r.status().is_success() {
-                Outcome {
-                    ok: true,
-                    status: Some(status),
-                    error: None,
-                    latency_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
-                }
+                (Some(status), Ok(()))
             } else if r.status().is_redirection() {
                 fail(
                     "redirects are not followed: give the notification its final URL".into(),

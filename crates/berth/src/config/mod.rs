@@ -56,8 +56,10 @@ pub struct Config {
     /// Notifications' delivery (its host and scheme are filled from SERVER_HOSTNAME and
     /// PREFERRED_URL_SCHEME when the server starts).
     pub notify: berth_core::notify::NotifyConfig,
-    /// `FEATURE_MAILING` and `MAIL_*`; the core gets an SMTP setting when a server is named.
-    pub mail: MailSettings,
+    /// `MAIL_*`; the core gets them when `FEATURE_MAILING` is on and a server is named.
+    pub mail: berth_core::notify::mail::MailConfig,
+    /// `FEATURE_MAILING`.
+    pub mailing: bool,
     pub immutable_tags_can_expire: bool,
     /// `MAXIMUM_LAYER_SIZE` in bytes (Quay's default 20G).
     pub max_layer_bytes: u64,
@@ -128,7 +130,8 @@ impl Default for Config {
             },
             quota: berth_core::QuotaConfig::default(),
             notify: berth_core::notify::NotifyConfig::default(),
-            mail: MailSettings::default(),
+            mail: berth_core::notify::mail::MailConfig::default(),
+            mailing: true,
             immutable_tags_can_expire: false,
             max_layer_bytes: berth_core::DEFAULT_MAX_BLOB_BYTES,
             registry_readonly: false,
@@ -413,50 +416,5 @@ fn parent_dir(p: &Path) -> PathBuf {
     match p.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
-    }
-}
-
-/// Quay's mail settings as read.
-#[derive(Debug, Clone)]
-pub struct MailSettings {
-    pub enabled: bool,
-    pub server: String,
-    pub port: u16,
-    pub use_tls: bool,
-    pub use_auth: bool,
-    pub username: Option<String>,
-    pub password: Option<String>,
-    pub sender: String,
-}
-
-impl Default for MailSettings {
-    fn default() -> Self {
-        MailSettings {
-            enabled: true,
-            server: String::new(),
-            port: 587,
-            use_tls: true,
-            use_auth: false,
-            username: None,
-            password: None,
-            sender: "admin@example.com".into(),
-        }
-    }
-}
-
-impl MailSettings {
-    /// The core's SMTP setting, when mail is on and a server is named.
-    pub fn smtp(&self) -> Option<berth_core::notify::mail::MailConfig> {
-        (self.enabled && !self.server.trim().is_empty()).then(|| {
-            berth_core::notify::mail::MailConfig {
-                server: self.server.trim().to_string(),
-                port: self.port,
-                use_tls: self.use_tls,
-                use_auth: self.use_auth || self.username.is_some(),
-                username: self.username.clone(),
-                password: self.password.clone(),
-                sender: self.sender.clone(),
-            }
-        })
     }
 }

@@ -21,7 +21,7 @@ pub static KEYS: &[KeyDef] = &[
         B,
         "send mail: email notifications and the mail that authorizes their address (needs MAIL_SERVER)",
         |c, k, v, _| {
-            c.mail.enabled = as_bool(k, v)?;
+            c.mailing = as_bool(k, v)?;
             Ok(())
         },
     )
@@ -31,7 +31,7 @@ pub static KEYS: &[KeyDef] = &[
         S,
         "SMTP server of outgoing mail (none: no mail is sent)",
         |c, k, v, _| {
-            c.mail.server = as_string(k, v)?;
+            c.mail.server = as_string(k, v)?.trim().to_string();
             Ok(())
         },
     )
