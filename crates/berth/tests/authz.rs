@@ -335,31 +335,33 @@ const OPS: &[&str] = &[
     "api org notifs",    // 47 GET /api/v1/organization/acme/notifications (quota events)
     "ui add notif",      // 48 POST /repository/acme/app/notifications (a webhook)
     "api my inbox",      // 49 GET /api/v1/user/notifications
+    "api take owner",    // 50 POST /api/v1/superuser/takeownership/acme
+    "api purge tag",     // 51 POST /api/v1/repository/acme/app/tag/v1/expire (PERMANENTLY_DELETE_TAGS off: nobody)
 ];
 
 /// Expected outcome per caller: one character per operation above, Y = allowed, . = denied.
 /// The UI columns (20-29, 31-44, 48) need a browser session, which only a user's password opens:
 /// robots and registry JWTs have none.
 ///                       0         1         2         3         4
-///                       01234567890123456789012345678901234567890123456789
+///                       0123456789012345678901234567890123456789012345678901
 #[rustfmt::skip]
 const MATRIX: &[(&str, &str)] = &[
-    ("anonymous",        ".......Y..........Y..............................."),
-    ("outsider",         ".......Y..........Y.......Y......................Y"),
-    ("reader",           "YYY....YYY........Y.Y.....Y.........YY...........Y"),
-    ("writer",           "YYYYYY.YYY........Y.YY....Y....Y....YYY..........Y"),
-    ("repoadmin",        "YYYYYY.YYYYYY.....Y.YY.YY.Y.Y.YYY...YYY......YY.YY"),
-    ("team-member",      "YYY....YYY......Y.Y.Y.....Y.........YY...........Y"),
-    ("team-creator",     "......YY........YYY......YY......................Y"),
-    ("team-admin",       "YYYYYYYYYYYYYYY.YYY.YYYYYYY.Y.YYYY.YYYYYY..YYYYYYY"),
-    ("robot-write",      "YYYYYY.YY........................................."),
-    ("robot-none",       ".......Y.........................................."),
-    ("superuser",        "YYYYYYYYYYYYYYYYYYYYYYYYYYY.YYYYYYYYYYYYYYYYYYYYYY"),
-    ("locked",           ".................................................."),
-    ("jwt-expired",      ".................................................."),
-    ("jwt-forged",       ".................................................."),
-    ("jwt-alg-none",     ".................................................."),
-    ("jwt-wrong-scope",  ".................................................."),
+    ("anonymous",        ".......Y..........Y................................."),
+    ("outsider",         ".......Y..........Y.......Y......................Y.."),
+    ("reader",           "YYY....YYY........Y.Y.....Y.........YY...........Y.."),
+    ("writer",           "YYYYYY.YYY........Y.YY....Y....Y....YYY..........Y.."),
+    ("repoadmin",        "YYYYYY.YYYYYY.....Y.YY.YY.Y.Y.YYY...YYY......YY.YY.."),
+    ("team-member",      "YYY....YYY......Y.Y.Y.....Y.........YY...........Y.."),
+    ("team-creator",     "......YY........YYY......YY......................Y.."),
+    ("team-admin",       "YYYYYYYYYYYYYYY.YYY.YYYYYYY.Y.YYYY.YYYYYY..YYYYYYY.."),
+    ("robot-write",      "YYYYYY.YY..........................................."),
+    ("robot-none",       ".......Y............................................"),
+    ("superuser",        "YYYYYYYYYYYYYYYYYYYYYYYYYYY.YYYYYYYYYYYYYYYYYYYYYYY."),
+    ("locked",           "...................................................."),
+    ("jwt-expired",      "...................................................."),
+    ("jwt-forged",       "...................................................."),
+    ("jwt-alg-none",     "...................................................."),
+    ("jwt-wrong-scope",  "...................................................."),
 ];
 
 struct World {
@@ -688,6 +690,11 @@ async fn run(c: &Client, w: &World, role: &str, cred: &Cred, op: usize) -> (bool
         45 => outcome(&c.api("GET", "/api/v1/repository/acme/app/notification/", cred, None).await, &[200]),
         47 => outcome(&c.api("GET", "/api/v1/organization/acme/notifications", cred, None).await, &[200]),
         49 => outcome(&c.api("GET", "/api/v1/user/notifications", cred, None).await, &[200]),
+        50 => outcome(&c.api("POST", "/api/v1/superuser/takeownership/acme", cred, None).await, &[200]),
+        51 => outcome(
+            &c.api("POST", "/api/v1/repository/acme/app/tag/v1/expire", cred, Some(json!({"manifest_digest": w.digest, "is_alive": false}))).await,
+            &[200],
+        ),
         46 => outcome(
             &c.api(
                 "POST",
