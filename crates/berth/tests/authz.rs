@@ -336,7 +336,7 @@ const OPS: &[&str] = &[
     "ui add notif",      // 48 POST /repository/acme/app/notifications (a webhook)
     "api my inbox",      // 49 GET /api/v1/user/notifications
     "api take owner",    // 50 POST /api/v1/superuser/takeownership/acme
-    "api purge tag",     // 51 POST /api/v1/repository/acme/app/tag/v1/expire (PERMANENTLY_DELETE_TAGS off: nobody)
+    "api purge tag",     // 51 POST /api/v1/repository/acme/app/tag/v1/expire (feature off)
 ];
 
 /// Expected outcome per caller: one character per operation above, Y = allowed, . = denied.
