@@ -28,6 +28,7 @@ AXE_VERSION="4.14.1"
 UI_TOOLS_DIR="$ROOT/target/ui-tools"
 # Licence, duplicate, source and advisory checks (deny.toml); 0.20.x builds with Rust >= 1.88.
 CARGO_DENY_VERSION="0.20.2"
+CARGO_AUDITABLE_VERSION=0.7.7
 AZURITE_DIR="$ROOT/target/azurite"
 VENV="$ROOT/target/test-venv"
 # Debian packages the integration tests drive (real clients, a peer registry, and OpenLDAP's
@@ -155,6 +156,12 @@ if [ "$have_deny" != "$CARGO_DENY_VERSION" ]; then
     cargo install --locked "cargo-deny@$CARGO_DENY_VERSION"
 fi
 cargo deny --version
+
+step "cargo-auditable $CARGO_AUDITABLE_VERSION (the scanner's test builds a Rust binary with its dependency list)"
+have_auditable="$(cargo auditable --version 2>/dev/null | awk '{print $2}' || true)"
+if [ "$have_auditable" != "$CARGO_AUDITABLE_VERSION" ]; then
+    cargo install --locked "cargo-auditable@$CARGO_AUDITABLE_VERSION"
+fi
 
 step "cargo deny check licenses bans sources"
 cargo deny --locked check --hide-inclusion-graph licenses bans sources

@@ -620,6 +620,43 @@ impl<'a> Content<'a> {
             })
     }
 
+    /// A manifest's vulnerability report (readers of the repository).
+    pub async fn security(
+        &self,
+        actor: Option<&Actor>,
+        repo: &str,
+        digest: &Digest,
+    ) -> Result<crate::scan::SecurityReport> {
+        let (_, name) = self.open(actor, repo, Role::Read).await?;
+        self.registry.security_report(&name, digest).await
+    }
+
+    /// A manifest's SBOM (readers of the repository).
+    pub async fn sbom(
+        &self,
+        actor: Option<&Actor>,
+        repo: &str,
+        digest: &Digest,
+        format: crate::scan::SbomFormat,
+    ) -> Result<serde_json::Value> {
+        let (_, name) = self.open(actor, repo, Role::Read).await?;
+        self.registry.sbom(&name, digest, format).await
+    }
+
+    /// Stores a manifest's SBOM as its referrer (writers of the repository).
+    pub async fn store_sbom(
+        &self,
+        caller: Caller<'_>,
+        repo: &str,
+        digest: &Digest,
+        format: crate::scan::SbomFormat,
+    ) -> Result<Digest> {
+        let (_, name) = self.open(Some(caller.actor), repo, Role::Write).await?;
+        self.registry
+            .store_sbom(&caller.who(), &name, digest, format)
+            .await
+    }
+
     /// What changed from manifest `from` to manifest `to` (two positions of a tag): layers,
     /// platforms of an index, labels, size, for readers.
     pub async fn diff(

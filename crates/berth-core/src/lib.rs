@@ -30,6 +30,7 @@ pub mod notify;
 pub mod policies;
 mod pulls;
 pub mod quotas;
+pub mod scan;
 pub use quotas::{QuotaConfig, parse_size};
 mod tags;
 mod uploads;
@@ -65,6 +66,8 @@ pub struct CoreConfig {
     pub immutable_tags_can_expire: bool,
     /// Notifications' delivery and payloads.
     pub notify: notify::NotifyConfig,
+    /// The vulnerability scanner.
+    pub scan: scan::ScanConfig,
 }
 
 /// Quay's default `MAXIMUM_LAYER_SIZE`, 20G (20 × 10⁹ bytes).
@@ -79,6 +82,7 @@ impl Default for CoreConfig {
             quota: QuotaConfig::default(),
             immutable_tags_can_expire: false,
             notify: notify::NotifyConfig::default(),
+            scan: scan::ScanConfig::default(),
         }
     }
 }
@@ -94,6 +98,8 @@ pub struct Registry {
     pulls: Arc<pulls::PullRecorder>,
     /// The audit log every change writes to (shared with [`auth::Auth`]).
     pub(crate) audit: auth::AuditLog,
+    /// Namespaces' security policies, as last read.
+    pub(crate) scan_policies: Arc<scan::PolicyCache>,
 }
 
 impl Registry {
@@ -107,6 +113,7 @@ impl Registry {
             locations: Arc::new(locations),
             config: Arc::new(config),
             pulls: Arc::new(pulls::PullRecorder::default()),
+            scan_policies: Arc::new(scan::PolicyCache::default()),
         }
     }
 

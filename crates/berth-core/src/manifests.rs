@@ -151,6 +151,7 @@ impl Registry {
                     .await?;
             }
         }
+        self.push_gate(who, repo, &parsed).await?;
         let tag_names: Vec<&str> = tags.iter().map(Tag::as_str).collect();
         let quota = self.quota_to_check(repo.namespace()).await?;
         let mut w = self.db.write().await?;
@@ -235,6 +236,7 @@ impl Registry {
             )
             .await?;
         }
+        self.queue_scans_in(&mut w, &parsed).await?;
         w.commit().await?;
         if !warnings.is_empty() {
             self.db.insert_audit(&warnings).await?;
@@ -308,6 +310,10 @@ impl Registry {
                     .manifest_get(repo, &Reference::Digest(child.digest.clone()))
                     .await?;
             }
+        }
+        if who.is_some() {
+            self.policy_gate(who, repo, &row.digest, crate::scan::Gate::Pull)
+                .await?;
         }
         if let Some(who) = who {
             self.audit

@@ -23,6 +23,7 @@ mod manifests;
 mod notifications;
 mod quotas;
 mod repos;
+mod scan;
 mod tags;
 mod teams;
 mod tokens;
@@ -42,6 +43,9 @@ pub use notifications::{
 };
 pub use quotas::{QuotaLimit, QuotaRow};
 pub use repos::{NewRepo, RepoFilter, RepoRow, Viewer};
+pub use scan::{
+    AffectedRow, LayerIndexRow, NewVulnRecord, SecurityPolicyRow, VulnRecordRow, VulnSourceRow,
+};
 pub use tags::{ImmutabilityPolicyRow, LiveTagFilter, LiveTagKey, TagFilter, TagOrder, TagRow};
 pub use teams::{AccessFacts, DefaultPermRow, GrantFact, Grantee, PermRow, TeamRow};
 pub use tokens::{ApiTokenRow, AppTokenRow, OAuthAppRow, ServiceKeyRow};

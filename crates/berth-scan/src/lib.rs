@@ -6,7 +6,11 @@
 //! apk-tools' cases).
 
 pub mod apk;
+pub mod index;
+pub mod matcher;
 pub mod osv;
+pub mod sbom;
+pub mod vulndb;
 
 use std::cmp::Ordering;
 

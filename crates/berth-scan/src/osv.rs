@@ -6,7 +6,8 @@
 use crate::{Scheme, compare};
 use std::cmp::Ordering;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
 pub enum RangeKind {
     /// Versions in the ecosystem's own order.
     Ecosystem,
@@ -16,7 +17,8 @@ pub enum RangeKind {
     Git,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Event {
     /// From this version on (`0`: from the first).
     Introduced(String),
@@ -28,18 +30,46 @@ pub enum Event {
     Limit(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Range {
     pub kind: RangeKind,
     pub events: Vec<Event>,
 }
 
 /// One `affected` entry of a record, for one package.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Affected {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ranges: Vec<Range>,
     /// Versions named one by one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub versions: Vec<String>,
+}
+
+impl Affected {
+    /// The version that fixes `version` (ordered by `scheme`): the lowest `fixed` event above
+    /// it (`FixedBy` in reports); `None` when no fix is known.
+    pub fn fixed_after(&self, scheme: Scheme, version: &str) -> Option<&str> {
+        self.ranges
+            .iter()
+            .filter(|r| r.kind != RangeKind::Git)
+            .flat_map(|r| {
+                let s = if r.kind == RangeKind::Semver && scheme != Scheme::Go {
+                    Scheme::Semver
+                } else {
+                    scheme
+                };
+                r.events.iter().map(move |e| (s, e))
+            })
+            .filter_map(|(s, e)| match e {
+                Event::Fixed(v) if compare(s, v, version) == Some(Ordering::Greater) => {
+                    Some((s, v.as_str()))
+                }
+                _ => None,
+            })
+            .min_by(|(s, a), (_, b)| compare(*s, a, b).unwrap_or(Ordering::Equal))
+            .map(|(_, v)| v)
+    }
 }
 
 /// Whether `version` of a package ordered by `scheme` is affected.

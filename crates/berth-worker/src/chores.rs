@@ -120,6 +120,46 @@ impl Chore for ExpiryNotices {
     }
 }
 
+/// Imports the configured vulnerability data sources (only what changed since the last time).
+pub struct ImportVulnData;
+
+impl Chore for ImportVulnData {
+    const NAME: &'static str = "vulnerability_data";
+    async fn run(&mut self, reg: &Registry) -> berth_core::Result<()> {
+        reg.import_vuln_sources().await
+    }
+}
+
+/// Queues layers no push queued for indexing: pushed while scanning was off, failed with
+/// retries left, or indexed by an older indexer.
+pub struct QueueIndexing;
+
+impl Chore for QueueIndexing {
+    const NAME: &'static str = "layer_indexing";
+    async fn run(&mut self, reg: &Registry) -> berth_core::Result<()> {
+        let n = reg.queue_pending_indexing(200).await?;
+        if n > 0 {
+            tracing::debug!(layers = n, "layers queued for indexing");
+        }
+        Ok(())
+    }
+}
+
+/// Matches image manifests again where needed (new layers indexed, new data), storing each
+/// result and notifying what is new.
+pub struct MatchManifests;
+
+impl Chore for MatchManifests {
+    const NAME: &'static str = "manifest_matching";
+    async fn run(&mut self, reg: &Registry) -> berth_core::Result<()> {
+        let n = reg.refresh_manifest_scans(200).await?;
+        if n > 0 {
+            tracing::debug!(manifests = n, "manifests matched");
+        }
+        Ok(())
+    }
+}
+
 /// Moves expired tags into history (reads already hide them).
 pub struct ExpireTags;
 

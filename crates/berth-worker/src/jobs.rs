@@ -8,6 +8,7 @@ use berth_core::jobs::{
     ReplicateBlob,
 };
 use berth_core::notify::DeliverNotification;
+use berth_core::scan::IndexLayer;
 use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::time::Duration;
@@ -57,6 +58,7 @@ impl JobTable {
             .with::<GcBlobs>()
             .with::<GcOrphans>()
             .with::<DeliverNotification>()
+            .with::<IndexLayer>()
     }
 
     /// Registers `J`. Two types with one kind are a programming error, caught at start-up.
@@ -215,6 +217,7 @@ mod tests {
                 "gc_blobs",
                 "gc_orphans",
                 "gc_repository",
+                "index_layer",
                 "replicate_blob"
             ]
         );

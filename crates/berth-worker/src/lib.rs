@@ -13,8 +13,8 @@ mod runner;
 mod testing;
 
 pub use chores::{
-    Autoprune, Chore, ExpireTags, ExpiryNotices, Periodic, PruneJobs, ScheduleDeliveries,
-    ScheduleGc, holds_lease,
+    Autoprune, Chore, ExpireTags, ExpiryNotices, ImportVulnData, MatchManifests, Periodic,
+    PruneJobs, QueueIndexing, ScheduleDeliveries, ScheduleGc, holds_lease,
 };
 pub use jobs::{JobTable, JobWorker, backoff_ms};
 pub use runner::{Worker, WorkerState, run_worker};
@@ -33,6 +33,8 @@ const EXPIRY_EVERY: Duration = Duration::from_secs(5);
 const DELIVERIES_EVERY: Duration = Duration::from_secs(2);
 /// How often tags about to expire are looked for (each is told about once).
 const EXPIRY_NOTICES_EVERY: Duration = Duration::from_secs(10);
+/// How often manifests are matched again where their layers or the data changed.
+const MATCH_EVERY: Duration = Duration::from_secs(2);
 /// How often finished jobs are pruned.
 const PRUNE_JOBS_EVERY: Duration = Duration::from_secs(3600);
 
@@ -57,6 +59,20 @@ pub async fn run(reg: Registry, lease: Duration, shutdown: watch::Receiver<bool>
     w.chore(ExpireTags, EXPIRY_EVERY, Duration::ZERO);
     w.chore(ScheduleDeliveries, DELIVERIES_EVERY, DELIVERIES_EVERY);
     w.chore(ExpiryNotices, EXPIRY_NOTICES_EVERY, EXPIRY_NOTICES_EVERY);
+    let scan = &reg.config.scan;
+    if scan.enabled && scan.indexing {
+        if !scan.sources.is_empty() {
+            w.chore(ImportVulnData, scan.update_interval, Duration::ZERO);
+        }
+        w.chore(
+            QueueIndexing,
+            scan.indexing_interval,
+            scan.indexing_interval,
+        );
+    }
+    if scan.enabled {
+        w.chore(MatchManifests, MATCH_EVERY, MATCH_EVERY);
+    }
     let gc = &reg.config.gc;
     if gc.enabled {
         let every = Duration::from_secs(gc.interval_s.max(1));

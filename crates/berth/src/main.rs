@@ -88,6 +88,29 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Vulnerability data: import OSV records on an air-gapped host, show what is loaded.
+    ///
+    /// Example: berth vulndb import ./PyPI/all.zip --data-dir /var/lib/berth
+    Vulndb {
+        #[command(flatten)]
+        common: Common,
+        #[command(subcommand)]
+        command: VulndbCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum VulndbCommand {
+    /// Import an OSV source now: an osv.dev `all.zip`, a directory of OSV JSON records or one
+    /// record, by path, file:// or https:// URL. Only records new or changed since its last
+    /// import are written; withdrawn ones are removed.
+    Import {
+        /// Paths or URLs.
+        #[arg(required = true)]
+        sources: Vec<String>,
+    },
+    /// List the imported sources: when each was imported, its records, its last error.
+    Status,
 }
 
 #[derive(Subcommand)]
@@ -300,6 +323,10 @@ fn main() -> ExitCode {
         },
         Command::Migrate { common } => match load(&common, None) {
             Ok(cfg) => run(serve::migrate_only(cfg)),
+            Err(code) => return code,
+        },
+        Command::Vulndb { common, command } => match load(&common, None) {
+            Ok(cfg) => run(serve::vulndb(cfg, command)),
             Err(code) => return code,
         },
         Command::Config {

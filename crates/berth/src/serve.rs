@@ -60,6 +60,98 @@ fn open_locations(cfg: &Config) -> anyhow::Result<Locations> {
         .map_err(|e| anyhow::anyhow!("DISTRIBUTED_STORAGE_CONFIG: {e}"))
 }
 
+/// `berth vulndb …`: imports vulnerability data into the configured database, or lists it.
+pub async fn vulndb(cfg: Config, cmd: crate::VulndbCommand) -> anyhow::Result<()> {
+    init_logging(cfg.log_json);
+    let registry = registry(&cfg, true).await?;
+    match cmd {
+        crate::VulndbCommand::Import { sources } => {
+            let mut failed = 0;
+            for s in &sources {
+                match registry.import_vuln_source(s).await {
+                    Ok(r) => {
+                        println!(
+                            "{s}: {} records read, {} written, {} unchanged, {} removed, {} unreadable",
+                            r.read, r.written, r.unchanged, r.removed, r.unreadable
+                        );
+                        for e in &r.errors {
+                            println!("  unreadable: {e}");
+                        }
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("{s}: not imported: {e}");
+                    }
+                }
+            }
+            if failed > 0 {
+                anyhow::bail!("{failed} of {} sources were not imported", sources.len());
+            }
+        }
+        crate::VulndbCommand::Status => {
+            let st = registry.scanner_state().await?;
+            println!(
+                "scanner: {}; {} vulnerability records",
+                if st.enabled {
+                    "on"
+                } else {
+                    "off (FEATURE_SECURITY_SCANNER: false)"
+                },
+                st.records
+            );
+            for s in st.sources {
+                println!(
+                    "{}: {} records, imported {}, newest record {}{}",
+                    s.source,
+                    s.records,
+                    when(s.imported_at),
+                    when(s.newest),
+                    s.last_error
+                        .map(|e| format!(", last error: {e}"))
+                        .unwrap_or_default()
+                );
+            }
+            for (state, n) in st.layers {
+                println!("layers {state}: {n}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What the banner says about vulnerability scanning: off, on without data (so that no one
+/// reads an empty report as "no vulnerabilities"), or on with its sources.
+async fn scanner_banner(cfg: &Config, registry: &Registry) -> Vec<String> {
+    if !cfg.scan.enabled {
+        return vec!["vulnerability scanning is off (FEATURE_SECURITY_SCANNER: false)".into()];
+    }
+    let records = registry
+        .scanner_state()
+        .await
+        .map(|s| s.records)
+        .unwrap_or(0);
+    if cfg.scan.sources.is_empty() && records == 0 {
+        return vec![
+            "vulnerability scanning: layers are indexed, but NO vulnerability data is configured; reports list packages only".into(),
+            "  add data: SECURITY_SCANNER_OSV_SOURCES: [https://…/PyPI/all.zip, /srv/osv/Debian] or `berth vulndb import PATH`".into(),
+        ];
+    }
+    vec![format!(
+        "vulnerability scanning: {} sources configured, {records} records loaded (imported at start and every {})",
+        cfg.scan.sources.len(),
+        humantime::format_duration(cfg.scan.update_interval)
+    )]
+}
+
+fn when(ms: i64) -> String {
+    if ms <= 0 {
+        return "never".into();
+    }
+    let t =
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
 /// The registry core over the configured database and storage.
 async fn registry(cfg: &Config, migrate: bool) -> anyhow::Result<Registry> {
     let db = open_db(cfg).await?;
@@ -81,6 +173,7 @@ async fn registry(cfg: &Config, migrate: bool) -> anyhow::Result<Registry> {
                 mail: (cfg.mailing && !cfg.mail.server.is_empty()).then(|| cfg.mail.clone()),
                 ..cfg.notify.clone()
             },
+            scan: cfg.scan.clone(),
             ..CoreConfig::default()
         },
     ))
@@ -347,6 +440,9 @@ pub async fn serve(cfg: Config, migrate: bool, workers: bool) -> anyhow::Result<
             "  sign in with {} ({}): {scheme}://{addr}/oauth2/{}/start",
             p.title, p.server, p.id
         );
+    }
+    for line in scanner_banner(&cfg, &registry).await {
+        eprintln!("  {line}");
     }
     eprintln!("  push: podman push{tls_flag} IMAGE {addr}/NAMESPACE/NAME:TAG");
     let grace = std::time::Duration::from_secs(cfg.shutdown_grace_s);

@@ -337,31 +337,34 @@ const OPS: &[&str] = &[
     "api my inbox",      // 49 GET /api/v1/user/notifications
     "api take owner",    // 50 POST /api/v1/superuser/takeownership/acme
     "api purge tag",     // 51 POST /api/v1/repository/acme/app/tag/v1/expire (feature off)
+    "api security",      // 52 GET /api/v1/repository/acme/app/manifest/<v1>/security
+    "api sbom",          // 53 GET /api/v1/repository/acme/app/manifest/<v1>/sbom (409: not indexed)
+    "api store sbom", // 54 POST /api/v1/repository/acme/app/manifest/<v1>/sbom (409: not indexed)
 ];
 
 /// Expected outcome per caller: one character per operation above, Y = allowed, . = denied.
 /// The UI columns (20-29, 31-44, 48) need a browser session, which only a user's password opens:
 /// robots and registry JWTs have none.
 ///                       0         1         2         3         4
-///                       0123456789012345678901234567890123456789012345678901
+///                       0123456789012345678901234567890123456789012345678901234
 #[rustfmt::skip]
 const MATRIX: &[(&str, &str)] = &[
-    ("anonymous",        ".......Y..........Y................................."),
-    ("outsider",         ".......Y..........Y.......Y......................Y.."),
-    ("reader",           "YYY....YYY........Y.Y.....Y.........YY...........Y.."),
-    ("writer",           "YYYYYY.YYY........Y.YY....Y....Y....YYY..........Y.."),
-    ("repoadmin",        "YYYYYY.YYYYYY.....Y.YY.YY.Y.Y.YYY...YYY......YY.YY.."),
-    ("team-member",      "YYY....YYY......Y.Y.Y.....Y.........YY...........Y.."),
-    ("team-creator",     "......YY........YYY......YY......................Y.."),
-    ("team-admin",       "YYYYYYYYYYYYYYY.YYY.YYYYYYY.Y.YYYY.YYYYYY..YYYYYYY.."),
-    ("robot-write",      "YYYYYY.YY..........................................."),
-    ("robot-none",       ".......Y............................................"),
-    ("superuser",        "YYYYYYYYYYYYYYYYYYYYYYYYYYY.YYYYYYYYYYYYYYYYYYYYYYY."),
-    ("locked",           "...................................................."),
-    ("jwt-expired",      "...................................................."),
-    ("jwt-forged",       "...................................................."),
-    ("jwt-alg-none",     "...................................................."),
-    ("jwt-wrong-scope",  "...................................................."),
+    ("anonymous",        ".......Y..........Y...................................."),
+    ("outsider",         ".......Y..........Y.......Y......................Y....."),
+    ("reader",           "YYY....YYY........Y.Y.....Y.........YY...........Y..YY."),
+    ("writer",           "YYYYYY.YYY........Y.YY....Y....Y....YYY..........Y..YYY"),
+    ("repoadmin",        "YYYYYY.YYYYYY.....Y.YY.YY.Y.Y.YYY...YYY......YY.YY..YYY"),
+    ("team-member",      "YYY....YYY......Y.Y.Y.....Y.........YY...........Y..YY."),
+    ("team-creator",     "......YY........YYY......YY......................Y....."),
+    ("team-admin",       "YYYYYYYYYYYYYYY.YYY.YYYYYYY.Y.YYYY.YYYYYY..YYYYYYY..YYY"),
+    ("robot-write",      "YYYYYY.YY.............................................."),
+    ("robot-none",       ".......Y..............................................."),
+    ("superuser",        "YYYYYYYYYYYYYYYYYYYYYYYYYYY.YYYYYYYYYYYYYYYYYYYYYYY.YYY"),
+    ("locked",           "......................................................."),
+    ("jwt-expired",      "......................................................."),
+    ("jwt-forged",       "......................................................."),
+    ("jwt-alg-none",     "......................................................."),
+    ("jwt-wrong-scope",  "......................................................."),
 ];
 
 struct World {
@@ -694,6 +697,18 @@ async fn run(c: &Client, w: &World, role: &str, cred: &Cred, op: usize) -> (bool
         51 => outcome(
             &c.api("POST", "/api/v1/repository/acme/app/tag/v1/expire", cred, Some(json!({"manifest_digest": w.digest, "is_alive": false}))).await,
             &[200],
+        ),
+        52 => outcome(
+            &c.api("GET", &format!("/api/v1/repository/acme/app/manifest/{}/security", w.digest), cred, None).await,
+            &[200],
+        ),
+        53 => outcome(
+            &c.api("GET", &format!("/api/v1/repository/acme/app/manifest/{}/sbom", w.digest), cred, None).await,
+            &[200, 409],
+        ),
+        54 => outcome(
+            &c.api("POST", &format!("/api/v1/repository/acme/app/manifest/{}/sbom", w.digest), cred, None).await,
+            &[201, 409],
         ),
         46 => outcome(
             &c.api(

@@ -25,6 +25,7 @@ mod policies;
 mod quotas;
 mod repos;
 mod robots;
+pub(crate) mod secscan;
 mod session;
 #[cfg(test)]
 mod snapshots;
@@ -325,6 +326,7 @@ pub fn routes() -> Vec<Route> {
     v.extend(tags::routes());
     v.extend(quotas::routes());
     v.extend(labels::routes());
+    v.extend(secscan::routes());
     v.extend(autoprune::routes());
     v.extend(immutability::routes());
     v.extend(notifications::routes());

@@ -56,6 +56,8 @@ pub struct Config {
     /// Notifications' delivery (its host and scheme are filled from SERVER_HOSTNAME and
     /// PREFERRED_URL_SCHEME when the server starts).
     pub notify: berth_core::notify::NotifyConfig,
+    /// The vulnerability scanner.
+    pub scan: berth_core::scan::ScanConfig,
     /// `MAIL_*`; the core gets them when `FEATURE_MAILING` is on and a server is named.
     pub mail: berth_core::notify::mail::MailConfig,
     /// `FEATURE_MAILING`.
@@ -131,6 +133,7 @@ impl Default for Config {
             quota: berth_core::QuotaConfig::default(),
             notify: berth_core::notify::NotifyConfig::default(),
             mail: berth_core::notify::mail::MailConfig::default(),
+            scan: berth_core::scan::ScanConfig::default(),
             mailing: true,
             immutable_tags_can_expire: false,
             max_layer_bytes: berth_core::DEFAULT_MAX_BLOB_BYTES,

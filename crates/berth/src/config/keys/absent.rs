@@ -4,7 +4,7 @@
 
 use super::*;
 
-const SCANNER: &str = "setting of vulnerability scanning (FEATURE_SECURITY_SCANNER)";
+const SCANNER: &str = "setting of Clair, Quay's external scanner (Berth scans in its own process: FEATURE_SECURITY_SCANNER)";
 const NOTIFY: &str = "setting of notifications Berth does not act on (yet)";
 const MAIL: &str = "setting of mail (FEATURE_MAILING)";
 const MIRROR: &str =
@@ -48,8 +48,6 @@ pub static KEYS: &[KeyDef] = &[
         "billing and marketplace integration",
     )
     .default_is("false"),
-    unavailable("FEATURE_SECURITY_NOTIFICATIONS", "security notifications").default_is("false"),
-    unavailable("FEATURE_SECURITY_SCANNER", "vulnerability scanning (Clair)").default_is("false"),
     unavailable(
         "FEATURE_SECURITY_SCANNER_V2",
         "vulnerability scanning (Clair)",
@@ -85,7 +83,6 @@ pub static KEYS: &[KeyDef] = &[
     no_effect("LOG_ARCHIVE_PATH", S, BUILDS).default_is(r#""logarchive/""#),
     no_effect("MAIL_FAIL_SILENTLY", B, MAIL).default_is("false"),
     no_effect("NON_RATE_LIMITED_NAMESPACES", LZ, HOSTED),
-    no_effect("NOTIFICATION_MIN_SEVERITY_ON_NEW_INDEX", S, SCANNER).default_is(r#""High""#),
     no_effect("NOTIFICATION_TASK_RUN_MINIMUM_INTERVAL_MINUTES", NZ, NOTIFY),
     no_effect("ORG_MIRROR_INTERVAL", N, MIRROR).default_is("30"),
     no_effect("ORG_MIRROR_MAX_DISCOVERY_DURATION", N, MIRROR).default_is("1800"),
@@ -100,16 +97,11 @@ pub static KEYS: &[KeyDef] = &[
     no_effect("REPO_MIRROR_SERVER_HOSTNAME", SZ, MIRROR).default_is("null"),
     no_effect("REPO_MIRROR_TAG_ROLLBACK_PAGE_SIZE", IZ, MIRROR),
     no_effect("REPO_MIRROR_TLS_VERIFY", B, MIRROR).default_is("true"),
-    no_effect("SECURITY_SCANNER_INDEXING_INTERVAL", N, SCANNER).default_is("30"),
-    no_effect("SECURITY_SCANNER_MAX_SCAN_RETRIES", I, SCANNER).default_is("5"),
     no_effect("SECURITY_SCANNER_V2_BATCH_SIZE", N, SCANNER).default_is("50"),
     no_effect("SECURITY_SCANNER_V2_INDEXING_INTERVAL", N, SCANNER).default_is("30"),
     no_effect("SECURITY_SCANNER_V4_ENDPOINT", SZ, SCANNER).default_is("null"),
-    no_effect("SECURITY_SCANNER_V4_INDEXING", B, SCANNER).default_is("true"),
-    no_effect("SECURITY_SCANNER_V4_INDEX_MAX_LAYER_SIZE", SZ, SCANNER).default_is("null"),
     no_effect("SECURITY_SCANNER_V4_MANIFEST_CLEANUP", B, SCANNER).default_is("true"),
     no_effect("SECURITY_SCANNER_V4_PSK", SZ, SCANNER).default_is("null"),
-    no_effect("SECURITY_SCANNER_V4_REINDEX_THRESHOLD", N, SCANNER).default_is("300"),
     no_effect("SERVICE_LOG_ACCOUNT_ID", SZ, HOSTED).default_is("null"),
     no_effect("SPAM_DETECTION_CLASSIFIER_PATH", SZ, SPAM)
         .default_is(r#""/conf/spam-detection/classifier.json""#),

@@ -18,6 +18,7 @@ mod internals;
 mod ldap;
 mod lifecycle;
 mod notify;
+mod scan;
 mod server;
 
 use super::{Config, ConfigError};
@@ -244,6 +245,7 @@ pub fn all() -> impl Iterator<Item = &'static KeyDef> {
         data::KEYS,
         lifecycle::KEYS,
         notify::KEYS,
+        scan::KEYS,
         absent::KEYS,
         internals::KEYS,
     ]
