@@ -82,6 +82,44 @@ pub fn describe_metrics() {
         "Bytes of blobs stored, each blob once"
     );
     describe_gauge!("berth_blob_placements", "Blobs held per storage location");
+    describe_gauge!(
+        "berth_scan_layers",
+        "Layers in the scanner's index, by state"
+    );
+    describe_gauge!(
+        "berth_vuln_records",
+        "Vulnerability records imported, over every source"
+    );
+    describe_gauge!(
+        "berth_vuln_source_records",
+        "Vulnerability records per source"
+    );
+    describe_gauge!(
+        "berth_vuln_source_age_seconds",
+        "Seconds since each vulnerability source was last imported (data freshness)"
+    );
+    describe_gauge!(
+        "berth_vuln_source_failing",
+        "1 while a source's last import failed"
+    );
+    describe_gauge!(
+        "berth_scan_manifests_vulnerable",
+        "Matched image manifests by their worst vulnerability severity (None: none found)"
+    );
+    describe_gauge!("berth_scan_manifests", "Image manifests by scan status");
+    describe_counter!(
+        "berth_scan_layers_indexed_total",
+        "Layers indexed by this instance, by outcome"
+    );
+    describe_counter!(
+        "berth_scan_indexed_bytes_total",
+        "Uncompressed layer bytes this instance indexed"
+    );
+    metrics::describe_histogram!("berth_scan_index_seconds", "Time to index one layer");
+    describe_counter!(
+        "berth_scan_policy_refusals_total",
+        "Pulls and pushes refused by security policies"
+    );
     describe_counter!(
         "berth_blob_reads_from_other_location_total",
         "Blob reads served from a location other than the preferred one"
@@ -231,6 +269,33 @@ pub async fn metrics(State(st): State<Arc<AppState>>) -> Response {
         metrics::gauge!("berth_gc_blob_queue_depth").set(queue as f64);
         if let Some(at) = totals.last_run_at {
             metrics::gauge!("berth_gc_last_run_timestamp_seconds").set(at as f64 / 1000.0);
+        }
+    }
+    // The scanner: layers by index state, data per source, manifests by worst severity.
+    if let Ok(sc) = st.registry.scanner_state().await {
+        for (state, n) in sc.layers {
+            metrics::gauge!("berth_scan_layers", "state" => state).set(n as f64);
+        }
+        metrics::gauge!("berth_vuln_records").set(sc.records as f64);
+        let now = berth_core::now_ms();
+        for s in sc.sources {
+            let source = s.source;
+            metrics::gauge!("berth_vuln_source_records", "source" => source.clone())
+                .set(s.records as f64);
+            if s.imported_at > 0 {
+                metrics::gauge!("berth_vuln_source_age_seconds", "source" => source.clone())
+                    .set((now - s.imported_at) as f64 / 1000.0);
+            }
+            metrics::gauge!("berth_vuln_source_failing", "source" => source)
+                .set(if s.last_error.is_some() { 1.0 } else { 0.0 });
+        }
+    }
+    if let Ok((worst, statuses)) = st.registry.scan_totals().await {
+        for (severity, n) in worst {
+            metrics::gauge!("berth_scan_manifests_vulnerable", "worst" => severity).set(n as f64);
+        }
+        for (status, n) in statuses {
+            metrics::gauge!("berth_scan_manifests", "status" => status).set(n as f64);
         }
     }
     for (location, n) in usage.placements {

@@ -6,6 +6,7 @@ mod backing;
 mod client;
 mod data;
 mod raw;
+mod scan;
 mod selftest;
 mod server;
 mod ui;
@@ -105,6 +106,19 @@ struct Args {
     /// in-process server (shows the client's headroom).
     #[arg(long)]
     self_test: bool,
+    /// Run only the scanner section (no registries are started).
+    #[arg(long, conflicts_with = "no_scan")]
+    scan_only: bool,
+    /// Skip the scanner section.
+    #[arg(long)]
+    no_scan: bool,
+    /// Where the scanner section caches its Debian bookworm layer (made with mmdebstrap when
+    /// absent).
+    #[arg(long, default_value = "target/bench-data")]
+    bench_data: PathBuf,
+    /// OSV dumps the scanner section imports (every `<ECOSYSTEM>/all.zip`).
+    #[arg(long, default_value = "/work/shared/vulndb")]
+    vulndb_dir: PathBuf,
     /// The UI table: a Tags tab with this many tags, and one with 10 (0: no UI table). Seeding
     /// 100,000 tags takes about a minute.
     #[arg(long, default_value_t = 100_000)]
@@ -712,6 +726,13 @@ async fn run(args: Args) -> Result<()> {
     if !args.idle_wait_secs.is_finite() || args.idle_wait_secs < 0.0 {
         bail!("--idle-wait-secs must be zero or positive");
     }
+    if args.scan_only {
+        let t = Instant::now();
+        let figures = scan::run(args.rounds, &args.bench_data, &args.vulndb_dir).await;
+        scan::print(&figures, args.rounds);
+        eprintln!("total {:.0} s", t.elapsed().as_secs_f64());
+        return Ok(());
+    }
     let mut kinds: Vec<Kind> = [Kind::Berth, Kind::BerthPgS3, Kind::Distribution]
         .into_iter()
         .filter(|&k| args.only.is_empty() || args.only.iter().any(|o| o.kind() == k))
@@ -879,8 +900,16 @@ async fn run(args: Args) -> Result<()> {
     } else {
         Vec::new()
     };
+    let scanner = if args.no_scan {
+        None
+    } else {
+        Some(scan::run(args.rounds, &args.bench_data, &args.vulndb_dir).await)
+    };
     print_table(&args, &kinds, &results, args.rounds, pg_s3_rounds);
     ui::print(&ui);
+    if let Some(f) = &scanner {
+        scan::print(f, args.rounds);
+    }
     eprintln!("total {:.0} s", t.elapsed().as_secs_f64());
     Ok(())
 }

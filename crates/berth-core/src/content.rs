@@ -631,6 +631,53 @@ impl<'a> Content<'a> {
         self.registry.security_report(&name, digest).await
     }
 
+    /// Registry-wide: the images affected by vulnerability `id` (a record id or alias), or
+    /// holding package `name` (at `version`), among the repositories `actor` may read; at most
+    /// `limit`, and whether more were left out.
+    pub async fn find_images(
+        &self,
+        actor: Option<&Actor>,
+        vulnerability: Option<&str>,
+        package: Option<(&str, Option<&str>)>,
+        limit: usize,
+    ) -> Result<(Vec<crate::scan::SearchHit>, bool)> {
+        let hits = match (vulnerability, package) {
+            (Some(id), None) => self.registry.images_with_vuln(id.trim()).await?,
+            (None, Some((name, version))) => {
+                self.registry
+                    .images_with_package(name.trim(), version.map(str::trim))
+                    .await?
+            }
+            _ => {
+                return Err(Error::invalid(
+                    "ask for one of vulnerability=<id> (CVE-…, GHSA-…) or package=<name>",
+                ));
+            }
+        };
+        let mut readable: std::collections::HashMap<String, bool> = Default::default();
+        let mut out = Vec::new();
+        let mut more = false;
+        for h in hits {
+            let ok = match readable.get(&h.repository) {
+                Some(ok) => *ok,
+                None => {
+                    let ok = self.open(actor, &h.repository, Role::Read).await.is_ok();
+                    readable.insert(h.repository.clone(), ok);
+                    ok
+                }
+            };
+            if !ok {
+                continue;
+            }
+            if out.len() == limit {
+                more = true;
+                break;
+            }
+            out.push(h);
+        }
+        Ok((out, more))
+    }
+
     /// A manifest's SBOM (readers of the repository).
     pub async fn sbom(
         &self,

@@ -81,6 +81,26 @@ pub struct SecurityPolicyRow {
     pub updated_at: i64,
 }
 
+const REPOS_HOLDING: &str = "SELECT r.id, r.name, t.name FROM manifests m
+     JOIN repositories r ON r.id = m.repo_id
+     LEFT JOIN tags t ON t.repo_id = m.repo_id AND t.manifest_digest = m.digest AND t.end_at IS NULL
+     WHERE m.digest = $1 AND m.deleted_at IS NULL
+     ORDER BY r.id, t.name";
+
+fn group_holders(rows: Vec<sqlx::any::AnyRow>) -> Result<Vec<(i64, String, Vec<String>)>> {
+    let mut out: Vec<(i64, String, Vec<String>)> = Vec::new();
+    for r in rows {
+        let id: i64 = r.try_get(0)?;
+        let name: String = r.try_get(1)?;
+        let tag: Option<String> = r.try_get(2)?;
+        match out.last_mut() {
+            Some(last) if last.0 == id => last.2.extend(tag),
+            _ => out.push((id, name, tag.into_iter().collect())),
+        }
+    }
+    Ok(out)
+}
+
 /// IN-lists are cut into pieces of this many values.
 const CHUNK: usize = 400;
 
@@ -534,30 +554,81 @@ impl Db {
         Ok(r.rows_affected() > 0)
     }
 
-    /// The repositories holding a live manifest, with the tags on it there.
+    /// The repositories holding a live manifest, with the tags on it there (in `w`).
     pub async fn repos_holding_manifest(
         &self,
         w: &mut WriteTx,
         digest: &str,
     ) -> Result<Vec<(i64, String, Vec<String>)>> {
+        let rows = sqlx::query(REPOS_HOLDING)
+            .bind(digest)
+            .fetch_all(&mut *w.tx)
+            .await?;
+        group_holders(rows)
+    }
+
+    /// [`Db::repos_holding_manifest`], outside a transaction.
+    pub async fn repos_holding_manifest_now(
+        &self,
+        digest: &str,
+    ) -> Result<Vec<(i64, String, Vec<String>)>> {
+        let rows = sqlx::query(REPOS_HOLDING)
+            .bind(digest)
+            .fetch_all(self.pool())
+            .await?;
+        group_holders(rows)
+    }
+
+    /// Stored matches naming `id` (a record id or alias): `(manifest digest, vulns JSON)`.
+    pub async fn manifests_with_vuln(&self, id: &str, limit: i64) -> Result<Vec<(String, String)>> {
+        let pattern = format!("%\"{}\"%", crate::escape_like(id));
         let rows = sqlx::query(
-            "SELECT r.id, r.name, t.name FROM manifests m
-             JOIN repositories r ON r.id = m.repo_id
-             LEFT JOIN tags t ON t.repo_id = m.repo_id AND t.manifest_digest = m.digest AND t.end_at IS NULL
-             WHERE m.digest = $1 AND m.deleted_at IS NULL
-             ORDER BY r.id, t.name",
+            "SELECT digest, vulns FROM manifest_scan WHERE status = 'scanned' AND vulns LIKE $1 ESCAPE '!' LIMIT $2",
         )
-        .bind(digest)
-        .fetch_all(&mut *w.tx)
+        .bind(pattern)
+        .bind(limit)
+        .fetch_all(self.pool())
         .await?;
-        let mut out: Vec<(i64, String, Vec<String>)> = Vec::new();
-        for r in rows {
-            let id: i64 = r.try_get(0)?;
-            let name: String = r.try_get(1)?;
-            let tag: Option<String> = r.try_get(2)?;
-            match out.last_mut() {
-                Some(last) if last.0 == id => last.2.extend(tag),
-                _ => out.push((id, name, tag.into_iter().collect())),
+        rows.into_iter()
+            .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<String, _>(1)?)))
+            .collect()
+    }
+
+    /// Indexed layers whose content names a package `name`.
+    pub async fn layers_with_package(&self, name: &str, limit: i64) -> Result<Vec<String>> {
+        // The index is stored as compact JSON: `"name":"<name>"`.
+        let quoted = format!("\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""));
+        let pattern = format!("%\"name\":{}%", crate::escape_like(&quoted));
+        Ok(sqlx::query_scalar(
+            "SELECT digest FROM layer_index WHERE state = 'indexed' AND content LIKE $1 ESCAPE '!' LIMIT $2",
+        )
+        .bind(pattern)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// `(repository, manifest digest)` of live image manifests using any of `layers`.
+    pub async fn manifests_using_layers(
+        &self,
+        layers: &[String],
+        limit: i64,
+    ) -> Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for chunk in layers.chunks(CHUNK) {
+            let sql = format!(
+                "SELECT DISTINCT r.name, m.digest FROM manifest_refs f
+                 JOIN manifests m ON m.id = f.manifest_id AND m.deleted_at IS NULL
+                 JOIN repositories r ON r.id = m.repo_id
+                 WHERE f.kind = 'layer' AND f.digest IN ({}) LIMIT {limit}",
+                marks(1, chunk.len())
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for d in chunk {
+                q = q.bind(d);
+            }
+            for r in q.fetch_all(self.pool()).await? {
+                out.push((r.try_get::<String, _>(0)?, r.try_get::<String, _>(1)?));
             }
         }
         Ok(out)

@@ -1628,8 +1628,9 @@ fn gnu_sparse_file_is_read_with_its_holes() {
     for i in 0..10u64 {
         let line = match i {
             0 => "ID=sparse\n".to_owned(),
-            9 => "VERSION_ID=\"9\"\n".to_owned(),
-            _ => format!("X{i}=y\n"),
+            // After a hole: its zeros are a line of their own.
+            9 => "\nVERSION_ID=\"9\"\n".to_owned(),
+            _ => format!("\nX{i}=y\n"),
         };
         let mut block = line.into_bytes();
         block.resize(512, b'\n');
@@ -1642,7 +1643,14 @@ fn gnu_sparse_file_is_read_with_its_holes() {
     std::fs::create_dir_all(dir.path().join("var/lib/dpkg")).expect("mkdir");
     std::fs::write(dir.path().join("var/lib/dpkg/status"), STATUS_V1).expect("write");
     let made = Command::new("tar")
-        .args(["--sparse", "--format=gnu", "-cf", "-", "etc", "var/lib/dpkg/status"])
+        .args([
+            "--sparse",
+            "--format=gnu",
+            "-cf",
+            "-",
+            "etc",
+            "var/lib/dpkg/status",
+        ])
         .current_dir(dir.path())
         .output();
     let layer = match made {
@@ -1656,7 +1664,10 @@ fn gnu_sparse_file_is_read_with_its_holes() {
     let idx = index(&layer);
     assert_eq!(idx.os_release.len(), 1);
     let os = &idx.os_release[0].1;
-    assert_eq!((os.id.as_str(), os.version_id.as_deref()), ("sparse", Some("9")));
+    assert_eq!(
+        (os.id.as_str(), os.version_id.as_deref()),
+        ("sparse", Some("9"))
+    );
     assert!(!packages_at(&idx, "var/lib/dpkg/status").is_empty());
     // Its size is the expanded one.
     let tight = |max_file_bytes| Limits {

@@ -340,31 +340,33 @@ const OPS: &[&str] = &[
     "api security",      // 52 GET /api/v1/repository/acme/app/manifest/<v1>/security
     "api sbom",          // 53 GET /api/v1/repository/acme/app/manifest/<v1>/sbom (409: not indexed)
     "api store sbom", // 54 POST /api/v1/repository/acme/app/manifest/<v1>/sbom (409: not indexed)
+    "api sec policy", // 55 PUT /api/v1/organization/acme/securitypolicy (blocks nothing)
+    "api vuln search", // 56 GET /api/v1/vulnerabilities?package=x
 ];
 
 /// Expected outcome per caller: one character per operation above, Y = allowed, . = denied.
 /// The UI columns (20-29, 31-44, 48) need a browser session, which only a user's password opens:
 /// robots and registry JWTs have none.
 ///                       0         1         2         3         4
-///                       0123456789012345678901234567890123456789012345678901234
+///                       012345678901234567890123456789012345678901234567890123456
 #[rustfmt::skip]
 const MATRIX: &[(&str, &str)] = &[
-    ("anonymous",        ".......Y..........Y...................................."),
-    ("outsider",         ".......Y..........Y.......Y......................Y....."),
-    ("reader",           "YYY....YYY........Y.Y.....Y.........YY...........Y..YY."),
-    ("writer",           "YYYYYY.YYY........Y.YY....Y....Y....YYY..........Y..YYY"),
-    ("repoadmin",        "YYYYYY.YYYYYY.....Y.YY.YY.Y.Y.YYY...YYY......YY.YY..YYY"),
-    ("team-member",      "YYY....YYY......Y.Y.Y.....Y.........YY...........Y..YY."),
-    ("team-creator",     "......YY........YYY......YY......................Y....."),
-    ("team-admin",       "YYYYYYYYYYYYYYY.YYY.YYYYYYY.Y.YYYY.YYYYYY..YYYYYYY..YYY"),
-    ("robot-write",      "YYYYYY.YY.............................................."),
-    ("robot-none",       ".......Y..............................................."),
-    ("superuser",        "YYYYYYYYYYYYYYYYYYYYYYYYYYY.YYYYYYYYYYYYYYYYYYYYYYY.YYY"),
-    ("locked",           "......................................................."),
-    ("jwt-expired",      "......................................................."),
-    ("jwt-forged",       "......................................................."),
-    ("jwt-alg-none",     "......................................................."),
-    ("jwt-wrong-scope",  "......................................................."),
+    ("anonymous",        ".......Y..........Y.....................................Y"),
+    ("outsider",         ".......Y..........Y.......Y......................Y......Y"),
+    ("reader",           "YYY....YYY........Y.Y.....Y.........YY...........Y..YY..Y"),
+    ("writer",           "YYYYYY.YYY........Y.YY....Y....Y....YYY..........Y..YYY.Y"),
+    ("repoadmin",        "YYYYYY.YYYYYY.....Y.YY.YY.Y.Y.YYY...YYY......YY.YY..YYY.Y"),
+    ("team-member",      "YYY....YYY......Y.Y.Y.....Y.........YY...........Y..YY..Y"),
+    ("team-creator",     "......YY........YYY......YY......................Y......Y"),
+    ("team-admin",       "YYYYYYYYYYYYYYY.YYY.YYYYYYY.Y.YYYY.YYYYYY..YYYYYYY..YYYYY"),
+    ("robot-write",      "YYYYYY.YY................................................"),
+    ("robot-none",       ".......Y................................................."),
+    ("superuser",        "YYYYYYYYYYYYYYYYYYYYYYYYYYY.YYYYYYYYYYYYYYYYYYYYYYY.YYYYY"),
+    ("locked",           "........................................................."),
+    ("jwt-expired",      "........................................................."),
+    ("jwt-forged",       "........................................................."),
+    ("jwt-alg-none",     "........................................................."),
+    ("jwt-wrong-scope",  "........................................................."),
 ];
 
 struct World {
@@ -710,6 +712,17 @@ async fn run(c: &Client, w: &World, role: &str, cred: &Cred, op: usize) -> (bool
             &c.api("POST", &format!("/api/v1/repository/acme/app/manifest/{}/sbom", w.digest), cred, None).await,
             &[201, 409],
         ),
+        55 => outcome(
+            &c.api(
+                "PUT",
+                "/api/v1/organization/acme/securitypolicy",
+                cred,
+                Some(json!({"min_severity": "Critical", "block_pull": false, "block_push": false})),
+            )
+            .await,
+            &[200],
+        ),
+        56 => outcome(&c.api("GET", "/api/v1/vulnerabilities?package=x", cred, None).await, &[200]),
         46 => outcome(
             &c.api(
                 "POST",

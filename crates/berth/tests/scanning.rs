@@ -742,3 +742,394 @@ fn vulndb_import_is_incremental_and_drops_withdrawn_records() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/all.zip"));
 }
+
+/// A webhook receiver on 127.0.0.1 that keeps every JSON body it is sent.
+fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = got.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 8192];
+            // Headers, then Content-Length bytes of body.
+            let body = loop {
+                let Ok(n) = s.read(&mut chunk) else {
+                    break None;
+                };
+                if n == 0 {
+                    break None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                    continue;
+                };
+                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                if buf.len() >= end + 4 + len {
+                    break Some(buf[end + 4..end + 4 + len].to_vec());
+                }
+            };
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            if let Some(b) = body
+                && let Ok(v) = serde_json::from_slice::<Value>(&b)
+            {
+                keep.lock().expect("lock").push(v);
+            }
+        }
+    });
+    (url, got)
+}
+
+fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(t) = f() {
+            return t;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn record(
+    id: &str,
+    modified: &str,
+    package: &str,
+    fixed: &str,
+    vector: &str,
+    alias: &str,
+) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "id": id, "modified": modified, "summary": format!("{id} in {package}"),
+        "aliases": [alias],
+        "severity": [{"type": "CVSS_V3", "score": vector}],
+        "affected": [{"package": {"ecosystem": "PyPI", "name": package},
+            "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": fixed}]}]}]
+    }))
+    .expect("json")
+}
+
+#[test]
+fn notifications_policies_search_and_sboms() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let extra = tmp.path().join("extra");
+    std::fs::create_dir_all(&extra).expect("dir");
+    let b = Berth::start_with_env(&[
+        (
+            "BERTH_SECURITY_SCANNER_OSV_SOURCES",
+            &sources_env(&[&data_dir()]),
+        ),
+        ("BERTH_FEATURE_SECURITY_NOTIFICATIONS", "true"),
+        ("BERTH_SSRF_ALLOWED_HOSTS", "[127.0.0.1]"),
+    ]);
+    let c = Client::new(&b);
+    let (s, v) = c.api(
+        "POST",
+        "/api/v1/organization/",
+        Some(json!({"name": "sec"})),
+    );
+    assert!(s == 201 || s == 200, "{s} {v}");
+    let (s, v) = c.api(
+        "POST",
+        "/api/v1/repository",
+        Some(json!({"namespace": "sec", "repository": "app", "visibility": "private", "description": ""})),
+    );
+    assert_eq!(s, 201, "{v}");
+    let (hook, got) = receiver();
+    let (s, v) = c.api(
+        "POST",
+        "/api/v1/repository/sec/app/notification/",
+        Some(json!({"event": "vulnerability_found", "method": "webhook", "config": {"url": hook}, "eventConfig": {"level": 1}, "title": "High and above"})),
+    );
+    assert_eq!(s, 201, "{v}");
+
+    let lodash = br#"{"name": "lodash", "version": "4.17.20"}"#;
+    let requests = b"Metadata-Version: 2.1\nName: requests\nVersion: 2.30.0\n";
+    let js = layer_from(&[("srv/app/node_modules/lodash/package.json", lodash)]);
+    let py = layer_from(&[(
+        "usr/lib/python3/site-packages/requests-2.30.0.dist-info/METADATA",
+        requests,
+    )]);
+    let img = c.image("sec/app", "v1", "v1", &[&js, &py]);
+    wait_records(&c, "sec/app", &img.digest, 170);
+
+    // The first match tells what reaches NOTIFICATION_MIN_SEVERITY_ON_NEW_INDEX (High):
+    // lodash's High advisory, not requests' (no severity in its record).
+    let first = wait_for("a vulnerability_found delivery", || {
+        got.lock().expect("lock").first().cloned()
+    });
+    assert_eq!(
+        first["vulnerability"]["id"], "GHSA-35jh-r3h4-6jhm",
+        "{first}"
+    );
+    assert_eq!(first["vulnerability"]["priority"], "High");
+    assert_eq!(first["vulnerability"]["has_fix"], true);
+    assert_eq!(first["tags"], json!(["v1"]));
+    assert_eq!(first["repository"], "sec/app");
+    assert_eq!(first["vulnerable_index_report_created"], "true");
+
+    // New data makes the stored image vulnerable again: a Critical and a Low record for
+    // requests, imported while the server runs. The notification (level 1: High and above)
+    // hears of the Critical one only.
+    std::fs::write(
+        extra.join("TEST-2026-0002.json"),
+        record(
+            "TEST-2026-0002",
+            "2026-03-01T00:00:00Z",
+            "requests",
+            "2.32.0",
+            "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
+            "CVE-2026-0002",
+        ),
+    )
+    .expect("w");
+    std::fs::write(
+        extra.join("TEST-2026-0003.json"),
+        record(
+            "TEST-2026-0003",
+            "2026-03-01T00:00:00Z",
+            "requests",
+            "2.32.0",
+            "CVSS:3.1/AV:L/AC:H/PR:H/UI:R/S:U/C:L/I:N/A:N",
+            "CVE-2026-0003",
+        ),
+    )
+    .expect("w");
+    let mut cmd = Command::new(common::berth_bin());
+    cmd.args(["vulndb", "--data-dir"])
+        .arg(&b.data_dir)
+        .arg("import")
+        .arg(&extra);
+    for (k, v) in b.envs() {
+        cmd.env(k, v);
+    }
+    let out = run_ok(&mut cmd);
+    assert!(out.contains("2 written"), "{out}");
+    let second = wait_for("the new Critical vulnerability's delivery", || {
+        got.lock()
+            .expect("lock")
+            .iter()
+            .find(|v| v["vulnerability"]["id"] == "TEST-2026-0002")
+            .cloned()
+    });
+    assert_eq!(second["vulnerability"]["priority"], "Critical");
+    assert!(second.get("vulnerable_index_report_created").is_none());
+    std::thread::sleep(Duration::from_secs(3));
+    let ids: Vec<Value> = got
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|v| v["vulnerability"]["id"].clone())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![json!("GHSA-35jh-r3h4-6jhm"), json!("TEST-2026-0002")],
+        "each told once, Low filtered"
+    );
+
+    // Registry-wide search, by alias and by package, limited to what the caller may read.
+    let (s, v) = c.api(
+        "GET",
+        "/api/v1/vulnerabilities?vulnerability=CVE-2021-23337",
+        None,
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["results"][0]["repository"], "sec/app", "{v}");
+    assert_eq!(v["results"][0]["tags"], json!(["v1"]));
+    assert_eq!(
+        v["results"][0]["vulnerability"]["id"],
+        "GHSA-35jh-r3h4-6jhm"
+    );
+    let (_, v) = c.api(
+        "GET",
+        "/api/v1/vulnerabilities?package=requests&version=2.30.0",
+        None,
+    );
+    assert_eq!(
+        v["results"][0]["manifest_digest"],
+        img.digest.as_str(),
+        "{v}"
+    );
+    assert_eq!(v["results"][0]["packages"][0]["kind"], "python");
+    let anon = reqwest::blocking::Client::new()
+        .get(b.url("/api/v1/vulnerabilities?package=requests"))
+        .send()
+        .expect("anon");
+    let anon: Value = anon.json().expect("json");
+    assert_eq!(
+        anon["results"],
+        json!([]),
+        "a private repository is not shown to anonymous callers"
+    );
+    let (s, _) = c.api("GET", "/api/v1/vulnerabilities", None);
+    assert_eq!(s, 400);
+
+    // Policies: pulls of images with High+ vulnerabilities are refused, with the reason.
+    let (s, v) = c.api(
+        "PUT",
+        "/api/v1/organization/sec/securitypolicy",
+        Some(json!({"min_severity": "High"})),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["block_pull"], true);
+    wait_for("the match to include the new record", || {
+        let r = report(&c, "sec/app", &img.digest);
+        (r.to_string().contains("TEST-2026-0002")).then_some(())
+    });
+    let pull = |c: &Client| {
+        c.req("GET", "/v2/sec/app/manifests/v1")
+            .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+            .send()
+            .expect("pull")
+    };
+    let r = pull(&c);
+    assert_eq!(r.status().as_u16(), 403);
+    let body: Value = r.json().expect("json");
+    assert_eq!(body["errors"][0]["code"], "DENIED", "{body}");
+    let msg = body["errors"][0]["message"].as_str().unwrap_or("");
+    assert!(
+        msg.contains("security policy of sec")
+            && msg.contains("GHSA-35jh-r3h4-6jhm")
+            && msg.contains("TEST-2026-0002"),
+        "{msg}"
+    );
+    // Allowing the ids (an alias counts) lets it through.
+    let (s, _) = c.api(
+        "PUT",
+        "/api/v1/organization/sec/securitypolicy",
+        Some(json!({"min_severity": "High", "allowlist": ["CVE-2021-23337", "TEST-2026-0002"]})),
+    );
+    assert_eq!(s, 200);
+    assert_eq!(pull(&c).status().as_u16(), 200);
+    // Pushes: with block_push, a push is indexed before it is accepted.
+    let (s, _) = c.api(
+        "PUT",
+        "/api/v1/organization/sec/securitypolicy",
+        Some(json!({"min_severity": "Critical", "block_pull": false, "block_push": true})),
+    );
+    assert_eq!(s, 200);
+    let py2 = layer_from(&[("opt/venv/lib/requests-2.30.0.dist-info/METADATA", requests)]);
+    let cfg = c.blob(
+        "sec/app",
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#,
+    );
+    let layer = c.blob("sec/app", &py2);
+    let m = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cfg, "size": 80},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer, "size": py2.len()}],
+    }))
+    .expect("json");
+    let (s, body) = c.put_manifest(
+        "sec/app",
+        "v2",
+        "application/vnd.oci.image.manifest.v1+json",
+        &m,
+    );
+    assert_eq!(s, 403, "{body}");
+    assert!(
+        body.contains("push refused") && body.contains("TEST-2026-0002"),
+        "{body}"
+    );
+    let clean = c.image("sec/app", "clean", "clean", &[&js]);
+    assert!(!clean.digest.is_empty());
+    let (_, logs) = c.api("GET", "/api/v1/repository/sec/app/logs", None);
+    let kinds: Vec<&str> = logs["logs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l["kind"].as_str())
+        .collect();
+    assert!(kinds.contains(&"security_policy_refuse_pull"), "{kinds:?}");
+    assert!(kinds.contains(&"security_policy_refuse_push"), "{kinds:?}");
+    let (s, _) = c.api("DELETE", "/api/v1/organization/sec/securitypolicy", None);
+    assert_eq!(s, 204);
+    let (s, _) = c.api("GET", "/api/v1/organization/sec/securitypolicy", None);
+    assert_eq!(s, 404);
+
+    // SBOMs: SPDX and CycloneDX, and stored as the image's referrer.
+    let r = c
+        .req(
+            "GET",
+            &format!("/api/v1/repository/sec/app/manifest/{}/sbom", img.digest),
+        )
+        .send()
+        .expect("sbom");
+    assert_eq!(r.headers()["content-type"], "application/spdx+json");
+    let spdx: Value = r.json().expect("json");
+    assert_eq!(spdx["spdxVersion"], "SPDX-2.3");
+    let purls: Vec<String> = spdx["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            p["externalRefs"][0]["referenceLocator"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    assert!(
+        purls.contains(&"pkg:npm/lodash@4.17.20".to_string()),
+        "{purls:?}"
+    );
+    assert!(
+        purls.contains(&"pkg:pypi/requests@2.30.0".to_string()),
+        "{purls:?}"
+    );
+    let (_, cdx) = c.api(
+        "GET",
+        &format!(
+            "/api/v1/repository/sec/app/manifest/{}/sbom?format=cyclonedx-json",
+            img.digest
+        ),
+        None,
+    );
+    assert_eq!(cdx["bomFormat"], "CycloneDX");
+    assert_eq!(cdx["components"].as_array().map(Vec::len), Some(2));
+    let (s, stored) = c.api(
+        "POST",
+        &format!("/api/v1/repository/sec/app/manifest/{}/sbom", img.digest),
+        None,
+    );
+    assert_eq!(s, 201, "{stored}");
+    let (_, refs) = c.api(
+        "GET",
+        &format!("/v2/sec/app/referrers/{}", img.digest),
+        None,
+    );
+    assert_eq!(
+        refs["manifests"][0]["artifactType"], "application/spdx+json",
+        "{refs}"
+    );
+    assert_eq!(refs["manifests"][0]["digest"], stored["digest"]);
+    let (s, _) = c.api(
+        "GET",
+        &format!(
+            "/api/v1/repository/sec/app/manifest/{}/sbom?format=xml",
+            img.digest
+        ),
+        None,
+    );
+    assert_eq!(s, 400);
+
+    // Metrics: the index, the data and the matched manifests.
+    let m = c.metrics();
+    for line in [
+        "berth_scan_layers{state=\"indexed\"}",
+        "berth_vuln_records 172",
+        "berth_scan_manifests_vulnerable{worst=\"Critical\"}",
+        "berth_scan_policy_refusals_total{action=\"pull\"} 1",
+        "berth_scan_layers_indexed_total{outcome=\"indexed\"}",
+    ] {
+        assert!(m.contains(line), "{line} not in the metrics:\n{m}");
+    }
+}

@@ -2,12 +2,12 @@
 //! the JSON Quay builds from Clair's reports, field for field; Berth adds `Berth` (the OS found,
 //! notes on what the data cannot say, an index's platforms) beside Quay's fields.
 
-use super::{Created, Ctx, Reply, RestError, Route, route};
+use super::{Created, Ctx, Done, Reply, RestError, Route, done, route};
 use crate::AppState;
 use berth_core::content::Content;
 use berth_core::scan::{Feature, SecurityReport};
 use berth_oci::Digest;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use utoipa::ToSchema;
@@ -22,6 +22,20 @@ pub fn routes() -> Vec<Route> {
             sbom() -> Reply<Sbom>, query &["format"]),
         route!(POST "/api/v1/repository/{repository}/manifest/{manifestref}/sbom", "Store the manifest's SBOM in the repository as an OCI artifact whose subject is the manifest (listed by the referrers API)", "repo:write",
             store_sbom() -> Created<StoredSbom>, query &["format"]),
+        route!(GET "/api/v1/vulnerabilities", "Registry-wide: the images affected by a vulnerability (vulnerability=CVE-…, GHSA-…, any record id or alias) or holding a package (package=NAME[&version=V]), with the tags that carry each, among the repositories the caller may read", "repo:read",
+            find() -> Reply<Found>, query &["vulnerability", "package", "version", "limit"]),
+        route!(GET "/api/v1/organization/{orgname}/securitypolicy", "The organization's security policy (members may read it)", "org:admin",
+            org_policy_get() -> Reply<Policy>),
+        route!(PUT "/api/v1/organization/{orgname}/securitypolicy", "Set the organization's security policy: pulls (block_pull) or pushes (block_push) of images with vulnerabilities at or above min_severity are refused, fixable ones only with only_fixable, except the allowlist ids", "org:admin",
+            org_policy_put(PolicyBody) -> Reply<Policy>),
+        route!(DELETE "/api/v1/organization/{orgname}/securitypolicy", "Remove the organization's security policy", "org:admin",
+            org_policy_delete() -> Done),
+        route!(GET "/api/v1/user/securitypolicy", "The caller's own namespace's security policy", "user:read",
+            user_policy_get() -> Reply<Policy>),
+        route!(PUT "/api/v1/user/securitypolicy", "Set the caller's own namespace's security policy", "user:admin",
+            user_policy_put(PolicyBody) -> Reply<Policy>),
+        route!(DELETE "/api/v1/user/securitypolicy", "Remove the caller's own namespace's security policy", "user:admin",
+            user_policy_delete() -> Done),
     ]
 }
 
@@ -257,6 +271,172 @@ async fn store_sbom(st: Arc<AppState>, ctx: Ctx) -> Res<Created<StoredSbom>> {
         reply = reply.header(axum::http::header::LOCATION, v);
     }
     Ok(reply)
+}
+
+/// A security policy as the API takes it.
+#[derive(Deserialize, ToSchema)]
+pub struct PolicyBody {
+    /// Negligible, Low, Medium, High or Critical.
+    pub min_severity: String,
+    /// Refuse pulls (default true).
+    pub block_pull: Option<bool>,
+    /// Refuse pushes (default false); a push is then indexed before it is accepted.
+    pub block_push: Option<bool>,
+    /// Count only vulnerabilities with a known fix (default false).
+    pub only_fixable: Option<bool>,
+    /// Ids (CVE-…, GHSA-…, record ids) that never count.
+    pub allowlist: Option<Vec<String>>,
+}
+
+/// A namespace's security policy.
+#[derive(Serialize, ToSchema)]
+pub struct Policy {
+    pub namespace: String,
+    pub min_severity: String,
+    pub block_pull: bool,
+    pub block_push: bool,
+    pub only_fixable: bool,
+    pub allowlist: Vec<String>,
+    /// ms since the epoch.
+    pub updated_at: i64,
+}
+
+impl Policy {
+    fn new(ns: &str, p: &berth_core::scan::SecurityPolicy) -> Policy {
+        Policy {
+            namespace: ns.to_string(),
+            min_severity: p.min_severity.as_str().to_string(),
+            block_pull: p.block_pull,
+            block_push: p.block_push,
+            only_fixable: p.only_fixable,
+            allowlist: p.allowlist.clone(),
+            updated_at: p.updated_at,
+        }
+    }
+}
+
+fn policies(st: &AppState) -> berth_core::scan::SecurityPolicies<'_> {
+    berth_core::scan::SecurityPolicies::new(&st.registry, &st.auth)
+}
+
+fn policy_of(b: &PolicyBody) -> Res<berth_core::scan::SecurityPolicy> {
+    let min_severity = berth_core::scan::VulnSeverity::parse(&b.min_severity).ok_or_else(|| {
+        RestError::bad(format!(
+            "min_severity {:?} is not Negligible, Low, Medium, High or Critical",
+            b.min_severity
+        ))
+    })?;
+    Ok(berth_core::scan::SecurityPolicy {
+        min_severity,
+        block_pull: b.block_pull.unwrap_or(true),
+        block_push: b.block_push.unwrap_or(false),
+        only_fixable: b.only_fixable.unwrap_or(false),
+        allowlist: b.allowlist.clone().unwrap_or_default(),
+        updated_at: 0,
+    })
+}
+
+async fn policy_get(st: &AppState, ctx: &Ctx, ns: &str) -> Res<Reply<Policy>> {
+    match policies(st).get(ctx.actor()?, ns).await? {
+        Some(p) => Ok(Reply::new(Policy::new(ns, &p))),
+        None => Err(RestError::new(404, format!("{ns} has no security policy"))),
+    }
+}
+
+async fn policy_put(st: &AppState, ctx: &Ctx, ns: &str, b: &PolicyBody) -> Res<Reply<Policy>> {
+    let p = policy_of(b)?;
+    let caller = berth_core::Caller::new(ctx.actor()?, ctx.ip.as_deref());
+    let p = policies(st).set(caller, ns, &p).await?;
+    Ok(Reply::new(Policy::new(ns, &p)))
+}
+
+async fn policy_delete(st: &AppState, ctx: &Ctx, ns: &str) -> Res<Done> {
+    let caller = berth_core::Caller::new(ctx.actor()?, ctx.ip.as_deref());
+    policies(st).delete(caller, ns).await?;
+    done()
+}
+
+async fn org_policy_get(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<Policy>> {
+    policy_get(&st, &ctx, ctx.p("orgname")).await
+}
+async fn org_policy_put(st: Arc<AppState>, ctx: Ctx, b: PolicyBody) -> Res<Reply<Policy>> {
+    policy_put(&st, &ctx, ctx.p("orgname"), &b).await
+}
+async fn org_policy_delete(st: Arc<AppState>, ctx: Ctx) -> Res<Done> {
+    policy_delete(&st, &ctx, ctx.p("orgname")).await
+}
+async fn user_policy_get(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<Policy>> {
+    let me = ctx.actor()?.name.clone();
+    policy_get(&st, &ctx, &me).await
+}
+async fn user_policy_put(st: Arc<AppState>, ctx: Ctx, b: PolicyBody) -> Res<Reply<Policy>> {
+    let me = ctx.actor()?.name.clone();
+    policy_put(&st, &ctx, &me, &b).await
+}
+async fn user_policy_delete(st: Arc<AppState>, ctx: Ctx) -> Res<Done> {
+    let me = ctx.actor()?.name.clone();
+    policy_delete(&st, &ctx, &me).await
+}
+
+/// The answer of a registry-wide search.
+#[derive(Serialize, ToSchema)]
+pub struct Found {
+    pub results: Vec<FoundImage>,
+    /// More matched than `limit` (default 100, at most 1000).
+    pub truncated: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct FoundImage {
+    pub repository: String,
+    pub manifest_digest: String,
+    /// Live tags on it; empty for an untagged manifest (e.g. an index's child).
+    pub tags: Vec<String>,
+    /// `{kind, name, version, ...}` of the package asked for.
+    #[schema(value_type = Vec<Object>)]
+    pub packages: Vec<Value>,
+    /// For a vulnerability search: its id, severity, whether a fix is known, its aliases and
+    /// the packages it was found in.
+    #[schema(value_type = Object)]
+    pub vulnerability: Value,
+}
+
+async fn find(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<Found>> {
+    let limit = match ctx.q("limit") {
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| RestError::bad("limit is a number from 1 to 1000"))?,
+        None => 100,
+    };
+    let package = ctx.q("package").map(|p| (p, ctx.q("version")));
+    let (hits, truncated) = Content::new(&st.registry, &st.auth)
+        .find_images(ctx.caller.as_ref(), ctx.q("vulnerability"), package, limit)
+        .await?;
+    Ok(Reply::new(Found {
+        results: hits
+            .into_iter()
+            .map(|h| FoundImage {
+                repository: h.repository,
+                manifest_digest: h.digest,
+                tags: h.tags,
+                packages: h
+                    .packages
+                    .iter()
+                    .map(|p| serde_json::to_value(p).unwrap_or_default())
+                    .collect(),
+                vulnerability: h
+                    .vulnerability
+                    .map(|v| {
+                        json!({"id": v.id, "severity": v.severity.as_str(), "fixable": v.fixable,
+                               "aliases": v.aliases, "packages": v.packages})
+                    })
+                    .unwrap_or(Value::Null),
+            })
+            .collect(),
+        truncated,
+    }))
 }
 
 #[cfg(test)]

@@ -6,9 +6,11 @@
 //! without reading a layer again.
 
 pub mod policy;
+pub mod search;
 pub mod summary;
 
 pub use policy::{Gate, PolicyCache, SecurityPolicies, SecurityPolicy};
+pub use search::SearchHit;
 pub use summary::{ScanSummary, VulnBrief};
 
 use crate::jobs::{Job, JobContext, JobResult};

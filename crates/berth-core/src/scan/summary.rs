@@ -191,6 +191,27 @@ impl Registry {
         Ok(n)
     }
 
+    /// Matched manifests by their worst severity (`None` for those with no vulnerability), and
+    /// manifests by scan status, for metrics.
+    pub async fn scan_totals(&self) -> Result<(BTreeMap<String, i64>, BTreeMap<String, i64>)> {
+        let mut worst: BTreeMap<String, i64> = BTreeMap::new();
+        let mut statuses: BTreeMap<String, i64> = BTreeMap::new();
+        for (status, counts) in self.db.manifest_scan_counts().await? {
+            *statuses.entry(status.clone()).or_insert(0) += 1;
+            if status != "scanned" {
+                continue;
+            }
+            let counts: BTreeMap<String, i64> = serde_json::from_str(&counts).unwrap_or_default();
+            let w = Severity::ALL
+                .iter()
+                .rev()
+                .find(|s| counts.get(s.as_str()).is_some_and(|n| *n > 0))
+                .map_or("None", |s| s.as_str());
+            *worst.entry(w.to_string()).or_insert(0) += 1;
+        }
+        Ok((worst, statuses))
+    }
+
     /// The stored matches of manifests, by digest (for tag lists and policies).
     pub async fn scan_summaries(
         &self,
