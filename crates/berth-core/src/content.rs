@@ -130,6 +130,9 @@ pub struct ManifestSummary {
     pub platforms: Vec<String>,
     /// Labels (key, value), by key.
     pub labels: Vec<(String, String)>,
+    /// The stored vulnerability match (an index's: its platforms' together); `None` before
+    /// the first match or with scanning off.
+    pub security: Option<crate::scan::ScanSummary>,
 }
 
 /// The cursor after `t` in `order`: its name, prefixed by its start time and a dot when newest
@@ -441,18 +444,43 @@ impl<'a> Content<'a> {
         digests.dedup();
         let db = &self.registry.db;
         let mut out: std::collections::HashMap<String, ManifestSummary> = Default::default();
+        let mut children: std::collections::HashMap<String, Vec<String>> = Default::default();
         for (digest, content) in db.index_contents(repo_id, &digests).await? {
-            let platforms = serde_json::from_slice::<serde_json::Value>(&content)
+            let entries = serde_json::from_slice::<serde_json::Value>(&content)
                 .ok()
                 .and_then(|v| v.get("manifests").and_then(|m| m.as_array()).cloned())
-                .unwrap_or_default()
+                .unwrap_or_default();
+            let platforms = entries
                 .iter()
                 .map(|m| platform_name(&m["platform"]))
                 .collect();
+            children.insert(
+                digest.clone(),
+                entries
+                    .iter()
+                    .filter_map(|m| m["digest"].as_str().map(str::to_string))
+                    .collect(),
+            );
             out.entry(digest).or_default().platforms = platforms;
         }
         for (digest, key, value) in db.labels_of(repo_id, &digests).await? {
             out.entry(digest).or_default().labels.push((key, value));
+        }
+        if self.registry.config.scan.enabled {
+            let mut wanted = digests.clone();
+            wanted.extend(children.values().flatten().cloned());
+            let scans = self.registry.scan_summaries(&wanted).await?;
+            for d in &digests {
+                let s = match children.get(d) {
+                    Some(kids) => {
+                        crate::scan::ScanSummary::combine(kids.iter().filter_map(|k| scans.get(k)))
+                    }
+                    None => scans.get(d).cloned(),
+                };
+                if s.is_some() {
+                    out.entry(d.clone()).or_default().security = s;
+                }
+            }
         }
         Ok(out)
     }

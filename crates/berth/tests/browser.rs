@@ -84,7 +84,11 @@ fn a_person_manages_the_registry_in_a_real_browser() {
         "{chromium} not found: run ./scripts/test.sh (it installs Debian's chromium)"
     );
     let node = require_tool("node");
-    let b = Berth::start();
+    let vulndb = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/vulndb");
+    let b = Berth::start_with_env(&[(
+        "BERTH_SECURITY_SCANNER_OSV_SOURCES",
+        &format!("['{}']", vulndb.display()),
+    )]);
     let c = Client::new(&b);
     let (s, v) = c.api(
         "POST",
@@ -172,6 +176,32 @@ fn a_person_manages_the_registry_in_a_real_browser() {
         started.elapsed().as_secs_f64()
     );
 
+    // An image with a known-vulnerable package (npm lodash 4.17.20), for the Security views.
+    let layer = common::images::gzip(&common::images::tar(&[(
+        "srv/app/node_modules/lodash/package.json".to_string(),
+        br#"{"name": "lodash", "version": "4.17.20"}"#.to_vec(),
+    )]));
+    let scanned = c.image(&format!("{USER}/scanned"), "1.0", "scanned", &[&layer]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let (_, v) = c.api(
+            "GET",
+            &format!(
+                "/api/v1/repository/{USER}/scanned/manifest/{}/security?vulnerabilities=true",
+                scanned.digest
+            ),
+            None,
+        );
+        if v.to_string().contains("GHSA-35jh-r3h4-6jhm") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the scan never finished: {v}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser/ui.mjs");
     let mut cmd = Command::new(node);
     cmd.arg(&script)
@@ -182,6 +212,7 @@ fn a_person_manages_the_registry_in_a_real_browser() {
         .env("USER_PASSWORD", PASSWORD)
         .env("DEMO_REPO", format!("{USER}/demo"))
         .env("MANY_REPO", format!("{USER}/many"))
+        .env("SCANNED_REPO", format!("{USER}/scanned"))
         .env("MANY_TAGS", n.to_string())
         .env("ADMIN_NAME", common::ADMIN_USER)
         .env("ADMIN_PASS", common::ADMIN_PASSWORD);

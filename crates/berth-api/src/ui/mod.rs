@@ -17,6 +17,7 @@ mod orgs;
 mod policies;
 mod repos;
 mod search;
+mod security;
 mod settings;
 mod signin;
 mod superuser;
@@ -47,6 +48,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/signout", axum::routing::post(signin::signout))
         .route("/setup", get(signin::setup_page).post(signin::setup))
         .route("/search", get(search::page))
+        .route("/security/search", get(security::search_page))
         .route("/authrepoemail", get(notifications::confirm_email))
         .route("/repository", get(repos::list).post(repos::create))
         .route("/repository/", get(repos::list))
@@ -239,6 +241,7 @@ impl Page {
                         nav aria-label="Main" {
                             a href="/repository" { "Repositories" }
                             @if self.actor.is_some() { a href="/organization" { "Organizations" } }
+                            a href="/security/search" { "Vulnerabilities" }
                             @if self.actor.as_ref().is_some_and(|a| a.superuser) { a href="/superuser" { "Superuser" } }
                         }
                         form.search role="search" method="get" action="/search" {

@@ -625,6 +625,7 @@ fn tag_row(
                     None => { span.muted { "single image" } }
                 }
             }
+            td { (super::security::cell(repo, &digest, m.and_then(|m| m.security.as_ref()))) }
             td { @if let Some(s) = t.size { (size(s)) } @else { span.muted { "index" } } }
             td { (when(Some(t.start_at))) }
             td { @if let Some(e) = t.expires_at { time datetime=(iso(e)) { (iso(e)) } } @else { span.muted { "never" } } }
@@ -726,7 +727,7 @@ async fn tags_tab(
                     caption.visually-hidden { "Live tags" }
                     thead { tr {
                         @if can_write { th scope="col" { span.visually-hidden { "Select" } } }
-                        th scope="col" { "Tag" } th scope="col" { "Manifest" } th scope="col" { "Platforms" } th scope="col" { "Size" }
+                        th scope="col" { "Tag" } th scope="col" { "Manifest" } th scope="col" { "Platforms" } th scope="col" { "Security" } th scope="col" { "Size" }
                         th scope="col" { "Last modified" } th scope="col" { "Expires" } th scope="col" { "Labels" } th scope="col" { "Protection" }
                         @if can_write { th scope="col" { "Actions" } }
                     } }
@@ -1100,7 +1101,16 @@ async fn manifest_page(st: &AppState, page: &Page, repo: &str, digest: &str) -> 
             "{digest:?} is not a digest"
         )));
     };
-    let details = match manifest_details(st, page, repo, &d).await {
+    let tab = match page.q("tab") {
+        Some(t @ ("security" | "packages")) => t,
+        _ => "",
+    };
+    let details = if tab.is_empty() {
+        manifest_details(st, page, repo, &d).await
+    } else {
+        super::security::tab(st, page, repo, &d, tab).await
+    };
+    let details = match details {
         Ok(m) => m,
         Err(e) => return page.error(e),
     };
@@ -1113,8 +1123,11 @@ async fn manifest_page(st: &AppState, page: &Page, repo: &str, digest: &str) -> 
         &crumbs,
         html! {
             h1 { (repo) "@" wbr; code { (digest) } }
-            h2 { "Pull" }
-            (pull_commands(page, &format!("{repo}@{digest}")))
+            (super::security::tabs(repo, digest, tab))
+            @if tab.is_empty() {
+                h2 { "Pull" }
+                (pull_commands(page, &format!("{repo}@{digest}")))
+            }
             (details)
         },
     )

@@ -1074,7 +1074,7 @@ impl Registry {
 }
 
 /// An index's status from its platforms': scanned when all are, else the first trouble.
-fn overall(statuses: &[ScanStatus]) -> ScanStatus {
+pub(crate) fn overall(statuses: &[ScanStatus]) -> ScanStatus {
     if statuses.is_empty() {
         return ScanStatus::Unsupported;
     }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 
 /// One vulnerability of a manifest, as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VulnBrief {
     pub id: String,
     pub severity: Severity,
@@ -29,13 +29,31 @@ pub struct VulnBrief {
 }
 
 /// A manifest's stored match.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScanSummary {
     pub status: ScanStatus,
     pub vulns: Vec<VulnBrief>,
 }
 
 impl ScanSummary {
+    /// An index's summary from its platforms': every vulnerability once, the status as
+    /// [`super::SecurityReport`] gives an index's.
+    pub fn combine<'a>(parts: impl Iterator<Item = &'a ScanSummary>) -> Option<ScanSummary> {
+        let parts: Vec<&ScanSummary> = parts.collect();
+        if parts.is_empty() {
+            return None;
+        }
+        let statuses: Vec<ScanStatus> = parts.iter().map(|p| p.status).collect();
+        let mut by_id: BTreeMap<String, VulnBrief> = BTreeMap::new();
+        for v in parts.iter().flat_map(|p| &p.vulns) {
+            by_id.entry(v.id.clone()).or_insert_with(|| v.clone());
+        }
+        Some(ScanSummary {
+            status: super::overall(&statuses),
+            vulns: by_id.into_values().collect(),
+        })
+    }
+
     /// Vulnerabilities by severity.
     pub fn counts(&self) -> BTreeMap<Severity, usize> {
         let mut m = BTreeMap::new();

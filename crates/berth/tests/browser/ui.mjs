@@ -22,6 +22,7 @@ const user = process.env.USER_NAME;
 const password = process.env.USER_PASSWORD;
 const demo = process.env.DEMO_REPO;
 const many = process.env.MANY_REPO;
+const scanned = process.env.SCANNED_REPO;
 const manyTags = Number(process.env.MANY_TAGS);
 const shots = process.env.SCREENSHOTS || "";
 
@@ -172,6 +173,26 @@ try {
   await page.waitForURL(`**/repository/${demo}/tag/1.0`);
   await expectText(page, "Layers");
   await audit(page, "tag page");
+
+  step = "a vulnerable image: the tag list's severity bar, its Security and Packages tabs, the search";
+  await page.goto(`/repository/${scanned}?tab=tags`);
+  await page.getByRole("link", { name: "1 vulnerability, worst High" }).click();
+  await page.waitForURL(/tab=security/);
+  await expectText(page, "GHSA-35jh-r3h4-6jhm");
+  await expectText(page, "4.17.21");
+  await audit(page, "security tab");
+  await page.getByLabel("Severity at least").selectOption("Critical");
+  await page.getByRole("button", { name: "Apply" }).click();
+  await page.waitForURL(/severity=Critical/);
+  await expectText(page, "0 of 1 vulnerabilities");
+  await page.getByRole("link", { name: "Packages", exact: true }).click();
+  await page.waitForURL(/tab=packages/);
+  await expectText(page, "lodash");
+  await expectText(page, "SPDX 2.3 (JSON)");
+  await audit(page, "packages tab");
+  await page.goto("/security/search?vulnerability=CVE-2021-23337");
+  await page.getByRole("link", { name: scanned, exact: true }).waitFor();
+  await audit(page, "vulnerability search");
 
   step = "delete a tag and restore it from history";
   await page.goto(`/repository/${demo}?tab=tags`);
