@@ -1101,10 +1101,10 @@ async fn manifest_page(st: &AppState, page: &Page, repo: &str, digest: &str) -> 
             "{digest:?} is not a digest"
         )));
     };
-    let tab = match page.q("tab") {
-        Some(t @ ("security" | "packages")) => t,
-        _ => "",
-    };
+    let tab = page
+        .q("tab")
+        .filter(|t| matches!(*t, "security" | "packages"))
+        .unwrap_or("");
     let details = if tab.is_empty() {
         manifest_details(st, page, repo, &d).await
     } else {
