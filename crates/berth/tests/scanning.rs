@@ -1133,3 +1133,156 @@ fn notifications_policies_search_and_sboms() {
         assert!(m.contains(line), "{line} not in the metrics:\n{m}");
     }
 }
+
+/// The `(name, version, source name, source version)` of each installed package of a dpkg
+/// status file, read here independently of the indexer.
+fn dpkg_installed(status: &str) -> Vec<(String, String, String, String)> {
+    let mut out = Vec::new();
+    for stanza in status.split("\n\n") {
+        let field = |k: &str| {
+            stanza
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{k}: ")))
+                .map(str::to_string)
+        };
+        let (Some(name), Some(version), Some(st)) =
+            (field("Package"), field("Version"), field("Status"))
+        else {
+            continue;
+        };
+        if !st.ends_with(" installed") {
+            continue;
+        }
+        let (sname, sver) = match field("Source") {
+            Some(s) => match s.split_once(" (") {
+                Some((n, v)) => (n.to_string(), v.trim_end_matches(')').to_string()),
+                None => (s, version.clone()),
+            },
+            None => (name.clone(), version.clone()),
+        };
+        out.push((name, version, sname, sver));
+    }
+    out
+}
+
+#[test]
+fn a_debian_rootfs_is_matched_by_source_package() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/debian");
+    let status =
+        std::fs::read_to_string(fixtures.join("bookworm-essential.status")).expect("status");
+    let os_release = std::fs::read(fixtures.join("bookworm-os-release")).expect("os-release");
+    let installed = dpkg_installed(&status);
+    assert_eq!(installed.len(), 69, "mmdebstrap's essential set");
+    let libc = installed
+        .iter()
+        .find(|p| p.0 == "libc6")
+        .expect("libc6")
+        .clone();
+    let bash = installed
+        .iter()
+        .find(|p| p.0 == "bash")
+        .expect("bash")
+        .clone();
+    assert_ne!(
+        bash.1, bash.3,
+        "bash's binary version differs from its source's"
+    );
+
+    // A rootfs layer as mmdebstrap makes it: `./` prefixes, etc/os-release a symlink.
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut t = tar::Builder::new(gz);
+    for (path, bytes) in [
+        ("./usr/lib/os-release", &os_release[..]),
+        ("./var/lib/dpkg/status", status.as_bytes()),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        t.append_data(&mut h, path, bytes).expect("entry");
+    }
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    h.set_mode(0o777);
+    t.append_link(&mut h, "./etc/os-release", "../usr/lib/os-release")
+        .expect("symlink");
+    let layer = t.into_inner().expect("tar").finish().expect("gzip");
+
+    // Records in the Debian feed's format: keyed by source package, in `Debian:12`.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let deb = |id: &str, package: &str, fixed: &str| {
+        serde_json::to_vec(&json!({
+            "id": id, "modified": "2026-01-01T00:00:00Z", "summary": id,
+            "affected": [{"package": {"ecosystem": "Debian:12", "name": package},
+                "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": fixed}]}]}]
+        }))
+        .expect("json")
+    };
+    for (id, package, fixed) in [
+        // glibc above the installed 2.36-9+deb12uN: every binary of glibc is affected.
+        ("DEBIAN-CVE-2026-0001", "glibc", "2.36-9+deb12u999"),
+        // glibc fixed long ago: nothing.
+        ("DEBIAN-CVE-2026-0002", "glibc", "2.36-9+deb12u1"),
+        // bash fixed in a source version after 5.2.15-2: compared with the source version.
+        ("DEBIAN-CVE-2026-0003", "bash", "5.2.15-3"),
+        // Keyed by a binary name: the feed never does, so it names nothing.
+        ("DEBIAN-CVE-2026-0004", "libc6", "9:0"),
+    ] {
+        std::fs::write(
+            tmp.path().join(format!("{id}.json")),
+            deb(id, package, fixed),
+        )
+        .expect("w");
+    }
+    let b = Berth::start_with_env(&[(
+        "BERTH_SECURITY_SCANNER_OSV_SOURCES",
+        &sources_env(&[tmp.path()]),
+    )]);
+    let c = Client::new(&b);
+    let img = c.image("scan/debian", "bookworm", "deb", &[&layer]);
+    wait_records(&c, "scan/debian", &img.digest, 4);
+    let v = report(&c, "scan/debian", &img.digest);
+    assert_eq!(v["status"], "scanned", "{v}");
+    assert_eq!(v["Berth"]["OperatingSystem"]["Name"], "debian");
+    assert_eq!(v["Berth"]["OperatingSystem"]["Version"], "12");
+    let fs = features(&v);
+    let mut got: Vec<(String, String)> = fs
+        .iter()
+        .map(|f| {
+            (
+                f["Name"].as_str().unwrap_or("").to_string(),
+                f["Version"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let mut want: Vec<(String, String)> = installed
+        .iter()
+        .map(|p| (p.0.clone(), p.1.clone()))
+        .collect();
+    got.sort();
+    want.sort();
+    assert_eq!(
+        got, want,
+        "every installed package of the status file, at its version"
+    );
+    for f in &fs {
+        let p = installed
+            .iter()
+            .find(|p| f["Name"] == p.0.as_str())
+            .expect("installed");
+        assert_eq!(f["NamespaceName"], "Debian:12");
+        let mut expect = Vec::new();
+        if p.2 == "glibc" {
+            expect.push("DEBIAN-CVE-2026-0001".to_string());
+        }
+        if p.2 == "bash" {
+            expect.push("DEBIAN-CVE-2026-0003".to_string());
+        }
+        assert_eq!(vuln_names(f), expect, "{}: {f}", p.0);
+    }
+    let libc_f = feature(&fs, "libc6").expect("libc6");
+    assert_eq!(libc_f["Version"], libc.1.as_str());
+    assert_eq!(libc_f["SourceName"], "glibc");
+    assert_eq!(libc_f["Vulnerabilities"][0]["FixedBy"], "2.36-9+deb12u999");
+}
