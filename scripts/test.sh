@@ -34,7 +34,7 @@ VENV="$ROOT/target/test-venv"
 # Debian packages the integration tests drive (real clients, a peer registry, and OpenLDAP's
 # slapd + ldap-utils, which the LDAP test starts on its own port; DEBIAN_FRONTEND=noninteractive
 # below keeps slapd's postinst from asking questions).
-DEB_PACKAGES=(skopeo podman buildah docker-registry uidmap postgresql openssl slapd ldap-utils curl jq chromium)
+DEB_PACKAGES=(skopeo podman buildah docker-registry uidmap postgresql openssl slapd ldap-utils curl jq chromium mmdebstrap)
 
 START=$(date +%s)
 step() {
@@ -304,7 +304,7 @@ cargo test --locked --workspace --no-fail-fast
 
 # Suites re-run per metadata/storage backend. Suites that do not depend on the backend (oidc, ldap, cli,
 # ...) run once, in the workspace run above, on SQLite + filesystem.
-SERVER_SUITES=(--test conformance --test clients --test crash --test multi_instance --test replication --test authz --test time_machine --test gc --test quota --test labels --test autoprune --test notifications)
+SERVER_SUITES=(--test conformance --test clients --test crash --test multi_instance --test replication --test authz --test time_machine --test gc --test quota --test labels --test autoprune --test notifications --test scanning)
 step "server suites on PostgreSQL + filesystem"
 TEST_POSTGRES_URL="$TEST_POSTGRES_URL_SERVER" cargo test --locked -p berth --no-fail-fast "${SERVER_SUITES[@]}"
 

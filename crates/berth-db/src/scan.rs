@@ -425,21 +425,22 @@ impl Db {
         Ok(v.unwrap_or(0))
     }
 
-    /// Image manifests whose match is missing, unfinished, or older than `data_changed_at`:
-    /// `(digest, a repository holding it, its stored status and vulns if any)`.
+    /// Image manifests to match: queued (pushed, layers maybe still indexing) or matched
+    /// before `data_changed_at`: `(digest, a repository holding it (none: deleted
+    /// everywhere), its stored status, its stored vulns)`. Reads only `manifest_scan`'s indexes.
     pub async fn manifests_to_match(
         &self,
         data_changed_at: i64,
         limit: i64,
-    ) -> Result<Vec<(String, String, Option<String>, Option<String>)>> {
+    ) -> Result<Vec<(String, Option<String>, String, String)>> {
         let rows = sqlx::query(
-            "SELECT m.digest, MIN(r.name), s.status, s.vulns FROM manifests m
-             JOIN repositories r ON r.id = m.repo_id
-             LEFT JOIN manifest_scan s ON s.digest = m.digest
-             WHERE m.deleted_at IS NULL
-               AND m.media_type IN ('application/vnd.oci.image.manifest.v1+json', 'application/vnd.docker.distribution.manifest.v2+json')
-               AND (s.digest IS NULL OR s.status = 'queued' OR s.checked_at < $1)
-             GROUP BY m.digest, s.status, s.vulns
+            "SELECT s.digest,
+                    (SELECT MIN(r.name) FROM manifests m JOIN repositories r ON r.id = m.repo_id
+                     WHERE m.digest = s.digest AND m.deleted_at IS NULL),
+                    s.status, s.vulns
+             FROM manifest_scan s
+             WHERE s.status = 'queued' OR s.checked_at < $1
+             ORDER BY s.checked_at
              LIMIT $2",
         )
         .bind(data_changed_at)
@@ -450,12 +451,58 @@ impl Db {
             .map(|r| {
                 Ok((
                     r.try_get::<String, _>(0)?,
-                    r.try_get::<String, _>(1)?,
-                    r.try_get::<Option<String>, _>(2)?,
-                    r.try_get::<Option<String>, _>(3)?,
+                    r.try_get::<Option<String>, _>(1)?,
+                    r.try_get::<String, _>(2)?,
+                    r.try_get::<String, _>(3)?,
                 ))
             })
             .collect()
+    }
+
+    /// Records that an image manifest is to be matched (its push's transaction); nothing when
+    /// the digest already has a row.
+    pub async fn queue_manifest_scan(&self, w: &mut WriteTx, digest: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO manifest_scan (digest, status, checked_at) VALUES ($1, 'queued', 0)
+             ON CONFLICT (digest) DO NOTHING",
+        )
+        .bind(digest)
+        .execute(&mut *w.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Queues image manifests that have no row (pushed while scanning was off); how many.
+    pub async fn queue_unmatched_manifests(&self, limit: i64) -> Result<u64> {
+        let digests: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT m.digest FROM manifests m
+             LEFT JOIN manifest_scan s ON s.digest = m.digest
+             WHERE s.digest IS NULL AND m.deleted_at IS NULL
+               AND m.media_type IN ('application/vnd.oci.image.manifest.v1+json', 'application/vnd.docker.distribution.manifest.v2+json')
+             LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        if digests.is_empty() {
+            return Ok(0);
+        }
+        let mut w = self.write().await?;
+        for d in &digests {
+            self.queue_manifest_scan(&mut w, d).await?;
+        }
+        w.commit().await?;
+        Ok(digests.len() as u64)
+    }
+
+    /// Forgets the match of a manifest no repository holds any more.
+    pub async fn forget_manifest_scan(&self, digest: &str) -> Result<()> {
+        let mut w = self.write().await?;
+        sqlx::query("DELETE FROM manifest_scan WHERE digest = $1")
+            .bind(digest)
+            .execute(&mut *w.tx)
+            .await?;
+        w.commit().await
     }
 
     pub async fn put_manifest_scan(

@@ -272,11 +272,17 @@ impl Registry {
         if !self.config.scan.enabled || parsed.kind.is_index() {
             return Ok(());
         }
-        for d in indexed_layers(parsed) {
+        let layers = indexed_layers(parsed);
+        for d in &layers {
             let digest = d.to_string();
             if self.db.queue_layer_index(w, &digest).await? {
                 crate::jobs::enqueue(&self.db, w, &IndexLayer { digest }).await?;
             }
+        }
+        if !layers.is_empty() {
+            self.db
+                .queue_manifest_scan(w, &parsed.digest.to_string())
+                .await?;
         }
         Ok(())
     }
@@ -447,7 +453,7 @@ impl Registry {
                 threshold,
             )
             .await?;
-        let mut queued = 0;
+        let mut queued = self.db.queue_unmatched_manifests(limit).await?;
         for digest in digests {
             let mut w = self.db.write().await?;
             let fresh = self.db.queue_layer_index(&mut w, &digest).await?;

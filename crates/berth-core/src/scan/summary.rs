@@ -117,6 +117,11 @@ impl Registry {
         let todo = self.db.manifests_to_match(changed_at, limit).await?;
         let mut n = 0;
         for (digest, repo, old_status, old_vulns) in todo {
+            let Some(repo) = repo else {
+                // No repository holds it any more.
+                self.db.forget_manifest_scan(&digest).await?;
+                continue;
+            };
             let (Ok(name), Ok(d)) = (repo.parse::<RepoName>(), digest.parse::<Digest>()) else {
                 continue;
             };
@@ -126,14 +131,12 @@ impl Registry {
                 Err(e) if e.is_not_found() => continue,
                 Err(e) => return Err(e),
             };
-            if report.status == ScanStatus::Queued && old_status.as_deref() == Some("queued") {
+            if report.status == ScanStatus::Queued && old_status == "queued" {
                 continue;
             }
             let vulns = brief(&report);
-            let old: Option<Vec<VulnBrief>> = old_vulns
-                .as_deref()
-                .and_then(|v| serde_json::from_str(v).ok());
-            let was_scanned = old_status.as_deref() == Some("scanned");
+            let old: Option<Vec<VulnBrief>> = serde_json::from_str(&old_vulns).ok();
+            let was_scanned = old_status == "scanned";
             let counts: BTreeMap<&str, usize> = ScanSummary {
                 status: report.status,
                 vulns: vulns.clone(),

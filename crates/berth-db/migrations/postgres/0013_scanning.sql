@@ -60,8 +60,10 @@ CREATE TABLE manifest_scan (
     status      TEXT    NOT NULL,                    -- queued | scanned | failed | unsupported | manifest_layer_too_large
     vulns       TEXT    NOT NULL DEFAULT '[]',       -- JSON: [[id, severity, fixable]] sorted by id
     counts      TEXT    NOT NULL DEFAULT '{}',       -- JSON: severity -> count
-    checked_at  BIGINT  NOT NULL
+    checked_at  BIGINT  NOT NULL                     -- 0: to be matched
 );
+CREATE INDEX manifest_scan_status ON manifest_scan(status);
+CREATE INDEX manifest_scan_checked ON manifest_scan(checked_at);
 
 -- A namespace's security policy: pulls (or pushes) of images with unfixed vulnerabilities at or
 -- above a severity are refused, except the allowed ids.
