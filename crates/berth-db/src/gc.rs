@@ -313,6 +313,12 @@ impl Db {
                 .bind(d)
                 .execute(&mut *w.tx)
                 .await?;
+            // What the scanner read from it goes with it (Quay's
+            // SECURITY_SCANNER_V4_MANIFEST_CLEANUP, always on here).
+            sqlx::query("DELETE FROM layer_index WHERE digest = $1")
+                .bind(d)
+                .execute(&mut *w.tx)
+                .await?;
             taken.push((d.clone(), size));
         }
         Ok(taken)

@@ -100,7 +100,7 @@ pub static KEYS: &[KeyDef] = &[
     no_effect("SECURITY_SCANNER_V2_BATCH_SIZE", N, SCANNER).default_is("50"),
     no_effect("SECURITY_SCANNER_V2_INDEXING_INTERVAL", N, SCANNER).default_is("30"),
     no_effect("SECURITY_SCANNER_V4_ENDPOINT", SZ, SCANNER).default_is("null"),
-    no_effect("SECURITY_SCANNER_V4_MANIFEST_CLEANUP", B, SCANNER).default_is("true"),
+    no_effect("SECURITY_SCANNER_V4_MANIFEST_CLEANUP", B, "setting Berth does not need: garbage collection always removes what the scanner read from a layer with the layer").default_is("true"),
     no_effect("SECURITY_SCANNER_V4_PSK", SZ, SCANNER).default_is("null"),
     no_effect("SERVICE_LOG_ACCOUNT_ID", SZ, HOSTED).default_is("null"),
     no_effect("SPAM_DETECTION_CLASSIFIER_PATH", SZ, SPAM)
