@@ -1286,3 +1286,67 @@ fn a_debian_rootfs_is_matched_by_source_package() {
     assert_eq!(libc_f["SourceName"], "glibc");
     assert_eq!(libc_f["Vulnerabilities"][0]["FixedBy"], "2.36-9+deb12u999");
 }
+
+/// Serves `body` at every path on 127.0.0.1 (a plain HTTP file server for one file).
+fn serve_file(body: Vec<u8>) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!(
+        "http://{}/osv/Go/all.zip",
+        listener.local_addr().expect("addr")
+    );
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/zip\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(&body);
+        }
+    });
+    url
+}
+
+#[test]
+fn a_source_is_downloaded_through_the_outbound_guard() {
+    let zip = std::fs::read(data_dir().join("Go-stdlib.zip")).expect("zip");
+    let url = serve_file(zip);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    let import = |allowed: Option<&str>| {
+        let mut cmd = Command::new(common::berth_bin());
+        cmd.args(["vulndb", "--data-dir"])
+            .arg(&data)
+            .args(["import", &url]);
+        if let Some(a) = allowed {
+            cmd.env("BERTH_SSRF_ALLOWED_HOSTS", a);
+        }
+        cmd.output().expect("run")
+    };
+    // A loopback address is refused unless SSRF_ALLOWED_HOSTS lists it.
+    let refused = import(None);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains(&url) && err.contains("SSRF_ALLOWED_HOSTS"),
+        "{err}"
+    );
+    let ok = import(Some("[127.0.0.1]"));
+    let out = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "{out} {}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(out.contains("167 records read, 167 written"), "{out}");
+    let status = run_ok(
+        Command::new(common::berth_bin())
+            .args(["vulndb", "--data-dir"])
+            .arg(&data)
+            .arg("status"),
+    );
+    assert!(status.contains(&format!("{url}: 167 records")), "{status}");
+}
