@@ -4,8 +4,9 @@
 //! 10,000 packages takes to match against every OSV dump in `--vulndb-dir`, through
 //! berth-core's public API on a temporary SQLite database. In-process, Berth only.
 
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -85,7 +86,8 @@ fn bookworm_tar(data_dir: &Path) -> Result<PathBuf> {
     }
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
-    let partial = data_dir.join("bookworm.tar.partial");
+    // mmdebstrap picks its output's format by the name's extension.
+    let partial = data_dir.join("bookworm.partial.tar");
     eprintln!(
         "  making {} with `mmdebstrap --variant=essential bookworm` (about a minute)",
         path.display()
@@ -304,12 +306,16 @@ fn image_from(zips: &[PathBuf]) -> Result<Image> {
     }
     let named: Vec<(Kind, String, Vec<String>)> = versions
         .into_iter()
-        .filter(|(_, (_, v))| !v.is_empty())
         .map(|((kind, name), (scheme, set))| {
-            let mut v: Vec<String> = set.into_iter().collect();
-            v.sort_by(|a, b| berth_scan::compare(scheme, a, b).unwrap_or(a.cmp(b)));
+            // Only versions the ecosystem's order can place (a mixed order is no order).
+            let mut v: Vec<String> = set
+                .into_iter()
+                .filter(|v| berth_scan::compare(scheme, v, v).is_some())
+                .collect();
+            v.sort_by(|a, b| berth_scan::compare(scheme, a, b).unwrap_or(Ordering::Equal));
             (kind, name, v)
         })
+        .filter(|(_, _, v)| !v.is_empty())
         .collect();
     if named.is_empty() {
         bail!("the vulnerability data names no package");

@@ -862,14 +862,17 @@ impl Registry {
         let mut matches: Vec<(usize, String, String, Option<String>)> = Vec::new();
         for (i, t) in targets.iter().enumerate() {
             let Some(t) = t else { continue };
+            // A record names a package once, however many ecosystems or entries match it.
+            let mut seen: HashSet<&str> = HashSet::new();
             for e in &t.ecosystems {
                 let Some(cands) = candidates.get(&(e.clone(), t.name.clone())) else {
                     continue;
                 };
                 for (id, a) in cands {
-                    if berth_scan::osv::is_affected(t.scheme, &t.version, a)
-                        && !matches.iter().any(|m| m.0 == i && m.1 == *id)
+                    if !seen.contains(id.as_str())
+                        && berth_scan::osv::is_affected(t.scheme, &t.version, a)
                     {
+                        seen.insert(id.as_str());
                         let fixed = a.fixed_after(t.scheme, &t.version).map(str::to_string);
                         matches.push((i, id.clone(), e.clone(), fixed));
                     }
