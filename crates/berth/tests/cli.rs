@@ -301,7 +301,7 @@ fn config_validate_resolves_host_names_and_lists_data_locations() {
     let (out, _t, _) = validate(&format!(
         "LISTEN_ADDRESS: localhost:5000\nDB_URI: 'sqlite://{}'\n\
          DISTRIBUTED_STORAGE_CONFIG: {{default: [LocalStorage, {{storage_path: {}}}]}}\n\
-         FEATURE_SECURITY_SCANNER: true\nREGISTRY_TITLE: Example\n",
+         FEATURE_BUILD_SUPPORT: true\nREGISTRY_TITLE: Example\n",
         tmp.path().join("b.db").display(),
         tmp.path().join("blobs").display()
     ));
@@ -320,7 +320,7 @@ fn config_validate_resolves_host_names_and_lists_data_locations() {
         "{text}"
     );
     assert!(
-        text.contains("not available in this version: FEATURE_SECURITY_SCANNER"),
+        text.contains("not available in this version: FEATURE_BUILD_SUPPORT"),
         "{text}"
     );
     assert!(
@@ -362,7 +362,8 @@ fn config_keys_lists_every_key_berth_acts_on() {
     let all = String::from_utf8_lossy(&out.stdout);
     for (key, class) in [
         ("REGISTRY_TITLE", "no-effect"),
-        ("FEATURE_SECURITY_SCANNER", "unavailable"),
+        ("FEATURE_BUILD_SUPPORT", "unavailable"),
+        ("FEATURE_SECURITY_SCANNER", "acted-on"),
         ("FEATURE_RESTRICTED_USERS", "guarded"),
         ("JOB_LEASE_SECONDS", "acted-on"),
     ] {

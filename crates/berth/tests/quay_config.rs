@@ -64,6 +64,7 @@ fn typical(key: &str, dir: &Path) -> Option<String> {
         "BUILDMAN_HOSTNAME" => "builds.example.com".into(),
         "BUILDMAN_CONTROLLER_PORT" => "8686".into(),
         "REPO_MIRROR_SERVER_HOSTNAME" => "registry.example.com".into(),
+        "SECURITY_SCANNER_V4_INDEX_MAX_LAYER_SIZE" => "8G".into(),
         "LDAP_URI" => "ldap://ldap.example.com".into(),
         "LDAP_BASE_DN" => "[dc=example, dc=com]".into(),
         "LDAP_USER_RDN" => "[ou=people]".into(),
@@ -166,13 +167,13 @@ fn a_config_with_every_quay_key_starts_and_serves_v2() {
     assert_eq!(r.status().as_u16(), 200, "{}", b.log());
     let log = b.log();
     let banner = unavailable_banner(&log);
-    for on in [
-        "FEATURE_PROXY_CACHE,",
-        "FEATURE_REPO_MIRROR,",
-        "FEATURE_SECURITY_SCANNER",
-    ] {
+    for on in ["FEATURE_PROXY_CACHE,", "FEATURE_REPO_MIRROR"] {
         assert!(banner.contains(on), "{on} missing from: {banner}");
     }
+    assert!(
+        !banner.contains("FEATURE_SECURITY_SCANNER"),
+        "the scanner is built in: {banner}"
+    );
     for off in ["FEATURE_BUILD_SUPPORT", "FEATURE_MAILING"] {
         assert!(!banner.contains(off), "{off} is off: {banner}");
     }
@@ -249,7 +250,7 @@ fn unavailable_capabilities_are_named_in_the_banner() {
     let log = b.log();
     assert_eq!(
         unavailable_banner(&log).trim(),
-        "not available in this version: FEATURE_REPO_MIRROR, FEATURE_SECURITY_SCANNER"
+        "not available in this version: FEATURE_REPO_MIRROR"
     );
     assert!(
         log.contains("3 config keys have no effect in Berth"),
