@@ -284,16 +284,25 @@ impl Db {
     }
 
     pub async fn vuln_records_by_id(&self, ids: &[String]) -> Result<Vec<VulnRecordRow>> {
+        self.rows_in(
+            "SELECT id, source, modified, summary, details, severity, score, vector, aliases, link
+             FROM vuln_records WHERE id IN",
+            ids,
+        )
+        .await
+    }
+
+    /// `select` (ending in `… IN`) over `values`, cut into IN-lists of [`CHUNK`].
+    async fn rows_in<T>(&self, select: &str, values: &[String]) -> Result<Vec<T>>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+    {
         let mut out = Vec::new();
-        for chunk in ids.chunks(CHUNK) {
-            let sql = format!(
-                "SELECT id, source, modified, summary, details, severity, score, vector, aliases, link
-                 FROM vuln_records WHERE id IN ({})",
-                marks(1, chunk.len())
-            );
-            let mut q = sqlx::query_as::<_, VulnRecordRow>(sqlx::AssertSqlSafe(sql));
-            for id in chunk {
-                q = q.bind(id);
+        for chunk in values.chunks(CHUNK) {
+            let sql = format!("{select} ({})", marks(1, chunk.len()));
+            let mut q = sqlx::query_as::<_, T>(sqlx::AssertSqlSafe(sql));
+            for v in chunk {
+                q = q.bind(v);
             }
             out.extend(q.fetch_all(self.pool()).await?);
         }
@@ -327,20 +336,12 @@ impl Db {
     }
 
     pub async fn layer_indexes(&self, digests: &[String]) -> Result<Vec<LayerIndexRow>> {
-        let mut out = Vec::new();
-        for chunk in digests.chunks(CHUNK) {
-            let sql = format!(
-                "SELECT digest, state, version, content, error, attempts, bytes, took_ms, queued_at, indexed_at
-                 FROM layer_index WHERE digest IN ({})",
-                marks(1, chunk.len())
-            );
-            let mut q = sqlx::query_as::<_, LayerIndexRow>(sqlx::AssertSqlSafe(sql));
-            for d in chunk {
-                q = q.bind(d);
-            }
-            out.extend(q.fetch_all(self.pool()).await?);
-        }
-        Ok(out)
+        self.rows_in(
+            "SELECT digest, state, version, content, error, attempts, bytes, took_ms, queued_at, indexed_at
+             FROM layer_index WHERE digest IN",
+            digests,
+        )
+        .await
     }
 
     /// Stores what indexing `digest` found (or why it could not).
@@ -533,24 +534,16 @@ impl Db {
         &self,
         digests: &[String],
     ) -> Result<HashMap<String, (String, String, String)>> {
-        let mut out = HashMap::new();
-        for chunk in digests.chunks(CHUNK) {
-            let sql = format!(
-                "SELECT digest, status, vulns, counts FROM manifest_scan WHERE digest IN ({})",
-                marks(1, chunk.len())
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for d in chunk {
-                q = q.bind(d);
-            }
-            for r in q.fetch_all(self.pool()).await? {
-                out.insert(
-                    r.try_get::<String, _>(0)?,
-                    (r.try_get(1)?, r.try_get(2)?, r.try_get(3)?),
-                );
-            }
-        }
-        Ok(out)
+        let rows: Vec<(String, String, String, String)> = self
+            .rows_in(
+                "SELECT digest, status, vulns, counts FROM manifest_scan WHERE digest IN",
+                digests,
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(d, status, vulns, counts)| (d, (status, vulns, counts)))
+            .collect())
     }
 
     /// Manifests by worst severity, over every stored match (for metrics).

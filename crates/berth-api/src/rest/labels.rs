@@ -136,7 +136,8 @@ fn caller(ctx: &Ctx) -> Res<Caller<'_>> {
     Ok(Caller::new(ctx.actor()?, ctx.ip.as_deref()))
 }
 
-fn digest(ctx: &Ctx) -> Res<Digest> {
+/// The `{manifestref}` of a manifest route, as a digest (400 otherwise).
+pub(super) fn digest(ctx: &Ctx) -> Res<Digest> {
     let d = ctx.p("manifestref");
     d.parse::<Digest>()
         .map_err(|_| RestError::bad(format!("{d:?} is not a manifest digest (sha256:...)")))

@@ -6,7 +6,6 @@ use super::{Created, Ctx, Done, Reply, RestError, Route, done, route};
 use crate::AppState;
 use berth_core::content::Content;
 use berth_core::scan::{Feature, SecurityReport};
-use berth_oci::Digest;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -191,7 +190,7 @@ pub fn render(r: &SecurityReport, with_vulns: bool) -> Security {
 }
 
 async fn security(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<Security>> {
-    let digest = manifest_digest(&ctx)?;
+    let digest = super::labels::digest(&ctx)?;
     let report = Content::new(&st.registry, &st.auth)
         .security(ctx.caller.as_ref(), ctx.p("repository"), &digest)
         .await?;
@@ -227,19 +226,13 @@ fn format(ctx: &Ctx) -> Res<berth_core::scan::SbomFormat> {
         .ok_or_else(|| RestError::bad(format!("format {f:?} is not spdx-json or cyclonedx-json")))
 }
 
-fn manifest_digest(ctx: &Ctx) -> Res<Digest> {
-    let d = ctx.p("manifestref");
-    d.parse::<Digest>()
-        .map_err(|_| RestError::bad(format!("{d:?} is not a manifest digest (sha256:...)")))
-}
-
 async fn sbom(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<Sbom>> {
     let f = format(&ctx)?;
     let doc = Content::new(&st.registry, &st.auth)
         .sbom(
             ctx.caller.as_ref(),
             ctx.p("repository"),
-            &manifest_digest(&ctx)?,
+            &super::labels::digest(&ctx)?,
             f,
         )
         .await?;
@@ -259,7 +252,7 @@ async fn store_sbom(st: Arc<AppState>, ctx: Ctx) -> Res<Created<StoredSbom>> {
         .store_sbom(
             berth_core::Caller::new(actor, ctx.ip.as_deref()),
             repo,
-            &manifest_digest(&ctx)?,
+            &super::labels::digest(&ctx)?,
             f,
         )
         .await?;

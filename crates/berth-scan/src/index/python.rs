@@ -23,23 +23,8 @@ pub(super) fn parse_metadata(text: &str) -> Option<Package> {
     Some(Package::new(Kind::Python, name, version))
 }
 
-/// PEP 503: lowercase, runs of `-`, `_` and `.` become one `-`.
-pub(super) fn normalize(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut sep = false;
-    for c in name.chars() {
-        if matches!(c, '-' | '_' | '.') {
-            sep = true;
-        } else {
-            if sep && !out.is_empty() {
-                out.push('-');
-            }
-            sep = false;
-            out.push(c.to_ascii_lowercase());
-        }
-    }
-    out
-}
+/// PEP 503, as the vulnerability data's names are normalized.
+pub(super) use crate::vulndb::normalize_pypi as normalize;
 
 #[cfg(test)]
 mod tests {
