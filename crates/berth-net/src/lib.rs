@@ -160,13 +160,19 @@ impl Guard {
     /// A client for one checked target: it connects only to the checked addresses, follows no
     /// redirect, and gives up after `timeout`.
     pub fn client(&self, target: &Checked, timeout: Duration) -> reqwest::Result<reqwest::Client> {
+        self.builder(target, timeout).timeout(timeout).build()
+    }
+
+    /// The builder behind [`Guard::client`], for callers that add their own settings (TLS
+    /// roots, a proxy, a read timeout instead of a total one): it connects only to the checked
+    /// addresses, follows no redirect, uses no proxy unless one is added, and gives up
+    /// connecting after `connect_timeout`.
+    pub fn builder(&self, target: &Checked, connect_timeout: Duration) -> reqwest::ClientBuilder {
         reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
-            .timeout(timeout)
-            .connect_timeout(timeout)
+            .connect_timeout(connect_timeout)
             .resolve_to_addrs(&target.host, &target.addrs)
-            .build()
     }
 }
 
