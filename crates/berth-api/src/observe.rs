@@ -121,6 +121,22 @@ pub fn describe_metrics() {
         "Pulls and pushes refused by security policies"
     );
     describe_counter!(
+        "berth_mirror_syncs_total",
+        "Repository mirror syncs finished, by outcome (success, failed, cancelled)"
+    );
+    metrics::describe_histogram!(
+        "berth_mirror_sync_seconds",
+        "Time one repository mirror sync took"
+    );
+    describe_counter!(
+        "berth_mirror_bytes_total",
+        "Bytes of blobs copied from upstream registries by mirror syncs"
+    );
+    describe_counter!(
+        "berth_upstream_errors_total",
+        "Errors answered by (or reaching) upstream registries, by upstream and HTTP status (none: no answer)"
+    );
+    describe_counter!(
         "berth_blob_reads_from_other_location_total",
         "Blob reads served from a location other than the preferred one"
     );

@@ -207,6 +207,21 @@ impl<'a> Content<'a> {
         Ok((r, name))
     }
 
+    /// The repository, for a writer who may change its content in its state (Quay answers 503
+    /// for these writes to a READ_ONLY or MIRROR repository).
+    async fn open_to_change(&self, actor: &Actor, repo: &str) -> Result<(Repository, RepoName)> {
+        let (r, name, access) = self
+            .open_with_access(Some(actor), repo, Role::Write)
+            .await?;
+        if !access.content_writable {
+            return Err(Error::Unavailable(crate::mirror::state_refusal(
+                repo,
+                access.state,
+            )));
+        }
+        Ok((r, name))
+    }
+
     /// [`Content::open`], with the caller's access as decided.
     async fn open_with_access(
         &self,
@@ -494,7 +509,7 @@ impl<'a> Content<'a> {
         tag: &str,
         change: &TagChange<'_>,
     ) -> Result<()> {
-        let (_, name) = self.open(Some(caller.actor), repo, Role::Write).await?;
+        let (_, name) = self.open_to_change(caller.actor, repo).await?;
         if let Some(Some(at)) = change.expires_at
             && at <= crate::now_ms()
         {
@@ -533,7 +548,7 @@ impl<'a> Content<'a> {
 
     /// Ends a tag (it stays restorable within the window), for writers.
     pub async fn delete_tag(&self, caller: Caller<'_>, repo: &str, tag: &str) -> Result<()> {
-        let (_, name) = self.open(Some(caller.actor), repo, Role::Write).await?;
+        let (_, name) = self.open_to_change(caller.actor, repo).await?;
         let reference: Reference = tag
             .parse()
             .map_err(|_| Error::invalid(format!("invalid tag {tag:?}")))?;
@@ -569,7 +584,7 @@ impl<'a> Content<'a> {
         repo: &str,
         selection: &TagSelection<'_>,
     ) -> Result<BulkTags> {
-        let (_, name) = self.open(Some(caller.actor), repo, Role::Write).await?;
+        let (_, name) = self.open_to_change(caller.actor, repo).await?;
         let sel = self.registry.tags_selected(&name, selection).await?;
         if !sel.deletable.is_empty() {
             self.registry
@@ -587,7 +602,7 @@ impl<'a> Content<'a> {
         tag: &str,
         digest: &str,
     ) -> Result<()> {
-        let (_, name) = self.open(Some(caller.actor), repo, Role::Write).await?;
+        let (_, name) = self.open_to_change(caller.actor, repo).await?;
         self.registry
             .tag_restore(&caller.who(), &name, tag, digest)
             .await
@@ -611,7 +626,7 @@ impl<'a> Content<'a> {
                 "deleting tags permanently is off; an administrator turns it on with PERMANENTLY_DELETE_TAGS: true",
             ));
         }
-        let (r, name) = self.open(Some(caller.actor), repo, Role::Write).await?;
+        let (r, name) = self.open_to_change(caller.actor, repo).await?;
         if is_alive {
             match self.registry.db.live_tag(r.id, tag).await? {
                 Some((d, _)) if d == digest => self.delete_tag(caller, repo, tag).await?,
@@ -726,7 +741,7 @@ impl<'a> Content<'a> {
         digest: &Digest,
         format: crate::scan::SbomFormat,
     ) -> Result<Digest> {
-        let (_, name) = self.open(Some(caller.actor), repo, Role::Write).await?;
+        let (_, name) = self.open_to_change(caller.actor, repo).await?;
         self.registry
             .store_sbom(&caller.who(), &name, digest, format)
             .await
@@ -882,7 +897,7 @@ impl<'a> Content<'a> {
         value: &str,
         media_type: Option<&str>,
     ) -> Result<Label> {
-        let (_, name) = self.open(Some(caller.actor), repo, Role::Write).await?;
+        let (_, name) = self.open_to_change(caller.actor, repo).await?;
         self.registry
             .add_label(
                 &caller.who(),
@@ -903,7 +918,7 @@ impl<'a> Content<'a> {
         digest: &Digest,
         label_id: &str,
     ) -> Result<()> {
-        let (_, name) = self.open(Some(caller.actor), repo, Role::Write).await?;
+        let (_, name) = self.open_to_change(caller.actor, repo).await?;
         self.registry
             .delete_label(&caller.who(), &name, &digest.to_string(), label_id)
             .await

@@ -26,6 +26,7 @@ mod locations;
 pub mod model;
 pub use labels::parse_duration_s;
 mod manifests;
+pub mod mirror;
 pub mod notify;
 pub mod policies;
 mod pulls;
@@ -68,6 +69,8 @@ pub struct CoreConfig {
     pub notify: notify::NotifyConfig,
     /// The vulnerability scanner.
     pub scan: scan::ScanConfig,
+    /// Repository mirroring.
+    pub mirror: mirror::MirrorConfig,
 }
 
 /// Quay's default `MAXIMUM_LAYER_SIZE`, 20G (20 × 10⁹ bytes).
@@ -83,6 +86,7 @@ impl Default for CoreConfig {
             immutable_tags_can_expire: false,
             notify: notify::NotifyConfig::default(),
             scan: scan::ScanConfig::default(),
+            mirror: mirror::MirrorConfig::default(),
         }
     }
 }

@@ -66,6 +66,24 @@ impl Registry {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> Result<ManifestPut> {
+        let sparse = self.config.mirror.sparse_index;
+        self.manifest_put_as(who, repo, reference, extra_tags, content_type, body, sparse)
+            .await
+    }
+
+    /// [`Registry::manifest_put`]; with `sparse` an index may name children the repository
+    /// does not hold (`FEATURE_SPARSE_INDEX`, and a mirror's architecture filter).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn manifest_put_as(
+        &self,
+        who: &Who,
+        repo: &RepoName,
+        reference: &Reference,
+        extra_tags: &[Tag],
+        content_type: Option<&str>,
+        body: Vec<u8>,
+        sparse: bool,
+    ) -> Result<ManifestPut> {
         let mut tags: Vec<Tag> = Vec::new();
         if let Reference::Tag(t) = reference {
             tags.push(t.clone());
@@ -138,11 +156,15 @@ impl Registry {
                 .and_then(|a| serde_json::to_string(a).ok()),
             refs: refs_of(&parsed),
             required_blobs: parsed.required_blobs().map(|d| d.to_string()).collect(),
-            required_manifests: parsed
-                .manifests
-                .iter()
-                .map(|d| d.digest.to_string())
-                .collect(),
+            required_manifests: if sparse {
+                Vec::new()
+            } else {
+                parsed
+                    .manifests
+                    .iter()
+                    .map(|d| d.digest.to_string())
+                    .collect()
+            },
             content: body,
         };
         if let Some(id) = self.db.repo_id(repo.as_str()).await? {

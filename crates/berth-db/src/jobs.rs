@@ -49,32 +49,48 @@ impl Db {
     /// Claims up to `limit` runnable jobs for `worker` with a lease of `lease_ms`. A job whose
     /// lease expired (its worker died) is runnable again.
     pub async fn claim_jobs(&self, worker: &str, limit: i64, lease_ms: i64) -> Result<Vec<JobRow>> {
+        self.claim_jobs_of(worker, limit, lease_ms, &[]).await
+    }
+
+    /// [`Db::claim_jobs`], of the given kinds only (every kind when `kinds` is empty), so that
+    /// long jobs (a mirror's sync) run on a worker of their own and hold up no others.
+    pub async fn claim_jobs_of(
+        &self,
+        worker: &str,
+        limit: i64,
+        lease_ms: i64,
+        kinds: &[&str],
+    ) -> Result<Vec<JobRow>> {
         let now = now_ms();
-        let sql = match self.backend {
-            // One writer at a time: the sub-select and update cannot interleave with another claim.
-            Backend::Sqlite => {
-                "UPDATE jobs SET state = 'running', locked_by = $1, locked_until = $2, attempts = attempts + 1, updated_at = $3
-                 WHERE id IN (SELECT id FROM jobs
-                              WHERE (state = 'queued' AND run_at <= $3) OR (state = 'running' AND locked_until < $3)
-                              ORDER BY run_at, id LIMIT $4)
-                 RETURNING id, kind, payload, attempts, max_attempts"
-            }
-            Backend::Postgres => {
-                "UPDATE jobs SET state = 'running', locked_by = $1, locked_until = $2, attempts = attempts + 1, updated_at = $3
-                 WHERE id IN (SELECT id FROM jobs
-                              WHERE (state = 'queued' AND run_at <= $3) OR (state = 'running' AND locked_until < $3)
-                              ORDER BY run_at, id LIMIT $4 FOR UPDATE SKIP LOCKED)
-                 RETURNING id, kind, payload, attempts, max_attempts"
-            }
+        let of_kind = if kinds.is_empty() {
+            String::new()
+        } else {
+            let marks: Vec<String> = (0..kinds.len()).map(|i| format!("${}", i + 5)).collect();
+            format!("AND kind IN ({})", marks.join(", "))
         };
+        // SQLite has one writer at a time: the sub-select and update cannot interleave with
+        // another claim. PostgreSQL skips rows another claim holds.
+        let lock = match self.backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+        };
+        let sql = format!(
+            "UPDATE jobs SET state = 'running', locked_by = $1, locked_until = $2, attempts = attempts + 1, updated_at = $3
+             WHERE id IN (SELECT id FROM jobs
+                          WHERE ((state = 'queued' AND run_at <= $3) OR (state = 'running' AND locked_until < $3)) {of_kind}
+                          ORDER BY run_at, id LIMIT $4 {lock})
+             RETURNING id, kind, payload, attempts, max_attempts"
+        );
         let mut w = self.write().await?;
-        let rows = sqlx::query_as(sql)
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(worker)
             .bind(now + lease_ms)
             .bind(now)
-            .bind(limit)
-            .fetch_all(&mut *w.tx)
-            .await?;
+            .bind(limit);
+        for k in kinds {
+            q = q.bind(*k);
+        }
+        let rows = q.fetch_all(&mut *w.tx).await?;
         w.commit().await?;
         Ok(rows)
     }

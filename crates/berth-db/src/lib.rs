@@ -20,6 +20,7 @@ mod gc;
 mod jobs;
 mod labels;
 mod manifests;
+mod mirrors;
 mod notifications;
 mod quotas;
 mod repos;
@@ -37,6 +38,7 @@ pub use gc::{GcManifest, GcTotals, RepoGcFacts};
 pub use jobs::JobRow;
 pub use labels::LabelRow;
 pub use manifests::{ManifestRow, NewManifest, PutManifestError, RefRow, ReferrerRow};
+pub use mirrors::{MirrorRow, MirrorRunRow, RunCounts};
 pub use notifications::{
     ATTEMPTS_KEPT, Attempt, AttemptRow, DeliveryRow, NewNotification, NotificationRow,
     UserNotificationRow,
@@ -51,8 +53,8 @@ pub use teams::{AccessFacts, DefaultPermRow, GrantFact, Grantee, PermRow, TeamRo
 pub use tokens::{ApiTokenRow, AppTokenRow, OAuthAppRow, ServiceKeyRow};
 pub use uploads::UploadRow;
 pub use values::{
-    AccountKind, GranteeKind, JobState, LabelSource, PruneMethod, QuotaLimitKind, Role, TeamRole,
-    Visibility,
+    AccountKind, GranteeKind, JobState, LabelSource, MirrorStatus, PruneMethod, QuotaLimitKind,
+    RepoState, Role, TeamRole, Visibility,
 };
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};

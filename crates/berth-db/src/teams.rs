@@ -1,6 +1,8 @@
 //! Teams, memberships, repository permissions and organizations' default permissions.
 
-use crate::{AccountKind, Db, DbError, GranteeKind, Result, Role, TeamRole, Visibility, now_ms};
+use crate::{
+    AccountKind, Db, DbError, GranteeKind, RepoState, Result, Role, TeamRole, Visibility, now_ms,
+};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TeamRow {
@@ -82,6 +84,9 @@ pub struct AccessFacts {
     pub repo_roles: Vec<Role>,
     /// Roles of the teams of the namespace's organization the account belongs to.
     pub org_team_roles: Vec<TeamRole>,
+    /// The repository's state, and its mirror's robot when it has a mirror.
+    pub state: RepoState,
+    pub mirror_robot: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -275,11 +280,13 @@ impl Db {
         account_id: Option<i64>,
     ) -> Result<AccessFacts> {
         let acct = account_id.unwrap_or(-1);
-        let repo_row: Option<(i64, Visibility)> =
-            sqlx::query_as("SELECT id, visibility FROM repositories WHERE name = $1")
-                .bind(repo)
-                .fetch_optional(&self.pool)
-                .await?;
+        let repo_row: Option<(i64, Visibility, RepoState, Option<i64>)> = sqlx::query_as(
+            "SELECT r.id, r.visibility, r.state, m.robot_id FROM repositories r
+             LEFT JOIN repo_mirrors m ON m.repo_id = r.id WHERE r.name = $1",
+        )
+        .bind(repo)
+        .fetch_optional(&self.pool)
+        .await?;
         let repo_id = repo_row.as_ref().map(|r| r.0);
         let public = repo_row.is_some_and(|r| r.1 == Visibility::Public);
         let namespace_kind: Option<AccountKind> =
@@ -314,6 +321,8 @@ impl Db {
             }
         }
         Ok(AccessFacts {
+            state: repo_row.as_ref().map(|r| r.2).unwrap_or_default(),
+            mirror_robot: repo_row.as_ref().and_then(|r| r.3),
             repo_id,
             public,
             namespace_kind,

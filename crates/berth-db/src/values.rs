@@ -174,3 +174,28 @@ mod tests {
         );
     }
 }
+
+stored_enum! {
+    /// A repository's state (Quay's spelling): who may change its content.
+    #[derive(Default)]
+    RepoState {
+        #[default]
+        Normal = "NORMAL",
+        /// Nobody writes content.
+        ReadOnly = "READ_ONLY",
+        /// Only the repository's mirror (its robot) writes content.
+        Mirror = "MIRROR",
+    }
+}
+
+stored_enum! {
+    /// Where a repository mirror is in its cycle (Quay's `RepoMirrorStatus` names).
+    MirrorStatus {
+        Cancel = "CANCEL",
+        Fail = "FAIL",
+        NeverRun = "NEVER_RUN",
+        Success = "SUCCESS",
+        Syncing = "SYNCING",
+        SyncNow = "SYNC_NOW",
+    }
+}

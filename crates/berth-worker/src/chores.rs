@@ -160,6 +160,21 @@ impl Chore for MatchManifests {
     }
 }
 
+/// Queues a sync of every repository mirror that is due, asked to sync now, or held by a
+/// sync whose lease lapsed.
+pub struct ScheduleMirrors;
+
+impl Chore for ScheduleMirrors {
+    const NAME: &'static str = "repo_mirror";
+    async fn run(&mut self, reg: &Registry) -> berth_core::Result<()> {
+        let n = reg.schedule_mirrors().await?;
+        if n > 0 {
+            tracing::debug!(syncs = n, "mirror syncs queued");
+        }
+        Ok(())
+    }
+}
+
 /// Moves expired tags into history (reads already hide them).
 pub struct ExpireTags;
 

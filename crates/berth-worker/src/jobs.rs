@@ -7,6 +7,7 @@ use berth_core::jobs::{
     ClaimedJob, DeleteRepo, GcBlobs, GcOrphans, GcRepo, Job, JobContext, JobError, JobResult,
     ReplicateBlob,
 };
+use berth_core::mirror::MirrorSync;
 use berth_core::notify::DeliverNotification;
 use berth_core::scan::IndexLayer;
 use std::collections::BTreeMap;
@@ -61,6 +62,11 @@ impl JobTable {
             .with::<IndexLayer>()
     }
 
+    /// Mirror syncs, which may run for long: on a worker of their own.
+    pub fn mirrors() -> JobTable {
+        JobTable::empty().with::<MirrorSync>()
+    }
+
     /// Registers `J`. Two types with one kind are a programming error, caught at start-up.
     pub fn with<J: Job>(mut self) -> JobTable {
         let earlier = self.kinds.insert(J::KIND, decode_and_run::<J>);
@@ -91,16 +97,20 @@ pub struct JobWorker {
     holder: String,
     lease: Duration,
     idle_wait: Duration,
+    /// The kinds its table runs: it claims no others.
+    kinds: Vec<&'static str>,
 }
 
 impl JobWorker {
     pub fn new(ctx: JobContext, table: JobTable, holder: String, lease: Duration) -> JobWorker {
+        let kinds = table.kinds().collect();
         JobWorker {
             ctx,
             table,
             holder,
             lease,
             idle_wait: IDLE_MIN,
+            kinds,
         }
     }
 
@@ -138,7 +148,7 @@ impl Worker for JobWorker {
         let claimed = self
             .ctx
             .registry
-            .claim_jobs(&self.holder, BATCH, self.lease)
+            .claim_jobs(&self.holder, BATCH, self.lease, &self.kinds)
             .await;
         let jobs = claimed.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "cannot claim jobs; retrying");

@@ -14,7 +14,7 @@ mod testing;
 
 pub use chores::{
     Autoprune, Chore, ExpireTags, ExpiryNotices, ImportVulnData, MatchManifests, Periodic,
-    PruneJobs, QueueIndexing, ScheduleDeliveries, ScheduleGc, holds_lease,
+    PruneJobs, QueueIndexing, ScheduleDeliveries, ScheduleGc, ScheduleMirrors, holds_lease,
 };
 pub use jobs::{JobTable, JobWorker, backoff_ms};
 pub use runner::{Worker, WorkerState, run_worker};
@@ -53,7 +53,17 @@ pub async fn run(reg: Registry, lease: Duration, shutdown: watch::Receiver<bool>
     let ctx = JobContext {
         registry: reg.clone(),
     };
-    w.start(JobWorker::new(ctx, JobTable::standard(), me.clone(), lease));
+    w.start(JobWorker::new(
+        ctx.clone(),
+        JobTable::standard(),
+        me.clone(),
+        lease,
+    ));
+    if reg.config.mirror.enabled {
+        w.start(JobWorker::new(ctx, JobTable::mirrors(), me.clone(), lease));
+        let every = reg.config.mirror.interval;
+        w.chore(ScheduleMirrors, every, Duration::ZERO);
+    }
     // Each chore: its interval (start to start), then when its first turn comes.
     w.chore(PruneJobs, PRUNE_JOBS_EVERY, PRUNE_JOBS_EVERY);
     w.chore(ExpireTags, EXPIRY_EVERY, Duration::ZERO);

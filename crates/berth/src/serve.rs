@@ -174,6 +174,7 @@ async fn registry(cfg: &Config, migrate: bool) -> anyhow::Result<Registry> {
                 ..cfg.notify.clone()
             },
             scan: cfg.scan.clone(),
+            mirror: cfg.mirror.clone(),
             ..CoreConfig::default()
         },
     ))

@@ -278,9 +278,22 @@ async fn authorize(
             (_, Some((name, action))) => format!("{action} {name}"),
             _ => "do this".to_string(),
         };
-        let mut detail = format!(
-            "access denied: {who} may not {what} (the repository does not exist, or the account lacks the permission)"
-        );
+        let write = !matches!(*method, Method::GET | Method::HEAD);
+        // A write refused because of the repository's state says so (and what to do).
+        let state = match (&route, repo_action) {
+            (_, Some((name, _))) if write && claims.allows(name, "pull") => {
+                st.registry.repo_state(name).await.ok().flatten()
+            }
+            _ => None,
+        };
+        let mut detail = match state {
+            Some(s) if s != berth_core::mirror::RepoState::Normal => {
+                berth_core::mirror::state_refusal(repo_action.map(|r| r.0).unwrap_or(""), s)
+            }
+            _ => format!(
+                "access denied: {who} may not {what} (the repository does not exist, or the account lacks the permission)"
+            ),
+        };
         if claims.context.kind == CallerKind::Anonymous {
             detail.push_str("; log in first (podman login / skopeo login / oras login)");
         }
@@ -288,7 +301,6 @@ async fn authorize(
             (_, Some((name, _))) => claims.mentions(name),
             _ => false,
         };
-        let write = !matches!(*method, Method::GET | Method::HEAD);
         let mut e = ApiError::new(ErrorCode::Unauthorized, detail.clone()).header(
             header::WWW_AUTHENTICATE,
             crate::auth::challenge_saying(

@@ -17,6 +17,7 @@ mod entities;
 mod immutability;
 mod labels;
 pub(crate) mod logs;
+pub(crate) mod mirror;
 mod notifications;
 mod openapi;
 mod orgs;
@@ -327,6 +328,7 @@ pub fn routes() -> Vec<Route> {
     v.extend(quotas::routes());
     v.extend(labels::routes());
     v.extend(secscan::routes());
+    v.extend(mirror::routes());
     v.extend(autoprune::routes());
     v.extend(immutability::routes());
     v.extend(notifications::routes());

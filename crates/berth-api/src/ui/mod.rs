@@ -12,6 +12,7 @@
 
 mod csrf;
 mod logs;
+mod mirror;
 mod notifications;
 mod orgs;
 mod policies;

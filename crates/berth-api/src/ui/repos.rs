@@ -443,6 +443,9 @@ async fn repo_page(st: &AppState, page: &Page, repo: &str) -> Response {
             super::notifications::section(st, page, &berth_core::notify::Scope::Repository(repo))
                 .await
         }
+        "mirroring" if view.can_admin && st.registry.config.mirror.enabled => {
+            super::mirror::section(st, page, repo).await
+        }
         _ => info_tab(st, page, repo, &view.repository).await,
     };
     let body = match body {
@@ -460,6 +463,9 @@ async fn repo_page(st: &AppState, page: &Page, repo: &str) -> Response {
         tabs.push(("access", "Who has access"));
         tabs.push(("policies", "Policies"));
         tabs.push(("notifications", "Notifications"));
+        if st.registry.config.mirror.enabled {
+            tabs.push(("mirroring", "Mirroring"));
+        }
         tabs.push(("settings", "Settings"));
     }
     let shown = if tabs.iter().any(|(t, _)| *t == tab) {
@@ -1292,6 +1298,12 @@ pub async fn action(
     {
         let at = berth_core::notify::Scope::Repository(repo);
         return super::notifications::action(&st, &page, &at, rest, &f).await;
+    }
+    if let Some((repo, verb)) = path
+        .rsplit_once("/mirror/")
+        .filter(|(_, v)| ["save", "sync-now", "sync-cancel", "state"].contains(v))
+    {
+        return super::mirror::action(&st, &page, repo, verb, &f).await;
     }
     if let Some((repo, what)) = path.rsplit_once("/policies/") {
         let back = link(&format!("/repository/{repo}"), &[("tab", "policies")]);

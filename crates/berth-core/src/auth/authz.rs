@@ -11,7 +11,7 @@
 use super::jwt::Access;
 use super::{AccountKind, Actor, Auth};
 use crate::Result;
-use berth_db::{Role, TeamRole};
+use berth_db::{RepoState, Role, TeamRole};
 use berth_oci::RepoName;
 
 /// Superusers acting with the `super:user` scope: the one check every superuser-only use case
@@ -46,6 +46,11 @@ pub struct RepoAccess {
     pub can_create: bool,
     /// The namespace exists (as a user or organization).
     pub namespace_exists: bool,
+    /// The repository's state (NORMAL for one that does not exist).
+    pub state: RepoState,
+    /// The caller may change the repository's content in its state: always in NORMAL, never in
+    /// READ_ONLY, and in MIRROR only as the mirror's robot.
+    pub content_writable: bool,
 }
 
 impl RepoAccess {
@@ -55,8 +60,16 @@ impl RepoAccess {
     /// Registry actions allowed: on an existing repository by role; on a missing one, everything
     /// to whoever may create it (the creator becomes its admin) and nothing to anyone else — so
     /// that nobody learns whether a private repository exists.
+    /// A repository whose state keeps the caller from writing grants reading only (and no
+    /// `*`: Quay grants it in no state but NORMAL).
     pub fn actions(&self) -> &'static [&'static str] {
-        if self.exists {
+        if self.exists && !self.content_writable {
+            if self.allows(Role::Read) {
+                &["pull"]
+            } else {
+                &[]
+            }
+        } else if self.exists {
             self.role.map(role_actions).unwrap_or(&[])
         } else if self.can_create {
             role_actions(Role::Admin)
@@ -123,6 +136,12 @@ impl Auth {
             role: if facts.repo_id.is_some() { role } else { None },
             can_create,
             namespace_exists: facts.namespace_kind.is_some(),
+            state: facts.state,
+            content_writable: match facts.state {
+                RepoState::Normal => true,
+                RepoState::ReadOnly => false,
+                RepoState::Mirror => actor.is_some_and(|a| facts.mirror_robot == Some(a.id)),
+            },
         })
     }
 

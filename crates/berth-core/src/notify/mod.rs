@@ -136,7 +136,7 @@ impl Registry {
         &self.config.notify
     }
 
-    async fn sealer(&self) -> Result<Sealer> {
+    pub(crate) async fn sealer(&self) -> Result<Sealer> {
         let secret = match &self.notify_config().database_secret {
             Some(s) => s.clone(),
             None => {

@@ -58,6 +58,8 @@ pub struct Config {
     pub notify: berth_core::notify::NotifyConfig,
     /// The vulnerability scanner.
     pub scan: berth_core::scan::ScanConfig,
+    /// Repository mirroring.
+    pub mirror: berth_core::mirror::MirrorConfig,
     /// `MAIL_*`; the core gets them when `FEATURE_MAILING` is on and a server is named.
     pub mail: berth_core::notify::mail::MailConfig,
     /// `FEATURE_MAILING`.
@@ -134,6 +136,7 @@ impl Default for Config {
             notify: berth_core::notify::NotifyConfig::default(),
             mail: berth_core::notify::mail::MailConfig::default(),
             scan: berth_core::scan::ScanConfig::default(),
+            mirror: berth_core::mirror::MirrorConfig::default(),
             mailing: true,
             immutable_tags_can_expire: false,
             max_layer_bytes: berth_core::DEFAULT_MAX_BLOB_BYTES,

@@ -17,6 +17,7 @@ mod data;
 mod internals;
 mod ldap;
 mod lifecycle;
+mod mirror;
 mod notify;
 mod scan;
 mod server;
@@ -246,6 +247,7 @@ pub fn all() -> impl Iterator<Item = &'static KeyDef> {
         lifecycle::KEYS,
         notify::KEYS,
         scan::KEYS,
+        mirror::KEYS,
         absent::KEYS,
         internals::KEYS,
     ]

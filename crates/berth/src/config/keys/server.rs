@@ -251,7 +251,6 @@ pub static KEYS: &[KeyDef] = &[
     ),
     // ---- (b): capabilities this version lacks
     unavailable("FEATURE_RATE_LIMITS", "request rate limits").default_is("false"),
-    unavailable("FEATURE_SPARSE_INDEX", "indexes with missing children").default_is("false"),
     unavailable("FEATURE_UI_DELAY_AFTER_WRITE", "the web UI").default_is("false"),
     unavailable("FEATURE_UI_MODELCARD", "the web UI").default_is("true"),
     unavailable("FEATURE_UI_V2", "the web UI").default_is("true"),

@@ -1,0 +1,66 @@
+//! Repository mirroring: whether it is on, how often due mirrors are looked for, what a failed
+//! sync undoes, and indexes with absent children. Quay's keys; Berth copies through its own
+//! registry client in process, so the keys about skopeo pushing back into the registry have no
+//! effect.
+
+use super::super::values::{as_bool, duration, positive};
+use super::*;
+
+const SKOPEO: &str = "setting of how Quay's skopeo pushes mirrored images back into Quay; Berth copies in process through its own push paths";
+
+pub static KEYS: &[KeyDef] = &[
+    quay(
+        "FEATURE_REPO_MIRROR",
+        B,
+        "repository mirroring: repositories in MIRROR state follow another registry's repository (Berth default true; Quay's false)",
+        |c, k, v, _| {
+            c.mirror.enabled = as_bool(k, v)?;
+            Ok(())
+        },
+    )
+    .default_is("true"),
+    quay(
+        "REPO_MIRROR_INTERVAL",
+        N,
+        "seconds between looks for mirrors that are due, asked to sync now, or held by a sync whose worker died (default 30)",
+        |c, k, v, _| {
+            c.mirror.interval = std::time::Duration::from_secs(positive(k, v)?);
+            Ok(())
+        },
+    )
+    .default_is("30"),
+    quay(
+        "REPO_MIRROR_ROLLBACK",
+        BZ,
+        "a sync in which any tag failed puts back every tag it changed (default false: only the failed tags stay as they were)",
+        |c, k, v, _| {
+            c.mirror.rollback = !v.is_null() && as_bool(k, v)?;
+            Ok(())
+        },
+    )
+    .default_is("false"),
+    berth(
+        "REPO_MIRROR_LEASE",
+        S,
+        "how long a running sync holds its mirror without renewing it (it renews every quarter of this); a sync whose worker died is taken over this long after its last renewal (default 60s)",
+        |c, k, v, _| {
+            c.mirror.lease = std::time::Duration::from_secs(
+                u64::try_from(duration(k, v)?.max(1)).unwrap_or(60),
+            );
+            Ok(())
+        },
+    )
+    .default_is(r#""60s""#),
+    quay(
+        "FEATURE_SPARSE_INDEX",
+        B,
+        "pushes may store an index whose child manifests the repository lacks (mirrors with an architecture filter store such indexes whatever this says)",
+        |c, k, v, _| {
+            c.mirror.sparse_index = as_bool(k, v)?;
+            Ok(())
+        },
+    )
+    .default_is("false"),
+    no_effect("REPO_MIRROR_SERVER_HOSTNAME", SZ, SKOPEO).default_is("null"),
+    no_effect("REPO_MIRROR_TLS_VERIFY", B, SKOPEO).default_is("true"),
+];
