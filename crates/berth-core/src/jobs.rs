@@ -163,19 +163,20 @@ impl Registry {
         Ok(queued)
     }
 
-    /// Claims up to `limit` runnable jobs of `kinds` (every kind if empty) for `worker`, each
-    /// leased to it for `lease` (a job whose worker died is runnable again once its lease
-    /// ends).
+    /// Claims up to `limit` runnable jobs for `worker` — of `kinds` only, or (`only` false) of
+    /// every kind but those — each leased to it for `lease` (a job whose worker died is
+    /// runnable again once its lease ends).
     pub async fn claim_jobs(
         &self,
         worker: &str,
         limit: i64,
         lease: Duration,
         kinds: &[&str],
+        only: bool,
     ) -> Result<Vec<ClaimedJob>> {
         let rows = self
             .db
-            .claim_jobs_of(worker, limit, ms(lease), kinds)
+            .claim_jobs_of(worker, limit, ms(lease), kinds, only)
             .await?;
         Ok(rows
             .into_iter()

@@ -49,10 +49,11 @@ impl Db {
     /// Claims up to `limit` runnable jobs for `worker` with a lease of `lease_ms`. A job whose
     /// lease expired (its worker died) is runnable again.
     pub async fn claim_jobs(&self, worker: &str, limit: i64, lease_ms: i64) -> Result<Vec<JobRow>> {
-        self.claim_jobs_of(worker, limit, lease_ms, &[]).await
+        self.claim_jobs_of(worker, limit, lease_ms, &[], false)
+            .await
     }
 
-    /// [`Db::claim_jobs`], of the given kinds only (every kind when `kinds` is empty), so that
+    /// [`Db::claim_jobs`] of `kinds` only, or (`only` false) of every kind but `kinds`, so that
     /// long jobs (a mirror's sync) run on a worker of their own and hold up no others.
     pub async fn claim_jobs_of(
         &self,
@@ -60,13 +61,19 @@ impl Db {
         limit: i64,
         lease_ms: i64,
         kinds: &[&str],
+        only: bool,
     ) -> Result<Vec<JobRow>> {
         let now = now_ms();
         let of_kind = if kinds.is_empty() {
-            String::new()
+            if only {
+                "AND 1 = 0".to_string()
+            } else {
+                String::new()
+            }
         } else {
             let marks: Vec<String> = (0..kinds.len()).map(|i| format!("${}", i + 5)).collect();
-            format!("AND kind IN ({})", marks.join(", "))
+            let not = if only { "" } else { "NOT " };
+            format!("AND kind {not}IN ({})", marks.join(", "))
         };
         // SQLite has one writer at a time: the sub-select and update cannot interleave with
         // another claim. PostgreSQL skips rows another claim holds.

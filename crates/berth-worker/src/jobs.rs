@@ -38,15 +38,22 @@ fn decode_and_run<'a, J: Job>(ctx: &'a JobContext, payload: &'a str) -> Running<
     })
 }
 
-/// Job kinds and how to read and run each.
+/// Job kinds and how to read and run each, and which kinds its worker claims.
 pub struct JobTable {
     kinds: BTreeMap<&'static str, Runner>,
+    /// Claim only the table's kinds (a dedicated worker); otherwise every kind but those of
+    /// the dedicated workers (so a kind nobody knows is still claimed, and fails for good).
+    only_own: bool,
 }
+
+/// Kinds a worker of their own runs (long syncs must not hold up deliveries and GC).
+const DEDICATED: &[&str] = &[MirrorSync::KIND];
 
 impl JobTable {
     pub fn empty() -> JobTable {
         JobTable {
             kinds: BTreeMap::new(),
+            only_own: false,
         }
     }
 
@@ -64,7 +71,18 @@ impl JobTable {
 
     /// Mirror syncs, which may run for long: on a worker of their own.
     pub fn mirrors() -> JobTable {
-        JobTable::empty().with::<MirrorSync>()
+        let mut t = JobTable::empty().with::<MirrorSync>();
+        t.only_own = true;
+        t
+    }
+
+    /// The kinds its worker claims, and whether only those (else every kind but them).
+    fn claims(&self) -> (Vec<&'static str>, bool) {
+        if self.only_own {
+            (self.kinds().collect(), true)
+        } else {
+            (DEDICATED.to_vec(), false)
+        }
     }
 
     /// Registers `J`. Two types with one kind are a programming error, caught at start-up.
@@ -97,13 +115,14 @@ pub struct JobWorker {
     holder: String,
     lease: Duration,
     idle_wait: Duration,
-    /// The kinds its table runs: it claims no others.
+    /// The kinds it claims (`only`), or does not claim.
     kinds: Vec<&'static str>,
+    only: bool,
 }
 
 impl JobWorker {
     pub fn new(ctx: JobContext, table: JobTable, holder: String, lease: Duration) -> JobWorker {
-        let kinds = table.kinds().collect();
+        let (kinds, only) = table.claims();
         JobWorker {
             ctx,
             table,
@@ -111,6 +130,7 @@ impl JobWorker {
             lease,
             idle_wait: IDLE_MIN,
             kinds,
+            only,
         }
     }
 
@@ -148,7 +168,7 @@ impl Worker for JobWorker {
         let claimed = self
             .ctx
             .registry
-            .claim_jobs(&self.holder, BATCH, self.lease, &self.kinds)
+            .claim_jobs(&self.holder, BATCH, self.lease, &self.kinds, self.only)
             .await;
         let jobs = claimed.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "cannot claim jobs; retrying");
@@ -301,6 +321,50 @@ mod tests {
                 ("probe".into(), "failed".into(), 1),
                 ("probe".into(), "queued".into(), 1),
                 ("stray".into(), "failed".into(), 1),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn mirror_syncs_run_only_on_their_own_worker() {
+        let (_dir, reg) = registry().await;
+        let sync = MirrorSync {
+            repo_id: 999,
+            txn: "gone".into(),
+        };
+        assert!(reg.enqueue_alone(&sync).await.expect("enqueue"));
+        let probe = Probe {
+            key: "p".into(),
+            fail: None,
+        };
+        assert!(reg.enqueue_alone(&probe).await.expect("enqueue"));
+        let ctx = JobContext {
+            registry: reg.clone(),
+        };
+        let lease = Duration::from_secs(60);
+        let mut general = JobWorker::new(
+            ctx.clone(),
+            JobTable::standard().with::<Probe>(),
+            "general".into(),
+            lease,
+        );
+        assert_eq!(general.work().await, WorkerState::Busy);
+        assert_eq!(general.work().await, WorkerState::Idle(IDLE_MIN));
+        assert_eq!(
+            counts(&reg).await,
+            [
+                ("mirror_sync".into(), "queued".into(), 1),
+                ("probe".into(), "done".into(), 1),
+            ]
+        );
+        let mut mirrors = JobWorker::new(ctx, JobTable::mirrors(), "mirrors".into(), lease);
+        assert_eq!(mirrors.work().await, WorkerState::Busy);
+        // A sync whose mirror is gone (its claim fails) is done, having done nothing.
+        assert_eq!(
+            counts(&reg).await,
+            [
+                ("mirror_sync".into(), "done".into(), 1),
+                ("probe".into(), "done".into(), 1),
             ]
         );
     }
