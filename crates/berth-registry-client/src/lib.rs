@@ -10,6 +10,7 @@ mod error;
 mod headers;
 mod list;
 mod manifest;
+mod request;
 mod transport;
 
 pub use blob::BlobStream;

@@ -1,8 +1,9 @@
 //! Tag and catalog listing, page by page along `Link: <…>; rel="next"`, bounded.
 
-use crate::client::{RegistryClient, read_capped};
+use crate::client::RegistryClient;
 use crate::error::Error;
 use crate::headers::next_link;
+use crate::request::read_capped;
 use reqwest::Method;
 use reqwest::header::LINK;
 use std::collections::HashSet;

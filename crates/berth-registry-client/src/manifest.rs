@@ -1,8 +1,9 @@
 //! Manifests: HEAD for identity, GET for the bytes, both verified against the digests the
 //! reference and the registry state.
 
-use crate::client::{RegistryClient, read_capped};
+use crate::client::RegistryClient;
 use crate::error::Error;
+use crate::request::read_capped;
 use crate::{Manifest, ManifestInfo};
 use berth_oci::media;
 use berth_oci::{Digest, Reference};
