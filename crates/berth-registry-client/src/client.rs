@@ -213,6 +213,33 @@ mod tests {
         }
     }
 
+    /// Callers spawn these futures on a multi-threaded runtime and stream blobs into bodies.
+    #[test]
+    fn futures_and_streams_are_send() {
+        fn send<T: Send>(_: &T) {}
+        fn send_sync<T: Send + Sync>() {}
+        let c = RegistryClient::new(
+            berth_net::Guard::default(),
+            Upstream {
+                registry: "quay.io".into(),
+                insecure: false,
+                credentials: None,
+            },
+            Settings::default(),
+        )
+        .expect("client");
+        let d = berth_oci::Digest::sha256_of(b"");
+        send(&c.ping());
+        send(&c.list_tags("a"));
+        send(&c.catalog());
+        send(&c.head_manifest("a", "b"));
+        send(&c.get_manifest("a", "b"));
+        send(&c.get_blob("a", &d, None));
+        send_sync::<crate::BlobStream>();
+        send_sync::<RegistryClient>();
+        send_sync::<Error>();
+    }
+
     #[test]
     fn docker_hub_official_images_get_library_and_names_are_checked() {
         let hub = RegistryClient::new(

@@ -58,11 +58,34 @@ impl Default for Settings {
 
 /// Outbound proxies, as `HTTP_PROXY`, `HTTPS_PROXY` and `NO_PROXY` would give them. With a
 /// proxy the guard still checks the target host first.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct ProxySettings {
     pub http_proxy: Option<String>,
     pub https_proxy: Option<String>,
     pub no_proxy: Option<String>,
+}
+
+/// A proxy URL without the credentials it may carry.
+fn proxy_shown(u: &Option<String>) -> Option<String> {
+    u.as_deref().map(|u| match url::Url::parse(u) {
+        Ok(p) => format!(
+            "{}://{}{}",
+            p.scheme(),
+            p.host_str().unwrap_or(""),
+            p.port().map(|p| format!(":{p}")).unwrap_or_default()
+        ),
+        Err(_) => "<invalid>".to_string(),
+    })
+}
+
+impl fmt::Debug for ProxySettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProxySettings")
+            .field("http_proxy", &proxy_shown(&self.http_proxy))
+            .field("https_proxy", &proxy_shown(&self.https_proxy))
+            .field("no_proxy", &self.no_proxy)
+            .finish()
+    }
 }
 
 /// A user name and password (or token) for an upstream.
@@ -114,4 +137,36 @@ pub struct Manifest {
     pub bytes: bytes::Bytes,
     pub media_type: String,
     pub digest: berth_oci::Digest,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_stay_out_of_debug_output() {
+        let s = Settings {
+            proxy: ProxySettings {
+                http_proxy: Some("http://user:proxy-secret@proxy.example:3128".into()),
+                https_proxy: Some("not a url".into()),
+                no_proxy: Some("localhost".into()),
+            },
+            ..Settings::default()
+        };
+        let text = format!("{s:?}");
+        assert!(
+            !text.contains("proxy-secret") && text.contains("proxy.example:3128"),
+            "{text}"
+        );
+        let u = Upstream {
+            registry: "quay.io".into(),
+            insecure: false,
+            credentials: Some(Credentials {
+                username: "robot".into(),
+                password: "registry-secret".into(),
+            }),
+        };
+        assert!(!format!("{u:?}").contains("registry-secret"));
+        assert!(Settings::default().user_agent.starts_with("berth/"));
+    }
 }

@@ -234,7 +234,7 @@ impl RegistryClient {
                 self.inner.registry
             )),
             401 if self.inner.credentials.is_some() => Error::Unauthorized(format!(
-                "{} asked for authentication it offers no supported scheme for ({detail})",
+                "{} asked for authentication in a scheme this client does not support ({detail})",
                 self.inner.registry
             )),
             401 => Error::Unauthorized(format!(
