@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod images;
+pub mod upstream;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
