@@ -133,6 +133,14 @@ pub fn describe_metrics() {
         "Bytes of blobs copied from upstream registries by mirror syncs"
     );
     describe_counter!(
+        "berth_proxy_cache_requests_total",
+        "Pulls through cache organizations, by upstream and result (hit, miss, stale, blob_miss)"
+    );
+    describe_counter!(
+        "berth_proxy_cache_bytes_total",
+        "Bytes of blobs fetched from upstreams and stored by cache organizations"
+    );
+    describe_counter!(
         "berth_upstream_errors_total",
         "Errors answered by (or reaching) upstream registries, by upstream and HTTP status (none: no answer)"
     );

@@ -29,6 +29,7 @@ mod manifests;
 pub mod mirror;
 pub mod notify;
 pub mod policies;
+pub mod proxy;
 mod pulls;
 pub mod quotas;
 pub mod scan;
@@ -71,6 +72,8 @@ pub struct CoreConfig {
     pub scan: scan::ScanConfig,
     /// Repository mirroring.
     pub mirror: mirror::MirrorConfig,
+    /// Pull-through cache organizations.
+    pub proxy: proxy::ProxyConfig,
 }
 
 /// Quay's default `MAXIMUM_LAYER_SIZE`, 20G (20 × 10⁹ bytes).
@@ -87,6 +90,7 @@ impl Default for CoreConfig {
             notify: notify::NotifyConfig::default(),
             scan: scan::ScanConfig::default(),
             mirror: mirror::MirrorConfig::default(),
+            proxy: proxy::ProxyConfig::default(),
         }
     }
 }
@@ -104,6 +108,8 @@ pub struct Registry {
     pub(crate) audit: auth::AuditLog,
     /// Namespaces' security policies, as last read.
     pub(crate) scan_policies: Arc<scan::PolicyCache>,
+    /// Cache organizations as last read, and blobs being fetched through them.
+    pub(crate) proxies: Arc<proxy::ProxyState>,
 }
 
 impl Registry {
@@ -118,6 +124,7 @@ impl Registry {
             config: Arc::new(config),
             pulls: Arc::new(pulls::PullRecorder::default()),
             scan_policies: Arc::new(scan::PolicyCache::default()),
+            proxies: Arc::new(proxy::ProxyState::default()),
         }
     }
 

@@ -9,6 +9,18 @@ use berth_db::{ManifestRow, NewManifest, PutManifestError, RefRow};
 use berth_oci::manifest::{ParsedManifest, parse_manifest};
 use berth_oci::{Digest, Reference, RepoName, Tag};
 
+/// What a stored manifest requires the repository to hold already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Completeness {
+    /// Every blob and child manifest (a push).
+    Full,
+    /// Every blob; an index's children may be absent (`FEATURE_SPARSE_INDEX`, a mirror's
+    /// architecture filter).
+    SparseIndex,
+    /// Nothing: a pull-through cache's manifest, whose blobs are fetched when pulled.
+    Placeholders,
+}
+
 /// What a successful manifest PUT reports.
 #[derive(Debug, Clone)]
 pub struct ManifestPut {
@@ -66,13 +78,24 @@ impl Registry {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> Result<ManifestPut> {
-        let sparse = self.config.mirror.sparse_index;
-        self.manifest_put_as(who, repo, reference, extra_tags, content_type, body, sparse)
-            .await
+        let completeness = if self.config.mirror.sparse_index {
+            Completeness::SparseIndex
+        } else {
+            Completeness::Full
+        };
+        self.manifest_put_as(
+            who,
+            repo,
+            reference,
+            extra_tags,
+            content_type,
+            body,
+            completeness,
+        )
+        .await
     }
 
-    /// [`Registry::manifest_put`]; with `sparse` an index may name children the repository
-    /// does not hold (`FEATURE_SPARSE_INDEX`, and a mirror's architecture filter).
+    /// [`Registry::manifest_put`], with what the repository must already hold.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn manifest_put_as(
         &self,
@@ -82,7 +105,7 @@ impl Registry {
         extra_tags: &[Tag],
         content_type: Option<&str>,
         body: Vec<u8>,
-        sparse: bool,
+        completeness: Completeness,
     ) -> Result<ManifestPut> {
         let mut tags: Vec<Tag> = Vec::new();
         if let Reference::Tag(t) = reference {
@@ -155,15 +178,19 @@ impl Registry {
                 .as_ref()
                 .and_then(|a| serde_json::to_string(a).ok()),
             refs: refs_of(&parsed),
-            required_blobs: parsed.required_blobs().map(|d| d.to_string()).collect(),
-            required_manifests: if sparse {
+            required_blobs: if completeness == Completeness::Placeholders {
                 Vec::new()
             } else {
+                parsed.required_blobs().map(|d| d.to_string()).collect()
+            },
+            required_manifests: if completeness == Completeness::Full {
                 parsed
                     .manifests
                     .iter()
                     .map(|d| d.digest.to_string())
                     .collect()
+            } else {
+                Vec::new()
             },
             content: body,
         };
@@ -258,7 +285,10 @@ impl Registry {
             )
             .await?;
         }
-        self.queue_scans_in(&mut w, &parsed).await?;
+        // A cache's manifest has no blobs yet: it is indexed once they are stored.
+        if completeness != Completeness::Placeholders {
+            self.queue_scans_in(&mut w, &parsed).await?;
+        }
         w.commit().await?;
         if !warnings.is_empty() {
             self.db.insert_audit(&warnings).await?;

@@ -22,6 +22,7 @@ mod labels;
 mod manifests;
 mod mirrors;
 mod notifications;
+mod proxy;
 mod quotas;
 mod repos;
 mod scan;
@@ -43,6 +44,7 @@ pub use notifications::{
     ATTEMPTS_KEPT, Attempt, AttemptRow, DeliveryRow, NewNotification, NotificationRow,
     UserNotificationRow,
 };
+pub use proxy::ProxyCacheRow;
 pub use quotas::{QuotaLimit, QuotaRow};
 pub use repos::{NewRepo, RepoFilter, RepoRow, Viewer};
 pub use scan::{

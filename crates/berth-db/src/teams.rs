@@ -87,6 +87,8 @@ pub struct AccessFacts {
     /// The repository's state, and its mirror's robot when it has a mirror.
     pub state: RepoState,
     pub mirror_robot: Option<i64>,
+    /// The namespace is a pull-through cache organization.
+    pub proxy_cache: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -289,11 +291,15 @@ impl Db {
         .await?;
         let repo_id = repo_row.as_ref().map(|r| r.0);
         let public = repo_row.is_some_and(|r| r.1 == Visibility::Public);
-        let namespace_kind: Option<AccountKind> =
-            sqlx::query_scalar("SELECT kind FROM accounts WHERE name = $1 AND kind <> 'robot'")
-                .bind(namespace)
-                .fetch_optional(&self.pool)
-                .await?;
+        let ns: Option<(AccountKind, Option<i64>)> = sqlx::query_as(
+            "SELECT a.kind, (SELECT 1 FROM proxy_caches p WHERE p.namespace = a.name)
+             FROM accounts a WHERE a.name = $1 AND a.kind <> 'robot'",
+        )
+        .bind(namespace)
+        .fetch_optional(&self.pool)
+        .await?;
+        let namespace_kind = ns.as_ref().map(|n| n.0);
+        let proxy_cache = ns.is_some_and(|n| n.1.is_some());
         let mut repo_roles = Vec::new();
         let mut org_team_roles = Vec::new();
         if account_id.is_some() {
@@ -323,6 +329,7 @@ impl Db {
         Ok(AccessFacts {
             state: repo_row.as_ref().map(|r| r.2).unwrap_or_default(),
             mirror_robot: repo_row.as_ref().and_then(|r| r.3),
+            proxy_cache,
             repo_id,
             public,
             namespace_kind,

@@ -175,6 +175,7 @@ async fn registry(cfg: &Config, migrate: bool) -> anyhow::Result<Registry> {
             },
             scan: cfg.scan.clone(),
             mirror: cfg.mirror.clone(),
+            proxy: cfg.proxy.clone(),
             ..CoreConfig::default()
         },
     ))

@@ -344,31 +344,32 @@ const OPS: &[&str] = &[
     "api vuln search", // 56 GET /api/v1/vulnerabilities?package=x
     "api mirror runs", // 57 GET /api/v1/repository/acme/app/mirror/runs (none yet)
     "api changestate", // 58 PUT /api/v1/repository/acme/app/changestate (NORMAL)
+    "api proxycache", // 59 GET /api/v1/organization/acme/proxycache (no cache: "")
 ];
 
 /// Expected outcome per caller: one character per operation above, Y = allowed, . = denied.
 /// The UI columns (20-29, 31-44, 48) need a browser session, which only a user's password opens:
 /// robots and registry JWTs have none.
 ///                       0         1         2         3         4
-///                       01234567890123456789012345678901234567890123456789012345678
+///                       012345678901234567890123456789012345678901234567890123456789
 #[rustfmt::skip]
 const MATRIX: &[(&str, &str)] = &[
-    ("anonymous",        ".......Y..........Y.....................................Y.."),
-    ("outsider",         ".......Y..........Y.......Y......................Y......Y.."),
-    ("reader",           "YYY....YYY........Y.Y.....Y.........YY...........Y..YY..Y.."),
-    ("writer",           "YYYYYY.YYY........Y.YY....Y....Y....YYY..........Y..YYY.Y.."),
-    ("repoadmin",        "YYYYYY.YYYYYY.....Y.YY.YY.Y.Y.YYY...YYY......YY.YY..YYY.YYY"),
-    ("team-member",      "YYY....YYY......Y.Y.Y.....Y.........YY...........Y..YY..Y.."),
-    ("team-creator",     "......YY........YYY......YY......................Y......Y.."),
-    ("team-admin",       "YYYYYYYYYYYYYYY.YYY.YYYYYYY.Y.YYYY.YYYYYY..YYYYYYY..YYYYYYY"),
-    ("robot-write",      "YYYYYY.YY.................................................."),
-    ("robot-none",       ".......Y..................................................."),
-    ("superuser",        "YYYYYYYYYYYYYYYYYYYYYYYYYYY.YYYYYYYYYYYYYYYYYYYYYYY.YYYYYYY"),
-    ("locked",           "..........................................................."),
-    ("jwt-expired",      "..........................................................."),
-    ("jwt-forged",       "..........................................................."),
-    ("jwt-alg-none",     "..........................................................."),
-    ("jwt-wrong-scope",  "..........................................................."),
+    ("anonymous",        ".......Y..........Y.....................................Y..."),
+    ("outsider",         ".......Y..........Y.......Y......................Y......Y..."),
+    ("reader",           "YYY....YYY........Y.Y.....Y.........YY...........Y..YY..Y..."),
+    ("writer",           "YYYYYY.YYY........Y.YY....Y....Y....YYY..........Y..YYY.Y..."),
+    ("repoadmin",        "YYYYYY.YYYYYY.....Y.YY.YY.Y.Y.YYY...YYY......YY.YY..YYY.YYY."),
+    ("team-member",      "YYY....YYY......Y.Y.Y.....Y.........YY...........Y..YY..Y..Y"),
+    ("team-creator",     "......YY........YYY......YY......................Y......Y..Y"),
+    ("team-admin",       "YYYYYYYYYYYYYYY.YYY.YYYYYYY.Y.YYYY.YYYYYY..YYYYYYY..YYYYYYYY"),
+    ("robot-write",      "YYYYYY.YY..................................................."),
+    ("robot-none",       ".......Y...................................................."),
+    ("superuser",        "YYYYYYYYYYYYYYYYYYYYYYYYYYY.YYYYYYYYYYYYYYYYYYYYYYY.YYYYYYYY"),
+    ("locked",           "............................................................"),
+    ("jwt-expired",      "............................................................"),
+    ("jwt-forged",       "............................................................"),
+    ("jwt-alg-none",     "............................................................"),
+    ("jwt-wrong-scope",  "............................................................"),
 ];
 
 struct World {
@@ -726,6 +727,7 @@ async fn run(c: &Client, w: &World, role: &str, cred: &Cred, op: usize) -> (bool
         ),
         56 => outcome(&c.api("GET", "/api/v1/vulnerabilities?package=x", cred, None).await, &[200]),
         57 => outcome(&c.api("GET", "/api/v1/repository/acme/app/mirror/runs", cred, None).await, &[200]),
+        59 => outcome(&c.api("GET", "/api/v1/organization/acme/proxycache", cred, None).await, &[200]),
         58 => outcome(
             &c.api("PUT", "/api/v1/repository/acme/app/changestate", cred, Some(json!({"state": "NORMAL"}))).await,
             &[200],

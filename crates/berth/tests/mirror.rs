@@ -7,106 +7,17 @@
 
 mod common;
 
+use common::Berth;
 use common::client::Client;
 use common::images::{Layout, Rng, require_tool, run};
-use common::{Berth, free_port};
+use common::upstream::{Distribution, UP_PASSWORD, UP_USER};
 use serde_json::{Value, json};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-
-/// A CNCF Distribution registry on 127.0.0.1 with htpasswd Basic auth; stopped when dropped.
-struct Distribution {
-    child: Child,
-    host: String,
-    _dir: tempfile::TempDir,
-}
-
-const UP_USER: &str = "mirror-reader";
-const UP_PASSWORD: &str = "upstream-secret-pw";
-
-impl Distribution {
-    fn start() -> Option<Distribution> {
-        if Command::new("docker-registry")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            eprintln!("docker-registry is not installed (./scripts/test.sh installs it); skipping");
-            return None;
-        }
-        let dir = tempfile::tempdir().expect("tempdir");
-        let hash = bcrypt::hash(UP_PASSWORD, 5).expect("bcrypt");
-        std::fs::write(dir.path().join("htpasswd"), format!("{UP_USER}:{hash}\n"))
-            .expect("htpasswd");
-        let port = free_port();
-        let config = format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\nauth:\n  htpasswd:\n    realm: test\n    path: {}\n",
-            dir.path().join("data").display(),
-            dir.path().join("htpasswd").display()
-        );
-        std::fs::write(dir.path().join("config.yml"), config).expect("config");
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(dir.path().join("config.yml"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start docker-registry");
-        let host = format!("127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(&host).is_err() {
-            assert!(Instant::now() < deadline, "docker-registry did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Some(Distribution {
-            child,
-            host,
-            _dir: dir,
-        })
-    }
-
-    fn http(&self) -> reqwest::blocking::Client {
-        reqwest::blocking::Client::new()
-    }
-
-    /// The digest a tag points at upstream (None: no such tag).
-    fn digest(&self, repo: &str, tag: &str) -> Option<String> {
-        let r = self
-            .http()
-            .head(format!("http://{}/v2/{repo}/manifests/{tag}", self.host))
-            .basic_auth(UP_USER, Some(UP_PASSWORD))
-            .header("Accept", format!("{OCI_INDEX}, {OCI_MANIFEST}"))
-            .send()
-            .expect("HEAD upstream");
-        (r.status() == 200).then(|| {
-            r.headers()["docker-content-digest"]
-                .to_str()
-                .expect("digest")
-                .to_string()
-        })
-    }
-
-    fn delete(&self, repo: &str, digest: &str) {
-        let r = self
-            .http()
-            .delete(format!("http://{}/v2/{repo}/manifests/{digest}", self.host))
-            .basic_auth(UP_USER, Some(UP_PASSWORD))
-            .send()
-            .expect("DELETE upstream");
-        assert_eq!(r.status(), 202, "delete {digest}");
-    }
-}
-
-impl Drop for Distribution {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// `skopeo copy --all` from layout `dir`'s `tag` to `dest` (docker://…).
 fn skopeo_push(dir: &Path, tag: &str, dest: &str, creds: &str) {

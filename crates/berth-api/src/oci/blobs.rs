@@ -16,21 +16,28 @@ pub async fn get(
     head: bool,
 ) -> ApiResult {
     let reg = &st.registry;
+    // A blob of a pull-through cache organization that is not stored yet: its size from the
+    // manifest that references it for a HEAD; for a GET, its bytes as they arrive upstream
+    // (stored at the same time, verified before anyone else sees them).
+    if head && let Some(size) = reg.proxy_blob_size(repo, digest).await? {
+        return blob_response(StatusCode::OK, size, digest)
+            .body(Body::empty())
+            .map_err(internal);
+    }
+    if !head
+        && let berth_core::proxy::ProxyBlob::Streaming { size, stream } =
+            reg.proxy_blob(repo, digest).await?
+    {
+        return blob_response(StatusCode::OK, size, digest)
+            .body(Body::from_stream(stream))
+            .map_err(internal);
+    }
     let size = reg.blob_size(repo, digest).await?;
     let range = match header_str(headers, header::RANGE) {
         Some(h) => parse_range(h, size),
         None => RangeOutcome::Full,
     };
-    let base = |status: StatusCode, len: u64| {
-        Response::builder()
-            .status(status)
-            .header(header::CONTENT_TYPE, "application/octet-stream")
-            .header(header::CONTENT_LENGTH, len)
-            .header(header::ACCEPT_RANGES, "bytes")
-            .header("Docker-Content-Digest", digest.to_string())
-            .header(header::ETAG, format!("\"{digest}\""))
-            .header(header::CACHE_CONTROL, "max-age=31536000")
-    };
+    let base = |status: StatusCode, len: u64| blob_response(status, len, digest);
     match range {
         RangeOutcome::Unsatisfiable => Err(ApiError::new(
             ErrorCode::RangeInvalid,
@@ -67,6 +74,17 @@ pub async fn get(
             resp.body(Body::from_stream(stream)).map_err(internal)
         }
     }
+}
+
+fn blob_response(status: StatusCode, len: u64, digest: &Digest) -> axum::http::response::Builder {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .header(header::CONTENT_LENGTH, len)
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header("Docker-Content-Digest", digest.to_string())
+        .header(header::ETAG, format!("\"{digest}\""))
+        .header(header::CACHE_CONTROL, "max-age=31536000")
 }
 
 fn internal(e: axum::http::Error) -> ApiError {

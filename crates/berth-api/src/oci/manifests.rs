@@ -37,6 +37,13 @@ pub async fn get(
 ) -> ApiResult {
     let accept = accepted(headers);
     let who = caller.who();
+    // In a pull-through cache organization the manifest is brought up to date from the
+    // upstream first (or served stale when the upstream cannot answer).
+    let proxied = st
+        .registry
+        .proxy_manifest(Some(&who), repo, reference)
+        .await?;
+    let reference = proxied.as_ref().map(|p| &p.serve).unwrap_or(reference);
     let row = st
         .registry
         .manifest_pull((!head).then_some(&who), repo, reference, &|media_type| {
@@ -44,8 +51,21 @@ pub async fn get(
         })
         .await?;
     let len = row.content.len();
-    let resp = Response::builder()
-        .status(StatusCode::OK)
+    let mut resp = Response::builder().status(StatusCode::OK);
+    if let Some(berth_core::proxy::Freshness::Stale(why)) = proxied.map(|p| p.freshness) {
+        // RFC 7234's "Response is Stale", with why (the upstream could not answer).
+        let why: String = why
+            .chars()
+            .filter(|c| c.is_ascii_graphic() || *c == ' ')
+            .filter(|c| *c != '"')
+            .take(200)
+            .collect();
+        resp = resp.header(
+            header::WARNING,
+            format!("110 berth \"Response is Stale: {why}\""),
+        );
+    }
+    let resp = resp
         .header(header::CONTENT_TYPE, &row.media_type)
         .header(header::CONTENT_LENGTH, len)
         .header("Docker-Content-Digest", row.digest.to_string())

@@ -286,7 +286,18 @@ async fn authorize(
             }
             _ => None,
         };
+        let proxied = match (&route, repo_action) {
+            (_, Some((name, _))) if write => {
+                let ns = name.split('/').next().unwrap_or(name);
+                st.registry.is_proxy_cache(ns).await.unwrap_or(false)
+            }
+            _ => false,
+        };
         let mut detail = match state {
+            _ if proxied => format!(
+                "{} is in a pull-through cache organization: it holds what is pulled from its upstream, and nobody pushes or deletes there; push to another organization",
+                repo_action.map(|r| r.0).unwrap_or("")
+            ),
             Some(s) if s != berth_core::mirror::RepoState::Normal => {
                 berth_core::mirror::state_refusal(repo_action.map(|r| r.0).unwrap_or(""), s)
             }

@@ -23,6 +23,7 @@ mod openapi;
 mod orgs;
 mod placements;
 mod policies;
+pub(crate) mod proxycache;
 mod quotas;
 mod repos;
 mod robots;
@@ -329,6 +330,7 @@ pub fn routes() -> Vec<Route> {
     v.extend(labels::routes());
     v.extend(secscan::routes());
     v.extend(mirror::routes());
+    v.extend(proxycache::routes());
     v.extend(autoprune::routes());
     v.extend(immutability::routes());
     v.extend(notifications::routes());

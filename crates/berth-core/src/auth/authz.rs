@@ -49,8 +49,13 @@ pub struct RepoAccess {
     /// The repository's state (NORMAL for one that does not exist).
     pub state: RepoState,
     /// The caller may change the repository's content in its state: always in NORMAL, never in
-    /// READ_ONLY, and in MIRROR only as the mirror's robot.
+    /// READ_ONLY, and in MIRROR only as the mirror's robot; never in a pull-through cache.
     pub content_writable: bool,
+    /// The namespace is a pull-through cache organization.
+    pub proxy_cache: bool,
+    /// The caller may pull through the cache (a member of the cache organization): a
+    /// repository there that is not cached yet is fetched for them.
+    pub pull_through: bool,
 }
 
 impl RepoAccess {
@@ -63,7 +68,9 @@ impl RepoAccess {
     /// A repository whose state keeps the caller from writing grants reading only (and no
     /// `*`: Quay grants it in no state but NORMAL).
     pub fn actions(&self) -> &'static [&'static str] {
-        if self.exists && !self.content_writable {
+        if !self.exists && self.pull_through {
+            &["pull"]
+        } else if self.exists && !self.content_writable {
             if self.allows(Role::Read) {
                 &["pull"]
             } else {
@@ -112,6 +119,14 @@ impl Auth {
                     TeamRole::Member => {}
                 }
             }
+            // Members of a pull-through cache organization pull its repositories (Quay's
+            // can_pullthru); nobody pushes there.
+            if facts.proxy_cache {
+                can_create = false;
+                if a.superuser || !facts.org_team_roles.is_empty() {
+                    bump(Role::Read);
+                }
+            }
             // A superuser may push into a namespace nobody owns yet: it becomes an organization.
             if facts.namespace_kind.is_none() && !a.superuser {
                 can_create = false;
@@ -137,11 +152,17 @@ impl Auth {
             can_create,
             namespace_exists: facts.namespace_kind.is_some(),
             state: facts.state,
-            content_writable: match facts.state {
-                RepoState::Normal => true,
-                RepoState::ReadOnly => false,
-                RepoState::Mirror => actor.is_some_and(|a| facts.mirror_robot == Some(a.id)),
-            },
+            proxy_cache: facts.proxy_cache,
+            pull_through: facts.proxy_cache
+                && actor.is_some_and(|a| {
+                    (a.superuser || !facts.org_team_roles.is_empty()) && a.has_scope("repo:read")
+                }),
+            content_writable: !facts.proxy_cache
+                && match facts.state {
+                    RepoState::Normal => true,
+                    RepoState::ReadOnly => false,
+                    RepoState::Mirror => actor.is_some_and(|a| facts.mirror_robot == Some(a.id)),
+                },
         })
     }
 

@@ -6,6 +6,7 @@
 
 use super::{MAX_RETRIES, split_reference};
 use crate::auth::Who;
+use crate::manifests::Completeness;
 use crate::{Error, Registry, Result};
 use berth_db::{MirrorRow, MirrorStatus, RunCounts, now_ms};
 use berth_oci::manifest::{Descriptor, parse_manifest};
@@ -500,7 +501,11 @@ impl Registry {
             &[],
             Some(&top.media_type),
             top.bytes.to_vec(),
-            sparse || self.config.mirror.sparse_index,
+            if sparse || self.config.mirror.sparse_index {
+                Completeness::SparseIndex
+            } else {
+                Completeness::Full
+            },
         )
         .await?;
         Ok(TagOutcome::Copied(before))
@@ -578,7 +583,7 @@ impl Registry {
                 &[],
                 Some(&m.media_type),
                 m.bytes.to_vec(),
-                true,
+                Completeness::SparseIndex,
             )
             .await?;
             Ok(())

@@ -60,6 +60,8 @@ pub struct Config {
     pub scan: berth_core::scan::ScanConfig,
     /// Repository mirroring.
     pub mirror: berth_core::mirror::MirrorConfig,
+    /// Pull-through cache organizations.
+    pub proxy: berth_core::proxy::ProxyConfig,
     /// `MAIL_*`; the core gets them when `FEATURE_MAILING` is on and a server is named.
     pub mail: berth_core::notify::mail::MailConfig,
     /// `FEATURE_MAILING`.
@@ -137,6 +139,7 @@ impl Default for Config {
             mail: berth_core::notify::mail::MailConfig::default(),
             scan: berth_core::scan::ScanConfig::default(),
             mirror: berth_core::mirror::MirrorConfig::default(),
+            proxy: berth_core::proxy::ProxyConfig::default(),
             mailing: true,
             immutable_tags_can_expire: false,
             max_layer_bytes: berth_core::DEFAULT_MAX_BLOB_BYTES,

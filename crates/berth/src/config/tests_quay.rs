@@ -31,7 +31,7 @@ fn null_means_quays_unset_and_types_follow_quay() {
 #[test]
 fn unavailable_features_are_collected_when_on() {
     let c = load(
-        "FEATURE_ORG_MIRROR: true\nFEATURE_PROXY_CACHE: false\nFEATURE_BUILD_SUPPORT: true\n\
+        "FEATURE_ORG_MIRROR: true\nFEATURE_SIGNING: false\nFEATURE_BUILD_SUPPORT: true\n\
          SECURITY_SCANNER_V4_ENDPOINT: http://clair:8080\n",
         &[],
     )
@@ -42,7 +42,7 @@ fn unavailable_features_are_collected_when_on() {
     );
     assert_eq!(
         c.ignored_keys,
-        ["FEATURE_PROXY_CACHE", "SECURITY_SCANNER_V4_ENDPOINT"]
+        ["FEATURE_SIGNING", "SECURITY_SCANNER_V4_ENDPOINT"]
     );
     let notes = c.banner_notes();
     assert_eq!(

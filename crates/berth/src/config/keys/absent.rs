@@ -40,7 +40,6 @@ pub static KEYS: &[KeyDef] = &[
     unavailable("FEATURE_ORG_MIRROR", "organization mirroring").default_is("false"),
     unavailable("FEATURE_OTEL_TRACING", "OpenTelemetry tracing").default_is("false"),
     unavailable("FEATURE_PROGRAMMATIC_BOOTSTRAP", "the bootstrap token API").default_is("false"),
-    unavailable("FEATURE_PROXY_CACHE", "pull-through proxy cache").default_is("false"),
     unavailable("FEATURE_READER_BUILD_LOGS", "Dockerfile builds").default_is("false"),
     unavailable(
         "FEATURE_RH_MARKETPLACE",

@@ -1,4 +1,4 @@
-//! Repository mirroring: whether it is on, how often due mirrors are looked for, what a failed
+//! Repository mirroring and pull-through caches: whether each is on, how often due mirrors are looked for, what a failed
 //! sync undoes, and indexes with absent children. Quay's keys; Berth copies through its own
 //! registry client in process, so the keys about skopeo pushing back into the registry have no
 //! effect.
@@ -61,6 +61,26 @@ pub static KEYS: &[KeyDef] = &[
         },
     )
     .default_is("false"),
+    quay(
+        "FEATURE_PROXY_CACHE",
+        B,
+        "pull-through cache organizations (…/proxycache): pulls are answered from an upstream registry and kept (Berth default true; Quay's false)",
+        |c, k, v, _| {
+            c.proxy.enabled = as_bool(k, v)?;
+            Ok(())
+        },
+    )
+    .default_is("true"),
+    berth(
+        "PROXY_CACHE_SERVE_STALE",
+        B,
+        "when a cache's upstream is unreachable, times out, answers 429 or 5xx, or refuses its credentials, cached tags are served anyway (expired ones too, while stored), with a Warning header (default true)",
+        |c, k, v, _| {
+            c.proxy.serve_stale = as_bool(k, v)?;
+            Ok(())
+        },
+    )
+    .default_is("true"),
     no_effect("REPO_MIRROR_SERVER_HOSTNAME", SZ, SKOPEO).default_is("null"),
     no_effect("REPO_MIRROR_TLS_VERIFY", B, SKOPEO).default_is("true"),
 ];

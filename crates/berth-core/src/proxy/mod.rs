@@ -1,0 +1,393 @@
+//! Pull-through cache organizations (Quay's proxy cache). A pull of `cacheorg/<path>` is
+//! answered from the upstream registry (`upstream_registry`, `host[/namespace]`) and kept:
+//! the manifest is checked upstream on every pull by tag and stored when it changed, blobs are
+//! streamed to the client while they are stored (`pull.rs`), and when the upstream cannot
+//! answer the cached copy is served, stale. Nobody pushes or deletes there.
+//!
+//! The configuration use cases are on [`ProxyCaches`]; the read path is
+//! [`Registry::proxy_manifest`] and [`Registry::proxy_blob`], which the `/v2` handlers call
+//! before reading as usual.
+
+mod pull;
+
+pub use pull::{Freshness, ProxyBlob};
+
+use crate::auth::{Actor, Auth};
+use crate::caller::Caller;
+use crate::{Error, Registry, Result};
+use berth_db::ProxyCacheRow;
+use berth_registry_client::{Credentials, Ping, RegistryClient, Settings, Upstream};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Settings of pull-through caching.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// `FEATURE_PROXY_CACHE` (Berth: on; Quay: off).
+    pub enabled: bool,
+    /// `PROXY_CACHE_SERVE_STALE` (Berth): when the upstream is unreachable, times out, answers
+    /// 429 or 5xx, or refuses the credentials, a cached tag is served (expired or not).
+    pub serve_stale: bool,
+    /// How long a manifest check upstream may take before the cached copy is served.
+    pub check_timeout: Duration,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            enabled: true,
+            serve_stale: true,
+            check_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Quay's default `expiration_s`.
+pub const DEFAULT_EXPIRATION_S: i64 = 86_400;
+
+/// How long the list of cache organizations is trusted before it is read again.
+const TARGETS_TTL: Duration = Duration::from_secs(5);
+
+/// A cache organization's settings as given to create it.
+#[derive(Debug, Clone, Default)]
+pub struct ProxyCacheSpec {
+    pub upstream_registry: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub expiration_s: Option<i64>,
+    pub insecure: bool,
+}
+
+/// A cache organization's settings as shown (never its password): Quay's answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProxyCacheView {
+    pub upstream_registry: String,
+    pub expiration_s: Option<i64>,
+    pub insecure: bool,
+}
+
+/// What validating an upstream found: Quay's `Valid` (credentials accepted) or `Anonymous`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Validity {
+    Valid,
+    Anonymous,
+}
+
+/// Where the upstream lives: its registry and the namespace prefix on it, if any.
+pub fn split_upstream(upstream: &str) -> Result<(String, Option<String>)> {
+    let bad = || {
+        Error::invalid(format!(
+            "upstream_registry {upstream:?} must be host[:port][/namespace], without a scheme (e.g. docker.io or quay.io/prometheus)"
+        ))
+    };
+    let u = upstream.trim().trim_end_matches('/');
+    if u.is_empty() || u.len() > 270 || u.contains("://") {
+        return Err(bad());
+    }
+    let (host, ns) = match u.split_once('/') {
+        Some((h, n)) => (h, Some(n)),
+        None => (u, None),
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    if !host_ok {
+        return Err(bad());
+    }
+    if let Some(n) = ns
+        && format!("{n}/x").parse::<berth_oci::RepoName>().is_err()
+    {
+        return Err(bad());
+    }
+    Ok((host.to_ascii_lowercase(), ns.map(str::to_string)))
+}
+
+/// One cache organization, ready to pull through: its client keeps its token cache.
+pub(crate) struct Target {
+    pub row: ProxyCacheRow,
+    pub namespace_prefix: Option<String>,
+    pub client: RegistryClient,
+    pub docker_hub: bool,
+}
+
+/// Cache organizations by name.
+type Targets = HashMap<String, Arc<Target>>;
+
+/// The cache organizations as last read, and the blobs being fetched now.
+#[derive(Default)]
+pub(crate) struct ProxyState {
+    targets: Mutex<Option<(Instant, Targets)>>,
+    /// One fetch per blob digest at a time in this process: a second first pull waits for it.
+    pub(crate) inflight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+fn same(a: &ProxyCacheRow, b: &ProxyCacheRow) -> bool {
+    a.upstream_registry == b.upstream_registry
+        && a.username == b.username
+        && a.password_sealed == b.password_sealed
+        && a.insecure == b.insecure
+        && a.expiration_s == b.expiration_s
+}
+
+impl Registry {
+    /// The cache organization `namespace`, if it is one (read at most every few seconds).
+    pub(crate) async fn proxy_target(&self, namespace: &str) -> Result<Option<Arc<Target>>> {
+        if !self.config.proxy.enabled {
+            return Ok(None);
+        }
+        let fresh = self.proxies.targets.lock().ok().and_then(|g| {
+            g.as_ref()
+                .filter(|(at, _)| at.elapsed() < TARGETS_TTL)
+                .map(|(_, m)| m.get(namespace).cloned())
+        });
+        if let Some(found) = fresh {
+            return Ok(found);
+        }
+        let rows = self.db.proxy_caches().await?;
+        let old: HashMap<String, Arc<Target>> = self
+            .proxies
+            .targets
+            .lock()
+            .ok()
+            .and_then(|g| g.as_ref().map(|(_, m)| m.clone()))
+            .unwrap_or_default();
+        let mut map = HashMap::new();
+        for row in rows {
+            if let Some(t) = old.get(&row.namespace).filter(|t| same(&t.row, &row)) {
+                map.insert(row.namespace.clone(), t.clone());
+                continue;
+            }
+            match self.target_of(row.clone()).await {
+                Ok(t) => {
+                    map.insert(row.namespace.clone(), Arc::new(t));
+                }
+                Err(e) => {
+                    tracing::warn!(namespace = %row.namespace, error = %e, "cannot use a pull-through cache's upstream")
+                }
+            }
+        }
+        let found = map.get(namespace).cloned();
+        if let Ok(mut g) = self.proxies.targets.lock() {
+            *g = Some((Instant::now(), map));
+        }
+        Ok(found)
+    }
+
+    /// Forgets the cache organizations read, so a change is seen at once on this instance.
+    fn forget_proxy_targets(&self) {
+        if let Ok(mut g) = self.proxies.targets.lock() {
+            *g = None;
+        }
+    }
+
+    async fn target_of(&self, row: ProxyCacheRow) -> Result<Target> {
+        let (host, prefix) = split_upstream(&row.upstream_registry)?;
+        let password = match &row.password_sealed {
+            Some(s) => Some(self.sealer().await?.open_string(s).ok_or_else(|| {
+                Error::Upstream(
+                    "the cache's upstream password cannot be unsealed (DATABASE_SECRET_KEY changed?); configure the cache again".into(),
+                )
+            })?),
+            None => None,
+        };
+        let client =
+            self.upstream_client(&host, row.insecure != 0, row.username.clone(), password)?;
+        let docker_hub = client.registry() == "registry-1.docker.io";
+        Ok(Target {
+            row,
+            namespace_prefix: prefix,
+            client,
+            docker_hub,
+        })
+    }
+
+    fn upstream_client(
+        &self,
+        host: &str,
+        insecure: bool,
+        username: Option<String>,
+        password: Option<String>,
+    ) -> Result<RegistryClient> {
+        let credentials = username.map(|username| Credentials {
+            username,
+            password: password.unwrap_or_default(),
+        });
+        RegistryClient::new(
+            self.outbound_guard(),
+            Upstream {
+                registry: host.to_string(),
+                insecure,
+                credentials,
+            },
+            Settings {
+                user_agent: format!("berth/{} (proxy cache)", env!("CARGO_PKG_VERSION")),
+                ..Settings::default()
+            },
+        )
+        .map_err(|e| Error::invalid(format!("upstream_registry: {e}")))
+    }
+
+    /// Whether `namespace` is a pull-through cache organization.
+    pub async fn is_proxy_cache(&self, namespace: &str) -> Result<bool> {
+        Ok(self.proxy_target(namespace).await?.is_some())
+    }
+}
+
+/// The configuration use cases of cache organizations.
+pub struct ProxyCaches<'a> {
+    registry: &'a Registry,
+    auth: &'a Auth,
+}
+
+impl<'a> ProxyCaches<'a> {
+    pub fn new(registry: &'a Registry, auth: &'a Auth) -> ProxyCaches<'a> {
+        ProxyCaches { registry, auth }
+    }
+
+    fn feature(&self) -> Result<()> {
+        if self.registry.config.proxy.enabled {
+            Ok(())
+        } else {
+            Err(Error::not_found(
+                "pull-through caching is off; an administrator turns it on with FEATURE_PROXY_CACHE: true",
+            ))
+        }
+    }
+
+    /// The organization's cache settings, for its members (all empty when it is no cache).
+    pub async fn get(&self, actor: &Actor, org: &str) -> Result<ProxyCacheView> {
+        self.feature()?;
+        let row = self.auth.org(org).await?;
+        if !actor.superuser && !self.auth.org_role(actor, &row).await?.member {
+            return Err(Error::denied(format!(
+                "only members of organization {org:?} see its cache settings"
+            )));
+        }
+        Ok(match self.registry.db.proxy_cache(org).await? {
+            Some(p) => ProxyCacheView {
+                upstream_registry: p.upstream_registry,
+                expiration_s: Some(p.expiration_s),
+                insecure: p.insecure != 0,
+            },
+            None => ProxyCacheView::default(),
+        })
+    }
+
+    fn check_spec(&self, spec: &ProxyCacheSpec) -> Result<(String, Option<String>)> {
+        if spec.expiration_s.is_some_and(|e| e < 0) {
+            return Err(Error::invalid(
+                "expiration_s must be 0 (never) or more seconds",
+            ));
+        }
+        split_upstream(&spec.upstream_registry)
+    }
+
+    /// Makes the organization a pull-through cache of `spec.upstream_registry`, for its
+    /// administrators.
+    pub async fn create(&self, caller: Caller<'_>, org: &str, spec: &ProxyCacheSpec) -> Result<()> {
+        self.feature()?;
+        self.auth.org_admin(caller.actor, org).await?;
+        let (host, _) = self.check_spec(spec)?;
+        self.registry
+            .outbound_guard()
+            .check(&format!("https://{host}/v2/"))
+            .await
+            .map_err(|e| Error::invalid(format!("upstream_registry: {e}")))?;
+        let sealed = match spec.password.as_deref().filter(|p| !p.is_empty()) {
+            Some(p) => Some(self.registry.sealer().await?.seal(p.as_bytes())),
+            None => None,
+        };
+        let row = ProxyCacheRow {
+            namespace: org.to_string(),
+            upstream_registry: spec.upstream_registry.trim().to_string(),
+            username: spec.username.clone().filter(|u| !u.is_empty()),
+            password_sealed: sealed,
+            insecure: i64::from(spec.insecure),
+            expiration_s: spec.expiration_s.unwrap_or(DEFAULT_EXPIRATION_S),
+            created_at: 0,
+        };
+        let mut w = self.registry.db.write().await?;
+        if !self
+            .registry
+            .db
+            .immutability_policies_in(&mut w, org)
+            .await?
+            .is_empty()
+        {
+            return Err(Error::invalid(format!(
+                "organization {org} has immutability policies; a cache must be able to move its tags (remove the policies first)"
+            )));
+        }
+        if !self.registry.db.insert_proxy_cache(&mut w, &row).await? {
+            return Err(Error::invalid(format!(
+                "organization {org} is already a pull-through cache; delete its configuration to change it"
+            )));
+        }
+        crate::caller::record_in(
+            &self.registry.db,
+            &mut w,
+            caller
+                .audit("create_proxy_cache_config")
+                .meta(serde_json::json!({
+                    "namespace": org, "upstream_registry": row.upstream_registry,
+                    "expiration_s": row.expiration_s,
+                })),
+        )
+        .await?;
+        w.commit().await?;
+        self.registry.forget_proxy_targets();
+        Ok(())
+    }
+
+    /// Ends the organization's cache configuration, for its administrators.
+    pub async fn delete(&self, caller: Caller<'_>, org: &str) -> Result<()> {
+        self.feature()?;
+        self.auth.org_admin(caller.actor, org).await?;
+        let mut w = self.registry.db.write().await?;
+        if !self.registry.db.delete_proxy_cache(&mut w, org).await? {
+            return Err(Error::not_found(format!(
+                "organization {org} is no pull-through cache"
+            )));
+        }
+        crate::caller::record_in(
+            &self.registry.db,
+            &mut w,
+            caller
+                .audit("delete_proxy_cache_config")
+                .meta(serde_json::json!({"namespace": org})),
+        )
+        .await?;
+        w.commit().await?;
+        self.registry.forget_proxy_targets();
+        Ok(())
+    }
+
+    /// Tries `spec`'s upstream with its credentials (Quay's validateproxycache), for the
+    /// organization's administrators.
+    pub async fn validate(
+        &self,
+        actor: &Actor,
+        org: &str,
+        spec: &ProxyCacheSpec,
+    ) -> Result<Validity> {
+        self.feature()?;
+        self.auth.org_admin(actor, org).await?;
+        let (host, _) = self.check_spec(spec)?;
+        let client = self.registry.upstream_client(
+            &host,
+            spec.insecure,
+            spec.username.clone().filter(|u| !u.is_empty()),
+            spec.password.clone(),
+        )?;
+        match client.ping().await {
+            Ok(Ping::Authenticated) => Ok(Validity::Valid),
+            Ok(Ping::Anonymous) => Ok(Validity::Anonymous),
+            Err(e) => Err(Error::invalid(format!(
+                "cannot use {}: {e}",
+                spec.upstream_registry
+            ))),
+        }
+    }
+}

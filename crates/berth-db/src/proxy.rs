@@ -1,0 +1,98 @@
+//! Pull-through cache organizations, and the reads their pull path needs.
+
+use crate::{Db, Result, WriteTx, now_ms};
+
+/// A cache organization's upstream.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ProxyCacheRow {
+    pub namespace: String,
+    pub upstream_registry: String,
+    pub username: Option<String>,
+    pub password_sealed: Option<String>,
+    pub insecure: i64,
+    pub expiration_s: i64,
+    pub created_at: i64,
+}
+
+impl Db {
+    /// Every cache organization.
+    pub async fn proxy_caches(&self) -> Result<Vec<ProxyCacheRow>> {
+        Ok(sqlx::query_as(
+            "SELECT namespace, upstream_registry, username, password_sealed, insecure,
+                expiration_s, created_at FROM proxy_caches ORDER BY namespace",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The cache configuration of `namespace`, if it is a cache organization.
+    pub async fn proxy_cache(&self, namespace: &str) -> Result<Option<ProxyCacheRow>> {
+        Ok(sqlx::query_as(
+            "SELECT namespace, upstream_registry, username, password_sealed, insecure,
+                expiration_s, created_at FROM proxy_caches WHERE namespace = $1",
+        )
+        .bind(namespace)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Makes `row.namespace` a cache organization. False when it already is one.
+    pub async fn insert_proxy_cache(&self, w: &mut WriteTx, row: &ProxyCacheRow) -> Result<bool> {
+        let n = sqlx::query(
+            "INSERT INTO proxy_caches (namespace, upstream_registry, username, password_sealed,
+                insecure, expiration_s, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (namespace) DO NOTHING",
+        )
+        .bind(&row.namespace)
+        .bind(&row.upstream_registry)
+        .bind(&row.username)
+        .bind(&row.password_sealed)
+        .bind(row.insecure)
+        .bind(row.expiration_s)
+        .bind(now_ms())
+        .execute(&mut *w.tx)
+        .await?
+        .rows_affected();
+        Ok(n > 0)
+    }
+
+    /// Ends `namespace`'s cache configuration (its cached repositories stay). False when it
+    /// had none.
+    pub async fn delete_proxy_cache(&self, w: &mut WriteTx, namespace: &str) -> Result<bool> {
+        let n = sqlx::query("DELETE FROM proxy_caches WHERE namespace = $1")
+            .bind(namespace)
+            .execute(&mut *w.tx)
+            .await?
+            .rows_affected();
+        Ok(n > 0)
+    }
+
+    /// The manifest `tag` of `repo_id` pointed at most recently, live or ended, while that
+    /// manifest is still stored: what a cache serves when its upstream cannot answer.
+    pub async fn last_tag_target(&self, repo_id: i64, tag: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT t.manifest_digest FROM tags t
+             JOIN manifests m ON m.repo_id = t.repo_id AND m.digest = t.manifest_digest
+             WHERE t.repo_id = $1 AND t.name = $2 AND m.deleted_at IS NULL
+             ORDER BY t.start_at DESC, t.id DESC LIMIT 1",
+        )
+        .bind(repo_id)
+        .bind(tag)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// The size a live manifest of `repo` gives blob `digest`, if one references it.
+    pub async fn referenced_blob_size(&self, repo: &str, digest: &str) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT f.size FROM manifest_refs f JOIN manifests m ON m.id = f.manifest_id
+             JOIN repositories r ON r.id = m.repo_id
+             WHERE r.name = $1 AND f.digest = $2 AND f.kind IN ('config', 'layer')
+               AND m.deleted_at IS NULL LIMIT 1",
+        )
+        .bind(repo)
+        .bind(digest)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+}
