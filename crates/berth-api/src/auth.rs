@@ -143,15 +143,21 @@ fn login_error(
     err.into_response()
 }
 
-/// A repository scope for a one-component name covers the name it maps to (`library/x`), the
-/// repository the request will reach.
-fn library_scope(st: &AppState, scope: &str) -> String {
+/// A repository scope covers the name the request will reach: a one-component name's full name
+/// (`library/x`), and a name outside every namespace its name in the mirror cache organization.
+async fn library_scope(st: &AppState, scope: &str) -> String {
     if let Some(rest) = scope.strip_prefix("repository:")
         && let Some((name, actions)) = rest.rsplit_once(':')
-        && !name.contains('/')
-        && let Ok(full) = st.full_name(name)
     {
-        return format!("repository:{full}:{actions}");
+        let full = if name.contains('/') {
+            Some(name.to_string())
+        } else {
+            st.full_name(name).ok()
+        };
+        if let Some(full) = full {
+            let full = st.registry.mirror_name(&full).await.unwrap_or(full);
+            return format!("repository:{full}:{actions}");
+        }
     }
     scope.to_string()
 }
@@ -165,11 +171,11 @@ pub async fn token(State(st): State<Arc<AppState>>, req: Request) -> Response {
     let mut account_param = None;
     for (k, v) in form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
         match &*k {
-            "scope" => scopes.extend(
-                v.split(' ')
-                    .filter(|s| !s.is_empty())
-                    .map(|s| library_scope(&st, s)),
-            ),
+            "scope" => {
+                for s in v.split(' ').filter(|s| !s.is_empty()) {
+                    scopes.push(library_scope(&st, s).await);
+                }
+            }
             "account" => account_param = Some(v.into_owned()),
             _ => {}
         }

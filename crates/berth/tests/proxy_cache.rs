@@ -312,3 +312,105 @@ fn a_cache_of_a_token_auth_registry_follows_moved_tags() {
     );
     assert_eq!(s, 200, "{v}");
 }
+
+/// podman configured with Berth as a docker.io mirror (`[[registry.mirror]]`) sends
+/// `/v2/library/app/...`; with `PROXY_CACHE_MIRROR_ORG` the cache organization answers it, and
+/// the first pull streams through it.
+#[test]
+fn podman_uses_berth_as_a_docker_io_mirror() {
+    use base64::Engine;
+    let Some(up) = Distribution::start_open() else {
+        return;
+    };
+    let podman_bin = require_tool("podman");
+    let layer = common::images::gzip(&common::images::tar(&[(
+        "srv/hello.txt".to_string(),
+        b"pulled through a Berth mirror\n".repeat(10_000),
+    )]));
+    let (digest, _) = up.push_image("library/app", "solo", &[&layer]);
+    let b = Berth::start_with_env(&[
+        ("BERTH_SSRF_ALLOWED_HOSTS", "[\"127.0.0.1\"]"),
+        ("BERTH_PROXY_CACHE_MIRROR_ORG", "hub"),
+    ]);
+    let c = Client::new(&b);
+    let (s, v) = c.api(
+        "POST",
+        "/api/v1/organization/",
+        Some(json!({"name": "hub"})),
+    );
+    assert!(s == 201 || s == 200, "{s} {v}");
+    let (s, v) = c.api(
+        "POST",
+        "/api/v1/organization/hub/proxycache",
+        Some(json!({"upstream_registry": up.host, "insecure": true})),
+    );
+    assert_eq!(s, 201, "{v}");
+    // The name without a namespace here is the mirror organization's.
+    let r = manifest(&c, "library/app/manifests/solo");
+    assert_eq!(r.status(), 200, "{}", b.log());
+    assert_eq!(
+        r.headers()["docker-content-digest"].to_str().expect("d"),
+        digest
+    );
+
+    let tmp = tempfile::Builder::new()
+        .prefix("berth-podman-mirror")
+        .tempdir()
+        .expect("tempdir");
+    let conf = tmp.path().join("registries.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "unqualified-search-registries = []\n\n[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n\n[[registry.mirror]]\nlocation = \"{}\"\ninsecure = true\n",
+            b.host
+        ),
+    )
+    .expect("registries.conf");
+    let auth = tmp.path().join("auth.json");
+    let basic = base64::engine::general_purpose::STANDARD.encode(admin());
+    std::fs::write(
+        &auth,
+        json!({"auths": {&b.host: {"auth": basic}}}).to_string(),
+    )
+    .expect("auth");
+    let policy = tmp.path().join("policy.json");
+    std::fs::write(
+        &policy,
+        br#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
+    )
+    .expect("policy");
+    for d in ["root", "runroot", "tmp"] {
+        std::fs::create_dir_all(tmp.path().join(d)).expect("dirs");
+    }
+    let out = Command::new(podman_bin)
+        .arg("--root")
+        .arg(tmp.path().join("root"))
+        .arg("--runroot")
+        .arg(tmp.path().join("runroot"))
+        .arg("--tmpdir")
+        .arg(tmp.path().join("tmp"))
+        .args([
+            "--storage-driver",
+            "vfs",
+            "--cgroup-manager",
+            "cgroupfs",
+            "--events-backend",
+            "file",
+        ])
+        .args(["pull", "--quiet"])
+        .arg(format!("--signature-policy={}", policy.display()))
+        .arg("docker.io/library/app:solo")
+        .env("CONTAINERS_REGISTRIES_CONF", &conf)
+        .env("REGISTRY_AUTH_FILE", &auth)
+        .env("TMPDIR", tmp.path().join("tmp"))
+        .output()
+        .expect("podman");
+    assert!(
+        out.status.success(),
+        "podman pull through the mirror: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        b.log()
+    );
+    let (s, v) = c.api("GET", "/api/v1/repository/hub/library/app", None);
+    assert_eq!(s, 200, "the cached repository: {v}");
+}

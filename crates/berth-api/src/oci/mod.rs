@@ -52,15 +52,23 @@ impl Caller {
     }
 }
 
-/// The request path with a one-component repository name mapped to its full name.
-fn with_full_name(st: &AppState, uri: Uri) -> Result<Uri, ApiError> {
+/// The request path with a one-component repository name mapped to its full name, and a name
+/// outside every namespace mapped into the mirror cache organization (`PROXY_CACHE_MIRROR_ORG`).
+async fn with_full_name(st: &AppState, uri: Uri) -> Result<Uri, ApiError> {
     let name = match parse_v2_path(uri.path()).and_then(|r| r.repo_name()) {
-        Some(name) if !name.contains('/') => name.to_string(),
-        _ => return Ok(uri),
+        Some(name) => name.to_string(),
+        None => return Ok(uri),
     };
-    let full = st
-        .full_name(&name)
-        .map_err(|m| ApiError::new(ErrorCode::NameInvalid, m))?;
+    let full = if name.contains('/') {
+        name.clone()
+    } else {
+        st.full_name(&name)
+            .map_err(|m| ApiError::new(ErrorCode::NameInvalid, m))?
+    };
+    let full = st.registry.mirror_name(&full).await?;
+    if full == name {
+        return Ok(uri);
+    }
     let rest = uri.path()["/v2/".len() + name.len()..].to_string();
     let pq = match uri.query() {
         Some(q) => format!("/v2/{full}{rest}?{q}"),
@@ -79,7 +87,7 @@ pub async fn dispatch(State(st): State<Arc<AppState>>, req: Request) -> Response
     let (parts, body) = req.into_parts();
     let (method, headers) = (parts.method, parts.headers);
     let head = method == Method::HEAD;
-    let uri = match with_full_name(&st, parts.uri) {
+    let uri = match with_full_name(&st, parts.uri).await {
         Ok(u) => u,
         Err(e) => {
             let mut resp = e.for_head(head).into_response();

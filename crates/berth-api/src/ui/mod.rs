@@ -10,6 +10,7 @@
 //! token and are checked for their origin (`csrf.rs`). Sessions are the browser sessions of
 //! `web_login.rs`.
 
+mod cache;
 mod csrf;
 mod logs;
 mod mirror;

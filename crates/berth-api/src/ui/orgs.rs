@@ -121,6 +121,7 @@ async fn org_page(st: &AppState, page: &Page, org: &str) -> Result<Response, Err
         Some("policies") if admin => "policies",
         Some("settings") if admin => "settings",
         Some("applications") if admin => "applications",
+        Some("cache") if admin && st.registry.config.proxy.enabled => "cache",
         _ => "repos",
     };
     if tab == "policies"
@@ -135,6 +136,7 @@ async fn org_page(st: &AppState, page: &Page, org: &str) -> Result<Response, Err
     }
     let body = match tab {
         "applications" => applications(st, page, actor, org).await?,
+        "cache" => super::cache::section(st, page, org).await?,
         "settings" => org_settings(st, page, actor, org, view.org.email.as_deref()).await?,
         "policies" => {
             let base = format!("/organization/{org}");
@@ -264,6 +266,9 @@ async fn org_page(st: &AppState, page: &Page, org: &str) -> Result<Response, Err
         tabs.push(("logs", "Logs"));
         tabs.push(("policies", "Policies"));
         tabs.push(("applications", "Applications"));
+        if st.registry.config.proxy.enabled {
+            tabs.push(("cache", "Cache"));
+        }
         tabs.push(("settings", "Settings"));
     }
     Ok(page.render(
@@ -670,6 +675,9 @@ pub async fn action(
         }
     }
     let parts: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    if let [org, "cache", verb] = parts.as_slice() {
+        return super::cache::action(&st, &page, org, verb, &f).await;
+    }
     if let [org, first, ..] = parts.as_slice()
         && (*first == "notifications" || *first == "notification")
     {

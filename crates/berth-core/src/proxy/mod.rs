@@ -31,6 +31,10 @@ pub struct ProxyConfig {
     pub serve_stale: bool,
     /// How long a manifest check upstream may take before the cached copy is served.
     pub check_timeout: Duration,
+    /// `PROXY_CACHE_MIRROR_ORG` (Berth): the cache organization that serves names whose first
+    /// component is no namespace here (`/v2/library/alpine/...` as `<org>/library/alpine`),
+    /// so Berth can be podman's or containerd's registry mirror for its upstream.
+    pub mirror_org: Option<String>,
 }
 
 impl Default for ProxyConfig {
@@ -39,6 +43,7 @@ impl Default for ProxyConfig {
             enabled: true,
             serve_stale: true,
             check_timeout: Duration::from_secs(10),
+            mirror_org: None,
         }
     }
 }
@@ -121,6 +126,32 @@ pub(crate) struct ProxyState {
     targets: Mutex<Option<(Instant, Targets)>>,
     /// One fetch per blob digest at a time in this process: a second first pull waits for it.
     pub(crate) inflight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Whether a name is a namespace here, as last read (for the mirror organization's names).
+    namespaces: Mutex<HashMap<String, (bool, Instant)>>,
+    /// This process's figures per cache organization, since it started.
+    figures: Mutex<HashMap<String, CacheFigures>>,
+}
+
+/// What one cache organization answered since this process started (the UI's figures; the
+/// metrics carry the same per upstream).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheFigures {
+    /// Pulls the cached copy answered, confirmed upstream.
+    pub hits: u64,
+    /// Manifests fetched from upstream.
+    pub misses: u64,
+    /// Pulls answered with the cached copy because the upstream could not answer.
+    pub stale: u64,
+    /// Blobs fetched from upstream.
+    pub blob_fetches: u64,
+}
+
+impl ProxyState {
+    pub(crate) fn tally(&self, namespace: &str, f: impl FnOnce(&mut CacheFigures)) {
+        if let Ok(mut m) = self.figures.lock() {
+            f(m.entry(namespace.to_string()).or_default());
+        }
+    }
 }
 
 fn same(a: &ProxyCacheRow, b: &ProxyCacheRow) -> bool {
@@ -227,6 +258,58 @@ impl Registry {
             },
         )
         .map_err(|e| Error::invalid(format!("upstream_registry: {e}")))
+    }
+
+    /// The name `name` is served as: itself, or — when a mirror organization is configured
+    /// and `name`'s first component is no namespace here — `<mirror org>/<name>`.
+    pub async fn mirror_name(&self, name: &str) -> Result<String> {
+        let Some(org) = self
+            .config
+            .proxy
+            .mirror_org
+            .as_deref()
+            .filter(|_| self.config.proxy.enabled)
+        else {
+            return Ok(name.to_string());
+        };
+        let first = name.split('/').next().unwrap_or(name);
+        if first == org || self.namespace_exists(first).await? {
+            return Ok(name.to_string());
+        }
+        Ok(format!("{org}/{name}"))
+    }
+
+    /// Whether an account (user or organization) owns namespace `ns`, read at most every few
+    /// seconds per name.
+    async fn namespace_exists(&self, ns: &str) -> Result<bool> {
+        if let Ok(map) = self.proxies.namespaces.lock()
+            && let Some((known, at)) = map.get(ns)
+            && at.elapsed() < TARGETS_TTL
+        {
+            return Ok(*known);
+        }
+        let known = self
+            .db
+            .account_by_name(ns)
+            .await?
+            .is_some_and(|a| a.kind != berth_db::AccountKind::Robot);
+        if let Ok(mut map) = self.proxies.namespaces.lock() {
+            if map.len() > 10_000 {
+                map.clear();
+            }
+            map.insert(ns.to_string(), (known, Instant::now()));
+        }
+        Ok(known)
+    }
+
+    /// This process's figures of cache organization `namespace` since it started.
+    pub fn cache_figures(&self, namespace: &str) -> CacheFigures {
+        self.proxies
+            .figures
+            .lock()
+            .ok()
+            .and_then(|m| m.get(namespace).copied())
+            .unwrap_or_default()
     }
 
     /// Whether `namespace` is a pull-through cache organization.
@@ -388,6 +471,36 @@ impl<'a> ProxyCaches<'a> {
                 "cannot use {}: {e}",
                 spec.upstream_registry
             ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_upstream;
+
+    #[test]
+    fn upstreams_are_a_host_and_an_optional_namespace() {
+        assert_eq!(
+            split_upstream("docker.io").ok(),
+            Some(("docker.io".into(), None))
+        );
+        assert_eq!(
+            split_upstream("Quay.io/prometheus/").ok(),
+            Some(("quay.io".into(), Some("prometheus".into())))
+        );
+        assert_eq!(
+            split_upstream("127.0.0.1:5000/a/b").ok(),
+            Some(("127.0.0.1:5000".into(), Some("a/b".into())))
+        );
+        for bad in [
+            "",
+            "https://docker.io",
+            "host name/x",
+            "docker.io/UPPER",
+            "a/../b",
+        ] {
+            assert!(split_upstream(bad).is_err(), "{bad:?}");
         }
     }
 }

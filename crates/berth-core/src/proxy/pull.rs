@@ -87,6 +87,16 @@ impl Target {
 }
 
 impl Registry {
+    fn counted(&self, repo: &RepoName, upstream: &str, result: &'static str) {
+        count(upstream, result);
+        self.proxies.tally(repo.namespace(), |f| match result {
+            "hit" => f.hits += 1,
+            "miss" => f.misses += 1,
+            "stale" => f.stale += 1,
+            _ => f.blob_fetches += 1,
+        });
+    }
+
     /// Brings `reference` of `repo` up to date from its cache organization's upstream, or
     /// answers `None` when `repo` is in no cache organization.
     pub async fn proxy_manifest(
@@ -112,10 +122,10 @@ impl Registry {
         match reference {
             Reference::Digest(d) => {
                 if self.manifest_get_quiet(repo, reference).await?.is_some() {
-                    count(&upstream, "hit");
+                    self.counted(repo, &upstream, "hit");
                     return Ok(Some(fresh(reference.clone())));
                 }
-                count(&upstream, "miss");
+                self.counted(repo, &upstream, "miss");
                 let m = self
                     .upstream(&t, t.client.get_manifest(&up_repo, &d.to_string()))
                     .await
@@ -138,9 +148,9 @@ impl Registry {
                         if live.as_ref().map(|l| l.0.as_str())
                             == Some(head.digest.to_string().as_str())
                         {
-                            count(&upstream, "hit");
+                            self.counted(repo, &upstream, "hit");
                         } else {
-                            count(&upstream, "miss");
+                            self.counted(repo, &upstream, "miss");
                             let m = self
                                 .upstream(
                                     &t,
@@ -170,7 +180,7 @@ impl Registry {
                     )),
                     Err(e) if upstream_unavailable(&e) && self.config.proxy.serve_stale => {
                         let stale = |serve: Reference| {
-                            count(&upstream, "stale");
+                            self.counted(repo, &upstream, "stale");
                             tracing::warn!(repo = %repo, %upstream, error = %e, "upstream cannot answer; serving the cached copy");
                             ProxyServe {
                                 freshness: Freshness::Stale(format!("{upstream}: {e}")),
@@ -387,7 +397,7 @@ impl Registry {
             };
             let upstream = t.client.registry().to_string();
             let up_repo = t.upstream_repo(repo);
-            count(&upstream, "blob_miss");
+            self.counted(repo, &upstream, "blob_miss");
             let mut source = match self
                 .upstream(&t, t.client.get_blob(&up_repo, digest, Some(size)))
                 .await

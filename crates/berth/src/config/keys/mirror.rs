@@ -81,6 +81,20 @@ pub static KEYS: &[KeyDef] = &[
         },
     )
     .default_is("true"),
+    berth(
+        "PROXY_CACHE_MIRROR_ORG",
+        SZ,
+        "a cache organization that also serves names whose first component is no namespace here: /v2/library/alpine/... is answered as <org>/library/alpine, so podman ([[registry.mirror]]) and containerd can use Berth as a registry mirror (default: none)",
+        |c, k, v, _| {
+            c.proxy.mirror_org = if v.is_null() {
+                None
+            } else {
+                Some(super::super::values::as_string(k, v)?).filter(|s| !s.is_empty())
+            };
+            Ok(())
+        },
+    )
+    .default_is("null"),
     no_effect("REPO_MIRROR_SERVER_HOSTNAME", SZ, SKOPEO).default_is("null"),
     no_effect("REPO_MIRROR_TLS_VERIFY", B, SKOPEO).default_is("true"),
 ];
