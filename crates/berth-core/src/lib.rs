@@ -36,6 +36,7 @@ pub mod scan;
 pub use quotas::{QuotaConfig, parse_size};
 mod tags;
 mod uploads;
+mod upstream;
 
 // Rows stay inside the core: its doors answer the types of `model`.
 pub use berth_db::{Db, DbError, now_ms};

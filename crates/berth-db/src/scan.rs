@@ -379,9 +379,10 @@ impl Db {
         w.commit().await
     }
 
-    /// Layers that need indexing: image layers of live manifests with no index row, failed
-    /// ones with attempts left (`max_attempts`), and ones indexed by an indexer older than
-    /// `version` before `older_than` (ms).
+    /// Layers that need indexing: stored image layers of live manifests with no index row (a
+    /// pull-through cache's layer once it has been pulled), failed ones with attempts left
+    /// (`max_attempts`), and ones indexed by an indexer older than `version` before
+    /// `older_than` (ms).
     pub async fn layers_needing_index(
         &self,
         limit: i64,
@@ -392,6 +393,7 @@ impl Db {
         let mut out: Vec<String> = sqlx::query_scalar(
             "SELECT DISTINCT r.digest FROM manifest_refs r
              JOIN manifests m ON m.id = r.manifest_id AND m.deleted_at IS NULL
+             JOIN blobs b ON b.digest = r.digest
              LEFT JOIN layer_index l ON l.digest = r.digest
              WHERE r.kind = 'layer' AND l.digest IS NULL
                AND r.media_type IN ('application/vnd.oci.image.layer.v1.tar',

@@ -11,7 +11,7 @@ use crate::{Error, Registry, Result};
 use berth_db::{MirrorRow, MirrorStatus, RunCounts, now_ms};
 use berth_oci::manifest::{Descriptor, parse_manifest};
 use berth_oci::{Reference, RepoName, Tag};
-use berth_registry_client::{Credentials, ProxySettings, RegistryClient, Settings, Upstream};
+use berth_registry_client::{ProxySettings, RegistryClient, Settings};
 use futures::StreamExt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -63,12 +63,7 @@ enum TagOutcome {
 }
 
 fn upstream_err(registry: &str, e: berth_registry_client::Error) -> Error {
-    let status = e
-        .status()
-        .map(|s| s.to_string())
-        .unwrap_or_else(|| "none".into());
-    metrics::counter!("berth_upstream_errors_total", "upstream" => registry.to_string(), "status" => status)
-        .increment(1);
+    crate::upstream::count_error(registry, &e);
     match e {
         berth_registry_client::Error::NotFound(m) => Error::not_found(m),
         other => Error::Upstream(other.to_string()),
@@ -86,18 +81,13 @@ impl Registry {
         let (host, _) = split_reference(&m.external_reference)?;
         let config: super::RegistryConfig =
             serde_json::from_str(&m.registry_config).unwrap_or_default();
-        let password = match &m.password_sealed {
-            Some(s) => Some(self.sealer().await?.open_string(s).ok_or_else(|| {
-                Error::Upstream(
-                    "the mirror's password cannot be unsealed (DATABASE_SECRET_KEY changed?); set it again with PUT …/mirror".into(),
-                )
-            })?),
-            None => None,
-        };
-        let credentials = m.username.clone().map(|username| Credentials {
-            username,
-            password: password.unwrap_or_default(),
-        });
+        let credentials = self
+            .upstream_credentials(
+                m.username.clone(),
+                m.password_sealed.as_deref(),
+                "set it again with PUT …/mirror",
+            )
+            .await?;
         let settings = Settings {
             verify_tls: config.verify_tls,
             proxy: ProxySettings {
@@ -109,16 +99,7 @@ impl Registry {
             ..Settings::default()
         };
         let make = |insecure: bool| {
-            RegistryClient::new(
-                self.outbound_guard(),
-                Upstream {
-                    registry: host.clone(),
-                    insecure,
-                    credentials: credentials.clone(),
-                },
-                settings.clone(),
-            )
-            .map_err(|e| upstream_err(&host, e))
+            self.upstream_client(&host, insecure, credentials.clone(), settings.clone())
         };
         let tls = make(false)?;
         if config.verify_tls {

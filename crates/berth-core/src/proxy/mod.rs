@@ -16,7 +16,7 @@ use crate::auth::{Actor, Auth};
 use crate::caller::Caller;
 use crate::{Error, Registry, Result};
 use berth_db::ProxyCacheRow;
-use berth_registry_client::{Credentials, Ping, RegistryClient, Settings, Upstream};
+use berth_registry_client::{Credentials, Ping, RegistryClient, Settings};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -215,16 +215,14 @@ impl Registry {
 
     async fn target_of(&self, row: ProxyCacheRow) -> Result<Target> {
         let (host, prefix) = split_upstream(&row.upstream_registry)?;
-        let password = match &row.password_sealed {
-            Some(s) => Some(self.sealer().await?.open_string(s).ok_or_else(|| {
-                Error::Upstream(
-                    "the cache's upstream password cannot be unsealed (DATABASE_SECRET_KEY changed?); configure the cache again".into(),
-                )
-            })?),
-            None => None,
-        };
-        let client =
-            self.upstream_client(&host, row.insecure != 0, row.username.clone(), password)?;
+        let credentials = self
+            .upstream_credentials(
+                row.username.clone(),
+                row.password_sealed.as_deref(),
+                "delete the cache configuration and create it again",
+            )
+            .await?;
+        let client = self.cache_client(&host, row.insecure != 0, credentials)?;
         let docker_hub = client.registry() == "registry-1.docker.io";
         Ok(Target {
             row,
@@ -234,30 +232,17 @@ impl Registry {
         })
     }
 
-    fn upstream_client(
+    fn cache_client(
         &self,
         host: &str,
         insecure: bool,
-        username: Option<String>,
-        password: Option<String>,
+        credentials: Option<Credentials>,
     ) -> Result<RegistryClient> {
-        let credentials = username.map(|username| Credentials {
-            username,
-            password: password.unwrap_or_default(),
-        });
-        RegistryClient::new(
-            self.outbound_guard(),
-            Upstream {
-                registry: host.to_string(),
-                insecure,
-                credentials,
-            },
-            Settings {
-                user_agent: format!("berth/{} (proxy cache)", env!("CARGO_PKG_VERSION")),
-                ..Settings::default()
-            },
-        )
-        .map_err(|e| Error::invalid(format!("upstream_registry: {e}")))
+        let settings = Settings {
+            user_agent: format!("berth/{} (proxy cache)", env!("CARGO_PKG_VERSION")),
+            ..Settings::default()
+        };
+        self.upstream_client(host, insecure, credentials, settings)
     }
 
     /// The name `name` is served as: itself, or — when a mirror organization is configured
@@ -458,12 +443,17 @@ impl<'a> ProxyCaches<'a> {
         self.feature()?;
         self.auth.org_admin(actor, org).await?;
         let (host, _) = self.check_spec(spec)?;
-        let client = self.registry.upstream_client(
-            &host,
-            spec.insecure,
-            spec.username.clone().filter(|u| !u.is_empty()),
-            spec.password.clone(),
-        )?;
+        let credentials = spec
+            .username
+            .clone()
+            .filter(|u| !u.is_empty())
+            .map(|username| Credentials {
+                username,
+                password: spec.password.clone().unwrap_or_default(),
+            });
+        let client = self
+            .registry
+            .cache_client(&host, spec.insecure, credentials)?;
         match client.ping().await {
             Ok(Ping::Authenticated) => Ok(Validity::Valid),
             Ok(Ping::Anonymous) => Ok(Validity::Anonymous),

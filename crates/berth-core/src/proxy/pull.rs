@@ -56,15 +56,6 @@ fn count(upstream: &str, result: &'static str) {
         .increment(1);
 }
 
-fn upstream_error(upstream: &str, e: &berth_registry_client::Error) {
-    let status = e
-        .status()
-        .map(|s| s.to_string())
-        .unwrap_or_else(|| "none".into());
-    metrics::counter!("berth_upstream_errors_total", "upstream" => upstream.to_string(), "status" => status)
-        .increment(1);
-}
-
 impl Target {
     /// The upstream repository of local repository `repo` (`cacheorg/<rest>`).
     fn upstream_repo(&self, repo: &RepoName) -> String {
@@ -221,7 +212,7 @@ impl Registry {
             ))),
         };
         if let Err(e) = &r {
-            upstream_error(t.client.registry(), e);
+            crate::upstream::count_error(t.client.registry(), e);
         }
         r
     }
