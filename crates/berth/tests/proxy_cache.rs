@@ -89,7 +89,10 @@ fn a_cache_organization_streams_serves_locally_and_serves_stale() {
     }
     let proxy = FaultProxy::start(&up.host);
 
-    let b = Berth::start_with_env(&[("BERTH_SSRF_ALLOWED_HOSTS", "[\"127.0.0.1\"]")]);
+    let b = Berth::start_with_env(&[
+        ("BERTH_SSRF_ALLOWED_HOSTS", "[\"127.0.0.1\"]"),
+        ("BERTH_SECURITY_SCANNER_INDEXING_INTERVAL", "1"),
+    ]);
     let c = Client::new(&b);
     let (s, v) = c.api(
         "POST",
@@ -209,6 +212,26 @@ fn a_cache_organization_streams_serves_locally_and_serves_stale() {
         blob_gets,
         "second pull served locally"
     );
+    // Once its layers are stored, the cached image is indexed like a pushed one.
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (_, v) = c.api(
+            "GET",
+            &format!(
+                "/api/v1/repository/cache/library/app/manifest/{}/security",
+                solo.digest
+            ),
+            None,
+        );
+        if v["status"] == "scanned" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the cached image was never indexed: {v}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
     // The index by tag, all platforms.
     pulled(&b, "cache/library/app:multi", &tmp.path().join("p3"));
 
