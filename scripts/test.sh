@@ -304,7 +304,7 @@ cargo test --locked --workspace --no-fail-fast
 
 # Suites re-run per metadata/storage backend. Suites that do not depend on the backend (oidc, ldap, cli,
 # ...) run once, in the workspace run above, on SQLite + filesystem.
-SERVER_SUITES=(--test conformance --test clients --test crash --test multi_instance --test replication --test authz --test time_machine --test gc --test quota --test labels --test autoprune --test notifications --test scanning --test mirror --test proxy_cache)
+SERVER_SUITES=(--test conformance --test clients --test crash --test multi_instance --test replication --test authz --test time_machine --test gc --test quota --test labels --test autoprune --test notifications --test scanning --test mirror --test proxy_cache --test org_mirror)
 step "server suites on PostgreSQL + filesystem"
 TEST_POSTGRES_URL="$TEST_POSTGRES_URL_SERVER" cargo test --locked -p berth --no-fail-fast "${SERVER_SUITES[@]}"
 

@@ -22,6 +22,7 @@ mod labels;
 mod manifests;
 mod mirrors;
 mod notifications;
+mod org_mirrors;
 mod proxy;
 mod quotas;
 mod repos;
@@ -44,6 +45,7 @@ pub use notifications::{
     ATTEMPTS_KEPT, Attempt, AttemptRow, DeliveryRow, NewNotification, NotificationRow,
     UserNotificationRow,
 };
+pub use org_mirrors::{OrgMirrorRepoRow, OrgMirrorRow};
 pub use proxy::ProxyCacheRow;
 pub use quotas::{QuotaLimit, QuotaRow};
 pub use repos::{NewRepo, RepoFilter, RepoRow, Viewer};

@@ -34,6 +34,8 @@ pub struct MirrorRow {
     pub timeout_s: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The organization whose mirror created and manages this one.
+    pub org_namespace: Option<String>,
 }
 
 /// One sync run as recorded.
@@ -70,13 +72,13 @@ const SELECT: &str = "SELECT m.repo_id, r.name AS repo_name, r.state AS repo_sta
         m.external_reference, m.username, m.password_sealed, m.registry_config, m.robot_id,
         a.name AS robot_name, m.tag_globs, m.architecture_filter, m.sync_interval_s,
         m.sync_start_at, m.sync_lease_until, m.sync_retries_remaining, m.sync_status, m.sync_txn,
-        m.sync_holder, m.timeout_s, m.created_at, m.updated_at
+        m.sync_holder, m.timeout_s, m.created_at, m.updated_at, m.org_namespace
      FROM repo_mirrors m JOIN repositories r ON r.id = m.repo_id JOIN accounts a ON a.id = m.robot_id";
 
 /// Which mirrors a sync may start on now ($1 = now): in MIRROR state, and either asked to sync
 /// now, due (enabled, retries left), or held by a sync whose lease lapsed (its worker died) —
 /// the case Quay leaves stuck.
-const CLAIMABLE: &str = "r.state = 'MIRROR' AND (
+const CLAIMABLE: &str = "r.state IN ('MIRROR', 'ORG_MIRROR') AND (
         (m.sync_status = 'SYNC_NOW' AND (m.sync_lease_until IS NULL OR m.sync_lease_until < $1))
      OR (m.sync_status IN ('NEVER_RUN', 'SUCCESS', 'FAIL') AND m.is_enabled = 1
          AND m.sync_retries_remaining > 0 AND m.sync_start_at IS NOT NULL AND m.sync_start_at <= $1)
@@ -97,6 +99,16 @@ impl Db {
         .await?)
     }
 
+    /// The mirror of repository `repo_id`, read inside the caller's transaction.
+    pub async fn mirror_in(&self, w: &mut WriteTx, repo_id: i64) -> Result<Option<MirrorRow>> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "{SELECT} WHERE m.repo_id = $1"
+        )))
+        .bind(repo_id)
+        .fetch_optional(&mut *w.tx)
+        .await?)
+    }
+
     /// Every mirror, by repository name (for the scheduler's metrics and the UI).
     pub async fn mirrors(&self) -> Result<Vec<MirrorRow>> {
         Ok(
@@ -114,14 +126,14 @@ impl Db {
             "INSERT INTO repo_mirrors (is_enabled, external_reference, username, password_sealed,
                 registry_config, robot_id, tag_globs, architecture_filter, sync_interval_s,
                 sync_start_at, sync_retries_remaining, sync_status, sync_txn, timeout_s,
-                created_at, updated_at, repo_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16)"
+                created_at, updated_at, repo_id, org_namespace)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16, $17)"
         } else {
             "UPDATE repo_mirrors SET is_enabled = $1, external_reference = $2, username = $3,
                 password_sealed = $4, registry_config = $5, robot_id = $6, tag_globs = $7,
                 architecture_filter = $8, sync_interval_s = $9, sync_start_at = $10,
                 sync_retries_remaining = $11, sync_status = $12, sync_txn = $13, timeout_s = $14,
-                updated_at = $15
+                updated_at = $15, org_namespace = $17
              WHERE repo_id = $16"
         };
         sqlx::query(sql)
@@ -141,6 +153,7 @@ impl Db {
             .bind(m.timeout_s)
             .bind(now)
             .bind(m.repo_id)
+            .bind(&m.org_namespace)
             .execute(&mut *w.tx)
             .await?;
         Ok(())
@@ -447,6 +460,7 @@ mod tests {
             timeout_s: 300,
             created_at: 0,
             updated_at: 0,
+            org_namespace: None,
         };
         db.put_mirror(&mut w, &row, true).await.expect("mirror");
         db.set_repo_state(&mut w, repo_id, RepoState::Mirror)

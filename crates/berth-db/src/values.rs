@@ -185,6 +185,9 @@ stored_enum! {
         ReadOnly = "READ_ONLY",
         /// Only the repository's mirror (its robot) writes content.
         Mirror = "MIRROR",
+        /// Only its organization's mirror (its robot) writes content; the organization's mirror
+        /// configuration manages it.
+        OrgMirror = "ORG_MIRROR",
     }
 }
 

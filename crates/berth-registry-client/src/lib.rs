@@ -10,12 +10,14 @@ mod error;
 mod headers;
 mod list;
 mod manifest;
+mod namespace;
 mod request;
 mod transport;
 
 pub use blob::BlobStream;
 pub use client::RegistryClient;
 pub use error::Error;
+pub use namespace::NamespaceApi;
 
 use std::fmt;
 use std::time::Duration;

@@ -175,6 +175,21 @@ impl Chore for ScheduleMirrors {
     }
 }
 
+/// Queues a discovery of every organization mirror that is due, asked to sync now, or held by
+/// a discovery whose lease lapsed.
+pub struct ScheduleOrgMirrors;
+
+impl Chore for ScheduleOrgMirrors {
+    const NAME: &'static str = "org_mirror";
+    async fn run(&mut self, reg: &Registry) -> berth_core::Result<()> {
+        let n = reg.schedule_org_mirrors().await?;
+        if n > 0 {
+            tracing::debug!(discoveries = n, "organization mirror discoveries queued");
+        }
+        Ok(())
+    }
+}
+
 /// Moves expired tags into history (reads already hide them).
 pub struct ExpireTags;
 

@@ -7,7 +7,7 @@ use berth_core::jobs::{
     ClaimedJob, DeleteRepo, GcBlobs, GcOrphans, GcRepo, Job, JobContext, JobError, JobResult,
     ReplicateBlob,
 };
-use berth_core::mirror::MirrorSync;
+use berth_core::mirror::{MirrorSync, OrgMirrorDiscover};
 use berth_core::notify::DeliverNotification;
 use berth_core::scan::IndexLayer;
 use std::collections::BTreeMap;
@@ -47,7 +47,7 @@ pub struct JobTable {
 }
 
 /// Kinds a worker of their own runs (long syncs must not hold up deliveries and GC).
-const DEDICATED: &[&str] = &[MirrorSync::KIND];
+const DEDICATED: &[&str] = &[MirrorSync::KIND, OrgMirrorDiscover::KIND];
 
 impl JobTable {
     pub fn empty() -> JobTable {
@@ -69,9 +69,12 @@ impl JobTable {
             .with::<IndexLayer>()
     }
 
-    /// Mirror syncs, which may run for long: on a worker of their own.
+    /// Mirror syncs and organization mirror discoveries, which may run for long: on a worker
+    /// of their own.
     pub fn mirrors() -> JobTable {
-        let mut t = JobTable::empty().with::<MirrorSync>();
+        let mut t = JobTable::empty()
+            .with::<MirrorSync>()
+            .with::<OrgMirrorDiscover>();
         t.only_own = true;
         t
     }

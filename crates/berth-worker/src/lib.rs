@@ -14,7 +14,8 @@ mod testing;
 
 pub use chores::{
     Autoprune, Chore, ExpireTags, ExpiryNotices, ImportVulnData, MatchManifests, Periodic,
-    PruneJobs, QueueIndexing, ScheduleDeliveries, ScheduleGc, ScheduleMirrors, holds_lease,
+    PruneJobs, QueueIndexing, ScheduleDeliveries, ScheduleGc, ScheduleMirrors, ScheduleOrgMirrors,
+    holds_lease,
 };
 pub use jobs::{JobTable, JobWorker, backoff_ms};
 pub use runner::{Worker, WorkerState, run_worker};
@@ -63,6 +64,13 @@ pub async fn run(reg: Registry, lease: Duration, shutdown: watch::Receiver<bool>
         w.start(JobWorker::new(ctx, JobTable::mirrors(), me.clone(), lease));
         let every = reg.config.mirror.interval;
         w.chore(ScheduleMirrors, every, Duration::ZERO);
+        if reg.config.mirror.org_enabled {
+            w.chore(
+                ScheduleOrgMirrors,
+                reg.config.mirror.org_interval,
+                Duration::ZERO,
+            );
+        }
     }
     // Each chore: its interval (start to start), then when its first turn comes.
     w.chore(PruneJobs, PRUNE_JOBS_EVERY, PRUNE_JOBS_EVERY);

@@ -244,7 +244,7 @@ fn unavailable_capabilities_are_named_in_the_banner() {
     let cfg = tmp.path().join("config.yaml");
     std::fs::write(
         &cfg,
-        "FEATURE_SECURITY_SCANNER: true\nFEATURE_ORG_MIRROR: true\nMAIL_FAIL_SILENTLY: true\n\
+        "FEATURE_SECURITY_SCANNER: true\nFEATURE_BUILD_SUPPORT: true\nMAIL_FAIL_SILENTLY: true\n\
          REGISTRY_TITLE: Example\nBUILDLOGS_REDIS: {host: redis}\n",
     )
     .expect("write config");
@@ -253,7 +253,7 @@ fn unavailable_capabilities_are_named_in_the_banner() {
     let log = b.log();
     assert_eq!(
         unavailable_banner(&log).trim(),
-        "not available in this version: FEATURE_ORG_MIRROR"
+        "not available in this version: FEATURE_BUILD_SUPPORT"
     );
     assert!(
         log.contains("3 config keys have no effect in Berth"),

@@ -130,7 +130,7 @@ fn date(ms: i64) -> String {
     crate::auth::rfc3339(ms.div_euclid(1000))
 }
 
-fn parse_date(s: &str) -> Res<i64> {
+pub(super) fn parse_date(s: &str) -> Res<i64> {
     let t = humantime::parse_rfc3339(s.trim()).map_err(|_| {
         RestError::new(
             400,

@@ -20,6 +20,7 @@ pub(crate) mod logs;
 pub(crate) mod mirror;
 mod notifications;
 mod openapi;
+pub(crate) mod org_mirror;
 mod orgs;
 mod placements;
 mod policies;
@@ -330,6 +331,7 @@ pub fn routes() -> Vec<Route> {
     v.extend(labels::routes());
     v.extend(secscan::routes());
     v.extend(mirror::routes());
+    v.extend(org_mirror::routes());
     v.extend(proxycache::routes());
     v.extend(autoprune::routes());
     v.extend(immutability::routes());

@@ -38,6 +38,7 @@ pub async fn section(st: &AppState, page: &Page, repo: &str) -> berth_core::Resu
             p { "State: " strong { (state.as_str()) } " "
                 @match state {
                     RepoState::Mirror => span.muted { "— only the mirror's robot writes content." },
+                    RepoState::OrgMirror => span.muted { "— mirrored by the organization's mirror; only its robot writes content." },
                     RepoState::ReadOnly => span.muted { "— nobody writes content." },
                     RepoState::Normal => span.muted { "— writers push as usual." },
                 }

@@ -161,7 +161,9 @@ impl Auth {
                 && match facts.state {
                     RepoState::Normal => true,
                     RepoState::ReadOnly => false,
-                    RepoState::Mirror => actor.is_some_and(|a| facts.mirror_robot == Some(a.id)),
+                    RepoState::Mirror | RepoState::OrgMirror => {
+                        actor.is_some_and(|a| facts.mirror_robot == Some(a.id))
+                    }
                 },
         })
     }

@@ -8,7 +8,13 @@
 //! reconfiguring or a lapsed lease takes the mirror from it, and it stops at its next renewal.
 
 mod glob;
+mod org;
 mod sync;
+
+pub use org::{
+    OrgMirror, OrgMirrorDiscover, OrgMirrorRepo, OrgMirrorRepoPage, OrgMirrorSettings,
+    OrgRegistryType, split_registry_url,
+};
 
 pub use berth_db::{MirrorStatus, RepoState};
 pub use glob::{fnmatch, select_tags};
@@ -25,6 +31,12 @@ use std::time::Duration;
 pub struct MirrorConfig {
     /// `FEATURE_REPO_MIRROR` (Berth: on; Quay: off).
     pub enabled: bool,
+    /// `FEATURE_ORG_MIRROR` (Berth: on; Quay: off): organization mirrors (they need
+    /// repository mirroring on too).
+    pub org_enabled: bool,
+    /// `ORG_MIRROR_INTERVAL`: how often the scheduler looks for organization mirrors due a
+    /// discovery.
+    pub org_interval: Duration,
     /// `REPO_MIRROR_INTERVAL`: how often the scheduler looks for due mirrors.
     pub interval: Duration,
     /// `REPO_MIRROR_ROLLBACK`: a failed sync reverts every tag it changed (else only the failed
@@ -42,6 +54,8 @@ impl Default for MirrorConfig {
     fn default() -> Self {
         MirrorConfig {
             enabled: true,
+            org_enabled: true,
+            org_interval: Duration::from_secs(30),
             interval: Duration::from_secs(30),
             rollback: false,
             lease: Duration::from_secs(60),
@@ -69,6 +83,13 @@ pub fn state_refusal(repo: &str, state: RepoState) -> String {
         RepoState::ReadOnly => format!(
             "repository {repo} is read-only (state READ_ONLY); an administrator can change its state with PUT /api/v1/repository/{repo}/changestate"
         ),
+        RepoState::OrgMirror => {
+            let org = repo.split('/').next().unwrap_or(repo);
+            format!(
+                "repository {repo} is mirrored by its organization (state ORG_MIRROR): only the organization mirror's robot writes to it. \
+                 Its mirror is configured with /api/v1/organization/{org}/mirror"
+            )
+        }
         RepoState::Normal => format!("repository {repo} is writable"),
     }
 }
@@ -278,6 +299,12 @@ impl<'a> Mirrors<'a> {
     pub async fn create(&self, caller: Caller<'_>, repo: &str, s: &MirrorSettings) -> Result<()> {
         self.feature()?;
         let r = self.admin_repo(caller.actor, repo).await?;
+        if self.registry.db.org_mirror(&r.namespace).await?.is_some() {
+            return Err(Error::invalid(format!(
+                "organization {} is mirrored as a whole; its mirror (/api/v1/organization/{}/mirror) manages every mirror in it",
+                r.namespace, r.namespace
+            )));
+        }
         if self.registry.db.mirror(r.id).await?.is_some() {
             return Err(Error::exists(format!(
                 "repository {repo} already has a mirror; change it with PUT"
@@ -318,6 +345,7 @@ impl<'a> Mirrors<'a> {
             timeout_s: 300,
             created_at: 0,
             updated_at: 0,
+            org_namespace: None,
         };
         let mut all = s.clone();
         all.external_reference = Some(reference.to_string());
@@ -353,6 +381,7 @@ impl<'a> Mirrors<'a> {
             .mirror(r.id)
             .await?
             .ok_or_else(|| Error::not_found(format!("repository {repo} has no mirror")))?;
+        managed_here(&row)?;
         if s.password.is_some() && s.username.is_none() {
             return Err(Error::invalid(
                 "give external_registry_username together with external_registry_password",
@@ -491,11 +520,13 @@ impl<'a> Mirrors<'a> {
     pub async fn sync_now(&self, caller: Caller<'_>, repo: &str) -> Result<()> {
         self.feature()?;
         let r = self.admin_repo(caller.actor, repo).await?;
-        self.registry
+        let row = self
+            .registry
             .db
             .mirror(r.id)
             .await?
             .ok_or_else(|| Error::not_found(format!("repository {repo} has no mirror")))?;
+        managed_here(&row)?;
         let mut w = self.registry.db.write().await?;
         if !self.registry.db.mirror_sync_now(&mut w, r.id).await? {
             return Err(Error::not_found(format!(
@@ -516,6 +547,9 @@ impl<'a> Mirrors<'a> {
     pub async fn cancel(&self, caller: Caller<'_>, repo: &str) -> Result<()> {
         self.feature()?;
         let r = self.admin_repo(caller.actor, repo).await?;
+        if let Some(row) = self.registry.db.mirror(r.id).await? {
+            managed_here(&row)?;
+        }
         let mut w = self.registry.db.write().await?;
         if !self.registry.db.mirror_cancel(&mut w, r.id).await? {
             return Err(Error::not_found(format!(
@@ -540,6 +574,13 @@ impl<'a> Mirrors<'a> {
         state: RepoState,
     ) -> Result<()> {
         let r = self.admin_repo(caller.actor, repo).await?;
+        let current = self.registry.repo_state(&r.name).await?;
+        if state == RepoState::OrgMirror || current == Some(RepoState::OrgMirror) {
+            return Err(Error::invalid(format!(
+                "ORG_MIRROR is set and cleared by the organization's mirror: change it with /api/v1/organization/{}/mirror (repository_filters, or DELETE)",
+                r.namespace
+            )));
+        }
         if state == RepoState::Mirror && !self.registry.config.mirror.enabled {
             return Err(Error::invalid(
                 "MIRROR needs repository mirroring (FEATURE_REPO_MIRROR: true)",
@@ -558,6 +599,17 @@ impl<'a> Mirrors<'a> {
         .await?;
         w.commit().await?;
         Ok(())
+    }
+}
+
+/// Refuses to change a repository mirror that its organization's mirror manages.
+fn managed_here(row: &MirrorRow) -> Result<()> {
+    match &row.org_namespace {
+        Some(org) => Err(Error::invalid(format!(
+            "the mirror of {} is managed by organization {org}'s mirror; change it with /api/v1/organization/{org}/mirror",
+            row.repo_name
+        ))),
+        None => Ok(()),
     }
 }
 

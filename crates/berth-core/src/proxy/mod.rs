@@ -358,6 +358,11 @@ impl<'a> ProxyCaches<'a> {
         self.feature()?;
         self.auth.org_admin(caller.actor, org).await?;
         let (host, _) = self.check_spec(spec)?;
+        if self.registry.db.org_mirror(org).await?.is_some() {
+            return Err(Error::invalid(format!(
+                "organization {org} is mirrored (organization mirror); an organization is either a cache or a mirror"
+            )));
+        }
         self.registry
             .outbound_guard()
             .check(&format!("https://{host}/v2/"))

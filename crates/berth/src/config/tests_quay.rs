@@ -31,14 +31,14 @@ fn null_means_quays_unset_and_types_follow_quay() {
 #[test]
 fn unavailable_features_are_collected_when_on() {
     let c = load(
-        "FEATURE_ORG_MIRROR: true\nFEATURE_SIGNING: false\nFEATURE_BUILD_SUPPORT: true\n\
+        "FEATURE_BILLING: true\nFEATURE_SIGNING: false\nFEATURE_BUILD_SUPPORT: true\n\
          SECURITY_SCANNER_V4_ENDPOINT: http://clair:8080\n",
         &[],
     )
     .expect("valid");
     assert_eq!(
         c.unavailable_features,
-        ["FEATURE_BUILD_SUPPORT", "FEATURE_ORG_MIRROR"]
+        ["FEATURE_BILLING", "FEATURE_BUILD_SUPPORT"]
     );
     assert_eq!(
         c.ignored_keys,
@@ -47,7 +47,7 @@ fn unavailable_features_are_collected_when_on() {
     let notes = c.banner_notes();
     assert_eq!(
         notes[0],
-        "not available in this version: FEATURE_BUILD_SUPPORT, FEATURE_ORG_MIRROR"
+        "not available in this version: FEATURE_BILLING, FEATURE_BUILD_SUPPORT"
     );
     assert!(
         notes[1].starts_with("2 config keys have no effect"),

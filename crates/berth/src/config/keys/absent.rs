@@ -37,7 +37,6 @@ pub static KEYS: &[KeyDef] = &[
         "repo_image_expiry notifications are always available in Berth",
     )
     .default_is("false"),
-    unavailable("FEATURE_ORG_MIRROR", "organization mirroring").default_is("false"),
     unavailable("FEATURE_OTEL_TRACING", "OpenTelemetry tracing").default_is("false"),
     unavailable("FEATURE_PROGRAMMATIC_BOOTSTRAP", "the bootstrap token API").default_is("false"),
     unavailable("FEATURE_READER_BUILD_LOGS", "Dockerfile builds").default_is("false"),
@@ -82,7 +81,6 @@ pub static KEYS: &[KeyDef] = &[
     no_effect("MAIL_FAIL_SILENTLY", B, MAIL).default_is("false"),
     no_effect("NON_RATE_LIMITED_NAMESPACES", LZ, HOSTED),
     no_effect("NOTIFICATION_TASK_RUN_MINIMUM_INTERVAL_MINUTES", NZ, NOTIFY),
-    no_effect("ORG_MIRROR_INTERVAL", N, MIRROR).default_is("30"),
     no_effect("ORG_MIRROR_MAX_DISCOVERY_DURATION", N, MIRROR).default_is("1800"),
     no_effect("PROGRAMMATIC_TOKEN_K8S_KEY", S, BOOTSTRAP_API).default_is(r#""token.json""#),
     no_effect("PROGRAMMATIC_TOKEN_K8S_NAMESPACE", SZ, BOOTSTRAP_API).default_is("null"),

@@ -20,6 +20,26 @@ pub static KEYS: &[KeyDef] = &[
     )
     .default_is("true"),
     quay(
+        "FEATURE_ORG_MIRROR",
+        B,
+        "organization mirroring: every repository of a namespace on another registry (found through Quay's or Harbor's API, or /v2/_catalog) is mirrored into an organization (Berth default true; Quay's false; needs FEATURE_REPO_MIRROR)",
+        |c, k, v, _| {
+            c.mirror.org_enabled = as_bool(k, v)?;
+            Ok(())
+        },
+    )
+    .default_is("true"),
+    quay(
+        "ORG_MIRROR_INTERVAL",
+        N,
+        "seconds between looks for organization mirrors due a discovery, asked to sync now, or held by a discovery whose worker died (default 30)",
+        |c, k, v, _| {
+            c.mirror.org_interval = std::time::Duration::from_secs(positive(k, v)?);
+            Ok(())
+        },
+    )
+    .default_is("30"),
+    quay(
         "REPO_MIRROR_INTERVAL",
         N,
         "seconds between looks for mirrors that are due, asked to sync now, or held by a sync whose worker died (default 30)",
