@@ -12,6 +12,9 @@ pub struct ProxyCacheRow {
     pub insecure: i64,
     pub expiration_s: i64,
     pub created_at: i64,
+    /// JSON array of further upstreams, tried in order: `{upstream_registry, username,
+    /// password_sealed, insecure}`.
+    pub fallbacks: String,
 }
 
 impl Db {
@@ -19,7 +22,7 @@ impl Db {
     pub async fn proxy_caches(&self) -> Result<Vec<ProxyCacheRow>> {
         Ok(sqlx::query_as(
             "SELECT namespace, upstream_registry, username, password_sealed, insecure,
-                expiration_s, created_at FROM proxy_caches ORDER BY namespace",
+                expiration_s, created_at, fallbacks FROM proxy_caches ORDER BY namespace",
         )
         .fetch_all(&self.pool)
         .await?)
@@ -29,7 +32,7 @@ impl Db {
     pub async fn proxy_cache(&self, namespace: &str) -> Result<Option<ProxyCacheRow>> {
         Ok(sqlx::query_as(
             "SELECT namespace, upstream_registry, username, password_sealed, insecure,
-                expiration_s, created_at FROM proxy_caches WHERE namespace = $1",
+                expiration_s, created_at, fallbacks FROM proxy_caches WHERE namespace = $1",
         )
         .bind(namespace)
         .fetch_optional(&self.pool)
@@ -40,7 +43,7 @@ impl Db {
     pub async fn insert_proxy_cache(&self, w: &mut WriteTx, row: &ProxyCacheRow) -> Result<bool> {
         let n = sqlx::query(
             "INSERT INTO proxy_caches (namespace, upstream_registry, username, password_sealed,
-                insecure, expiration_s, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
+                insecure, expiration_s, created_at, fallbacks) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
              ON CONFLICT (namespace) DO NOTHING",
         )
         .bind(&row.namespace)
@@ -50,6 +53,7 @@ impl Db {
         .bind(row.insecure)
         .bind(row.expiration_s)
         .bind(now_ms())
+        .bind(&row.fallbacks)
         .execute(&mut *w.tx)
         .await?
         .rows_affected();

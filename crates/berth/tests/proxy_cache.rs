@@ -437,3 +437,64 @@ fn podman_uses_berth_as_a_docker_io_mirror() {
     let (s, v) = c.api("GET", "/api/v1/repository/hub/library/app", None);
     assert_eq!(s, 200, "the cached repository: {v}");
 }
+
+/// Several upstreams (Berth's `fallback_upstreams`): while the first cannot answer, the next
+/// one serves first pulls — fresh, without a Warning — and when the first is back it answers
+/// again.
+#[test]
+fn a_cache_fails_over_to_its_next_upstream() {
+    let Some(up) = Distribution::start() else {
+        return;
+    };
+    let (digest, _) = up.push_image("library/fo", "v1", &[b"failover layer".as_slice()]);
+    let proxy = FaultProxy::start(&up.host);
+    proxy.set_mode(Mode::Down);
+    let b = Berth::start_with_env(&[("BERTH_SSRF_ALLOWED_HOSTS", "[\"127.0.0.1\"]")]);
+    let c = Client::new(&b);
+    let (s, v) = c.api("POST", "/api/v1/organization/", Some(json!({"name": "fo"})));
+    assert!(s == 201 || s == 200, "{s} {v}");
+    let up_body = |host: &str| {
+        json!({"upstream_registry": host, "upstream_registry_username": UP_USER,
+               "upstream_registry_password": UP_PASSWORD, "insecure": true})
+    };
+    let mut body = up_body(&proxy.host);
+    body["fallback_upstreams"] = json!([up_body(&up.host)]);
+    let (s, v) = c.api("POST", "/api/v1/organization/fo/proxycache", Some(body));
+    assert_eq!((s, v.clone()), (201, json!("Created")), "{v}");
+    let (_, v) = c.api("GET", "/api/v1/organization/fo/proxycache", None);
+    assert_eq!(
+        v["fallback_upstreams"],
+        json!([{"upstream_registry": up.host, "insecure": true}]),
+        "{v}"
+    );
+    assert!(!v.to_string().contains(UP_PASSWORD), "{v}");
+
+    // The first upstream is down: the first pull comes from the second, fresh.
+    let r = manifest(&c, "fo/library/fo/manifests/v1");
+    assert_eq!(r.status(), 200, "{}", b.log());
+    assert!(
+        r.headers().get("warning").is_none(),
+        "fresh from the fallback"
+    );
+    assert_eq!(
+        r.headers()["docker-content-digest"].to_str().expect("d"),
+        digest
+    );
+    let tmp = tempfile::tempdir().expect("tempdir");
+    pulled(&b, "fo/library/fo:v1", &tmp.path().join("a"));
+    assert!(
+        proxy.count("/v2/", "GET") + proxy.count("/v2/", "HEAD") > 0,
+        "the first was tried"
+    );
+
+    // The first is back: it answers the next check.
+    proxy.set_mode(Mode::Pass);
+    let before = proxy.count("/manifests/v1", "HEAD");
+    let r = manifest(&c, "fo/library/fo/manifests/v1");
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("warning").is_none());
+    assert!(
+        proxy.count("/manifests/v1", "HEAD") > before,
+        "the first upstream answered again"
+    );
+}

@@ -3,7 +3,7 @@
 
 use super::{Ctx, Reply, RestError, Route, route};
 use crate::AppState;
-use berth_core::proxy::{ProxyCacheSpec, ProxyCaches, Validity};
+use berth_core::proxy::{FallbackSpec, ProxyCacheSpec, ProxyCaches, Validity};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -33,6 +33,30 @@ pub struct CacheView {
     pub expiration_s: Value,
     #[schema(value_type = Object)]
     pub insecure: Value,
+    /// Berth: the further upstreams, tried in order when the ones before cannot answer
+    /// (absent when there are none, so the answer is Quay's).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fallback_upstreams: Vec<FallbackView>,
+}
+
+/// Berth: one further upstream as shown (never its password).
+#[derive(Serialize, ToSchema)]
+pub struct FallbackView {
+    pub upstream_registry: String,
+    pub insecure: bool,
+}
+
+/// Berth: one further upstream as given.
+#[derive(Deserialize, ToSchema)]
+pub struct FallbackBody {
+    /// `host[:port][/namespace]`.
+    pub upstream_registry: String,
+    #[serde(default)]
+    pub upstream_registry_username: Option<String>,
+    #[serde(default)]
+    pub upstream_registry_password: Option<String>,
+    #[serde(default)]
+    pub insecure: Option<bool>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -50,6 +74,10 @@ pub struct CacheBody {
     /// Plain http to the upstream.
     #[serde(default)]
     pub insecure: Option<bool>,
+    /// Berth: further upstreams (at most 4), tried in order when the ones before are
+    /// unreachable, time out, answer 429 or 5xx, or refuse the credentials.
+    #[serde(default)]
+    pub fallback_upstreams: Vec<FallbackBody>,
 }
 
 fn caches(st: &AppState) -> ProxyCaches<'_> {
@@ -63,6 +91,16 @@ fn spec(b: &CacheBody) -> ProxyCacheSpec {
         password: b.upstream_registry_password.clone(),
         expiration_s: b.expiration_s,
         insecure: b.insecure.unwrap_or(false),
+        fallbacks: b
+            .fallback_upstreams
+            .iter()
+            .map(|f| FallbackSpec {
+                upstream_registry: f.upstream_registry.clone(),
+                username: f.upstream_registry_username.clone(),
+                password: f.upstream_registry_password.clone(),
+                insecure: f.insecure.unwrap_or(false),
+            })
+            .collect(),
     }
 }
 
@@ -73,12 +111,21 @@ async fn get_cache(st: Arc<AppState>, ctx: Ctx) -> Res<Reply<CacheView>> {
             upstream_registry: json!(""),
             expiration_s: json!(""),
             insecure: json!(""),
+            fallback_upstreams: Vec::new(),
         }
     } else {
         CacheView {
             upstream_registry: json!(v.upstream_registry),
             expiration_s: json!(v.expiration_s),
             insecure: json!(v.insecure),
+            fallback_upstreams: v
+                .fallbacks
+                .iter()
+                .map(|(u, insecure)| FallbackView {
+                    upstream_registry: u.clone(),
+                    insecure: *insecure,
+                })
+                .collect(),
         }
     };
     Ok(Reply::new(view))

@@ -5,7 +5,7 @@
 use super::{Page, field, link, post_button};
 use crate::AppState;
 use axum::response::Response;
-use berth_core::proxy::{ProxyCacheSpec, ProxyCaches, Validity};
+use berth_core::proxy::{FallbackSpec, ProxyCacheSpec, ProxyCaches, Validity};
 use maud::{Markup, html};
 use std::collections::HashMap;
 
@@ -39,6 +39,8 @@ pub async fn section(st: &AppState, page: &Page, org: &str) -> berth_core::Resul
                     input #c-user name="username" autocomplete="off";
                     label for="c-pw" { "Password or token (never shown again)" }
                     input #c-pw name="password" type="password" autocomplete="new-password";
+                    label for="c-fb" { "Further upstreams, tried in order when the ones before cannot answer (one host[:port][/namespace] per line, without credentials; optional)" }
+                    textarea #c-fb name="fallbacks" rows="2" placeholder="mirror.gcr.io" {}
                     label for="c-exp" { "Seconds a cached tag lives after its last confirmed pull (0: for ever)" }
                     input #c-exp name="expiration_s" type="number" min="0" value="86400";
                     label { input name="insecure" type="checkbox" value="true"; " Plain HTTP to the upstream" }
@@ -49,6 +51,10 @@ pub async fn section(st: &AppState, page: &Page, org: &str) -> berth_core::Resul
             } @else {
                 dl.facts {
                     dt { "Upstream" } dd { code { (view.upstream_registry) } @if view.insecure { " (plain HTTP)" } }
+                    @if !view.fallbacks.is_empty() {
+                        dt { "Further upstreams, in order" }
+                        dd { @for (u, insecure) in &view.fallbacks { code { (u) } @if *insecure { " (plain HTTP)" } " " } }
+                    }
                     dt { "Tag lifetime after a confirmed pull" } dd { @match view.expiration_s { Some(0) | None => "for ever", Some(s) => (format!("{s} s")) } }
                 }
                 h3 { "This instance since it started" }
@@ -82,6 +88,17 @@ pub async fn action(
         password: field(f, "password").map(str::to_string),
         expiration_s: field(f, "expiration_s").and_then(|e| e.parse().ok()),
         insecure: field(f, "insecure") == Some("true"),
+        fallbacks: field(f, "fallbacks")
+            .unwrap_or("")
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(|l| FallbackSpec {
+                upstream_registry: l.to_string(),
+                insecure: field(f, "insecure") == Some("true"),
+                ..FallbackSpec::default()
+            })
+            .collect(),
     };
     let done = match verb {
         "create" if field(f, "validate") == Some("true") => {

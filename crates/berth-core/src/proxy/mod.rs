@@ -10,7 +10,7 @@
 
 mod pull;
 
-pub use pull::{Freshness, ProxyBlob};
+pub use pull::{Freshness, ProxyBlob, ProxyServe};
 
 use crate::auth::{Actor, Auth};
 use crate::caller::Caller;
@@ -62,7 +62,37 @@ pub struct ProxyCacheSpec {
     pub password: Option<String>,
     pub expiration_s: Option<i64>,
     pub insecure: bool,
+    /// Berth: further upstreams, tried in order when the ones before cannot answer.
+    pub fallbacks: Vec<FallbackSpec>,
 }
+
+/// One further upstream of a cache organization, as given.
+#[derive(Debug, Clone, Default)]
+pub struct FallbackSpec {
+    pub upstream_registry: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub insecure: bool,
+}
+
+/// A further upstream as stored (its password sealed).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct StoredFallback {
+    upstream_registry: String,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password_sealed: Option<String>,
+    #[serde(default)]
+    insecure: bool,
+}
+
+fn stored_fallbacks(row: &ProxyCacheRow) -> Vec<StoredFallback> {
+    serde_json::from_str(&row.fallbacks).unwrap_or_default()
+}
+
+/// At most this many further upstreams.
+pub const MAX_FALLBACKS: usize = 4;
 
 /// A cache organization's settings as shown (never its password): Quay's answer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -70,6 +100,8 @@ pub struct ProxyCacheView {
     pub upstream_registry: String,
     pub expiration_s: Option<i64>,
     pub insecure: bool,
+    /// Berth: the further upstreams (`host[/namespace]`, insecure), in order.
+    pub fallbacks: Vec<(String, bool)>,
 }
 
 /// What validating an upstream found: Quay's `Valid` (credentials accepted) or `Anonymous`.
@@ -109,9 +141,15 @@ pub fn split_upstream(upstream: &str) -> Result<(String, Option<String>)> {
     Ok((host.to_ascii_lowercase(), ns.map(str::to_string)))
 }
 
-/// One cache organization, ready to pull through: its client keeps its token cache.
+/// One cache organization, ready to pull through: its upstreams in the order they are tried
+/// (never empty: the first is `upstream_registry`), each client keeping its token cache.
 pub(crate) struct Target {
     pub row: ProxyCacheRow,
+    pub upstreams: Vec<Upstream>,
+}
+
+/// One upstream of a cache organization.
+pub(crate) struct Upstream {
     pub namespace_prefix: Option<String>,
     pub client: RegistryClient,
     pub docker_hub: bool,
@@ -156,6 +194,7 @@ impl ProxyState {
 
 fn same(a: &ProxyCacheRow, b: &ProxyCacheRow) -> bool {
     a.upstream_registry == b.upstream_registry
+        && a.fallbacks == b.fallbacks
         && a.username == b.username
         && a.password_sealed == b.password_sealed
         && a.insecure == b.insecure
@@ -214,22 +253,32 @@ impl Registry {
     }
 
     async fn target_of(&self, row: ProxyCacheRow) -> Result<Target> {
-        let (host, prefix) = split_upstream(&row.upstream_registry)?;
-        let credentials = self
-            .upstream_credentials(
-                row.username.clone(),
-                row.password_sealed.as_deref(),
-                "delete the cache configuration and create it again",
-            )
-            .await?;
-        let client = self.cache_client(&host, row.insecure != 0, credentials)?;
-        let docker_hub = client.registry() == "registry-1.docker.io";
-        Ok(Target {
-            row,
-            namespace_prefix: prefix,
-            client,
-            docker_hub,
-        })
+        let mut all = vec![StoredFallback {
+            upstream_registry: row.upstream_registry.clone(),
+            username: row.username.clone(),
+            password_sealed: row.password_sealed.clone(),
+            insecure: row.insecure != 0,
+        }];
+        all.extend(stored_fallbacks(&row));
+        let mut upstreams = Vec::with_capacity(all.len());
+        for u in all {
+            let (host, prefix) = split_upstream(&u.upstream_registry)?;
+            let credentials = self
+                .upstream_credentials(
+                    u.username.clone(),
+                    u.password_sealed.as_deref(),
+                    "delete the cache configuration and create it again",
+                )
+                .await?;
+            let client = self.cache_client(&host, u.insecure, credentials)?;
+            let docker_hub = client.registry() == "registry-1.docker.io";
+            upstreams.push(Upstream {
+                namespace_prefix: prefix,
+                client,
+                docker_hub,
+            });
+        }
+        Ok(Target { row, upstreams })
     }
 
     fn cache_client(
@@ -335,6 +384,10 @@ impl<'a> ProxyCaches<'a> {
         }
         Ok(match self.registry.db.proxy_cache(org).await? {
             Some(p) => ProxyCacheView {
+                fallbacks: stored_fallbacks(&p)
+                    .into_iter()
+                    .map(|f| (f.upstream_registry, f.insecure))
+                    .collect(),
                 upstream_registry: p.upstream_registry,
                 expiration_s: Some(p.expiration_s),
                 insecure: p.insecure != 0,
@@ -349,7 +402,31 @@ impl<'a> ProxyCaches<'a> {
                 "expiration_s must be 0 (never) or more seconds",
             ));
         }
+        if spec.fallbacks.len() > MAX_FALLBACKS {
+            return Err(Error::invalid(format!(
+                "fallback_upstreams: at most {MAX_FALLBACKS}"
+            )));
+        }
+        for f in &spec.fallbacks {
+            split_upstream(&f.upstream_registry)
+                .map_err(|e| Error::invalid(format!("fallback_upstreams: {e}")))?;
+        }
         split_upstream(&spec.upstream_registry)
+    }
+
+    /// Every upstream of `spec` passes the outbound guard.
+    async fn check_hosts(&self, spec: &ProxyCacheSpec) -> Result<()> {
+        let guard = self.registry.outbound_guard();
+        for u in std::iter::once(spec.upstream_registry.as_str())
+            .chain(spec.fallbacks.iter().map(|f| f.upstream_registry.as_str()))
+        {
+            let (host, _) = split_upstream(u)?;
+            guard
+                .check(&format!("https://{host}/v2/"))
+                .await
+                .map_err(|e| Error::invalid(format!("upstream {u}: {e}")))?;
+        }
+        Ok(())
     }
 
     /// Makes the organization a pull-through cache of `spec.upstream_registry`, for its
@@ -357,21 +434,32 @@ impl<'a> ProxyCaches<'a> {
     pub async fn create(&self, caller: Caller<'_>, org: &str, spec: &ProxyCacheSpec) -> Result<()> {
         self.feature()?;
         self.auth.org_admin(caller.actor, org).await?;
-        let (host, _) = self.check_spec(spec)?;
+        self.check_spec(spec)?;
         if self.registry.db.org_mirror(org).await?.is_some() {
             return Err(Error::invalid(format!(
                 "organization {org} is mirrored (organization mirror); an organization is either a cache or a mirror"
             )));
         }
-        self.registry
-            .outbound_guard()
-            .check(&format!("https://{host}/v2/"))
-            .await
-            .map_err(|e| Error::invalid(format!("upstream_registry: {e}")))?;
-        let sealed = match spec.password.as_deref().filter(|p| !p.is_empty()) {
-            Some(p) => Some(self.registry.sealer().await?.seal(p.as_bytes())),
-            None => None,
+        self.check_hosts(spec).await?;
+        let sealer = self.registry.sealer().await?;
+        let seal = |p: &Option<String>| {
+            p.as_deref()
+                .filter(|p| !p.is_empty())
+                .map(|p| sealer.seal(p.as_bytes()))
         };
+        let sealed = seal(&spec.password);
+        let fallbacks: Vec<StoredFallback> = spec
+            .fallbacks
+            .iter()
+            .map(|f| StoredFallback {
+                upstream_registry: f.upstream_registry.trim().to_string(),
+                username: f.username.clone().filter(|u| !u.is_empty()),
+                password_sealed: seal(&f.password),
+                insecure: f.insecure,
+            })
+            .collect();
+        let fallbacks =
+            serde_json::to_string(&fallbacks).map_err(|e| Error::internal(e.to_string()))?;
         let row = ProxyCacheRow {
             namespace: org.to_string(),
             upstream_registry: spec.upstream_registry.trim().to_string(),
@@ -380,6 +468,7 @@ impl<'a> ProxyCaches<'a> {
             insecure: i64::from(spec.insecure),
             expiration_s: spec.expiration_s.unwrap_or(DEFAULT_EXPIRATION_S),
             created_at: 0,
+            fallbacks,
         };
         let mut w = self.registry.db.write().await?;
         if !self
@@ -447,26 +536,39 @@ impl<'a> ProxyCaches<'a> {
     ) -> Result<Validity> {
         self.feature()?;
         self.auth.org_admin(actor, org).await?;
-        let (host, _) = self.check_spec(spec)?;
-        let credentials = spec
-            .username
-            .clone()
-            .filter(|u| !u.is_empty())
-            .map(|username| Credentials {
-                username,
-                password: spec.password.clone().unwrap_or_default(),
-            });
-        let client = self
-            .registry
-            .cache_client(&host, spec.insecure, credentials)?;
-        match client.ping().await {
-            Ok(Ping::Authenticated) => Ok(Validity::Valid),
-            Ok(Ping::Anonymous) => Ok(Validity::Anonymous),
-            Err(e) => Err(Error::invalid(format!(
-                "cannot use {}: {e}",
-                spec.upstream_registry
-            ))),
+        self.check_spec(spec)?;
+        let primary = FallbackSpec {
+            upstream_registry: spec.upstream_registry.clone(),
+            username: spec.username.clone(),
+            password: spec.password.clone(),
+            insecure: spec.insecure,
+        };
+        // The answer is the first upstream's (Quay's); every further one must answer too.
+        let mut first = None;
+        for u in std::iter::once(&primary).chain(spec.fallbacks.iter()) {
+            let (host, _) = split_upstream(&u.upstream_registry)?;
+            let credentials = u
+                .username
+                .clone()
+                .filter(|n| !n.is_empty())
+                .map(|username| Credentials {
+                    username,
+                    password: u.password.clone().unwrap_or_default(),
+                });
+            let client = self.registry.cache_client(&host, u.insecure, credentials)?;
+            let v = match client.ping().await {
+                Ok(Ping::Authenticated) => Validity::Valid,
+                Ok(Ping::Anonymous) => Validity::Anonymous,
+                Err(e) => {
+                    return Err(Error::invalid(format!(
+                        "cannot use {}: {e}",
+                        u.upstream_registry
+                    )));
+                }
+            };
+            first.get_or_insert(v);
         }
+        Ok(first.unwrap_or(Validity::Anonymous))
     }
 }
 

@@ -7,7 +7,7 @@
 //! An upstream that cannot answer (unreachable, timing out, 429, 5xx, refusing the
 //! credentials) leaves the cached copy served, stale.
 
-use super::Target;
+use super::{Target, Upstream};
 use crate::auth::Who;
 use crate::manifests::Completeness;
 use crate::{Error, Registry, Result};
@@ -56,7 +56,7 @@ fn count(upstream: &str, result: &'static str) {
         .increment(1);
 }
 
-impl Target {
+impl Upstream {
     /// The upstream repository of local repository `repo` (`cacheorg/<rest>`).
     fn upstream_repo(&self, repo: &RepoName) -> String {
         let rest = repo
@@ -99,8 +99,6 @@ impl Registry {
         let Some(t) = self.proxy_target(repo.namespace()).await? else {
             return Ok(None);
         };
-        let upstream = t.client.registry().to_string();
-        let up_repo = t.upstream_repo(repo);
         let fresh = |serve: Reference| ProxyServe {
             freshness: Freshness::Fresh,
             serve,
@@ -110,20 +108,34 @@ impl Registry {
             ip: None,
         };
         let who = who.unwrap_or(&system);
+        let primary = t.upstreams[0].client.registry().to_string();
         match reference {
             Reference::Digest(d) => {
                 if self.manifest_get_quiet(repo, reference).await?.is_some() {
-                    self.counted(repo, &upstream, "hit");
+                    self.counted(repo, &primary, "hit");
                     return Ok(Some(fresh(reference.clone())));
                 }
-                self.counted(repo, &upstream, "miss");
-                let m = self
-                    .upstream(&t, t.client.get_manifest(&up_repo, &d.to_string()))
-                    .await
-                    .map_err(|e| self.cache_miss_error(&upstream, repo, reference, e))?;
-                self.store_upstream_manifest(&t, who, repo, &up_repo, None, &m)
-                    .await?;
-                Ok(Some(fresh(reference.clone())))
+                // Content is addressed by digest: any upstream that has it will do.
+                let mut last = None;
+                for up in &t.upstreams {
+                    let upstream = up.client.registry().to_string();
+                    let up_repo = up.upstream_repo(repo);
+                    match self
+                        .upstream(up, up.client.get_manifest(&up_repo, &d.to_string()))
+                        .await
+                    {
+                        Ok(m) => {
+                            self.counted(repo, &upstream, "miss");
+                            self.store_upstream_manifest(up, who, repo, &up_repo, None, &m)
+                                .await?;
+                            return Ok(Some(fresh(reference.clone())));
+                        }
+                        Err(e) => last = Some((upstream, e)),
+                    }
+                }
+                let (upstream, e) =
+                    last.ok_or_else(|| Error::internal("a cache without upstreams"))?;
+                Err(self.cache_miss_error(&upstream, repo, reference, e))
             }
             Reference::Tag(tag) => {
                 let repo_id = self.db.repo_id(repo.as_str()).await?;
@@ -131,68 +143,92 @@ impl Registry {
                     Some(id) => self.db.live_tag(id, tag.as_str()).await?,
                     None => None,
                 };
-                match self
-                    .upstream(&t, t.client.head_manifest(&up_repo, tag.as_str()))
-                    .await
-                {
-                    Ok(head) => {
-                        if live.as_ref().map(|l| l.0.as_str())
-                            == Some(head.digest.to_string().as_str())
-                        {
-                            self.counted(repo, &upstream, "hit");
-                        } else {
-                            self.counted(repo, &upstream, "miss");
-                            let m = self
-                                .upstream(
-                                    &t,
-                                    t.client.get_manifest(&up_repo, &head.digest.to_string()),
+                // The first upstream that answers decides; one that cannot answer hands over
+                // to the next (failover).
+                let mut failure = None;
+                for up in &t.upstreams {
+                    let upstream = up.client.registry().to_string();
+                    let up_repo = up.upstream_repo(repo);
+                    match self
+                        .upstream(up, up.client.head_manifest(&up_repo, tag.as_str()))
+                        .await
+                    {
+                        Ok(head) => {
+                            if live.as_ref().map(|l| l.0.as_str())
+                                == Some(head.digest.to_string().as_str())
+                            {
+                                self.counted(repo, &upstream, "hit");
+                            } else {
+                                self.counted(repo, &upstream, "miss");
+                                let m = self
+                                    .upstream(
+                                        up,
+                                        up.client.get_manifest(&up_repo, &head.digest.to_string()),
+                                    )
+                                    .await
+                                    .map_err(|e| {
+                                        self.cache_miss_error(&upstream, repo, reference, e)
+                                    })?;
+                                self.store_upstream_manifest(
+                                    up,
+                                    who,
+                                    repo,
+                                    &up_repo,
+                                    Some(tag.as_str()),
+                                    &m,
                                 )
-                                .await
-                                .map_err(|e| {
-                                    self.cache_miss_error(&upstream, repo, reference, e)
-                                })?;
-                            self.store_upstream_manifest(
+                                .await?;
+                            }
+                            self.confirm_tag(
                                 &t,
-                                who,
+                                repo_id,
                                 repo,
-                                &up_repo,
-                                Some(tag.as_str()),
-                                &m,
+                                tag.as_str(),
+                                live.and_then(|l| l.1),
                             )
                             .await?;
+                            return Ok(Some(fresh(reference.clone())));
                         }
-                        self.confirm_tag(&t, repo, tag.as_str(), live.and_then(|l| l.1))
-                            .await?;
-                        Ok(Some(fresh(reference.clone())))
+                        Err(berth_registry_client::Error::NotFound(m)) => {
+                            return Err(Error::missing(
+                                crate::Missing::Manifest,
+                                format!("{up_repo}:{tag} is not on {upstream}: {m}"),
+                            ));
+                        }
+                        Err(e) if upstream_unavailable(&e) => {
+                            tracing::debug!(repo = %repo, %upstream, error = %e, "upstream cannot answer; trying the next");
+                            failure = Some((upstream, e));
+                        }
+                        Err(e) => return Err(Error::Upstream(format!("{upstream}: {e}"))),
                     }
-                    Err(berth_registry_client::Error::NotFound(m)) => Err(Error::missing(
-                        crate::Missing::Manifest,
-                        format!("{up_repo}:{tag} is not on {upstream}: {m}"),
-                    )),
-                    Err(e) if upstream_unavailable(&e) && self.config.proxy.serve_stale => {
-                        let stale = |serve: Reference| {
-                            self.counted(repo, &upstream, "stale");
-                            tracing::warn!(repo = %repo, %upstream, error = %e, "upstream cannot answer; serving the cached copy");
-                            ProxyServe {
-                                freshness: Freshness::Stale(format!("{upstream}: {e}")),
-                                serve,
-                            }
-                        };
-                        if live.is_some() {
-                            return Ok(Some(stale(reference.clone())));
-                        }
-                        let last = match repo_id {
-                            Some(id) => self.db.last_tag_target(id, tag.as_str()).await?,
-                            None => None,
-                        };
-                        match last.and_then(|d| d.parse::<Digest>().ok()) {
-                            Some(d) => Ok(Some(stale(Reference::Digest(d)))),
-                            None => Err(Error::Unavailable(format!(
-                                "{repo}:{tag} is not cached and the upstream cannot answer ({upstream}: {e}); try again later"
-                            ))),
-                        }
+                }
+                let (upstream, e) =
+                    failure.ok_or_else(|| Error::internal("a cache without upstreams"))?;
+                if !self.config.proxy.serve_stale {
+                    return Err(Error::Unavailable(format!(
+                        "{repo}:{tag}: no upstream can answer ({upstream}: {e}) and PROXY_CACHE_SERVE_STALE is false; try again later"
+                    )));
+                }
+                let stale = |serve: Reference| {
+                    self.counted(repo, &upstream, "stale");
+                    tracing::warn!(repo = %repo, %upstream, error = %e, "no upstream can answer; serving the cached copy");
+                    ProxyServe {
+                        freshness: Freshness::Stale(format!("{upstream}: {e}")),
+                        serve,
                     }
-                    Err(e) => Err(Error::Upstream(format!("{upstream}: {e}"))),
+                };
+                if live.is_some() {
+                    return Ok(Some(stale(reference.clone())));
+                }
+                let last = match repo_id {
+                    Some(id) => self.db.last_tag_target(id, tag.as_str()).await?,
+                    None => None,
+                };
+                match last.and_then(|d| d.parse::<Digest>().ok()) {
+                    Some(d) => Ok(Some(stale(Reference::Digest(d)))),
+                    None => Err(Error::Unavailable(format!(
+                        "{repo}:{tag} is not cached and no upstream can answer ({upstream}: {e}); try again later"
+                    ))),
                 }
             }
         }
@@ -201,7 +237,7 @@ impl Registry {
     /// An upstream call within the check timeout, its failures counted.
     async fn upstream<T>(
         &self,
-        t: &Target,
+        t: &Upstream,
         call: impl Future<Output = std::result::Result<T, berth_registry_client::Error>>,
     ) -> std::result::Result<T, berth_registry_client::Error> {
         let r = match tokio::time::timeout(self.config.proxy.check_timeout, call).await {
@@ -240,7 +276,7 @@ impl Registry {
     /// index's child manifests are fetched and stored first.
     async fn store_upstream_manifest(
         &self,
-        t: &Target,
+        t: &Upstream,
         who: &Who,
         repo: &RepoName,
         up_repo: &str,
@@ -300,6 +336,7 @@ impl Registry {
     async fn confirm_tag(
         &self,
         t: &Target,
+        repo_id: Option<i64>,
         repo: &RepoName,
         tag: &str,
         expires_at: Option<i64>,
@@ -312,8 +349,13 @@ impl Registry {
         if expires_at.is_some_and(|e| e > until - 60_000) {
             return Ok(());
         }
-        let Some(id) = self.db.repo_id(repo.as_str()).await? else {
-            return Ok(());
+        // A repository created by this pull was not there when the caller looked.
+        let id = match repo_id {
+            Some(id) => id,
+            None => match self.db.repo_id(repo.as_str()).await? {
+                Some(id) => id,
+                None => return Ok(()),
+            },
         };
         let mut w = self.db.write().await?;
         self.db.set_tag_expiry(&mut w, id, tag, Some(until)).await?;
@@ -324,12 +366,19 @@ impl Registry {
     /// The size of a blob a cached manifest of `repo` references but that is not stored yet
     /// (what a HEAD answers without fetching it); `None` when it is stored or unknown.
     pub async fn proxy_blob_size(&self, repo: &RepoName, digest: &Digest) -> Result<Option<u64>> {
-        if self.proxy_target(repo.namespace()).await?.is_none()
-            || self
-                .db
-                .blob_in_repo(repo.as_str(), &digest.to_string())
-                .await?
-                .is_some()
+        if self.proxy_target(repo.namespace()).await?.is_none() {
+            return Ok(None);
+        }
+        self.uncached_blob_size(repo, digest).await
+    }
+
+    /// The size of a blob `repo`'s cached manifests reference and that is not stored yet.
+    async fn uncached_blob_size(&self, repo: &RepoName, digest: &Digest) -> Result<Option<u64>> {
+        if self
+            .db
+            .blob_in_repo(repo.as_str(), &digest.to_string())
+            .await?
+            .is_some()
         {
             return Ok(None);
         }
@@ -347,7 +396,7 @@ impl Registry {
             return Ok(ProxyBlob::Local);
         };
         for _ in 0..2 {
-            let Some(size) = self.proxy_blob_size(repo, digest).await? else {
+            let Some(size) = self.uncached_blob_size(repo, digest).await? else {
                 return Ok(ProxyBlob::Local);
             };
             let key = digest.to_string();
@@ -386,25 +435,36 @@ impl Registry {
                     }
                 }
             };
-            let upstream = t.client.registry().to_string();
-            let up_repo = t.upstream_repo(repo);
-            self.counted(repo, &upstream, "blob_miss");
-            let mut source = match self
-                .upstream(&t, t.client.get_blob(&up_repo, digest, Some(size)))
-                .await
-            {
-                Ok(s) => s,
-                Err(e) => {
-                    forget();
-                    drop(guard);
-                    return Err(if upstream_unavailable(&e) {
-                        Error::Unavailable(format!(
-                            "blob {digest} is not cached and the upstream cannot serve it ({upstream}: {e}); try again later"
-                        ))
-                    } else {
-                        Error::Upstream(format!("{upstream}: {e}"))
-                    });
+            // Any upstream that has the digest will do, in order.
+            let mut source = None;
+            let mut failure = None;
+            for up in &t.upstreams {
+                let upstream = up.client.registry().to_string();
+                let up_repo = up.upstream_repo(repo);
+                match self
+                    .upstream(up, up.client.get_blob(&up_repo, digest, Some(size)))
+                    .await
+                {
+                    Ok(s) => {
+                        self.counted(repo, &upstream, "blob_miss");
+                        source = Some(s);
+                        break;
+                    }
+                    Err(e) => failure = Some((upstream, e)),
                 }
+            }
+            let Some(mut source) = source else {
+                forget();
+                drop(guard);
+                let (upstream, e) =
+                    failure.ok_or_else(|| Error::internal("a cache without upstreams"))?;
+                return Err(if upstream_unavailable(&e) {
+                    Error::Unavailable(format!(
+                        "blob {digest} is not cached and no upstream can serve it ({upstream}: {e}); try again later"
+                    ))
+                } else {
+                    Error::Upstream(format!("{upstream}: {e}"))
+                });
             };
             let (mut to_store, store_rx) =
                 futures::channel::mpsc::channel::<std::io::Result<Bytes>>(8);

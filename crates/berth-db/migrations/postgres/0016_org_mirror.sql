@@ -40,3 +40,7 @@ CREATE TABLE org_mirror_repos (
 
 -- A repository mirror created by its organization's mirror (NULL: configured on its own).
 ALTER TABLE repo_mirrors ADD COLUMN org_namespace TEXT;
+
+-- A cache organization's further upstreams, tried in order when the ones before cannot answer
+-- (Berth): JSON array of {upstream_registry, username, password_sealed, insecure}.
+ALTER TABLE proxy_caches ADD COLUMN fallbacks TEXT NOT NULL DEFAULT '[]';
