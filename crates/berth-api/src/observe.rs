@@ -141,6 +141,10 @@ pub fn describe_metrics() {
         "Bytes of blobs fetched from upstreams and stored by cache organizations"
     );
     describe_counter!(
+        "berth_proxy_cache_evictions_total",
+        "Cached tags evicted (least recently pulled first) to keep a cache organization under its quota"
+    );
+    describe_counter!(
         "berth_upstream_errors_total",
         "Errors answered by (or reaching) upstream registries, by upstream and HTTP status (none: no answer)"
     );

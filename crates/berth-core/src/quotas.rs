@@ -198,6 +198,14 @@ impl Registry {
         })))
     }
 
+    /// The reject threshold of `quota` in bytes, if it has one.
+    pub(crate) fn reject_bytes(&self, quota: &QuotaRow) -> Option<i64> {
+        let own = (quota.id != 0).then_some(quota);
+        thresholds(own, self.config.quota.system_reject_bytes)?
+            .reject
+            .map(|(bytes, _)| bytes)
+    }
+
     /// Inside a manifest push's transaction: whether referencing `blobs` would take the
     /// namespace past its reject threshold. The events to record (after the transaction ends:
     /// `quota_error` for a refusal, `quota_warning` for each warning threshold crossed) come with

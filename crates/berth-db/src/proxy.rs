@@ -100,3 +100,69 @@ impl Db {
         .await?)
     }
 }
+
+impl Db {
+    /// The least recently pulled live tag of cache organization `namespace` (the soonest
+    /// expiry — each confirmed pull moves it — then the oldest), leaving out tags whose manifest
+    /// or whose index's children reference blob `keep_digest`.
+    pub async fn cache_eviction_candidate(
+        &self,
+        namespace: &str,
+        keep_digest: &str,
+    ) -> Result<Option<(i64, String, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT t.repo_id, r.name, t.name FROM tags t
+             JOIN repositories r ON r.id = t.repo_id
+             JOIN namespaces n ON n.id = r.namespace_id
+             WHERE n.name = $1 AND t.end_at IS NULL AND r.deleted_at IS NULL
+               AND NOT EXISTS (
+                 SELECT 1 FROM manifests m JOIN manifest_refs mr ON mr.manifest_id = m.id
+                 WHERE m.repo_id = t.repo_id AND m.digest = t.manifest_digest AND mr.digest = $2)
+               AND NOT EXISTS (
+                 SELECT 1 FROM manifests m
+                 JOIN manifest_refs c ON c.manifest_id = m.id AND c.kind = 'manifest'
+                 JOIN manifests cm ON cm.repo_id = m.repo_id AND cm.digest = c.digest
+                 JOIN manifest_refs mr ON mr.manifest_id = cm.id
+                 WHERE m.repo_id = t.repo_id AND m.digest = t.manifest_digest AND mr.digest = $2)
+             ORDER BY COALESCE(t.expires_at, t.start_at), t.start_at, t.id LIMIT 1",
+        )
+        .bind(namespace)
+        .bind(keep_digest)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// The digest live tag `tag` of `repo_id` points at, read inside the caller's transaction.
+    pub async fn live_tag_digest_in(
+        &self,
+        w: &mut WriteTx,
+        repo_id: i64,
+        tag: &str,
+    ) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT manifest_digest FROM tags WHERE repo_id = $1 AND name = $2 AND end_at IS NULL",
+        )
+        .bind(repo_id)
+        .bind(tag)
+        .fetch_optional(&mut *w.tx)
+        .await?)
+    }
+
+    /// Removes tag `tag` of `repo_id` with its whole history (a cache's eviction: the upstream
+    /// still has it, nothing needs restoring). Answers how many rows went.
+    pub async fn delete_tag_everywhere(
+        &self,
+        w: &mut WriteTx,
+        repo_id: i64,
+        tag: &str,
+    ) -> Result<u64> {
+        Ok(
+            sqlx::query("DELETE FROM tags WHERE repo_id = $1 AND name = $2")
+                .bind(repo_id)
+                .bind(tag)
+                .execute(&mut *w.tx)
+                .await?
+                .rows_affected(),
+        )
+    }
+}

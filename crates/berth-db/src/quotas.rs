@@ -296,6 +296,27 @@ impl Db {
         Ok((before, before.saturating_add(added)))
     }
 
+    /// The bytes stored blobs among `digests` would add to the namespace's usage (those it
+    /// references already add nothing).
+    pub async fn bytes_added(&self, namespace: &str, digests: &[String]) -> Result<i64> {
+        let mut added = 0i64;
+        let mut seen = std::collections::BTreeSet::new();
+        for d in digests {
+            if !seen.insert(d) {
+                continue;
+            }
+            let size: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT size FROM blobs WHERE digest = $2 AND digest NOT IN ({NAMESPACE_DIGESTS})"
+            )))
+            .bind(namespace)
+            .bind(d)
+            .fetch_optional(&self.pool)
+            .await?;
+            added = added.saturating_add(size.unwrap_or(0));
+        }
+        Ok(added)
+    }
+
     /// (manifest digest, blob digest, blob size) for every config and layer reference of the
     /// repository's manifests, and (index digest, child digest) for every index child.
     #[allow(clippy::type_complexity)]

@@ -498,3 +498,78 @@ fn a_cache_fails_over_to_its_next_upstream() {
         "the first upstream answered again"
     );
 }
+
+/// A quota on a cache organization evicts the least recently pulled tags to make room for a
+/// pull instead of failing it.
+#[test]
+fn a_cache_quota_evicts_the_least_recently_pulled_tags() {
+    let Some(up) = Distribution::start() else {
+        return;
+    };
+    for (i, t) in ["one", "two", "three"].iter().enumerate() {
+        let layer = vec![u8::try_from(i + 1).expect("small"); 400_000];
+        up.push_image("library/q", t, &[layer.as_slice()]);
+    }
+    let b = Berth::start_with_env(&[("BERTH_SSRF_ALLOWED_HOSTS", "[\"127.0.0.1\"]")]);
+    let c = Client::new(&b);
+    let (s, v) = c.api("POST", "/api/v1/organization/", Some(json!({"name": "qc"})));
+    assert!(s == 201 || s == 200, "{s} {v}");
+    let (s, v) = c.api(
+        "POST",
+        "/api/v1/organization/qc/proxycache",
+        Some(
+            json!({"upstream_registry": up.host, "upstream_registry_username": UP_USER,
+                    "upstream_registry_password": UP_PASSWORD, "insecure": true}),
+        ),
+    );
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = c.api(
+        "POST",
+        "/api/v1/organization/qc/quota",
+        Some(json!({"limit_bytes": 1_000_000})),
+    );
+    assert_eq!(s, 201, "{v}");
+    let (_, list) = c.api("GET", "/api/v1/organization/qc/quota", None);
+    let qid = list[0]["id"].as_i64().expect("quota id");
+    let (s, v) = c.api(
+        "POST",
+        &format!("/api/v1/organization/qc/quota/{qid}/limit"),
+        Some(json!({"type": "Reject", "threshold_percent": 100})),
+    );
+    assert_eq!(s, 201, "{v}");
+    let live = || -> Vec<String> {
+        let (_, v) = c.api(
+            "GET",
+            "/api/v1/repository/qc/library/q/tag/?onlyActiveTags=true",
+            None,
+        );
+        let mut t: Vec<String> = v["tags"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x["name"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        t.sort();
+        t
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    pulled(&b, "qc/library/q:one", &tmp.path().join("1"));
+    pulled(&b, "qc/library/q:two", &tmp.path().join("2"));
+    assert_eq!(live(), ["one", "two"]);
+    // A third 400 kB layer does not fit in 1 MB: "one", pulled least recently, makes room.
+    pulled(&b, "qc/library/q:three", &tmp.path().join("3"));
+    assert_eq!(live(), ["three", "two"], "{}", b.log());
+    // Pulling "one" again fetches it anew, and evicts "two" now.
+    pulled(&b, "qc/library/q:one", &tmp.path().join("1b"));
+    assert_eq!(live(), ["one", "three"], "{}", b.log());
+    let (_, logs) = c.api("GET", "/api/v1/repository/qc/library/q/logs", None);
+    let evictions = logs["logs"]
+        .as_array()
+        .expect("logs")
+        .iter()
+        .filter(|l| l["kind"] == "delete_tag" && l["metadata"]["evicted"] == true)
+        .count();
+    assert_eq!(evictions, 2, "{logs:#}");
+}

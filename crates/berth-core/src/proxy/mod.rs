@@ -8,6 +8,7 @@
 //! [`Registry::proxy_manifest`] and [`Registry::proxy_blob`], which the `/v2` handlers call
 //! before reading as usual.
 
+mod evict;
 mod pull;
 
 pub use pull::{Freshness, ProxyBlob, ProxyServe};

@@ -294,6 +294,8 @@ impl Registry {
                     .await
                 {
                     Ok(c) => {
+                        self.make_room_for_manifest(repo, &c.media_type, &c.bytes)
+                            .await;
                         self.manifest_put_as(
                             who,
                             repo,
@@ -318,6 +320,8 @@ impl Registry {
             ),
             None => Reference::Digest(m.digest.clone()),
         };
+        self.make_room_for_manifest(repo, &m.media_type, &m.bytes)
+            .await;
         self.manifest_put_as(
             who,
             repo,
@@ -435,6 +439,10 @@ impl Registry {
                     }
                 }
             };
+            // A quota on the cache organization makes room for the blob rather than fail it.
+            if let Err(e) = self.make_room_in_cache(repo, digest, size, &[]).await {
+                tracing::warn!(repo = %repo, %digest, error = %e, "cannot evict cached tags to make room");
+            }
             // Any upstream that has the digest will do, in order.
             let mut source = None;
             let mut failure = None;
