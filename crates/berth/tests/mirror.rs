@@ -538,3 +538,65 @@ fn a_killed_sync_is_taken_over_cancel_stops_one_and_two_instances_sync_once() {
     assert_eq!(mirror(&c, repo)["sync_status"], "CANCEL");
     drop(sibling);
 }
+
+/// `REPO_MIRROR_ROLLBACK: true`: a sync in which a tag fails puts back the tags it changed.
+#[test]
+fn a_failed_sync_rolls_back_with_repo_mirror_rollback() {
+    let Some(up) = Distribution::start() else {
+        return;
+    };
+    let (a1, _) = up.push_image("library/rb", "a", &[b"a one".as_slice()]);
+    let (b1, _) = up.push_image("library/rb", "b", &[b"b one".as_slice()]);
+    let proxy = common::upstream::FaultProxy::start(&up.host);
+    let b = Berth::start_with_env(&mirror_env(&[("BERTH_REPO_MIRROR_ROLLBACK", "true")]));
+    let c = Client::new(&b);
+    repo_and_robot(&c, "rb", "mirror");
+    let repo = "admin/rb";
+    let (s, v) = c.api(
+        "POST",
+        &format!("/api/v1/repository/{repo}/mirror"),
+        Some(json!({
+            "external_reference": format!("{}/library/rb", proxy.host),
+            "external_registry_username": UP_USER,
+            "external_registry_password": UP_PASSWORD,
+            "external_registry_config": {"verify_tls": false},
+            "sync_interval": 3600,
+            "sync_start_date": now_date(),
+            "root_rule": {"rule_kind": "tag_glob_csv", "rule_value": ["*"]},
+            "robot_username": "admin+mirror",
+        })),
+    );
+    assert_eq!(s, 201, "{v}");
+    wait_run(&c, repo, 0, "success", Duration::from_secs(60));
+    assert_eq!(local_digest(&c, repo, "a"), Some(a1.clone()));
+    assert_eq!(local_digest(&c, repo, "b"), Some(b1.clone()));
+
+    // Both move upstream; b's new layer cannot be fetched, so b fails after a was copied.
+    let (a2, _) = up.push_image("library/rb", "a", &[b"a two".as_slice()]);
+    let (_, b2_blobs) = up.push_image("library/rb", "b", &[b"b two".as_slice()]);
+    proxy.set_mode_for(
+        &format!("/blobs/{}", b2_blobs[1]),
+        common::upstream::Mode::Status(500),
+    );
+    assert_ne!(a1, a2);
+    let before = runs(&c, repo).len();
+    let (s, _) = c.api(
+        "POST",
+        &format!("/api/v1/repository/{repo}/mirror/sync-now"),
+        None,
+    );
+    assert_eq!(s, 204);
+    let run = wait_run(&c, repo, before, "failed", Duration::from_secs(90));
+    assert_eq!(run["tags_copied"], 1, "{run:#}");
+    assert_eq!(run["tags_failed"], 1, "{run:#}");
+    assert!(
+        run["log"]
+            .as_array()
+            .expect("log")
+            .iter()
+            .any(|l| l.as_str() == Some("a: rolled back")),
+        "{run:#}"
+    );
+    assert_eq!(local_digest(&c, repo, "a"), Some(a1), "a is put back");
+    assert_eq!(local_digest(&c, repo, "b"), Some(b1), "b never moved");
+}
