@@ -15,6 +15,7 @@ mod csrf;
 mod logs;
 mod mirror;
 mod notifications;
+mod org_mirror;
 mod orgs;
 mod policies;
 mod repos;

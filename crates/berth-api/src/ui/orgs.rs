@@ -110,6 +110,12 @@ fn org_crumbs(org: &str) -> Vec<Crumb> {
     ]
 }
 
+/// Whether organization mirrors are on (they need repository mirroring too).
+fn org_mirroring(st: &AppState) -> bool {
+    let m = &st.registry.config.mirror;
+    m.enabled && m.org_enabled
+}
+
 async fn org_page(st: &AppState, page: &Page, org: &str) -> Result<Response, Error> {
     let actor = need_actor(page)?;
     let view = st.auth.organization(actor, org).await?;
@@ -122,6 +128,7 @@ async fn org_page(st: &AppState, page: &Page, org: &str) -> Result<Response, Err
         Some("settings") if admin => "settings",
         Some("applications") if admin => "applications",
         Some("cache") if admin && st.registry.config.proxy.enabled => "cache",
+        Some("mirror") if admin && org_mirroring(st) => "mirror",
         _ => "repos",
     };
     if tab == "policies"
@@ -137,6 +144,7 @@ async fn org_page(st: &AppState, page: &Page, org: &str) -> Result<Response, Err
     let body = match tab {
         "applications" => applications(st, page, actor, org).await?,
         "cache" => super::cache::section(st, page, org).await?,
+        "mirror" => super::org_mirror::section(st, page, org).await?,
         "settings" => org_settings(st, page, actor, org, view.org.email.as_deref()).await?,
         "policies" => {
             let base = format!("/organization/{org}");
@@ -268,6 +276,9 @@ async fn org_page(st: &AppState, page: &Page, org: &str) -> Result<Response, Err
         tabs.push(("applications", "Applications"));
         if st.registry.config.proxy.enabled {
             tabs.push(("cache", "Cache"));
+        }
+        if org_mirroring(st) {
+            tabs.push(("mirror", "Mirror"));
         }
         tabs.push(("settings", "Settings"));
     }
@@ -677,6 +688,9 @@ pub async fn action(
     let parts: Vec<&str> = path.trim_end_matches('/').split('/').collect();
     if let [org, "cache", verb] = parts.as_slice() {
         return super::cache::action(&st, &page, org, verb, &f).await;
+    }
+    if let [org, "mirror", verb] = parts.as_slice() {
+        return super::org_mirror::action(&st, &page, org, verb, &f).await;
     }
     if let [org, first, ..] = parts.as_slice()
         && (*first == "notifications" || *first == "notification")

@@ -264,13 +264,16 @@ try {
   await page.goto(`/repository/${many}?tab=tags`);
   await expectText(page, `${manyTags - 10} tags`);
 
-  step = "the mirroring and cache settings read and pass the audit";
+  step = "the mirroring, cache and organization mirror settings read and pass the audit";
   await page.goto(`/repository/${demo}?tab=mirroring`);
   await expectText(page, "Mirror another registry's repository here");
   await audit(page, "mirroring tab");
   await page.goto("/organization/uiorg?tab=cache");
   await expectText(page, "This organization is no cache.");
   await audit(page, "cache tab");
+  await page.goto("/organization/uiorg?tab=mirror");
+  await expectText(page, "Mirror every repository of a namespace");
+  await audit(page, "organization mirror tab");
 
   step = "a policy form previews what it protects as you type, then saves";
   await page.goto(`/repository/${demo}?tab=policies`);
