@@ -409,6 +409,35 @@ impl Db {
         Ok(n)
     }
 
+    /// Enables or disables every repository mirror of organization `namespace` at once (the
+    /// organization mirror was switched); disabling stops their running syncs.
+    pub async fn set_org_mirrors_enabled(
+        &self,
+        w: &mut WriteTx,
+        namespace: &str,
+        enabled: bool,
+    ) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE repo_mirrors SET is_enabled = $1, sync_status = CASE
+                WHEN $1 = 0 AND sync_status IN ('SYNCING', 'SYNC_NOW') THEN 'CANCEL'
+                ELSE sync_status END,
+                sync_txn = $2, sync_lease_until = CASE WHEN $1 = 0 THEN NULL ELSE sync_lease_until END,
+                updated_at = $3
+             WHERE org_namespace = $4 AND is_enabled <> $1
+               AND ($1 = 0 OR repo_id IN (
+                 SELECT r.id FROM repositories r JOIN org_mirror_repos d
+                   ON r.name = d.namespace || '/' || d.name
+                 WHERE d.namespace = $4 AND d.status = 'DISCOVERED'))",
+        )
+        .bind(i64::from(enabled))
+        .bind(new_txn())
+        .bind(now_ms())
+        .bind(namespace)
+        .execute(&mut *w.tx)
+        .await?
+        .rows_affected())
+    }
+
     /// Sets what discovery says of one repository.
     pub async fn set_org_mirror_repo_message(
         &self,

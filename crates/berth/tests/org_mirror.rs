@@ -250,11 +250,17 @@ fn an_organization_mirrors_a_berth_namespace_through_quays_api() {
     let (s, v) = c.api(
         "PUT",
         "/api/v1/organization/acme/mirror",
-        Some(json!({"sync_interval": 7200, "visibility": "public"})),
+        Some(json!({"sync_interval": 7200, "visibility": "public", "is_enabled": false})),
     );
     assert_eq!(s, 200, "{v}");
     let (_, m) = c.api("GET", "/api/v1/organization/acme/mirror", None);
     assert_eq!(m["sync_interval"], 7200);
+    assert_eq!(m["is_enabled"], false);
+    let (_, rm) = c.api("GET", "/api/v1/repository/acme/app-a/mirror", None);
+    assert_eq!(
+        rm["is_enabled"], false,
+        "its repositories stop with it: {rm}"
+    );
     let (_, logs) = c.api("GET", "/api/v1/organization/acme/logs", None);
     let kinds: Vec<&str> = logs["logs"]
         .as_array()

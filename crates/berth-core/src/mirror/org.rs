@@ -313,6 +313,14 @@ impl super::Mirrors<'_> {
         }
         let mut w = self.registry.db.write().await?;
         self.registry.db.put_org_mirror(&mut w, &row, false).await?;
+        if let Some(enabled) = s.is_enabled {
+            // The repositories follow the switch now, not at the next discovery (a disabled
+            // organization mirror runs none).
+            self.registry
+                .db
+                .set_org_mirrors_enabled(&mut w, org, enabled)
+                .await?;
+        }
         crate::caller::record_in(
             &self.registry.db,
             &mut w,
