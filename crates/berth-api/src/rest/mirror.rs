@@ -180,6 +180,23 @@ fn mirrors(st: &AppState) -> Mirrors<'_> {
     Mirrors::new(&st.registry, &st.auth)
 }
 
+/// `external_registry_config` as given (empty proxy settings are none).
+pub(super) fn registry_config(c: &RegistryConfigBody) -> RegistryConfig {
+    let proxy: Option<&ProxyBody> = c.proxy.as_ref();
+    let pick = |f: fn(&ProxyBody) -> &Option<String>| {
+        proxy.and_then(|p| f(p).clone()).filter(|s| !s.is_empty())
+    };
+    RegistryConfig {
+        verify_tls: c.verify_tls.unwrap_or(true),
+        unsigned_images: c.unsigned_images.unwrap_or(false),
+        proxy: ProxyConfig {
+            http_proxy: pick(|p| &p.http_proxy),
+            https_proxy: pick(|p| &p.https_proxy),
+            no_proxy: pick(|p| &p.no_proxy),
+        },
+    }
+}
+
 fn settings(b: &MirrorBody) -> Res<MirrorSettings> {
     if let Some(r) = &b.root_rule
         && r.rule_kind != "tag_glob_csv"
@@ -197,24 +214,7 @@ fn settings(b: &MirrorBody) -> Res<MirrorSettings> {
         external_reference: b.external_reference.clone(),
         username: b.external_registry_username.clone(),
         password: b.external_registry_password.clone(),
-        registry_config: b.external_registry_config.as_ref().map(|c| {
-            let proxy = c.proxy.as_ref();
-            RegistryConfig {
-                verify_tls: c.verify_tls.unwrap_or(true),
-                unsigned_images: c.unsigned_images.unwrap_or(false),
-                proxy: ProxyConfig {
-                    http_proxy: proxy
-                        .and_then(|p| p.http_proxy.clone())
-                        .filter(|s| !s.is_empty()),
-                    https_proxy: proxy
-                        .and_then(|p| p.https_proxy.clone())
-                        .filter(|s| !s.is_empty()),
-                    no_proxy: proxy
-                        .and_then(|p| p.no_proxy.clone())
-                        .filter(|s| !s.is_empty()),
-                },
-            }
-        }),
+        registry_config: b.external_registry_config.as_ref().map(registry_config),
         sync_interval_s: b.sync_interval,
         sync_start_at: b.sync_start_date.as_deref().map(parse_date).transpose()?,
         tag_globs: b.root_rule.as_ref().map(|r| r.rule_value.clone()),

@@ -2,13 +2,11 @@
 //! `sync-cancel`, `verify`, `repositories`), field for field; `external_registry_type` also
 //! takes Berth's `oci` (any registry, through `/v2/_catalog`).
 
-use super::mirror::{Empty, ProxyBody, RegistryConfigBody};
+use super::mirror::{Empty, RegistryConfigBody};
 use super::{Ctx, Done, Reply, RestError, Route, done, route};
 use crate::AppState;
 use axum::response::IntoResponse;
-use berth_core::mirror::{
-    Mirrors, OrgMirror, OrgMirrorSettings, OrgRegistryType, ProxyConfig, RegistryConfig,
-};
+use berth_core::mirror::{Mirrors, OrgMirror, OrgMirrorSettings, OrgRegistryType};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::ToSchema;
@@ -143,22 +141,6 @@ fn mirrors(st: &AppState) -> Mirrors<'_> {
     Mirrors::new(&st.registry, &st.auth)
 }
 
-fn registry_config(c: &RegistryConfigBody) -> RegistryConfig {
-    let proxy: Option<&ProxyBody> = c.proxy.as_ref();
-    let pick = |f: fn(&ProxyBody) -> &Option<String>| {
-        proxy.and_then(|p| f(p).clone()).filter(|s| !s.is_empty())
-    };
-    RegistryConfig {
-        verify_tls: c.verify_tls.unwrap_or(true),
-        unsigned_images: c.unsigned_images.unwrap_or(false),
-        proxy: ProxyConfig {
-            http_proxy: pick(|p| &p.http_proxy),
-            https_proxy: pick(|p| &p.https_proxy),
-            no_proxy: pick(|p| &p.no_proxy),
-        },
-    }
-}
-
 fn settings(b: &OrgMirrorBody) -> Res<OrgMirrorSettings> {
     let visibility = b
         .visibility
@@ -186,7 +168,10 @@ fn settings(b: &OrgMirrorBody) -> Res<OrgMirrorSettings> {
             .external_registry_password
             .clone()
             .map(|p| p.filter(|p| !p.is_empty())),
-        registry_config: b.external_registry_config.as_ref().map(registry_config),
+        registry_config: b
+            .external_registry_config
+            .as_ref()
+            .map(super::mirror::registry_config),
         repository_filters: b.repository_filters.clone(),
         robot_username: b.robot_username.clone(),
         visibility,

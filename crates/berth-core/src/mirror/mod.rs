@@ -109,6 +109,22 @@ fn yes() -> bool {
     true
 }
 
+impl RegistryConfig {
+    /// The outbound client's settings for these, its user agent naming `purpose`.
+    pub(crate) fn client_settings(&self, purpose: &str) -> berth_registry_client::Settings {
+        berth_registry_client::Settings {
+            verify_tls: self.verify_tls,
+            proxy: berth_registry_client::ProxySettings {
+                http_proxy: self.proxy.http_proxy.clone(),
+                https_proxy: self.proxy.https_proxy.clone(),
+                no_proxy: self.proxy.no_proxy.clone(),
+            },
+            user_agent: format!("berth/{} ({purpose})", env!("CARGO_PKG_VERSION")),
+            ..berth_registry_client::Settings::default()
+        }
+    }
+}
+
 impl Default for RegistryConfig {
     fn default() -> Self {
         RegistryConfig {

@@ -18,7 +18,7 @@ use crate::{Error, Registry, Result};
 use berth_db::{
     Grantee, MirrorRow, MirrorStatus, OrgMirrorRow, RepoState, Role, Visibility, now_ms,
 };
-use berth_registry_client::{NamespaceApi, ProxySettings, RegistryClient, Settings};
+use berth_registry_client::{NamespaceApi, RegistryClient};
 use std::time::Duration;
 
 /// Where an organization mirror finds the upstream namespace's repositories.
@@ -634,17 +634,12 @@ impl Registry {
                 "set it again with PUT /api/v1/organization/…/mirror",
             )
             .await?;
-        let settings = Settings {
-            verify_tls: config.verify_tls,
-            proxy: ProxySettings {
-                http_proxy: config.proxy.http_proxy.clone(),
-                https_proxy: config.proxy.https_proxy.clone(),
-                no_proxy: config.proxy.no_proxy.clone(),
-            },
-            user_agent: format!("berth/{} (org mirror)", env!("CARGO_PKG_VERSION")),
-            ..Settings::default()
-        };
-        self.upstream_client(&host, insecure, credentials, settings)
+        self.upstream_client(
+            &host,
+            insecure,
+            credentials,
+            config.client_settings("org mirror"),
+        )
     }
 
     /// Runs one discovery of organization mirror `namespace` if it can still be claimed with

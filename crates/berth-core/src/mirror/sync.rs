@@ -11,7 +11,7 @@ use crate::{Error, Registry, Result};
 use berth_db::{MirrorRow, MirrorStatus, RunCounts, now_ms};
 use berth_oci::manifest::{Descriptor, parse_manifest};
 use berth_oci::{Reference, RepoName, Tag};
-use berth_registry_client::{ProxySettings, RegistryClient, Settings};
+use berth_registry_client::RegistryClient;
 use futures::StreamExt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -88,16 +88,7 @@ impl Registry {
                 "set it again with PUT …/mirror",
             )
             .await?;
-        let settings = Settings {
-            verify_tls: config.verify_tls,
-            proxy: ProxySettings {
-                http_proxy: config.proxy.http_proxy.clone(),
-                https_proxy: config.proxy.https_proxy.clone(),
-                no_proxy: config.proxy.no_proxy.clone(),
-            },
-            user_agent: format!("berth/{} (mirror)", env!("CARGO_PKG_VERSION")),
-            ..Settings::default()
-        };
+        let settings = config.client_settings("mirror");
         let make = |insecure: bool| {
             self.upstream_client(&host, insecure, credentials.clone(), settings.clone())
         };
