@@ -285,29 +285,29 @@ fn csrf_of(page: &str) -> Option<String> {
 
 /// The operations (columns).
 const OPS: &[&str] = &[
-    "pull manifest",     // 0  GET /v2/acme/app/manifests/v1
-    "pull blob",         // 1  GET /v2/acme/app/blobs/<layer>
-    "list tags",         // 2  GET /v2/acme/app/tags/list
-    "push blob",         // 3  POST /v2/acme/app/blobs/uploads/?digest=
-    "push manifest",     // 4  PUT /v2/acme/app/manifests/t-<role>
-    "delete tag",        // 5  DELETE /v2/acme/app/manifests/del-<role>
-    "push new repo",     // 6  POST /v2/acme/new-<role>/blobs/uploads/
-    "pull public",       // 7  GET /v2/acme/pub/manifests/v1
-    "catalog shows app", // 8  GET /v2/_catalog lists acme/app
-    "api repo",          // 9  GET /api/v1/repository/acme/app
-    "api set perm",      // 10 PUT /api/v1/repository/acme/app/permissions/user/bystander
-    "api repo logs",     // 11 GET /api/v1/repository/acme/app/logs
-    "api visibility",    // 12 POST /api/v1/repository/acme/app/changevisibility
-    "api org robots",    // 13 GET /api/v1/organization/acme/robots
-    "api create team",   // 14 PUT /api/v1/organization/acme/team/t<role>
-    "api su users",      // 15 GET /api/v1/superuser/users/
-    "api org",           // 16 GET /api/v1/organization/acme
-    "api create repo",   // 17 POST /api/v1/repository
-    "api public repo",   // 18 GET /api/v1/repository/acme/pub
-    "metrics",           // 19 GET /metrics (superusers; or its own listener)
-    "ui repo tags",      // 20 GET /repository/acme/app?tab=tags (a browser session)
-    "ui delete tag",     // 21 POST /repository/acme/app/tag/uidel-<role>/delete
-    "ui org robots",     // 22 GET /organization/acme?tab=robots shows the robots
+    "pull manifest",        // 0  GET /v2/acme/app/manifests/v1
+    "pull blob",            // 1  GET /v2/acme/app/blobs/<layer>
+    "list tags",            // 2  GET /v2/acme/app/tags/list
+    "push blob",            // 3  POST /v2/acme/app/blobs/uploads/?digest=
+    "push manifest",        // 4  PUT /v2/acme/app/manifests/t-<role>
+    "delete tag",           // 5  DELETE /v2/acme/app/manifests/del-<role>
+    "push new repo",        // 6  POST /v2/acme/new-<role>/blobs/uploads/
+    "pull public",          // 7  GET /v2/acme/pub/manifests/v1
+    "catalog shows app",    // 8  GET /v2/_catalog lists acme/app
+    "api repo",             // 9  GET /api/v1/repository/acme/app
+    "api set perm",         // 10 PUT /api/v1/repository/acme/app/permissions/user/bystander
+    "api repo logs",        // 11 GET /api/v1/repository/acme/app/logs
+    "api visibility",       // 12 POST /api/v1/repository/acme/app/changevisibility
+    "api org robots",       // 13 GET /api/v1/organization/acme/robots
+    "api create team",      // 14 PUT /api/v1/organization/acme/team/t<role>
+    "api su users",         // 15 GET /api/v1/superuser/users/
+    "api org",              // 16 GET /api/v1/organization/acme
+    "api create repo",      // 17 POST /api/v1/repository
+    "api public repo",      // 18 GET /api/v1/repository/acme/pub
+    "metrics",              // 19 GET /metrics (superusers; or its own listener)
+    "ui repo tags",         // 20 GET /repository/acme/app?tab=tags (a browser session)
+    "ui delete tag",        // 21 POST /repository/acme/app/tag/uidel-<role>/delete
+    "ui org robots",        // 22 GET /organization/acme?tab=robots shows the robots
     "ui who has access", // 23 GET /repository/acme/app?tab=access shows the effective permissions
     "ui set perm",       // 24 POST /repository/acme/app/settings/permission (bystander: read)
     "ui create repo",    // 25 POST /repository (acme/ui-<role>)
@@ -345,31 +345,43 @@ const OPS: &[&str] = &[
     "api mirror runs", // 57 GET /api/v1/repository/acme/app/mirror/runs (none yet)
     "api changestate", // 58 PUT /api/v1/repository/acme/app/changestate (NORMAL)
     "api proxycache", // 59 GET /api/v1/organization/acme/proxycache (no cache: "")
+    "api mirror create", // 60 POST /api/v1/repository/acme/app/mirror {} (400: fields required)
+    "api org mirror", // 61 GET /api/v1/organization/acme/mirror (404: none)
+    "api org mirror add", // 62 POST /api/v1/organization/acme/mirror {} (400: fields required)
+    "api org mirror put", // 63 PUT /api/v1/organization/acme/mirror {} (404: none)
+    "api org mirror del", // 64 DELETE /api/v1/organization/acme/mirror (404: none)
+    "api org sync-now", // 65 POST /api/v1/organization/acme/mirror/sync-now (404: none)
+    "api org sync-cancel", // 66 POST /api/v1/organization/acme/mirror/sync-cancel (404: none)
+    "api org verify", // 67 POST /api/v1/organization/acme/mirror/verify (404: none)
+    "api org mirror repos", // 68 GET /api/v1/organization/acme/mirror/repositories (404: none)
+    "api add proxycache", // 69 POST /api/v1/organization/acme/proxycache (400: bad upstream)
+    "api del proxycache", // 70 DELETE /api/v1/organization/acme/proxycache (404: no cache)
+    "api validate cache", // 71 POST /api/v1/organization/acme/validateproxycache (400: bad upstream)
 ];
 
 /// Expected outcome per caller: one character per operation above, Y = allowed, . = denied.
 /// The UI columns (20-29, 31-44, 48) need a browser session, which only a user's password opens:
 /// robots and registry JWTs have none.
-///                       0         1         2         3         4
-///                       012345678901234567890123456789012345678901234567890123456789
+///                       0         1         2         3         4         5         6         7
+///                       012345678901234567890123456789012345678901234567890123456789012345678901
 #[rustfmt::skip]
 const MATRIX: &[(&str, &str)] = &[
-    ("anonymous",        ".......Y..........Y.....................................Y..."),
-    ("outsider",         ".......Y..........Y.......Y......................Y......Y..."),
-    ("reader",           "YYY....YYY........Y.Y.....Y.........YY...........Y..YY..Y..."),
-    ("writer",           "YYYYYY.YYY........Y.YY....Y....Y....YYY..........Y..YYY.Y..."),
-    ("repoadmin",        "YYYYYY.YYYYYY.....Y.YY.YY.Y.Y.YYY...YYY......YY.YY..YYY.YYY."),
-    ("team-member",      "YYY....YYY......Y.Y.Y.....Y.........YY...........Y..YY..Y..Y"),
-    ("team-creator",     "......YY........YYY......YY......................Y......Y..Y"),
-    ("team-admin",       "YYYYYYYYYYYYYYY.YYY.YYYYYYY.Y.YYYY.YYYYYY..YYYYYYY..YYYYYYYY"),
-    ("robot-write",      "YYYYYY.YY..................................................."),
-    ("robot-none",       ".......Y...................................................."),
-    ("superuser",        "YYYYYYYYYYYYYYYYYYYYYYYYYYY.YYYYYYYYYYYYYYYYYYYYYYY.YYYYYYYY"),
-    ("locked",           "............................................................"),
-    ("jwt-expired",      "............................................................"),
-    ("jwt-forged",       "............................................................"),
-    ("jwt-alg-none",     "............................................................"),
-    ("jwt-wrong-scope",  "............................................................"),
+    ("anonymous",        ".......Y..........Y.....................................Y..............."),
+    ("outsider",         ".......Y..........Y.......Y......................Y......Y..............."),
+    ("reader",           "YYY....YYY........Y.Y.....Y.........YY...........Y..YY..Y..............."),
+    ("writer",           "YYYYYY.YYY........Y.YY....Y....Y....YYY..........Y..YYY.Y..............."),
+    ("repoadmin",        "YYYYYY.YYYYYY.....Y.YY.YY.Y.Y.YYY...YYY......YY.YY..YYY.YYY.Y..........."),
+    ("team-member",      "YYY....YYY......Y.Y.Y.....Y.........YY...........Y..YY..Y..Y............"),
+    ("team-creator",     "......YY........YYY......YY......................Y......Y..Y............"),
+    ("team-admin",       "YYYYYYYYYYYYYYY.YYY.YYYYYYY.Y.YYYY.YYYYYY..YYYYYYY..YYYYYYYYYYYYYYYYYYYY"),
+    ("robot-write",      "YYYYYY.YY..............................................................."),
+    ("robot-none",       ".......Y................................................................"),
+    ("superuser",        "YYYYYYYYYYYYYYYYYYYYYYYYYYY.YYYYYYYYYYYYYYYYYYYYYYY.YYYYYYYYYYYYYYYYYYYY"),
+    ("locked",           "........................................................................"),
+    ("jwt-expired",      "........................................................................"),
+    ("jwt-forged",       "........................................................................"),
+    ("jwt-alg-none",     "........................................................................"),
+    ("jwt-wrong-scope",  "........................................................................"),
 ];
 
 struct World {
@@ -728,6 +740,24 @@ async fn run(c: &Client, w: &World, role: &str, cred: &Cred, op: usize) -> (bool
         56 => outcome(&c.api("GET", "/api/v1/vulnerabilities?package=x", cred, None).await, &[200]),
         57 => outcome(&c.api("GET", "/api/v1/repository/acme/app/mirror/runs", cred, None).await, &[200]),
         59 => outcome(&c.api("GET", "/api/v1/organization/acme/proxycache", cred, None).await, &[200]),
+        60 => outcome(&c.api("POST", "/api/v1/repository/acme/app/mirror", cred, Some(json!({}))).await, &[400]),
+        61 => outcome(&c.api("GET", "/api/v1/organization/acme/mirror", cred, None).await, &[404]),
+        62 => outcome(&c.api("POST", "/api/v1/organization/acme/mirror", cred, Some(json!({}))).await, &[400]),
+        63 => outcome(&c.api("PUT", "/api/v1/organization/acme/mirror", cred, Some(json!({}))).await, &[404]),
+        64 => outcome(&c.api("DELETE", "/api/v1/organization/acme/mirror", cred, None).await, &[404]),
+        65 => outcome(&c.api("POST", "/api/v1/organization/acme/mirror/sync-now", cred, None).await, &[404]),
+        66 => outcome(&c.api("POST", "/api/v1/organization/acme/mirror/sync-cancel", cred, None).await, &[404]),
+        67 => outcome(&c.api("POST", "/api/v1/organization/acme/mirror/verify", cred, None).await, &[404]),
+        68 => outcome(&c.api("GET", "/api/v1/organization/acme/mirror/repositories", cred, None).await, &[404]),
+        69 => outcome(
+            &c.api("POST", "/api/v1/organization/acme/proxycache", cred, Some(json!({"upstream_registry": "bad host"}))).await,
+            &[400],
+        ),
+        70 => outcome(&c.api("DELETE", "/api/v1/organization/acme/proxycache", cred, None).await, &[404]),
+        71 => outcome(
+            &c.api("POST", "/api/v1/organization/acme/validateproxycache", cred, Some(json!({"upstream_registry": "bad host"}))).await,
+            &[400],
+        ),
         58 => outcome(
             &c.api("PUT", "/api/v1/repository/acme/app/changestate", cred, Some(json!({"state": "NORMAL"}))).await,
             &[200],
@@ -906,10 +936,23 @@ async fn every_caller_gets_exactly_what_the_matrix_says() {
     );
 
     // The audit log recorded what the matrix did, with who did it.
-    let logs = c
-        .admin("GET", "/api/v1/superuser/logs?limit=1000", None)
-        .await;
-    let entries = logs["logs"].as_array().expect("logs").clone();
+    // Every page of it (the matrix records more than one page).
+    let mut entries: Vec<Value> = Vec::new();
+    let mut next = String::new();
+    for _ in 0..50 {
+        let logs = c
+            .admin(
+                "GET",
+                &format!("/api/v1/superuser/logs?limit=1000&next_page={next}"),
+                None,
+            )
+            .await;
+        entries.extend(logs["logs"].as_array().expect("logs").iter().cloned());
+        match logs["next_page"].as_str() {
+            Some(n) => next = n.to_string(),
+            None => break,
+        }
+    }
     let has = |kind: &str, performer: &str, check: &dyn Fn(&Value) -> bool| {
         entries
             .iter()
