@@ -145,6 +145,10 @@ pub fn describe_metrics() {
         "Cached tags evicted (least recently pulled first) to keep a cache organization under its quota"
     );
     describe_counter!(
+        "berth_password_checks_total",
+        "Password logins checked, by how: hashed (argon2id) or remembered (the same credentials verified within LOGIN_CACHE_SECONDS, re-checked against the account)"
+    );
+    describe_counter!(
         "berth_upstream_errors_total",
         "Errors answered by (or reaching) upstream registries, by upstream and HTTP status (none: no answer)"
     );

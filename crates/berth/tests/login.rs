@@ -655,3 +655,141 @@ fn repeated_bad_passwords_are_slowed_then_locked_until_reset() {
     let resets = resets["logs"].as_array().map_or(0, Vec::len);
     assert_eq!(resets, 2, "both resets are logged");
 }
+
+/// (hashed, remembered) password checks so far, read from `/metrics` as the admin. The read is
+/// itself one admin login: after the first, a remembered one, which the caller subtracts.
+fn password_checks(b: &Berth) -> (u64, u64) {
+    let text = blocking_client()
+        .get(b.url("/metrics"))
+        .basic_auth(ADMIN_USER, Some(ADMIN_PASSWORD))
+        .send()
+        .and_then(|r| r.text())
+        .expect("metrics");
+    let read = |how: &str| {
+        let prefix = format!("berth_password_checks_total{{check=\"{how}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map_or(0, |v| v as u64)
+    };
+    (read("hashed"), read("remembered"))
+}
+
+#[test]
+fn a_remembered_password_is_never_a_wrong_one_and_ends_with_a_change_a_lock_or_a_deletion() {
+    let b = Berth::start_with_env(&[
+        ("BERTH_LOGIN_LOCKOUT_FAILURES", "3"),
+        ("BERTH_LOGIN_BACKOFF_BASE_MS", "1"),
+    ]);
+    let pause = || std::thread::sleep(Duration::from_millis(20));
+    admin(
+        &b,
+        "POST",
+        "/api/v1/superuser/users/",
+        Some(json!({"username": "carol", "password": PW})),
+    );
+    password_checks(&b);
+    let (h0, r0) = password_checks(&b);
+    let delta = |(h, r): (u64, u64), (h0, r0): (u64, u64)| (h - h0, r - r0 - 1);
+
+    // The first login hashes; the same again is remembered.
+    assert_eq!(token_request(&b, "carol", PW).0, 200);
+    assert_eq!(token_request(&b, "carol", PW).0, 200);
+    let now = password_checks(&b);
+    assert_eq!(delta(now, (h0, r0)), (1, 1), "one hash, then remembered");
+
+    // Wrong passwords right after a remembered success: refused, each checked in full.
+    let before = now;
+    for wrong in [
+        format!("{PW}x"),
+        PW[..PW.len() - 1].to_string(),
+        "guess".into(),
+    ] {
+        let (s, _, body) = token_request(&b, "carol", &wrong);
+        assert_eq!(s, 401, "{wrong:?} must be refused: {body}");
+        pause();
+    }
+    let now = password_checks(&b);
+    assert_eq!(
+        delta(now, before),
+        (3, 0),
+        "wrong passwords are hashed, never remembered"
+    );
+    // (Three failures from 127.0.0.1: locked out here, even with the remembered password.)
+    let (s, _, body) = token_request(&b, "carol", PW);
+    assert_eq!(
+        s, 401,
+        "a locked-out source is refused the remembered password: {body}"
+    );
+    assert!(body.contains("locked"), "{body}");
+    admin(&b, "POST", "/api/v1/superuser/users/carol/resetlogin", None);
+    assert_eq!(token_request(&b, "carol", PW).0, 200);
+
+    // A password change: the old password is refused at once, the new one hashed.
+    admin(
+        &b,
+        "PUT",
+        "/api/v1/superuser/users/carol",
+        Some(json!({"password": "a-new-password-2"})),
+    );
+    let before = password_checks(&b);
+    let (s, _, body) = token_request(&b, "carol", PW);
+    assert_eq!(s, 401, "the old password after a change: {body}");
+    pause();
+    assert_eq!(token_request(&b, "carol", "a-new-password-2").0, 200);
+    assert_eq!(token_request(&b, "carol", "a-new-password-2").0, 200);
+    let now = password_checks(&b);
+    assert_eq!(delta(now, before), (2, 1));
+
+    // Locking the source out (three failures from 127.0.0.4) beats the remembered password
+    // there; other sources go on.
+    assert_eq!(
+        token_request_from(&b, "127.0.0.4", "carol", "a-new-password-2").0,
+        200
+    );
+    for i in 0..3 {
+        let (s, _, _) = token_request_from(&b, "127.0.0.4", "carol", &format!("guess-{i}"));
+        assert!(s == 401 || s == 429, "guess {i}: {s}");
+        pause();
+    }
+    let (s, _, body) = token_request_from(&b, "127.0.0.4", "carol", "a-new-password-2");
+    assert_eq!(s, 401, "locked out from 127.0.0.4: {body}");
+    assert_eq!(token_request(&b, "carol", "a-new-password-2").0, 200);
+
+    // Disabling the account: refused; enabled again, it logs in.
+    admin(
+        &b,
+        "PUT",
+        "/api/v1/superuser/users/carol",
+        Some(json!({"enabled": false})),
+    );
+    let (s, _, body) = token_request(&b, "carol", "a-new-password-2");
+    assert_eq!(s, 401, "a disabled account: {body}");
+    admin(
+        &b,
+        "PUT",
+        "/api/v1/superuser/users/carol",
+        Some(json!({"enabled": true})),
+    );
+    assert_eq!(token_request(&b, "carol", "a-new-password-2").0, 200);
+
+    // Deleted, then re-created under the same name with another password: the old one is
+    // refused.
+    assert_eq!(token_request(&b, "carol", "a-new-password-2").0, 200);
+    admin(&b, "DELETE", "/api/v1/superuser/users/carol", None);
+    let (s, _, body) = token_request(&b, "carol", "a-new-password-2");
+    assert_eq!(s, 401, "a deleted account: {body}");
+    admin(
+        &b,
+        "POST",
+        "/api/v1/superuser/users/",
+        Some(json!({"username": "carol", "password": "third-password-3"})),
+    );
+    let (s, _, body) = token_request(&b, "carol", "a-new-password-2");
+    assert_eq!(
+        s, 401,
+        "the deleted account's password for the new carol: {body}"
+    );
+    pause();
+    assert_eq!(token_request(&b, "carol", "third-password-3").0, 200);
+}

@@ -211,6 +211,7 @@ impl Auth {
             self.db
                 .update_account(target.id, AccountUpdate::PasswordHash(Some(&h)))
                 .await?;
+            self.forget_logins(target.id);
             // A first superuser whose generated password was never shown now has one that is.
             if self.unshown_bootstrap_user().await?.as_deref() == Some(target.name.as_str()) {
                 self.bootstrap_password_shown().await?;
@@ -227,6 +228,9 @@ impl Auth {
             self.db
                 .update_account(target.id, AccountUpdate::Enabled(b))
                 .await?;
+            if !b {
+                self.forget_logins(target.id);
+            }
             changed.push("enabled");
         }
         if let Some(b) = c.superuser {
@@ -289,6 +293,7 @@ impl Auth {
             crate::jobs::enqueue(&self.db, &mut w, &crate::jobs::DeleteRepo { repo_id }).await?;
         }
         w.commit().await?;
+        self.forget_logins(row.id);
         let kind = if row.kind == AccountKind::Org {
             "org_delete"
         } else {

@@ -15,9 +15,6 @@ use crate::{Error, Result};
 use berth_db::AccountKind;
 use berth_db::now_ms;
 
-/// How long a successful Basic check is reused.
-pub const BASIC_CACHE_MS: i64 = 5_000;
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LoginError {
     /// Unknown account or wrong secret.
@@ -100,13 +97,36 @@ impl Auth {
         secret: &str,
         ctx: &LoginContext<'_>,
     ) -> Result<std::result::Result<Actor, LoginError>> {
+        self.login_audited(username, secret, ctx, true).await
+    }
+
+    /// [`Auth::login`] for clients that send Basic credentials with every registry request: a
+    /// login that a recent identical one already verified is answered (re-checked against the
+    /// account's current row, see `verified.rs`) without a new audit entry per request.
+    pub async fn login_cached(
+        &self,
+        username: &str,
+        secret: &str,
+        ctx: &LoginContext<'_>,
+    ) -> Result<std::result::Result<Actor, LoginError>> {
+        self.login_audited(username, secret, ctx, false).await
+    }
+
+    async fn login_audited(
+        &self,
+        username: &str,
+        secret: &str,
+        ctx: &LoginContext<'_>,
+        audit_reused: bool,
+    ) -> Result<std::result::Result<Actor, LoginError>> {
         let source = source_key(ctx.ip);
-        let outcome = self.check(username, secret, &source).await?;
+        let (outcome, reused) = self.check(username, secret, &source).await?;
         let (ok, detail) = match &outcome {
             Ok(a) => (true, a.via.to_string()),
             Err(e) => (false, e.message(username)),
         };
-        if (ok && self.config.audit_logins) || (!ok && self.config.audit_login_failures) {
+        let audit_success = self.config.audit_logins && (audit_reused || !reused);
+        if (ok && audit_success) || (!ok && self.config.audit_login_failures) {
             let (kind, performer_kind) = match &outcome {
                 Ok(a) => ("login_success", a.kind.as_str()),
                 Err(_) => ("login_failure", "user"),
@@ -127,43 +147,33 @@ impl Auth {
         Ok(outcome)
     }
 
-    /// [`Auth::login`] with a short-lived cache of successful checks, for clients that send Basic
-    /// credentials with every registry request (password hashing is deliberately slow). A
-    /// password change, lockout or disabling takes effect within [`BASIC_CACHE_MS`].
-    pub async fn login_cached(
-        &self,
-        username: &str,
-        secret: &str,
-        ctx: &LoginContext<'_>,
-    ) -> Result<std::result::Result<Actor, LoginError>> {
-        use sha2::Digest as _;
-        let key = hex::encode(sha2::Sha256::digest(
-            format!("{username}\0{secret}").as_bytes(),
-        ));
-        let now = now_ms();
-        if let Ok(cache) = self.basic_cache.lock()
-            && let Some((actor, at)) = cache.get(&key)
-            && now - at < BASIC_CACHE_MS
-        {
-            return Ok(Ok(actor.clone()));
-        }
-        let outcome = self.login(username, secret, ctx).await?;
-        if let Ok(actor) = &outcome
-            && let Ok(mut cache) = self.basic_cache.lock()
-        {
-            if cache.len() > 10_000 {
-                cache.clear();
-            }
-            cache.insert(key, (actor.clone(), now));
-        }
-        Ok(outcome)
+    /// Drops the remembered logins of an account: its password changed, or it was disabled or
+    /// deleted through this instance. (Other instances miss anyway: a hit must match the row.)
+    pub(crate) fn forget_logins(&self, account_id: i64) {
+        self.verified.forget_account(account_id);
     }
 
+    /// The verdict on a login, and whether a remembered verification stood in for the password
+    /// hash.
     async fn check(
         &self,
         username: &str,
         secret: &str,
         source: &str,
+    ) -> Result<(std::result::Result<Actor, LoginError>, bool)> {
+        let mut reused = false;
+        let outcome = self
+            .check_credentials(username, secret, source, &mut reused)
+            .await?;
+        Ok((outcome, reused))
+    }
+
+    async fn check_credentials(
+        &self,
+        username: &str,
+        secret: &str,
+        source: &str,
+        reused: &mut bool,
     ) -> Result<std::result::Result<Actor, LoginError>> {
         match username {
             "$app" => return self.check_app_token(None, secret).await,
@@ -224,17 +234,35 @@ impl Auth {
         {
             return Ok(Ok(actor));
         }
-        if let Some(e) = self.throttled(&Account::from(&row), source).await? {
+        // Throttling and lock-out come first, for remembered passwords too.
+        let (verdict, known_good) = self.throttle_state(&Account::from(&row), source).await?;
+        if let Some(e) = verdict {
             return Ok(Err(e));
         }
-        if !verify_password(secret, row.password_hash.as_deref()).await {
+        let now = now_ms();
+        let hash = row.password_hash.as_deref();
+        // A password verified recently for this account and this stored hash skips argon2id;
+        // anything else (a wrong password included) gets the full check.
+        *reused = self.verified.hit(username, secret, row.id, hash, now);
+        let how = if *reused { "remembered" } else { "hashed" };
+        metrics::counter!("berth_password_checks_total", "check" => how).increment(1);
+        if !*reused && !verify_password(secret, hash).await {
             return Ok(Err(self.login_failed(&Account::from(&row), source).await?));
         }
         if !row.enabled {
             return Ok(Err(LoginError::Disabled));
         }
-        self.incidental(self.db.login_succeeded(row.id, source).await)?;
-        self.incidental(self.db.touch_account(row.id).await)?;
+        if !*reused && let Some(h) = hash {
+            self.verified.remember(username, secret, row.id, h, now);
+        }
+        // The bookkeeping of a success writes only what changes: nothing for a login from a
+        // source known to be good, with no failures anywhere, by an account touched this minute.
+        if !(known_good && row.failed_logins == 0) {
+            self.incidental(self.db.login_succeeded(row.id, source).await)?;
+        }
+        if row.last_accessed.is_none_or(|t| now - t >= 60_000) {
+            self.incidental(self.db.touch_account(row.id).await)?;
+        }
         Ok(Ok(self.actor(&Account::from(&row), "password")))
     }
 
@@ -257,19 +285,30 @@ impl Auth {
     /// guard that only ever delays (never locks), once the account-wide count since the last
     /// success passes three times the lock-out threshold.
     pub async fn throttled(&self, row: &Account, source: &str) -> Result<Option<LoginError>> {
+        Ok(self.throttle_state(row, source).await?.0)
+    }
+
+    /// [`Auth::throttled`], and whether `source` is one the user has logged in from with no
+    /// failures since.
+    async fn throttle_state(
+        &self,
+        row: &Account,
+        source: &str,
+    ) -> Result<(Option<LoginError>, bool)> {
         let now = now_ms();
         let here = self.db.login_failures_from(row.id, source).await?;
         if let Some((f, last)) = here
             && f > 0
         {
             if self.config.lockout_failures > 0 && f >= self.config.lockout_failures {
-                return Ok(Some(LoginError::Locked {
+                let locked = LoginError::Locked {
                     failures: f,
                     source: source.to_string(),
-                }));
+                };
+                return Ok((Some(locked), false));
             }
             if let Some(e) = self.backoff(f, last, now) {
-                return Ok(Some(e));
+                return Ok((Some(e), false));
             }
         }
         // The guard spares addresses the user has logged in from (a row without failures): spread
@@ -284,9 +323,9 @@ impl Auth {
                 now,
             )
         {
-            return Ok(Some(e));
+            return Ok((Some(e), known_good));
         }
-        Ok(None)
+        Ok((None, known_good))
     }
 
     /// A write a login makes on the side (last use, failure counters). Under

@@ -18,6 +18,7 @@ mod robots;
 pub mod secret;
 pub mod session;
 mod tokens;
+mod verified;
 pub mod views;
 
 pub use audit::{AuditEntry, AuditLog, Who};
@@ -50,6 +51,9 @@ pub struct AuthConfig {
     pub backoff_base_ms: i64,
     /// Longest delay between attempts.
     pub backoff_max_ms: i64,
+    /// How long a verified password is remembered (as a keyed hash) so that the same login again
+    /// skips argon2id; 0 checks every login in full. See `verified.rs`.
+    pub login_cache_s: i64,
     /// `FEATURE_APP_SPECIFIC_TOKENS`
     pub app_tokens: bool,
     /// `APP_SPECIFIC_TOKEN_EXPIRATION` in seconds.
@@ -95,6 +99,7 @@ impl Default for AuthConfig {
             lockout_failures: 10,
             backoff_base_ms: 1000,
             backoff_max_ms: 60_000,
+            login_cache_s: 300,
             app_tokens: true,
             app_token_expiration_s: None,
             user_creation: true,
@@ -160,8 +165,8 @@ pub struct Auth {
     /// Browser sessions (and the signer of other browser-held state).
     pub sessions: session::Sessions,
     pub oidc: oidc::Oidc,
-    /// Successful Basic checks by hash of the credentials, with when they were made.
-    pub(crate) basic_cache: Arc<std::sync::Mutex<std::collections::HashMap<String, (Actor, i64)>>>,
+    /// Recently verified passwords, by keyed hash (see `verified.rs`).
+    pub(crate) verified: Arc<verified::VerifiedLogins>,
     /// Per-account locks that serialise password checks (see `login.rs`).
     pub(crate) login_locks:
         Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
@@ -212,6 +217,9 @@ impl Auth {
         };
         let sessions = session::Sessions::new(&session_secret, config.session_timeout_s);
         let oidc = oidc::Oidc::new(&config.oidc)?;
+        let verified = Arc::new(verified::VerifiedLogins::new(
+            config.login_cache_s.saturating_mul(1000),
+        ));
         Ok(Auth {
             db,
             sessions,
@@ -220,7 +228,7 @@ impl Auth {
             sealer,
             keys,
             audit,
-            basic_cache: Arc::default(),
+            verified,
             login_locks: Arc::default(),
         })
     }

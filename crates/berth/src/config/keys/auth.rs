@@ -264,6 +264,15 @@ pub static KEYS: &[KeyDef] = &[
             Ok(())
         },
     ),
+    berth(
+        "LOGIN_CACHE_SECONDS",
+        I,
+        "a verified password is remembered this long (as a keyed hash, in memory only) so that the same login again skips the password hash (default 300, 0 = check every login in full)",
+        |c, k, v, _| {
+            c.auth.login_cache_s = non_negative_i64(k, v)?;
+            Ok(())
+        },
+    ),
     // ---- (c): values Berth cannot honour stop the start
     guard(
         "FEATURE_SUPER_USERS",
