@@ -67,34 +67,15 @@ impl Body for ReqBody {
     }
 }
 
-/// The `Authorization` value sent to each registry under test, by address: Berth's bearer token
-/// (issued once per server start, for every repository the workloads use, as a Docker client
-/// holds it); none for Distribution, which runs without authentication.
-static AUTH: std::sync::RwLock<Option<std::collections::HashMap<SocketAddr, String>>> =
-    std::sync::RwLock::new(None);
-
-pub fn set_auth(addr: SocketAddr, value: Option<String>) {
-    if let Ok(mut a) = AUTH.write() {
-        let map = a.get_or_insert_with(Default::default);
-        match value {
-            Some(v) => map.insert(addr, v),
-            None => map.remove(&addr),
-        };
-    }
-}
-
-pub fn auth(addr: SocketAddr) -> Option<String> {
-    AUTH.read()
-        .ok()
-        .and_then(|a| a.as_ref().and_then(|m| m.get(&addr).cloned()))
-}
-
 /// One keep-alive HTTP/1.1 connection to a registry; reconnects transparently if the
-/// server closed it between requests.
+/// server closed it between requests. It is one simulated client: the `Authorization` value
+/// it sends (its own bearer token, Basic credentials, or the run's shared token) is its own.
 pub struct Conn {
     addr: SocketAddr,
     host: HeaderValue,
     sender: Option<http1::SendRequest<ReqBody>>,
+    /// Sent on every request unless the request names its own `Authorization`.
+    pub auth: Option<String>,
 }
 
 impl Conn {
@@ -104,6 +85,7 @@ impl Conn {
             addr,
             host,
             sender: None,
+            auth: None,
         };
         conn.open().await?;
         Ok(conn)
@@ -142,7 +124,11 @@ impl Conn {
         if len > 0 || matches!(method, Method::POST | Method::PUT | Method::PATCH) {
             builder = builder.header(CONTENT_LENGTH, len);
         }
-        if let Some(a) = auth(self.addr) {
+        if let Some(a) = &self.auth
+            && !headers
+                .iter()
+                .any(|(k, _)| k == http::header::AUTHORIZATION)
+        {
             builder = builder.header(http::header::AUTHORIZATION, a);
         }
         for (k, v) in headers {

@@ -48,14 +48,25 @@ impl BigBlob {
     }
 
     pub fn stream(&self) -> BlobStream {
+        self.range(0, self.size)
+    }
+
+    /// The bytes `start..start + len` of the blob (clamped to its size), as zero-copy slices.
+    pub fn range(&self, start: u64, len: u64) -> BlobStream {
+        let end = start.saturating_add(len).min(self.size);
+        let start = start.min(end);
+        let salt_len = self.salt.len() as u64;
+        // Both bounds are at most the salt's length here, so they fit in usize.
+        let salt = self
+            .salt
+            .slice(start.min(salt_len) as usize..end.min(salt_len) as usize);
+        let pattern_start = start.max(salt_len) - salt_len;
+        let pos = (pattern_start % self.pattern.len() as u64) as usize;
         BlobStream {
-            salt: Some(
-                self.salt
-                    .slice(..(self.salt.len() as u64).min(self.size) as usize),
-            ),
+            salt: Some(salt),
             pattern: self.pattern.clone(),
-            pos: 0,
-            remaining: self.size.saturating_sub(self.salt.len() as u64),
+            pos,
+            remaining: end.saturating_sub(start.max(salt_len)),
         }
     }
 }
@@ -167,5 +178,35 @@ impl SmallImage {
             blobs,
             manifest: Bytes::from(manifest.to_string().into_bytes()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_concatenate_to_the_blob() {
+        let blob = BigBlob::generate((PATTERN as u64) * 2 + 100);
+        let collect = |mut s: BlobStream| {
+            let mut v = Vec::new();
+            while let Some(c) = s.next_chunk() {
+                v.extend_from_slice(&c);
+            }
+            v
+        };
+        let whole = collect(blob.stream());
+        assert_eq!(whole.len() as u64, blob.size());
+        let mut parts = Vec::new();
+        let step = 5 << 20;
+        let mut at = 0;
+        while at < blob.size() {
+            let r = blob.range(at, step);
+            assert_eq!(r.remaining(), step.min(blob.size() - at));
+            parts.extend(collect(r));
+            at += step;
+        }
+        assert!(parts == whole);
+        assert_eq!(collect(blob.range(10, 20)), whole[10..30].to_vec());
     }
 }

@@ -5,6 +5,7 @@
 mod backing;
 mod client;
 mod data;
+mod login;
 mod raw;
 mod scan;
 mod selftest;
@@ -23,15 +24,56 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, ValueEnum};
 
 use crate::backing::{Backing, RoundEnv};
-use crate::client::Conn;
 use crate::data::{BigBlob, SmallImage};
-use crate::server::{Kind, Server, StartOptions};
+use crate::login::Access;
+use crate::server::{BENCH_PASSWORD, Kind, Server, StartOptions};
+use crate::workloads::UploadMode;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Only {
     Berth,
     BerthPgS3,
     Distribution,
+}
+
+/// Which tables to run (`--table`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum TableArg {
+    /// With authentication: a token per client for Berth, htpasswd for Distribution.
+    Auth,
+    /// Without per-client authentication: one token for the whole run for Berth, no auth for
+    /// Distribution.
+    Noauth,
+    Both,
+}
+
+/// One table: how the clients authenticate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Mode {
+    Auth,
+    NoAuth,
+}
+
+impl Mode {
+    fn title(self) -> &'static str {
+        match self {
+            Mode::Auth => {
+                "with authentication (Berth: a token per client, from /v2/auth with Basic \
+                 credentials; Distribution: htpasswd, Basic credentials on every request)"
+            }
+            Mode::NoAuth => {
+                "without per-client authentication (Berth: one token for the whole run; \
+                 Distribution: no auth)"
+            }
+        }
+    }
+
+    fn short(self) -> &'static str {
+        match self {
+            Mode::Auth => "auth",
+            Mode::NoAuth => "noauth",
+        }
+    }
 }
 
 impl Only {
@@ -67,6 +109,23 @@ struct Args {
     /// Concurrent pushers for the small-image workload.
     #[arg(long, default_value_t = 32)]
     push_concurrency: usize,
+    /// Size of each PATCH of the large-blob push, in MiB (0: one PATCH with the whole body).
+    #[arg(long, default_value_t = 5)]
+    chunk_mib: u64,
+    /// Clients of the CI burst: each a fresh connection that logs in and pushes one small
+    /// image, all started at once (0: no CI burst).
+    #[arg(long, default_value_t = 32)]
+    burst_clients: usize,
+    /// Concurrent clients of the login workload.
+    #[arg(long, default_value_t = 32)]
+    login_clients: usize,
+    /// Duration of the login workload (and of the robot login), in seconds (0: neither).
+    #[arg(long, default_value_t = 3.0)]
+    login_secs: f64,
+    /// Which tables to run: `auth` (a token per client / htpasswd), `noauth` (one token for the
+    /// whole run / Distribution without auth), or `both`.
+    #[arg(long, value_enum, default_value_t = TableArg::Both)]
+    table: TableArg,
     /// Benchmark only these registries (comma-separated or repeated; default: all three).
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Only>,
@@ -133,35 +192,71 @@ enum Figure {
     ManifestP50,
     ManifestP99,
     SmallPush,
+    SmallPushMono,
+    Burst,
+    BurstP50,
+    BurstMax,
+    Login,
+    LoginP50,
+    RobotLogin,
     IdleRss,
     PeakRss,
     Gc,
 }
 
 impl Figure {
-    const ALL: [Figure; 9] = [
+    const ALL: [Figure; 16] = [
         Figure::Push,
         Figure::Pull,
         Figure::ManifestRps,
         Figure::ManifestP50,
         Figure::ManifestP99,
         Figure::SmallPush,
+        Figure::SmallPushMono,
+        Figure::Burst,
+        Figure::BurstP50,
+        Figure::BurstMax,
+        Figure::Login,
+        Figure::LoginP50,
+        Figure::RobotLogin,
         Figure::IdleRss,
         Figure::PeakRss,
         Figure::Gc,
     ];
 
-    fn label(self, args: &Args) -> String {
+    fn label(self, args: &Args, mode: Mode) -> String {
         match self {
-            Figure::Push => format!("blob push {} MiB (MiB/s)", args.size_mib),
+            Figure::Push if args.chunk_mib == 0 => {
+                format!("blob push {} MiB, one PATCH (MiB/s)", args.size_mib)
+            }
+            Figure::Push => format!(
+                "blob push {} MiB, {} MiB PATCHes (MiB/s)",
+                args.size_mib, args.chunk_mib
+            ),
             Figure::Pull => format!("blob pull {} MiB (MiB/s)", args.size_mib),
             Figure::ManifestRps => format!("manifest GET x{} conns (req/s)", args.connections),
             Figure::ManifestP50 => "manifest GET p50 (ms)".to_string(),
             Figure::ManifestP99 => "manifest GET p99 (ms)".to_string(),
-            Figure::SmallPush => format!("small-image push x{} (images/s)", args.push_concurrency),
+            Figure::SmallPush => format!(
+                "small-image push x{}, POST+PATCH+PUT (images/s)",
+                args.push_concurrency
+            ),
+            Figure::SmallPushMono => format!(
+                "small-image push x{}, monolithic (images/s)",
+                args.push_concurrency
+            ),
+            Figure::Burst => format!("CI burst x{} clients (images/s)", args.burst_clients),
+            Figure::BurstP50 => "CI burst per-client p50 (ms)".to_string(),
+            Figure::BurstMax => "CI burst per-client max (ms)".to_string(),
+            Figure::Login => format!("login x{} clients (logins/s)", args.login_clients),
+            Figure::LoginP50 => "login p50 (ms)".to_string(),
+            Figure::RobotLogin => format!("robot login x{} clients (logins/s)", args.login_clients),
             Figure::IdleRss => "idle RSS (MiB)".to_string(),
             Figure::PeakRss => "peak RSS (MiB)".to_string(),
-            Figure::Gc => format!("GC after deleting {} images (s)", args.images),
+            Figure::Gc => format!(
+                "GC after deleting {} images (s)",
+                args.images * if mono_in(args, mode) { 2 } else { 1 } + args.burst_clients
+            ),
         }
     }
 
@@ -171,6 +266,9 @@ impl Figure {
             self,
             Figure::ManifestP50
                 | Figure::ManifestP99
+                | Figure::BurstP50
+                | Figure::BurstMax
+                | Figure::LoginP50
                 | Figure::IdleRss
                 | Figure::PeakRss
                 | Figure::Gc
@@ -192,12 +290,21 @@ impl Figure {
 
     fn format(self, v: f64) -> String {
         match self {
-            Figure::ManifestP50 | Figure::ManifestP99 | Figure::Gc => format!("{v:.2}"),
+            Figure::ManifestP50 | Figure::ManifestP99 | Figure::LoginP50 | Figure::Gc => {
+                format!("{v:.2}")
+            }
             Figure::IdleRss | Figure::PeakRss => format!("{v:.1}"),
-            Figure::SmallPush => format!("{v:.1}"),
+            Figure::SmallPush | Figure::SmallPushMono | Figure::Burst => format!("{v:.1}"),
             _ => format!("{v:.0}"),
         }
     }
+}
+
+/// Whether a table has the monolithic small-image line: the table without per-client
+/// authentication has it (there it compares upload paths alone; with a login per image both
+/// registries' figures are mostly login), and the table with authentication when it runs alone.
+fn mono_in(args: &Args, mode: Mode) -> bool {
+    mode == Mode::NoAuth || args.table == TableArg::Auth
 }
 
 /// Decides whether a target is met, given (berth value, ratio).
@@ -205,15 +312,15 @@ type TargetCheck = fn(f64, f64) -> bool;
 
 #[derive(Default)]
 struct Results {
-    figures: BTreeMap<(Figure, &'static str), Vec<f64>>,
+    figures: BTreeMap<(Mode, Figure, &'static str), Vec<f64>>,
     /// Registries whose blob pull was redirected, and where to (`host:port`).
     redirected: BTreeMap<&'static str, String>,
 }
 
-fn record(results: &mut Results, fig: Figure, kind: Kind, v: f64) {
+fn record(results: &mut Results, mode: Mode, fig: Figure, kind: Kind, v: f64) {
     results
         .figures
-        .entry((fig, kind.name()))
+        .entry((mode, fig, kind.name()))
         .or_default()
         .push(v);
 }
@@ -353,17 +460,51 @@ where
 struct Prepared {
     big: BigBlob,
     manifest_image: SmallImage,
+    /// The small-image push (POST+PATCH+PUT).
     images: Arc<Vec<SmallImage>>,
+    /// The monolithic small-image push: as many other images.
+    mono_images: Arc<Vec<SmallImage>>,
+    /// The CI burst: one image per client.
+    burst_images: Arc<Vec<SmallImage>>,
 }
 
 const BIG_REPO: &str = "bench/big";
+/// The repositories of the small images (and of the CI burst): `bench/small-0` … `-31`.
+const SMALL_REPOS: usize = 32;
 
-/// Runs one round: starts the registries (the pg+s3 column on a fresh database and bucket
-/// prefix from `backing`), runs the workloads, stops the registries and frees the round's
-/// database and prefix.
+fn small_repo(i: usize) -> String {
+    format!("bench/small-{}", i % SMALL_REPOS)
+}
+
+/// The one token a Berth gets per start in the "noauth" table: every repository the workloads
+/// touch, pull, push and delete (as the bench used before it logged clients in one by one).
+async fn run_token(addr: std::net::SocketAddr) -> Result<String> {
+    let mut repos = vec![
+        BIG_REPO.to_string(),
+        "bench/manifest".into(),
+        workloads::PROBE_REPO.into(),
+        workloads::LOGIN_REPO.into(),
+    ];
+    repos.extend((0..SMALL_REPOS).map(small_repo));
+    let repos: Vec<&str> = repos.iter().map(String::as_str).collect();
+    let conn = workloads::client(
+        addr,
+        &Access::login(login::USER, BENCH_PASSWORD),
+        &repos,
+        "pull,push,delete",
+    )
+    .await?;
+    conn.auth
+        .ok_or_else(|| anyhow!("the login gave no Authorization value"))
+}
+
+/// Runs one round of one table: starts the registries (the pg+s3 column on a fresh database
+/// and bucket prefix from `backing`), runs the workloads, stops the registries and frees the
+/// round's database and prefix.
 #[allow(clippy::too_many_arguments)]
 async fn run_round(
     args: &Args,
+    mode: Mode,
     round: usize,
     kinds: &[Kind],
     opts: &StartOptions<'_>,
@@ -372,20 +513,41 @@ async fn run_round(
     results: &mut Results,
     idle: &mut IdleWait,
 ) -> Result<()> {
+    let opts = StartOptions {
+        dist_auth: mode == Mode::Auth,
+        ..*opts
+    };
     let mut round_env: Option<RoundEnv> = None;
     let mut servers: Vec<Server> = Vec::new();
     for &kind in kinds {
         let started = match (kind, backing.as_deref_mut()) {
             (Kind::BerthPgS3, Some(b)) => match b.check_alive().and_then(|()| b.round(round)) {
                 Ok(env) => {
-                    let s = Server::start(kind, opts, &env.env, Some(b.pids())).await;
+                    let s = Server::start(kind, &opts, &env.env, Some(b.pids())).await;
                     round_env = Some(env);
                     s
                 }
                 Err(e) => Err(e),
             },
             (Kind::BerthPgS3, None) => continue,
-            _ => Server::start(kind, opts, &[], None).await,
+            _ => Server::start(kind, &opts, &[], None).await,
+        };
+        let started = match started {
+            Ok(mut s) => {
+                let access = match (mode, s.kind) {
+                    (Mode::Auth, _) => Ok(Access::login(login::USER, BENCH_PASSWORD)),
+                    (Mode::NoAuth, Kind::Distribution) => Ok(Access::Shared(None)),
+                    (Mode::NoAuth, _) => run_token(s.addr)
+                        .await
+                        .map(|t| Access::Shared(Some(t)))
+                        .context("the run's token"),
+                };
+                access.map(|a| {
+                    s.access = a;
+                    s
+                })
+            }
+            Err(e) => Err(e),
         };
         match started {
             Ok(s) => servers.push(s),
@@ -395,7 +557,7 @@ async fn run_round(
     let res = if servers.is_empty() {
         Err(anyhow!("no registry started"))
     } else {
-        run_workloads(args, &mut servers, data, results, idle).await
+        run_workloads(args, mode, &mut servers, data, results, idle).await
     };
     drop(servers);
     if let (Some(b), Some(env)) = (backing, &round_env) {
@@ -404,9 +566,17 @@ async fn run_round(
     res
 }
 
+/// A logged-in client's `Authorization` value for `repo` (`actions`), for the raw GET paths.
+async fn auth_for(s: &Server, repo: &str, actions: &str) -> Result<Option<String>> {
+    Ok(workloads::client(s.addr, &s.access, &[repo], actions)
+        .await?
+        .auth)
+}
+
 /// Runs every workload against each of `servers` in turn.
 async fn run_workloads(
     args: &Args,
+    mode: Mode,
     servers: &mut [Server],
     data: &Prepared,
     results: &mut Results,
@@ -417,37 +587,40 @@ async fn run_workloads(
         match s.memory() {
             Ok((rss, _)) => {
                 eprintln!("  {:<12} idle RSS       {rss:.1} MiB", s.kind.name());
-                record(results, Figure::IdleRss, s.kind, rss);
+                record(results, mode, Figure::IdleRss, s.kind, rss);
             }
             Err(e) => eprintln!("  {:<12} idle RSS FAILED: {e:#}", s.kind.name()),
         }
     }
 
+    // The monolithic upload each registry takes (for the extra small-image line).
+    let mono = mono_in(args, mode);
     let mut modes = Vec::new();
-    for s in servers.iter() {
-        let mode = workloads::detect_upload_mode(s.addr).await;
-        if let Err(e) = &mode {
+    for s in servers.iter().filter(|_| mono) {
+        let m = workloads::detect_upload_mode(s.addr, &s.access).await;
+        if let Err(e) = &m {
             eprintln!("  {:<12} upload probe FAILED: {e:#}", s.kind.name());
         }
-        modes.push(mode.ok());
+        modes.push(m.ok());
     }
 
     // 1. Large blob push.
+    let chunk = args.chunk_mib << 20;
     let mut pushed = vec![false; servers.len()];
     for (i, s) in servers.iter_mut().enumerate() {
-        let addr = s.addr;
+        let (addr, access) = (s.addr, s.access.clone());
         let big = &data.big;
         let r = run_one(
             idle,
             s,
             "blob push",
             Duration::from_secs(300),
-            workloads::push_blob(addr, BIG_REPO, big),
+            workloads::push_blob(addr, &access, BIG_REPO, big, chunk),
             |v| format!("{v:.0} MiB/s"),
         )
         .await;
         if let Some(v) = r {
-            record(results, Figure::Push, s.kind, v);
+            record(results, mode, Figure::Push, s.kind, v);
             pushed[i] = true;
         }
     }
@@ -458,12 +631,25 @@ async fn run_workloads(
             continue;
         }
         let addr = s.addr;
+        let auth = match auth_for(s, BIG_REPO, "pull").await {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("  {:<12} blob pull login FAILED: {e:#}", s.kind.name());
+                continue;
+            }
+        };
         let r = run_one(
             idle,
             s,
             "blob pull",
             Duration::from_secs(300),
-            workloads::pull_blob(addr, BIG_REPO, &data.big.digest, data.big.size()),
+            workloads::pull_blob(
+                addr,
+                auth.as_deref(),
+                BIG_REPO,
+                &data.big.digest,
+                data.big.size(),
+            ),
             |p| match &p.redirect {
                 Some((host, after)) => format!(
                     "{:.0} MiB/s (307 after {:.1} ms to {host})",
@@ -475,7 +661,7 @@ async fn run_workloads(
         )
         .await;
         if let Some(p) = r {
-            record(results, Figure::Pull, s.kind, p.mib_s);
+            record(results, mode, Figure::Pull, s.kind, p.mib_s);
             if let Some((host, _)) = p.redirect {
                 results.redirected.insert(s.kind.name(), host);
             }
@@ -484,24 +670,35 @@ async fn run_workloads(
 
     // 3. Manifest GET.
     let duration = Duration::from_secs_f64(args.duration_secs);
-    for (i, s) in servers.iter_mut().enumerate() {
-        let Some(mode) = modes[i] else { continue };
+    for s in servers.iter_mut() {
         let addr = s.addr;
         let img = &data.manifest_image;
         let setup = async {
-            let mut conn = Conn::connect(addr).await?;
-            workloads::push_image(&mut conn, img, mode).await
+            let mut conn =
+                workloads::client(addr, &s.access, &[img.repo.as_str()], "pull,push").await?;
+            workloads::push_image(&mut conn, img, UploadMode::Chunked).await?;
+            auth_for(s, &img.repo, "pull").await
         };
-        if let Err(e) = setup.await {
-            eprintln!("  {:<12} manifest setup FAILED: {e:#}", s.kind.name());
-            continue;
-        }
+        let auth = match setup.await {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("  {:<12} manifest setup FAILED: {e:#}", s.kind.name());
+                continue;
+            }
+        };
         let r = run_one(
             idle,
             s,
             "manifest GET",
             duration + Duration::from_secs(60),
-            workloads::manifest_get(addr, &img.repo, &img.tag, args.connections, duration),
+            workloads::manifest_get(
+                addr,
+                auth.as_deref(),
+                &img.repo,
+                &img.tag,
+                args.connections,
+                duration,
+            ),
             |m| {
                 format!(
                     "{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms ({} req, {} err)",
@@ -511,31 +708,127 @@ async fn run_workloads(
         )
         .await;
         if let Some(m) = r {
-            record(results, Figure::ManifestRps, s.kind, m.rps);
-            record(results, Figure::ManifestP50, s.kind, m.p50_ms);
-            record(results, Figure::ManifestP99, s.kind, m.p99_ms);
+            record(results, mode, Figure::ManifestRps, s.kind, m.rps);
+            record(results, mode, Figure::ManifestP50, s.kind, m.p50_ms);
+            record(results, mode, Figure::ManifestP99, s.kind, m.p99_ms);
         }
     }
 
-    // 4. Concurrent small-image pushes.
+    // 4. Concurrent small-image pushes, the way clients push (POST, PATCH, PUT), then the same
+    // number of other images through the registry's monolithic upload.
+    let mut pushed_images: Vec<Vec<&SmallImage>> = vec![Vec::new(); servers.len()];
     for (i, s) in servers.iter_mut().enumerate() {
-        let Some(mode) = modes[i] else { continue };
-        let addr = s.addr;
-        let r = run_one(
-            idle,
-            s,
-            "small pushes",
-            Duration::from_secs(300),
-            workloads::push_images(addr, data.images.clone(), args.push_concurrency, mode),
-            |v| format!("{v:.1} images/s ({mode:?})"),
-        )
-        .await;
-        if let Some(v) = r {
-            record(results, Figure::SmallPush, s.kind, v);
+        for (fig, set, m) in [
+            (Figure::SmallPush, &data.images, Some(UploadMode::Chunked)),
+            (
+                Figure::SmallPushMono,
+                &data.mono_images,
+                modes.get(i).copied().flatten(),
+            ),
+        ] {
+            let Some(m) = m else { continue };
+            let (addr, access) = (s.addr, s.access.clone());
+            let what = if fig == Figure::SmallPush {
+                "small pushes"
+            } else {
+                "mono pushes"
+            };
+            let r = run_one(
+                idle,
+                s,
+                what,
+                Duration::from_secs(300),
+                workloads::push_images(addr, &access, set.clone(), args.push_concurrency, m),
+                |v| format!("{v:.1} images/s ({})", m.describe()),
+            )
+            .await;
+            if let Some(v) = r {
+                record(results, mode, fig, s.kind, v);
+                pushed_images[i].extend(set.iter());
+            }
         }
     }
 
-    // 5. Peak RSS over the round.
+    // 5. The CI burst: one fresh client per image, all at once.
+    if !data.burst_images.is_empty() {
+        for (i, s) in servers.iter_mut().enumerate() {
+            let (addr, access) = (s.addr, s.access.clone());
+            let r = run_one(
+                idle,
+                s,
+                "CI burst",
+                Duration::from_secs(300),
+                workloads::ci_burst(
+                    addr,
+                    &access,
+                    data.burst_images.clone(),
+                    UploadMode::Chunked,
+                ),
+                |b| {
+                    format!(
+                        "{:.1} images/s ({:.2} s), p50 {:.0} ms, max {:.0} ms",
+                        b.images_s, b.wall_s, b.p50_ms, b.max_ms
+                    )
+                },
+            )
+            .await;
+            if let Some(b) = r {
+                record(results, mode, Figure::Burst, s.kind, b.images_s);
+                record(results, mode, Figure::BurstP50, s.kind, b.p50_ms);
+                record(results, mode, Figure::BurstMax, s.kind, b.max_ms);
+                pushed_images[i].extend(data.burst_images.iter());
+            }
+        }
+    }
+
+    // 6. Logins (with authentication only): the same credentials again and again, and for
+    // Berth the same with a robot account.
+    let login_time = Duration::from_secs_f64(args.login_secs);
+    if mode == Mode::Auth && args.login_secs > 0.0 && args.login_clients > 0 {
+        for s in servers.iter_mut() {
+            let addr = s.addr;
+            let mut accounts = vec![(
+                Figure::Login,
+                login::USER.to_string(),
+                BENCH_PASSWORD.to_string(),
+            )];
+            if matches!(s.kind, Kind::Berth | Kind::BerthPgS3) {
+                match workloads::create_robot(addr, "benchbot").await {
+                    Ok((user, token)) => accounts.push((Figure::RobotLogin, user, token)),
+                    Err(e) => eprintln!("  {:<12} robot FAILED: {e:#}", s.kind.name()),
+                }
+            }
+            for (fig, user, password) in accounts {
+                let what = if fig == Figure::Login {
+                    "login"
+                } else {
+                    "robot login"
+                };
+                let r = run_one(
+                    idle,
+                    s,
+                    what,
+                    login_time + Duration::from_secs(120),
+                    workloads::logins(addr, &user, &password, args.login_clients, login_time),
+                    |l| {
+                        format!(
+                            "{:.0} logins/s, p50 {:.2} ms, max {:.1} ms ({} logins)",
+                            l.rate, l.p50_ms, l.max_ms, l.logins
+                        )
+                    },
+                )
+                .await;
+                if let Some(l) = r {
+                    record(results, mode, fig, s.kind, l.rate);
+                    if fig == Figure::Login {
+                        record(results, mode, Figure::LoginP50, s.kind, l.p50_ms);
+                    }
+                }
+            }
+        }
+    }
+
+    // 7. Peak RSS over the round.
     for s in servers.iter_mut() {
         if s.check_alive().is_err() {
             continue;
@@ -546,21 +839,23 @@ async fn run_workloads(
                     "  {:<12} RSS now {rss:.1} MiB, peak {hwm:.1} MiB",
                     s.kind.name()
                 );
-                record(results, Figure::PeakRss, s.kind, hwm);
+                record(results, mode, Figure::PeakRss, s.kind, hwm);
             }
             Err(e) => eprintln!("  {:<12} peak RSS FAILED: {e:#}", s.kind.name()),
         }
     }
 
-    // 6. Garbage collection: delete every small image by digest, then collect. Berth collects
+    // 8. Garbage collection: delete every small image by digest, then collect. Berth collects
     // online (one pass through its API, the registry serving all along); Distribution needs its
     // offline `garbage-collect` with the registry stopped, so this runs last.
+    let expected =
+        data.images.len() + if mono { data.mono_images.len() } else { 0 } + data.burst_images.len();
     for (i, s) in servers.iter_mut().enumerate() {
-        if modes[i].is_none() || s.check_alive().is_err() {
+        if pushed_images[i].is_empty() || s.check_alive().is_err() {
             continue;
         }
         let addr = s.addr;
-        match workloads::delete_images(addr, &data.images).await {
+        match workloads::delete_images(addr, &s.access, &pushed_images[i]).await {
             Ok(n) => eprintln!("  {:<12} deleted {n} images", s.kind.name()),
             Err(e) => {
                 eprintln!("  {:<12} delete FAILED: {e:#}", s.kind.name());
@@ -586,7 +881,10 @@ async fn run_workloads(
                         " (online)"
                     }
                 );
-                record(results, Figure::Gc, s.kind, wall);
+                // Only a GC after every image was pushed and deleted counts.
+                if pushed_images[i].len() == expected {
+                    record(results, mode, Figure::Gc, s.kind, wall);
+                }
             }
             Err(e) => eprintln!("  {:<12} gc FAILED: {e:#}", s.kind.name()),
         }
@@ -594,11 +892,18 @@ async fn run_workloads(
     Ok(())
 }
 
-fn print_table(args: &Args, kinds: &[Kind], results: &Results, rounds: usize, pg_s3_rounds: usize) {
+fn print_table(
+    args: &Args,
+    mode: Mode,
+    kinds: &[Kind],
+    results: &Results,
+    rounds: usize,
+    pg_s3_rounds: usize,
+) {
     let get = |fig: Figure, kind: Kind| {
         results
             .figures
-            .get(&(fig, kind.name()))
+            .get(&(mode, fig, kind.name()))
             .and_then(|v| median(v))
     };
     let has_dist = kinds.contains(&Kind::Distribution);
@@ -617,6 +922,11 @@ fn print_table(args: &Args, kinds: &[Kind], results: &Results, rounds: usize, pg
     let mut rows = vec![header];
     let mut verdicts = Vec::new();
     for fig in Figure::ALL {
+        // A figure this table does not have (logins without authentication, a workload
+        // switched off) gets no row.
+        if kinds.iter().all(|&k| get(fig, k).is_none()) {
+            continue;
+        }
         let d = get(fig, Kind::Distribution);
         let ratio = |kind: Kind| match (get(fig, kind), d) {
             (Some(b), Some(d)) if b > 0.0 && d > 0.0 => {
@@ -625,7 +935,7 @@ fn print_table(args: &Args, kinds: &[Kind], results: &Results, rounds: usize, pg
             _ => None,
         };
         let show = |v: Option<f64>| v.map_or("-".to_string(), |v| fig.format(v));
-        let mut row = vec![fig.label(args)];
+        let mut row = vec![fig.label(args, mode)];
         row.extend(kinds.iter().map(|&k| show(get(fig, k))));
         for &(kind, short) in &ratio_kinds {
             row.push(ratio(kind).map_or("-".to_string(), |r| {
@@ -654,9 +964,10 @@ fn print_table(args: &Args, kinds: &[Kind], results: &Results, rounds: usize, pg
     } else {
         String::new()
     };
+    println!("Berth vs CNCF Distribution, {}", mode.title());
     println!(
-        "Berth vs CNCF Distribution, median of {rounds} round(s){pg_s3}; ratio is berth/dist \
-         for throughput and dist/berth for latency and RSS, so >1 always means Berth is better"
+        "Median of {rounds} round(s){pg_s3}; ratio is berth/dist for throughput and dist/berth \
+         for latency and RSS, so >1 always means Berth is better"
     );
     for (i, row) in rows.iter().enumerate() {
         let line: Vec<String> = row
@@ -686,6 +997,14 @@ fn print_table(args: &Args, kinds: &[Kind], results: &Results, rounds: usize, pg
             println!("| {} |", sep.join(" | "));
         }
     }
+    if !verdicts.is_empty() && has_dist && kinds.contains(&Kind::Berth) {
+        println!();
+        println!("Targets (berth, {}): {}", mode.short(), verdicts.join("; "));
+    }
+}
+
+/// The notes under the tables.
+fn print_notes(kinds: &[Kind], results: &Results) {
     if kinds.contains(&Kind::BerthPgS3) {
         let pull = if results.redirected.contains_key(Kind::BerthPgS3.name()) {
             "Blob pull follows Berth's 307 to a presigned s3s-fs URL and times redirect plus \
@@ -710,10 +1029,6 @@ fn print_table(args: &Args, kinds: &[Kind], results: &Results, rounds: usize, pg
          stopped. Distribution keeps manifests as blob files, so it reports one more file per \
          image."
     );
-    if !verdicts.is_empty() && has_dist && kinds.contains(&Kind::Berth) {
-        println!();
-        println!("Targets (berth): {}", verdicts.join("; "));
-    }
 }
 
 async fn run(args: Args) -> Result<()> {
@@ -725,6 +1040,19 @@ async fn run(args: Args) -> Result<()> {
     }
     if !args.idle_wait_secs.is_finite() || args.idle_wait_secs < 0.0 {
         bail!("--idle-wait-secs must be zero or positive");
+    }
+    if !args.login_secs.is_finite() || args.login_secs < 0.0 {
+        bail!("--login-secs must be zero or positive");
+    }
+    if args.push_concurrency == 0 {
+        bail!("--push-concurrency must be positive");
+    }
+    let chunk_ok = args
+        .chunk_mib
+        .checked_mul(1 << 20)
+        .is_some_and(|c| c <= 1 << 40);
+    if !chunk_ok {
+        bail!("--chunk-mib too large");
     }
     if args.scan_only {
         let t = Instant::now();
@@ -764,6 +1092,7 @@ async fn run(args: Args) -> Result<()> {
         registry_bin: &args.registry_bin,
         keep: args.keep,
         dist_cache: args.dist_cache,
+        dist_auth: false,
     };
 
     if let Ok(load) = std::fs::read_to_string("/proc/loadavg")
@@ -781,19 +1110,18 @@ async fn run(args: Args) -> Result<()> {
         .checked_mul(1 << 20)
         .context("--size-mib too large")?;
     let big = tokio::task::spawn_blocking(move || BigBlob::generate(size)).await?;
-    let n_images = args.images;
-    let images = tokio::task::spawn_blocking(move || {
-        (0..n_images)
-            .map(|i| {
-                SmallImage::generate(
-                    format!("bench/small-{}", i % 32),
-                    format!("t{i}"),
-                    3,
-                    4 << 10,
-                    100 << 10,
-                )
-            })
-            .collect::<Vec<_>>()
+    // Three sets of small images of the same shape (config + 3 layers of 4-100 KiB), each
+    // image its own random bytes: the small-image push, its monolithic twin, the CI burst.
+    let (n_images, n_burst) = (args.images, args.burst_clients);
+    let (images, mono_images, burst_images) = tokio::task::spawn_blocking(move || {
+        let set = |n: usize, tag: &str| {
+            (0..n)
+                .map(|i| {
+                    SmallImage::generate(small_repo(i), format!("{tag}{i}"), 3, 4 << 10, 100 << 10)
+                })
+                .collect::<Vec<_>>()
+        };
+        (set(n_images, "t"), set(n_images, "m"), set(n_burst, "ci-"))
     })
     .await?;
     let manifest_image = SmallImage::generate(
@@ -807,7 +1135,7 @@ async fn run(args: Args) -> Result<()> {
         "prepared {} MiB blob ({}) and {} small images in {:.1} s",
         args.size_mib,
         big.digest,
-        images.len(),
+        images.len() + mono_images.len() + burst_images.len(),
         t.elapsed().as_secs_f64()
     );
     if args.self_test {
@@ -823,6 +1151,8 @@ async fn run(args: Args) -> Result<()> {
         big,
         manifest_image,
         images: Arc::new(images),
+        mono_images: Arc::new(mono_images),
+        burst_images: Arc::new(burst_images),
     };
 
     // PostgreSQL and s3s-fs for the pg+s3 column: once per run. If they are missing or fail
@@ -861,6 +1191,11 @@ async fn run(args: Args) -> Result<()> {
         None if kinds == [Kind::BerthPgS3] => args.rounds,
         None => 1,
     };
+    let modes: &[Mode] = match args.table {
+        TableArg::Auth => &[Mode::Auth],
+        TableArg::Noauth => &[Mode::NoAuth],
+        TableArg::Both => &[Mode::Auth, Mode::NoAuth],
+    };
     for round in 1..=args.rounds {
         let round_kinds: Vec<Kind> = kinds
             .iter()
@@ -870,22 +1205,27 @@ async fn run(args: Args) -> Result<()> {
         if round_kinds.is_empty() {
             break;
         }
-        eprintln!("round {round}/{}", args.rounds);
         if round == pg_s3_rounds + 1 {
             // No later round needs PostgreSQL or s3s-fs.
             backing = None;
         }
-        run_round(
-            &args,
-            round,
-            &round_kinds,
-            &opts,
-            backing.as_mut(),
-            &data,
-            &mut results,
-            &mut idle,
-        )
-        .await?;
+        for (m, &mode) in modes.iter().enumerate() {
+            eprintln!("round {round}/{}, {}", args.rounds, mode.title());
+            // Each table's registries get their own database and bucket prefix.
+            let slot = (round - 1) * modes.len() + m + 1;
+            run_round(
+                &args,
+                mode,
+                slot,
+                &round_kinds,
+                &opts,
+                backing.as_mut(),
+                &data,
+                &mut results,
+                &mut idle,
+            )
+            .await?;
+        }
     }
     drop(backing);
     let ui = if args.ui_tags > 0 && kinds.contains(&Kind::Berth) {
@@ -905,7 +1245,10 @@ async fn run(args: Args) -> Result<()> {
     } else {
         Some(scan::run(args.rounds, &args.bench_data, &args.vulndb_dir).await)
     };
-    print_table(&args, &kinds, &results, args.rounds, pg_s3_rounds);
+    for &mode in modes {
+        print_table(&args, mode, &kinds, &results, args.rounds, pg_s3_rounds);
+    }
+    print_notes(&kinds, &results);
     ui::print(&ui);
     if let Some(f) = &scanner {
         scan::print(f, args.rounds);

@@ -22,11 +22,15 @@ pub struct RawResponse {
     pub location: Option<String>,
 }
 
-/// Builds the bytes of a GET request.
-pub fn get_request(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Vec<u8> {
-    let auth = crate::client::auth(addr);
+/// Builds the bytes of a GET request, with `Authorization: auth` when given.
+pub fn get_request(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    auth: Option<&str>,
+) -> Vec<u8> {
     let mut all: Vec<(&str, &str)> = headers.to_vec();
-    if let Some(a) = auth.as_deref() {
+    if let Some(a) = auth {
         all.push(("Authorization", a));
     }
     get_request_host(&addr.to_string(), path, &all)

@@ -52,11 +52,11 @@ pub async fn run(
     let addr: SocketAddr = listener.local_addr()?;
     let server = tokio::spawn(serve(listener, blob.clone(), manifest));
     let c0 = crate::client_cpu();
-    let mibs = workloads::pull_blob(addr, "x", &blob.digest, blob.size())
+    let mibs = workloads::pull_blob(addr, None, "x", &blob.digest, blob.size())
         .await?
         .mib_s;
     let c1 = crate::client_cpu();
-    let m = workloads::manifest_get(addr, "x", "latest", connections, duration).await?;
+    let m = workloads::manifest_get(addr, None, "x", "latest", connections, duration).await?;
     let c2 = crate::client_cpu();
     server.abort();
     println!(

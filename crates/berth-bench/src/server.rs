@@ -11,6 +11,7 @@ use http::{Method, StatusCode};
 
 use crate::backing::BackingPids;
 use crate::client::{Conn, ReqBody};
+use crate::login::Access;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -36,17 +37,34 @@ pub struct Server {
     pub addr: SocketAddr,
     /// The backing services whose CPU time this server's workloads cause (pg+s3 only).
     pub backing: Option<BackingPids>,
+    /// How the workloads' clients authenticate to it (set by the caller after the start).
+    pub access: Access,
     child: Child,
     dir: Option<tempfile::TempDir>,
     root: PathBuf,
 }
 
+#[derive(Clone, Copy)]
 pub struct StartOptions<'a> {
     pub berth_bin: &'a Path,
     pub berth_env: &'a [(String, String)],
     pub registry_bin: &'a Path,
     pub keep: bool,
     pub dist_cache: bool,
+    /// Give Distribution htpasswd authentication (user `admin`, [`BENCH_PASSWORD`]).
+    pub dist_auth: bool,
+}
+
+/// bcrypt cost of the Distribution htpasswd entry: 5, the default of Apache's `htpasswd -B`.
+pub const HTPASSWD_COST: u32 = 5;
+
+/// An htpasswd file line for `user`, bcrypt (`$2y$`, as `htpasswd -B` writes) at
+/// [`HTPASSWD_COST`].
+fn htpasswd_line(user: &str, password: &str) -> Result<String> {
+    let hash = bcrypt::hash_with_result(password, HTPASSWD_COST)
+        .context("bcrypt")?
+        .format_for_version(bcrypt::Version::TwoY);
+    Ok(format!("{user}:{hash}\n"))
 }
 
 /// The password of the superuser each Berth under test creates at first start.
@@ -107,11 +125,21 @@ impl Server {
                 } else {
                     ""
                 };
+                let auth = if opts.dist_auth {
+                    let path = root.join("htpasswd");
+                    std::fs::write(&path, htpasswd_line(crate::login::USER, BENCH_PASSWORD)?)?;
+                    format!(
+                        "auth:\n  htpasswd:\n    realm: berth-bench\n    path: {}\n",
+                        path.display()
+                    )
+                } else {
+                    String::new()
+                };
                 let config = format!(
                     "version: 0.1\n\
                      log:\n  level: error\n  accesslog:\n    disabled: true\n\
                      storage:\n{cache}  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-                     http:\n  addr: {addr}\n",
+                     http:\n  addr: {addr}\n{auth}",
                     data.display()
                 );
                 let config_path = root.join("config.yml");
@@ -134,6 +162,7 @@ impl Server {
             kind,
             addr,
             backing,
+            access: Access::Shared(None),
             child,
             dir: Some(dir),
             root,
@@ -157,15 +186,11 @@ impl Server {
                     self.log_tail()
                 );
             }
-            crate::client::set_auth(self.addr, None);
-            // Berth answers 401 with its token challenge until the client logs in.
+            // Berth (and Distribution with htpasswd) answer 401 with their challenge.
             if let Ok(mut conn) = Conn::connect(self.addr).await
                 && let Ok((StatusCode::OK | StatusCode::UNAUTHORIZED, _, _)) =
                     conn.call(Method::GET, "/v2/", &[], ReqBody::empty()).await
             {
-                if matches!(self.kind, Kind::Berth | Kind::BerthPgS3) {
-                    self.log_in(&mut conn).await?;
-                }
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -177,43 +202,6 @@ impl Server {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-    }
-
-    /// Gets a bearer token for every repository the workloads touch, as `podman login` followed
-    /// by a push would, and makes every later request carry it.
-    async fn log_in(&self, conn: &mut Conn) -> Result<()> {
-        use base64::Engine;
-        let mut path = "/v2/auth?service=localhost:5000".to_string();
-        let mut repos = vec![
-            "bench/big".to_string(),
-            "bench/manifest".into(),
-            "bench/probe".into(),
-        ];
-        repos.extend((0..32).map(|i| format!("bench/small-{i}")));
-        for r in repos {
-            path.push_str(&format!("&scope=repository:{r}:pull,push,delete"));
-        }
-        let basic = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("admin:{BENCH_PASSWORD}"))
-        );
-        let (status, _, body) = conn
-            .call(
-                Method::GET,
-                &path,
-                &[(http::header::AUTHORIZATION, &basic)],
-                ReqBody::empty(),
-            )
-            .await?;
-        if status != StatusCode::OK {
-            bail!("{} refused the bench login: {status}", self.kind.name());
-        }
-        let v: serde_json::Value = serde_json::from_slice(&body)?;
-        let token = v["token"]
-            .as_str()
-            .ok_or_else(|| anyhow::anyhow!("no token in the /v2/auth answer"))?;
-        crate::client::set_auth(self.addr, Some(format!("Bearer {token}")));
-        Ok(())
     }
 
     pub fn pid(&self) -> u32 {

@@ -3,7 +3,7 @@
 //! them, through the REST API 100 at a time (`GET /api/v1/repository/{repo}/tag/?page=N`).
 //! Berth only: the peer registry has no UI.
 
-use crate::client::{Conn, ReqBody, set_auth};
+use crate::client::{Conn, ReqBody};
 use crate::data::sha256_digest;
 use crate::server::{BENCH_PASSWORD, Kind, Server, StartOptions};
 use anyhow::{Context, Result, bail};
@@ -173,7 +173,6 @@ fn median(mut v: Vec<f64>) -> f64 {
 pub async fn run(opts: &StartOptions<'_>, sizes: &[usize]) -> Result<Vec<UiFigures>> {
     let s = Server::start(Kind::Berth, opts, &[], None).await?;
     // Cookies and Basic credentials only: no registry token on these requests.
-    set_auth(s.addr, None);
     let origin = format!("http://{}", s.addr);
     let mut out = Vec::new();
     let mut c = Conn::connect(s.addr).await?;

@@ -1,5 +1,6 @@
-//! The workloads. Each takes the registry's address and works against any registry that
-//! speaks the OCI Distribution API over plain HTTP without auth.
+//! The workloads. Each takes the registry's address and how its clients authenticate
+//! ([`Access`]), and works against any registry that speaks the OCI Distribution API over plain
+//! HTTP.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,23 +16,59 @@ use tokio::task::JoinSet;
 
 use crate::client::{Conn, OCTET, ReqBody, location, with_query};
 use crate::data::{BigBlob, MANIFEST_ACCEPT, OCI_MANIFEST, SmallImage};
+use crate::login::{self, Access, Challenge};
 use crate::raw::{self, RawConn};
 
 const MIB: f64 = 1024.0 * 1024.0;
 
-/// How a registry accepts a small blob in one go.
+/// How a client uploads a small blob.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UploadMode {
-    /// `POST /blobs/uploads/?digest=` with the body answers 201 (single request).
+    /// What podman, skopeo, containerd and docker do: `POST` (empty), one `PATCH` with the
+    /// whole body, `PUT <location>?digest=` with an empty body.
+    Chunked,
+    /// Monolithic, one request: `POST /blobs/uploads/?digest=` with the body answers 201.
     SinglePost,
-    /// The registry ignores a body on POST: `POST` then `PUT <location>?digest=` with the body.
+    /// Monolithic where the registry ignores a body on POST (Distribution 2.8): `POST` then
+    /// `PUT <location>?digest=` with the body.
     PostPut,
 }
 
-/// Uploads a large blob: POST, one streamed PATCH with the whole body, then PUT ?digest=.
-/// Returns MiB/s over the three requests.
-pub async fn push_blob(addr: SocketAddr, repo: &str, blob: &BigBlob) -> Result<f64> {
+impl UploadMode {
+    pub fn describe(self) -> &'static str {
+        match self {
+            UploadMode::Chunked => "POST+PATCH+PUT",
+            UploadMode::SinglePost => "single POST",
+            UploadMode::PostPut => "POST+PUT with body",
+        }
+    }
+}
+
+/// A new connection, logged in for `repos` as a fresh client is (see [`login::log_in`]).
+pub async fn client(
+    addr: SocketAddr,
+    access: &Access,
+    repos: &[&str],
+    actions: &str,
+) -> Result<Conn> {
     let mut conn = Conn::connect(addr).await?;
+    login::log_in(&mut conn, access, repos, actions).await?;
+    Ok(conn)
+}
+
+/// Uploads a large blob as one logged-in client (the login is not timed): `POST`, then the
+/// body in `PATCH`es of `chunk` bytes each (`Content-Range: start-end`; `chunk` 0: one
+/// `PATCH` with the whole body), then `PUT <location>?digest=` with an empty body. Returns
+/// MiB/s over those requests.
+pub async fn push_blob(
+    addr: SocketAddr,
+    access: &Access,
+    repo: &str,
+    blob: &BigBlob,
+    chunk: u64,
+) -> Result<f64> {
+    let mut conn = client(addr, access, &[repo], "pull,push").await?;
+    let chunk = if chunk == 0 { blob.size() } else { chunk };
     let start = Instant::now();
     let hdrs = conn
         .expect(
@@ -42,21 +79,28 @@ pub async fn push_blob(addr: SocketAddr, repo: &str, blob: &BigBlob) -> Result<f
             StatusCode::ACCEPTED,
         )
         .await?;
-    let upload = location(&hdrs)?;
-    let range = format!("0-{}", blob.size().saturating_sub(1));
-    let hdrs = conn
-        .expect(
-            Method::PATCH,
-            &upload,
-            &[
-                OCTET,
-                (http::HeaderName::from_static("content-range"), &range),
-            ],
-            ReqBody::Stream(blob.stream()),
-            StatusCode::ACCEPTED,
-        )
-        .await?;
-    let upload = location(&hdrs)?;
+    let mut upload = location(&hdrs)?;
+    let mut at = 0;
+    while at < blob.size() {
+        let part = blob.range(at, chunk);
+        let len = part.remaining();
+        let range = format!("{at}-{}", at + len - 1);
+        let hdrs = conn
+            .expect(
+                Method::PATCH,
+                &upload,
+                &[
+                    OCTET,
+                    (http::HeaderName::from_static("content-range"), &range),
+                ],
+                ReqBody::Stream(part),
+                StatusCode::ACCEPTED,
+            )
+            .await
+            .with_context(|| format!("PATCH of bytes {range}"))?;
+        upload = location(&hdrs)?;
+        at += len;
+    }
     let hdrs = conn
         .expect(
             Method::PUT,
@@ -82,9 +126,16 @@ pub struct PullStats {
 }
 
 /// Downloads a blob and discards it, following redirects (as a client would: the clock
-/// covers the redirect and the download from wherever it points). Returns MiB/s.
-pub async fn pull_blob(addr: SocketAddr, repo: &str, digest: &str, size: u64) -> Result<PullStats> {
-    let req = raw::get_request(addr, &format!("/v2/{repo}/blobs/{digest}"), &[]);
+/// covers the redirect and the download from wherever it points; a redirect is followed without
+/// `auth`). Returns MiB/s.
+pub async fn pull_blob(
+    addr: SocketAddr,
+    auth: Option<&str>,
+    repo: &str,
+    digest: &str,
+    size: u64,
+) -> Result<PullStats> {
+    let req = raw::get_request(addr, &format!("/v2/{repo}/blobs/{digest}"), &[], auth);
     let mut conn = RawConn::connect(addr, 1 << 20).await?;
     let start = Instant::now();
     let mut resp = conn.get(&req).await?;
@@ -152,6 +203,40 @@ async fn upload_small(
     mode: UploadMode,
 ) -> Result<()> {
     match mode {
+        UploadMode::Chunked => {
+            let hdrs = conn
+                .expect(
+                    Method::POST,
+                    &format!("/v2/{repo}/blobs/uploads/"),
+                    &[],
+                    ReqBody::empty(),
+                    StatusCode::ACCEPTED,
+                )
+                .await?;
+            let upload = location(&hdrs)?;
+            let range = format!("0-{}", data.len().saturating_sub(1));
+            let hdrs = conn
+                .expect(
+                    Method::PATCH,
+                    &upload,
+                    &[
+                        OCTET,
+                        (http::HeaderName::from_static("content-range"), &range),
+                    ],
+                    ReqBody::bytes(data.clone()),
+                    StatusCode::ACCEPTED,
+                )
+                .await?;
+            let upload = location(&hdrs)?;
+            conn.expect(
+                Method::PUT,
+                &with_query(&upload, "digest", digest),
+                &[],
+                ReqBody::empty(),
+                StatusCode::CREATED,
+            )
+            .await?;
+        }
         UploadMode::SinglePost => {
             conn.expect(
                 Method::POST,
@@ -186,15 +271,18 @@ async fn upload_small(
     Ok(())
 }
 
-/// Finds out whether the registry completes a monolithic `POST ?digest=` upload itself.
-pub async fn detect_upload_mode(addr: SocketAddr) -> Result<UploadMode> {
-    let mut conn = Conn::connect(addr).await?;
+pub const PROBE_REPO: &str = "bench/probe";
+
+/// Finds out the registry's monolithic upload: whether it completes a `POST ?digest=` with a
+/// body itself ([`UploadMode::SinglePost`]) or needs the `PUT` ([`UploadMode::PostPut`]).
+pub async fn detect_upload_mode(addr: SocketAddr, access: &Access) -> Result<UploadMode> {
+    let mut conn = client(addr, access, &[PROBE_REPO], "pull,push").await?;
     let data = Bytes::from(format!("berth-bench probe {:?}", Instant::now()).into_bytes());
     let digest = crate::data::sha256_digest(&data);
     let (status, hdrs, body) = conn
         .call(
             Method::POST,
-            &format!("/v2/bench/probe/blobs/uploads/?digest={digest}"),
+            &format!("/v2/{PROBE_REPO}/blobs/uploads/?digest={digest}"),
             &[OCTET],
             ReqBody::bytes(data.clone()),
         )
@@ -248,9 +336,11 @@ pub struct ManifestStats {
     pub errors: u64,
 }
 
-/// `connections` keep-alive connections GET the manifest as fast as they can for `duration`.
+/// `connections` keep-alive connections GET the manifest as fast as they can for `duration`,
+/// each request carrying `auth`.
 pub async fn manifest_get(
     addr: SocketAddr,
+    auth: Option<&str>,
     repo: &str,
     tag: &str,
     connections: usize,
@@ -260,6 +350,7 @@ pub async fn manifest_get(
         addr,
         &format!("/v2/{repo}/manifests/{tag}"),
         &[("Accept", MANIFEST_ACCEPT)],
+        auth,
     ));
     // Open every connection and do one request on it before the clock starts.
     let mut conns = Vec::with_capacity(connections);
@@ -342,17 +433,24 @@ pub async fn manifest_get(
     })
 }
 
-/// Pushes all `images` with `concurrency` workers, each on its own connection.
-/// Returns images/s.
+/// Pushes all `images` with `concurrency` workers, each on its own keep-alive connection. With
+/// [`Access::Login`] every image is one client session, as one `podman push` is: the worker
+/// logs in from scratch for that image's repository (`GET /v2/`, then its credential check)
+/// before pushing it. Returns images/s.
 pub async fn push_images(
     addr: SocketAddr,
+    access: &Access,
     images: Arc<Vec<SmallImage>>,
     concurrency: usize,
     mode: UploadMode,
 ) -> Result<f64> {
     let mut conns = Vec::with_capacity(concurrency);
     for _ in 0..concurrency {
-        conns.push(Conn::connect(addr).await?);
+        let mut conn = Conn::connect(addr).await?;
+        if let Access::Shared(v) = access {
+            conn.auth = v.clone();
+        }
+        conns.push(conn);
     }
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
@@ -360,12 +458,16 @@ pub async fn push_images(
     for mut conn in conns {
         let images = images.clone();
         let next = next.clone();
+        let access = access.clone();
         tasks.spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(image) = images.get(i) else {
                     break;
                 };
+                if access.is_login() {
+                    login::log_in(&mut conn, &access, &[image.repo.as_str()], "pull,push").await?;
+                }
                 push_image(&mut conn, image, mode).await?;
             }
             anyhow::Ok(())
@@ -378,20 +480,178 @@ pub async fn push_images(
     Ok(images.len() as f64 / elapsed)
 }
 
-/// Deletes every image by its manifest digest. Returns how many.
-pub async fn delete_images(addr: SocketAddr, images: &[SmallImage]) -> Result<usize> {
+pub struct BurstStats {
+    pub images_s: f64,
+    pub p50_ms: f64,
+    pub max_ms: f64,
+    pub wall_s: f64,
+}
+
+/// The CI burst: one fresh client per image, all started at once, as `podman push` from as
+/// many CI jobs. Each opens its own connection, logs in from scratch (with
+/// [`Access::Login`]), pushes its image (`mode`) and is done. Returns images / wall time and
+/// the per-client times (connect to manifest PUT).
+pub async fn ci_burst(
+    addr: SocketAddr,
+    access: &Access,
+    images: Arc<Vec<SmallImage>>,
+    mode: UploadMode,
+) -> Result<BurstStats> {
+    let start = Instant::now();
+    let mut tasks = JoinSet::new();
+    for i in 0..images.len() {
+        let images = images.clone();
+        let access = access.clone();
+        tasks.spawn(async move {
+            let t0 = Instant::now();
+            let image = images
+                .get(i)
+                .ok_or_else(|| anyhow::anyhow!("no image {i}"))?;
+            let mut conn = client(addr, &access, &[image.repo.as_str()], "pull,push").await?;
+            push_image(&mut conn, image, mode).await?;
+            anyhow::Ok(t0.elapsed())
+        });
+    }
+    let mut times = Vec::with_capacity(images.len());
+    while let Some(task) = tasks.join_next().await {
+        times.push(task??.as_secs_f64() * 1000.0);
+    }
+    let wall_s = start.elapsed().as_secs_f64();
+    times.sort_by(f64::total_cmp);
+    Ok(BurstStats {
+        images_s: images.len() as f64 / wall_s,
+        p50_ms: times.get(times.len() / 2).copied().unwrap_or(f64::NAN),
+        max_ms: times.last().copied().unwrap_or(f64::NAN),
+        wall_s,
+    })
+}
+
+pub struct LoginStats {
+    pub rate: f64,
+    pub p50_ms: f64,
+    pub max_ms: f64,
+    pub logins: u64,
+}
+
+pub const LOGIN_REPO: &str = "bench/login";
+
+/// Repeated logins with the same credentials: `clients` keep-alive connections each ping
+/// `/v2/` once (not timed), then repeat the credential check until `duration` is over (Berth:
+/// `GET /v2/auth?service=…&scope=repository:bench/login:pull,push` with Basic; Distribution:
+/// `GET /v2/` with Basic). Returns logins/s and latency.
+pub async fn logins(
+    addr: SocketAddr,
+    user: &str,
+    password: &str,
+    clients: usize,
+    duration: Duration,
+) -> Result<LoginStats> {
+    let mut conns = Vec::with_capacity(clients);
+    let mut path = String::new();
+    let mut challenge = Challenge::None;
+    for _ in 0..clients {
+        let mut conn = Conn::connect(addr).await?;
+        challenge = login::ping(&mut conn).await?;
+        if let Challenge::Bearer { realm, service } = &challenge {
+            path = login::token_path(realm, service.as_deref(), &[LOGIN_REPO], "pull,push");
+        }
+        conns.push(conn);
+    }
+    let (path, challenge) = (Arc::new(path), Arc::new(challenge));
+    let start = Instant::now();
+    let end = start + duration;
+    let mut tasks = JoinSet::new();
+    for mut conn in conns {
+        let (path, challenge) = (path.clone(), challenge.clone());
+        let (user, password) = (user.to_string(), password.to_string());
+        tasks.spawn(async move {
+            let mut hist = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3)?;
+            // At least one login per client, however long the first takes.
+            loop {
+                let t0 = Instant::now();
+                login::check(&mut conn, &challenge, &path, &user, &password).await?;
+                let us = t0.elapsed().as_micros();
+                hist.saturating_record(u64::try_from(us).unwrap_or(u64::MAX));
+                if Instant::now() >= end {
+                    break;
+                }
+            }
+            anyhow::Ok((hist, Instant::now()))
+        });
+    }
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3)?;
+    let mut finished = start;
+    while let Some(task) = tasks.join_next().await {
+        let (h, t) = task??;
+        hist.add(&h)?;
+        finished = finished.max(t);
+    }
+    let elapsed = (finished - start).as_secs_f64();
+    Ok(LoginStats {
+        rate: hist.len() as f64 / elapsed,
+        p50_ms: hist.value_at_quantile(0.50) as f64 / 1000.0,
+        max_ms: hist.max() as f64 / 1000.0,
+        logins: hist.len(),
+    })
+}
+
+/// Creates the robot `admin+<name>` through Berth's API (`PUT /api/v1/user/robots/<name>`,
+/// Basic credentials). Returns its user name and token.
+pub async fn create_robot(addr: SocketAddr, name: &str) -> Result<(String, String)> {
     let mut conn = Conn::connect(addr).await?;
-    for image in images {
-        let digest = crate::data::sha256_digest(&image.manifest);
-        conn.expect(
-            Method::DELETE,
-            &format!("/v2/{}/manifests/{digest}", image.repo),
-            &[],
-            ReqBody::empty(),
-            StatusCode::ACCEPTED,
+    conn.auth = Some(login::basic(login::USER, crate::server::BENCH_PASSWORD));
+    let (status, _, body) = conn
+        .call(
+            Method::PUT,
+            &format!("/api/v1/user/robots/{name}"),
+            &[(CONTENT_TYPE, "application/json")],
+            ReqBody::bytes(Bytes::from_static(b"{}")),
         )
-        .await
-        .with_context(|| format!("deleting {}@{digest}", image.repo))?;
+        .await?;
+    if !matches!(status, StatusCode::OK | StatusCode::CREATED) {
+        bail!(
+            "creating robot {name} answered {status}: {}",
+            String::from_utf8_lossy(&body[..body.len().min(400)])
+        );
+    }
+    let v: serde_json::Value = serde_json::from_slice(&body).context("robot answer")?;
+    let user = v["name"]
+        .as_str()
+        .context("no name in the robot answer")?
+        .to_string();
+    let token = v["token"]
+        .as_str()
+        .context("no token in the robot answer")?
+        .to_string();
+    Ok((user, token))
+}
+
+/// Deletes every image by its manifest digest (with [`Access::Login`], logged in once per
+/// repository, with `delete`). Returns how many.
+pub async fn delete_images(
+    addr: SocketAddr,
+    access: &Access,
+    images: &[&SmallImage],
+) -> Result<usize> {
+    let mut by_repo: std::collections::BTreeMap<&str, Vec<&SmallImage>> = Default::default();
+    for image in images {
+        by_repo.entry(&image.repo).or_default().push(image);
+    }
+    let mut conn = Conn::connect(addr).await?;
+    for (repo, images) in by_repo {
+        login::log_in(&mut conn, access, &[repo], "pull,push,delete").await?;
+        for image in images {
+            let digest = crate::data::sha256_digest(&image.manifest);
+            conn.expect(
+                Method::DELETE,
+                &format!("/v2/{repo}/manifests/{digest}"),
+                &[],
+                ReqBody::empty(),
+                StatusCode::ACCEPTED,
+            )
+            .await
+            .with_context(|| format!("deleting {repo}@{digest}"))?;
+        }
     }
     Ok(images.len())
 }
@@ -399,26 +659,14 @@ pub async fn delete_images(addr: SocketAddr, images: &[SmallImage]) -> Result<us
 /// One garbage-collection pass of Berth through its API (`POST /api/v1/superuser/gc`, which
 /// takes Basic credentials). Returns the number of blobs it deleted.
 pub async fn berth_gc(addr: SocketAddr) -> Result<usize> {
-    use base64::Engine;
-    let bearer = crate::client::auth(addr);
-    let basic = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD
-            .encode(format!("admin:{}", crate::server::BENCH_PASSWORD))
-    );
-    crate::client::set_auth(addr, Some(basic));
-    let res = async {
-        let mut conn = Conn::connect(addr).await?;
-        let (status, _, body) = conn
-            .call(Method::POST, "/api/v1/superuser/gc", &[], ReqBody::empty())
-            .await?;
-        if status != StatusCode::OK {
-            anyhow::bail!("POST /api/v1/superuser/gc answered {status}");
-        }
-        let v: serde_json::Value = serde_json::from_slice(&body)?;
-        Ok(v["blobs_deleted"].as_u64().unwrap_or(0) as usize)
+    let mut conn = Conn::connect(addr).await?;
+    conn.auth = Some(login::basic(login::USER, crate::server::BENCH_PASSWORD));
+    let (status, _, body) = conn
+        .call(Method::POST, "/api/v1/superuser/gc", &[], ReqBody::empty())
+        .await?;
+    if status != StatusCode::OK {
+        bail!("POST /api/v1/superuser/gc answered {status}");
     }
-    .await;
-    crate::client::set_auth(addr, bearer);
-    res
+    let v: serde_json::Value = serde_json::from_slice(&body)?;
+    Ok(v["blobs_deleted"].as_u64().unwrap_or(0) as usize)
 }
