@@ -113,7 +113,7 @@ pub struct AuditLog {
 }
 
 /// Buffered entries beyond this are written at once rather than waiting for the next tick.
-const MAX_PENDING: usize = 512;
+const MAX_PENDING: usize = 2048;
 
 impl AuditLog {
     pub fn new(db: Db) -> AuditLog {
