@@ -24,48 +24,29 @@ use tokio::sync::mpsc;
 const READ_CHUNK: usize = 1 << 20;
 /// Size of the writes made to upload files.
 const WRITE_CHUNK: usize = 1 << 20;
-/// Write buffers in flight per upload (besides the one being filled).
-const IN_FLIGHT: usize = 4;
-/// Write buffers kept for reuse between uploads (`WRITE_CHUNK` each).
-const POOLED: usize = 6;
+/// Most buffers gathered into one vectored write (Linux accepts 1024).
+const MAX_IOVECS: usize = 512;
 
-/// Write buffers of `WRITE_CHUNK`, reused from upload to upload.
-///
-/// The request body arrives as slices of hyper's read buffer. Holding those slices while they
-/// wait for the disk (as a batch of `Bytes` did) keeps hyper from reusing its buffer, so every
-/// read went into newly allocated memory, and the first touch of each of its pages cost a page
-/// fault and a page clear: a quarter of the server's CPU on a 1 GiB push (docs/perf/). Copying
-/// each slice into one of these buffers at once (one memcpy, ~0.1 s per GiB) lets hyper read into
-/// the same warm memory again, and these buffers, once faulted in, stay.
-#[derive(Default)]
-struct BufferPool(std::sync::Mutex<Vec<Vec<u8>>>);
-
-impl BufferPool {
-    fn take(&self) -> Vec<u8> {
-        self.0
-            .lock()
-            .ok()
-            .and_then(|mut p| p.pop())
-            .unwrap_or_else(|| Vec::with_capacity(WRITE_CHUNK))
-    }
-
-    fn give(&self, mut buf: Vec<u8>) {
-        if buf.capacity() != WRITE_CHUNK {
-            return;
-        }
-        buf.clear();
-        if let Ok(mut p) = self.0.lock()
-            && p.len() < POOLED
-        {
-            p.push(buf);
+/// Writes every buffer of `batch`, in order, with as few system calls as the kernel allows.
+fn write_all_vectored(file: &mut std::fs::File, batch: &[Bytes]) -> std::io::Result<u64> {
+    let total: usize = batch.iter().map(Bytes::len).sum();
+    let mut slices: Vec<std::io::IoSlice<'_>> =
+        batch.iter().map(|b| std::io::IoSlice::new(b)).collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        match file.write_vectored(rest) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => std::io::IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
+    Ok(total as u64)
 }
 
 pub struct FsStore {
     root: PathBuf,
     fsync: bool,
-    buffers: std::sync::Arc<BufferPool>,
 }
 
 impl FsStore {
@@ -75,11 +56,7 @@ impl FsStore {
         for d in ["blobs", "uploads", "health"] {
             std::fs::create_dir_all(root.join(d))?;
         }
-        Ok(FsStore {
-            root,
-            fsync,
-            buffers: std::sync::Arc::default(),
-        })
+        Ok(FsStore { root, fsync })
     }
 
     fn blob_path(&self, d: &Digest) -> PathBuf {
@@ -217,54 +194,30 @@ impl BlobStore for FsStore {
             Ok(f)
         })
         .await?;
-        // The request task reads (and, through the stream, hashes) and copies the body into
-        // write buffers of about 1 MiB (see `BufferPool`), which a blocking thread writes, one
-        // write each (page-cache writes of 16 KiB cost about four times the kernel time of 1 MiB
-        // writes on this kind of machine), then hands back for refilling. At most IN_FLIGHT full
-        // buffers wait for the disk: a slow disk slows the client down rather than filling memory.
-        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(IN_FLIGHT);
-        let (back_tx, mut back_rx) = mpsc::channel::<Vec<u8>>(IN_FLIGHT + 1);
+        // The request task reads (and, through the stream, hashes) while a blocking thread writes.
+        // The body's small chunks are gathered into batches of about 1 MiB and written with one
+        // vectored write each: page-cache writes of 16 KiB cost about four times the kernel time
+        // of 1 MiB writes on this kind of machine, and gathering avoids copying the bytes again.
+        let (tx, mut rx) = mpsc::channel::<Vec<Bytes>>(4);
         let writer = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
             let mut written = 0u64;
-            while let Some(buf) = rx.blocking_recv() {
-                file.write_all(&buf)?;
-                written += buf.len() as u64;
-                // The request task may have stopped taking buffers back; the pool has others.
-                let _ = back_tx.try_send(buf);
+            while let Some(batch) = rx.blocking_recv() {
+                written += write_all_vectored(&mut file, &batch)?;
             }
             Ok(written)
         });
         let mut client_err = None;
-        let mut buf = self.buffers.take();
-        let mut made = 1usize;
-        'body: while let Some(item) = data.next().await {
+        let mut batch: Vec<Bytes> = Vec::new();
+        let mut batched = 0usize;
+        while let Some(item) = data.next().await {
             match item {
                 Ok(chunk) => {
-                    let mut rest = &chunk[..];
-                    while !rest.is_empty() {
-                        let n = rest.len().min(WRITE_CHUNK - buf.len());
-                        buf.extend_from_slice(&rest[..n]);
-                        rest = &rest[n..];
-                        if buf.len() == WRITE_CHUNK {
-                            if tx.send(buf).await.is_err() {
-                                buf = Vec::new();
-                                break 'body; // the writer failed; its error is reported below
-                            }
-                            buf = match back_rx.try_recv() {
-                                Ok(b) => b,
-                                Err(_) if made <= IN_FLIGHT => {
-                                    made += 1;
-                                    self.buffers.take()
-                                }
-                                Err(_) => match back_rx.recv().await {
-                                    Some(b) => b,
-                                    None => {
-                                        buf = Vec::new();
-                                        break 'body;
-                                    }
-                                },
-                            };
-                            buf.clear();
+                    batched += chunk.len();
+                    batch.push(chunk);
+                    if batched >= WRITE_CHUNK || batch.len() >= MAX_IOVECS {
+                        batched = 0;
+                        if tx.send(std::mem::take(&mut batch)).await.is_err() {
+                            break; // the writer failed; its error is reported below
                         }
                     }
                 }
@@ -274,18 +227,13 @@ impl BlobStore for FsStore {
                 }
             }
         }
-        if client_err.is_none() && !buf.is_empty() {
-            let _ = tx.send(std::mem::take(&mut buf)).await;
+        if client_err.is_none() && !batch.is_empty() {
+            let _ = tx.send(batch).await;
         }
         drop(tx);
         let written = writer
             .await
             .map_err(|e| StorageError::Io(std::io::Error::other(e)))??;
-        self.buffers.give(buf);
-        back_rx.close();
-        while let Ok(b) = back_rx.try_recv() {
-            self.buffers.give(b);
-        }
         if let Some(e) = client_err {
             return Err(StorageError::Client(e));
         }
