@@ -154,10 +154,10 @@ mod tests {
         AuditRow {
             at: 1_000 + i as i64,
             kind: "pull_repo".into(),
-            performer: (i % 3 != 0).then(|| format!("user{i}")),
+            performer: (!i.is_multiple_of(3)).then(|| format!("user{i}")),
             performer_kind: Some("user".into()),
             namespace: Some("ns".into()),
-            repository: (i % 2 == 0).then(|| format!("repo{i}")),
+            repository: i.is_multiple_of(2).then(|| format!("repo{i}")),
             ip: Some("127.0.0.1".into()),
             metadata: format!("{{\"n\":{i}}}"),
             ..AuditRow::default()
