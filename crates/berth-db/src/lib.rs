@@ -19,7 +19,6 @@ mod decode;
 mod gc;
 mod jobs;
 mod labels;
-mod manifest_cache;
 mod manifests;
 mod mirrors;
 mod notifications;
@@ -164,25 +163,17 @@ pub struct Db {
     pool: AnyPool,
     backend: Backend,
     write_lock: Arc<Mutex<()>>,
-    /// Live manifests recently read, on SQLite only (see `manifest_cache.rs`).
-    manifest_cache: Option<Arc<manifest_cache::ManifestCache>>,
 }
 
 /// A write transaction; dropping it without `commit` rolls back.
 pub struct WriteTx {
     pub tx: Transaction<'static, Any>,
     _guard: Option<OwnedMutexGuard<()>>,
-    cache: Option<Arc<manifest_cache::ManifestCache>>,
 }
 
 impl WriteTx {
     pub async fn commit(self) -> Result<()> {
-        let result = self.tx.commit().await;
-        // Whatever the outcome, no manifest read before this commit answers after it.
-        if let Some(c) = &self.cache {
-            c.invalidate();
-        }
-        result?;
+        self.tx.commit().await?;
         Ok(())
     }
 }
@@ -240,7 +231,6 @@ impl Db {
             pool,
             backend,
             write_lock: Arc::new(Mutex::new(())),
-            manifest_cache: (backend == Backend::Sqlite).then(Arc::default),
         })
     }
 
@@ -270,13 +260,11 @@ impl Db {
                 Ok(WriteTx {
                     tx,
                     _guard: Some(guard),
-                    cache: self.manifest_cache.clone(),
                 })
             }
             Backend::Postgres => Ok(WriteTx {
                 tx: self.pool.begin().await?,
                 _guard: None,
-                cache: None,
             }),
         }
     }

@@ -39,14 +39,6 @@ pub struct ManifestRow {
     pub content: Vec<u8>,
 }
 
-/// A live manifest found by tag, with when the tag expires.
-#[derive(sqlx::FromRow)]
-struct TaggedManifestRow {
-    #[sqlx(flatten)]
-    row: ManifestRow,
-    expires_at: Option<i64>,
-}
-
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ReferrerRow {
     pub digest: String,
@@ -226,53 +218,26 @@ impl Db {
         repo: &str,
         digest: &str,
     ) -> Result<Option<ManifestRow>> {
-        let cached = self.manifest_cache.as_ref().map(|c| {
-            let k = crate::manifest_cache::key(repo, '@', digest);
-            (c, c.get(&k, now_ms()), k)
-        });
-        if let Some((_, Some(row), _)) = cached {
-            return Ok(Some(row));
-        }
-        let generation = cached.as_ref().map(|(c, _, _)| c.generation());
-        let row: Option<ManifestRow> = sqlx::query_as(live_manifest!(
+        Ok(sqlx::query_as(live_manifest!(
             "WHERE r.name = $1 AND m.digest = $2 AND m.deleted_at IS NULL"
         ))
         .bind(repo)
         .bind(digest)
         .fetch_optional(&self.pool)
-        .await?;
-        if let (Some((c, _, k)), Some(g), Some(r)) = (cached, generation, &row) {
-            c.put(k, r, g, now_ms(), None);
-        }
-        Ok(row)
+        .await?)
     }
 
     pub async fn manifest_by_tag(&self, repo: &str, tag: &str) -> Result<Option<ManifestRow>> {
-        let now = now_ms();
-        let cached = self.manifest_cache.as_ref().map(|c| {
-            let k = crate::manifest_cache::key(repo, ':', tag);
-            (c, c.get(&k, now), k)
-        });
-        if let Some((_, Some(row), _)) = cached {
-            return Ok(Some(row));
-        }
-        let generation = cached.as_ref().map(|(c, _, _)| c.generation());
-        let hit: Option<TaggedManifestRow> = sqlx::query_as(
-            "SELECT m.repo_id, m.digest, m.media_type, m.content, t.expires_at FROM manifests m
-             JOIN repositories r ON r.id = m.repo_id
-             JOIN tags t ON t.repo_id = m.repo_id AND t.manifest_digest = m.digest
+        Ok(sqlx::query_as(live_manifest!(
+            "JOIN tags t ON t.repo_id = m.repo_id AND t.manifest_digest = m.digest
              WHERE r.name = $1 AND t.name = $2 AND t.end_at IS NULL AND m.deleted_at IS NULL
-               AND (t.expires_at IS NULL OR t.expires_at > $3)",
-        )
+               AND (t.expires_at IS NULL OR t.expires_at > $3)"
+        ))
         .bind(repo)
         .bind(tag)
-        .bind(now)
+        .bind(now_ms())
         .fetch_optional(&self.pool)
-        .await?;
-        if let (Some((c, _, k)), Some(g), Some(h)) = (cached, generation, &hit) {
-            c.put(k, &h.row, g, now, h.expires_at);
-        }
-        Ok(hit.map(|h| h.row))
+        .await?)
     }
 
     /// Marks a manifest deleted and ends every live tag on it (both stay in history).
