@@ -70,35 +70,12 @@ pub async fn push_blob(
     let mut conn = client(addr, access, &[repo], "pull,push").await?;
     let chunk = if chunk == 0 { blob.size() } else { chunk };
     let start = Instant::now();
-    let hdrs = conn
-        .expect(
-            Method::POST,
-            &format!("/v2/{repo}/blobs/uploads/"),
-            &[],
-            ReqBody::empty(),
-            StatusCode::ACCEPTED,
-        )
-        .await?;
-    let mut upload = location(&hdrs)?;
+    let mut upload = open_upload(&mut conn, repo).await?;
     let mut at = 0;
     while at < blob.size() {
         let part = blob.range(at, chunk);
         let len = part.remaining();
-        let range = format!("{at}-{}", at + len - 1);
-        let hdrs = conn
-            .expect(
-                Method::PATCH,
-                &upload,
-                &[
-                    OCTET,
-                    (http::HeaderName::from_static("content-range"), &range),
-                ],
-                ReqBody::Stream(part),
-                StatusCode::ACCEPTED,
-            )
-            .await
-            .with_context(|| format!("PATCH of bytes {range}"))?;
-        upload = location(&hdrs)?;
+        upload = patch_upload(&mut conn, &upload, at, len, ReqBody::Stream(part)).await?;
         at += len;
     }
     let hdrs = conn
@@ -194,6 +171,46 @@ fn split_url(url: &str) -> Result<(String, String, String)> {
     Ok((connect, auth.as_str().to_string(), path))
 }
 
+/// `POST /v2/<repo>/blobs/uploads/` with no body: a new upload session's location.
+async fn open_upload(conn: &mut Conn, repo: &str) -> Result<String> {
+    let hdrs = conn
+        .expect(
+            Method::POST,
+            &format!("/v2/{repo}/blobs/uploads/"),
+            &[],
+            ReqBody::empty(),
+            StatusCode::ACCEPTED,
+        )
+        .await?;
+    location(&hdrs)
+}
+
+/// One `PATCH` of `len` bytes at `at` (`Content-Range: at-end`) to `upload`: the location the
+/// next request goes to.
+async fn patch_upload(
+    conn: &mut Conn,
+    upload: &str,
+    at: u64,
+    len: u64,
+    body: ReqBody,
+) -> Result<String> {
+    let range = format!("{at}-{}", (at + len).saturating_sub(1));
+    let hdrs = conn
+        .expect(
+            Method::PATCH,
+            upload,
+            &[
+                OCTET,
+                (http::HeaderName::from_static("content-range"), &range),
+            ],
+            body,
+            StatusCode::ACCEPTED,
+        )
+        .await
+        .with_context(|| format!("PATCH of bytes {range}"))?;
+    location(&hdrs)
+}
+
 /// Uploads one small blob according to `mode`.
 async fn upload_small(
     conn: &mut Conn,
@@ -204,30 +221,9 @@ async fn upload_small(
 ) -> Result<()> {
     match mode {
         UploadMode::Chunked => {
-            let hdrs = conn
-                .expect(
-                    Method::POST,
-                    &format!("/v2/{repo}/blobs/uploads/"),
-                    &[],
-                    ReqBody::empty(),
-                    StatusCode::ACCEPTED,
-                )
-                .await?;
-            let upload = location(&hdrs)?;
-            let range = format!("0-{}", data.len().saturating_sub(1));
-            let hdrs = conn
-                .expect(
-                    Method::PATCH,
-                    &upload,
-                    &[
-                        OCTET,
-                        (http::HeaderName::from_static("content-range"), &range),
-                    ],
-                    ReqBody::bytes(data.clone()),
-                    StatusCode::ACCEPTED,
-                )
-                .await?;
-            let upload = location(&hdrs)?;
+            let upload = open_upload(conn, repo).await?;
+            let len = data.len() as u64;
+            let upload = patch_upload(conn, &upload, 0, len, ReqBody::bytes(data.clone())).await?;
             conn.expect(
                 Method::PUT,
                 &with_query(&upload, "digest", digest),
@@ -248,16 +244,7 @@ async fn upload_small(
             .await?;
         }
         UploadMode::PostPut => {
-            let hdrs = conn
-                .expect(
-                    Method::POST,
-                    &format!("/v2/{repo}/blobs/uploads/"),
-                    &[],
-                    ReqBody::empty(),
-                    StatusCode::ACCEPTED,
-                )
-                .await?;
-            let upload = location(&hdrs)?;
+            let upload = open_upload(conn, repo).await?;
             conn.expect(
                 Method::PUT,
                 &with_query(&upload, "digest", digest),

@@ -38,24 +38,13 @@ const AUDIT_BATCH: usize = 16;
 
 /// `INSERT INTO audit_log ... VALUES ($1, ..., $8), ($9, ...)` for `rows` rows.
 fn audit_insert_sql(rows: usize) -> String {
-    let mut sql = String::from(
-        "INSERT INTO audit_log (at, kind, performer, performer_kind, namespace, repository, ip, metadata) VALUES ",
-    );
-    for i in 0..rows {
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('(');
-        for j in 1..=8 {
-            if j > 1 {
-                sql.push_str(", ");
-            }
-            sql.push('$');
-            sql.push_str(&(i * 8 + j).to_string());
-        }
-        sql.push(')');
-    }
-    sql
+    let values: Vec<String> = (0..rows)
+        .map(|i| format!("({})", crate::marks(i * 8 + 1, 8)))
+        .collect();
+    format!(
+        "INSERT INTO audit_log (at, kind, performer, performer_kind, namespace, repository, ip, metadata) VALUES {}",
+        values.join(", ")
+    )
 }
 
 impl Db {
@@ -210,5 +199,8 @@ mod tests {
             }
         }
         assert_eq!(audit_insert_sql(2).matches('$').count(), 16);
+        assert!(audit_insert_sql(2).ends_with(
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8), ($9, $10, $11, $12, $13, $14, $15, $16)"
+        ));
     }
 }
