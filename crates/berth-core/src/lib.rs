@@ -19,6 +19,7 @@ pub mod content;
 pub use caller::Caller;
 mod error;
 mod gc;
+mod hash_pipe;
 pub use gc::{GcConfig, GcReport};
 pub mod jobs;
 pub mod labels;

@@ -6,12 +6,13 @@
 //! another instance. Nothing is trusted from the client: the digest is computed, never taken.
 
 use crate::error::{Malformed, Missing};
+use crate::hash_pipe::hashed;
 use crate::{Error, Registry, Result};
 use berth_oci::{Algorithm, Digest, Hasher, RepoName};
 use berth_storage::{ByteStream, StorageError};
 use futures::StreamExt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
 /// Where an upload session stands.
 #[derive(Debug, Clone)]
@@ -39,20 +40,6 @@ fn unknown_upload(id: &str) -> Error {
         Missing::Upload,
         format!("upload {id} is unknown, finished or cancelled; start a new one with POST"),
     )
-}
-
-/// Wraps a body stream so that every chunk also goes through `hasher`.
-fn hashed(stream: ByteStream, hasher: Arc<Mutex<Hasher>>) -> ByteStream {
-    stream
-        .map(move |item| {
-            if let Ok(chunk) = &item
-                && let Ok(mut h) = hasher.lock()
-            {
-                h.update(chunk);
-            }
-            item
-        })
-        .boxed()
 }
 
 /// Ends a body stream with an error once it has carried the blob past `max` bytes
@@ -158,15 +145,11 @@ impl Registry {
         let hasher = self
             .resume_hasher(&row.id, &row.hash_algo, row.hash_state.as_deref(), old)
             .await?;
-        let hasher = Arc::new(Mutex::new(hasher));
         let _in_flight = InFlight::new();
         let over = Arc::new(AtomicBool::new(false));
         let body = limited(body, old, self.config.max_blob_bytes, over.clone());
-        let new = match self
-            .store
-            .upload_append(id, old, hashed(body, hasher.clone()))
-            .await
-        {
+        let (body, hashing) = hashed(body, hasher);
+        let new = match self.store.upload_append(id, old, body).await {
             Ok(n) => n,
             Err(_) if over.load(Ordering::Relaxed) => {
                 // Past MAXIMUM_LAYER_SIZE while streaming: the session goes, nothing is kept.
@@ -190,7 +173,11 @@ impl Registry {
                 format!("chunk declared {expected} bytes but {written} arrived; resume from {old}"),
             ));
         }
-        let state = hasher.lock().map(|h| h.save()).unwrap_or_default();
+        let state = hashing
+            .finish()
+            .await
+            .map(|h| h.save())
+            .ok_or_else(|| Error::internal("the chunk was stored but its hash was lost"))?;
         let advanced = self
             .db
             .advance_upload(id, row.size, i64::try_from(new).unwrap_or(i64::MAX), &state)
@@ -349,15 +336,11 @@ impl Registry {
         body: ByteStream,
         id: &str,
     ) -> Result<u64> {
-        let hasher = Arc::new(Mutex::new(Hasher::new(digest.algorithm())));
         let _in_flight = InFlight::new();
         let over = Arc::new(AtomicBool::new(false));
         let body = limited(body, 0, self.config.max_blob_bytes, over.clone());
-        let size = match self
-            .store
-            .upload_append(id, 0, hashed(body, hasher.clone()))
-            .await
-        {
+        let (body, hashing) = hashed(body, Hasher::new(digest.algorithm()));
+        let size = match self.store.upload_append(id, 0, body).await {
             Ok(n) => n,
             // The temporary object is removed by the caller on any error.
             Err(_) if over.load(Ordering::Relaxed) => {
@@ -376,11 +359,11 @@ impl Registry {
                 format!("Content-Length was {expected} but {size} bytes arrived"),
             ));
         }
-        let actual = hasher.lock().map(|h| h.clone().finish()).map_err(|_| {
-            Error::Storage(StorageError::Io(std::io::Error::other(
-                "hasher lock poisoned",
-            )))
-        })?;
+        let actual = hashing
+            .finish()
+            .await
+            .map(Hasher::finish)
+            .ok_or_else(|| Error::internal("the blob was stored but its hash was lost"))?;
         if &actual != digest {
             return Err(Error::malformed(
                 Malformed::Digest,

@@ -19,6 +19,7 @@ mod decode;
 mod gc;
 mod jobs;
 mod labels;
+mod manifest_cache;
 mod manifests;
 mod mirrors;
 mod notifications;
@@ -163,6 +164,8 @@ pub struct Db {
     pool: AnyPool,
     backend: Backend,
     write_lock: Arc<Mutex<()>>,
+    /// Live manifests recently read, on SQLite only (see `manifest_cache.rs`).
+    manifest_cache: Option<Arc<manifest_cache::ManifestCache>>,
 }
 
 /// A write transaction; dropping it without `commit` rolls back.
@@ -203,6 +206,7 @@ impl Db {
         let options = AnyPoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(Duration::from_secs(5));
+        let mut manifest_cache = None;
         let pool = match backend {
             Backend::Sqlite => {
                 let url = if uri.contains('?') {
@@ -223,6 +227,11 @@ impl Db {
                     .connect(&url)
                     .await?;
                 pool.execute("PRAGMA journal_mode = WAL").await?;
+                manifest_cache =
+                    <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&url)
+                        .ok()
+                        .and_then(|o| manifest_cache::ManifestCache::open(o.get_filename()))
+                        .map(Arc::new);
                 pool
             }
             Backend::Postgres => options.connect(uri).await?,
@@ -231,6 +240,7 @@ impl Db {
             pool,
             backend,
             write_lock: Arc::new(Mutex::new(())),
+            manifest_cache,
         })
     }
 

@@ -39,6 +39,14 @@ pub struct ManifestRow {
     pub content: Vec<u8>,
 }
 
+/// A live manifest found by tag, with when the tag expires.
+#[derive(sqlx::FromRow)]
+struct TaggedManifestRow {
+    #[sqlx(flatten)]
+    row: ManifestRow,
+    expires_at: Option<i64>,
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ReferrerRow {
     pub digest: String,
@@ -218,26 +226,53 @@ impl Db {
         repo: &str,
         digest: &str,
     ) -> Result<Option<ManifestRow>> {
-        Ok(sqlx::query_as(live_manifest!(
+        let cache = self.manifest_cache.as_deref();
+        let key = crate::manifest_cache::key(repo, '@', digest);
+        let version = cache.and_then(|c| c.version());
+        if let (Some(c), Some(v)) = (cache, version)
+            && let Some(row) = c.get(&key, v, now_ms())
+        {
+            return Ok(Some(row));
+        }
+        let row: Option<ManifestRow> = sqlx::query_as(live_manifest!(
             "WHERE r.name = $1 AND m.digest = $2 AND m.deleted_at IS NULL"
         ))
         .bind(repo)
         .bind(digest)
         .fetch_optional(&self.pool)
-        .await?)
+        .await?;
+        if let (Some(c), Some(v), Some(r)) = (cache, version, &row) {
+            c.put(key, r, v, None);
+        }
+        Ok(row)
     }
 
     pub async fn manifest_by_tag(&self, repo: &str, tag: &str) -> Result<Option<ManifestRow>> {
-        Ok(sqlx::query_as(live_manifest!(
-            "JOIN tags t ON t.repo_id = m.repo_id AND t.manifest_digest = m.digest
+        let now = now_ms();
+        let cache = self.manifest_cache.as_deref();
+        let key = crate::manifest_cache::key(repo, ':', tag);
+        let version = cache.and_then(|c| c.version());
+        if let (Some(c), Some(v)) = (cache, version)
+            && let Some(row) = c.get(&key, v, now)
+        {
+            return Ok(Some(row));
+        }
+        let hit: Option<TaggedManifestRow> = sqlx::query_as(
+            "SELECT m.repo_id, m.digest, m.media_type, m.content, t.expires_at FROM manifests m
+             JOIN repositories r ON r.id = m.repo_id
+             JOIN tags t ON t.repo_id = m.repo_id AND t.manifest_digest = m.digest
              WHERE r.name = $1 AND t.name = $2 AND t.end_at IS NULL AND m.deleted_at IS NULL
-               AND (t.expires_at IS NULL OR t.expires_at > $3)"
-        ))
+               AND (t.expires_at IS NULL OR t.expires_at > $3)",
+        )
         .bind(repo)
         .bind(tag)
-        .bind(now_ms())
+        .bind(now)
         .fetch_optional(&self.pool)
-        .await?)
+        .await?;
+        if let (Some(c), Some(v), Some(h)) = (cache, version, &hit) {
+            c.put(key, &h.row, v, h.expires_at);
+        }
+        Ok(hit.map(|h| h.row))
     }
 
     /// Marks a manifest deleted and ends every live tag on it (both stay in history).
@@ -304,5 +339,113 @@ impl Db {
         .bind(subject)
         .fetch_all(&self.pool)
         .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(n: u8) -> NewManifest {
+        NewManifest {
+            digest: format!("sha256:{:064x}", n),
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            artifact_type: None,
+            config_digest: None,
+            subject_digest: None,
+            annotations: None,
+            content: format!("{{\"n\":{n}}}").into_bytes(),
+            refs: vec![],
+            required_blobs: vec![],
+            required_manifests: vec![],
+            labels: vec![],
+            tag_expires_at: None,
+        }
+    }
+
+    async fn push(db: &Db, n: u8, tag: &str) {
+        let mut w = db.write().await.expect("write");
+        let repo = db.ensure_repo(&mut w, "ns/app", "ns").await.expect("repo");
+        db.put_manifest(&mut w, repo, &manifest(n), &[tag])
+            .await
+            .expect("put");
+        w.commit().await.expect("commit");
+    }
+
+    async fn digest_of(db: &Db, tag: &str) -> Option<String> {
+        db.manifest_by_tag("ns/app", tag)
+            .await
+            .expect("lookup")
+            .map(|r| r.digest)
+    }
+
+    /// Two instances on one SQLite file, and an administrator's own connection: whatever any of
+    /// them commits, the next lookup on the other sees, though it answered the same lookup from
+    /// its cache a moment before.
+    #[tokio::test]
+    async fn a_cached_lookup_never_outlives_a_commit_by_anyone_on_the_file() {
+        let (dir, a) = crate::test_db().await;
+        let path = dir.path().join("t.db");
+        let b = Db::connect(&format!("sqlite://{}", path.display()), 2)
+            .await
+            .expect("second instance");
+        assert!(a.manifest_cache.is_some() && b.manifest_cache.is_some());
+
+        push(&a, 1, "t").await;
+        let one = Some(manifest(1).digest);
+        for _ in 0..3 {
+            assert_eq!(digest_of(&a, "t").await, one);
+            assert_eq!(digest_of(&b, "t").await, one);
+        }
+        let hits = |db: &Db| db.manifest_cache.as_ref().map_or(0, |c| c.hits());
+        assert_eq!(
+            (hits(&a), hits(&b)),
+            (2, 2),
+            "repeated lookups answer from the cache"
+        );
+        // The tag moves on B: A sees it at once, and so does B.
+        push(&b, 2, "t").await;
+        assert_eq!(digest_of(&a, "t").await, Some(manifest(2).digest));
+        assert_eq!(digest_of(&b, "t").await, Some(manifest(2).digest));
+
+        // By digest too: a deletion on A is seen by B, which had it cached.
+        let d2 = manifest(2).digest;
+        assert!(
+            b.manifest_by_digest("ns/app", &d2)
+                .await
+                .expect("get")
+                .is_some()
+        );
+        assert!(
+            b.manifest_by_digest("ns/app", &d2)
+                .await
+                .expect("get")
+                .is_some()
+        );
+        assert_eq!(hits(&b), 3);
+        let mut w = a.write().await.expect("write");
+        let repo = a.repo_id("ns/app").await.expect("id").expect("repo");
+        a.delete_manifest(&mut w, repo, &d2).await.expect("delete");
+        w.commit().await.expect("commit");
+        assert!(
+            b.manifest_by_digest("ns/app", &d2)
+                .await
+                .expect("get")
+                .is_none()
+        );
+        assert_eq!(digest_of(&b, "t").await, None);
+
+        // A write from outside Berth altogether (an administrator's sqlite3 session).
+        push(&a, 3, "u").await;
+        assert_eq!(digest_of(&b, "u").await, Some(manifest(3).digest));
+        let admin = rusqlite::Connection::open(&path).expect("admin connection");
+        admin
+            .execute(
+                "UPDATE tags SET end_at = 1 WHERE name = 'u' AND end_at IS NULL",
+                [],
+            )
+            .expect("end the tag");
+        assert_eq!(digest_of(&b, "u").await, None);
+        assert_eq!(digest_of(&a, "u").await, None);
     }
 }
