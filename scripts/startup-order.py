@@ -20,6 +20,11 @@ matches nothing; a new one stays where the compiler put it until this is run aga
     python3 scripts/startup-order.py    # needs valgrind and nm (apt-get install valgrind)
     cargo build --release --bin berth   # relinks with the new list
 
+Make the list from the binary `cargo build --release --bin berth` makes (README's), not from one
+built together with other packages (`cargo build --release` of the whole workspace, or with
+`-p berth-bench`): those builds give generic instances other hashes, and instances of a name
+shared by many functions are listed by hash.
+
 Run it again when start-up changes (a new dependency, a toolchain update, new start-up work);
 berth-bench's idle RSS shows when it is due.
 """
@@ -99,8 +104,9 @@ def profile(binary, workdir):
             headers={"Authorization": f"Basic {basic}"},
         )
         urllib.request.urlopen(req, timeout=300).read()
-        # What a server does in its first idle moments (berth-bench measures after 300 ms).
-        time.sleep(2)
+        # What a server does in its first idle seconds (berth-bench measures after waiting for
+        # the machine to go idle): timers fire on the clock, valgrind or not.
+        time.sleep(5)
         subprocess.run(["callgrind_control", "--dump", str(proc.pid)], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(100):
@@ -204,14 +210,20 @@ def main():
         for dump in args.dump or [profile(args.berth_bin, os.path.join(workdir, str(i)))
                                   for i in range(args.runs)]:
             ran.update(executed(dump, args.berth_bin))
-    # One glob per function that ran, with its hashes left out, unless other functions of the
-    # binary share that glob (instances of one generic function, closures of one function):
-    # then the function's own symbol, so that instances that did not run stay where they are.
+    # One glob per function that ran, with its hashes left out, unless many other functions of
+    # the binary share that glob (instances of one generic function, closures of one function)
+    # and not all of them ran: then the function's own symbol, so that instances that did not
+    # run stay where they are. A glob shared by a few (FEW) is kept whole: an instance's hash
+    # changes with the features and dependencies of the crate that instantiates it, so a list
+    # of hashes matches only the build it was made from, and a few functions too many cost less
+    # than start-up code left out.
+    FEW = 4
     sharing = collections.Counter(map(glob, code_symbols(args.berth_bin)))
+    ran_sharing = collections.Counter(map(glob, ran))
     patterns = set()
     for sym in ran:
         g = glob(sym)
-        if g and sharing[g] > 1:
+        if g and sharing[g] > FEW and ran_sharing[g] < sharing[g]:
             g = exact(sym)
         if g:
             patterns.add(g)

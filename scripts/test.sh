@@ -307,6 +307,8 @@ cargo test --locked --workspace --no-fail-fast
 SERVER_SUITES=(--test conformance --test clients --test crash --test multi_instance --test replication --test authz --test time_machine --test gc --test quota --test labels --test autoprune --test notifications --test scanning --test mirror --test proxy_cache --test org_mirror)
 step "server suites on PostgreSQL + filesystem"
 TEST_POSTGRES_URL="$TEST_POSTGRES_URL_SERVER" cargo test --locked -p berth --no-fail-fast "${SERVER_SUITES[@]}"
+# berth-db's own tests of SQL written per backend (each makes a database of its own).
+TEST_POSTGRES_URL="$TEST_POSTGRES_URL_SERVER" cargo test --locked -p berth-db --lib on_postgres
 
 step "server suites on PostgreSQL + S3, the conformance suite split across two instances"
 TEST_POSTGRES_URL="$TEST_POSTGRES_URL_SERVER" TEST_STORAGE=s3 TEST_CLUSTER=1 \

@@ -1072,7 +1072,7 @@ async fn run(args: Args) -> Result<()> {
     let is_berth = |k: &Kind| matches!(k, Kind::Berth | Kind::BerthPgS3);
     if !args.self_test && kinds.iter().any(is_berth) && !args.berth_bin.exists() {
         bail!(
-            "Berth binary {} not found (build it with `cargo build --release`, or pass --berth-bin)",
+            "Berth binary {} not found (build it with `cargo build --release --bin berth`, or pass --berth-bin)",
             args.berth_bin.display()
         );
     }
