@@ -6,12 +6,16 @@
 //! hold the blob being fetched stay.
 
 use crate::auth::Who;
-use crate::{Registry, Result};
+use crate::manifests::Completeness;
+use crate::{Error, Registry, Result};
 use berth_oci::manifest::parse_manifest;
-use berth_oci::{Digest, RepoName};
+use berth_oci::{Digest, Reference, RepoName};
 
 /// At most this many tags are evicted to make room for one blob.
 const MAX_EVICTIONS: usize = 100;
+
+/// How many times a cached manifest is stored before its quota refusal stands.
+const MAX_PUT_ATTEMPTS: usize = 3;
 
 impl Registry {
     /// Evicts least recently pulled tags of `repo`'s cache organization until `incoming` more
@@ -115,21 +119,68 @@ impl Registry {
 
     /// Makes room, as [`Registry::make_room_in_cache`], for storing manifest `bytes` in `repo`
     /// (the stored blobs it references count; its other blobs are made room for when fetched).
-    pub(crate) async fn make_room_for_manifest(
+    /// Answers how many tags were evicted (0 when the manifest does not parse or eviction failed,
+    /// which is logged: the quota check of the push itself still decides).
+    async fn make_room_for_manifest(
         &self,
         repo: &RepoName,
         media_type: &str,
         bytes: &[u8],
-    ) {
+    ) -> usize {
         let Ok(parsed) = parse_manifest(Some(media_type), bytes) else {
-            return;
+            return 0;
         };
         let blobs: Vec<String> = parsed.required_blobs().map(|d| d.to_string()).collect();
         let Some(first) = parsed.required_blobs().next() else {
-            return;
+            return 0;
         };
-        if let Err(e) = self.make_room_in_cache(repo, first, 0, &blobs).await {
-            tracing::warn!(repo = %repo, error = %e, "cannot evict cached tags to make room");
+        match self.make_room_in_cache(repo, first, 0, &blobs).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(repo = %repo, error = %e, "cannot evict cached tags to make room");
+                0
+            }
+        }
+    }
+
+    /// Stores a manifest fetched upstream into cache repository `repo` under `reference`,
+    /// making room for it first. Room is made outside the push's transaction, so a blob another
+    /// pull was storing meanwhile can still take the namespace over its quota; a refusal then
+    /// makes room again and retries, as long as that evicted something (at most
+    /// [`MAX_PUT_ATTEMPTS`] tries).
+    pub(crate) async fn put_cached_manifest(
+        &self,
+        who: &Who,
+        repo: &RepoName,
+        reference: &Reference,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<()> {
+        self.make_room_for_manifest(repo, media_type, bytes).await;
+        let mut attempt = 1;
+        loop {
+            let put = self
+                .manifest_put_as(
+                    who,
+                    repo,
+                    reference,
+                    &[],
+                    Some(media_type),
+                    bytes.to_vec(),
+                    Completeness::Placeholders,
+                )
+                .await;
+            match put {
+                Ok(_) => return Ok(()),
+                Err(Error::Denied(detail))
+                    if attempt < MAX_PUT_ATTEMPTS
+                        && self.make_room_for_manifest(repo, media_type, bytes).await > 0 =>
+                {
+                    tracing::info!(repo = %repo, %detail, "made more room in the cache after a refused store");
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
 }

@@ -9,7 +9,6 @@
 
 use super::{Target, Upstream};
 use crate::auth::Who;
-use crate::manifests::Completeness;
 use crate::{Error, Registry, Result};
 use berth_oci::manifest::parse_manifest;
 use berth_oci::{Digest, Reference, RepoName};
@@ -294,18 +293,8 @@ impl Registry {
                     .await
                 {
                     Ok(c) => {
-                        self.make_room_for_manifest(repo, &c.media_type, &c.bytes)
-                            .await;
-                        self.manifest_put_as(
-                            who,
-                            repo,
-                            &r,
-                            &[],
-                            Some(&c.media_type),
-                            c.bytes.to_vec(),
-                            Completeness::Placeholders,
-                        )
-                        .await?;
+                        self.put_cached_manifest(who, repo, &r, &c.media_type, &c.bytes)
+                            .await?;
                     }
                     Err(e) => {
                         tracing::warn!(repo = %repo, child = %child.digest, error = %e, "cannot cache an index's child manifest")
@@ -320,19 +309,8 @@ impl Registry {
             ),
             None => Reference::Digest(m.digest.clone()),
         };
-        self.make_room_for_manifest(repo, &m.media_type, &m.bytes)
-            .await;
-        self.manifest_put_as(
-            who,
-            repo,
-            &reference,
-            &[],
-            Some(&m.media_type),
-            m.bytes.to_vec(),
-            Completeness::Placeholders,
-        )
-        .await?;
-        Ok(())
+        self.put_cached_manifest(who, repo, &reference, &m.media_type, &m.bytes)
+            .await
     }
 
     /// A pull the upstream confirmed: the tag lives `expiration_s` more (written at most once
